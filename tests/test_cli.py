@@ -1,0 +1,128 @@
+"""The command line as a user runs it: exit codes, refusals, interrupts."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import gotrace_cli, require_bpftrace
+from tracer import load_session
+
+BACKENDS = ["bpftrace", "ld-debug"]
+
+
+def _need(backend):
+    if backend == "bpftrace":
+        require_bpftrace()
+
+
+def test_help_teaches():
+    out = gotrace_cli("bind", "--help")
+    assert out.returncode == 0
+    assert "gotrace bind -- go build" in out.stdout and "ld-debug" in out.stdout
+
+
+def test_unknown_command_is_127(tmp_path):
+    out = gotrace_cli("bind", "-o", str(tmp_path / "s"), "--", "no-such-command-xyz")
+    assert out.returncode == 127
+    assert out.stderr.strip().splitlines() == ["gotrace: command not found: no-such-command-xyz"]
+    assert not (tmp_path / "s").exists()
+
+
+def test_no_command_and_bad_backend(tmp_path):
+    out = gotrace_cli("bind")
+    assert out.returncode == 2 and "no command given" in out.stderr
+    out = gotrace_cli("bind", "--backend", "dtrace", "--", "true")
+    assert out.returncode == 2 and "unknown backend 'dtrace'" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_existing_and_unwritable_output_refused(tmp_path):
+    existing = tmp_path / "exists"
+    existing.mkdir()
+    (existing / "keep.txt").write_text("x")
+    out = gotrace_cli("bind", "-o", str(existing), "--backend", "ld-debug", "--", "true")
+    assert out.returncode == 2 and "already exists" in out.stderr
+    out = gotrace_cli("bind", "-o", str(existing), "--force", "--backend", "ld-debug", "--", "true")
+    assert out.returncode == 2 and "not a gotrace session" in out.stderr
+    assert (existing / "keep.txt").exists()
+    out = gotrace_cli("bind", "-o", str(tmp_path / "missing-parent" / "s"), "--backend", "ld-debug", "--", "true")
+    assert out.returncode == 2 and "does not exist" in out.stderr
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_exit_code_and_crash_pass_through(backend, tmp_path):
+    _need(backend)
+    out = gotrace_cli("bind", "-q", "-o", str(tmp_path / "a"), "--backend", backend, "--",
+                      "bash", "-c", "ls / >/dev/null; exit 7")
+    assert out.returncode == 7, out.stderr
+    s = load_session(tmp_path / "a")
+    assert s.complete and s.meta["exit_code"] == 7
+    root = s.processes[s.processes["pid"] == s.processes["pid"].iloc[0]]
+    assert int(root["exit_code"].iloc[-1]) == 7
+    out = gotrace_cli("bind", "-q", "-o", str(tmp_path / "b"), "--backend", backend, "--",
+                      "bash", "-c", "kill -SEGV $$")
+    assert out.returncode == 128 + signal.SIGSEGV
+    assert load_session(tmp_path / "b").meta["exit_code"] == 128 + signal.SIGSEGV
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_interrupt_saves_incomplete_session(backend, tmp_path):
+    _need(backend)
+    sess = tmp_path / "s"
+    proc = subprocess.Popen([sys.executable, "-m", "tracer", "bind", "-q", "-o", str(sess), "--backend",
+                             backend, "--", "bash", "-c", "ls / >/dev/null; sleep 60"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    # wait until the traced shell has run ls (its bindings are captured)
+    while time.monotonic() < deadline:
+        if subprocess.run(["pgrep", "-f", "^sleep 60$"], capture_output=True).returncode == 0:
+            break
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("traced command never started")
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    s = load_session(sess)
+    assert not s.complete
+    assert s.meta["interrupted_by"] == signal.SIGINT
+    assert (s.events["exe"].astype(str) == "/usr/bin/ls").sum() > 0
+
+
+def test_report_json_and_bad_sessions(tmp_path):
+    sess = tmp_path / "s"
+    out = gotrace_cli("bind", "-q", "-o", str(sess), "--backend", "ld-debug", "--", "ls", "/")
+    assert out.returncode == 0, out.stderr
+    rep = gotrace_cli("report", str(sess), "--json")
+    assert rep.returncode == 0
+    data = json.loads(rep.stdout)
+    assert data["report_version"] == 1
+    assert data["bindings"]["total"] == sum(data["bindings"]["by_kind"].values()) > 0
+    assert data["latency_ns"] is None  # ld-debug measures none, and says so
+    human = gotrace_cli("report", str(sess))
+    assert human.returncode == 0 and "bindings in" in human.stdout
+
+    for bad, msg in [(tmp_path / "nope", "no session at"), (tmp_path, "not a gotrace session")]:
+        r = gotrace_cli("report", str(bad))
+        assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "meta.json").write_text('{"format": "something-else"}')
+    r = gotrace_cli("report", str(foreign))
+    assert r.returncode == 2 and "not a gotrace session" in r.stderr
+    (sess / "processes.parquet").write_bytes(b"PAR1 truncated")
+    r = gotrace_cli("report", str(sess))
+    assert r.returncode == 2 and "truncated or corrupt" in r.stderr
+    (sess / "meta.json").write_text('{"format": "gotrace-sess')
+    r = gotrace_cli("report", str(sess))
+    assert r.returncode == 2 and "truncated" in r.stderr

@@ -1,0 +1,44 @@
+"""Capture backends and how one is chosen.
+
+``auto`` prefers the backend that records most (bpftrace: latency, failed
+lookups, the full process tree) and falls back to the one that needs nothing
+(ld-debug), saying which it picked and why.
+"""
+from __future__ import annotations
+
+from .base import Availability, Backend, CaptureRequest, CaptureResult
+from .bpftrace import BpftraceBackend
+from .ld_debug import LdDebugBackend
+from ..errors import BackendUnavailable
+
+NAMES = ("auto", "bpftrace", "ld-debug")
+
+
+def get(name: str) -> Backend:
+    if name == "bpftrace":
+        return BpftraceBackend()
+    if name == "ld-debug":
+        return LdDebugBackend()
+    raise BackendUnavailable(f"unknown backend {name!r}; choose one of {', '.join(NAMES)}")
+
+
+def choose(name: str) -> tuple[Backend, str]:
+    """The backend to use and a one-line account of the choice."""
+    if name != "auto":
+        backend = get(name)
+        avail = backend.probe()
+        if not avail.ok:
+            raise BackendUnavailable(f"{name} backend unavailable: {avail.explain()}")
+        return backend, f"backend {name}"
+    bpf = BpftraceBackend()
+    avail = bpf.probe()
+    if avail.ok:
+        return bpf, "backend bpftrace (auto: root, bpftrace and ld.so symbols available)"
+    fallback = LdDebugBackend()
+    fb = fallback.probe()
+    if not fb.ok:
+        raise BackendUnavailable(f"no backend can run: bpftrace: {avail.explain()}; ld-debug: {fb.explain()}")
+    return fallback, f"backend ld-debug (auto: {avail.explain()}; no latency without bpftrace)"
+
+
+__all__ = ["Availability", "Backend", "CaptureRequest", "CaptureResult", "NAMES", "choose", "get"]

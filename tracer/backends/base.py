@@ -1,0 +1,52 @@
+"""The small interface every capture backend implements.
+
+A backend answers two questions: can it run here (``probe``, with the reason
+and the fix when it cannot), and run a command under capture (``capture``),
+feeding event tables to the sink and returning the small tables at the end.
+Everything else — session layout, progress, summary — is shared.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import pandas as pd
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class Availability:
+    ok: bool
+    reason: str = ""
+    fix: str = ""
+
+    def explain(self) -> str:
+        return f"{self.reason}; {self.fix}" if self.fix else self.reason
+
+
+@dataclass
+class CaptureRequest:
+    argv: list[str]
+    env: dict[str, str]
+    sink: Callable[[pa.Table], None]  # receives decoded event chunks
+    on_process: Callable[[int], None] = lambda n: None  # progress: processes seen so far
+
+
+@dataclass
+class CaptureResult:
+    exit_code: int
+    interrupted: int = 0  # signal number that interrupted the run, 0 if none
+    processes: pd.DataFrame | None = None
+    images: pd.DataFrame | None = None  # pid, path, l_addr (load bias); bases filled later
+    relocations: pd.DataFrame | None = None
+    lost_events: int = 0
+    malformed_records: int = 0
+    meta: dict = field(default_factory=dict)  # backend-specific facts for meta.json
+
+
+class Backend(Protocol):
+    name: str
+
+    def probe(self) -> Availability: ...
+
+    def capture(self, request: CaptureRequest) -> CaptureResult: ...

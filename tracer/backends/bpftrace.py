@@ -1,0 +1,240 @@
+"""The root backend: bpftrace uprobes on ld.so, following the whole process tree.
+
+``dscripts/bindsnoop.bt`` (shipped in the package as ``tracer/dscripts``) does
+the probing; this module checks that it can run, starts it with the child's
+pid, opens the child's gate once the probes are attached, and streams the
+script's records through :class:`BpftraceDecoder`. bpftrace runs in its own
+session so a terminal Ctrl-C reaches the traced command, never the tracer:
+probes keep recording until the command has exited, then bpftrace is stopped
+with SIGINT, drains its buffers and detaches.
+"""
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from importlib import resources
+
+from .base import Availability, CaptureRequest, CaptureResult
+from .bpftrace_decode import BpftraceDecoder
+from .. import elfinfo
+from ..errors import BackendUnavailable
+from ..launch import GatedChild
+from ..ldso import ldso_path, libc_path
+
+LDSO_SYMBOLS = {"_dl_lookup_symbol_x", "_dl_fixup", "_dl_profile_fixup", "_dl_relocate_object"}
+LIBC_SYMBOLS = {"_dl_sym", "do_dlsym", "do_dlvsym"}
+TRACEFS = "/sys/kernel/tracing"
+READY_TIMEOUT_S = 90
+STDERR_NOISE = ("couldn't set RLIMIT_MEMLOCK", "Addrspace is not set")
+LATENCY_METHOD = ("bpftrace nsecs from uprobe entry to uretprobe of _dl_lookup_symbol_x; "
+                  "includes the probes' own trap cost")
+
+
+def script_path() -> str:
+    return str(resources.files("tracer").joinpath("dscripts", "bindsnoop.bt"))
+
+
+def _tracefs_ready() -> bool:
+    return os.path.isdir(os.path.join(TRACEFS, "events", "sched"))
+
+
+def ensure_tracefs() -> str | None:
+    """Mount tracefs if it is missing (root only); return a reason on failure."""
+    if _tracefs_ready():
+        return None
+    try:
+        subprocess.run(["mount", "-t", "tracefs", "tracefs", TRACEFS], check=True,
+                       capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        pass
+    if _tracefs_ready():
+        return None
+    return f"tracefs is not mounted at {TRACEFS}; run: mount -t tracefs tracefs {TRACEFS}"
+
+
+class BpftraceBackend:
+    name = "bpftrace"
+
+    def __init__(self) -> None:
+        self._probe: Availability | None = None
+
+    def probe(self) -> Availability:
+        if self._probe is None:
+            self._probe = self._check()
+        return self._probe
+
+    def _check(self) -> Availability:
+        if shutil.which("bpftrace") is None:
+            return Availability(False, "bpftrace is not installed", "install it: apt-get install bpftrace")
+        if os.geteuid() != 0:
+            return Availability(False, "bpftrace needs root (CAP_BPF and CAP_PERFMON)",
+                                "run gotrace as root, e.g. sudo -E gotrace bind ...")
+        ldso, libc = ldso_path(), libc_path()
+        if ldso is None or libc is None:
+            return Availability(False, "cannot find glibc's ld.so and libc.so.6 on this host",
+                                "the bpftrace backend supports glibc systems only")
+        missing = sorted(LDSO_SYMBOLS - elfinfo.has_symbols(ldso, LDSO_SYMBOLS))
+        missing += sorted(LIBC_SYMBOLS - elfinfo.has_symbols(libc, LIBC_SYMBOLS))
+        if missing:
+            return Availability(
+                False,
+                f"ld.so/libc internal symbols {', '.join(missing)} are not resolvable (the files are stripped)",
+                "install glibc's debug symbols: apt-get install libc6-dbg")
+        reason = ensure_tracefs()
+        if reason:
+            return Availability(False, reason)
+        return Availability(True, "root, bpftrace and glibc debug symbols are present")
+
+    def capture(self, request: CaptureRequest) -> CaptureResult:
+        avail = self.probe()
+        if not avail.ok:
+            raise BackendUnavailable(f"bpftrace backend unavailable: {avail.explain()}")
+        decoder = BpftraceDecoder()
+        child = GatedChild(request.argv, request.env)
+        child.start()
+        decoder.tree.root(child.pid, os.getpid(), request.argv, time.monotonic_ns())
+        env = dict(os.environ, BPFTRACE_STRLEN="128", BPFTRACE_MAP_KEYS_MAX="65536",
+                   BPFTRACE_PERF_RB_PAGES="1024")
+        try:
+            proc = subprocess.Popen(
+                ["bpftrace", script_path(), str(child.pid), ldso_path(), libc_path()],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                env=env, start_new_session=True)
+        except OSError as exc:
+            child.abort()
+            raise BackendUnavailable(f"cannot start bpftrace: {exc.strerror}") from None
+        errors = _StderrCollector(proc.stderr)
+        errors.start()
+        stream = _Stream(proc.stdout, decoder, request)
+        exit_code = None
+        try:
+            if not stream.wait_ready(proc, READY_TIMEOUT_S):
+                child.abort()
+                _stop(proc)
+                errors.join(5)
+                raise BackendUnavailable(f"bpftrace failed to start: {errors.summary() or 'no probes attached'}")
+            stream.start()
+            child.release()
+            exit_code = child.wait()
+            time.sleep(0.2)  # let orphaned descendants' last records reach the buffers
+        finally:
+            if exit_code is None and child.pid:
+                child.restore_signals()
+            _stop(proc)
+            stream.join()
+            errors.join(5)
+        if stream.error is not None:
+            raise stream.error
+        tail = decoder.finish()
+        if tail is not None:
+            request.sink(tail)
+        seen_pids = set(decoder.names and {int(k.split(':', 1)[0]) for k in decoder.names})
+        return CaptureResult(
+            exit_code=exit_code,
+            interrupted=child.interrupted,
+            processes=decoder.tree.frame(seen_pids),
+            images=decoder.image_biases(),
+            relocations=decoder.relocations_frame(),
+            lost_events=decoder.lost,
+            malformed_records=decoder.malformed,
+            meta={
+                "ts_source": "CLOCK_MONOTONIC (bpftrace nsecs)",
+                "latency_method": LATENCY_METHOD,
+                "bpftrace_version": _bpftrace_version(),
+                "string_limit_bytes": 127,
+                "bpftrace_stderr": errors.summary() or None,
+            },
+        )
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGINT lets bpftrace drain its buffers, run END and detach every probe."""
+    if proc.poll() is None:
+        try:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _bpftrace_version() -> str | None:
+    try:
+        out = subprocess.run(["bpftrace", "--version"], capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+class _StderrCollector(threading.Thread):
+    def __init__(self, pipe):
+        super().__init__(name="gotrace-bpftrace-stderr", daemon=True)
+        self.pipe = pipe
+        self.lines: deque[str] = deque(maxlen=20)
+
+    def run(self) -> None:
+        for raw in self.pipe:
+            line = raw.decode("utf-8", "replace").strip()
+            if line and not any(n in line for n in STDERR_NOISE):
+                self.lines.append(line)
+
+    def summary(self) -> str:
+        errs = [l for l in self.lines if "ERROR" in l or "rror" in l]
+        return (errs or list(self.lines) or [""])[0]
+
+
+class _Stream(threading.Thread):
+    """Reads bpftrace's stdout in large blocks and decodes complete lines."""
+
+    def __init__(self, pipe, decoder: BpftraceDecoder, request: CaptureRequest):
+        super().__init__(name="gotrace-bpftrace-reader", daemon=True)
+        self.fd = pipe.fileno()
+        self.pipe = pipe
+        self.decoder = decoder
+        self.request = request
+        self.buf = b""
+        self.error: BaseException | None = None
+        self._procs = 0
+
+    def wait_ready(self, proc: subprocess.Popen, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.decoder.ready_pid is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
+                return False
+            data = os.read(self.fd, 1 << 16)
+            if not data:
+                return False
+            self._consume(data)
+        return True
+
+    def _consume(self, data: bytes) -> None:
+        data = self.buf + data
+        cut = data.rfind(b"\n") + 1
+        self.buf = data[cut:]
+        if cut:
+            table = self.decoder.feed(data[:cut])
+            if table is not None and table.num_rows:
+                self.request.sink(table)
+            n = len(self.decoder.tree.current)
+            if n != self._procs:
+                self._procs = n
+                self.request.on_process(n)
+
+    def run(self) -> None:
+        try:
+            while True:
+                data = os.read(self.fd, 1 << 20)
+                if not data:
+                    break
+                self._consume(data)
+            if self.buf:
+                self._consume(b"\n")
+        except BaseException as exc:
+            self.error = exc

@@ -1,0 +1,189 @@
+"""The no-root backend: glibc's own LD_DEBUG account of every binding.
+
+Every dynamically linked descendant inherits ``LD_DEBUG`` through its
+environment and writes ``<dir>/ld.<pid>``; a reader thread tails those files
+while the command runs. What this cannot give, and says so in the session:
+latency (glibc prints no times: ``latency_ns`` is null), thread ids, parent
+pids, failed lookups (glibc prints successful bindings only), processes that
+clear their environment or run setuid (glibc ignores LD_DEBUG_OUTPUT there),
+and event times finer than the reader's poll (``ts_ns`` is when gotrace read
+the line).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+
+import pandas as pd
+import pyarrow as pa
+
+from .base import Availability, CaptureRequest, CaptureResult
+from .ld_debug_parse import LdDebugFileParser
+from ..launch import GatedChild
+from ..ldso import ldso_path
+
+POLL_S = 0.1
+LD_DEBUG_VALUE = "files,bindings,reloc"
+
+
+class LdDebugBackend:
+    name = "ld-debug"
+
+    def probe(self) -> Availability:
+        if ldso_path() is None:
+            return Availability(False, "no glibc dynamic linker found on this host",
+                                "ld-debug needs a glibc-based Linux system")
+        return Availability(True, "glibc LD_DEBUG needs no privileges")
+
+    def capture(self, request: CaptureRequest) -> CaptureResult:
+        logdir = tempfile.mkdtemp(prefix="gotrace-ld-debug-")
+        env = dict(request.env)
+        env["LD_DEBUG"] = LD_DEBUG_VALUE
+        env["LD_DEBUG_OUTPUT"] = os.path.join(logdir, "ld")
+        reader = _Tailer(logdir, request, env.get("PATH", os.defpath))
+        child = GatedChild(request.argv, env)
+        try:
+            child.start()
+            reader.start()
+            child.release()
+            exit_code = child.wait()
+        finally:
+            reader.stop()
+            shutil.rmtree(logdir, ignore_errors=True)
+        processes = reader.processes_frame(child.pid, request.argv, exit_code, child.start_ns, child.end_ns)
+        return CaptureResult(
+            exit_code=exit_code,
+            interrupted=child.interrupted,
+            processes=processes,
+            images=pd.DataFrame(reader.image_rows(), columns=["pid", "path", "l_addr"]),
+            relocations=None,
+            meta={
+                "ts_source": "time gotrace read the line (LD_DEBUG prints no timestamps)",
+                "latency_method": None,
+                "ld_debug": LD_DEBUG_VALUE,
+                "limits": ["no latency", "no failed lookups", "no tid or ppid",
+                           "processes that clear LD_DEBUG or run setuid are not seen"],
+            },
+        )
+
+
+class _Tailer(threading.Thread):
+    """Reads new lines from every ld.<pid> file and hands bindings to the sink."""
+
+    def __init__(self, logdir: str, request: CaptureRequest, search_path: str):
+        super().__init__(name="gotrace-ld-debug", daemon=True)
+        self.logdir = logdir
+        self.request = request
+        self.search_path = search_path
+        self.parsers: dict[int, LdDebugFileParser] = {}
+        self.offsets: dict[str, int] = {}
+        self.partial: dict[str, bytes] = {}
+        self._halt = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            while not self._halt.wait(POLL_S):
+                self._sweep()
+            self._sweep()
+            rows: list[tuple] = []
+            for parser in self.parsers.values():
+                parser.flush(rows)
+            self._emit(rows)
+        except BaseException as exc:  # surfaced by stop()
+            self.error = exc
+
+    def stop(self) -> None:
+        self._halt.set()
+        if self.is_alive():
+            self.join()
+        if self.error is not None:
+            raise self.error
+
+    def _sweep(self) -> None:
+        rows: list[tuple] = []
+        try:
+            names = os.listdir(self.logdir)
+        except FileNotFoundError:
+            return
+        new = False
+        for name in names:
+            pid_s = name.rsplit(".", 1)[-1]
+            if not pid_s.isdigit():
+                continue
+            path = os.path.join(self.logdir, name)
+            off = self.offsets.get(name, 0)
+            try:
+                with open(path, "rb") as fh:
+                    fh.seek(off)
+                    data = fh.read()
+            except OSError:
+                continue
+            if not data:
+                continue
+            self.offsets[name] = off + len(data)
+            data = self.partial.pop(name, b"") + data
+            cut = data.rfind(b"\n") + 1
+            if cut < len(data):
+                self.partial[name] = data[cut:]
+            pid = int(pid_s)
+            parser = self.parsers.get(pid)
+            if parser is None:
+                parser = self.parsers[pid] = LdDebugFileParser(pid, self.search_path)
+                new = True
+            parser.feed(data[:cut].decode("utf-8", "replace").splitlines(), time.monotonic_ns(), rows)
+        self._emit(rows)
+        if new:
+            self.request.on_process(len(self.parsers))
+
+    def _emit(self, rows: list[tuple]) -> None:
+        if not rows:
+            return
+        ts, pid, exe, req, sym, ver, prov, kind = zip(*rows)
+        n = len(rows)
+        self.request.sink(pa.table({
+            "ts_ns": pa.array(ts, pa.int64()),
+            "pid": pa.array(pid, pa.int32()),
+            "tid": pa.nulls(n, pa.int32()),
+            "exe": pa.array(exe, pa.string()),
+            "requester": pa.array(req, pa.string()),
+            "symbol": pa.array(sym, pa.string()),
+            "version": pa.array(ver, pa.string()),
+            "provider": pa.array(prov, pa.string()),
+            "kind": pa.array(kind, pa.string()),
+            "resolved": pa.repeat(pa.scalar(True), n),
+            "latency_ns": pa.nulls(n, pa.int64()),
+            "backend": pa.repeat(pa.scalar("ld-debug"), n),
+        }))
+
+    def image_rows(self) -> list[tuple[int, str, int]]:
+        return [row for p in self.parsers.values() for row in p.image_rows()]
+
+    def processes_frame(self, root_pid: int, argv: list[str], exit_code: int,
+                        start_ns: int, end_ns: int) -> pd.DataFrame:
+        rows = []
+        pids = set(self.parsers) | {root_pid}
+        forked = {}  # children seen only in their parent's file: they ran the parent's program
+        for parser in self.parsers.values():
+            for child in parser.other_pids - pids:
+                forked[child] = parser.exes()[-1] if parser.images else None
+        for pid in sorted(pids | set(forked)):
+            parser = self.parsers.get(pid)
+            exes = parser.exes() if parser and parser.images else [forked.get(pid)]
+            for i, exe in enumerate(exes):
+                root = pid == root_pid
+                rows.append({
+                    "pid": pid, "ppid": os.getpid() if root else None,
+                    "exe": exe if exe or not root else shutil.which(argv[0]) or argv[0],
+                    "argv": list(argv) if root and i == 0 else None,
+                    "start_ns": start_ns if root and i == 0 else None,
+                    "end_ns": end_ns if root and i == len(exes) - 1 else None,
+                    "exit_code": exit_code if root and i == len(exes) - 1 else None,
+                })
+        frame = pd.DataFrame(rows)
+        for col, dt in (("ppid", "Int32"), ("start_ns", "Int64"), ("end_ns", "Int64"), ("exit_code", "Int32")):
+            frame[col] = frame[col].astype(dt)
+        return frame

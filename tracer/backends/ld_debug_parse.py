@@ -1,0 +1,166 @@
+"""Parses glibc's LD_DEBUG=files,bindings,reloc output, one process file at a time.
+
+glibc prints no timestamps and does not say why a symbol was bound, so kinds
+come from where in ld.so's run the binding line appears:
+
+* before ``transferring control`` / ``calling init`` (start-up, or inside a
+  ``relocation processing`` block of a dlopen) → ``eager``;
+* afterwards → a PLT slot bound on first call (``lazy``) when the requester has
+  a JUMP_SLOT relocation for the symbol and this is its first binding in the
+  image, otherwise ``dlsym``.
+
+A pid's file holds every program image that pid exec'd (glibc appends), and
+the lines of children it forked that had not yet exec'd (each line carries
+its writer's pid, which is what events use); each
+start-up begins with ld.so binding the vDSO's own symbols, which marks a new
+image. LD_DEBUG prints successful bindings only: failed lookups are invisible
+here (the bpftrace backend sees them).
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+
+from .. import elfinfo
+
+LINE = re.compile(r"^\s*(\d+):\t(.*)$")
+BINDING = re.compile(
+    r"^binding file (.+?) \[\d+\] to (.+?) \[\d+\]: (?:normal|protected) symbol `(.*?)'(?: \[(.*)\])?$"
+)
+RELOC = re.compile(r"^relocation processing: (.+?)( \(lazy\))?$")
+RUNTIME = ("calling init:", "initialize program:", "transferring control:", "calling fini:")
+GEN_LINK_MAP = re.compile(r"^file=(.+?) \[\d+\];  generating link map$")
+NEEDED_BY = re.compile(r"^file=.+? \[\d+\];  needed by (.+?) \[\d+\]$")
+BASE = re.compile(r"^\s*dynamic: 0x[0-9a-f]+\s+base: (0x[0-9a-f]+)\s+size:")
+VDSO = "linux-vdso.so.1"
+
+
+@dataclass
+class ImageState:
+    """One program image within a pid's file."""
+
+    pid: int
+    name: str | None = None  # argv[0] as ld.so prints the main program
+    runtime: bool = False
+    bound: set = field(default_factory=set)  # (requester, symbol) bound at run time
+    bases: dict[str, int] = field(default_factory=dict)  # soname -> l_addr
+    paths: set = field(default_factory=set)
+    held: list = field(default_factory=list)  # bindings seen before the program's name
+
+
+@dataclass
+class LdDebugFileParser:
+    """Stateful parser for one LD_DEBUG_OUTPUT.<pid> file, fed in pieces."""
+
+    pid: int
+    search_path: str = os.defpath
+    images: list[ImageState] = field(default_factory=list)
+    other_pids: set = field(default_factory=set)  # forked children writing here
+    _pending_soname: str | None = None
+    _which: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def current(self) -> ImageState:
+        if not self.images:
+            self.images.append(ImageState(self.pid))
+        return self.images[-1]
+
+    def resolve_main(self, name: str) -> str:
+        """ld.so names the main program by argv[0]; find the file it ran."""
+        if os.sep in name:
+            return name
+        if name not in self._which:
+            self._which[name] = shutil.which(name, path=self.search_path) or name
+        return self._which[name]
+
+    def _name(self, obj: str, img: ImageState) -> str:
+        if img.name is not None and obj == img.name:
+            return self.resolve_main(obj)
+        return obj
+
+    def feed(self, lines: list[str], ts_ns: int, out: list[tuple]) -> None:
+        """Append one tuple per binding to ``out``:
+        (ts_ns, pid, exe, requester, symbol, version, provider, kind)."""
+        for raw in lines:
+            m = LINE.match(raw)
+            if not m:
+                continue
+            msg = m.group(2)
+            if msg.startswith("binding file "):
+                # the line's own pid: a child forked without exec writes into
+                # its parent's file (the descriptor is inherited)
+                line_pid = int(m.group(1))
+                if line_pid != self.pid:
+                    self.other_pids.add(line_pid)
+                b = BINDING.match(msg)
+                if not b:
+                    continue
+                req, prov, sym, ver = b.groups()
+                if req == VDSO and prov == VDSO and (not self.images or self.current.runtime):
+                    self.images.append(ImageState(self.pid))  # a new exec starts with vDSO set-up
+                img = self.current
+                req_path, prov_path = self._name(req, img), self._name(prov, img)
+                img.paths.update((req_path, prov_path))
+                if not img.runtime:
+                    kind = "eager"
+                else:
+                    key = (req_path, sym)
+                    slots = elfinfo.jump_slot_symbols(req_path) if os.sep in req_path else None
+                    first = key not in img.bound
+                    img.bound.add(key)
+                    kind = "lazy" if first and (slots is None or sym in slots) else "dlsym"
+                if img.name is None:
+                    img.held.append((ts_ns, line_pid, None, req_path, sym, ver, prov_path, kind))
+                else:
+                    out.append((ts_ns, line_pid, self.resolve_main(img.name), req_path, sym, ver, prov_path, kind))
+            elif msg.startswith("relocation processing: "):
+                r = RELOC.match(msg)
+                img = self.current
+                if r and img.name is None and os.sep not in r.group(1) and not img.runtime:
+                    # the main program is relocated under its argv[0], libraries by path
+                    self._set_name(img, r.group(1), out)
+                img.runtime = False
+            elif msg.startswith(RUNTIME):
+                img = self.current
+                if msg.startswith(("initialize program:", "transferring control:")) and img.name is None:
+                    self._set_name(img, msg.split(":", 1)[1].strip(), out)
+                img.runtime = True
+            elif msg.startswith("file="):
+                g = GEN_LINK_MAP.match(msg)
+                self._pending_soname = g.group(1) if g else None
+                n = NEEDED_BY.match(msg)
+                if n and self.current.name is None and not self.current.runtime:
+                    self._set_name(self.current, n.group(1), out)
+            elif self._pending_soname and "base:" in msg:
+                b = BASE.match(msg)
+                if b:
+                    self.current.bases[self._pending_soname] = int(b.group(1), 16)
+                self._pending_soname = None
+
+    def _set_name(self, img: ImageState, name: str, out: list[tuple]) -> None:
+        img.name = name
+        if img.held:
+            exe = self.resolve_main(name)
+            out.extend((r[0], r[1], exe, self._name(r[3], img), r[4], r[5], self._name(r[6], img), r[7])
+                       for r in img.held)
+            img.held.clear()
+
+    def flush(self, out: list[tuple]) -> None:
+        """At the end: release bindings of images whose name never appeared."""
+        for img in self.images:
+            out.extend(img.held)
+            img.held.clear()
+
+    def image_rows(self) -> list[tuple[int, str, int]]:
+        """(pid, path, l_addr) for libraries whose load bias ld.so printed."""
+        rows = []
+        for img in self.images:
+            by_base = {os.path.basename(p): p for p in img.paths}
+            for soname, bias in img.bases.items():
+                rows.append((self.pid, by_base.get(os.path.basename(soname), soname), bias))
+        return rows
+
+    def exes(self) -> list[str | None]:
+        return [self.resolve_main(i.name) if i.name else None for i in self.images]

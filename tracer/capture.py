@@ -1,0 +1,172 @@
+"""Runs a command under a backend and saves the session: the library's bind API.
+
+``bind()`` is what ``gotrace bind`` calls and what a notebook or script can call
+directly. Event chunks from the backend are buffered up to a bounded size,
+written as Parquet parts, and (optionally) handed to ``on_chunk`` as pandas
+DataFrames while the command is still running.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import pyarrow as pa
+
+from . import __version__, backends, elfinfo, schema
+from .errors import GotraceError
+from .launch import resolve_command
+from .session import SessionWriter, prepare_directory
+
+CHUNK_ROWS = 65536
+CHUNK_SECONDS = 2.0
+
+
+@dataclass
+class Progress:
+    """Counters a live display reads; updated from the capture threads."""
+
+    events: int = 0
+    processes: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.events / elapsed if elapsed > 0 else 0.0
+
+
+class ChunkSink:
+    """Buffers decoded tables and flushes them in bounded chunks."""
+
+    def __init__(self, writer: SessionWriter, progress: Progress,
+                 on_chunk: Callable[[pd.DataFrame], None] | None = None):
+        self.writer = writer
+        self.progress = progress
+        self.on_chunk = on_chunk
+        self.buffer: list[pa.Table] = []
+        self.rows = 0
+        self.last_flush = time.monotonic()
+        self.lock = threading.Lock()
+
+    def __call__(self, table: pa.Table) -> None:
+        with self.lock:
+            self.buffer.append(table)
+            self.rows += table.num_rows
+            self.progress.events += table.num_rows
+            if self.rows >= CHUNK_ROWS or time.monotonic() - self.last_flush >= CHUNK_SECONDS:
+                self._flush()
+
+    def _flush(self) -> None:
+        if not self.buffer:
+            return
+        table = pa.concat_tables(self.buffer).cast(schema.EVENTS)
+        self.buffer, self.rows, self.last_flush = [], 0, time.monotonic()
+        self.writer.append_events(table)
+        if self.on_chunk is not None:
+            self.on_chunk(table.to_pandas(strings_to_categorical=True))
+
+    def close(self) -> None:
+        with self.lock:
+            self._flush()
+
+
+@dataclass
+class BindResult:
+    session: Path
+    exit_code: int
+    backend: str
+    choice: str
+    complete: bool
+    interrupted: int
+    lost_events: int
+    events: int
+
+
+def default_session_dir(argv: list[str]) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = os.path.basename(argv[0]) if argv else "cmd"
+    return Path("gotrace-sessions") / f"{stamp}-{name}"
+
+
+def images_frame(raw: pd.DataFrame | None) -> pd.DataFrame:
+    """Fill link-time base and load base from each file's first PT_LOAD.
+
+    ld.so's load bias (l_addr) is the slide: runtime = link-time + slide.
+    """
+    if raw is None or raw.empty:
+        return schema.empty("images")
+    link = [elfinfo.link_base(p) if p and p.startswith("/") else None for p in raw["path"]]
+    out = pd.DataFrame({"pid": raw["pid"].astype("int32"), "path": raw["path"]})
+    out["link_base"] = pd.array(link, dtype="UInt64")
+    slide = raw["l_addr"].astype("int64")
+    out["slide"] = pd.array(slide, dtype="Int64")
+    out["load_base"] = pd.array(
+        [(int(lb) + int(s)) & 0xFFFFFFFFFFFFFFFF if lb is not None else None for lb, s in zip(link, slide)],
+        dtype="UInt64")
+    return out
+
+
+def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "auto",
+         force: bool = False, env: dict[str, str] | None = None,
+         on_chunk: Callable[[pd.DataFrame], None] | None = None,
+         progress: Progress | None = None, on_choice: Callable[[str], None] | None = None) -> BindResult:
+    """Run ``argv`` with every descendant under capture and save a session."""
+    env = dict(os.environ if env is None else env)
+    resolve_command(argv, env)  # unknown commands fail before anything is created
+    chosen, choice = backends.choose(backend)
+    if on_choice is not None:
+        on_choice(choice)
+    path = prepare_directory(Path(out) if out else default_session_dir(argv), force)
+    progress = progress or Progress()
+    uname = platform.uname()
+    writer = SessionWriter(path, {
+        "command": argv[0], "argv": list(argv), "cwd": os.getcwd(),
+        "host": socket.gethostname(), "arch": uname.machine, "kernel": uname.release,
+        "os": uname.system, "backend": chosen.name, "backend_choice": choice,
+        "versions": {"gotrace": __version__, "python": sys.version.split()[0],
+                     "pandas": pd.__version__, "pyarrow": pa.__version__},
+        "start_time": time.time(), "start_ns": time.monotonic_ns(),
+    })
+    sink = ChunkSink(writer, progress, on_chunk)
+
+    def on_process(n: int) -> None:
+        progress.processes = n
+
+    request = backends.CaptureRequest(argv=list(argv), env=env, sink=sink, on_process=on_process)
+    result = None
+    failure: str | None = None
+    try:
+        result = chosen.capture(request)
+    except GotraceError:
+        raise
+    except KeyboardInterrupt:
+        failure = "interrupted"
+        raise
+    finally:
+        sink.close()
+        if result is not None:
+            writer.write_table("processes", result.processes if result.processes is not None
+                               else schema.empty("processes"))
+            writer.write_table("images", images_frame(result.images))
+            writer.write_table("relocations", result.relocations if result.relocations is not None
+                               else schema.empty("relocations"))
+            complete = not result.interrupted and writer.write_error is None
+            writer.finish(complete, end_time=time.time(), end_ns=time.monotonic_ns(),
+                          exit_code=result.exit_code, interrupted_by=result.interrupted or None,
+                          lost_events=result.lost_events, malformed_records=result.malformed_records,
+                          processes=0 if result.processes is None else int(len(result.processes)),
+                          **result.meta)
+        else:
+            writer.finish(False, end_time=time.time(), end_ns=time.monotonic_ns(),
+                          failure=failure or "capture failed")
+    exit_code = 130 if result.interrupted == 2 else (128 + result.interrupted if result.interrupted else result.exit_code)
+    return BindResult(session=path, exit_code=exit_code, backend=chosen.name, choice=choice,
+                      complete=writer.meta["complete"], interrupted=result.interrupted,
+                      lost_events=result.lost_events, events=writer.events_written)

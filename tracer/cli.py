@@ -1,0 +1,37 @@
+"""The gotrace command line: a thin Typer layer over the library."""
+from __future__ import annotations
+
+import typer
+
+from . import __version__
+from .commands.bind import HELP as BIND_HELP, bind_command
+from .commands.report import report_command
+
+app = typer.Typer(
+    name="gotrace",
+    help="See what the dynamic linker does when the Go toolchain and Go programs run.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"gotrace {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="Print the version and exit.")) -> None:
+    """See what the dynamic linker does when the Go toolchain and Go programs run."""
+
+
+app.command("bind", help=BIND_HELP, context_settings={"allow_interspersed_args": False})(bind_command)
+app.command("report")(report_command)
+
+
+def main() -> None:
+    app()

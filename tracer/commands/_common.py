@@ -1,0 +1,49 @@
+"""What every command shares: option aliases and the one error handler."""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from ..errors import GotraceError
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+TopOpt = Annotated[int, typer.Option("--top", "-n", min=1, help="How many rows in each top-N table.")]
+SessionArg = Annotated[Path, typer.Argument(help="A session directory written by `gotrace bind`.",
+                                            show_default=False)]
+
+err_console = Console(stderr=True, highlight=False)
+
+
+def fail(message: str, code: int) -> None:
+    err_console.print(f"[bold red]gotrace:[/] {message}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def handles_errors(func):
+    """Turn anticipated failures into one line and an exit code, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except GotraceError as exc:
+            fail(exc.message, exc.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        except BrokenPipeError:
+            sys.stderr.close()
+            raise typer.Exit(1)
+        except typer.Exit:
+            raise
+        except Exception as exc:  # a bug: still one line, with a way to see more
+            if os.environ.get("GOTRACE_DEBUG"):
+                raise
+            fail(f"internal error: {type(exc).__name__}: {exc} (GOTRACE_DEBUG=1 shows the traceback)", 70)
+
+    return wrapper

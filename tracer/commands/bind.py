@@ -1,0 +1,69 @@
+"""gotrace bind: run a command and record every dynamic-linker binding."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ._common import JsonOpt, err_console, handles_errors
+from .. import backends
+from ..capture import Progress, bind
+from ..errors import GotraceError
+from ..live import LiveLine
+from ..render import render_summary
+from ..report import build_report
+from ..session import load_session
+
+HELP = """Run CMD, and every process it spawns, recording each symbol binding of the dynamic linker.
+
+Put the command after `--`. Examples:
+
+  gotrace bind -- go build ./...
+
+  gotrace bind -o sess --backend ld-debug -- go test ./pkg
+
+Backends: bpftrace (root; latency, failed lookups, full process tree),
+ld-debug (no root; glibc's LD_DEBUG), auto (bpftrace if it can run, else ld-debug).
+The command's exit code becomes gotrace's; Ctrl-C saves the session marked incomplete.
+"""
+
+
+@handles_errors
+def bind_command(
+    command: Annotated[Optional[list[str]], typer.Argument(help="The command and its arguments, after --.",
+                                                           show_default=False)] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Session directory to create "
+                      "[default: gotrace-sessions/<time>-<cmd>].", show_default=False)] = None,
+    backend: Annotated[str, typer.Option("--backend", "-b", help="auto | bpftrace | ld-debug.")] = "auto",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing session directory.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live status line.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    if backend not in backends.NAMES:
+        raise GotraceError(f"unknown backend {backend!r}; choose one of {', '.join(backends.NAMES)}")
+    if not command:
+        raise GotraceError("no command given: put it after --, e.g. gotrace bind -- go build")
+    progress = Progress()
+    live = LiveLine(progress) if (not quiet and sys.stderr.isatty()) else None
+
+    def on_choice(text: str) -> None:
+        if not quiet and not as_json:
+            err_console.print(f"[dim]gotrace: {text}[/]")
+        if live is not None:
+            live.start()
+
+    try:
+        result = bind(command, out=output, backend=backend, force=force, progress=progress,
+                      on_choice=on_choice)
+    finally:
+        if live is not None:
+            live.stop()
+    report = build_report(load_session(result.session))
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    else:
+        render_summary(report, err_console)
+    raise typer.Exit(result.exit_code)

@@ -1,0 +1,26 @@
+"""gotrace report: summarise a saved session."""
+from __future__ import annotations
+
+import json
+import sys
+
+from rich.console import Console
+
+from ._common import JsonOpt, SessionArg, TopOpt, handles_errors
+from ..render import render_report
+from ..report import build_report
+from ..session import load_session
+
+
+@handles_errors
+def report_command(session: SessionArg, as_json: JsonOpt = False, top: TopOpt = 10) -> None:
+    """Summarise a session: processes, bindings by kind, failures, top symbols and
+    providers, latency percentiles, relocation time per image, lost events.
+
+    --json prints the stable format documented in docs/report-json.md.
+    """
+    report = build_report(load_session(session), top=top)
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    else:
+        render_report(report, Console(highlight=False))

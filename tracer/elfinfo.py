@@ -1,0 +1,91 @@
+"""The few facts about ELF files that capture needs, cached per file.
+
+Capture resolves runtime facts (link_map load bias, lazy vs dlsym) against the
+files on disk. Only what is needed is read: program headers and the JUMP_SLOT
+relocations' symbol names. Unreadable or non-ELF paths answer None rather than
+failing a capture.
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+from elftools.elf.relocation import RelocationSection
+
+_JUMP_SLOT = {"EM_X86_64": 7, "EM_AARCH64": 1026, "EM_386": 7, "EM_ARM": 22, "EM_RISCV": 5}
+
+
+@functools.lru_cache(maxsize=4096)
+def link_base(path: str) -> int | None:
+    """Link-time address of the first PT_LOAD, page aligned (0 for PIE/shared)."""
+    try:
+        with open(path, "rb") as fh:
+            elf = ELFFile(fh)
+            for seg in elf.iter_segments("PT_LOAD"):
+                align = max(int(seg["p_align"]), 1)
+                return int(seg["p_vaddr"]) & ~(align - 1)
+    except (OSError, ELFError, ValueError, AttributeError):
+        return None
+    return None
+
+
+@functools.lru_cache(maxsize=4096)
+def jump_slot_symbols(path: str) -> frozenset[str] | None:
+    """Names bound through PLT slots (JUMP_SLOT relocations) of an ELF file."""
+    try:
+        with open(path, "rb") as fh:
+            elf = ELFFile(fh)
+            want = _JUMP_SLOT.get(elf["e_machine"])
+            names: set[str] = set()
+            for sec in elf.iter_sections():
+                if not isinstance(sec, RelocationSection) or not sec.name.endswith(".plt"):
+                    continue
+                symtab = elf.get_section(sec["sh_link"])
+                for rel in sec.iter_relocations():
+                    if want is None or rel["r_info_type"] == want:
+                        idx = rel["r_info_sym"]
+                        if idx:
+                            names.add(symtab.get_symbol(idx).name)
+            return frozenset(names)
+    except (OSError, ELFError, ValueError, AttributeError, KeyError):
+        return None
+
+
+def build_id(path: str) -> str | None:
+    """The GNU build-id as hex, used to find a stripped file's debug info."""
+    try:
+        with open(path, "rb") as fh:
+            elf = ELFFile(fh)
+            sec = elf.get_section_by_name(".note.gnu.build-id")
+            if sec is None:
+                return None
+            for note in sec.iter_notes():
+                if note["n_type"] == "NT_GNU_BUILD_ID":
+                    return note["n_desc"]
+    except (OSError, ELFError, ValueError):
+        return None
+    return None
+
+
+def has_symbols(path: str, names: set[str]) -> set[str]:
+    """Which of ``names`` the file's own .symtab or its build-id debug file defines."""
+    found: set[str] = set()
+    candidates = [path]
+    bid = build_id(path)
+    if bid:
+        candidates.append(os.path.join("/usr/lib/debug/.build-id", bid[:2], bid[2:] + ".debug"))
+    for cand in candidates:
+        try:
+            with open(cand, "rb") as fh:
+                elf = ELFFile(fh)
+                sec = elf.get_section_by_name(".symtab")
+                if sec is None:
+                    continue
+                for sym in sec.iter_symbols():
+                    if sym.name in names:
+                        found.add(sym.name)
+        except (OSError, ELFError, ValueError):
+            continue
+    return found

@@ -1,0 +1,128 @@
+"""Start the traced command as our child, held at a gate until the tracer is ready.
+
+A tracer that attaches after the child started would miss the first bindings
+(ld.so runs before ``main``), so the child is forked, waits on a pipe, and only
+execs when the backend opens the gate. The child stays in our process group so
+a terminal's Ctrl-C reaches it directly; we forward SIGINT/SIGTERM/SIGHUP that
+are sent to gotrace alone, and remember that the run was interrupted.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from dataclasses import dataclass, field
+
+from .errors import GotraceError
+from .schema import exit_code_from_wait_status
+
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def resolve_command(argv: list[str], env: dict[str, str] | None = None) -> str:
+    """The executable argv[0] names, or a one-line error with exit code 127."""
+    if not argv:
+        raise GotraceError("no command given: put it after --, e.g. gotrace bind -- go build", 2)
+    path = (env or os.environ).get("PATH", os.defpath)
+    found = shutil.which(argv[0], path=path)
+    if found is None:
+        if os.sep in argv[0] and os.path.exists(argv[0]):
+            raise GotraceError(f"cannot run {argv[0]}: permission denied", 126)
+        raise GotraceError(f"command not found: {argv[0]}", 127)
+    if os.path.isdir(found):
+        raise GotraceError(f"cannot run {argv[0]}: is a directory", 126)
+    return found
+
+
+@dataclass
+class GatedChild:
+    """A forked child waiting to exec ``argv``; ``release()`` lets it go."""
+
+    argv: list[str]
+    env: dict[str, str]
+    pid: int = 0
+    interrupted: int = 0  # the signal that interrupted the run, 0 if none
+    start_ns: int = 0
+    end_ns: int = 0
+    _gate_w: int = -1
+    _err_r: int = -1
+    _old_handlers: dict = field(default_factory=dict)
+
+    def start(self) -> int:
+        executable = resolve_command(self.argv, self.env)
+        gate_r, gate_w = os.pipe()
+        err_r, err_w = os.pipe()
+        os.set_inheritable(err_w, False)
+        pid = os.fork()
+        if pid == 0:  # child: wait for the gate, then exec
+            try:
+                os.close(gate_w)
+                os.close(err_r)
+                if os.read(gate_r, 1) != b"g":
+                    os._exit(125)
+                os.close(gate_r)
+                for sig in FORWARDED:
+                    signal.signal(sig, signal.SIG_DFL)
+                os.execve(executable, self.argv, self.env)
+            except OSError as exc:
+                os.write(err_w, f"{exc.errno}".encode())
+            finally:
+                os._exit(127)
+        os.close(gate_r)
+        os.close(err_w)
+        self.pid, self._gate_w, self._err_r = pid, gate_w, err_r
+        for sig in FORWARDED:
+            self._old_handlers[sig] = signal.signal(sig, self._forward)
+        return pid
+
+    def _forward(self, signum, _frame) -> None:
+        self.interrupted = self.interrupted or signum
+        try:
+            os.kill(self.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def release(self) -> None:
+        """Open the gate; raise if the exec itself failed."""
+        self.start_ns = time.monotonic_ns()
+        os.write(self._gate_w, b"g")
+        os.close(self._gate_w)
+        data = os.read(self._err_r, 64)  # EOF on successful exec (close-on-exec)
+        os.close(self._err_r)
+        if data:
+            errno = int(data)
+            self.wait()
+            raise GotraceError(f"cannot run {self.argv[0]}: {os.strerror(errno)}", 126 if errno != 2 else 127)
+
+    def abort(self) -> None:
+        """Kill a child that never got released (tracer failed to start)."""
+        try:
+            os.close(self._gate_w)
+        except OSError:
+            pass
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.wait()
+
+    def wait(self) -> int:
+        """Wait for the child, retrying on signals; return its shell-style exit code."""
+        while True:
+            try:
+                _, status = os.waitpid(self.pid, 0)
+                break
+            except InterruptedError:
+                continue
+            except ChildProcessError:
+                status = 0
+                break
+        self.end_ns = time.monotonic_ns()
+        self.restore_signals()
+        return exit_code_from_wait_status(status)
+
+    def restore_signals(self) -> None:
+        for sig, handler in self._old_handlers.items():
+            signal.signal(sig, handler)
+        self._old_handlers.clear()

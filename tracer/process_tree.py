@@ -1,0 +1,92 @@
+"""Builds the processes table from fork/exec/exit observations.
+
+Shared by every backend that sees the process tree. One row per program image
+a pid ran: a fork followed by exec is one row (the child's program); a second
+exec by the same pid closes the row and opens another. Clones that never exec
+and never exit as a thread-group leader were threads, and are dropped.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from . import schema
+
+
+@dataclass
+class _Image:
+    pid: int
+    ppid: int | None
+    exe: str | None
+    argv: list[str] | None
+    start_ns: int | None
+    end_ns: int | None = None
+    exit_code: int | None = None
+    execed: bool = False
+    exited: bool = False
+
+
+@dataclass
+class ProcessTree:
+    rows: list[_Image] = field(default_factory=list)
+    current: dict[int, _Image] = field(default_factory=dict)
+    pending_argv: dict[int, list[str]] = field(default_factory=dict)
+
+    def root(self, pid: int, ppid: int, argv: list[str], ts_ns: int | None) -> None:
+        img = _Image(pid, ppid, None, list(argv), ts_ns)
+        self.rows.append(img)
+        self.current[pid] = img
+
+    def fork(self, ts_ns: int, ppid: int, child: int) -> None:
+        parent = self.current.get(ppid)
+        img = _Image(child, ppid, parent.exe if parent else None,
+                     parent.argv if parent else None, ts_ns)
+        self.rows.append(img)
+        self.current[child] = img
+
+    def argv(self, pid: int, index: int, arg: str) -> None:
+        if index == 0:
+            self.pending_argv[pid] = []
+        self.pending_argv.setdefault(pid, []).append(arg)
+
+    def exec(self, ts_ns: int, pid: int, exe: str) -> None:
+        img = self.current.get(pid)
+        argv = self.pending_argv.pop(pid, None)
+        if img is None or img.execed:
+            if img is not None:
+                img.end_ns = ts_ns
+            img = _Image(pid, img.ppid if img else None, None, None, ts_ns)
+            self.rows.append(img)
+            self.current[pid] = img
+        img.exe, img.execed = exe, True
+        img.argv = argv if argv is not None else img.argv
+
+    def exit(self, ts_ns: int, pid: int, exit_code: int) -> None:
+        img = self.current.get(pid)
+        if img is None:
+            return
+        img.end_ns, img.exit_code, img.exited = ts_ns, exit_code, True
+
+    def exe_of(self, pid: int) -> str | None:
+        img = self.current.get(pid)
+        return img.exe if img else None
+
+    def frame(self, keep_pids: set[int] | None = None) -> pd.DataFrame:
+        keep_pids = keep_pids or set()
+        rows = [r for r in self.rows if r.execed or r.exited or r.pid in keep_pids
+                or r is self.rows[0]]
+        if not rows:
+            return schema.empty("processes")
+        frame = pd.DataFrame(
+            {
+                "pid": [r.pid for r in rows],
+                "ppid": pd.array([r.ppid for r in rows], dtype="Int32"),
+                "exe": [r.exe for r in rows],
+                "argv": [r.argv for r in rows],
+                "start_ns": pd.array([r.start_ns for r in rows], dtype="Int64"),
+                "end_ns": pd.array([r.end_ns for r in rows], dtype="Int64"),
+                "exit_code": pd.array([r.exit_code for r in rows], dtype="Int32"),
+            }
+        )
+        return frame

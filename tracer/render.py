@@ -1,0 +1,84 @@
+"""Human-readable rendering of a report dict with rich tables."""
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _ns(v: int | float | None) -> str:
+    if v is None:
+        return "-"
+    v = float(v)
+    for unit, div in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if v >= div:
+            return f"{v / div:.1f} {unit}"
+    return f"{v:.0f} ns"
+
+
+def _table(title: str, cols: list[str], rows: list[list[Any]]) -> Table:
+    t = Table(title=title, title_justify="left", title_style="bold", show_edge=False, pad_edge=False)
+    for i, c in enumerate(cols):
+        t.add_column(c, justify="left" if i == 0 else "right", overflow="fold")
+    for r in rows:
+        t.add_row(*[str(x) for x in r])
+    return t
+
+
+def render_report(report: dict[str, Any], console: Console) -> None:
+    s, b, p = report["session"], report["bindings"], report["processes"]
+    state = "complete" if s["complete"] else "[yellow]INCOMPLETE[/]"
+    console.print(f"[bold]session[/] {s['path']}  ({state}, backend {s['backend']}, "
+                  f"exit {s['exit_code']}, {s['duration_s']} s)")
+    console.print(f"[bold]command[/] {' '.join(s['argv'] or [])}")
+    kinds = ", ".join(f"{k} {v:,}" for k, v in b["by_kind"].items())
+    console.print(f"[bold]{b['total']:,}[/] bindings in [bold]{p['count']}[/] processes "
+                  f"({p['images']} program images, {p['failed']} exited non-zero): {kinds}; "
+                  f"resolved {b['resolved']:,}, failed {b['failed']:,}")
+    if s["lost_events"]:
+        console.print(f"[bold red]{s['lost_events']:,} events were lost[/] (perf buffer overflow): "
+                      "counts are lower bounds")
+    lat = report.get("latency_ns")
+    if lat:
+        rows = [[k, f"{v['count']:,}", _ns(v["p50"]), _ns(v["p90"]), _ns(v["p99"]), _ns(v["max"])]
+                for k, v in lat.items()]
+        console.print(_table("resolver latency", ["kind", "n", "p50", "p90", "p99", "max"], rows))
+    else:
+        console.print("resolver latency: not measured by this backend")
+    console.print(_table("top symbols", ["symbol", "bindings"],
+                         [[r["symbol"], f"{r['bindings']:,}"] for r in report["top_symbols"]]))
+    console.print(_table("top providers", ["provider", "bindings"],
+                         [[r["provider"], f"{r['bindings']:,}"] for r in report["top_providers"]]))
+    console.print(_table("bindings per executable", ["exe", "bindings"],
+                         [[r["exe"], f"{r['bindings']:,}"] for r in report["by_exe"]]))
+    console.print(_table("processes per executable", ["exe", "processes"],
+                         [[r["exe"], r["processes"]] for r in report["processes"]["by_exe"]]))
+    if report["failed_symbols"]:
+        console.print(_table("failed lookups", ["symbol", "lookups"],
+                             [[r["symbol"], f"{r['bindings']:,}"] for r in report["failed_symbols"]]))
+    rel = report.get("relocation")
+    if rel:
+        console.print(_table(f"relocation time per image (total {_ns(rel['total_ns'])})",
+                             ["image", "relocations", "total", "median", "max"],
+                             [[r["path"], r["relocations"], _ns(r["total_ns"]), _ns(r["median_ns"]),
+                               _ns(r["max_ns"])] for r in rel["top_images"]]))
+
+
+def render_summary(report: dict[str, Any], console: Console) -> None:
+    """The few lines `gotrace bind` prints when the command has finished."""
+    s, b, p = report["session"], report["bindings"], report["processes"]
+    kinds = ", ".join(f"{k} {v:,}" for k, v in b["by_kind"].items())
+    console.print(f"[bold]gotrace:[/] {b['total']:,} bindings in {p['count']} processes ({kinds}; "
+                  f"{b['failed']:,} failed lookups)")
+    lat = (report.get("latency_ns") or {}).get("all")
+    if lat:
+        console.print(f"[bold]gotrace:[/] resolver latency p50 {_ns(lat['p50'])}, p99 {_ns(lat['p99'])}, "
+                      f"max {_ns(lat['max'])}")
+    if report["top_providers"]:
+        tops = ", ".join(f"{r['provider']} {r['bindings']:,}" for r in report["top_providers"][:3])
+        console.print(f"[bold]gotrace:[/] top providers: {tops}")
+    if s["lost_events"]:
+        console.print(f"[bold red]gotrace:[/] {s['lost_events']:,} events lost: counts are lower bounds")
+    state = "saved" if s["complete"] else "[yellow]saved, marked incomplete[/]"
+    console.print(f"[bold]gotrace:[/] session {state}: {s['path']}  (gotrace report {s['path']})")

@@ -1,0 +1,96 @@
+"""The contract between capture and analysis.
+
+Every backend produces exactly these tables and columns, and every analysis
+(report, notebooks, later compare/plot) relies on nothing else. Columns are
+snake_case with their unit in the name. ``normalize_*`` coerce a backend's
+DataFrame to the contract, so a backend cannot drift silently.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+KINDS = ("eager", "lazy", "dlsym")
+"""eager: bound while ld.so relocated an image (at load, or -z now);
+lazy: bound on first call through a PLT slot (_dl_fixup);
+dlsym: looked up at run time by dlsym/dlvsym."""
+
+KIND_DTYPE = pd.CategoricalDtype(list(KINDS))
+
+EVENTS = pa.schema(
+    [
+        ("ts_ns", pa.int64()),  # CLOCK_MONOTONIC; see metadata ts_source
+        ("pid", pa.int32()),
+        ("tid", pa.int32()),
+        ("exe", pa.string()),
+        ("requester", pa.string()),  # object whose reference is bound
+        ("symbol", pa.string()),
+        ("version", pa.string()),  # null when the reference is unversioned
+        ("provider", pa.string()),  # defining object; null if the lookup failed
+        ("kind", pa.string()),  # one of KINDS
+        ("resolved", pa.bool_()),
+        ("latency_ns", pa.int64()),  # resolver time; null where not measured
+        ("backend", pa.string()),
+    ]
+)
+
+PROCESSES = pa.schema(
+    [
+        ("pid", pa.int32()),
+        ("ppid", pa.int32()),  # null where the backend cannot see it (ld-debug)
+        ("exe", pa.string()),
+        ("argv", pa.list_(pa.string())),
+        ("start_ns", pa.int64()),
+        ("end_ns", pa.int64()),
+        ("exit_code", pa.int32()),  # 128+N for death by signal N, as a shell says
+    ]
+)
+
+IMAGES = pa.schema(
+    [
+        ("pid", pa.int32()),
+        ("path", pa.string()),
+        ("load_base", pa.uint64()),  # runtime address of the first PT_LOAD
+        ("link_base", pa.uint64()),  # link-time address of the first PT_LOAD
+        ("slide", pa.int64()),  # load_base - link_base (ld.so's l_addr)
+    ]
+)
+
+RELOCATIONS = pa.schema(
+    [
+        ("ts_ns", pa.int64()),
+        ("pid", pa.int32()),
+        ("path", pa.string()),
+        ("duration_ns", pa.int64()),  # one _dl_relocate_object call
+    ]
+)
+
+TABLES = {
+    "events": EVENTS,
+    "processes": PROCESSES,
+    "images": IMAGES,
+    "relocations": RELOCATIONS,
+}
+
+
+def to_arrow(table: str, frame: pd.DataFrame) -> pa.Table:
+    """Coerce a backend's frame to the contract: exact columns, order and types."""
+    schema = TABLES[table]
+    missing = [n for n in schema.names if n not in frame.columns]
+    if missing:
+        raise ValueError(f"{table} frame lacks columns {missing}")
+    return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+
+
+def empty(table: str) -> pd.DataFrame:
+    """An empty frame with the table's columns and dtypes."""
+    return TABLES[table].empty_table().to_pandas()
+
+
+def exit_code_from_wait_status(status: int) -> int:
+    """A wait(2) status as a shell reports it: the code, or 128+signal."""
+    if status & 0x7F:
+        return 128 + (status & 0x7F)
+    return (status >> 8) & 0xFF

@@ -1,0 +1,204 @@
+"""Saved sessions: written in pieces while capturing, loaded whole for analysis.
+
+A session is a directory::
+
+    meta.json                 what ran, where, with which backend; complete or not
+    events/part-00000.parquet binding events, one file per flushed chunk
+    processes.parquet         one row per program image a traced pid ran
+    images.parquet            objects loaded in each process, bases and slides
+    relocations.parquet       per-image relocation time (where measured)
+
+Events go to disk in independent Parquet parts as they arrive, so memory stays
+flat however long the build, and a session that dies mid-way still holds every
+part already flushed. ``meta.json`` is written first with ``complete: false``
+and rewritten at the end, so an interrupted capture is recognisable as such.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import schema
+from .errors import GotraceError, SessionError
+
+FORMAT = "gotrace-session"
+META = "meta.json"
+STRING_COLUMNS = {
+    "events": ["exe", "requester", "symbol", "version", "provider", "kind", "backend"],
+    "processes": ["exe"],
+    "images": ["path"],
+    "relocations": ["path"],
+}
+
+
+def prepare_directory(path: Path, force: bool) -> Path:
+    """Refuse an existing or unwritable output directory before anything runs."""
+    path = Path(path)
+    if path.exists():
+        if not force:
+            raise GotraceError(f"output directory {path} already exists; choose another -o or pass --force")
+        if not path.is_dir():
+            raise GotraceError(f"output path {path} exists and is not a directory")
+        if not (path / META).exists() and any(path.iterdir()):
+            raise GotraceError(f"{path} is not empty and not a gotrace session; refusing to overwrite it")
+        shutil.rmtree(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.exists():
+        raise GotraceError(f"cannot create {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise GotraceError(f"cannot write to {parent}: permission denied; choose another -o")
+    try:
+        (path / "events").mkdir(parents=True)
+    except OSError as exc:
+        raise GotraceError(f"cannot create {path}: {exc.strerror}") from None
+    return path
+
+
+class SessionWriter:
+    """Appends event chunks as Parquet parts and writes the small tables at the end."""
+
+    def __init__(self, path: Path, meta: dict[str, Any]):
+        self.path = Path(path)
+        self.meta = {"format": FORMAT, "schema_version": schema.SCHEMA_VERSION, **meta, "complete": False}
+        self.parts = 0
+        self.events_written = 0
+        self.write_error: str | None = None
+        self._write_meta()
+
+    def _write_meta(self) -> None:
+        tmp = self.path / (META + ".tmp")
+        tmp.write_text(json.dumps(self.meta, indent=2, sort_keys=True, default=str) + "\n")
+        os.replace(tmp, self.path / META)
+
+    def append_events(self, table: pa.Table) -> None:
+        """Write one chunk as its own part; after a write error, count but drop."""
+        if table.num_rows == 0:
+            return
+        if self.write_error is None:
+            try:
+                table = table.select(schema.EVENTS.names).cast(schema.EVENTS)
+                pq.write_table(table, self.path / "events" / f"part-{self.parts:05d}.parquet")
+                self.parts += 1
+                self.events_written += table.num_rows
+                return
+            except OSError as exc:  # full disk, removed directory ...
+                self.write_error = f"writing events failed: {exc.strerror or exc}"
+        self.meta["events_dropped"] = self.meta.get("events_dropped", 0) + table.num_rows
+
+    def write_table(self, name: str, frame: pd.DataFrame) -> None:
+        try:
+            pq.write_table(schema.to_arrow(name, frame), self.path / f"{name}.parquet")
+        except OSError as exc:
+            self.write_error = self.write_error or f"writing {name} failed: {exc.strerror or exc}"
+
+    def finish(self, complete: bool, **updates: Any) -> None:
+        self.meta.update(updates)
+        self.meta["events"] = self.events_written
+        if self.write_error:
+            self.meta["write_error"] = self.write_error
+            complete = False
+        self.meta["complete"] = complete
+        try:
+            self._write_meta()
+        except OSError as exc:
+            raise GotraceError(f"could not save session metadata in {self.path}: {exc.strerror}") from None
+
+
+@dataclass
+class Session:
+    """A loaded session: DataFrames per table plus the metadata."""
+
+    path: Path
+    meta: dict[str, Any]
+    events: pd.DataFrame
+    processes: pd.DataFrame
+    images: pd.DataFrame
+    relocations: pd.DataFrame = field(default_factory=lambda: schema.empty("relocations"))
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.meta.get("complete"))
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise SessionError(f"no session at {path}")
+    if not path.is_dir():
+        raise SessionError(f"{path} is not a session directory")
+    meta_file = path / META
+    if not meta_file.exists():
+        raise SessionError(f"{path} is not a gotrace session (no {META})")
+    try:
+        meta = json.loads(meta_file.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        raise SessionError(f"{meta_file} is unreadable or truncated") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise SessionError(f"{path} is not a gotrace session ({META} has another format)")
+    if meta.get("schema_version", 0) > schema.SCHEMA_VERSION:
+        raise SessionError(f"{path} was written by a newer gotrace (schema {meta['schema_version']}); upgrade gotrace")
+    return meta
+
+
+def _read(path: Path, name: str, optional: bool) -> pd.DataFrame:
+    target = path / (name if name == "events" else f"{name}.parquet")
+    if not target.exists():
+        if optional:
+            return schema.empty(name)
+        raise SessionError(f"{path} is truncated: {target.name} is missing")
+    try:
+        if target.is_dir():
+            parts = sorted(target.glob("part-*.parquet"))
+            if not parts:
+                return schema.empty(name)
+            table = pa.concat_tables(
+                pq.read_table(p, read_dictionary=STRING_COLUMNS[name]).cast(
+                    _dict_schema(name)) for p in parts
+            )
+        else:
+            table = pq.read_table(target, read_dictionary=STRING_COLUMNS[name])
+    except (OSError, pa.ArrowException) as exc:
+        raise SessionError(f"{path} is truncated or corrupt: {target.name}: {exc}") from None
+    frame = table.to_pandas()
+    if name == "events":
+        frame["kind"] = frame["kind"].astype(schema.KIND_DTYPE)
+        frame["latency_ns"] = frame["latency_ns"].astype("Int64")
+    for col in ("ppid", "exit_code", "end_ns", "start_ns"):
+        if col in frame.columns:
+            frame[col] = frame[col].astype("Int64" if "ns" in col else "Int32")
+    return frame
+
+
+def _dict_schema(name: str) -> pa.Schema:
+    fields = []
+    for f in schema.TABLES[name]:
+        if f.name in STRING_COLUMNS[name]:
+            f = f.with_type(pa.dictionary(pa.int32(), pa.string()))
+        fields.append(f)
+    return pa.schema(fields)
+
+
+def load_session(path: str | os.PathLike) -> Session:
+    """Load a saved session as DataFrames (for reports, notebooks and scripts).
+
+    String columns come back categorical, so a million-event session fits in
+    tens of megabytes rather than hundreds.
+    """
+    path = Path(path)
+    meta = read_meta(path)
+    return Session(
+        path=path,
+        meta=meta,
+        events=_read(path, "events", optional=not meta.get("complete", False)),
+        processes=_read(path, "processes", optional=not meta.get("complete", False)),
+        images=_read(path, "images", optional=True),
+        relocations=_read(path, "relocations", optional=True),
+    )
