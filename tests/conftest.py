@@ -87,3 +87,24 @@ def ld_debug_counts(logdir: Path) -> Counter:
 def gotrace_cli(*args: str, env: dict | None = None, cwd=None, timeout=600, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "tracer", *args], capture_output=True, text=True,
                           env=env, cwd=cwd, timeout=timeout, **kw)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true", help="rewrite tests/golden/*.expected.json")
+
+
+@pytest.fixture
+def golden(request):
+    """Compare a JSON-able value with a golden file, or rewrite it with --update-golden."""
+    import json
+
+    def check(name: str, value) -> None:
+        path = ROOT / "tests" / "golden" / name
+        text = json.dumps(value, indent=1, sort_keys=True, default=str) + "\n"
+        if request.config.getoption("--update-golden"):
+            path.write_text(text)
+            return
+        assert path.exists(), f"{path} is missing: run pytest --update-golden and review it"
+        assert json.loads(text) == json.loads(path.read_text())
+
+    return check

@@ -7,7 +7,7 @@ latency (glibc prints no times: ``latency_ns`` is null), thread ids, parent
 pids, failed lookups (glibc prints successful bindings only), processes that
 clear their environment or run setuid (glibc ignores LD_DEBUG_OUTPUT there),
 and event times finer than the reader's poll (``ts_ns`` is when gotrace read
-the line).
+the line). Set GOTRACE_LD_DEBUG_DIR to keep glibc's raw logs.
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from ..ldso import ldso_path
 
 POLL_S = 0.1
 LD_DEBUG_VALUE = "files,bindings,reloc"
+KEEP_ENV = "GOTRACE_LD_DEBUG_DIR"  # keep glibc's raw logs there (debugging, tests)
 
 
 class LdDebugBackend:
@@ -39,7 +40,10 @@ class LdDebugBackend:
         return Availability(True, "glibc LD_DEBUG needs no privileges")
 
     def capture(self, request: CaptureRequest) -> CaptureResult:
-        logdir = tempfile.mkdtemp(prefix="gotrace-ld-debug-")
+        keep = os.environ.get(KEEP_ENV)
+        logdir = keep or tempfile.mkdtemp(prefix="gotrace-ld-debug-")
+        if keep:
+            os.makedirs(keep, exist_ok=True)
         env = dict(request.env)
         env["LD_DEBUG"] = LD_DEBUG_VALUE
         env["LD_DEBUG_OUTPUT"] = os.path.join(logdir, "ld")
@@ -52,7 +56,8 @@ class LdDebugBackend:
             exit_code = child.wait()
         finally:
             reader.stop()
-            shutil.rmtree(logdir, ignore_errors=True)
+            if not keep:
+                shutil.rmtree(logdir, ignore_errors=True)
         processes = reader.processes_frame(child.pid, request.argv, exit_code, child.start_ns, child.end_ns)
         return CaptureResult(
             exit_code=exit_code,
@@ -64,6 +69,7 @@ class LdDebugBackend:
                 "ts_source": "time gotrace read the line (LD_DEBUG prints no timestamps)",
                 "latency_method": None,
                 "ld_debug": LD_DEBUG_VALUE,
+                "ld_debug_logs": keep,
                 "limits": ["no latency", "no failed lookups", "no tid or ppid",
                            "processes that clear LD_DEBUG or run setuid are not seen"],
             },

@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 from dataclasses import dataclass, field
+from typing import Callable
 
 from .. import elfinfo
 
@@ -56,6 +57,7 @@ class LdDebugFileParser:
 
     pid: int
     search_path: str = os.defpath
+    jump_slots: Callable[[str], frozenset | None] = elfinfo.jump_slot_symbols
     images: list[ImageState] = field(default_factory=list)
     other_pids: set = field(default_factory=set)  # forked children writing here
     _pending_soname: str | None = None
@@ -107,7 +109,7 @@ class LdDebugFileParser:
                     kind = "eager"
                 else:
                     key = (req_path, sym)
-                    slots = elfinfo.jump_slot_symbols(req_path) if os.sep in req_path else None
+                    slots = self.jump_slots(req_path) if os.sep in req_path else None
                     first = key not in img.bound
                     img.bound.add(key)
                     kind = "lazy" if first and (slots is None or sym in slots) else "dlsym"

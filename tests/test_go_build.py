@@ -1,0 +1,75 @@
+"""The main job: a cold `go build` of examples/cgo-hello under each backend.
+
+Oracle: glibc's own account. For the bpftrace backend, LD_DEBUG=bindings runs in
+the very same processes (it only prints), so every pid LD_DEBUG reports must be
+in the session with exactly as many resolved bindings. The one systematic
+difference is explained and checked: bpftrace also sees failed lookups (weak
+undefined symbols such as __gmon_start__), which LD_DEBUG never prints.
+For the ld-debug backend, glibc's raw logs are kept and counted independently.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from conftest import EXAMPLE, ld_debug_counts, require_bpftrace
+from tracer import bind, load_session
+
+pytestmark = pytest.mark.slow
+
+
+def _resolved_per_pid(session) -> dict[int, int]:
+    ev = session.events
+    return ev[ev["resolved"]].groupby("pid").size().to_dict()
+
+
+def test_bpftrace_cold_go_build_matches_ld_debug(go_env, tmp_path, monkeypatch):
+    require_bpftrace()
+    logs = tmp_path / "ld"
+    logs.mkdir()
+    env = dict(go_env, LD_DEBUG="bindings", LD_DEBUG_OUTPUT=str(logs / "ld"))
+    monkeypatch.chdir(EXAMPLE)
+    res = bind(["go", "build", "-o", str(tmp_path / "hello"), "."], out=tmp_path / "s",
+               backend="bpftrace", env=env)
+    assert res.exit_code == 0
+    s = load_session(res.session)
+    assert s.complete and s.meta["lost_events"] == 0
+    oracle = ld_debug_counts(logs)
+    ours = _resolved_per_pid(s)
+    assert len(oracle) > 50, "a cold cgo build runs the C toolchain many times"
+    assert {p: ours.get(p) for p in oracle} == dict(oracle)
+    # processes: every pid glibc saw is in the process table, with its program
+    procs = s.processes
+    assert set(oracle) <= set(procs["pid"])
+    names = set(procs["exe"].dropna().map(os.path.basename))
+    assert "cc1" in names and any(n.endswith("as") for n in names) and any("ld" in n for n in names), names
+    # failed lookups are the whole difference, and they have no provider
+    failed = s.events[~s.events["resolved"]]
+    assert len(s.events) - len(failed) == sum(oracle.values())
+    assert failed["provider"].isna().all()
+    assert s.events["latency_ns"].notna().all() and (s.events["latency_ns"] > 0).all()
+    assert set(s.events["kind"].astype(str)) >= {"eager", "lazy"}
+    # per-image relocation time was measured for the programs that ran
+    assert len(s.relocations) >= len(oracle)
+    # the tree: every process but the root has a traced parent
+    root = int(procs["pid"].iloc[0])
+    assert set(procs.loc[procs["pid"] != root, "ppid"].dropna()) <= set(procs["pid"])
+
+
+def test_ld_debug_cold_go_build_matches_raw_logs(go_env, tmp_path, monkeypatch):
+    logs = tmp_path / "raw"
+    monkeypatch.setenv("GOTRACE_LD_DEBUG_DIR", str(logs))
+    monkeypatch.chdir(EXAMPLE)
+    res = bind(["go", "build", "-o", str(tmp_path / "hello"), "."], out=tmp_path / "s",
+               backend="ld-debug", env=go_env)
+    assert res.exit_code == 0
+    s = load_session(res.session)
+    oracle = ld_debug_counts(logs)
+    assert len(oracle) > 50
+    assert _resolved_per_pid(s) == dict(oracle)
+    assert set(oracle) <= set(s.processes["pid"])
+    assert s.events["latency_ns"].isna().all()
+    assert s.meta["latency_method"] is None
+    kinds = s.events["kind"].value_counts()
+    assert kinds["eager"] > kinds["lazy"] > 0
