@@ -15,6 +15,7 @@ and rewritten at the end, so an interrupted capture is recognisable as such.
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pandas.api.types import union_categoricals
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -156,18 +158,13 @@ def _read(path: Path, name: str, optional: bool) -> pd.DataFrame:
         raise SessionError(f"{path} is truncated: {target.name} is missing")
     try:
         if target.is_dir():
-            parts = sorted(target.glob("part-*.parquet"))
-            if not parts:
-                return schema.empty(name)
-            table = pa.concat_tables(
-                pq.read_table(p, read_dictionary=STRING_COLUMNS[name]).cast(
-                    _dict_schema(name)) for p in parts
-            )
+            frame = _read_parts(sorted(target.glob("part-*.parquet")), name)
         else:
             table = pq.read_table(target, read_dictionary=STRING_COLUMNS[name])
+            frame = table.to_pandas(self_destruct=True, split_blocks=True)
+            del table
     except (OSError, pa.ArrowException) as exc:
         raise SessionError(f"{path} is truncated or corrupt: {target.name}: {exc}") from None
-    frame = table.to_pandas()
     if name == "events":
         frame["kind"] = frame["kind"].astype(schema.KIND_DTYPE)
         frame["latency_ns"] = frame["latency_ns"].astype("Int64")
@@ -175,6 +172,48 @@ def _read(path: Path, name: str, optional: bool) -> pd.DataFrame:
         if col in frame.columns:
             frame[col] = frame[col].astype("Int64" if "ns" in col else "Int32")
     return frame
+
+
+def _read_parts(parts: list[Path], name: str) -> pd.DataFrame:
+    """Read part files one at a time and merge their categoricals.
+
+    Converting part by part keeps peak memory near the size of the final
+    frame; one big Arrow table plus its pandas copy would double it.
+    """
+    if not parts:
+        return schema.empty(name)
+    frames = []
+    for p in parts:
+        table = pq.read_table(p, read_dictionary=STRING_COLUMNS[name], use_threads=False, pre_buffer=False)
+        frames.append(table.to_pandas(self_destruct=True, split_blocks=True))
+        del table
+        _trim_heap()
+    if len(frames) == 1:
+        return frames[0]
+    cats = [c for c in STRING_COLUMNS[name] if c in frames[0].columns]
+    merged = {c: union_categoricals([f[c] for f in frames]) for c in cats}
+    for f in frames:
+        f.drop(columns=cats, inplace=True)
+    frame = pd.concat(frames, ignore_index=True, copy=False)
+    del frames
+    for c in cats:
+        frame[c] = merged.pop(c)
+    return frame[[f.name for f in schema.TABLES[name]]]
+
+
+def _trim_heap() -> None:
+    """Give freed decode buffers back to the OS (glibc keeps them otherwise)."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except OSError:
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim = None
 
 
 def _dict_schema(name: str) -> pa.Schema:

@@ -1,0 +1,202 @@
+"""Costs of `gotrace bind`, each as a ratio to a baseline measured in the same run.
+
+W1  cold `go build` of examples/cgo-hello (fresh GOCACHE each run):
+    untraced vs --backend ld-debug vs --backend bpftrace, interleaved.
+W2  200 runs of the built cgo-hello binary from one shell, same three ways.
+I   ingest: bindsnoop records decoded into pandas, events/s (baseline: the same
+    bytes split into lines by Python, the cheapest possible pass).
+M   peak RSS of gotrace capturing and then reporting a 1,000,000-event session,
+    against the RSS of the same interpreter after importing the same libraries.
+
+Usage (as root for bpftrace):  .venv/bin/python bench/bench_bind.py [--rounds 3] [--only W1,W2,I,M]
+Machines here are shared and noisy: read the ratios, not the seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "cgo-hello"
+VENV_BIN = Path(sys.executable).parent
+
+
+def go_env(cache: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.update(GOCACHE=str(cache / "gocache"), GOPATH=str(cache / "gopath"), GOTOOLCHAIN="local",
+               GOFLAGS="-modcacherw", GOPROXY="off")
+    return env
+
+
+def run(mode: str, argv: list[str], env: dict, cwd: Path, out: Path) -> tuple[float, int, int]:
+    """Wall seconds, events captured, events lost for one run."""
+    from tracer import load_session
+
+    if mode == "untraced":
+        cmd = argv
+    else:
+        cmd = [str(VENV_BIN / "gotrace"), "bind", "-q", "--force", "-o", str(out), "--backend", mode, "--", *argv]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{mode} run failed ({proc.returncode}): {proc.stderr.strip()[-300:]}")
+    if mode == "untraced":
+        return wall, 0, 0
+    s = load_session(out)
+    return wall, len(s.events), int(s.meta.get("lost_events") or 0)
+
+
+def workload(name: str, modes: list[str], rounds: int, make) -> None:
+    results: dict[str, list[tuple[float, int, int]]] = {m: [] for m in modes}
+    for r in range(rounds):
+        for m in modes:  # interleaved, so drift hits every mode alike
+            with tempfile.TemporaryDirectory(prefix="gotrace-bench-") as tmp:
+                argv, env, cwd = make(Path(tmp))
+                results[m].append(run(m, argv, env, cwd, Path(tmp) / "session"))
+            print(f"  {name} round {r + 1}/{rounds} {m}: {results[m][-1][0]:.2f} s", file=sys.stderr, flush=True)
+    base = statistics.median(w for w, _, _ in results["untraced"])
+    print(f"\n{name}: median of {rounds} interleaved rounds")
+    print(f"  {'mode':10} {'median s':>9} {'ratio':>7} {'events':>9} {'lost':>6}")
+    for m in modes:
+        med = statistics.median(w for w, _, _ in results[m])
+        ev = statistics.median(e for _, e, _ in results[m])
+        lost = max(l for _, _, l in results[m])
+        print(f"  {m:10} {med:9.2f} {med / base:6.3f}x {ev:9.0f} {lost:6d}")
+
+
+def w1(tmp: Path):
+    return ["go", "build", "-o", str(tmp / "hello"), "."], go_env(tmp), EXAMPLE
+
+
+def w2_factory(binary: Path):
+    def make(tmp: Path):
+        script = f'for i in $(seq 200); do "{binary}" >/dev/null; done'
+        return ["bash", "-c", script], dict(os.environ), tmp
+    return make
+
+
+def synthetic_blocks(n: int, procs: int = 200, block_lines: int = 20000):
+    """bindsnoop-shaped records in ~1 MB blocks: forks/execs, names, n bindings."""
+    per = max(n // procs, 1)
+    syms = [f"sym_{i}" for i in range(500)]
+    ts = 1_000_000
+    lines: list[str] = []
+    for p in range(procs):
+        pid = 1000 + p
+        lines.append(f"F\t{ts}\t999\t{pid}")
+        lines.append(f"E\t{ts}\t{pid}\t/usr/bin/prog{p % 7}")
+        for j, lib in enumerate(("", "/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/libm.so.6")):
+            lines.append(f"N\t{pid}\t{0x7f0000 + j:x}\t{0x7f000000 + j:x}\t{lib}")
+        for i in range(per):
+            ts += 1000
+            lines.append(f"B\t{ts}\t{pid}\t{pid}\t{syms[i % 500]}\tGLIBC_2.2.5\t7f0000\t{0x7f0001 + i % 2:x}"
+                         f"\t{2000 + i % 900}\t{1 + i % 3}")
+            if len(lines) >= block_lines:
+                yield ("\n".join(lines) + "\n").encode()
+                lines = []
+        lines.append(f"X\t{ts}\t{pid}\t0")
+    if lines:
+        yield ("\n".join(lines) + "\n").encode()
+
+
+def ingest(n: int = 1_000_000) -> None:
+    from tracer.backends.bpftrace_decode import BpftraceDecoder
+
+    blocks = list(synthetic_blocks(n))
+    t0 = time.perf_counter()
+    count = sum(len(b.split(b"\n")) for b in blocks)
+    base = time.perf_counter() - t0
+    dec = BpftraceDecoder()
+    t0 = time.perf_counter()
+    rows = 0
+    for b in blocks:
+        t = dec.feed(b)
+        if t is not None:
+            rows += len(t.to_pandas(strings_to_categorical=True))
+    el = time.perf_counter() - t0
+    print(f"\nI: ingest of {rows:,} binding records into pandas: {rows / el:,.0f} events/s "
+          f"({el:.2f} s); baseline line split of the same {count:,} lines: {base:.3f} s "
+          f"(ratio {el / base:.1f}x)")
+
+
+def memory(n: int = 1_000_000) -> None:
+    code = f"""
+import sys, tempfile, pathlib
+
+def hwm():  # VmHWM belongs to this exec's address space; ru_maxrss survives exec
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+
+sys.path.insert(0, {str(ROOT / 'bench')!r})
+import pandas, pyarrow, pyarrow.parquet
+pyarrow.set_memory_pool(pyarrow.system_memory_pool())  # as gotrace's CLI does
+from tracer import load_session, build_report
+if sys.argv[1] == "full":
+    from bench_bind import synthetic_blocks
+    from tracer.backends.bpftrace_decode import BpftraceDecoder
+    from tracer.capture import ChunkSink, Progress
+    from tracer.session import SessionWriter, prepare_directory
+    d = prepare_directory(pathlib.Path(tempfile.mkdtemp()) / "s", False)
+    w = SessionWriter(d, {{"argv": ["bench"]}})
+    sink = ChunkSink(w, Progress())
+    dec = BpftraceDecoder()
+    for block in synthetic_blocks({n}):
+        t = dec.feed(block)
+        if t is not None: sink(t)
+    sink.close()
+    w.write_table("processes", dec.tree.frame())
+    w.finish(True)
+    s = load_session(d)
+    r = build_report(s)
+    assert r["bindings"]["total"] == {n}, r["bindings"]
+print(hwm())
+"""
+    out = {}
+    for mode in ("imports", "full"):
+        p = subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True, cwd=ROOT)
+        if p.returncode != 0:
+            raise SystemExit(p.stderr)
+        out[mode] = int(p.stdout.split()[0]) / 1024
+    print(f"\nM: peak RSS capturing + reporting {n:,} events: {out['full']:.0f} MB; "
+          f"same interpreter with the imports only: {out['imports']:.0f} MB "
+          f"(ratio {out['full'] / out['imports']:.2f}x, added {out['full'] - out['imports']:.0f} MB)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--only", default="W1,W2,I,M")
+    args = ap.parse_args()
+    only = set(args.only.split(","))
+    from tracer.backends.bpftrace import BpftraceBackend
+
+    modes = ["untraced", "ld-debug"] + (["bpftrace"] if BpftraceBackend().probe().ok else [])
+    if "bpftrace" not in modes:
+        print("note: bpftrace backend unavailable here; measuring ld-debug only", file=sys.stderr)
+    if "W1" in only:
+        workload("W1 cold go build of examples/cgo-hello", modes, args.rounds, w1)
+    if "W2" in only:
+        with tempfile.TemporaryDirectory() as tmp:
+            argv, env, cwd = w1(Path(tmp))
+            subprocess.run(argv, env=env, cwd=cwd, check=True)
+            binary = Path(tmp) / "bin-hello"
+            shutil.copy(Path(tmp) / "hello", binary)
+            workload("W2 200 runs of the cgo-hello binary", modes, args.rounds, w2_factory(binary))
+    if "I" in only:
+        ingest()
+    if "M" in only:
+        memory()
+
+
+if __name__ == "__main__":
+    main()
