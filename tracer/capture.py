@@ -43,7 +43,12 @@ class Progress:
 
 
 class ChunkSink:
-    """Buffers decoded tables and flushes them in bounded chunks."""
+    """Buffers decoded tables and flushes them in bounded chunks.
+
+    A chunk is flushed when it reaches CHUNK_ROWS, or CHUNK_SECONDS after the
+    last flush (a timer thread), so a slow trickle of events still reaches
+    disk and ``on_chunk`` while the command runs.
+    """
 
     def __init__(self, writer: SessionWriter, progress: Progress,
                  on_chunk: Callable[[pd.DataFrame], None] | None = None):
@@ -54,6 +59,15 @@ class ChunkSink:
         self.rows = 0
         self.last_flush = time.monotonic()
         self.lock = threading.Lock()
+        self._halt = threading.Event()
+        self._timer = threading.Thread(target=self._tick, name="gotrace-flush", daemon=True)
+        self._timer.start()
+
+    def _tick(self) -> None:
+        while not self._halt.wait(CHUNK_SECONDS / 4):
+            with self.lock:
+                if self.buffer and time.monotonic() - self.last_flush >= CHUNK_SECONDS:
+                    self._flush()
 
     def __call__(self, table: pa.Table) -> None:
         with self.lock:
@@ -73,6 +87,8 @@ class ChunkSink:
             self.on_chunk(table.to_pandas(strings_to_categorical=True))
 
     def close(self) -> None:
+        self._halt.set()
+        self._timer.join()
         with self.lock:
             self._flush()
 
@@ -87,6 +103,7 @@ class BindResult:
     interrupted: int
     lost_events: int
     events: int
+    write_error: str | None = None
 
 
 def default_session_dir(argv: list[str]) -> Path:
@@ -169,4 +186,5 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
     exit_code = 130 if result.interrupted == 2 else (128 + result.interrupted if result.interrupted else result.exit_code)
     return BindResult(session=path, exit_code=exit_code, backend=chosen.name, choice=choice,
                       complete=writer.meta["complete"], interrupted=result.interrupted,
-                      lost_events=result.lost_events, events=writer.events_written)
+                      lost_events=result.lost_events, events=writer.events_written,
+                      write_error=writer.write_error)

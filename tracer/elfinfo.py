@@ -70,7 +70,12 @@ def build_id(path: str) -> str | None:
 
 
 def has_symbols(path: str, names: set[str]) -> set[str]:
-    """Which of ``names`` the file's own .symtab or its build-id debug file defines."""
+    """Which of ``names`` the file's own .symtab or its build-id debug file names.
+
+    Looks for each name in the .strtab bytes rather than walking every symbol:
+    a few milliseconds instead of half a second for libc's debug file, which
+    matters because it runs before every bpftrace capture.
+    """
     found: set[str] = set()
     candidates = [path]
     bid = build_id(path)
@@ -80,12 +85,11 @@ def has_symbols(path: str, names: set[str]) -> set[str]:
         try:
             with open(cand, "rb") as fh:
                 elf = ELFFile(fh)
-                sec = elf.get_section_by_name(".symtab")
-                if sec is None:
+                sec = elf.get_section_by_name(".strtab")
+                if sec is None or elf.get_section_by_name(".symtab") is None:
                     continue
-                for sym in sec.iter_symbols():
-                    if sym.name in names:
-                        found.add(sym.name)
+                data = b"\0" + sec.data()
         except (OSError, ELFError, ValueError):
             continue
+        found |= {n for n in names if b"\0" + n.encode() + b"\0" in data}
     return found

@@ -87,7 +87,7 @@ class SessionWriter:
         if self.write_error is None:
             try:
                 table = table.select(schema.EVENTS.names).cast(schema.EVENTS)
-                pq.write_table(table, self.path / "events" / f"part-{self.parts:05d}.parquet")
+                self._write_atomic(table, self.path / "events" / f"part-{self.parts:05d}.parquet")
                 self.parts += 1
                 self.events_written += table.num_rows
                 return
@@ -95,9 +95,20 @@ class SessionWriter:
                 self.write_error = f"writing events failed: {exc.strerror or exc}"
         self.meta["events_dropped"] = self.meta.get("events_dropped", 0) + table.num_rows
 
+    @staticmethod
+    def _write_atomic(table: pa.Table, dest: Path) -> None:
+        """A part is either whole or absent: a full disk never leaves half a file."""
+        tmp = dest.with_name(dest.name + ".tmp")
+        try:
+            pq.write_table(table, tmp)
+            os.replace(tmp, dest)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
     def write_table(self, name: str, frame: pd.DataFrame) -> None:
         try:
-            pq.write_table(schema.to_arrow(name, frame), self.path / f"{name}.parquet")
+            self._write_atomic(schema.to_arrow(name, frame), self.path / f"{name}.parquet")
         except OSError as exc:
             self.write_error = self.write_error or f"writing {name} failed: {exc.strerror or exc}"
 
@@ -111,7 +122,8 @@ class SessionWriter:
         try:
             self._write_meta()
         except OSError as exc:
-            raise GotraceError(f"could not save session metadata in {self.path}: {exc.strerror}") from None
+            # the meta.json written at the start (complete: false) stays in place
+            self.write_error = self.write_error or f"saving metadata failed: {exc.strerror or exc}"
 
 
 @dataclass
@@ -214,15 +226,6 @@ def _trim_heap() -> None:
 
 
 _malloc_trim = None
-
-
-def _dict_schema(name: str) -> pa.Schema:
-    fields = []
-    for f in schema.TABLES[name]:
-        if f.name in STRING_COLUMNS[name]:
-            f = f.with_type(pa.dictionary(pa.int32(), pa.string()))
-        fields.append(f)
-    return pa.schema(fields)
 
 
 def load_session(path: str | os.PathLike) -> Session:

@@ -30,6 +30,7 @@ from ..ldso import ldso_path, libc_path
 LDSO_SYMBOLS = {"_dl_lookup_symbol_x", "_dl_fixup", "_dl_profile_fixup", "_dl_relocate_object"}
 LIBC_SYMBOLS = {"_dl_sym", "do_dlsym", "do_dlvsym"}
 TRACEFS = "/sys/kernel/tracing"
+RB_PAGES_ENV = "GOTRACE_BPFTRACE_PERF_RB_PAGES"  # per-CPU perf buffer pages (default 1024 = 4 MiB)
 READY_TIMEOUT_S = 90
 STDERR_NOISE = ("couldn't set RLIMIT_MEMLOCK", "Addrspace is not set")
 LATENCY_METHOD = ("bpftrace nsecs from uprobe entry to uretprobe of _dl_lookup_symbol_x; "
@@ -100,10 +101,10 @@ class BpftraceBackend:
         child.start()
         decoder.tree.root(child.pid, os.getpid(), request.argv, time.monotonic_ns())
         env = dict(os.environ, BPFTRACE_STRLEN="128", BPFTRACE_MAP_KEYS_MAX="65536",
-                   BPFTRACE_PERF_RB_PAGES="1024")
+                   BPFTRACE_PERF_RB_PAGES=os.environ.get(RB_PAGES_ENV, "1024"))
         try:
             proc = subprocess.Popen(
-                ["bpftrace", script_path(), str(child.pid), ldso_path(), libc_path()],
+                ["bpftrace", script_path(), str(child.pid), ldso_path(), libc_path(), str(os.getpid())],
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                 env=env, start_new_session=True)
         except OSError as exc:
@@ -122,13 +123,14 @@ class BpftraceBackend:
             stream.start()
             child.release()
             exit_code = child.wait()
-            time.sleep(0.2)  # let orphaned descendants' last records reach the buffers
+            time.sleep(0.1)  # let orphaned descendants' last records reach the buffers
         finally:
             if exit_code is None and child.pid:
                 child.restore_signals()
-            _stop(proc)
+            _stop(proc, stream)
             stream.join()
-            errors.join(5)
+            if proc.poll() is not None:  # else it is detaching in the background
+                errors.join(5)
         if stream.error is not None:
             raise stream.error
         tail = decoder.finish()
@@ -149,19 +151,54 @@ class BpftraceBackend:
                 "bpftrace_version": _bpftrace_version(),
                 "string_limit_bytes": 127,
                 "bpftrace_stderr": errors.summary() or None,
+                "perf_rb_pages": int(env["BPFTRACE_PERF_RB_PAGES"]),
             },
         )
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGINT lets bpftrace drain its buffers, run END and detach every probe."""
-    if proc.poll() is None:
-        try:
-            proc.send_signal(signal.SIGINT)
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def _mark_every_cpu() -> set[int] | None:
+    """Call getppid() once on each CPU (MARK_PID's probe prints a MARK there).
+
+    Returns the CPUs marked, or None when this process may not run on every
+    online CPU (a cpuset): then marks cannot prove every buffer was drained.
+    """
+    allowed = os.sched_getaffinity(0)
+    if len(allowed) != os.cpu_count():
+        return None
+    try:
+        for cpu in sorted(allowed):
+            os.sched_setaffinity(0, {cpu})
+            os.getppid()
+    finally:
+        os.sched_setaffinity(0, allowed)
+    return set(allowed)
+
+
+def _stop(proc: subprocess.Popen, stream: "_Stream | None" = None) -> None:
+    """End capture: drain every CPU's buffer, then let bpftrace detach.
+
+    bpftrace stops on SIGINT only after detaching every uprobe, which costs the
+    kernel ~0.1 s each (~2 s here). When a MARK from every CPU has arrived, all
+    records before it have been read, so SIGINT is sent and the detach is left
+    to finish in the background (bpftrace runs in its own session). Otherwise
+    (no marks, or bpftrace not answering) wait for its exit, killing it after 30 s.
+    """
+    if proc.poll() is not None:
+        return
+    if stream is not None and stream.is_alive():
+        cpus = _mark_every_cpu()
+        if cpus is not None:
+            stream.expect_marks(cpus)
+            if stream.done.wait(10):
+                proc.send_signal(signal.SIGINT)
+                threading.Thread(target=proc.wait, name="gotrace-bpftrace-detach", daemon=True).start()
+                return
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _bpftrace_version() -> str | None:
@@ -200,7 +237,15 @@ class _Stream(threading.Thread):
         self.request = request
         self.buf = b""
         self.error: BaseException | None = None
+        self.done = threading.Event()  # output complete (marks arrived, or EOF)
+        self._want_marks: set[int] | None = None
         self._procs = 0
+
+    def expect_marks(self, cpus: set[int]) -> None:
+        self._want_marks = cpus
+
+    def _drained(self) -> bool:
+        return self._want_marks is not None and self._want_marks <= self.decoder.marks
 
     def wait_ready(self, proc: subprocess.Popen, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -229,7 +274,9 @@ class _Stream(threading.Thread):
 
     def run(self) -> None:
         try:
-            while True:
+            while not self._drained():
+                if not select.select([self.fd], [], [], 0.05)[0]:
+                    continue
                 data = os.read(self.fd, 1 << 20)
                 if not data:
                     break
@@ -238,3 +285,5 @@ class _Stream(threading.Thread):
                 self._consume(b"\n")
         except BaseException as exc:
             self.error = exc
+        finally:
+            self.done.set()

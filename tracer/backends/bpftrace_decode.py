@@ -45,6 +45,7 @@ class BpftraceDecoder:
     lost: int = 0
     malformed: int = 0
     ready_pid: int | None = None
+    marks: set = field(default_factory=set)  # CPUs whose drain marker arrived
     events_seen: int = 0
 
     # ---- small records -------------------------------------------------
@@ -68,6 +69,8 @@ class BpftraceDecoder:
                 self.relocs.append((int(f[1]), int(f[2]), f"{int(f[2])}:{f[3]}", int(f[4])))
             elif t == "READY":
                 self.ready_pid = int(f[1])
+            elif t == "MARK":
+                self.marks.add(int(f[1]))
             else:
                 self.malformed += 1
         except (IndexError, ValueError):

@@ -27,8 +27,8 @@ from typing import Callable
 from .. import elfinfo
 
 LINE = re.compile(r"^\s*(\d+):\t(.*)$")
-BINDING = re.compile(
-    r"^binding file (.+?) \[\d+\] to (.+?) \[\d+\]: (?:normal|protected) symbol `(.*?)'(?: \[(.*)\])?$"
+BINDING_LINE = re.compile(  # the common line, matched in one go
+    r"^\s*(\d+):\tbinding file (.+?) \[\d+\] to (.+?) \[\d+\]: (?:normal|protected) symbol `(.*?)'(?: \[(.*)\])?$"
 )
 RELOC = re.compile(r"^relocation processing: (.+?)( \(lazy\))?$")
 RUNTIME = ("calling init:", "initialize program:", "transferring control:", "calling fini:")
@@ -36,6 +36,32 @@ GEN_LINK_MAP = re.compile(r"^file=(.+?) \[\d+\];  generating link map$")
 NEEDED_BY = re.compile(r"^file=.+? \[\d+\];  needed by (.+?) \[\d+\]$")
 BASE = re.compile(r"^\s*dynamic: 0x[0-9a-f]+\s+base: (0x[0-9a-f]+)\s+size:")
 VDSO = "linux-vdso.so.1"
+
+
+_TAG = ":\tbinding file "
+
+
+def _split_binding(raw: str):
+    """(pid, requester, provider, symbol, version) of a binding line, else None.
+
+    Plain string searches: four times faster than the equivalent regex, which
+    matters at ~100 000 lines per cold build. Anything unexpected is left to
+    the regex.
+    """
+    i = raw.find(_TAG)
+    if i < 0:
+        return None
+    rest = raw[i + len(_TAG):]
+    a = rest.find(" [")
+    b = rest.find("] to ", a)
+    c = rest.find(" [", b + 5)
+    d = rest.find(" symbol `", c)
+    e = rest.find("'", d + 9)
+    if min(a, b, c, d, e) < 0:
+        m = BINDING_LINE.match(raw)
+        return m.groups() if m else None
+    ver = rest[e + 3:-1] if len(rest) > e + 3 and rest[-1] == "]" else None
+    return raw[:i], rest[:a], rest[b + 5:c], rest[d + 9:e], ver
 
 
 @dataclass
@@ -86,25 +112,18 @@ class LdDebugFileParser:
         """Append one tuple per binding to ``out``:
         (ts_ns, pid, exe, requester, symbol, version, provider, kind)."""
         for raw in lines:
-            m = LINE.match(raw)
-            if not m:
-                continue
-            msg = m.group(2)
-            if msg.startswith("binding file "):
+            b = _split_binding(raw)
+            if b:
+                pid_s, req, prov, sym, ver = b
                 # the line's own pid: a child forked without exec writes into
                 # its parent's file (the descriptor is inherited)
-                line_pid = int(m.group(1))
+                line_pid = int(pid_s)
                 if line_pid != self.pid:
                     self.other_pids.add(line_pid)
-                b = BINDING.match(msg)
-                if not b:
-                    continue
-                req, prov, sym, ver = b.groups()
                 if req == VDSO and prov == VDSO and (not self.images or self.current.runtime):
                     self.images.append(ImageState(self.pid))  # a new exec starts with vDSO set-up
                 img = self.current
                 req_path, prov_path = self._name(req, img), self._name(prov, img)
-                img.paths.update((req_path, prov_path))
                 if not img.runtime:
                     kind = "eager"
                 else:
@@ -117,9 +136,16 @@ class LdDebugFileParser:
                     img.held.append((ts_ns, line_pid, None, req_path, sym, ver, prov_path, kind))
                 else:
                     out.append((ts_ns, line_pid, self.resolve_main(img.name), req_path, sym, ver, prov_path, kind))
-            elif msg.startswith("relocation processing: "):
+                continue
+            m = LINE.match(raw)
+            if not m:
+                continue
+            msg = m.group(2)
+            if msg.startswith("relocation processing: "):
                 r = RELOC.match(msg)
                 img = self.current
+                if r:
+                    img.paths.add(r.group(1))
                 if r and img.name is None and os.sep not in r.group(1) and not img.runtime:
                     # the main program is relocated under its argv[0], libraries by path
                     self._set_name(img, r.group(1), out)

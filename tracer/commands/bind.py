@@ -61,7 +61,13 @@ def bind_command(
     finally:
         if live is not None:
             live.stop()
-    report = build_report(load_session(result.session))
+    if result.write_error:
+        err_console.print(f"[bold red]gotrace:[/] session incomplete: {result.write_error}")
+    try:
+        report = build_report(load_session(result.session))
+    except GotraceError as exc:  # the command's exit code still wins
+        err_console.print(f"[bold red]gotrace:[/] cannot summarise the session: {exc.message}")
+        raise typer.Exit(result.exit_code or 1)
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:

@@ -1,0 +1,92 @@
+"""Faults around capture: missing tools, lost events, a full disk, streaming."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from conftest import gotrace_cli, require, require_bpftrace
+from tracer import bind, load_session
+from tracer.backends import bpftrace as bpf_mod
+from tracer.backends import choose
+
+
+def test_bpftrace_missing_is_one_line_and_auto_falls_back(tmp_path):
+    env = dict(os.environ, PATH="/usr/local/nowhere")
+    bash = shutil.which("bash")
+    out = gotrace_cli("bind", "-o", str(tmp_path / "a"), "--backend", "bpftrace", "--", bash, "-c", "exit 0",
+                      env=env)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        "gotrace: bpftrace backend unavailable: bpftrace is not installed; install it: apt-get install bpftrace"]
+    out = gotrace_cli("bind", "-o", str(tmp_path / "b"), "--", bash, "-c", "/bin/ls / >/dev/null", env=env)
+    assert out.returncode == 0, out.stderr
+    assert "backend ld-debug (auto: bpftrace is not installed" in out.stderr
+    assert load_session(tmp_path / "b").meta["backend"] == "ld-debug"
+
+
+def test_unresolvable_ldso_symbols_name_the_fix(tmp_path, monkeypatch):
+    require(shutil.which("objcopy") is not None, "objcopy (binutils) is not installed")
+    require(os.geteuid() == 0 and shutil.which("bpftrace") is not None, "needs root and bpftrace")
+    stripped = tmp_path / "ld.so"
+    # no symbols and no build-id: nothing leads to debug info
+    subprocess.run(["objcopy", "--strip-all", "--remove-section=.note.gnu.build-id",
+                    bpf_mod.ldso_path(), str(stripped)], check=True)
+    monkeypatch.setattr(bpf_mod, "ldso_path", lambda: str(stripped))
+    avail = bpf_mod.BpftraceBackend().probe()
+    assert not avail.ok
+    assert "_dl_fixup" in avail.reason and avail.fix == "install glibc's debug symbols: apt-get install libc6-dbg"
+    backend, why = choose("auto")
+    assert backend.name == "ld-debug" and "libc6-dbg" in why
+
+
+def test_lost_events_are_counted_and_reported(tmp_path, monkeypatch):
+    require_bpftrace()
+    monkeypatch.setenv(bpf_mod.RB_PAGES_ENV, "1")  # a 4 KiB perf buffer per CPU overflows at once
+    script = "for i in 1 2 3 4 5 6; do python3 -c 'import json, decimal' & done; wait"
+    res = bind(["bash", "-c", script], out=tmp_path / "s", backend="bpftrace")
+    s = load_session(res.session)
+    assert res.lost_events > 0 and s.meta["lost_events"] == res.lost_events
+    assert s.meta["perf_rb_pages"] == 1
+    rep = gotrace_cli("report", str(tmp_path / "s"))
+    assert f"{res.lost_events:,} events were lost" in rep.stdout
+
+
+def test_full_disk_keeps_what_was_written(tmp_path):
+    require(os.geteuid() == 0, "mounting a tiny tmpfs needs root")
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], check=True)
+    try:
+        script = "for i in $(seq 40); do python3 -c 'import json, decimal, email.parser'; done; exit 5"
+        out = gotrace_cli("bind", "-q", "-o", str(mnt / "s"), "--backend", "ld-debug", "--",
+                          "bash", "-c", script)
+        assert out.returncode == 5, out.stderr  # the command's exit code, not ours
+        assert "session incomplete" in out.stderr and "No space left" in out.stderr
+        assert "Traceback" not in out.stderr
+        s = load_session(mnt / "s")
+        assert not s.complete
+        assert len(s.events) > 0  # the parts written before the disk filled are intact
+        assert not list((mnt / "s" / "events").glob("*.tmp"))
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_events_stream_into_pandas_while_the_command_runs(tmp_path):
+    chunks = []
+
+    def on_chunk(frame):
+        chunks.append((time.monotonic(), len(frame), set(frame["exe"].astype(str))))
+
+    start = time.monotonic()
+    res = bind(["bash", "-c", "/bin/ls / >/dev/null; sleep 6; /bin/ls / >/dev/null"], out=tmp_path / "s",
+               backend="ld-debug", on_chunk=on_chunk)
+    end = time.monotonic()
+    assert res.exit_code == 0
+    early = [c for c in chunks if c[0] < end - 2]
+    assert early, f"no chunk arrived before the command ended: {[(c[0] - start, c[1]) for c in chunks]}"
+    assert "/bin/ls" in set().union(*(c[2] for c in early))
+    assert sum(n for _, n, _ in chunks) == len(load_session(res.session).events)
