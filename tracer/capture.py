@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import queue
 import socket
 import sys
 import threading
@@ -46,8 +47,10 @@ class ChunkSink:
     """Buffers decoded tables and flushes them in bounded chunks.
 
     A chunk is flushed when it reaches CHUNK_ROWS, or CHUNK_SECONDS after the
-    last flush (a timer thread), so a slow trickle of events still reaches
-    disk and ``on_chunk`` while the command runs.
+    last flush, so a slow trickle of events still reaches disk and
+    ``on_chunk`` while the command runs. Writing happens on a thread of its
+    own: the thread that reads the tracer's output must never stall on disk,
+    or the tracer's buffers overflow and events are lost.
     """
 
     def __init__(self, writer: SessionWriter, progress: Progress,
@@ -59,38 +62,51 @@ class ChunkSink:
         self.rows = 0
         self.last_flush = time.monotonic()
         self.lock = threading.Lock()
-        self._halt = threading.Event()
-        self._timer = threading.Thread(target=self._tick, name="gotrace-flush", daemon=True)
-        self._timer.start()
-
-    def _tick(self) -> None:
-        while not self._halt.wait(CHUNK_SECONDS / 4):
-            with self.lock:
-                if self.buffer and time.monotonic() - self.last_flush >= CHUNK_SECONDS:
-                    self._flush()
+        self.error: BaseException | None = None
+        self._queue: queue.Queue = queue.Queue()
+        self._writer = threading.Thread(target=self._write_loop, name="gotrace-writer", daemon=True)
+        self._writer.start()
 
     def __call__(self, table: pa.Table) -> None:
         with self.lock:
             self.buffer.append(table)
             self.rows += table.num_rows
             self.progress.events += table.num_rows
-            if self.rows >= CHUNK_ROWS or time.monotonic() - self.last_flush >= CHUNK_SECONDS:
+            if self.rows >= CHUNK_ROWS:
                 self._flush()
 
     def _flush(self) -> None:
-        if not self.buffer:
-            return
-        table = pa.concat_tables(self.buffer).cast(schema.EVENTS)
-        self.buffer, self.rows, self.last_flush = [], 0, time.monotonic()
-        self.writer.append_events(table)
-        if self.on_chunk is not None:
-            self.on_chunk(table.to_pandas(strings_to_categorical=True))
+        if self.buffer:
+            self._queue.put(self.buffer)
+            self.buffer, self.rows = [], 0
+        self.last_flush = time.monotonic()
+
+    def _write_loop(self) -> None:
+        while True:
+            try:
+                item = self._queue.get(timeout=CHUNK_SECONDS / 4)
+            except queue.Empty:
+                with self.lock:
+                    if time.monotonic() - self.last_flush >= CHUNK_SECONDS:
+                        self._flush()
+                continue
+            if item is None:
+                return
+            try:
+                table = pa.concat_tables(item).cast(schema.EVENTS)
+                self.writer.append_events(table)
+                if self.on_chunk is not None:
+                    self.on_chunk(table.to_pandas(strings_to_categorical=True))
+            except BaseException as exc:  # surfaced by close()
+                self.error = self.error or exc
 
     def close(self) -> None:
-        self._halt.set()
-        self._timer.join()
         with self.lock:
             self._flush()
+        self._queue.put(None)
+        self._writer.join()
+        if self.error is not None:
+            raise self.error
 
 
 @dataclass

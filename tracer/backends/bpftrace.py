@@ -10,6 +10,7 @@ with SIGINT, drains its buffers and detaches.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import select
 import shutil
@@ -30,7 +31,7 @@ from ..ldso import ldso_path, libc_path
 LDSO_SYMBOLS = {"_dl_lookup_symbol_x", "_dl_fixup", "_dl_profile_fixup", "_dl_relocate_object"}
 LIBC_SYMBOLS = {"_dl_sym", "do_dlsym", "do_dlvsym"}
 TRACEFS = "/sys/kernel/tracing"
-RB_PAGES_ENV = "GOTRACE_BPFTRACE_PERF_RB_PAGES"  # per-CPU perf buffer pages (default 1024 = 4 MiB)
+RB_PAGES_ENV = "GOTRACE_BPFTRACE_PERF_RB_PAGES"  # per-CPU perf buffer pages (default 2048 = 8 MiB)
 READY_TIMEOUT_S = 90
 STDERR_NOISE = ("couldn't set RLIMIT_MEMLOCK", "Addrspace is not set")
 LATENCY_METHOD = ("bpftrace nsecs from uprobe entry to uretprobe of _dl_lookup_symbol_x; "
@@ -101,7 +102,7 @@ class BpftraceBackend:
         child.start()
         decoder.tree.root(child.pid, os.getpid(), request.argv, time.monotonic_ns())
         env = dict(os.environ, BPFTRACE_STRLEN="128", BPFTRACE_MAP_KEYS_MAX="65536",
-                   BPFTRACE_PERF_RB_PAGES=os.environ.get(RB_PAGES_ENV, "1024"))
+                   BPFTRACE_PERF_RB_PAGES=os.environ.get(RB_PAGES_ENV, "2048"))
         try:
             proc = subprocess.Popen(
                 ["bpftrace", script_path(), str(child.pid), ldso_path(), libc_path(), str(os.getpid())],
@@ -110,6 +111,7 @@ class BpftraceBackend:
         except OSError as exc:
             child.abort()
             raise BackendUnavailable(f"cannot start bpftrace: {exc.strerror}") from None
+        _grow_pipe(proc.stdout.fileno())
         errors = _StderrCollector(proc.stderr)
         errors.start()
         stream = _Stream(proc.stdout, decoder, request)
@@ -199,6 +201,16 @@ def _stop(proc: subprocess.Popen, stream: "_Stream | None" = None) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def _grow_pipe(fd: int) -> None:
+    """A 1 MiB pipe: bpftrace blocks on a full stdout and stops draining its
+    perf buffers, so a short stall on our side must not fill the pipe."""
+    try:
+        limit = int(open("/proc/sys/fs/pipe-max-size").read())
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), min(limit, 1 << 20))
+    except (OSError, ValueError):
+        pass
 
 
 def _bpftrace_version() -> str | None:

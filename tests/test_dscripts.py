@@ -1,0 +1,41 @@
+"""The probe scripts compile (bpftrace -d is a dry run) and keep their headers."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from conftest import require
+from tracer.backends import bpftrace as bpf_mod
+from tracer.ldso import ldso_path, libc_path
+
+SCRIPTS = sorted(Path(bpf_mod.script_path()).parent.glob("*.bt"))
+
+
+def test_every_script_has_a_header_and_an_example():
+    assert SCRIPTS
+    for script in SCRIPTS:
+        head = script.read_text().split("*/", 1)[0]
+        for word in ("USAGE", "CAVEATS", "EXAMPLE", script.name):
+            assert word in head, f"{script.name} header lacks {word}"
+        assert script.with_name(script.stem + "_example.txt").exists()
+
+
+def test_scripts_compile_dry_run():
+    require(shutil.which("bpftrace") is not None and os.geteuid() == 0, "bpftrace dry runs need root and bpftrace")
+    for script in SCRIPTS:
+        out = subprocess.run(["bpftrace", "-d", str(script), "1", ldso_path(), libc_path(), "1"],
+                             capture_output=True, text=True, timeout=120,
+                             env=dict(os.environ, BPFTRACE_STRLEN="128"))
+        assert out.returncode == 0, out.stderr[-2000:]
+        errors = [l for l in out.stderr.splitlines()
+                  if "ERROR" in l and not any(n in l for n in bpf_mod.STDERR_NOISE)]
+        assert not errors
+
+
+def test_not_root_says_so(monkeypatch):
+    monkeypatch.setattr(bpf_mod.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(bpf_mod.shutil, "which", lambda name: "/usr/bin/bpftrace")
+    avail = bpf_mod.BpftraceBackend().probe()
+    assert not avail.ok and "root" in avail.reason and "sudo" in avail.fix
