@@ -76,13 +76,14 @@ def test_exit_code_and_crash_pass_through(backend, tmp_path):
 def test_interrupt_saves_incomplete_session(backend, tmp_path):
     _need(backend)
     sess = tmp_path / "s"
+    marker = f"{60 + os.getpid() % 1000 / 1000:.3f}"  # a sleep no other test runs
     proc = subprocess.Popen([sys.executable, "-m", "tracer", "bind", "-q", "-o", str(sess), "--backend",
-                             backend, "--", "bash", "-c", "ls / >/dev/null; sleep 60"],
+                             backend, "--", "bash", "-c", f"ls / >/dev/null; sleep {marker}"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     # wait until the traced shell has run ls (its bindings are captured)
     while time.monotonic() < deadline:
-        if subprocess.run(["pgrep", "-f", "^sleep 60$"], capture_output=True).returncode == 0:
+        if subprocess.run(["pgrep", "-f", f"^sleep {marker}$"], capture_output=True).returncode == 0:
             break
         time.sleep(0.2)
     else:
@@ -97,6 +98,9 @@ def test_interrupt_saves_incomplete_session(backend, tmp_path):
     assert not s.complete
     assert s.meta["interrupted_by"] == signal.SIGINT
     assert (s.events["exe"].astype(str) == "/usr/bin/ls").sum() > 0
+    # the signal reached the whole job: no grandchild is left running
+    time.sleep(0.5)
+    assert subprocess.run(["pgrep", "-f", f"^sleep {marker}$"], capture_output=True).returncode == 1
 
 
 def test_report_json_and_bad_sessions(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import queue
 import socket
 import sys
@@ -22,7 +23,6 @@ import pandas as pd
 import pyarrow as pa
 
 from . import __version__, backends, elfinfo, schema
-from .errors import GotraceError
 from .launch import resolve_command
 from .session import SessionWriter, prepare_directory
 
@@ -177,8 +177,6 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
     failure: str | None = None
     try:
         result = chosen.capture(request)
-    except GotraceError:
-        raise
     except KeyboardInterrupt:
         failure = "interrupted"
         raise
@@ -196,10 +194,13 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
                           lost_events=result.lost_events, malformed_records=result.malformed_records,
                           processes=0 if result.processes is None else int(len(result.processes)),
                           **result.meta)
+        elif writer.events_written == 0:
+            shutil.rmtree(path, ignore_errors=True)  # nothing ran: leave no half session behind
         else:
             writer.finish(False, end_time=time.time(), end_ns=time.monotonic_ns(),
                           failure=failure or "capture failed")
-    exit_code = 130 if result.interrupted == 2 else (128 + result.interrupted if result.interrupted else result.exit_code)
+    # interrupted: the shell convention for the signal (130 for Ctrl-C), whatever the child did
+    exit_code = 128 + result.interrupted if result.interrupted else result.exit_code
     return BindResult(session=path, exit_code=exit_code, backend=chosen.name, choice=choice,
                       complete=writer.meta["complete"], interrupted=result.interrupted,
                       lost_events=result.lost_events, events=writer.events_written,

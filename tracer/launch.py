@@ -2,9 +2,13 @@
 
 A tracer that attaches after the child started would miss the first bindings
 (ld.so runs before ``main``), so the child is forked, waits on a pipe, and only
-execs when the backend opens the gate. The child stays in our process group so
-a terminal's Ctrl-C reaches it directly; we forward SIGINT/SIGTERM/SIGHUP that
-are sent to gotrace alone, and remember that the run was interrupted.
+execs when the backend opens the gate.
+
+The child leads a process group of its own, like a shell job: on a terminal it
+becomes the foreground group, so Ctrl-C reaches the command and everything it
+started, while gotrace keeps capturing. SIGINT/SIGTERM/SIGHUP sent to gotrace
+itself are forwarded to that whole group, so no grandchild is left running.
+Either way the run counts as interrupted.
 """
 from __future__ import annotations
 
@@ -48,6 +52,7 @@ class GatedChild:
     _gate_w: int = -1
     _err_r: int = -1
     _old_handlers: dict = field(default_factory=dict)
+    _tty: int | None = None  # terminal whose foreground group we handed to the child
 
     def start(self) -> int:
         executable = resolve_command(self.argv, self.env)
@@ -59,10 +64,11 @@ class GatedChild:
             try:
                 os.close(gate_w)
                 os.close(err_r)
+                os.setpgid(0, 0)
                 if os.read(gate_r, 1) != b"g":
                     os._exit(125)
                 os.close(gate_r)
-                for sig in FORWARDED:
+                for sig in (*FORWARDED, signal.SIGTTOU):
                     signal.signal(sig, signal.SIG_DFL)
                 os.execve(executable, self.argv, self.env)
             except OSError as exc:
@@ -72,16 +78,51 @@ class GatedChild:
         os.close(gate_r)
         os.close(err_w)
         self.pid, self._gate_w, self._err_r = pid, gate_w, err_r
+        try:
+            os.setpgid(pid, pid)  # also here: whichever runs first wins the race
+        except OSError:
+            pass
+        self._give_terminal(pid)
         for sig in FORWARDED:
             self._old_handlers[sig] = signal.signal(sig, self._forward)
         return pid
 
+    def _give_terminal(self, pgid: int) -> None:
+        """Make ``pgid`` the terminal's foreground group if we hold the terminal."""
+        for fd in (0, 1, 2):
+            try:
+                if os.isatty(fd) and os.tcgetpgrp(fd) == os.getpgrp():
+                    old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+                    try:
+                        os.tcsetpgrp(fd, pgid)
+                    finally:
+                        signal.signal(signal.SIGTTOU, old)
+                    self._tty = fd
+                    return
+            except OSError:
+                continue
+
+    def _take_terminal_back(self) -> None:
+        if self._tty is None:
+            return
+        old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+        try:
+            os.tcsetpgrp(self._tty, os.getpgrp())
+        except OSError:
+            pass
+        finally:
+            signal.signal(signal.SIGTTOU, old)
+            self._tty = None
+
     def _forward(self, signum, _frame) -> None:
         self.interrupted = self.interrupted or signum
         try:
-            os.kill(self.pid, signum)
-        except ProcessLookupError:
-            pass
+            os.killpg(self.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            try:
+                os.kill(self.pid, signum)
+            except ProcessLookupError:
+                pass
 
     def release(self) -> None:
         """Open the gate; raise if the exec itself failed."""
@@ -102,8 +143,8 @@ class GatedChild:
         except OSError:
             pass
         try:
-            os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
             pass
         self.wait()
 
@@ -119,7 +160,11 @@ class GatedChild:
                 status = 0
                 break
         self.end_ns = time.monotonic_ns()
+        self._take_terminal_back()
         self.restore_signals()
+        if os.WIFSIGNALED(status) and os.WTERMSIG(status) in FORWARDED and not self.interrupted:
+            # the terminal's Ctrl-C (or a hang-up) reached the child's group, not us
+            self.interrupted = os.WTERMSIG(status)
         return exit_code_from_wait_status(status)
 
     def restore_signals(self) -> None:

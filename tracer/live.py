@@ -14,8 +14,12 @@ class LiveLine(threading.Thread):
         self._halt = threading.Event()
 
     def run(self) -> None:
+        last = None
         while not self._halt.wait(self.interval):
             p = self.progress
+            if (p.events, p.processes) == last:
+                continue  # idle: leave the line alone (the command may be prompting)
+            last = (p.events, p.processes)
             self.stream.write(f"\r\x1b[K\x1b[2mgotrace: {p.events:,} bindings · {p.processes} processes · "
                               f"{p.rate():,.0f}/s\x1b[0m")
             self.stream.flush()

@@ -32,6 +32,7 @@ class ProcessTree:
     rows: list[_Image] = field(default_factory=list)
     current: dict[int, _Image] = field(default_factory=dict)
     pending_argv: dict[int, list[str]] = field(default_factory=dict)
+    execed_pids: set = field(default_factory=set)  # what a progress line should count
 
     def root(self, pid: int, ppid: int, argv: list[str], ts_ns: int | None) -> None:
         img = _Image(pid, ppid, None, list(argv), ts_ns)
@@ -60,6 +61,7 @@ class ProcessTree:
             self.rows.append(img)
             self.current[pid] = img
         img.exe, img.execed = exe, True
+        self.execed_pids.add(pid)
         img.argv = argv if argv is not None else img.argv
 
     def exit(self, ts_ns: int, pid: int, exit_code: int) -> None:

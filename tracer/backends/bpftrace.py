@@ -138,7 +138,7 @@ class BpftraceBackend:
         tail = decoder.finish()
         if tail is not None:
             request.sink(tail)
-        seen_pids = set(decoder.names and {int(k.split(':', 1)[0]) for k in decoder.names})
+        seen_pids = {int(k.split(":", 1)[0]) for k in decoder.names}  # pids with bindings
         return CaptureResult(
             exit_code=exit_code,
             interrupted=child.interrupted,
@@ -279,7 +279,7 @@ class _Stream(threading.Thread):
             table = self.decoder.feed(data[:cut])
             if table is not None and table.num_rows:
                 self.request.sink(table)
-            n = len(self.decoder.tree.current)
+            n = len(self.decoder.tree.execed_pids)
             if n != self._procs:
                 self._procs = n
                 self.request.on_process(n)
