@@ -90,3 +90,42 @@ def test_events_stream_into_pandas_while_the_command_runs(tmp_path):
     assert early, f"no chunk arrived before the command ended: {[(c[0] - start, c[1]) for c in chunks]}"
     assert "/bin/ls" in set().union(*(c[2] for c in early))
     assert sum(n for _, n, _ in chunks) == len(load_session(res.session).events)
+
+
+def _bpftrace_of(tracer_pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-f", f"bindsnoop.bt .* {tracer_pid}$"], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def _gone(pids: list[int], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(os.path.exists(f"/proc/{p}") and "Z" not in open(f"/proc/{p}/stat").read().split()[2]
+                   for p in pids if os.path.exists(f"/proc/{p}/stat")):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_probes_are_detached_even_when_gotrace_is_killed(tmp_path):
+    require_bpftrace()
+    marker = f"{30 + os.getpid() % 1000 / 1000:.3f}"
+    proc = subprocess.Popen([os.sys.executable, "-m", "tracer", "bind", "-q", "-o", str(tmp_path / "s"),
+                             "--backend", "bpftrace", "--", "sleep", marker],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not subprocess.run(["pgrep", "-f", f"^sleep {marker}$"], capture_output=True).returncode == 0:
+            assert time.monotonic() < deadline, "traced command never started"
+            time.sleep(0.2)
+        tracers = _bpftrace_of(proc.pid)
+        assert len(tracers) == 1
+        proc.kill()  # SIGKILL: gotrace gets no chance to clean up
+        proc.wait()
+        assert _gone(tracers, 30), "bpftrace outlived gotrace: its probes stayed attached"
+    finally:
+        subprocess.run(["pkill", "-f", f"^sleep {marker}$"])
+    # a normal run leaves nothing behind either
+    res = bind(["true"], out=tmp_path / "t", backend="bpftrace")
+    assert res.exit_code == 0
+    assert _gone(_bpftrace_of(os.getpid()), 30)

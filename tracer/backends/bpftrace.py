@@ -33,6 +33,10 @@ LIBC_SYMBOLS = {"_dl_sym", "do_dlsym", "do_dlvsym"}
 TRACEFS = "/sys/kernel/tracing"
 RB_PAGES_ENV = "GOTRACE_BPFTRACE_PERF_RB_PAGES"  # per-CPU perf buffer pages (default 2048 = 8 MiB)
 READY_TIMEOUT_S = 90
+DECODE_BYTES = 1 << 20  # decode once this much output has accumulated ...
+DECODE_SECONDS = 0.1  # ... or this long after the last decode
+READ_BATCH_BYTES = 1 << 16  # a read smaller than this ...
+READ_PAUSE_S = 0.01  # ... is followed by a pause (the 1 MiB pipe absorbs it)
 STDERR_NOISE = ("couldn't set RLIMIT_MEMLOCK", "Addrspace is not set")
 LATENCY_METHOD = ("bpftrace nsecs from uprobe entry to uretprobe of _dl_lookup_symbol_x; "
                   "includes the probes' own trap cost")
@@ -285,14 +289,32 @@ class _Stream(threading.Thread):
                 self.request.on_process(n)
 
     def run(self) -> None:
+        """Read as it comes, decode in batches.
+
+        bpftrace writes record by record; decoding each small read would cost
+        more than the records (Arrow's CSV reader has a fixed start-up cost),
+        so reads accumulate until DECODE_BYTES or DECODE_SECONDS.
+        """
+        pending: list[bytes] = []
+        size = 0
+        last = time.monotonic()
         try:
             while not self._drained():
-                if not select.select([self.fd], [], [], 0.05)[0]:
-                    continue
-                data = os.read(self.fd, 1 << 20)
-                if not data:
-                    break
-                self._consume(data)
+                if select.select([self.fd], [], [], DECODE_SECONDS)[0]:
+                    data = os.read(self.fd, 1 << 20)
+                    if not data:
+                        break
+                    pending.append(data)
+                    size += len(data)
+                    if len(data) < READ_BATCH_BYTES:
+                        time.sleep(READ_PAUSE_S)  # let a trickle pool: fewer wake-ups and syscalls
+                now = time.monotonic()
+                if pending and (size >= DECODE_BYTES or now - last >= DECODE_SECONDS
+                                or self._want_marks is not None):
+                    self._consume(b"".join(pending))
+                    pending, size, last = [], 0, now
+            if pending:
+                self._consume(b"".join(pending))
             if self.buf:
                 self._consume(b"\n")
         except BaseException as exc:
