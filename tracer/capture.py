@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from . import __version__, backends, elfinfo, schema
 from .launch import resolve_command
+from .priority import background_priority
 from .session import SessionWriter, prepare_directory
 
 CHUNK_ROWS = 65536
@@ -82,6 +83,7 @@ class ChunkSink:
         self.last_flush = time.monotonic()
 
     def _write_loop(self) -> None:
+        background_priority()
         while True:
             try:
                 item = self._queue.get(timeout=CHUNK_SECONDS / 4)

@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from .base import Availability, CaptureRequest, CaptureResult
 from .ld_debug_parse import LdDebugFileParser
+from ..priority import background_priority
 from ..launch import GatedChild
 from ..ldso import ldso_path
 
@@ -91,6 +92,7 @@ class _Tailer(threading.Thread):
         self.error: BaseException | None = None
 
     def run(self) -> None:
+        background_priority()
         try:
             while not self._halt.wait(POLL_S):
                 self._sweep()
