@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import platform
-import shutil
 import queue
+import shutil
 import socket
 import sys
 import threading
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import pandas as pd
+from .lazy import pd
 import pyarrow as pa
 
 from . import __version__, backends, elfinfo, schema

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
+from .lazy import pd
 
 from .session import Session
 

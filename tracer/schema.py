@@ -7,7 +7,7 @@ DataFrame to the contract, so a backend cannot drift silently.
 """
 from __future__ import annotations
 
-import pandas as pd
+from .lazy import pd
 import pyarrow as pa
 
 SCHEMA_VERSION = 1
@@ -17,7 +17,11 @@ KINDS = ("eager", "lazy", "dlsym")
 lazy: bound on first call through a PLT slot (_dl_fixup);
 dlsym: looked up at run time by dlsym/dlvsym."""
 
-KIND_DTYPE = pd.CategoricalDtype(list(KINDS))
+
+
+def kind_dtype():
+    """The categorical dtype of ``kind`` (a function: pandas loads lazily)."""
+    return pd.CategoricalDtype(list(KINDS))
 
 EVENTS = pa.schema(
     [

@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-from pandas.api.types import union_categoricals
+from .lazy import pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -178,7 +177,7 @@ def _read(path: Path, name: str, optional: bool) -> pd.DataFrame:
     except (OSError, pa.ArrowException) as exc:
         raise SessionError(f"{path} is truncated or corrupt: {target.name}: {exc}") from None
     if name == "events":
-        frame["kind"] = frame["kind"].astype(schema.KIND_DTYPE)
+        frame["kind"] = frame["kind"].astype(schema.kind_dtype())
         frame["latency_ns"] = frame["latency_ns"].astype("Int64")
     for col in ("ppid", "exit_code", "end_ns", "start_ns"):
         if col in frame.columns:
@@ -202,6 +201,8 @@ def _read_parts(parts: list[Path], name: str) -> pd.DataFrame:
         _trim_heap()
     if len(frames) == 1:
         return frames[0]
+    from pandas.api.types import union_categoricals
+
     cats = [c for c in STRING_COLUMNS[name] if c in frames[0].columns]
     merged = {c: union_categoricals([f[c] for f in frames]) for c in cats}
     for f in frames:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-import pandas as pd
+from ..lazy import pd
 import pyarrow as pa
 
 

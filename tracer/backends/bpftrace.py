@@ -26,6 +26,7 @@ from .bpftrace_decode import BpftraceDecoder
 from .. import elfinfo
 from ..errors import BackendUnavailable
 from ..launch import GatedChild
+from ..lazy import preload_pandas
 from ..ldso import ldso_path, libc_path
 
 LDSO_SYMBOLS = {"_dl_lookup_symbol_x", "_dl_fixup", "_dl_profile_fixup", "_dl_relocate_object"}
@@ -128,13 +129,16 @@ class BpftraceBackend:
                 raise BackendUnavailable(f"bpftrace failed to start: {errors.summary() or 'no probes attached'}")
             stream.start()
             child.release()
+            preload_pandas()  # while the command runs, not before it starts
             exit_code = child.wait()
-            time.sleep(0.1)  # let orphaned descendants' last records reach the buffers
+            # descendants still running now (daemons) are followed no further
+            time.sleep(0.02)
         finally:
             if exit_code is None and child.pid:
                 child.restore_signals()
             _stop(proc, stream)
-            stream.join()
+            if stream.ident is not None:
+                stream.join()
             if proc.poll() is not None:  # else it is detaching in the background
                 errors.join(5)
         if stream.error is not None:

@@ -15,7 +15,7 @@ import io
 import re
 from dataclasses import dataclass, field
 
-import pandas as pd
+from ..lazy import pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -29,7 +29,7 @@ B_TYPES = {
     "symbol": pa.string(), "version": pa.string(), "req": pa.string(), "prov": pa.string(),
     "latency_ns": pa.int64(), "kind": pa.int8(),
 }
-KIND_NAMES = pa.array([None, "eager", "lazy", "dlsym"], pa.string())
+KIND_NAMES = ("", "eager", "lazy", "dlsym")  # by the script's kind code
 LOST = re.compile(rb"^Lost (\d+) events")
 
 
@@ -152,7 +152,7 @@ class BpftraceDecoder:
                       pid_enc.indices)
         version = t["version"].combine_chunks()
         version = pc.if_else(pc.equal(version, ""), pa.scalar(None, pa.string()), version)
-        kind = pc.take(KIND_NAMES, pc.cast(t["kind"].combine_chunks(), pa.int32()))
+        kind = pc.take(pa.array(KIND_NAMES, pa.string()), pc.cast(t["kind"].combine_chunks(), pa.int32()))
         n = t.num_rows
         return pa.table({
             "ts_ns": t["ts_ns"], "pid": pid, "tid": t["tid"], "exe": exe,
