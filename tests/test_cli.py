@@ -113,6 +113,14 @@ def test_report_json_and_bad_sessions(tmp_path):
     assert data["report_version"] == 1
     assert data["bindings"]["total"] == sum(data["bindings"]["by_kind"].values()) > 0
     assert data["latency_ns"] is None  # ld-debug measures none, and says so
+    assert data["session"]["backend_choice"] == "backend ld-debug"
+    out = gotrace_cli("bind", "-o", str(tmp_path / "j"), "--json", "--backend", "ld-debug", "--", "true")
+    assert out.returncode == 0 and json.loads(out.stdout)["bindings"]["total"] > 0
+    # not a terminal: nothing but the command's output and the summary
+    out = gotrace_cli("bind", "-o", str(tmp_path / "k"), "--backend", "ld-debug", "--", "echo", "hi")
+    assert out.stdout == "hi\n"
+    assert all(line.startswith("gotrace:") or line.startswith(" ") or not line.strip()
+               for line in out.stderr.splitlines()), out.stderr
     human = gotrace_cli("report", str(sess))
     assert human.returncode == 0 and "bindings in" in human.stdout
 

@@ -65,10 +65,12 @@ def render_report(report: dict[str, Any], console: Console) -> None:
                                _ns(r["max_ns"])] for r in rel["top_images"]]))
 
 
-def render_summary(report: dict[str, Any], console: Console) -> None:
+def render_summary(report: dict[str, Any], console: Console, show_choice: bool = False) -> None:
     """The few lines `gotrace bind` prints when the command has finished."""
     s, b, p = report["session"], report["bindings"], report["processes"]
     kinds = ", ".join(f"{k} {v:,}" for k, v in b["by_kind"].items())
+    if show_choice and s.get("backend_choice"):
+        console.print(f"[bold]gotrace:[/] {s['backend_choice']}")
     console.print(f"[bold]gotrace:[/] {b['total']:,} bindings in {p['count']} processes ({kinds}; "
                   f"{b['failed']:,} failed lookups)")
     lat = (report.get("latency_ns") or {}).get("all")

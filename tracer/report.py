@@ -41,6 +41,7 @@ def build_report(session: Session, top: int = 10) -> dict[str, Any]:
             "path": str(session.path),
             "argv": meta.get("argv"),
             "backend": meta.get("backend"),
+            "backend_choice": meta.get("backend_choice"),
             "complete": bool(meta.get("complete")),
             "exit_code": meta.get("exit_code"),
             "duration_s": round((end - start) / 1e9, 3) if start and end else None,

@@ -17,7 +17,7 @@ TopOpt = Annotated[int, typer.Option("--top", "-n", min=1, help="How many rows i
 SessionArg = Annotated[Path, typer.Argument(help="A session directory written by `gotrace bind`.",
                                             show_default=False)]
 
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # one line per message, even in logs
 
 
 def fail(message: str, code: int) -> None:

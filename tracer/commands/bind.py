@@ -50,9 +50,8 @@ def bind_command(
     live = LiveLine(progress) if (not quiet and sys.stderr.isatty()) else None
 
     def on_choice(text: str) -> None:
-        if not quiet and not as_json:
+        if live is not None:  # on a terminal say it now; otherwise in the summary
             err_console.print(f"[dim]gotrace: {text}[/]")
-        if live is not None:
             live.start()
 
     try:
@@ -71,5 +70,5 @@ def bind_command(
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:
-        render_summary(report, err_console)
+        render_summary(report, err_console, show_choice=live is None)
     raise typer.Exit(result.exit_code)
