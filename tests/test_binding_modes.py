@@ -13,7 +13,7 @@ import os
 import pytest
 
 from conftest import require_bpftrace
-from tracer import bind, load_session
+from tracer import bind, load_session, schema
 
 BACKENDS = ["bpftrace", "ld-debug"]
 
@@ -42,6 +42,15 @@ def test_lazy_now_and_dlsym_kinds(backend, modes_bins, tmp_path):
         assert _kinds(s, exe, "dlopen") <= {"lazy", "eager"}
     assert _kinds(seen["lazy"], str(modes_bins["lazy"]), "cos") == {"lazy"}
     assert _kinds(seen["now"], str(modes_bins["now"]), "cos") == {"eager"}
+    # every backend produces the one contract (tracer/schema.py)
+    for s in seen.values():
+        assert list(s.events.columns) == schema.EVENTS.names
+        assert list(s.events["kind"].cat.categories) == list(schema.KINDS)
+        assert str(s.events["tid"].dtype) == "Int32" and str(s.events["latency_ns"].dtype) == "Int64"
+        assert list(s.processes.columns) == schema.PROCESSES.names
+        assert list(s.images.columns) == schema.IMAGES.names
+        assert (s.events["backend"].astype(str) == backend).all()
+        assert s.meta["backend"] == backend
     # the dlsym'd symbol comes from libm, the PLT-bound one too
     for s in seen.values():
         prov = s.events.loc[s.events["symbol"].isin(["sin", "cos"]), "provider"].astype(str)

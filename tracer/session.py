@@ -179,6 +179,7 @@ def _read(path: Path, name: str, optional: bool) -> pd.DataFrame:
     if name == "events":
         frame["kind"] = frame["kind"].astype(schema.kind_dtype())
         frame["latency_ns"] = frame["latency_ns"].astype("Int64")
+        frame["tid"] = frame["tid"].astype("Int32")  # null for ld-debug
     for col in ("ppid", "exit_code", "end_ns", "start_ns"):
         if col in frame.columns:
             frame[col] = frame[col].astype("Int64" if "ns" in col else "Int32")
