@@ -5,8 +5,9 @@ the probing; this module checks that it can run, starts it with the child's
 pid, opens the child's gate once the probes are attached, and streams the
 script's records through :class:`BpftraceDecoder`. bpftrace runs in its own
 session so a terminal Ctrl-C reaches the traced command, never the tracer:
-probes keep recording until the command has exited, then bpftrace is stopped
-with SIGINT, drains its buffers and detaches.
+probes keep recording until the command has exited; then per-CPU drain marks
+(see ``_stop``) prove every record has been read, and bpftrace is told to
+detach its probes, which it finishes in the background.
 """
 from __future__ import annotations
 
