@@ -39,14 +39,12 @@ class BpftraceDecoder:
     tree: ProcessTree = field(default_factory=ProcessTree)
     names: dict[str, str] = field(default_factory=dict)  # "pid:lm" -> path ("" = main)
     bias: dict[str, int] = field(default_factory=dict)  # "pid:lm" -> l_addr
-    images: dict[tuple[int, str], int] = field(default_factory=dict)  # (pid, path) -> l_addr
     relocs: list[tuple[int, int, str, int]] = field(default_factory=list)
     pending: list[pa.Table] = field(default_factory=list)
     lost: int = 0
     malformed: int = 0
     ready_pid: int | None = None
     marks: set = field(default_factory=set)  # CPUs whose drain marker arrived
-    events_seen: int = 0
 
     # ---- small records -------------------------------------------------
     def _control(self, line: bytes) -> None:
@@ -103,7 +101,7 @@ class BpftraceDecoder:
             self.malformed += 1
             return "skip"
 
-        table = pacsv.read_csv(
+        return pacsv.read_csv(
             io.BytesIO(data),
             read_options=pacsv.ReadOptions(column_names=B_COLUMNS, block_size=1 << 24),
             parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False, escape_char=False,
@@ -111,8 +109,6 @@ class BpftraceDecoder:
             convert_options=pacsv.ConvertOptions(column_types=B_TYPES, strings_can_be_null=False,
                                                  quoted_strings_can_be_null=False),
         )
-        self.events_seen += table.num_rows
-        return table
 
     def _map(self, pid: pa.Array, lm: pa.Array) -> pa.Array:
         keys = pc.binary_join_element_wise(pc.cast(pid, pa.string()), lm, ":")
