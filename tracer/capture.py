@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .lazy import pd
-import pyarrow as pa
+from .lazy import pa, pd
 
 from . import __version__, backends, elfinfo, schema
 from .launch import resolve_command
@@ -175,7 +174,7 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
         "host": socket.gethostname(), "arch": uname.machine, "kernel": uname.release,
         "os": uname.system, "backend": chosen.name, "backend_choice": choice,
         "versions": {"gotrace": __version__, "python": sys.version.split()[0],
-                     "pandas": _dist_version("pandas"), "pyarrow": pa.__version__},
+                     "pandas": _dist_version("pandas"), "pyarrow": _dist_version("pyarrow")},
         "start_time": time.time(), "start_ns": time.monotonic_ns(),
     })
     sink = ChunkSink(writer, progress, on_chunk)

@@ -2,13 +2,16 @@
 
 Every backend produces exactly these tables and columns, and every analysis
 (report, notebooks, later compare/plot) relies on nothing else. Columns are
-snake_case with their unit in the name. ``normalize_*`` coerce a backend's
-DataFrame to the contract, so a backend cannot drift silently.
+snake_case with their unit in the name. ``to_arrow`` coerces a backend's
+frame to the contract, so a backend cannot drift silently.
+
+The Arrow schemas (EVENTS, PROCESSES, IMAGES, RELOCATIONS, TABLES) are built on
+first use, so importing this module does not load pyarrow before the traced
+command has started.
 """
 from __future__ import annotations
 
-from .lazy import pd
-import pyarrow as pa
+from .lazy import pa, pd
 
 SCHEMA_VERSION = 1
 
@@ -18,70 +21,80 @@ lazy: bound on first call through a PLT slot (_dl_fixup);
 dlsym: looked up at run time by dlsym/dlvsym."""
 
 
-
 def kind_dtype():
     """The categorical dtype of ``kind`` (a function: pandas loads lazily)."""
     return pd.CategoricalDtype(list(KINDS))
 
-EVENTS = pa.schema(
-    [
-        ("ts_ns", pa.int64()),  # CLOCK_MONOTONIC; see metadata ts_source
-        ("pid", pa.int32()),
-        ("tid", pa.int32()),
-        ("exe", pa.string()),
-        ("requester", pa.string()),  # object whose reference is bound
-        ("symbol", pa.string()),
-        ("version", pa.string()),  # null when the reference is unversioned
-        ("provider", pa.string()),  # defining object; null if the lookup failed
-        ("kind", pa.string()),  # one of KINDS
-        ("resolved", pa.bool_()),
-        ("latency_ns", pa.int64()),  # resolver time; null where not measured
-        ("backend", pa.string()),
-    ]
-)
 
-PROCESSES = pa.schema(
-    [
-        ("pid", pa.int32()),
-        ("ppid", pa.int32()),  # null where the backend cannot see it (ld-debug)
-        ("exe", pa.string()),
-        ("argv", pa.list_(pa.string())),
-        ("start_ns", pa.int64()),
-        ("end_ns", pa.int64()),
-        ("exit_code", pa.int32()),  # 128+N for death by signal N, as a shell says
-    ]
-)
+def _build() -> dict:
+    EVENTS = pa.schema(
+        [
+            ("ts_ns", pa.int64()),  # CLOCK_MONOTONIC; see metadata ts_source
+            ("pid", pa.int32()),
+            ("tid", pa.int32()),
+            ("exe", pa.string()),
+            ("requester", pa.string()),  # object whose reference is bound
+            ("symbol", pa.string()),
+            ("version", pa.string()),  # null when the reference is unversioned
+            ("provider", pa.string()),  # defining object; null if the lookup failed
+            ("kind", pa.string()),  # one of KINDS
+            ("resolved", pa.bool_()),
+            ("latency_ns", pa.int64()),  # resolver time; null where not measured
+            ("backend", pa.string()),
+        ]
+    )
 
-IMAGES = pa.schema(
-    [
-        ("pid", pa.int32()),
-        ("path", pa.string()),
-        ("load_base", pa.uint64()),  # runtime address of the first PT_LOAD
-        ("link_base", pa.uint64()),  # link-time address of the first PT_LOAD
-        ("slide", pa.int64()),  # load_base - link_base (ld.so's l_addr)
-    ]
-)
+    PROCESSES = pa.schema(
+        [
+            ("pid", pa.int32()),
+            ("ppid", pa.int32()),  # null where the backend cannot see it (ld-debug)
+            ("exe", pa.string()),
+            ("argv", pa.list_(pa.string())),
+            ("start_ns", pa.int64()),
+            ("end_ns", pa.int64()),
+            ("exit_code", pa.int32()),  # 128+N for death by signal N, as a shell says
+        ]
+    )
 
-RELOCATIONS = pa.schema(
-    [
-        ("ts_ns", pa.int64()),
-        ("pid", pa.int32()),
-        ("path", pa.string()),
-        ("duration_ns", pa.int64()),  # one _dl_relocate_object call
-    ]
-)
+    IMAGES = pa.schema(
+        [
+            ("pid", pa.int32()),
+            ("path", pa.string()),
+            ("load_base", pa.uint64()),  # runtime address of the first PT_LOAD
+            ("link_base", pa.uint64()),  # link-time address of the first PT_LOAD
+            ("slide", pa.int64()),  # load_base - link_base (ld.so's l_addr)
+        ]
+    )
 
-TABLES = {
-    "events": EVENTS,
-    "processes": PROCESSES,
-    "images": IMAGES,
-    "relocations": RELOCATIONS,
-}
+    RELOCATIONS = pa.schema(
+        [
+            ("ts_ns", pa.int64()),
+            ("pid", pa.int32()),
+            ("path", pa.string()),
+            ("duration_ns", pa.int64()),  # one _dl_relocate_object call
+        ]
+    )
+
+    TABLES = {
+        "events": EVENTS,
+        "processes": PROCESSES,
+        "images": IMAGES,
+        "relocations": RELOCATIONS,
+    }
+    return {"EVENTS": EVENTS, "PROCESSES": PROCESSES, "IMAGES": IMAGES,
+            "RELOCATIONS": RELOCATIONS, "TABLES": TABLES}
+
+
+def __getattr__(name: str):
+    if name in ("EVENTS", "PROCESSES", "IMAGES", "RELOCATIONS", "TABLES"):
+        globals().update(_build())
+        return globals()[name]
+    raise AttributeError(name)
 
 
 def to_arrow(table: str, frame: pd.DataFrame) -> pa.Table:
     """Coerce a backend's frame to the contract: exact columns, order and types."""
-    schema = TABLES[table]
+    schema = __getattr__("TABLES")[table]
     missing = [n for n in schema.names if n not in frame.columns]
     if missing:
         raise ValueError(f"{table} frame lacks columns {missing}")
@@ -90,7 +103,7 @@ def to_arrow(table: str, frame: pd.DataFrame) -> pa.Table:
 
 def empty(table: str) -> pd.DataFrame:
     """An empty frame with the table's columns and dtypes."""
-    return TABLES[table].empty_table().to_pandas()
+    return __getattr__("TABLES")[table].empty_table().to_pandas()
 
 
 def exit_code_from_wait_status(status: int) -> int:

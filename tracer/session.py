@@ -23,9 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .lazy import pd
-import pyarrow as pa
-import pyarrow.parquet as pq
+from .lazy import pa, pd, pq
 
 from . import schema
 from .errors import GotraceError, SessionError

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 from ..lazy import pd
-import pyarrow as pa
 
 
 @dataclass(frozen=True)

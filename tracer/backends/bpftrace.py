@@ -27,7 +27,7 @@ from .bpftrace_decode import BpftraceDecoder
 from .. import elfinfo
 from ..errors import BackendUnavailable
 from ..launch import GatedChild
-from ..lazy import preload_pandas
+from ..lazy import preload
 from ..ldso import ldso_path, libc_path
 
 LDSO_SYMBOLS = {"_dl_lookup_symbol_x", "_dl_fixup", "_dl_profile_fixup", "_dl_relocate_object"}
@@ -130,7 +130,7 @@ class BpftraceBackend:
                 raise BackendUnavailable(f"bpftrace failed to start: {errors.summary() or 'no probes attached'}")
             stream.start()
             child.release()
-            preload_pandas()  # while the command runs, not before it starts
+            preload()  # pandas/pyarrow load while the command runs, not before it starts
             exit_code = child.wait()
             # descendants still running now (daemons) are followed no further
             time.sleep(0.02)

@@ -15,20 +15,20 @@ import io
 import re
 from dataclasses import dataclass, field
 
-from ..lazy import pd
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
+from ..lazy import pa, pacsv, pc, pd
 
 from ..process_tree import ProcessTree
 from ..schema import exit_code_from_wait_status
 
 B_COLUMNS = ["rec", "ts_ns", "pid", "tid", "symbol", "version", "req", "prov", "latency_ns", "kind"]
-B_TYPES = {
-    "rec": pa.string(), "ts_ns": pa.int64(), "pid": pa.int32(), "tid": pa.int32(),
-    "symbol": pa.string(), "version": pa.string(), "req": pa.string(), "prov": pa.string(),
-    "latency_ns": pa.int64(), "kind": pa.int8(),
-}
+
+
+def _b_types() -> dict:
+    return {
+        "rec": pa.string(), "ts_ns": pa.int64(), "pid": pa.int32(), "tid": pa.int32(),
+        "symbol": pa.string(), "version": pa.string(), "req": pa.string(), "prov": pa.string(),
+        "latency_ns": pa.int64(), "kind": pa.int8(),
+    }
 KIND_NAMES = ("", "eager", "lazy", "dlsym")  # by the script's kind code
 LOST = re.compile(rb"^Lost (\d+) events")
 
@@ -106,7 +106,7 @@ class BpftraceDecoder:
             read_options=pacsv.ReadOptions(column_names=B_COLUMNS, block_size=1 << 24),
             parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False, escape_char=False,
                                               invalid_row_handler=skip),
-            convert_options=pacsv.ConvertOptions(column_types=B_TYPES, strings_can_be_null=False,
+            convert_options=pacsv.ConvertOptions(column_types=_b_types(), strings_can_be_null=False,
                                                  quoted_strings_can_be_null=False),
         )
 

@@ -17,14 +17,13 @@ import tempfile
 import threading
 import time
 
-from ..lazy import pd
-import pyarrow as pa
+from ..lazy import pa, pd
 
 from .base import Availability, CaptureRequest, CaptureResult
 from .ld_debug_parse import LdDebugFileParser
 from ..priority import background_priority
 from ..launch import GatedChild
-from ..lazy import preload_pandas
+from ..lazy import preload
 from ..ldso import ldso_path
 
 POLL_S = 0.1
@@ -55,7 +54,7 @@ class LdDebugBackend:
             child.start()
             reader.start()
             child.release()
-            preload_pandas()  # while the command runs, not before it starts
+            preload()  # pandas/pyarrow load while the command runs, not before it starts
             exit_code = child.wait()
         finally:
             reader.stop()
