@@ -28,6 +28,9 @@ HEAVY = ("pyarrow", "pyarrow.compute", "pyarrow.csv", "pyarrow.parquet", "pandas
 
 
 def _import_all() -> None:
+    from .priority import background_priority
+
+    background_priority()  # the command comes first
     for name in HEAVY:
         importlib.import_module(name)
 
