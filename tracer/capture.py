@@ -95,8 +95,7 @@ class ChunkSink:
             if item is None:
                 return
             try:
-                table = pa.concat_tables(item).cast(schema.EVENTS)
-                self.writer.append_events(table)
+                table = self.writer.append_events(pa.concat_tables(item))
                 if self.on_chunk is not None:
                     self.on_chunk(table.to_pandas(strings_to_categorical=True))
             except BaseException as exc:  # surfaced by close()

@@ -77,20 +77,24 @@ class SessionWriter:
         tmp.write_text(json.dumps(self.meta, indent=2, sort_keys=True, default=str) + "\n")
         os.replace(tmp, self.path / META)
 
-    def append_events(self, table: pa.Table) -> None:
-        """Write one chunk as its own part; after a write error, count but drop."""
+    def append_events(self, table: pa.Table) -> pa.Table:
+        """Write one chunk as its own part; after a write error, count but drop.
+
+        Returns the chunk coerced to the events contract (what was written).
+        """
+        table = table.select(schema.EVENTS.names).cast(schema.EVENTS)
         if table.num_rows == 0:
-            return
+            return table
         if self.write_error is None:
             try:
-                table = table.select(schema.EVENTS.names).cast(schema.EVENTS)
                 self._write_atomic(table, self.path / "events" / f"part-{self.parts:05d}.parquet")
                 self.parts += 1
                 self.events_written += table.num_rows
-                return
+                return table
             except OSError as exc:  # full disk, removed directory ...
                 self.write_error = f"writing events failed: {exc.strerror or exc}"
         self.meta["events_dropped"] = self.meta.get("events_dropped", 0) + table.num_rows
+        return table
 
     @staticmethod
     def _write_atomic(table: pa.Table, dest: Path) -> None:
