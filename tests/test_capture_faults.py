@@ -93,7 +93,7 @@ def test_events_stream_into_pandas_while_the_command_runs(tmp_path):
 
 
 def _bpftrace_of(tracer_pid: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-f", f"bindsnoop.bt .* {tracer_pid}$"], capture_output=True, text=True)
+    out = subprocess.run(["pgrep", "-f", f"bindsnoop.bt [0-9]+ [^ ]+ {tracer_pid} "], capture_output=True, text=True)
     return [int(p) for p in out.stdout.split()]
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from conftest import require
 from tracer.backends import bpftrace as bpf_mod
-from tracer.ldso import ldso_path, libc_path
 
 SCRIPTS = sorted(Path(bpf_mod.script_path()).parent.glob("*.bt"))
 
@@ -25,7 +24,7 @@ def test_every_script_has_a_header_and_an_example():
 def test_scripts_compile_dry_run():
     require(shutil.which("bpftrace") is not None and os.geteuid() == 0, "bpftrace dry runs need root and bpftrace")
     for script in SCRIPTS:
-        out = subprocess.run(["bpftrace", "-d", str(script), "1", ldso_path(), libc_path(), "1"],
+        out = subprocess.run(["bpftrace", "-d", str(script), *bpf_mod.script_args(1, 1)],
                              capture_output=True, text=True, timeout=120,
                              env=dict(os.environ, BPFTRACE_STRLEN="128"))
         assert out.returncode == 0, out.stderr[-2000:]

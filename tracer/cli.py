@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import typer
 
-from . import __version__
+from . import __version__, lazy
 from .commands.bind import HELP as BIND_HELP, bind_command
 from .commands.report import report_command
 
@@ -33,10 +33,12 @@ app.command("bind", help=BIND_HELP, context_settings={"allow_interspersed_args":
 app.command("report")(report_command)
 
 
-def main() -> None:
-    import pyarrow as pa
-
+def _system_allocator(pa) -> None:
     # The system allocator hands freed Parquet decode buffers back to the OS;
     # the default pool keeps them, which doubles peak RSS on big sessions.
     pa.set_memory_pool(pa.system_memory_pool())
+
+
+def main() -> None:
+    lazy.after_import("pyarrow", _system_allocator)  # not imported now: the command starts first
     app()

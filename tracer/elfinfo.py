@@ -69,6 +69,49 @@ def build_id(path: str) -> str | None:
     return None
 
 
+def debug_candidates(path: str) -> list[str]:
+    """The file itself, then its build-id debug file (Debian's libc6-dbg layout)."""
+    candidates = [path]
+    bid = build_id(path)
+    if bid:
+        candidates.append(os.path.join("/usr/lib/debug/.build-id", bid[:2], bid[2:] + ".debug"))
+    return candidates
+
+
+@functools.lru_cache(maxsize=16)
+def function_ranges(path: str, names: frozenset[str]) -> dict[str, tuple[int, int]]:
+    """``name -> (start, end)`` link-time addresses of FUNC symbols, from the
+    file's own .symtab or its build-id debug file (ld.so is stripped)."""
+    found: dict[str, tuple[int, int]] = {}
+    for cand in debug_candidates(path):
+        try:
+            with open(cand, "rb") as fh:
+                symtab = ELFFile(fh).get_section_by_name(".symtab")
+                if symtab is None:
+                    continue
+                for sym in symtab.iter_symbols():
+                    if sym.name in names and sym.name not in found and sym["st_info"]["type"] == "STT_FUNC":
+                        start = int(sym["st_value"])
+                        found[sym.name] = (start, start + int(sym["st_size"]))
+        except (OSError, ELFError, ValueError):
+            continue
+        if len(found) == len(names):
+            break
+    return found
+
+
+@functools.lru_cache(maxsize=64)
+def text_range(path: str) -> tuple[int, int] | None:
+    """Link-time extent of the executable PT_LOAD segment(s)."""
+    try:
+        with open(path, "rb") as fh:
+            spans = [(int(s["p_vaddr"]), int(s["p_vaddr"]) + int(s["p_memsz"]))
+                     for s in ELFFile(fh).iter_segments("PT_LOAD") if int(s["p_flags"]) & 1]
+    except (OSError, ELFError, ValueError):
+        return None
+    return (min(a for a, _ in spans), max(b for _, b in spans)) if spans else None
+
+
 def has_symbols(path: str, names: set[str]) -> set[str]:
     """Which of ``names`` the file's own .symtab or its build-id debug file names.
 
@@ -77,11 +120,7 @@ def has_symbols(path: str, names: set[str]) -> set[str]:
     matters because it runs before every bpftrace capture.
     """
     found: set[str] = set()
-    candidates = [path]
-    bid = build_id(path)
-    if bid:
-        candidates.append(os.path.join("/usr/lib/debug/.build-id", bid[:2], bid[2:] + ".debug"))
-    for cand in candidates:
+    for cand in debug_candidates(path):
         try:
             with open(cand, "rb") as fh:
                 elf = ELFFile(fh)

@@ -8,7 +8,33 @@ once the command is running.
 from __future__ import annotations
 
 import importlib
+import sys
 import threading
+
+
+_after_import: dict[str, list] = {}
+_hooks_lock = threading.Lock()
+
+
+def after_import(name: str, hook) -> None:
+    """Run ``hook(module)`` once ``name`` has been imported through this module
+    (the CLI uses it to choose pyarrow's allocator without importing pyarrow
+    before the command starts)."""
+    with _hooks_lock:
+        _after_import.setdefault(name, []).append(hook)
+
+
+def _load(name: str):
+    module = importlib.import_module(name)
+    if _after_import:  # importing pyarrow.csv imports pyarrow too: check every name
+        with _hooks_lock:
+            ready = [(n, hooks) for n, hooks in _after_import.items() if n in sys.modules]
+            for n, _ in ready:
+                del _after_import[n]
+        for n, hooks in ready:
+            for hook in hooks:
+                hook(sys.modules[n])
+    return module
 
 
 class _LazyModule:
@@ -16,7 +42,7 @@ class _LazyModule:
         self._name = name
 
     def __getattr__(self, attr: str):
-        return getattr(importlib.import_module(self._name), attr)
+        return getattr(_load(self._name), attr)
 
 
 pd = _LazyModule("pandas")
@@ -32,7 +58,7 @@ def _import_all() -> None:
 
     background_priority()  # the command comes first
     for name in HEAVY:
-        importlib.import_module(name)
+        _load(name)
 
 
 def preload() -> None:

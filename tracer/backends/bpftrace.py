@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import platform
 import select
 import shutil
 import signal
@@ -28,10 +29,10 @@ from .. import elfinfo
 from ..errors import BackendUnavailable
 from ..launch import GatedChild
 from ..lazy import preload
-from ..ldso import ldso_path, libc_path
+from ..ldso import ldso_path
 
-LDSO_SYMBOLS = {"_dl_lookup_symbol_x", "_dl_fixup", "_dl_profile_fixup", "_dl_relocate_object"}
-LIBC_SYMBOLS = {"_dl_sym", "do_dlsym", "do_dlvsym"}
+LDSO_SYMBOLS = frozenset({"_dl_lookup_symbol_x", "_dl_fixup", "_dl_profile_fixup", "_dl_relocate_object"})
+SUPPORTED_MACHINES = {"x86_64"}  # the script reads the return address at [sp] on entry
 TRACEFS = "/sys/kernel/tracing"
 RB_PAGES_ENV = "GOTRACE_BPFTRACE_PERF_RB_PAGES"  # per-CPU perf buffer pages (default 2048 = 8 MiB)
 READY_TIMEOUT_S = 90
@@ -46,6 +47,31 @@ LATENCY_METHOD = ("bpftrace nsecs from uprobe entry to uretprobe of _dl_lookup_s
 
 def script_path() -> str:
     return str(resources.files("tracer").joinpath("dscripts", "bindsnoop.bt"))
+
+
+def ldso_layout(ldso: str) -> list[int] | None:
+    """bindsnoop.bt's LOOKUP, FIXUP and TEXT arguments for this ld.so.
+
+    The script tells a lazy binding from an eager or dlsym one by where
+    _dl_lookup_symbol_x was called from, which needs _dl_fixup's and
+    _dl_profile_fixup's extents and ld.so's text segment (link-time addresses;
+    the script rebases them per process from the probe's own address).
+    """
+    funcs = elfinfo.function_ranges(ldso, LDSO_SYMBOLS)
+    text = elfinfo.text_range(ldso)
+    if len(funcs) != len(LDSO_SYMBOLS) or text is None:
+        return None
+    return [funcs["_dl_lookup_symbol_x"][0], *funcs["_dl_fixup"], *funcs["_dl_profile_fixup"], *text]
+
+
+def script_args(root_pid: int, mark_pid: int) -> list[str]:
+    """bindsnoop.bt's positional arguments, in the order its USAGE gives."""
+    ldso = ldso_path()
+    layout = ldso_layout(ldso) if ldso else None
+    if layout is None:
+        raise BackendUnavailable("bpftrace backend unavailable: ld.so's internal symbols are not resolvable; "
+                                 "install glibc's debug symbols: apt-get install libc6-dbg")
+    return [str(root_pid), ldso, str(mark_pid), *(str(v) for v in layout)]
 
 
 def _tracefs_ready() -> bool:
@@ -83,16 +109,19 @@ class BpftraceBackend:
         if os.geteuid() != 0:
             return Availability(False, "bpftrace needs root (CAP_BPF and CAP_PERFMON)",
                                 "run gotrace as root, e.g. sudo -E gotrace bind ...")
-        ldso, libc = ldso_path(), libc_path()
-        if ldso is None or libc is None:
-            return Availability(False, "cannot find glibc's ld.so and libc.so.6 on this host",
+        machine = platform.machine()
+        if machine not in SUPPORTED_MACHINES:
+            return Availability(False, f"bindsnoop.bt supports x86_64 hosts only, not {machine}",
+                                "use --backend ld-debug")
+        ldso = ldso_path()
+        if ldso is None:
+            return Availability(False, "cannot find glibc's ld.so on this host",
                                 "the bpftrace backend supports glibc systems only")
-        missing = sorted(LDSO_SYMBOLS - elfinfo.has_symbols(ldso, LDSO_SYMBOLS))
-        missing += sorted(LIBC_SYMBOLS - elfinfo.has_symbols(libc, LIBC_SYMBOLS))
+        missing = sorted(LDSO_SYMBOLS - set(elfinfo.function_ranges(ldso, LDSO_SYMBOLS)))
         if missing:
             return Availability(
                 False,
-                f"ld.so/libc internal symbols {', '.join(missing)} are not resolvable (the files are stripped)",
+                f"ld.so's internal symbols {', '.join(missing)} are not resolvable (the files are stripped)",
                 "install glibc's debug symbols: apt-get install libc6-dbg")
         reason = ensure_tracefs()
         if reason:
@@ -104,6 +133,7 @@ class BpftraceBackend:
         if not avail.ok:
             raise BackendUnavailable(f"bpftrace backend unavailable: {avail.explain()}")
         decoder = BpftraceDecoder()
+        args = script_args(0, os.getpid())  # resolved before the child exists, so a failure starts nothing
         child = GatedChild(request.argv, request.env)
         child.start()
         decoder.tree.root(child.pid, os.getpid(), request.argv, time.monotonic_ns())
@@ -111,7 +141,7 @@ class BpftraceBackend:
                    BPFTRACE_PERF_RB_PAGES=os.environ.get(RB_PAGES_ENV, "2048"))
         try:
             proc = subprocess.Popen(
-                ["bpftrace", script_path(), str(child.pid), ldso_path(), libc_path(), str(os.getpid())],
+                ["bpftrace", script_path(), str(child.pid), *args[1:]],
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                 env=env, start_new_session=True)
         except OSError as exc:
