@@ -108,3 +108,24 @@ def golden(request):
         assert json.loads(text) == json.loads(path.read_text())
 
     return check
+
+
+@pytest.fixture(scope="session")
+def binaries(tmp_path_factory):
+    """``binaries(name)`` builds (once) and returns one of tests/binaries.py's
+    binaries; a missing tool skips locally and fails under CI."""
+    from binaries import Builder
+
+    out = tmp_path_factory.mktemp("bins")
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.update(GOCACHE=str(ROOT / ".cache" / "go-build"), GOPATH=str(out / "gopath"), GOTOOLCHAIN="local",
+               GOFLAGS="-modcacherw", GOPROXY="off")
+    builder = Builder(out, go_binary(), env)
+
+    def get(name: str) -> Path:
+        why = builder.tool_missing(name)
+        require(why is None, f"cannot build {name}: {why}")
+        return builder(name)
+
+    return get

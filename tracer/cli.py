@@ -5,6 +5,7 @@ import typer
 
 from . import __version__, lazy
 from .commands.bind import HELP as BIND_HELP, bind_command
+from .commands.inspect import inspect_command, stubs_command
 from .commands.report import report_command
 
 app = typer.Typer(
@@ -31,6 +32,8 @@ def root(version: bool = typer.Option(False, "--version", callback=_version, is_
 
 app.command("bind", help=BIND_HELP, context_settings={"allow_interspersed_args": False})(bind_command)
 app.command("report")(report_command)
+app.command("inspect")(inspect_command)
+app.command("stubs")(stubs_command)
 
 
 def _system_allocator(pa) -> None:

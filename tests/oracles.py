@@ -1,0 +1,84 @@
+"""Independent accounts of a binary: readelf for ELF, llvm-objdump for Mach-O.
+
+Each function parses the tool's text output with nothing from tracer, so a
+test comparing gotrace with it compares two separate readings of the file.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+
+OBJDUMP = "llvm-objdump-16"
+
+
+def _run(*argv: str) -> str:
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+
+
+def readelf_loads(path) -> list[tuple[int, int, str]]:
+    """(vaddr, memsz, flags) of each LOAD program header."""
+    out = []
+    for line in _run("readelf", "-lW", str(path)).splitlines():
+        parts = line.split()
+        if parts and parts[0] == "LOAD":
+            vaddr, memsz = int(parts[2], 16), int(parts[5], 16)
+            flags = "".join(parts[6:-1])
+            out.append((vaddr, memsz, flags))
+    return out
+
+
+def readelf_needed(path) -> list[str]:
+    return re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", _run("readelf", "-dW", str(path)))
+
+
+def readelf_header(path) -> dict[str, str]:
+    out = {}
+    for line in _run("readelf", "-hW", str(path)).splitlines():
+        if ":" in line:
+            k, v = line.split(":", 1)
+            out[k.strip()] = v.strip()
+    return out
+
+
+def readelf_build_id(path) -> str | None:
+    m = re.search(r"Build ID: ([0-9a-f]+)", _run("readelf", "-nW", str(path)))
+    return m.group(1) if m else None
+
+
+def readelf_symbol_relocs(path) -> set[tuple[int, str, str]]:
+    """(offset, type, symbol@version) of every relocation that names a symbol."""
+    out = set()
+    for line in _run("readelf", "-rW", str(path)).splitlines():
+        parts = line.split()
+        if len(parts) >= 5 and re.fullmatch(r"[0-9a-f]{8,16}", parts[0]) and parts[2].startswith("R_"):
+            name = parts[4]
+            if re.fullmatch(r"[0-9a-f]+", parts[3]) and not name.startswith("+"):
+                out.add((int(parts[0], 16), parts[2], name))
+    return out
+
+
+def objdump_binds(path, arch: str | None = None) -> set[tuple[int, str, str]]:
+    """(address, dylib short name, symbol) from the bind, lazy-bind and chained-fixup tables."""
+    extra = [f"--arch={arch}"] if arch else []
+    out = set()
+    text = _run(OBJDUMP, "--macho", "--bind", "--lazy-bind", *extra, str(path))
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 5 and parts[0].startswith("__") and re.fullmatch(r"0x[0-9A-Fa-f]+", parts[2]):
+            out.add((int(parts[2], 16), parts[-2], parts[-1]))
+    text = _run(OBJDUMP, "--macho", "--dyld-info", *extra, str(path))
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 8 and parts[4] == "bind":
+            out.add((int(parts[2], 16), parts[6], parts[7]))
+    return out
+
+
+def objdump_load_commands(path, arch: str | None = None) -> dict:
+    extra = [f"--arch={arch}"] if arch else []
+    text = _run(OBJDUMP, "--macho", "--private-headers", *extra, str(path))
+    segs = [(m.group(1), int(m.group(2), 16), int(m.group(3), 16))
+            for m in re.finditer(r"segname (\S+)\s+vmaddr (0x[0-9a-f]+)\s+vmsize (0x[0-9a-f]+)", text)]
+    uuid = re.search(r"uuid ([0-9A-F-]+)", text)
+    dylibs = re.findall(r"cmd LC_(?:LOAD|LOAD_WEAK|REEXPORT)_DYLIB\n\s+cmdsize \d+\n\s+name (\S+)", text)
+    return {"segments": segs, "uuid": uuid.group(1) if uuid else None, "dylibs": dylibs}

@@ -1,0 +1,123 @@
+"""Bad input to inspect/stubs: one clear line, exit 2, never a traceback or a hang.
+
+The fuzz test mutates real binaries (bytes flipped, headers truncated, counts
+and offsets made huge) and requires every case to end in an Image or a
+BadBinary within a second.
+"""
+from __future__ import annotations
+
+import os
+import random
+import struct
+import time
+
+import pytest
+
+from conftest import gotrace_cli
+from tracer.binary import BadBinary, open_image
+from tracer.binary.sniff import read_binary
+from tracer.binary.stubs import check
+
+
+def one_line_exit_2(path, expect: str, command: str = "inspect"):
+    out = gotrace_cli(command, str(path), timeout=20)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2, (out.returncode, out.stderr)
+    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    assert expect in lines[0], lines[0]
+
+
+def test_empty_file(tmp_path):
+    (tmp_path / "empty").write_bytes(b"")
+    one_line_exit_2(tmp_path / "empty", "empty file, not an ELF or Mach-O file")
+
+
+def test_directory_device_fifo(tmp_path):
+    one_line_exit_2(tmp_path, "is a directory")
+    one_line_exit_2("/dev/null", "not a regular file")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    one_line_exit_2(fifo, "not a regular file", "stubs")  # must not block opening it
+
+
+def test_missing_and_unreadable(tmp_path):
+    one_line_exit_2(tmp_path / "nope", "no such file")
+    if os.geteuid() == 0:
+        # root reads any mode bits; /proc/self/mem is a regular file whose read fails (EIO)
+        one_line_exit_2("/proc/self/mem", "cannot read: Input/output error")
+    else:
+        secret = tmp_path / "secret"
+        secret.write_bytes(b"\x7fELF" + b"\0" * 60)
+        secret.chmod(0)
+        one_line_exit_2(secret, "cannot read: Permission denied")
+
+
+def test_not_a_binary(tmp_path):
+    (tmp_path / "text").write_text("hello world\n")
+    one_line_exit_2(tmp_path / "text", "not an ELF or Mach-O file")
+    (tmp_path / "script").write_text("#!/bin/sh\necho hi\n")
+    one_line_exit_2(tmp_path / "script", "a script (#!)")
+    (tmp_path / "Main.class").write_bytes(b"\xca\xfe\xba\xbe\x00\x00\x00\x41" + b"\0" * 64)
+    one_line_exit_2(tmp_path / "Main.class", "Java class")
+
+
+@pytest.mark.parametrize("cut", [3, 20, 40, 64, 200, 1000])
+def test_truncated_elf(cut, binaries, tmp_path):
+    data = binaries("c-lazy").read_bytes()
+    (tmp_path / "cut").write_bytes(data[:cut])
+    one_line_exit_2(tmp_path / "cut", f"truncated at offset {cut}")
+
+
+@pytest.mark.parametrize("cut", [3, 20, 100, 2000])
+def test_truncated_macho(cut, binaries, tmp_path):
+    data = binaries("macho-x86_64-lazy").read_bytes()
+    (tmp_path / "cut").write_bytes(data[:cut])
+    one_line_exit_2(tmp_path / "cut", f"truncated at offset {cut}")
+
+
+def _mutations(data: bytes, rng: random.Random, n: int):
+    """Flipped bytes, truncations, and header fields (counts, offsets, sizes) made huge."""
+    header_words = list(range(0, min(len(data), 256), 4))
+    for i in range(n):
+        buf = bytearray(data)
+        r = i % 4
+        if r == 0:
+            for _ in range(rng.randint(1, 16)):
+                buf[rng.randrange(len(buf))] ^= 1 << rng.randrange(8)
+        elif r == 1:
+            buf = buf[:rng.randrange(4, len(buf))]
+        elif r == 2:
+            at = rng.choice(header_words)
+            struct.pack_into("<I", buf, at, rng.choice([0xFFFFFFFF, 0x7FFFFFFF, 0x10000, len(data) * 4]))
+        else:  # somewhere in the first pages: load commands, program and section headers
+            at = rng.randrange(0, min(len(buf) - 8, 8192)) & ~3
+            struct.pack_into("<Q", buf, at, rng.choice([2**63 - 1, 2**40, 0xFFFFFFFFFFFFFFFF]))
+        yield bytes(buf)
+
+
+@pytest.mark.parametrize("name,cases", [("c-lazy", 1500), ("macho-x86_64-lazy", 1000),
+                                        ("macho-arm64-chained", 600), ("go-linux-amd64-internal", 150),
+                                        ("go-darwin-amd64", 150)])
+def test_fuzz_never_crashes_or_hangs(name, cases, binaries, tmp_path):
+    data = binaries(name).read_bytes()
+    rng = random.Random(f"gotrace-{name}")
+    path = tmp_path / "case"
+    worst, outcomes = 0.0, {"ok": 0, "refused": 0}
+    for i, mutated in enumerate(_mutations(data, rng, cases)):
+        path.write_bytes(mutated)
+        t0 = time.monotonic()
+        try:
+            img = open_image(path)
+            check(img, read_binary(str(path))[1], host_arch="x86_64", slice_base=img.slice_offset)
+            outcomes["ok"] += 1
+        except BadBinary as exc:
+            assert "\n" not in exc.message and str(path) in exc.message
+            outcomes["refused"] += 1
+        except Exception as exc:  # noqa: BLE001 - the point of the test
+            bad = tmp_path / f"crash-{i}"
+            bad.write_bytes(mutated)
+            pytest.fail(f"case {i}: uncaught {type(exc).__name__}: {exc} (input kept at {bad})")
+        elapsed = time.monotonic() - t0
+        worst = max(worst, elapsed)
+        assert elapsed < 1.0, f"case {i} took {elapsed:.2f} s"
+    assert outcomes["refused"] > 0 and outcomes["ok"] > 0, outcomes

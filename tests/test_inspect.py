@@ -1,0 +1,136 @@
+"""gotrace inspect against readelf (ELF) and llvm-objdump (Mach-O) on real binaries."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+import oracles
+from conftest import gotrace_cli, require
+from tracer.binary import open_image
+
+ELF_BUILT = ["go-linux-amd64-static", "go-linux-amd64-internal", "go-linux-amd64-external",
+             "go-linux-amd64-pie", "go-linux-amd64-bindnow", "go-linux-arm64", "c-lazy", "c-now"]
+SYSTEM = ["/bin/ls", "/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"]
+MACHO_BUILT = ["go-darwin-amd64", "go-darwin-arm64", "macho-x86_64-lazy", "macho-arm64-chained"]
+
+
+def _elf_path(name, binaries):
+    if name.startswith("/"):
+        return name
+    return str(binaries(name))
+
+
+def _letters(flags: str) -> set[str]:
+    return {c for c in flags.upper() if c in "RWE"}
+
+
+def _prot_letters(prot: str) -> set[str]:
+    return {{"r": "R", "w": "W", "x": "E"}[c] for c in prot if c != "-"}
+
+
+@pytest.mark.parametrize("name", ELF_BUILT + SYSTEM)
+def test_elf_agrees_with_readelf(name, binaries):
+    require(shutil.which("readelf") is not None, "readelf (binutils) is not installed")
+    path = _elf_path(name, binaries)
+    img = open_image(path)
+    loads = [(s.vmaddr, s.vmsize, _prot_letters(s.prot)) for s in img.segments if s.name == "LOAD"]
+    assert loads == [(v, m, _letters(f)) for v, m, f in oracles.readelf_loads(path)]
+    assert [l.name for l in img.libraries] == oracles.readelf_needed(path)
+    assert img.uuid == oracles.readelf_build_id(path)
+    hdr = oracles.readelf_header(path)
+    machine = {"Advanced Micro Devices X86-64": "x86_64", "AArch64": "arm64"}[hdr["Machine"]]
+    assert img.arch == machine
+    assert img.entry == int(hdr["Entry point address"], 16)
+    expected = oracles.readelf_symbol_relocs(path)
+    ours = {(i.address, i.reloc, i.symbol) for i in img.imports}
+    assert ours == {(o, t, n.split("@")[0]) for o, t, n in expected}
+    for i in img.imports:  # a version we report is the one readelf prints
+        if i.version:
+            assert (i.address, i.reloc, f"{i.symbol}@{i.version}") in expected
+    assert img.link_base == (min(v for v, _, _ in oracles.readelf_loads(path)) & ~0xFFF
+                             if oracles.readelf_loads(path) else None)
+
+
+def test_elf_binding_modes_and_pie(binaries):
+    lazy, now = open_image(binaries("c-lazy")), open_image(binaries("c-now"))
+    assert not lazy.bind_now and any(i.mode == "lazy" and i.reloc == "R_X86_64_JUMP_SLOT" for i in lazy.imports)
+    assert now.bind_now and all(i.mode == "eager" for i in now.imports)
+    bindnow = open_image(binaries("go-linux-amd64-bindnow"))
+    assert bindnow.bind_now and bindnow.imports and all(i.mode == "eager" for i in bindnow.imports)
+    internal = open_image(binaries("go-linux-amd64-internal"))
+    assert any(i.mode == "lazy" for i in internal.imports)  # Go's linker: a lazy PLT unless -bindnow
+    assert not internal.pie and internal.file_type == "executable" and internal.link_base == 0x400000
+    assert open_image(binaries("go-linux-amd64-pie")).pie
+    static = open_image(binaries("go-linux-amd64-static"))
+    assert static.interpreter is None and static.imports == [] and not static.pie
+
+
+@pytest.mark.parametrize("name", ["go-linux-amd64-internal", "go-linux-amd64-pie", "go-linux-arm64",
+                                  "go-darwin-arm64"])
+def test_go_build_info_agrees_with_go_version_m(name, binaries):
+    from conftest import go_binary
+
+    path = binaries(name)
+    out = subprocess.run([go_binary(), "version", "-m", str(path)], capture_output=True, text=True,
+                         check=True).stdout
+    info = open_image(path).go
+    assert out.split(":", 1)[1].split()[0] == info["version"]
+    settings = dict(l.split("\t")[2].split("=", 1) for l in out.splitlines()
+                    if l.startswith("\tbuild\t") and "=" in l.split("\t")[2])
+    assert settings == info["settings"]
+    assert info["settings"]["GOARCH"] == {"arm64": "arm64"}.get(name.rsplit("-", 1)[-1], "amd64")
+
+
+@pytest.mark.parametrize("name", MACHO_BUILT)
+def test_macho_agrees_with_llvm_objdump(name, binaries):
+    require(shutil.which(oracles.OBJDUMP) is not None, f"{oracles.OBJDUMP} (llvm-16) is not installed")
+    path = binaries(name)
+    img = open_image(path)
+    lc = oracles.objdump_load_commands(path)
+    assert [(s.name, s.vmaddr, s.vmsize) for s in img.segments] == lc["segments"]
+    assert img.uuid == lc["uuid"]
+    assert [l.name for l in img.libraries] == lc["dylibs"]
+    binds = oracles.objdump_binds(path)
+    assert binds, "the oracle saw no binds"
+    short = lambda lib: lib.rsplit("/", 1)[-1].split(".")[0]  # noqa: E731 (llvm-objdump prints "libSystem")
+    assert {(i.address, short(i.library), i.symbol) for i in img.imports} == binds
+
+
+def test_macho_binding_kinds(binaries):
+    lazy = open_image(binaries("macho-x86_64-lazy"))
+    assert {i.symbol for i in lazy.imports if i.mode == "lazy"} == {"_printf", "_puts", "_cos"}
+    assert all(i.section == "__DATA,__la_symbol_ptr" for i in lazy.imports if i.mode == "lazy")
+    chained = open_image(binaries("macho-arm64-chained"))
+    assert chained.imports and all(i.reloc.startswith("DYLD_CHAINED_PTR") for i in chained.imports)
+    go = open_image(binaries("go-darwin-arm64"), "arm64")
+    # Go's internal Mach-O linker: non-lazy __got binds only, through LC_DYLD_INFO_ONLY
+    assert go.imports and all(i.mode == "eager" and i.section == "__DATA_CONST,__got" for i in go.imports)
+
+
+def test_fat_file_slices(binaries):
+    fat = binaries("fat")
+    for arch, thin in (("x86_64", "go-darwin-amd64"), ("arm64", "go-darwin-arm64")):
+        img = open_image(fat, arch)
+        assert img.arch == arch and img.slices == ["x86_64", "arm64"]
+        assert img.uuid == open_image(binaries(thin)).uuid
+        assert img.uuid == oracles.objdump_load_commands(fat, arch)["uuid"]
+        assert {(i.address, i.symbol) for i in img.imports} == \
+            {(a, s) for a, _, s in oracles.objdump_binds(fat, arch)}
+    assert open_image(fat).arch == "x86_64"  # the host's slice by default
+    out = gotrace_cli("inspect", "--arch", "ppc", str(fat))
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [
+        f"gotrace: {fat}: no ppc slice (it has: x86_64, arm64)"]
+
+
+def test_inspect_cli_json_and_text(binaries):
+    path = binaries("c-lazy")
+    out = gotrace_cli("inspect", "--json", str(path))
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["format"] == "ELF" and doc["arch"] == "x86_64" and doc["pie"] is True
+    assert {"printf", "cos"} <= {i["symbol"] for i in doc["imports"]}
+    text = gotrace_cli("inspect", str(path))
+    assert text.returncode == 0 and "imports" in text.stdout and "libm.so.6" in text.stdout

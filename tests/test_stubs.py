@@ -1,0 +1,154 @@
+"""gotrace stubs: slots named right, clean binaries pass, each anomaly is caught.
+
+The anomalies are made by patching copies of real binaries at offsets found
+with pyelftools / LIEF directly (not through tracer), then checked through the
+CLI for the exit code and the reason.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+
+import pytest
+from elftools.elf.elffile import ELFFile
+
+import oracles
+from conftest import gotrace_cli
+from tracer.binary import open_image
+
+
+def stubs_json(path, *extra):
+    out = gotrace_cli("stubs", "--json", *extra, str(path))
+    assert out.returncode in (0, 1), out.stderr
+    return out.returncode, json.loads(out.stdout)
+
+
+def kinds(doc) -> set[str]:
+    return {a["kind"] for a in doc["anomalies"]}
+
+
+@pytest.mark.parametrize("name", ["c-lazy", "c-now", "go-linux-amd64-internal", "go-linux-amd64-pie",
+                                  "macho-x86_64-lazy", "go-darwin-amd64"])
+def test_clean_binaries_have_no_anomalies(name, binaries):
+    rc, doc = stubs_json(binaries(name))
+    assert rc == 0 and doc["anomalies"] == []
+    assert doc["sections"], "no stub sections found"
+
+
+def test_elf_slots_match_relocations(binaries):
+    path = binaries("c-lazy")
+    rc, doc = stubs_json(path)
+    got = {s["address"]: s["symbol"] for sec in doc["sections"] if sec["name"] in (".got", ".got.plt")
+           for s in sec["slots"] if s["symbol"]}
+    relocs = oracles.readelf_symbol_relocs(path)
+    spans = [_elf_section(path, n) for n in (".got", ".got.plt")]
+    in_got = lambda off: any(a <= off < a + size for _o, size, a in spans)  # noqa: E731 (COPY relocs live in .bss)
+    assert got == {off: name for off, _t, name in relocs if in_got(off)}
+    plt = next(sec for sec in doc["sections"] if sec["name"] in (".plt.sec", ".plt") and len(sec["slots"]) > 1)
+    lazy = {name.split("@")[0] for _o, t, name in relocs if t == "R_X86_64_JUMP_SLOT"}
+    assert {s["symbol"] for s in plt["slots"] if s["symbol"]} == lazy
+
+
+def test_macho_stub_symbols_match_indirect_table(binaries):
+    path = binaries("macho-x86_64-lazy")
+    rc, doc = stubs_json(path)
+    stubs = next(sec for sec in doc["sections"] if sec["name"] == "__TEXT,__stubs")
+    assert [s["symbol"] for s in stubs["slots"]] == ["_cos", "_puts", "_printf"]
+    la = next(sec for sec in doc["sections"] if sec["name"] == "__DATA,__la_symbol_ptr")
+    helper = next(sec for sec in doc["sections"] if sec["name"] == "__TEXT,__stub_helper")
+    for s in la["slots"]:  # each lazy pointer leads into __stub_helper until bound
+        assert helper["address"] <= int(s["value"], 16) < helper["address"] + helper["size"]
+
+
+def _elf_section(path, name):
+    with open(path, "rb") as fh:
+        sec = ELFFile(fh).get_section_by_name(name)
+        return sec["sh_offset"], sec["sh_size"], sec["sh_addr"]
+
+
+def _patch(src, dst, offset, data):
+    shutil.copy(src, dst)
+    with open(dst, "r+b") as fh:
+        fh.seek(offset)
+        fh.write(data)
+    return dst
+
+
+@pytest.mark.parametrize("fill,words", [(b"\0", "zeros"), (b"\xcc", "0xCC")])
+def test_stub_section_filled(fill, words, binaries, tmp_path):
+    src = binaries("c-lazy")
+    off, size, _ = _elf_section(src, ".plt")
+    bad = _patch(src, tmp_path / "bad", off, fill * size)
+    rc, doc = stubs_json(bad)
+    assert rc == 1 and "empty-stubs" in kinds(doc)
+    assert any(words in a["reason"] and a["where"] == ".plt" for a in doc["anomalies"])
+
+
+def _first_lazy_slot(path):
+    img = open_image(path)
+    slot = next(i for i in img.imports if i.mode == "lazy")
+    off, _size, addr = _elf_section(path, ".got.plt")
+    return off + (slot.address - addr)
+
+
+def test_lazy_pointer_outside_and_astray(binaries, tmp_path):
+    src = binaries("c-lazy")
+    at = _first_lazy_slot(src)
+    rc, doc = stubs_json(_patch(src, tmp_path / "out", at, struct.pack("<Q", 0xDEADBEEF0000)))
+    assert rc == 1 and "lazy-pointer-outside" in kinds(doc)
+    text_off, _s, text_addr = _elf_section(src, ".text")
+    rc, doc = stubs_json(_patch(src, tmp_path / "astray", at, struct.pack("<Q", text_addr)))
+    assert rc == 1 and kinds(doc) == {"lazy-pointer-not-to-stub"}
+
+
+def test_bind_to_library_not_loaded(binaries, tmp_path):
+    """libm's DT_NEEDED entry retagged (DT_CHECKSUM): cos@GLIBC_2.2.5 still names libm.so.6."""
+    src = binaries("c-lazy")
+    off, size, _ = _elf_section(src, ".dynamic")
+    with open(src, "rb") as fh:
+        fh.seek(off)
+        dyn = fh.read(size)
+    needed = [i for i in range(0, size, 16) if struct.unpack_from("<q", dyn, i)[0] == 1]
+    libs = oracles.readelf_needed(src)
+    idx = needed[libs.index("libm.so.6")]
+    bad = _patch(src, tmp_path / "nolibm", off + idx, struct.pack("<q", 0x6FFFFDF8))
+    assert "libm.so.6" not in oracles.readelf_needed(bad)
+    rc, doc = stubs_json(bad)
+    assert rc == 1 and kinds(doc) == {"library-not-loaded"}
+    assert "libm.so.6" in doc["anomalies"][0]["reason"]
+
+
+def test_macho_lazy_pointer_astray(binaries, tmp_path):
+    import lief
+
+    src = binaries("macho-x86_64-lazy")
+    b = lief.MachO.parse(str(src)).at(0)
+    la = next(s for s in b.sections if s.name == "__la_symbol_ptr")
+    text = next(s for s in b.sections if s.name == "__text")
+    rc, doc = stubs_json(_patch(src, tmp_path / "astray", la.offset, struct.pack("<Q", text.virtual_address)))
+    assert rc == 1 and kinds(doc) == {"lazy-pointer-not-to-stub"}
+    rc, doc = stubs_json(_patch(src, tmp_path / "outside", la.offset, struct.pack("<Q", 0x7777_0000_0000)))
+    assert rc == 1 and kinds(doc) == {"lazy-pointer-outside"}
+
+
+def test_missing_uuid(binaries, tmp_path):
+    import lief
+
+    b = lief.MachO.parse(str(binaries("macho-x86_64-lazy"))).at(0)
+    b.remove(lief.MachO.LoadCommand.TYPE.UUID)
+    bad = tmp_path / "nouuid"
+    b.write(str(bad))
+    assert oracles.objdump_load_commands(bad)["uuid"] is None
+    rc, doc = stubs_json(bad)
+    assert rc == 1 and kinds(doc) == {"missing-uuid"}
+    out = gotrace_cli("stubs", str(bad))
+    assert out.returncode == 1 and "LC_UUID" in out.stdout and "macOS 26" in out.stdout
+
+
+def test_wrong_architecture(binaries):
+    rc, doc = stubs_json(binaries("go-darwin-arm64"))  # this host is x86_64
+    assert rc == 1 and kinds(doc) == {"wrong-arch"}
+    rc, doc = stubs_json(binaries("c-lazy"), "--arch", "arm64")
+    assert rc == 1 and kinds(doc) == {"wrong-arch"}
+    assert "requested" in doc["anomalies"][0]["reason"]

@@ -1,0 +1,98 @@
+"""Mach-O section records and the indirect symbol table, read raw.
+
+Stub and symbol-pointer sections name their symbols only through the
+indirect symbol table (section ``reserved1`` is the first index, ``reserved2``
+the stub size). Reading these few structures directly keeps every offset
+bounds-checked and the special INDIRECT_SYMBOL_LOCAL/ABS entries visible.
+Offsets are relative to the slice (``base``) in a fat file.
+"""
+from __future__ import annotations
+
+import struct
+
+LC_SEGMENT, LC_SEGMENT_64, LC_SYMTAB, LC_DYSYMTAB = 0x1, 0x19, 0x2, 0xB
+INDIRECT_SYMBOL_LOCAL, INDIRECT_SYMBOL_ABS = 0x80000000, 0x40000000
+
+
+def _commands(data: bytes, base: int):
+    magic = data[base:base + 4]
+    is64 = magic in (b"\xcf\xfa\xed\xfe", b"\xfe\xed\xfa\xcf")
+    order = "<" if magic in (b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe") else ">"
+    ncmds, sizeofcmds = struct.unpack_from(order + "II", data, base + 16)
+    pos = base + (32 if is64 else 28)
+    end = min(pos + sizeofcmds, len(data))
+    for _ in range(ncmds):
+        if pos + 8 > end:
+            return
+        cmd, size = struct.unpack_from(order + "II", data, pos)
+        if size < 8 or pos + size > end:
+            return
+        yield order, cmd, pos, size
+        pos += size
+
+
+def _name(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("ascii", "replace")
+
+
+def section_records(data: bytes, base: int = 0) -> list[dict]:
+    out = []
+    for order, cmd, pos, size in _commands(data, base):
+        if cmd == LC_SEGMENT_64:
+            nsects = struct.unpack_from(order + "I", data, pos + 64)[0]
+            at, rec = pos + 72, 80
+            layout = order + "16s16sQQIIIIIII"
+        elif cmd == LC_SEGMENT:
+            nsects = struct.unpack_from(order + "I", data, pos + 48)[0]
+            at, rec = pos + 56, 68
+            layout = order + "16s16sIIIIIIIII"
+        else:
+            continue
+        for i in range(nsects):
+            if at + (i + 1) * rec > pos + size:
+                break
+            sect, seg, addr, sz, off, _align, _reloff, _nreloc, flags, r1, r2 = struct.unpack_from(
+                layout, data, at + i * rec)[:11]
+            out.append({"sectname": _name(sect), "segname": _name(seg), "addr": addr, "size": sz,
+                        "offset": off, "flags": flags, "reserved1": r1, "reserved2": r2})
+    return out
+
+
+def indirect_symbols(path: str, data: bytes, base: int = 0) -> dict[int, str]:
+    """Indirect table index -> symbol name (or ``<local>`` / ``<absolute>``)."""
+    symtab = dysymtab = None
+    order = "<"
+    for order, cmd, pos, _size in _commands(data, base):
+        if cmd == LC_SYMTAB:
+            symtab = struct.unpack_from(order + "IIII", data, pos + 8)
+        elif cmd == LC_DYSYMTAB:
+            dysymtab = struct.unpack_from(order + "II", data, pos + 56)
+    if symtab is None or dysymtab is None:
+        return {}
+    symoff, nsyms, stroff, strsize = symtab
+    indoff, nind = dysymtab
+    is64 = data[base:base + 4] in (b"\xcf\xfa\xed\xfe", b"\xfe\xed\xfa\xcf")
+    nlist = 16 if is64 else 12
+    out: dict[int, str] = {}
+    strings = data[base + stroff:base + stroff + strsize]
+    for i in range(nind):
+        at = base + indoff + 4 * i
+        if at + 4 > len(data):
+            break
+        idx = struct.unpack_from(order + "I", data, at)[0]
+        if idx & INDIRECT_SYMBOL_LOCAL:
+            out[i] = "<local>"
+            continue
+        if idx & INDIRECT_SYMBOL_ABS:
+            out[i] = "<absolute>"
+            continue
+        if idx >= nsyms:
+            continue
+        sat = base + symoff + idx * nlist
+        if sat + 4 > len(data):
+            continue
+        strx = struct.unpack_from(order + "I", data, sat)[0]
+        if strx < len(strings):
+            end = strings.find(b"\0", strx)
+            out[i] = strings[strx:end if end >= 0 else len(strings)].decode("utf-8", "replace")
+    return out
