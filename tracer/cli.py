@@ -5,6 +5,7 @@ import typer
 
 from . import __version__, lazy
 from .commands.bind import HELP as BIND_HELP, bind_command
+from .commands.aslr import HELP as ASLR_HELP, aslr_command
 from .commands.inspect import inspect_command, stubs_command
 from .commands.report import report_command
 
@@ -34,6 +35,7 @@ app.command("bind", help=BIND_HELP, context_settings={"allow_interspersed_args":
 app.command("report")(report_command)
 app.command("inspect")(inspect_command)
 app.command("stubs")(stubs_command)
+app.command("aslr", help=ASLR_HELP, context_settings={"allow_interspersed_args": False})(aslr_command)
 
 
 def _system_allocator(pa) -> None:

@@ -1,0 +1,110 @@
+"""gotrace aslr: bases and slides against the live process's /proc/PID/maps."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import oracles
+from conftest import gotrace_cli
+from tracer.binary import aslr
+
+
+def maps_bases(pid: int) -> dict[str, int]:
+    """The oracle: lowest offset-0 mapping of each file, parsed here, not by tracer."""
+    out: dict[str, int] = {}
+    for line in open(f"/proc/{pid}/maps"):
+        f = line.split()
+        if len(f) >= 6 and f[5].startswith("/") and int(f[2], 16) == 0:
+            start = int(f[0].split("-")[0], 16)
+            out[f[5]] = min(start, out.get(f[5], start))
+    return out
+
+
+def launch_and_compare(path) -> list[aslr.ImageBase]:
+    seen: dict[str, int] = {}
+    rows, code = aslr.launch_bases([str(path)], on_stop=lambda pid, aux: seen.update(maps_bases(pid)))
+    assert code is None  # killed, as by default
+    assert rows and {r.path for r in rows} == set(seen)
+    for r in rows:
+        assert r.load_base == seen[r.path], r
+        assert r.slide == r.load_base - r.link_base
+        assert r.load_base % 4096 == 0
+    main = rows[0]
+    assert main.source == "AT_PHDR"
+    assert main.link_base == min(v for v, _, _ in oracles.readelf_loads(main.path)) & ~0xFFF
+    return rows
+
+
+def test_pie_c_program(binaries):
+    rows = launch_and_compare(binaries("c-lazy"))
+    names = {r.path.rsplit("/", 1)[-1] for r in rows}
+    assert {"libc.so.6", "libm.so.6", "ld-linux-x86-64.so.2"} <= names  # mapped before the entry point
+    assert rows[0].position_independent and rows[0].slide != 0
+    assert next(r for r in rows if "ld-linux" in r.path).source == "AT_BASE"
+
+
+def test_non_pie_go_binary(binaries):
+    rows = launch_and_compare(binaries("go-linux-amd64-internal"))
+    assert rows[0].link_base == 0x400000 and rows[0].slide == 0 and rows[0].position_independent is False
+    static = launch_and_compare(binaries("go-linux-amd64-static"))
+    assert len(static) == 1 and static[0].slide == 0
+
+
+def test_go_pie_slides_differ_between_runs(binaries):
+    path = binaries("go-linux-amd64-pie")
+    a, b = launch_and_compare(path), launch_and_compare(path)
+    assert a[0].slide and a[0].slide % 4096 == 0
+    if aslr.randomize_va_space() == 2:
+        assert a[0].slide != b[0].slide
+
+
+def test_cli_run_passes_exit_code_and_json():
+    out = gotrace_cli("aslr", "--run", "--json", "--", "/bin/sh", "-c", "exit 3")
+    assert out.returncode == 3, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["randomize_va_space"] == aslr.randomize_va_space()
+    assert any(r["path"].endswith("/dash") or r["path"].endswith("/sh") for r in doc["images"])
+
+
+def test_running_process_by_pid():
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        import time
+
+        deadline = time.monotonic() + 5
+        while "libc.so.6" not in "".join(maps_bases(proc.pid)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        out = gotrace_cli("aslr", "--json", "--pid", str(proc.pid))
+        assert out.returncode == 0, out.stderr
+        rows = json.loads(out.stdout)["images"]
+        oracle = maps_bases(proc.pid)
+        assert {r["path"]: r["load_base"] for r in rows} == oracle
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_session_fill(binaries, tmp_path):
+    from tracer import bind, load_session
+
+    res = bind([str(binaries("c-lazy"))], out=tmp_path / "s", backend="ld-debug")
+    assert res.exit_code == 0
+    out = gotrace_cli("aslr", "--json", "--session", str(tmp_path / "s"))
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)["images"]
+    assert rows
+    images = load_session(tmp_path / "s").images
+    for r, (_, img) in zip(rows, images.iterrows()):
+        assert r["slide"] == int(img["slide"]) == r["load_base"] - r["link_base"]
+        assert r["link_base"] == min(v for v, _, _ in oracles.readelf_loads(r["path"])) & ~0xFFF
+
+
+def test_bad_input(tmp_path):
+    out = gotrace_cli("aslr", "--pid", "999999999")
+    assert out.returncode == 2 and out.stderr.strip() == "gotrace: no process with pid 999999999"
+    out = gotrace_cli("aslr", "no-such-program-xyz")
+    assert out.returncode == 127 and out.stderr.strip().count("\n") == 0 and "not found" in out.stderr
+    out = gotrace_cli("aslr")
+    assert out.returncode == 2 and "give exactly one of" in out.stderr
+    out = gotrace_cli("aslr", "--session", str(tmp_path))
+    assert out.returncode == 2 and out.stderr.strip().count("\n") == 0
