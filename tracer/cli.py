@@ -6,6 +6,8 @@ import typer
 from . import __version__, lazy
 from .commands.bind import HELP as BIND_HELP, bind_command
 from .commands.aslr import HELP as ASLR_HELP, aslr_command
+from .commands.doctor import doctor_command
+from .commands.libcheck import HELP as LIBCHECK_HELP, libcheck_command
 from .commands.inspect import inspect_command, stubs_command
 from .commands.report import report_command
 
@@ -35,6 +37,8 @@ app.command("bind", help=BIND_HELP, context_settings={"allow_interspersed_args":
 app.command("report")(report_command)
 app.command("inspect")(inspect_command)
 app.command("stubs")(stubs_command)
+app.command("doctor")(doctor_command)
+app.command("libcheck", help=LIBCHECK_HELP, context_settings={"allow_interspersed_args": False})(libcheck_command)
 app.command("aslr", help=ASLR_HELP, context_settings={"allow_interspersed_args": False})(aslr_command)
 
 

