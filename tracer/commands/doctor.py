@@ -8,7 +8,6 @@ import typer
 from rich.console import Console
 
 from ._common import JsonOpt, handles_errors
-from ..doctor import run_checks, to_dicts
 
 MARK = {"pass": "[green]pass[/]", "warn": "[yellow]warn[/]", "fail": "[bold red]fail[/]"}
 
@@ -23,6 +22,8 @@ def doctor_command(as_json: JsonOpt = False) -> None:
     Exits 1 when a check fails. Variables are read as `go env` sees them, so
     `GOARCH=arm64 gotrace doctor` checks that configuration.
     """
+    from ..doctor import run_checks, to_dicts  # on use: start-up stays light
+
     checks = run_checks()
     if as_json:
         sys.stdout.write(json.dumps({"checks": to_dicts(checks)}, indent=2) + "\n")

@@ -10,11 +10,6 @@ import typer
 from rich.console import Console
 
 from ._common import JsonOpt, handles_errors
-from ..binary import open_image
-from ..binary.macho import host_arch
-from ..binary.sniff import read_binary
-from ..binary.stubs import check
-from ..render_binary import render_image, render_stubs
 
 FileArg = Annotated[Path, typer.Argument(help="An ELF, Mach-O or fat (universal) Mach-O file.", show_default=False)]
 ArchOpt = Annotated[Optional[str], typer.Option("--arch", help="Fat Mach-O slice to read (x86_64, arm64 …) "
@@ -32,6 +27,9 @@ def inspect_command(file: FileArg, arch: ArchOpt = None, show_all: AllOpt = Fals
 
     Examples: gotrace inspect ./hello;  gotrace inspect --arch arm64 ./universal --json
     """
+    from ..binary import open_image  # here, not at start-up: other commands need none of it
+    from ..render_binary import render_image
+
     img = open_image(file, arch)
     if as_json:
         sys.stdout.write(json.dumps(img.to_dict(), indent=2) + "\n")
@@ -51,6 +49,12 @@ def stubs_command(file: FileArg, arch: ArchOpt = None, show_all: AllOpt = False,
     library the image does not load, a Mach-O without LC_UUID, or an architecture
     other than the host's (or --arch's).
     """
+    from ..binary import open_image
+    from ..binary.macho import host_arch
+    from ..binary.sniff import read_binary
+    from ..binary.stubs import check
+    from ..render_binary import render_stubs
+
     img = open_image(file, arch)
     _fmt, data = read_binary(str(file))
     report = check(img, data, want_arch=arch, host_arch=host_arch(), slice_base=img.slice_offset)

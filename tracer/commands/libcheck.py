@@ -13,7 +13,6 @@ from rich.console import Console
 
 from ._common import JsonOpt, handles_errors
 from ..errors import GotraceError
-from ..libcheck import check_libraries, package_ldflags, to_dicts
 
 HELP = """Find each -lNAME the way the linker would and check its architecture against GOARCH.
 
@@ -44,6 +43,8 @@ def libcheck_command(
                                                   show_default=False)] = None,
     as_json: JsonOpt = False,
 ) -> None:
+    from ..libcheck import check_libraries, package_ldflags, to_dicts  # on use: start-up stays light
+
     args = list(flags or [])
     if package is not None:
         if not package.is_dir():
