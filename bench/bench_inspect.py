@@ -24,10 +24,9 @@ VENV_BIN = Path(sys.executable).parent
 
 
 def compile_binary() -> str:
-    goroot = subprocess.run([str(VENV_BIN / "go"), "env", "GOROOT"], capture_output=True, text=True,
-                            check=True).stdout.strip()
-    return subprocess.run([str(VENV_BIN / "go"), "env", "GOTOOLDIR"], capture_output=True, text=True,
-                          check=True).stdout.strip() + "/compile" if goroot else ""
+    tooldir = subprocess.run([str(VENV_BIN / "go"), "env", "GOTOOLDIR"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    return os.path.join(tooldir, "compile")
 
 
 def big_library() -> str:

@@ -14,8 +14,8 @@ import time
 import pytest
 
 from conftest import gotrace_cli
-from tracer.binary import BadBinary, open_image
-from tracer.binary.sniff import read_binary
+from tracer.binary import BadBinary
+from tracer.binary.open import read_image
 from tracer.binary.stubs import check
 
 
@@ -107,8 +107,8 @@ def test_fuzz_never_crashes_or_hangs(name, cases, binaries, tmp_path):
         path.write_bytes(mutated)
         t0 = time.monotonic()
         try:
-            img = open_image(path)
-            check(img, read_binary(str(path))[1], host_arch="x86_64", slice_base=img.slice_offset)
+            img, data = read_image(path)
+            check(img, data, host_arch="x86_64")
             outcomes["ok"] += 1
         except BadBinary as exc:
             assert "\n" not in exc.message and str(path) in exc.message

@@ -99,9 +99,10 @@ def run_checks(env: dict[str, str] | None = None) -> list[Check]:
                             "use an arm64 terminal and arm64 Go for native builds"))
     # the toolchain binary's own architecture
     try:
-        tool_arch = GOARCH_OF.get(open_image(real).arch, open_image(real).arch) if os.path.exists(real) else None
+        native = open_image(real).arch if os.path.exists(real) else None
     except BadBinary:
-        tool_arch = None
+        native = None
+    tool_arch = GOARCH_OF.get(native, native) if native else None
     if tool_arch and tool_arch != host:
         handler, interp = binfmt_handler(tool_arch)
         how = f"translated by {interp or handler}" if handler else "with no translator registered"

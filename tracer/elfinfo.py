@@ -110,25 +110,3 @@ def text_range(path: str) -> tuple[int, int] | None:
     except (OSError, ELFError, ValueError):
         return None
     return (min(a for a, _ in spans), max(b for _, b in spans)) if spans else None
-
-
-def has_symbols(path: str, names: set[str]) -> set[str]:
-    """Which of ``names`` the file's own .symtab or its build-id debug file names.
-
-    Looks for each name in the .strtab bytes rather than walking every symbol:
-    a few milliseconds instead of half a second for libc's debug file, which
-    matters because it runs before every bpftrace capture.
-    """
-    found: set[str] = set()
-    for cand in debug_candidates(path):
-        try:
-            with open(cand, "rb") as fh:
-                elf = ELFFile(fh)
-                sec = elf.get_section_by_name(".strtab")
-                if sec is None or elf.get_section_by_name(".symtab") is None:
-                    continue
-                data = b"\0" + sec.data()
-        except (OSError, ELFError, ValueError):
-            continue
-        found |= {n for n in names if b"\0" + n.encode() + b"\0" in data}
-    return found

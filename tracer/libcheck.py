@@ -17,8 +17,9 @@ import subprocess
 from dataclasses import asdict, dataclass, field
 
 from .binary import BadBinary, open_image
-from .doctor import GOARCH_OF
+from .doctor import E_MACHINE, GOARCH_OF
 
+GOARCH_OF_MACHINE = {m: goarch for goarch, m in E_MACHINE.items()}
 SUFFIXES = (".so", ".dylib", ".tbd", ".a")
 TBD_ARCH = {"x86_64": "amd64", "arm64": "arm64", "arm64e": "arm64", "i386": "386"}
 
@@ -98,7 +99,7 @@ def _archive_arch(path: str) -> list[str]:
         body = data[pos + 60:pos + 60 + min(size, 64)]
         if body.startswith(b"\x7fELF") and len(body) >= 20:
             machine = int.from_bytes(body[18:20], "little" if body[5] == 1 else "big")
-            return [{62: "amd64", 183: "arm64", 3: "386", 40: "arm", 243: "riscv64"}.get(machine, f"e_machine {machine}")]
+            return [GOARCH_OF_MACHINE.get(machine, f"e_machine {machine}")]
         pos += 60 + size + (size & 1)
     return []
 

@@ -120,26 +120,20 @@ def fill_session(path) -> list[dict]:
     (from the files on disk, ELF or Mach-O) and write them into images.parquet."""
     from pathlib import Path
 
-    from ..lazy import pd
     from .. import schema
+    from ..lazy import pd
     from ..session import SessionWriter, load_session
 
-    session = load_session(path)
-    images = session.images.copy()
-    if images.empty:
-        return []
-    link = [(_facts(p) or (None,))[0] if isinstance(p, str) and p.startswith("/") else None for p in images["path"]]
-    images["link_base"] = pd.array(link, dtype="UInt64")
-    slide = [int(lb_run) - int(lb) if lb is not None and not pd.isna(lb_run) else None
-             for lb, lb_run in zip(link, images["load_base"])]
-    images["slide"] = pd.array(slide, dtype="Int64")
-    SessionWriter._write_atomic(schema.to_arrow("images", images),
-                                Path(path) / "images.parquet")
-    rows = []
-    for r in images.itertuples(index=False):
-        facts = _facts(r.path) if isinstance(r.path, str) and r.path.startswith("/") else None
-        rows.append(asdict(ImageBase(int(r.pid), r.path, None if pd.isna(r.link_base) else int(r.link_base),
-                                     None if pd.isna(r.load_base) else int(r.load_base),
-                                     None if pd.isna(r.slide) else int(r.slide),
-                                     facts[1] if facts else None, "session")))
-    return rows
+    images = load_session(path).images.copy()
+    rows: list[ImageBase] = []
+    for pid, file, load in zip(images["pid"], images["path"], images["load_base"]):
+        facts = _facts(file) if isinstance(file, str) and file.startswith("/") else None
+        link, pic = (facts[0], facts[1]) if facts else (None, None)
+        load = None if pd.isna(load) else int(load)
+        slide = load - link if link is not None and load is not None else None
+        rows.append(ImageBase(int(pid), file, link, load, slide, pic, "session"))
+    if rows:
+        images["link_base"] = pd.array([r.link_base for r in rows], dtype="UInt64")
+        images["slide"] = pd.array([r.slide for r in rows], dtype="Int64")
+        SessionWriter._write_atomic(schema.to_arrow("images", images), Path(path) / "images.parquet")
+    return to_dicts(rows)

@@ -19,6 +19,7 @@ import time
 import warnings
 
 from .goinfo import go_build_info
+from .macho_indirect import LC_SEGMENT, LC_SEGMENT_64, LC_SYMTAB, LoadCommandError, header, load_commands
 from .model import Image, ImportSlot, Library, Section, Segment
 from .sniff import BadBinary, Truncated
 
@@ -84,41 +85,32 @@ def _check_load_commands(path: str, data: bytes, base: int = 0, size: int | None
     """Refuse load commands that run past the header's own bounds, and
     segments or link-edit tables that run past the end of the file."""
     limit = base + (size if size is not None else len(data) - base)
-    magic = data[base:base + 4]
-    little = magic in (b"\xce\xfa\xed\xfe", b"\xcf\xfa\xed\xfe")
-    is64 = magic in (b"\xfe\xed\xfa\xcf", b"\xcf\xfa\xed\xfe")
-    order = "<" if little else ">"
-    hdr = 32 if is64 else 28
-    if base + hdr > len(data):
+    if base + 24 > len(data):  # ncmds and sizeofcmds end at byte 24
         raise Truncated(path, len(data))
-    ncmds, sizeofcmds = struct.unpack_from(order + "II", data, base + 16)
+    _order, is64, _ncmds, sizeofcmds, hdr = header(data, base)
     if base + hdr + sizeofcmds > len(data):
         raise Truncated(path, len(data))
-    pos, end = base + hdr, base + hdr + sizeofcmds
-    for _ in range(ncmds):
-        if pos + 8 > end:
-            raise BadBinary(f"{path}: corrupt Mach-O file (load commands overrun sizeofcmds at offset {pos})")
-        cmd, csize = struct.unpack_from(order + "II", data, pos)
-        if csize < 8 or pos + csize > end:
-            raise BadBinary(f"{path}: corrupt Mach-O file (load command at offset {pos} has size {csize})")
-        extents = []
-        if cmd in (0x19, 0x1):  # LC_SEGMENT_64, LC_SEGMENT
-            wide = cmd == 0x19
-            fixed, per = (72, 80) if wide else (56, 68)
-            if csize < fixed:
-                raise BadBinary(f"{path}: corrupt Mach-O file (segment command at offset {pos} is {csize} bytes)")
-            extents.append(struct.unpack_from(order + ("QQ" if wide else "II"), data, pos + (40 if wide else 32)))
-            nsects = struct.unpack_from(order + "I", data, pos + (64 if wide else 48))[0]
-            if fixed + nsects * per > csize:
-                raise BadBinary(f"{path}: corrupt Mach-O file ({nsects} sections do not fit the "
-                                f"{csize}-byte segment command at offset {pos})")
-        elif cmd == 0x2 and csize >= 24:  # LC_SYMTAB: symbols, strings
-            symoff, nsyms, stroff, strsize = struct.unpack_from(order + "IIII", data, pos + 8)
-            extents += [(symoff, nsyms * (16 if is64 else 12)), (stroff, strsize)]
-        for off, length in extents:
-            if length and base + off + length > limit:
-                raise Truncated(path, len(data))
-        pos += csize
+    try:
+        for order, _is64, cmd, pos, csize in load_commands(data, base):
+            extents = []
+            if cmd in (LC_SEGMENT_64, LC_SEGMENT):
+                wide = cmd == LC_SEGMENT_64
+                fixed, per = (72, 80) if wide else (56, 68)
+                if csize < fixed:
+                    raise LoadCommandError(f"segment command at offset {pos} is {csize} bytes")
+                extents.append(struct.unpack_from(order + ("QQ" if wide else "II"), data, pos + (40 if wide else 32)))
+                nsects = struct.unpack_from(order + "I", data, pos + (64 if wide else 48))[0]
+                if fixed + nsects * per > csize:
+                    raise LoadCommandError(f"{nsects} sections do not fit the {csize}-byte segment command "
+                                           f"at offset {pos}")
+            elif cmd == LC_SYMTAB and csize >= 24:  # symbols, strings
+                symoff, nsyms, stroff, strsize = struct.unpack_from(order + "IIII", data, pos + 8)
+                extents += [(symoff, nsyms * (16 if is64 else 12)), (stroff, strsize)]
+            for off, length in extents:
+                if length and base + off + length > limit:
+                    raise Truncated(path, len(data))
+    except LoadCommandError as exc:
+        raise BadBinary(f"{path}: corrupt Mach-O file ({exc})") from None
 
 
 def _parse_in_child_first(path: str, size: int) -> None:

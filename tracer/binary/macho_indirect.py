@@ -4,7 +4,8 @@ Stub and symbol-pointer sections name their symbols only through the
 indirect symbol table (section ``reserved1`` is the first index, ``reserved2``
 the stub size). Reading these few structures directly keeps every offset
 bounds-checked and the special INDIRECT_SYMBOL_LOCAL/ABS entries visible.
-Offsets are relative to the slice (``base``) in a fat file.
+Offsets are relative to the slice (``base``) in a fat file. The load-command
+walk here is also what ``macho`` uses to refuse corrupt files before LIEF.
 """
 from __future__ import annotations
 
@@ -14,20 +15,30 @@ LC_SEGMENT, LC_SEGMENT_64, LC_SYMTAB, LC_DYSYMTAB = 0x1, 0x19, 0x2, 0xB
 INDIRECT_SYMBOL_LOCAL, INDIRECT_SYMBOL_ABS = 0x80000000, 0x40000000
 
 
-def _commands(data: bytes, base: int):
+class LoadCommandError(ValueError):
+    """A load command that runs past sizeofcmds (the message says where)."""
+
+
+def header(data: bytes, base: int = 0) -> tuple[str, bool, int, int, int]:
+    """``(byte order, 64-bit, ncmds, sizeofcmds, header size)`` of a thin Mach-O at ``base``."""
     magic = data[base:base + 4]
     is64 = magic in (b"\xcf\xfa\xed\xfe", b"\xfe\xed\xfa\xcf")
     order = "<" if magic in (b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe") else ">"
     ncmds, sizeofcmds = struct.unpack_from(order + "II", data, base + 16)
-    pos = base + (32 if is64 else 28)
-    end = min(pos + sizeofcmds, len(data))
+    return order, is64, ncmds, sizeofcmds, 32 if is64 else 28
+
+
+def load_commands(data: bytes, base: int = 0):
+    """Yield ``(order, is64, cmd, offset, size)`` per load command, bounds-checked."""
+    order, is64, ncmds, sizeofcmds, hdr = header(data, base)
+    pos, end = base + hdr, base + hdr + sizeofcmds
     for _ in range(ncmds):
         if pos + 8 > end:
-            return
+            raise LoadCommandError(f"load commands overrun sizeofcmds at offset {pos}")
         cmd, size = struct.unpack_from(order + "II", data, pos)
         if size < 8 or pos + size > end:
-            return
-        yield order, cmd, pos, size
+            raise LoadCommandError(f"load command at offset {pos} has size {size}")
+        yield order, is64, cmd, pos, size
         pos += size
 
 
@@ -37,7 +48,7 @@ def _name(raw: bytes) -> str:
 
 def section_records(data: bytes, base: int = 0) -> list[dict]:
     out = []
-    for order, cmd, pos, size in _commands(data, base):
+    for order, _is64, cmd, pos, size in load_commands(data, base):
         if cmd == LC_SEGMENT_64:
             nsects = struct.unpack_from(order + "I", data, pos + 64)[0]
             at, rec = pos + 72, 80
@@ -61,8 +72,8 @@ def section_records(data: bytes, base: int = 0) -> list[dict]:
 def indirect_symbols(path: str, data: bytes, base: int = 0) -> dict[int, str]:
     """Indirect table index -> symbol name (or ``<local>`` / ``<absolute>``)."""
     symtab = dysymtab = None
-    order = "<"
-    for order, cmd, pos, _size in _commands(data, base):
+    order, is64 = header(data, base)[:2]
+    for _order, _is64, cmd, pos, _size in load_commands(data, base):
         if cmd == LC_SYMTAB:
             symtab = struct.unpack_from(order + "IIII", data, pos + 8)
         elif cmd == LC_DYSYMTAB:
@@ -71,7 +82,6 @@ def indirect_symbols(path: str, data: bytes, base: int = 0) -> dict[int, str]:
         return {}
     symoff, nsyms, stroff, strsize = symtab
     indoff, nind = dysymtab
-    is64 = data[base:base + 4] in (b"\xcf\xfa\xed\xfe", b"\xfe\xed\xfa\xcf")
     nlist = 16 if is64 else 12
     out: dict[int, str] = {}
     strings = data[base + stroff:base + stroff + strsize]

@@ -19,10 +19,7 @@ from .model import Image, ImportSlot, Section
 
 ELF_STUBS = (".plt", ".plt.sec", ".plt.got")
 ELF_POINTERS = (".got", ".got.plt")
-MACHO_STUB_TYPES = {"SYMBOL_STUBS"}
-MACHO_POINTER_TYPES = {"LAZY_SYMBOL_POINTERS", "NON_LAZY_SYMBOL_POINTERS"}
 MACHO_POINTER_NAMES = ("__la_symbol_ptr", "__got", "__nl_symbol_ptr", "__auth_got")
-INDIRECT_SYMBOL_LOCAL, INDIRECT_SYMBOL_ABS = 0x80000000, 0x40000000
 
 
 @dataclass
@@ -61,30 +58,25 @@ class StubReport:
         return asdict(self)
 
 
-def _sec_bytes(data: bytes, sec: Section, base: int = 0) -> bytes | None:
-    if sec.kind in ("SHT_NOBITS", "ZEROFILL") or sec.offset == 0 and sec.kind != "SHT_PROGBITS":
+def _sec_bytes(data: bytes, sec: Section) -> bytes | None:
+    if sec.kind == "SHT_NOBITS" or sec.offset + sec.size > len(data):
         return None
-    start = base + sec.offset
-    if start + sec.size > len(data):
-        return None
-    return data[start:start + sec.size]
+    return data[sec.offset:sec.offset + sec.size]
 
 
-def _filled_with(blob: bytes) -> str | None:
-    if blob and blob.count(0) == len(blob):
-        return "zeros"
-    if blob and blob.count(0xCC) == len(blob):
-        return "0xCC (int3) bytes"
-    return None
+def _check_filled(anomalies: list[Anomaly], name: str, blob: bytes) -> None:
+    """A stub section of nothing but zeros or int3 bytes: every call through it crashes."""
+    for byte, words in ((0, "zeros"), (0xCC, "0xCC (int3) bytes")):
+        if blob and blob.count(byte) == len(blob):
+            anomalies.append(Anomaly("empty-stubs", name, f"the whole section is {words}: calls through it crash"))
 
 
-def check(img: Image, data: bytes, want_arch: str | None = None, host_arch: str | None = None,
-          slice_base: int = 0) -> StubReport:
+def check(img: Image, data: bytes, want_arch: str | None = None, host_arch: str | None = None) -> StubReport:
     """The stub report for ``img`` (whose bytes are ``data``)."""
     if img.format == "ELF":
         sections, anomalies = _elf(img, data)
     else:
-        sections, anomalies = _macho(img, data, slice_base)
+        sections, anomalies = _macho(img, data, img.slice_offset)
         if img.uuid is None and img.file_type in ("executable", "dylib", "bundle"):
             anomalies.append(Anomaly("missing-uuid", "load commands",
                                      "no LC_UUID: macOS 26's dyld refuses to load it (Go emits one from 1.24)"))
@@ -123,7 +115,6 @@ def _elf(img: Image, data: bytes) -> tuple[list[StubSection], list[Anomaly]]:
     out: list[StubSection] = []
     anomalies: list[Anomaly] = []
     stub_ranges = [(by_name[n].addr, by_name[n].addr + by_name[n].size) for n in ELF_STUBS if n in by_name]
-    plt = by_name.get(".plt")
     for name in ELF_STUBS:
         sec = by_name.get(name)
         if sec is None or sec.size == 0:
@@ -131,9 +122,7 @@ def _elf(img: Image, data: bytes) -> tuple[list[StubSection], list[Anomaly]]:
         blob = _sec_bytes(data, sec)
         ss = StubSection(name, sec.addr, sec.size, "stubs")
         if blob is not None:
-            filled = _filled_with(blob)
-            if filled:
-                anomalies.append(Anomaly("empty-stubs", name, f"the whole section is {filled}: calls through it crash"))
+            _check_filled(anomalies, name, blob)
             entry = 8 if name == ".plt.got" else 16
             first = 32 if (name == ".plt" and img.arch == "arm64") else entry  # arm64's PLT0 is 32 bytes
             starts = [0] + list(range(first, len(blob) - entry + 1, entry))
@@ -166,7 +155,7 @@ def _elf(img: Image, data: bytes) -> tuple[list[StubSection], list[Anomaly]]:
                 if imp is not None:
                     if imp.mode == "lazy":
                         action = "lazy: bound by ld.so on the first call"
-                        _check_lazy(img, anomalies, name, addr, value, imp, stub_ranges, plt)
+                        _check_lazy(img, anomalies, name, addr, value, imp, stub_ranges)
                     else:
                         action = f"eager: ld.so binds it at load ({imp.reloc})"
                     sym = imp.symbol + (f"@{imp.version}" if imp.version else "")
@@ -183,7 +172,7 @@ def _elf(img: Image, data: bytes) -> tuple[list[StubSection], list[Anomaly]]:
 
 
 def _check_lazy(img: Image, anomalies: list[Anomaly], section: str, addr: int, value: int, imp: ImportSlot,
-                stub_ranges: list[tuple[int, int]], plt: Section | None) -> None:
+                stub_ranges: list[tuple[int, int]]) -> None:
     where = f"{section} {addr:#x} ({imp.symbol})"
     if img.segment_of(value) is None:
         anomalies.append(Anomaly("lazy-pointer-outside", where,
@@ -237,9 +226,7 @@ def _macho(img: Image, data: bytes, base: int) -> tuple[list[StubSection], list[
         kind = "stubs" if is_stub else ("helper" if is_helper else "pointers")
         ss = StubSection(full, rec["addr"], rec["size"], kind)
         if blob is not None and kind in ("stubs", "helper"):
-            filled = _filled_with(blob)
-            if filled:
-                anomalies.append(Anomaly("empty-stubs", full, f"the whole section is {filled}: calls through it crash"))
+            _check_filled(anomalies, full, blob)
         if blob is not None and kind == "stubs":
             size = rec["reserved2"] or 6
             for n, i in enumerate(range(0, len(blob) - size + 1, size)):

@@ -49,15 +49,13 @@ def stubs_command(file: FileArg, arch: ArchOpt = None, show_all: AllOpt = False,
     library the image does not load, a Mach-O without LC_UUID, or an architecture
     other than the host's (or --arch's).
     """
-    from ..binary import open_image
     from ..binary.macho import host_arch
-    from ..binary.sniff import read_binary
+    from ..binary.open import read_image
     from ..binary.stubs import check
     from ..render_binary import render_stubs
 
-    img = open_image(file, arch)
-    _fmt, data = read_binary(str(file))
-    report = check(img, data, want_arch=arch, host_arch=host_arch(), slice_base=img.slice_offset)
+    img, data = read_image(file, arch)
+    report = check(img, data, want_arch=arch, host_arch=host_arch())
     if as_json:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
     else:
