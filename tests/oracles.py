@@ -45,6 +45,12 @@ def readelf_build_id(path) -> str | None:
     return m.group(1) if m else None
 
 
+def readelf_symbol_counts(path) -> dict[str, int]:
+    """Entries per symbol table, from readelf's "Symbol table '.x' contains N entries"."""
+    return {m[0]: int(m[1]) for m in re.findall(r"Symbol table '([^']+)' contains (\d+) entr",
+                                                  _run("readelf", "-sW", str(path)))}
+
+
 def readelf_symbol_relocs(path) -> set[tuple[int, str, str]]:
     """(offset, type, symbol@version) of every relocation that names a symbol."""
     out = set()

@@ -44,6 +44,8 @@ def test_elf_agrees_with_readelf(name, binaries):
     machine = {"Advanced Micro Devices X86-64": "x86_64", "AArch64": "arm64"}[hdr["Machine"]]
     assert img.arch == machine
     assert img.entry == int(hdr["Entry point address"], 16)
+    counts = oracles.readelf_symbol_counts(path)
+    assert (img.symbols, img.dynamic_symbols) == (counts.get(".symtab", 0), counts.get(".dynsym", 0))
     expected = oracles.readelf_symbol_relocs(path)
     ours = {(i.address, i.reloc, i.symbol) for i in img.imports}
     assert ours == {(o, t, n.split("@")[0]) for o, t, n in expected}

@@ -8,10 +8,12 @@ Library entry points (usable from notebooks without the CLI)::
 """
 __version__ = "0.1.0"
 
-from .session import Session, load_session  # noqa: E402
 
 
-def __getattr__(name):  # lazy: keep `import tracer` cheap for notebooks
+def __getattr__(name):  # lazy: keep `import tracer` (and every CLI start) cheap
+    if name in ("Session", "load_session"):
+        from . import session
+        return getattr(session, name)
     if name == "bind":
         from .capture import bind
         return bind

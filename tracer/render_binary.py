@@ -38,7 +38,7 @@ def render_image(img: Image, console: Console, limit: int | None) -> None:
         lazy = sum(1 for i in img.imports if i.mode == "lazy")
         console.print(f"  binding        {'eager (BIND_NOW)' if img.bind_now else f'lazy PLT ({lazy} lazy slots)'}")
     console.print(f"  entry          {_hex(img.entry)}   link-time base {_hex(img.link_base)}   "
-                  f"symbols {img.symbols:,}")
+                  f"symbols {img.symbols:,}" + (f" (+{img.dynamic_symbols:,} dynamic)" if img.dynamic_symbols else ""))
     libs = ", ".join(l.name + ("" if l.kind == "needed" else f" ({l.kind})") for l in img.libraries)
     console.print(f"  libraries      {libs or '-'}")
     if img.go:

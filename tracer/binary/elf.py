@@ -146,9 +146,11 @@ def _read(path: str, data: bytes) -> Image:
     loads = [s for s in segments if s.name == "LOAD"]
     img.sections = _sections(elf, path, data)
     for s in img.sections:
+        entsize = 24 if bits == 64 else 16
         if s.name == ".symtab":
-            entsize = 24 if bits == 64 else 16
             img.symbols = s.size // entsize
+        elif s.name == ".dynsym":
+            img.dynamic_symbols = s.size // entsize
     img.uuid = _build_id(data, [(s.fileoff, s.filesize) for s in segments if s.name == "NOTE"]
                          + [(s.offset, s.size) for s in img.sections if s.kind == "SHT_NOTE"], little)
     dyn = _dynamic(path, data, dynamic_vaddr, bits, little)

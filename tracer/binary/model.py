@@ -66,6 +66,7 @@ class Image:
     bind_now: bool = False  # ELF DF_BIND_NOW/DF_1_NOW; Mach-O: always (dyld binds at load)
     imports: list[ImportSlot] = field(default_factory=list)
     symbols: int = 0  # entries in the static symbol table (.symtab / LC_SYMTAB)
+    dynamic_symbols: int = 0  # ELF .dynsym entries: what a stripped library still exports and imports
     go: dict | None = None  # Go build info: version, path, mod, settings
     slices: list[str] = field(default_factory=list)  # fat Mach-O: every slice's arch
     slice_offset: int = 0  # fat Mach-O: where the chosen slice starts in the file

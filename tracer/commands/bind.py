@@ -9,13 +9,10 @@ from typing import Annotated, Optional
 import typer
 
 from ._common import JsonOpt, err_console, handles_errors
-from .. import backends
-from ..capture import Progress, bind
 from ..errors import GotraceError
-from ..live import LiveLine
-from ..render import render_summary
-from ..report import build_report
-from ..session import load_session
+
+# The library modules are imported inside the command: every millisecond before
+# the traced command starts is overhead on its wall time (and on `gotrace --help`).
 
 HELP = """Run CMD, and every process it spawns, recording each symbol binding of the dynamic linker.
 
@@ -42,6 +39,13 @@ def bind_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live status line.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
+    from .. import backends
+    from ..capture import Progress, bind
+    from ..live import LiveLine
+    from ..render import render_summary
+    from ..report import build_report
+    from ..session import load_session
+
     if backend not in backends.NAMES:
         raise GotraceError(f"unknown backend {backend!r}; choose one of {', '.join(backends.NAMES)}")
     if not command:

@@ -4,12 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
-from rich.console import Console
-
 from ._common import JsonOpt, SessionArg, TopOpt, handles_errors
-from ..render import render_report
-from ..report import build_report
-from ..session import load_session
 
 
 @handles_errors
@@ -19,6 +14,12 @@ def report_command(session: SessionArg, as_json: JsonOpt = False, top: TopOpt = 
 
     --json prints the stable format documented in docs/report-json.md.
     """
+    from rich.console import Console
+
+    from ..render import render_report
+    from ..report import build_report
+    from ..session import load_session
+
     report = build_report(load_session(session), top=top)
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
