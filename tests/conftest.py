@@ -37,6 +37,13 @@ def require_bpftrace() -> None:
     require(avail.ok, f"bpftrace backend unavailable: {avail.explain()}")
 
 
+def require_lldb() -> None:
+    from tracer.backends.lldb import LldbBackend
+
+    avail = LldbBackend().probe()
+    require(avail.ok, f"lldb backend unavailable: {avail.explain()}")
+
+
 def go_binary() -> str | None:
     return shutil.which("go", path=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
 

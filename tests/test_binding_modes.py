@@ -12,10 +12,10 @@ import os
 
 import pytest
 
-from conftest import require_bpftrace
+from conftest import require_bpftrace, require_lldb
 from tracer import bind, load_session, schema
 
-BACKENDS = ["bpftrace", "ld-debug"]
+BACKENDS = ["bpftrace", "ld-debug", "lldb"]
 
 
 def _kinds(session, exe: str, symbol: str) -> set[str]:
@@ -28,6 +28,8 @@ def _kinds(session, exe: str, symbol: str) -> set[str]:
 def test_lazy_now_and_dlsym_kinds(backend, modes_bins, tmp_path):
     if backend == "bpftrace":
         require_bpftrace()
+    if backend == "lldb":
+        require_lldb()
     seen = {}
     for mode, binary in modes_bins.items():
         res = bind([str(binary), "0.25"], out=tmp_path / f"{backend}-{mode}", backend=backend,

@@ -137,6 +137,15 @@ def default_session_dir(argv: list[str]) -> Path:
     return Path("gotrace-sessions") / f"{stamp}-{name}"
 
 
+def _cmdline(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            argv = [a.decode(errors="replace") for a in fh.read().split(b"\0") if a]
+    except OSError:
+        argv = []
+    return argv or [f"pid{pid}"]
+
+
 def images_frame(raw: pd.DataFrame | None) -> pd.DataFrame:
     """Fill link-time base and load base from each file's first PT_LOAD.
 
@@ -158,11 +167,21 @@ def images_frame(raw: pd.DataFrame | None) -> pd.DataFrame:
 def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "auto",
          force: bool = False, env: dict[str, str] | None = None,
          on_chunk: Callable[[pd.DataFrame], None] | None = None,
-         progress: Progress | None = None, on_choice: Callable[[str], None] | None = None) -> BindResult:
-    """Run ``argv`` with every descendant under capture and save a session."""
+         progress: Progress | None = None, on_choice: Callable[[str], None] | None = None,
+         attach: int | None = None) -> BindResult:
+    """Run ``argv`` with every descendant under capture and save a session.
+
+    With ``attach=PID`` (lldb backend), trace that running process from now
+    on instead; ``argv`` is then taken from its command line.
+    """
     env = dict(os.environ if env is None else env)
-    resolve_command(argv, env)  # unknown commands fail before anything is created
-    chosen, choice = backends.choose(backend)
+    if attach is not None:
+        from .backends.lldb import check_attachable
+        check_attachable(attach)
+        argv = _cmdline(attach)
+    else:
+        resolve_command(argv, env)  # unknown commands fail before anything is created
+    chosen, choice = backends.choose(backend, attach)
     if on_choice is not None:
         on_choice(choice)
     path = prepare_directory(Path(out) if out else default_session_dir(argv), force)
@@ -181,7 +200,7 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
     def on_process(n: int) -> None:
         progress.processes = n
 
-    request = backends.CaptureRequest(argv=list(argv), env=env, sink=sink, on_process=on_process)
+    request = backends.CaptureRequest(argv=list(argv), env=env, sink=sink, on_process=on_process, attach=attach)
     result = None
     failure: str | None = None
     try:

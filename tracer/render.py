@@ -39,11 +39,13 @@ def render_report(report: dict[str, Any], console: Console) -> None:
     if s["lost_events"]:
         console.print(f"[bold red]{s['lost_events']:,} events were lost[/] (perf buffer overflow): "
                       "counts are lower bounds")
+    if not s.get("descendants_traced", True):
+        console.print("[yellow]descendants were not traced[/]: lldb follows one process")
     lat = report.get("latency_ns")
     if lat:
         rows = [[k, f"{v['count']:,}", _ns(v["p50"]), _ns(v["p90"]), _ns(v["p99"]), _ns(v["max"])]
                 for k, v in lat.items()]
-        console.print(_table("resolver latency", ["kind", "n", "p50", "p90", "p99", "max"], rows))
+        console.print(_table("resolver latency" + _correction(s), ["kind", "n", "p50", "p90", "p99", "max"], rows))
     else:
         console.print("resolver latency: not measured by this backend")
     console.print(_table("top symbols", ["symbol", "bindings"],
@@ -65,6 +67,14 @@ def render_report(report: dict[str, Any], console: Console) -> None:
                                _ns(r["max_ns"])] for r in rel["top_images"]]))
 
 
+def _correction(session: dict[str, Any]) -> str:
+    method = session.get("latency_method")
+    cal = method.get("calibration") if isinstance(method, dict) else None
+    if not cal or cal.get("median_ns") is None:
+        return ""
+    return f" (after subtracting lldb's own stop/resume cost, {_ns(cal['median_ns'])} median of {cal['rounds']})"
+
+
 def render_summary(report: dict[str, Any], console: Console, show_choice: bool = False) -> None:
     """The few lines `gotrace bind` prints when the command has finished."""
     s, b, p = report["session"], report["bindings"], report["processes"]
@@ -73,10 +83,13 @@ def render_summary(report: dict[str, Any], console: Console, show_choice: bool =
         console.print(f"[bold]gotrace:[/] {s['backend_choice']}")
     console.print(f"[bold]gotrace:[/] {b['total']:,} bindings in {p['count']} processes ({kinds}; "
                   f"{b['failed']:,} failed lookups)")
+    if not s.get("descendants_traced", True):
+        console.print("[bold yellow]gotrace:[/] descendants were not traced: lldb follows one process "
+                      "(use --backend bpftrace or ld-debug for a process tree)")
     lat = (report.get("latency_ns") or {}).get("all")
     if lat:
         console.print(f"[bold]gotrace:[/] resolver latency p50 {_ns(lat['p50'])}, p99 {_ns(lat['p99'])}, "
-                      f"max {_ns(lat['max'])}")
+                      f"max {_ns(lat['max'])}{_correction(s)}")
     if report["top_providers"]:
         tops = ", ".join(f"{r['provider']} {r['bindings']:,}" for r in report["top_providers"][:3])
         console.print(f"[bold]gotrace:[/] top providers: {tops}")

@@ -48,6 +48,8 @@ def build_report(session: Session, top: int = 10) -> dict[str, Any]:
             "lost_events": int(meta.get("lost_events") or 0),
             "malformed_records": int(meta.get("malformed_records") or 0),
             "latency_method": meta.get("latency_method"),
+            # False only for the lldb backend: it follows one process
+            "descendants_traced": bool(meta.get("descendants_traced", True)),
             "host": meta.get("host"),
             "arch": meta.get("arch"),
         },

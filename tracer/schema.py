@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from .lazy import pa, pd
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: events gained latency_raw_ns (v1 sessions read with it = latency_ns)
 
 KINDS = ("eager", "lazy", "dlsym")
 """eager: bound while ld.so relocated an image (at load, or -z now);
@@ -40,6 +40,10 @@ def _build() -> dict:
             ("kind", pa.string()),  # one of KINDS
             ("resolved", pa.bool_()),
             ("latency_ns", pa.int64()),  # resolver time; null where not measured
+            # as observed, before any correction for the tracer's own cost (the
+            # lldb backend subtracts its calibrated stop/resume time; see the
+            # session's latency_method); equal to latency_ns where none applies
+            ("latency_raw_ns", pa.int64()),
             ("backend", pa.string()),
         ]
     )

@@ -181,6 +181,9 @@ def _read(path: Path, name: str, optional: bool) -> pd.DataFrame:
     if name == "events":
         frame["kind"] = frame["kind"].astype(schema.kind_dtype())
         frame["latency_ns"] = frame["latency_ns"].astype("Int64")
+        if "latency_raw_ns" not in frame.columns:  # schema 1: nothing was corrected
+            frame.insert(frame.columns.get_loc("latency_ns") + 1, "latency_raw_ns", frame["latency_ns"])
+        frame["latency_raw_ns"] = frame["latency_raw_ns"].astype("Int64")
         frame["tid"] = frame["tid"].astype("Int32")  # null for ld-debug
     for col in ("ppid", "exit_code", "end_ns", "start_ns"):
         if col in frame.columns:
@@ -214,7 +217,7 @@ def _read_parts(parts: list[Path], name: str) -> pd.DataFrame:
     del frames
     for c in cats:
         frame[c] = merged.pop(c)
-    return frame[[f.name for f in schema.TABLES[name]]]
+    return frame[[f.name for f in schema.TABLES[name] if f.name in frame.columns]]  # older schemas lack some
 
 
 def _trim_heap() -> None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 from .base import Availability, Backend, CaptureRequest, CaptureResult
 from .bpftrace import BpftraceBackend
 from .ld_debug import LdDebugBackend
+from .lldb import LldbBackend
 from ..errors import BackendUnavailable
 
-NAMES = ("auto", "bpftrace", "ld-debug")
+NAMES = ("auto", "bpftrace", "ld-debug", "lldb")
 
 
 def get(name: str) -> Backend:
@@ -19,11 +20,25 @@ def get(name: str) -> Backend:
         return BpftraceBackend()
     if name == "ld-debug":
         return LdDebugBackend()
+    if name == "lldb":
+        return LldbBackend()
     raise BackendUnavailable(f"unknown backend {name!r}; choose one of {', '.join(NAMES)}")
 
 
-def choose(name: str) -> tuple[Backend, str]:
-    """The backend to use and a one-line account of the choice."""
+def choose(name: str, attach: int | None = None) -> tuple[Backend, str]:
+    """The backend to use and a one-line account of the choice.
+
+    ``auto`` never picks lldb for a command: lldb follows one process, and a
+    build is many. Attaching to a running process is lldb's alone.
+    """
+    if attach is not None:
+        if name not in ("auto", "lldb"):
+            raise BackendUnavailable(f"--attach needs the lldb backend (not {name}): use --backend lldb")
+        backend = LldbBackend()
+        avail = backend.probe()
+        if not avail.ok:
+            raise BackendUnavailable(f"lldb backend unavailable: {avail.explain()}")
+        return backend, "backend lldb" + (" (auto: --attach is lldb's)" if name == "auto" else "")
     if name != "auto":
         backend = get(name)
         avail = backend.probe()
@@ -41,4 +56,4 @@ def choose(name: str) -> tuple[Backend, str]:
     return fallback, f"backend ld-debug (auto: {avail.explain()}; no latency without bpftrace)"
 
 
-__all__ = ["Availability", "Backend", "CaptureRequest", "CaptureResult", "NAMES", "choose", "get"]
+__all__ = ["LldbBackend", "Availability", "Backend", "CaptureRequest", "CaptureResult", "NAMES", "choose", "get"]

@@ -29,6 +29,7 @@ class CaptureRequest:
     env: dict[str, str]
     sink: Callable[[pa.Table], None]  # receives decoded event chunks
     on_process: Callable[[int], None] = lambda n: None  # progress: processes seen so far
+    attach: int | None = None  # trace this running process instead of starting argv (lldb)
 
 
 @dataclass

@@ -29,9 +29,8 @@ from .. import elfinfo
 from ..errors import BackendUnavailable
 from ..launch import GatedChild
 from ..lazy import preload
-from ..ldso import ldso_path
+from ..ldso import LDSO_SYMBOLS, ldso_layout, ldso_path
 
-LDSO_SYMBOLS = frozenset({"_dl_lookup_symbol_x", "_dl_fixup", "_dl_profile_fixup", "_dl_relocate_object"})
 SUPPORTED_MACHINES = {"x86_64"}  # the script reads the return address at [sp] on entry
 TRACEFS = "/sys/kernel/tracing"
 RB_PAGES_ENV = "GOTRACE_BPFTRACE_PERF_RB_PAGES"  # per-CPU perf buffer pages (default 2048 = 8 MiB)
@@ -49,28 +48,14 @@ def script_path() -> str:
     return str(resources.files("tracer").joinpath("dscripts", "bindsnoop.bt"))
 
 
-def ldso_layout(ldso: str) -> list[int] | None:
-    """bindsnoop.bt's LOOKUP, FIXUP and TEXT arguments for this ld.so.
-
-    The script tells a lazy binding from an eager or dlsym one by where
-    _dl_lookup_symbol_x was called from, which needs _dl_fixup's and
-    _dl_profile_fixup's extents and ld.so's text segment (link-time addresses;
-    the script rebases them per process from the probe's own address).
-    """
-    funcs = elfinfo.function_ranges(ldso, LDSO_SYMBOLS)
-    text = elfinfo.text_range(ldso)
-    if len(funcs) != len(LDSO_SYMBOLS) or text is None:
-        return None
-    return [funcs["_dl_lookup_symbol_x"][0], *funcs["_dl_fixup"], *funcs["_dl_profile_fixup"], *text]
-
-
 def script_args(root_pid: int, mark_pid: int) -> list[str]:
     """bindsnoop.bt's positional arguments, in the order its USAGE gives."""
     ldso = ldso_path()
-    layout = ldso_layout(ldso) if ldso else None
-    if layout is None:
+    lay = ldso_layout(ldso) if ldso else None
+    if lay is None:
         raise BackendUnavailable("bpftrace backend unavailable: ld.so's internal symbols are not resolvable; "
                                  "install glibc's debug symbols: apt-get install libc6-dbg")
+    layout = [lay.lookup, *lay.fixup, *lay.profile_fixup, *lay.text]
     return [str(root_pid), ldso, str(mark_pid), *(str(v) for v in layout)]
 
 

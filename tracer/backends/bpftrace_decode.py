@@ -154,7 +154,7 @@ class BpftraceDecoder:
             "ts_ns": t["ts_ns"], "pid": pid, "tid": t["tid"], "exe": exe,
             "requester": requester, "symbol": t["symbol"], "version": version,
             "provider": provider, "kind": kind, "resolved": resolved,
-            "latency_ns": t["latency_ns"],
+            "latency_ns": t["latency_ns"], "latency_raw_ns": t["latency_ns"],
             "backend": pa.repeat(pa.scalar(self.backend, pa.string()), n),
         })
 

@@ -165,6 +165,7 @@ class _Tailer(threading.Thread):
             "kind": pa.array(kind, pa.string()),
             "resolved": pa.repeat(pa.scalar(True), n),
             "latency_ns": pa.nulls(n, pa.int64()),
+            "latency_raw_ns": pa.nulls(n, pa.int64()),
             "backend": pa.repeat(pa.scalar("ld-debug"), n),
         }))
 

@@ -22,8 +22,15 @@ Put the command after `--`. Examples:
 
   gotrace bind -o sess --backend ld-debug -- go test ./pkg
 
+  gotrace bind --backend lldb -- ./hello        (one process, through lldb)
+
+  gotrace bind --attach 4242                     (a running process, from now on)
+
 Backends: bpftrace (root; latency, failed lookups, full process tree),
-ld-debug (no root; glibc's LD_DEBUG), auto (bpftrace if it can run, else ld-debug).
+ld-debug (no root; glibc's LD_DEBUG), lldb (one process, no descendants;
+latency corrected for lldb's own stop cost, calibrated in the same run;
+works where uprobes cannot), auto (bpftrace if it can run, else ld-debug;
+never lldb, except for --attach).
 The command's exit code becomes gotrace's; Ctrl-C saves the session marked incomplete.
 """
 
@@ -34,7 +41,9 @@ def bind_command(
                                                            show_default=False)] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Session directory to create "
                       "[default: gotrace-sessions/<time>-<cmd>].", show_default=False)] = None,
-    backend: Annotated[str, typer.Option("--backend", "-b", help="auto | bpftrace | ld-debug.")] = "auto",
+    backend: Annotated[str, typer.Option("--backend", "-b", help="auto | bpftrace | ld-debug | lldb.")] = "auto",
+    attach: Annotated[Optional[int], typer.Option("--attach", "-p", help="Trace this running process from now on "
+                      "(lldb backend) instead of starting a command; Ctrl-C detaches.", show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing session directory.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live status line.")] = False,
     as_json: JsonOpt = False,
@@ -48,7 +57,9 @@ def bind_command(
 
     if backend not in backends.NAMES:
         raise GotraceError(f"unknown backend {backend!r}; choose one of {', '.join(backends.NAMES)}")
-    if not command:
+    if attach is not None and command:
+        raise GotraceError("give either --attach PID or a command after --, not both")
+    if attach is None and not command:
         raise GotraceError("no command given: put it after --, e.g. gotrace bind -- go build")
     progress = Progress()
     live = LiveLine(progress) if (not quiet and sys.stderr.isatty()) else None
@@ -59,8 +70,8 @@ def bind_command(
             live.start()
 
     try:
-        result = bind(command, out=output, backend=backend, force=force, progress=progress,
-                      on_choice=on_choice)
+        result = bind(command or [], out=output, backend=backend, force=force, progress=progress,
+                      on_choice=on_choice, attach=attach)
     finally:
         if live is not None:
             live.stop()
