@@ -8,6 +8,7 @@ from .commands.bind import HELP as BIND_HELP, bind_command
 from .commands.aslr import HELP as ASLR_HELP, aslr_command
 from .commands.doctor import doctor_command
 from .commands.libcheck import HELP as LIBCHECK_HELP, libcheck_command
+from .commands.lldb_init import lldb_init_command
 from .commands.inspect import inspect_command, stubs_command
 from .commands.report import report_command
 
@@ -39,6 +40,7 @@ app.command("inspect")(inspect_command)
 app.command("stubs")(stubs_command)
 app.command("doctor")(doctor_command)
 app.command("libcheck", help=LIBCHECK_HELP, context_settings={"allow_interspersed_args": False})(libcheck_command)
+app.command("lldb-init")(lldb_init_command)
 app.command("aslr", help=ASLR_HELP, context_settings={"allow_interspersed_args": False})(aslr_command)
 
 

@@ -18,13 +18,9 @@ import time
 
 from .base import Availability, CaptureRequest, CaptureResult
 from ..errors import BackendUnavailable, GotraceError
-from ..lazy import pa, pd
+from ..lazy import pd
 from ..launch import resolve_command
 from ..ldso import ldso_layout, ldso_path
-
-EVENT_COLUMNS = ["ts_ns", "pid", "tid", "exe", "requester", "symbol", "version", "provider", "kind",
-                 "resolved", "latency_ns", "latency_raw_ns", "backend"]
-
 
 class LldbBackend:
     name = "lldb"
@@ -47,12 +43,13 @@ class LldbBackend:
     def capture(self, request: CaptureRequest) -> CaptureResult:
         from ..lldb.driver import LldbDriver
         from ..lldb.loader import import_lldb
+        from ..lldb.tables import events_table, latency_method, processes_frame
 
         lldb = import_lldb()
         _wait_for_uprobes_to_go()
 
         def sink(rows: list[tuple]) -> None:
-            request.sink(_events_table(rows))
+            request.sink(events_table(rows))
 
         driver = LldbDriver(lldb, sink=sink)
         if request.attach:
@@ -61,17 +58,7 @@ class LldbBackend:
             exe = resolve_command(request.argv, request.env)
             res = driver.launch(request.argv, exe, request.env)
         request.on_process(1)
-        last = len(res.runs) - 1
-        processes = pd.DataFrame({
-            "pid": [res.pid] * len(res.runs),
-            "ppid": pd.array([res.ppid] * len(res.runs), dtype="Int32"),
-            "exe": [r.exe for r in res.runs],
-            "argv": [r.argv for r in res.runs],
-            "start_ns": [r.start_ns for r in res.runs],
-            "end_ns": pd.array([r.end_ns for r in res.runs], dtype="Int64"),
-            "exit_code": pd.array([res.exit_code if i == last else None for i in range(len(res.runs))],
-                                  dtype="Int32"),
-        })
+        processes = processes_frame(res.pid, res.ppid, res.runs, res.exit_code)
         limits = []
         if res.stops == 0:
             limits.append("no lookup breakpoint was hit: another tracer's uprobe on ld.so (bpftrace, perf) "
@@ -86,11 +73,7 @@ class LldbBackend:
             relocations=None,
             meta={
                 "ts_source": "CLOCK_MONOTONIC when gotrace saw the lookup's entry breakpoint stop",
-                "latency_method": {
-                    "raw": "entry breakpoint stop to return-site breakpoint stop, as gotrace observed them",
-                    "corrected": "latency_ns = max(0, raw - calibration median_ns)",
-                    "calibration": res.calibration,
-                },
+                "latency_method": latency_method(res.calibration),
                 "descendants_traced": False,
                 "forks_seen": res.forks,
                 "attached": bool(request.attach),
@@ -102,14 +85,6 @@ class LldbBackend:
                            "each binding stops the process twice (about 1 ms each here)"],
             },
         )
-
-
-def _events_table(rows: list[tuple]) -> pa.Table:
-    cols = list(zip(*rows)) if rows else [[] for _ in EVENT_COLUMNS]
-    types = {"ts_ns": pa.int64(), "pid": pa.int32(), "tid": pa.int32(), "resolved": pa.bool_(),
-             "latency_ns": pa.int64(), "latency_raw_ns": pa.int64()}
-    return pa.table({name: pa.array(list(col), types.get(name, pa.string()))
-                     for name, col in zip(EVENT_COLUMNS, cols)})
 
 
 UPROBE_WAIT_S = 20

@@ -74,12 +74,15 @@ class BindingRecorder:
     """Breakpoints on one process's ld.so lookups, and the rows they produce."""
 
     def __init__(self, lldb, target, process, layout: LdsoLayout, ldso_bias: int, exe: str,
-                 sink=None, backend: str = "lldb"):
+                 sink=None, backend: str = "lldb", on_breakpoint=None):
         self.lldb, self.target, self.process = lldb, target, process
         self.layout, self.bias, self.exe = layout, ldso_bias, exe
         self.pid = process.GetProcessID()
         self.sink = sink  # called with a list of row tuples; None keeps them in self.rows
         self.backend = backend
+        # called with each breakpoint the recorder makes: inside an interactive lldb
+        # the command module gives them a script callback instead of an event loop
+        self.on_breakpoint = on_breakpoint or (lambda bp: None)
         self.rows: list[tuple] = []
         self.calibration = Calibration()
         self.entry_bp = None
@@ -96,6 +99,7 @@ class BindingRecorder:
         self.entry_bp = self.target.BreakpointCreateByAddress(self.bias + self.layout.lookup)
         if not self.entry_bp.IsValid() or self.entry_bp.GetNumLocations() == 0:
             raise RuntimeError("lldb could not place a breakpoint on ld.so's _dl_lookup_symbol_x")
+        self.on_breakpoint(self.entry_bp)
 
     def disarm(self) -> None:
         """Remove every breakpoint (before detaching, so the process runs on clean)."""
@@ -263,6 +267,7 @@ class BindingRecorder:
             bp = self.target.BreakpointCreateByAddress(ret)
             self.return_bps[ret] = bp.GetID()
             self.return_ids.add(bp.GetID())
+            self.on_breakpoint(bp)
 
     def _return(self, thread, now: int) -> None:
         frame = thread.GetFrameAtIndex(0)

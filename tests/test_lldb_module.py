@@ -1,0 +1,163 @@
+"""gotrace's commands inside a real lldb, loaded the way users load them.
+
+Each test runs `lldb --batch` with the exact line `gotrace lldb-init` prints,
+and checks the commands' output against oracles taken in the same lldb
+session: lldb's own `image list -o -f`, the process's /proc/PID/maps, and
+readelf on the files. Recording (`gotrace bind start/save`) is checked
+against the bpftrace session of the same program.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+
+import pytest
+
+import oracles
+from conftest import VENV_BIN, require_bpftrace, require_lldb
+from tracer import bind, load_session
+
+GOTRACE = str(VENV_BIN / "gotrace")
+MAPS = ["script print('MAPS-BEGIN'); print(open('/proc/%d/maps' % lldb.process.GetProcessID()).read()); "
+        "print('MAPS-END')"]
+QUIET_GO = ["process handle SIGURG -s false -n false -p true", "process handle SIGPIPE -s false -n false -p true"]
+
+
+def _import_line() -> str:
+    out = subprocess.run([GOTRACE, "lldb-init"], capture_output=True, text=True, check=True).stdout
+    lines = out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("command script import /")
+    return lines[0]
+
+
+def _lldb(cmds: list[str], prog, *args: str) -> str:
+    from tracer.lldb.loader import lldb_binary
+
+    argv = [lldb_binary(), "--batch", "-o", _import_line()]
+    for c in cmds:
+        argv += ["-o", c]
+    out = subprocess.run(argv + ["--", str(prog), *args], capture_output=True, text=True, timeout=300)
+    return out.stdout + out.stderr
+
+
+def _after(out: str, cmd: str) -> str:
+    """The output of one command in an lldb --batch transcript."""
+    start = out.index(f"(lldb) {cmd}\n") + len(f"(lldb) {cmd}\n")
+    end = out.find("\n(lldb) ", start)
+    return out[start:end if end >= 0 else None]
+
+
+def _maps(out: str) -> dict[str, int]:
+    start = out.index("\nMAPS-BEGIN\n") + 12  # the printed marker, not the echoed command
+    text = out[start:out.index("\nMAPS-END", start)]
+    bases: dict[str, int] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 6 and parts[5].startswith("/") and int(parts[2], 16) == 0:
+            path = os.path.realpath(parts[5])
+            bases[path] = min(int(parts[0].split("-")[0], 16), bases.get(path, 1 << 64))
+    return bases
+
+
+def test_lldb_init_line_loads_and_helps():
+    require_lldb()
+    out = _lldb(["help gotrace", "help gotrace bind"], "/bin/true")
+    assert "cannot load" not in out and "error" not in out.lower(), out
+    help_text = _after(out, "help gotrace")
+    for sub in ("aslr", "stubs", "bind"):
+        assert re.search(rf"^\s+{sub}\s+--", help_text, re.M), help_text
+    assert "save DIR" in _after(out, "help gotrace bind")
+
+
+@pytest.mark.parametrize("name,pie", [("go-linux-amd64-internal", False), ("go-linux-amd64-pie", True)])
+def test_aslr_inside_lldb_agrees_with_image_list_and_maps(name, pie, binaries):
+    require_lldb()
+    prog = binaries(name)
+    out = _lldb(QUIET_GO + ["b main.main", "run", "gotrace aslr --json", "image list -o -f", *MAPS], prog)
+    rows = json.loads(_after(out, "gotrace aslr --json"))
+    offsets = {}
+    for line in _after(out, "image list -o -f").splitlines():
+        m = re.match(r"\[\s*\d+\]\s+(0x[0-9a-f]+)\s+(\S+)", line.strip())
+        if m:
+            offsets[m.group(2)] = int(m.group(1), 16)
+    kernel = _maps(out)
+    checked = 0
+    for r in rows:
+        if not r["path"].startswith("/"):
+            continue
+        assert r["slide"] == offsets[r["path"]], r  # lldb's own account of the slide
+        assert r["load_base"] == kernel[os.path.realpath(r["path"])], r  # the kernel's
+        checked += 1
+    assert checked >= 3
+    main = next(r for r in rows if os.path.realpath(r["path"]) == os.path.realpath(prog))
+    first_load = min(v for v, _, _ in oracles.readelf_loads(prog)) & ~0xFFF
+    assert main["link_base"] == first_load and main["position_independent"] is pie
+    assert (main["slide"] != 0) is pie
+
+
+def _readelf_symbol(path: str, name: str) -> int:
+    out = subprocess.run(["readelf", "-Ws", "--dyn-syms", path], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 8 and parts[7].split("@")[0] == name and parts[3] == "FUNC" and int(parts[1], 16):
+            return int(parts[1], 16)
+    raise AssertionError(f"{name} not in {path}")
+
+
+def test_stubs_inside_lldb_unbound_then_bound(tmp_path):
+    require_lldb()
+    prog = tmp_path / "selfmaps"
+    subprocess.run(["gcc", "-O0", "-Wl,-z,lazy", "-o", str(prog), os.path.join(os.path.dirname(__file__),
+                    "csrc", "selfmaps.c"), "-lm"], check=True)
+    out = _lldb(["b main", "run", "gotrace stubs --json", "b atoi", "continue", "gotrace stubs --json", *MAPS],
+                prog, str(tmp_path / "m"), "5")
+    first, second = (json.loads(t) for t in re.findall(r"\(lldb\) gotrace stubs --json\n(\{.*?\n\})", out, re.S))
+    lazy_at_main = [s for s in first["slots"] if s["mode"] == "lazy"]
+    assert lazy_at_main and all(s["state"] == "unbound" for s in lazy_at_main), lazy_at_main
+    by_symbol = {s["symbol"].split("@")[0]: s for s in second["slots"]}
+    libc = os.path.realpath("/lib/x86_64-linux-gnu/libc.so.6")
+    want = _maps(out)[libc] + _readelf_symbol(libc, "fopen")
+    assert by_symbol["fopen"]["state"] == "bound" and by_symbol["fopen"]["value"] == want
+    assert by_symbol["fopen"]["target"].endswith("libc.so.6")
+    assert not first["anomalies"] and not second["anomalies"]
+
+
+def test_bind_start_save_inside_lldb_matches_bpftrace(modes_bins, tmp_path):
+    require_lldb()
+    require_bpftrace()
+    prog = str(modes_bins["lazy"])
+    sess = tmp_path / "in-lldb"
+    out = _lldb(["process launch --stop-at-entry", "gotrace bind start", "continue", f"gotrace bind save {sess}"],
+                prog, "0.25")
+    assert "bindings saved" in out, out
+    s = load_session(sess)
+    assert s.meta["backend"] == "lldb" and s.meta["complete"] and int(s.processes["exit_code"].iloc[0]) == 0
+    assert s.meta["latency_method"]["calibration"]["rounds"] > 0
+    ev = s.events
+    assert set(ev.loc[ev["symbol"] == "cos", "kind"].astype(str)) == {"lazy"}
+    assert set(ev.loc[ev["symbol"] == "sin", "kind"].astype(str)) == {"dlsym"}
+    ref = load_session(bind([prog, "0.25"], out=tmp_path / "bpf", backend="bpftrace", env=dict(os.environ)).session)
+
+    def keys(e):
+        return set(zip(e["requester"].astype(str), e["symbol"].astype(str), e["kind"].astype(str),
+                       e["provider"].astype(str), e["resolved"]))
+    assert keys(ev) == keys(ref.events)
+    rep = subprocess.run([GOTRACE, "report", "--json", str(sess)], capture_output=True, text=True)
+    assert rep.returncode == 0 and json.loads(rep.stdout)["session"]["descendants_traced"] is False
+
+
+def test_commands_inside_lldb_bad_input(binaries, tmp_path):
+    require_lldb()
+    # lldb --batch stops at the first failing command: one lldb each
+    for cmd, message in (("gotrace aslr", "no live process"), ("gotrace bind save /nonexistent/x", "nothing recorded"),
+                         ("gotrace bind frobnicate", "gotrace bind: argument action: invalid choice"),
+                         ("gotrace stubs", "no stopped process")):
+        out = _lldb([cmd], "/bin/true")
+        errors = [line for line in out.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and message in errors[0], out
+    static = binaries("go-linux-amd64-static")
+    out = _lldb(["process launch --stop-at-entry", "gotrace bind start"], static)
+    assert re.search(r"error: this process has no dynamic linker", out), out
+    assert "Traceback" not in out
