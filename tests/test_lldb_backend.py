@@ -52,8 +52,10 @@ def test_lldb_agrees_with_bpftrace_on_a_cgo_program(binaries, tmp_path):
     prog = str(binaries("go-linux-amd64-internal"))
     a = bind([prog], out=tmp_path / "lldb", backend="lldb", env=dict(os.environ))
     b = bind([prog], out=tmp_path / "bpf", backend="bpftrace", env=dict(os.environ))
-    assert a.exit_code == b.exit_code == 0, load_session(a.session).meta
     la, lb = load_session(a.session), load_session(b.session)
+    # lldb-server sometimes loses a Go program at exit_group (a thread vanishes while
+    # stopped); gotrace then reaps the orphan for its status, or says it is unknown
+    assert b.exit_code == 0 and (a.exit_code == 0 or la.meta["exit_code_unknown"]), la.meta["lldb_exit"]
     assert len(la.events) > 50
     ma, mb = _multiset(la.events), _multiset(lb.events)
     assert set(ma) == set(mb)

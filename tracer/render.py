@@ -83,6 +83,9 @@ def render_summary(report: dict[str, Any], console: Console, show_choice: bool =
         console.print(f"[bold]gotrace:[/] {s['backend_choice']}")
     console.print(f"[bold]gotrace:[/] {b['total']:,} bindings in {p['count']} processes ({kinds}; "
                   f"{b['failed']:,} failed lookups)")
+    if s.get("exit_code_unknown"):
+        console.print("[bold yellow]gotrace:[/] the command's exit status is unknown: lldb lost the process as it "
+                      "exited (lldb-server bug); gotrace exits 1")
     if not s.get("descendants_traced", True):
         console.print("[bold yellow]gotrace:[/] descendants were not traced: lldb follows one process "
                       "(use --backend bpftrace or ld-debug for a process tree)")

@@ -50,6 +50,7 @@ def build_report(session: Session, top: int = 10) -> dict[str, Any]:
             "latency_method": meta.get("latency_method"),
             # False only for the lldb backend: it follows one process
             "descendants_traced": bool(meta.get("descendants_traced", True)),
+            "exit_code_unknown": bool(meta.get("exit_code_unknown", False)),  # lldb lost the status
             "host": meta.get("host"),
             "arch": meta.get("arch"),
         },

@@ -60,13 +60,16 @@ class LldbBackend:
         request.on_process(1)
         processes = processes_frame(res.pid, res.ppid, res.runs, res.exit_code)
         limits = []
+        if res.exit_unknown:
+            limits.append("exit status unknown: lldb-server lost the process as it exited (a thread vanished "
+                          "while stopped) and had already reaped it; gotrace exits 1")
         if res.stops == 0:
             limits.append("no lookup breakpoint was hit: another tracer's uprobe on ld.so (bpftrace, perf) "
                           "may have taken the trap")
         note = ("descendants not traced: lldb follows one process"
                 + (f" ({res.forks} fork(s) seen, their children ran untraced)" if res.forks else ""))
         return CaptureResult(
-            exit_code=res.exit_code if res.exit_code is not None else 0,
+            exit_code=res.exit_code if res.exit_code is not None else (1 if res.exit_unknown else 0),
             interrupted=res.interrupted,
             processes=processes,
             images=pd.DataFrame(res.images, columns=["pid", "path", "l_addr"]),
@@ -80,6 +83,7 @@ class LldbBackend:
                 "lldb_stops": res.stops,
                 "signal_stops": res.signal_stops,
                 "lldb_exit": res.exit_detail,
+                "exit_code_unknown": res.exit_unknown,
                 "unpaired_lookups": res.unpaired,
                 "limits": limits + [note, "no relocation times (nested lookup stops would dominate them)",
                            "each binding stops the process twice (about 1 ms each here)"],

@@ -55,6 +55,7 @@ class DriverResult:
     signal_stops: int = 0  # stops for a signal that could end the process (never SIGURG)
     exit_detail: str = ""  # lldb's own account of the end, for the session metadata
     fatal_signal: int = 0  # a signal delivered with no handler and a deadly default action
+    exit_unknown: bool = False  # lldb lost the process at its end and its status with it
     unpaired: int = 0
     calibration: dict | None = None
     images: list[tuple[int, str, int]] = field(default_factory=list)
@@ -214,6 +215,7 @@ class LldbDriver:
 
     def _launch(self, argv: list[str], exe: str, env: dict[str, str]) -> DriverResult:
         L = self.lldb
+        _become_subreaper()
         self._need_layout()
         err = L.SBError()
         self.target = self.debugger.CreateTarget(exe, None, None, True, err)
@@ -324,6 +326,17 @@ class LldbDriver:
                 break
         now = time.monotonic_ns()
         res.exit_detail = "detached" if self._detached else _exit_detail(self.process)
+        if not self._detached and self.process.GetExitDescription() == "lost connection":
+            # lldb-server can lose a thread that exits while the process is stopped
+            # (seen at exit_group) and then gives up; the process ends regardless.
+            # gotrace is a child subreaper, so the orphan is ours to reap: its real status.
+            real = _reap_orphan(res.pid)
+            if real is not None:
+                res.exit_code = real
+                res.exit_detail += f"; real exit status reaped by gotrace: {real}"
+            else:
+                res.exit_code = None
+                res.exit_unknown = True
         res.runs[-1].end_ns = now
         self._collect()
         return res
@@ -416,6 +429,33 @@ class LldbDriver:
                 self.process.Kill()
         finally:
             self.lldb.SBDebugger.Destroy(self.debugger)
+
+
+def _become_subreaper() -> None:
+    """Orphaned descendants (the traced process, if lldb-server dies first) become ours."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+def _reap_orphan(pid: int, timeout_s: float = 5.0) -> int | None:
+    from ..schema import exit_code_from_wait_status
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            got, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # not (yet) ours: lldb-server may still be its parent
+            if not os.path.exists(f"/proc/{pid}"):
+                return None
+            got, status = 0, 0
+        if got == pid:
+            return exit_code_from_wait_status(status)
+        time.sleep(0.02)
+    return None
 
 
 def _exit_detail(process) -> str:
