@@ -66,8 +66,7 @@ class LldbBackend:
         if res.stops == 0:
             limits.append("no lookup breakpoint was hit: another tracer's uprobe on ld.so (bpftrace, perf) "
                           "may have taken the trap")
-        note = ("descendants not traced: lldb follows one process"
-                + (f" ({res.forks} fork(s) seen, their children ran untraced)" if res.forks else ""))
+        note = "descendants not traced: lldb follows one process (it detaches forked children)"
         return CaptureResult(
             exit_code=res.exit_code if res.exit_code is not None else (1 if res.exit_unknown else 0),
             interrupted=res.interrupted,
@@ -78,7 +77,6 @@ class LldbBackend:
                 "ts_source": "CLOCK_MONOTONIC when gotrace saw the lookup's entry breakpoint stop",
                 "latency_method": latency_method(res.calibration),
                 "descendants_traced": False,
-                "forks_seen": res.forks,
                 "attached": bool(request.attach),
                 "lldb_stops": res.stops,
                 "signal_stops": res.signal_stops,
@@ -86,7 +84,7 @@ class LldbBackend:
                 "exit_code_unknown": res.exit_unknown,
                 "unpaired_lookups": res.unpaired,
                 "limits": limits + [note, "no relocation times (nested lookup stops would dominate them)",
-                           "each binding stops the process twice (about 1 ms each here)"],
+                           "each binding stops the process twice (about 2 ms each here)"],
             },
         )
 

@@ -51,7 +51,6 @@ class DriverResult:
     runs: list[ImageRun] = field(default_factory=list)
     ppid: int | None = None
     stops: int = 0
-    forks: int = 0
     signal_stops: int = 0  # stops for a signal that could end the process (never SIGURG)
     exit_detail: str = ""  # lldb's own account of the end, for the session metadata
     fatal_signal: int = 0  # a signal delivered with no handler and a deadly default action
@@ -352,8 +351,6 @@ class LldbDriver:
                 signo = thread.GetStopReasonDataAtIndex(0)
                 if _is_fatal(self.process.GetProcessID(), signo):
                     self.result.fatal_signal = signo
-            elif reason in (L.eStopReasonFork, L.eStopReasonVFork):
-                self.result.forks += 1
             elif reason == L.eStopReasonExec:
                 self._on_exec(now)
                 return
