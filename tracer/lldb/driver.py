@@ -260,8 +260,11 @@ class LldbDriver:
             raise GotraceError(f"no process {pid}: check the PID with ps", 2)
         try:
             exe = os.readlink(f"/proc/{pid}/exe")
+        except PermissionError:
+            raise GotraceError(f"cannot attach to process {pid}: it belongs to another user; run as root", 2) \
+                from None
         except OSError:
-            raise GotraceError(f"cannot read /proc/{pid}/exe: attaching to another user's process needs root", 2) \
+            raise GotraceError(f"process {pid} has no program to attach to (a kernel thread or a zombie)", 2) \
                 from None
         err = L.SBError()
         self.target = self.debugger.CreateTarget("")
