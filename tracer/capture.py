@@ -137,15 +137,6 @@ def default_session_dir(argv: list[str]) -> Path:
     return Path("gotrace-sessions") / f"{stamp}-{name}"
 
 
-def _cmdline(pid: int) -> list[str]:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            argv = [a.decode(errors="replace") for a in fh.read().split(b"\0") if a]
-    except OSError:
-        argv = []
-    return argv or [f"pid{pid}"]
-
-
 def images_frame(raw: pd.DataFrame | None) -> pd.DataFrame:
     """Fill link-time base and load base from each file's first PT_LOAD.
 
@@ -178,7 +169,8 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
     if attach is not None:
         from .backends.lldb import check_attachable
         check_attachable(attach)
-        argv = _cmdline(attach)
+        from .procfs import cmdline
+        argv = cmdline(attach) or [f"pid{attach}"]
     else:
         resolve_command(argv, env)  # unknown commands fail before anything is created
     chosen, choice = backends.choose(backend, attach)

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from ..errors import GotraceError
 from ..ldso import ldso_layout, ldso_path
 from ..binary.ptrace_launch import AT_BASE, auxv
-from .recorder import BindingRecorder, read_ppid
+from ..procfs import cmdline, ppid as read_ppid
+from .recorder import BindingRecorder
 
 WAIT_S = 1  # event wait slice: how soon Ctrl-C is noticed
 LEAVE_ALONE = {"SIGTRAP", "SIGSTOP", "SIGKILL"}  # lldb's own, or cannot be caught anyway
@@ -278,11 +279,7 @@ class LldbDriver:
                 state = self._until_stopped(30)
             if state != L.eStateStopped:
                 raise GotraceError(f"process {pid} ended while lldb attached")
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                    argv = [a.decode(errors="replace") for a in fh.read().split(b"\0") if a]
-            except OSError:
-                argv = [exe]
+            argv = cmdline(pid) or [exe]
             self.result = DriverResult(pid=pid, exit_code=None, ppid=read_ppid(pid))
             self.result.runs.append(ImageRun(exe, argv, time.monotonic_ns()))
             self._quiet_signals()
@@ -365,10 +362,9 @@ class LldbDriver:
         pid = self.process.GetProcessID()
         try:
             exe = os.readlink(f"/proc/{pid}/exe")
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                argv = [a.decode(errors="replace") for a in fh.read().split(b"\0") if a]
         except OSError:
-            exe, argv = "?", []
+            exe = "?"
+        argv = cmdline(pid)
         self.result.runs[-1].end_ns = now
         self.result.runs.append(ImageRun(exe, argv, now))
         cal = self.recorder.calibration

@@ -25,7 +25,8 @@ from ..errors import GotraceError
 from ..ldso import ldso_layout, ldso_path
 from .driver import ImageRun
 from .live import image_bases, live_stubs, slots_to_dicts
-from .recorder import BindingRecorder, read_ppid
+from ..procfs import cmdline, ppid as read_ppid
+from .recorder import BindingRecorder
 from .tables import latency_method, processes_frame, write_session
 
 HELP = "gotrace: image slides, live GOT slots and binding recording for the current process."
@@ -182,11 +183,7 @@ def _bind_start(debugger, target, args, result) -> None:
         finally:
             debugger.SetAsync(was_async)
     rec.arm()
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            argv = [a.decode(errors="replace") for a in fh.read().split(b"\0") if a]
-    except OSError:
-        argv = [exe]
+    argv = cmdline(pid) or [exe]
     _STATE.update(recorder=rec, recording=True, target=target, pid=pid, ppid=read_ppid(pid),
                   run=ImageRun(exe, argv, time.monotonic_ns()), start_time=time.time())
     cal = rec.calibration.median_ns

@@ -313,11 +313,3 @@ def _set_registers(thread, **values: int) -> None:
     for name, value in values.items():
         if not gpr.GetChildMemberWithName(name).SetValueFromCString(hex(value), err):
             raise RuntimeError(f"lldb cannot write register {name}: {err.GetCString()}")
-
-
-def read_ppid(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return int(fh.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
