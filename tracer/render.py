@@ -41,6 +41,8 @@ def render_report(report: dict[str, Any], console: Console) -> None:
                       "counts are lower bounds")
     if not s.get("descendants_traced", True):
         console.print("[yellow]descendants were not traced[/]: lldb follows one process")
+    if p.get("translated"):
+        console.print("translated program images: " + ", ".join(f"{n:,} by {t}" for t, n in p["translated"].items()))
     lat = report.get("latency_ns")
     if lat:
         rows = [[k, f"{v['count']:,}", _ns(v["p50"]), _ns(v["p90"]), _ns(v["p99"]), _ns(v["max"])]
@@ -83,6 +85,9 @@ def render_summary(report: dict[str, Any], console: Console, show_choice: bool =
         console.print(f"[bold]gotrace:[/] {s['backend_choice']}")
     console.print(f"[bold]gotrace:[/] {b['total']:,} bindings in {p['count']} processes ({kinds}; "
                   f"{b['failed']:,} failed lookups)")
+    if p.get("translated"):
+        console.print("[bold]gotrace:[/] translated program images: "
+                      + ", ".join(f"{n:,} by {t}" for t, n in p["translated"].items()))
     if s.get("exit_code_unknown"):
         console.print("[bold yellow]gotrace:[/] the command's exit status is unknown: lldb lost the process as it "
                       "exited (lldb-server bug); gotrace exits 1")

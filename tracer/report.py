@@ -30,6 +30,12 @@ def _top(series: pd.Series, n: int, key: str) -> list[dict[str, Any]]:
     return [{key: str(k), "bindings": int(v)} for k, v in counts.items() if v > 0]
 
 
+def _translated(procs: pd.DataFrame) -> dict[str, int]:
+    if "translator" not in procs.columns or not len(procs):
+        return {}
+    return {str(k): int(v) for k, v in procs["translator"].dropna().value_counts().items()}
+
+
 def build_report(session: Session, top: int = 10) -> dict[str, Any]:
     ev, procs, meta = session.events, session.processes, session.meta
     kinds = ev["kind"].value_counts().reindex(["eager", "lazy", "dlsym"], fill_value=0)
@@ -53,12 +59,15 @@ def build_report(session: Session, top: int = 10) -> dict[str, Any]:
             "exit_code_unknown": bool(meta.get("exit_code_unknown", False)),  # lldb lost the status
             "host": meta.get("host"),
             "arch": meta.get("arch"),
+            "translation": meta.get("translation"),  # --arch: the handler, translator and env used
         },
         "processes": {
             "count": int(procs["pid"].nunique()) if len(procs) else 0,
             "images": int(len(procs)),
             "failed": int((procs["exit_code"].fillna(0) != 0).sum()) if len(procs) else 0,
             "by_exe": _count_exes(procs, top),
+            # program images run by a binfmt_misc translator (qemu-aarch64 ...), by translator
+            "translated": _translated(procs),
         },
         "bindings": {
             "total": int(len(ev)),

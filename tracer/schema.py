@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from .lazy import pa, pd
 
-SCHEMA_VERSION = 2  # 2: events gained latency_raw_ns (v1 sessions read with it = latency_ns)
+SCHEMA_VERSION = 3  # 2: events gained latency_raw_ns (v1 sessions read with it = latency_ns)
+# 3: processes gained arch and translator (older sessions read with them null)
 
 KINDS = ("eager", "lazy", "dlsym")
 """eager: bound while ld.so relocated an image (at load, or -z now);
@@ -57,6 +58,8 @@ def _build() -> dict:
             ("start_ns", pa.int64()),
             ("end_ns", pa.int64()),
             ("exit_code", pa.int32()),  # 128+N for death by signal N, as a shell says
+            ("arch", pa.string()),  # the program image's architecture (ELF e_machine)
+            ("translator", pa.string()),  # what ran it when foreign (qemu-aarch64 ...); null = native
         ]
     )
 
@@ -96,9 +99,16 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
+# Columns filled later in the pipeline (translate.annotate); null when a writer has none.
+OPTIONAL = {"processes": ("arch", "translator")}
+
+
 def to_arrow(table: str, frame: pd.DataFrame) -> pa.Table:
     """Coerce a backend's frame to the contract: exact columns, order and types."""
     schema = __getattr__("TABLES")[table]
+    absent = [n for n in OPTIONAL.get(table, ()) if n not in frame.columns]
+    if absent:
+        frame = frame.assign(**{n: None for n in absent})
     missing = [n for n in schema.names if n not in frame.columns]
     if missing:
         raise ValueError(f"{table} frame lacks columns {missing}")

@@ -185,6 +185,9 @@ def _read(path: Path, name: str, optional: bool) -> pd.DataFrame:
             frame.insert(frame.columns.get_loc("latency_ns") + 1, "latency_raw_ns", frame["latency_ns"])
         frame["latency_raw_ns"] = frame["latency_raw_ns"].astype("Int64")
         frame["tid"] = frame["tid"].astype("Int32")  # null for ld-debug
+    for col in schema.OPTIONAL.get(name, ()):  # older schemas: not recorded
+        if col not in frame.columns:
+            frame[col] = None
     for col in ("ppid", "exit_code", "end_ns", "start_ns"):
         if col in frame.columns:
             frame[col] = frame[col].astype("Int64" if "ns" in col else "Int32")

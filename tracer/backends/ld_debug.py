@@ -78,6 +78,20 @@ class LdDebugBackend:
         )
 
 
+def _guest_aware(prefix: str | None):
+    """PLT slot names of an object as its process saw it: a translated guest's
+    /lib/libc.so.6 is $QEMU_LD_PREFIX/lib/libc.so.6 when that exists (qemu's rule)."""
+    from .. import elfinfo
+
+    if not prefix:
+        return elfinfo.jump_slot_symbols
+
+    def slots(path: str):
+        guest = prefix.rstrip("/") + path if path.startswith("/") else None
+        return elfinfo.jump_slot_symbols(guest if guest and os.path.exists(guest) else path)
+    return slots
+
+
 class _Tailer(threading.Thread):
     """Reads new lines from every ld.<pid> file and hands bindings to the sink."""
 
@@ -86,6 +100,7 @@ class _Tailer(threading.Thread):
         self.logdir = logdir
         self.request = request
         self.search_path = search_path
+        self.jump_slots = _guest_aware(request.env.get("QEMU_LD_PREFIX"))
         self.parsers: dict[int, LdDebugFileParser] = {}
         self.offsets: dict[str, int] = {}
         self.partial: dict[str, bytes] = {}
@@ -141,7 +156,7 @@ class _Tailer(threading.Thread):
             pid = int(pid_s)
             parser = self.parsers.get(pid)
             if parser is None:
-                parser = self.parsers[pid] = LdDebugFileParser(pid, self.search_path)
+                parser = self.parsers[pid] = LdDebugFileParser(pid, self.search_path, jump_slots=self.jump_slots)
                 new = True
             parser.feed(data[:cut].decode("utf-8", "replace").splitlines(), time.monotonic_ns(), rows)
         self._emit(rows)

@@ -13,7 +13,12 @@ A pid's file holds every program image that pid exec'd (glibc appends), and
 the lines of children it forked that had not yet exec'd (each line carries
 its writer's pid, which is what events use); each
 start-up begins with ld.so binding the vDSO's own symbols, which marks a new
-image. LD_DEBUG prints successful bindings only: failed lookups are invisible
+image. A translated program (qemu-user through binfmt_misc) is a second ld.so
+in the same pid: after the translator's own start-up, the guest's ld.so loads
+the program's libraries (`file=libc.so.6 [0];  needed by ./prog [0]`) with no
+vDSO line; a `needed by` naming an object this image never loaded marks that
+new image (a dlopen's dependencies name the object it just loaded).
+LD_DEBUG prints successful bindings only: failed lookups are invisible
 here (the bpftrace backend sees them).
 """
 from __future__ import annotations
@@ -75,6 +80,7 @@ class ImageState:
     bases: dict[str, int] = field(default_factory=dict)  # soname -> l_addr
     paths: set = field(default_factory=set)
     held: list = field(default_factory=list)  # bindings seen before the program's name
+    loaded: set = field(default_factory=set)  # names from this image's file= lines
 
 
 @dataclass
@@ -159,8 +165,12 @@ class LdDebugFileParser:
                 g = GEN_LINK_MAP.match(msg)
                 self._pending_soname = g.group(1) if g else None
                 n = NEEDED_BY.match(msg)
+                if n and self.current.runtime and n.group(1) not in self.current.loaded \
+                        and os.path.basename(n.group(1)) not in self.current.loaded:
+                    self.images.append(ImageState(self.pid))  # a guest ld.so starting (translation)
                 if n and self.current.name is None and not self.current.runtime:
                     self._set_name(self.current, n.group(1), out)
+                self.current.loaded.add(msg[5:msg.find(" [")])
             elif self._pending_soname and "base:" in msg:
                 b = BASE.match(msg)
                 if b:

@@ -26,6 +26,10 @@ Put the command after `--`. Examples:
 
   gotrace bind --attach 4242                     (a running process, from now on)
 
+  gotrace bind --arch arm64 -- ./hello-arm64     (translated: qemu-user via binfmt_misc)
+
+  gotrace bind --arch arm64 --register-binfmt -- go build   (the arm64 go toolchain, translated)
+
 Backends: bpftrace (root; latency, failed lookups, full process tree),
 ld-debug (no root; glibc's LD_DEBUG), lldb (one process, no descendants;
 latency corrected for lldb's own stop cost, calibrated in the same run;
@@ -42,6 +46,11 @@ def bind_command(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Session directory to create "
                       "[default: gotrace-sessions/<time>-<cmd>].", show_default=False)] = None,
     backend: Annotated[str, typer.Option("--backend", "-b", help="auto | bpftrace | ld-debug | lldb.")] = "auto",
+    arch: Annotated[Optional[str], typer.Option("--arch", help="Run the command as this architecture (arm64, "
+                    "x86_64) through its binfmt_misc translator; `go` becomes that arch's toolchain. Backend: ld-debug.",
+                    show_default=False)] = None,
+    register_binfmt: Annotated[bool, typer.Option("--register-binfmt", help="With --arch: register qemu-user's "
+                               "binfmt_misc handler for this run if none is (root; removed afterwards).")] = False,
     attach: Annotated[Optional[int], typer.Option("--attach", "-p", help="Trace this running process from now on "
                       "(lldb backend) instead of starting a command; Ctrl-C detaches.", show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing session directory.")] = False,
@@ -71,7 +80,7 @@ def bind_command(
 
     try:
         result = bind(command or [], out=output, backend=backend, force=force, progress=progress,
-                      on_choice=on_choice, attach=attach)
+                      on_choice=on_choice, attach=attach, arch=arch, register_binfmt=register_binfmt)
     finally:
         if live is not None:
             live.stop()

@@ -51,7 +51,9 @@ def write_session(path, force: bool, rows: list[tuple], processes, image_rows: l
     writer = SessionWriter(target, meta)
     if rows:
         writer.append_events(events_table(rows))
-    writer.write_table("processes", processes)
+    from ..translate import annotate
+    import os
+    writer.write_table("processes", annotate(processes, os.getcwd(), None))
     writer.write_table("images", images_frame(pd.DataFrame(image_rows, columns=["pid", "path", "l_addr"])))
     writer.write_table("relocations", empty("relocations"))
     writer.finish(writer.write_error is None, processes=int(len(processes)), lost_events=0, malformed_records=0)

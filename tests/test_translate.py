@@ -1,0 +1,163 @@
+"""Translated runs: arm64 programs under qemu-user through binfmt_misc.
+
+Oracles: readelf's Machine for each file's architecture; binfmt_misc's own
+entry list for registration; and the native run of the same program, whose
+main-program bindings (symbol, providing library) must be the translated
+run's — the two architectures' libc export the same names to it.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import oracles
+from conftest import ROOT, VENV_BIN, require
+from tracer import bind, load_session, translate
+
+GOTRACE = str(VENV_BIN / "gotrace")
+CROSS = "aarch64-linux-gnu-gcc"
+
+
+def _require_cross() -> None:
+    require(shutil.which(CROSS) is not None, f"{CROSS} is not installed (gcc-aarch64-linux-gnu)")
+    require(Path("/usr/lib/binfmt.d/qemu-aarch64.conf").exists(), "qemu-user-binfmt is not installed")
+
+
+def _require_handler() -> None:
+    """A registered arm64 handler, registering qemu's if we may (root)."""
+    _require_cross()
+    if translate.handler_for("arm64") is None:
+        require(os.geteuid() == 0, "no arm64 binfmt_misc handler and not root to register one")
+        translate.register_qemu("arm64")
+    require(translate.handler_for("arm64") is not None, "arm64 binfmt_misc handler missing")
+
+
+@pytest.fixture(scope="module")
+def modes_pair(tmp_path_factory) -> dict[str, Path]:
+    _require_cross()
+    out = tmp_path_factory.mktemp("xmodes")
+    bins = {}
+    for arch, cc in (("x86_64", "gcc"), ("arm64", CROSS)):
+        dst = out / f"modes-{arch}"
+        subprocess.run([cc, "-O0", "-o", str(dst), str(ROOT / "tests/csrc/modes.c"), "-lm", "-ldl",
+                        "-Wl,-z,lazy"], check=True)
+        bins[arch] = dst
+    return bins
+
+
+def test_elf_arch_agrees_with_readelf(modes_pair):
+    for arch, path in modes_pair.items():
+        machine = oracles.readelf_header(path)["Machine"]
+        assert translate.elf_arch(str(path)) == {"Advanced Micro Devices X86-64": "x86_64", "AArch64": "arm64"}[machine]
+    assert translate.elf_arch("/etc/passwd") is None
+    assert translate.normalize("aarch64") == "arm64" and translate.normalize("amd64") == "x86_64"
+
+
+def _main_bindings(session, exe_suffix: str) -> set[tuple[str, str]]:
+    """(symbol, provider) the main program bound. Kinds are left out: they follow
+    each architecture's code generation (aarch64 crt calls __libc_start_main
+    through the PLT, x86_64 through the GOT)."""
+    ev = session.events
+    mine = ev[ev["exe"].astype(str).str.endswith(exe_suffix)]
+    main = mine[mine["requester"].astype(str).str.endswith(exe_suffix)]
+    return set(zip(main["symbol"].astype(str), main["provider"].map(lambda p: os.path.basename(str(p)))))
+
+
+def test_translated_c_program_matches_native(modes_pair, tmp_path):
+    _require_handler()
+    native = load_session(bind([str(modes_pair["x86_64"]), "0.25"], out=tmp_path / "n", backend="ld-debug",
+                               env=dict(os.environ)).session)
+    res = bind([str(modes_pair["arm64"]), "0.25"], out=tmp_path / "t", arch="arm64", env=dict(os.environ))
+    assert res.exit_code == 0 and res.backend == "ld-debug"
+    t = load_session(res.session)
+    assert t.meta["translation"]["arch"] == "arm64" and "qemu" in t.meta["translation"]["translator"]
+    guest = t.processes[t.processes["exe"].astype(str) == str(modes_pair["arm64"])]
+    assert list(guest["arch"]) == ["arm64"] and list(guest["translator"]) == ["qemu-aarch64"]
+    host = t.processes[t.processes["exe"].astype(str) != str(modes_pair["arm64"])]
+    assert set(host["translator"].dropna()) <= {"qemu-aarch64"}  # the translator's own image
+    assert native.processes["translator"].isna().all() and set(native.processes["arch"]) == {"x86_64"}
+    nb, tb = _main_bindings(native, "modes-x86_64"), _main_bindings(t, "modes-arm64")
+    assert nb == tb and ("cos", "libm.so.6") in tb
+    cos = t.events[(t.events["symbol"] == "cos") & t.events["exe"].astype(str).str.endswith("modes-arm64")]
+    assert set(cos["kind"].astype(str)) == {"lazy"}
+    sin = t.events[t.events["symbol"] == "sin"]
+    assert set(sin["kind"].astype(str)) == {"dlsym"}
+
+
+def test_translated_cgo_program_matches_native(binaries, tmp_path, go_env):
+    _require_handler()
+    env = dict(go_env, GOARCH="arm64", CC=CROSS, CGO_ENABLED="1")
+    prog = tmp_path / "cgo-hello-arm64"
+    subprocess.run([str(VENV_BIN / "go"), "build", "-o", str(prog), "."], cwd=ROOT / "examples/cgo-hello", env=env,
+                   check=True)
+    native = binaries("go-linux-amd64-external")
+    n = load_session(bind([str(native)], out=tmp_path / "n", backend="ld-debug", env=dict(os.environ)).session)
+    t = load_session(bind([str(prog)], out=tmp_path / "t", arch="arm64", env=dict(os.environ)).session)
+    nb, tb = _main_bindings(n, native.name), _main_bindings(t, prog.name)
+    assert len(tb) > 20 and nb == tb
+
+
+def test_translated_go_test_of_a_cgo_package(tmp_path, go_env):
+    """The arm64 go toolchain itself runs translated; gcc runs natively."""
+    _require_handler()
+    require(translate.go_toolchain("arm64") is not None, "no arm64 Go toolchain (scripts/setup.sh unpacks one)")
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "go.mod").write_text("module example.com/pkg\n\ngo 1.21\n")
+    (pkg / "half.go").write_text('package pkg\n\n/*\n#include <math.h>\n#cgo LDFLAGS: -lm\n'
+                                 'static double half(double x) { return cbrt(x * x * x) / 2; }\n*/\nimport "C"\n\n'
+                                 'func Half(x float64) float64 { return float64(C.half(C.double(x))) }\n')
+    (pkg / "half_test.go").write_text('package pkg\n\nimport "testing"\n\n'
+                                      'func TestHalf(t *testing.T) { if Half(4) != 2 { t.Fatal(Half(4)) } }\n')
+    env = dict(go_env)
+    env.pop("GOARCH", None)
+    out = subprocess.run([GOTRACE, "bind", "-q", "--arch", "arm64", "--register-binfmt", "-o", str(tmp_path / "s"),
+                          "--", "go", "test", "-count=1", "."], cwd=pkg, env=env, capture_output=True, text=True,
+                         timeout=900)
+    assert out.returncode == 0, out.stderr[-2000:]
+    s = load_session(tmp_path / "s")
+    procs = s.processes
+    translated = procs[procs["translator"] == "qemu-aarch64"]
+    native = procs[procs["translator"].isna() & procs["exe"].notna()]
+    assert len(translated) >= 3  # go, compile, link ... under qemu
+    assert native["exe"].astype(str).str.contains("aarch64-linux-gnu-gcc|cc1|collect2|/ld").any()
+    # the test binary itself (pkg.test: arm64, dynamically linked) ran translated and bound libm's cbrt
+    test_bin = procs[procs["exe"].astype(str).str.endswith("pkg.test")]
+    assert set(test_bin["translator"]) == {"qemu-aarch64"} and set(test_bin["arch"]) == {"arm64"}
+    ev = s.events[s.events["exe"].astype(str).str.endswith("pkg.test")]
+    cbrt = ev[ev["symbol"] == "cbrt"]
+    assert len(cbrt) >= 1 and cbrt["provider"].astype(str).str.endswith("libm.so.6").all()
+
+
+def test_register_binfmt_for_the_run_only(modes_pair, tmp_path):
+    _require_cross()
+    require(os.geteuid() == 0, "registering binfmt_misc handlers needs root")
+    before = translate.handler_for("arm64")
+    if before is not None:
+        translate.unregister(before)
+    try:
+        assert translate.handler_for("arm64") is None
+        out = subprocess.run([GOTRACE, "bind", "-q", "--arch", "arm64", "-o", str(tmp_path / "a"), "--",
+                              str(modes_pair["arm64"])], capture_output=True, text=True)
+        assert out.returncode == 2 and "--register-binfmt" in out.stderr and "Traceback" not in out.stderr
+        out = subprocess.run([GOTRACE, "bind", "-q", "--arch", "arm64", "--register-binfmt", "-o", str(tmp_path / "b"),
+                              "--", str(modes_pair["arm64"]), "0.5"], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        assert load_session(tmp_path / "b").meta["translation"]["registered_for_session"] is True
+        assert translate.handler_for("arm64") is None  # removed again after the run
+    finally:
+        if before is not None and translate.handler_for("arm64") is None:
+            translate.register_qemu("arm64")
+
+
+def test_translation_bad_input(modes_pair, tmp_path):
+    _require_cross()
+    for argv, message in ((["--arch", "sparc"], "unknown architecture"),
+                          (["--arch", "arm64", "--backend", "bpftrace"], "cannot see translated guest code")):
+        out = subprocess.run([GOTRACE, "bind", "-q", *argv, "-o", str(tmp_path / "x"), "--", str(modes_pair["arm64"])],
+                             capture_output=True, text=True)
+        assert out.returncode == 2 and message in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
