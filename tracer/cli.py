@@ -9,6 +9,7 @@ from .commands.aslr import HELP as ASLR_HELP, aslr_command
 from .commands.doctor import doctor_command
 from .commands.libcheck import HELP as LIBCHECK_HELP, libcheck_command
 from .commands.lldb_init import lldb_init_command
+from .commands.analysis import compare_command, export_command, plot_command
 from .commands.inspect import inspect_command, stubs_command
 from .commands.report import report_command
 
@@ -36,6 +37,9 @@ def root(version: bool = typer.Option(False, "--version", callback=_version, is_
 
 app.command("bind", help=BIND_HELP, context_settings={"allow_interspersed_args": False})(bind_command)
 app.command("report")(report_command)
+app.command("compare")(compare_command)
+app.command("plot")(plot_command)
+app.command("export")(export_command)
 app.command("inspect")(inspect_command)
 app.command("stubs")(stubs_command)
 app.command("doctor")(doctor_command)

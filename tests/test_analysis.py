@@ -1,0 +1,145 @@
+"""compare, plot, export and the analysis notebook, on sessions captured here.
+
+Oracles are computed in the tests from the session's own events with plain
+pandas/numpy (medians, binding sets, counts), the Chrome file is checked
+against the Trace Event Format's rules, CSV and Parquet are read back, the
+pictures are checked as PNG/SVG files, and the notebook is executed headless.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import ROOT, VENV_BIN, require, require_bpftrace, require_lldb
+from tracer import bind, load_session
+from tracer.compare import compare, object_name
+
+GOTRACE = str(VENV_BIN / "gotrace")
+
+
+@pytest.fixture(scope="module")
+def pair(modes_bins, tmp_path_factory):
+    """The lazy modes program under bpftrace (A) and under lldb (B): both measure latency."""
+    require_bpftrace()
+    require_lldb()
+    out = tmp_path_factory.mktemp("analysis")
+    prog = str(modes_bins["lazy"])
+    a = bind([prog, "0.25"], out=out / "a", backend="bpftrace", env=dict(os.environ)).session
+    b = bind([prog, "0.25"], out=out / "b", backend="lldb", env=dict(os.environ)).session
+    c = bind(["/bin/true"], out=out / "c", backend="ld-debug", env=dict(os.environ)).session
+    return a, b, c
+
+
+def _set(ev):
+    ok = ev[ev["resolved"]]
+    return {(object_name(r), str(s), object_name(p)) for r, s, p in zip(ok["requester"], ok["symbol"], ok["provider"])}
+
+
+def test_compare_against_pandas(pair):
+    a, b, _ = pair
+    sa, sb = load_session(a), load_session(b)
+    res = compare(sa, sb, top=1000)
+    assert res["in_both"] == len(_set(sa.events) & _set(sb.events))
+    assert {tuple(x) for x in res["only_in_a"]} == _set(sa.events) - _set(sb.events)
+    assert res["a"]["by_kind"] == {k: int((sa.events["kind"] == k).sum()) for k in ("eager", "lazy", "dlsym")}
+    assert res["latency_by_library"], "both sessions measure latency"
+    for row in res["latency_by_library"]:
+        for side, s in (("a", sa), ("b", sb)):
+            ev = s.events
+            lat = ev.loc[ev["provider"].map(object_name) == row["name"], "latency_ns"].dropna().astype("int64")
+            assert row[side]["median_ns"] == int(np.median(lat)) and row[side]["count"] == len(lat)
+        assert row["median_ratio"] == round(row["b"]["median_ns"] / row["a"]["median_ns"], 3)
+    assert not res["warnings"]
+
+
+def test_compare_cli_warns_on_different_workloads(pair, tmp_path):
+    a, _, c = pair
+    out = subprocess.run([GOTRACE, "compare", "--json", "--plot", str(tmp_path / "p.png"), str(a), str(c)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "different commands" in out.stderr and "has no latency" in out.stderr
+    assert json.loads(out.stdout)["compare_version"] == 1
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_chrome_trace_is_valid_trace_event_json(pair, tmp_path):
+    a, _, _ = pair
+    dest = tmp_path / "t.json"
+    out = subprocess.run([GOTRACE, "export", str(a), "--format", "chrome", "-o", str(dest)], capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr
+    trace = json.loads(dest.read_text())
+    events = trace["traceEvents"]
+    s = load_session(a)
+    named = {e["pid"] for e in events if e["ph"] == "M" and e["name"] == "process_name"}
+    slices = [e for e in events if e["ph"] in ("X", "i")]
+    assert len(slices) == len(s.events)
+    for e in slices:
+        assert isinstance(e["name"], str) and isinstance(e["pid"], int) and isinstance(e["tid"], int)
+        assert isinstance(e["ts"], (int, float)) and e["ts"] >= 0 and e["pid"] in named
+        if e["ph"] == "X":
+            assert e["dur"] == e["args"]["latency_ns"] / 1000.0 and e["dur"] >= 0
+    assert all(e["ph"] in ("M", "X", "i") for e in events)
+
+
+def test_csv_and_parquet_round_trip(pair, tmp_path):
+    a, _, _ = pair
+    s = load_session(a)
+    for fmt, reader in (("csv", pd.read_csv), ("parquet", pd.read_parquet)):
+        dest = tmp_path / f"e.{fmt}"
+        out = subprocess.run([GOTRACE, "export", str(a), "-f", fmt, "-o", str(dest)], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        back = reader(dest)
+        assert len(back) == len(s.events) and list(back.columns) == list(s.events.columns)
+        assert sorted(back["symbol"].astype(str)) == sorted(s.events["symbol"].astype(str))
+
+
+def test_plot_png_and_svg(pair, tmp_path):
+    a, b, _ = pair
+    for name in ("one.png", "two.svg"):
+        args = [str(a)] if name == "one.png" else [str(a), str(b)]
+        out = subprocess.run([GOTRACE, "plot", *args, "-o", str(tmp_path / name)], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+    png = (tmp_path / "one.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+    svg = ET.parse(tmp_path / "two.svg").getroot()
+    assert svg.tag.endswith("svg")
+    text = (tmp_path / "two.svg").read_text()
+    assert "resolver latency" in text or "glyph" in text  # labels are text or glyph paths
+
+
+def test_analysis_bad_input(pair, tmp_path):
+    a, _, _ = pair
+    for argv, message in ((["plot", str(a), "-o", str(tmp_path / "x.jpg")], "must end in .png or .svg"),
+                          (["export", str(a), "-f", "xml", "-o", str(tmp_path / "x")], "unknown format"),
+                          (["export", str(a), "-f", "csv", "-o", "/nonexistent/dir/x.csv"], "does not exist"),
+                          (["compare", str(a), str(tmp_path)], "not a gotrace session")):
+        out = subprocess.run([GOTRACE, *argv], capture_output=True, text=True)
+        assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+def test_notebook_runs_headless(pair, tmp_path):
+    try:
+        import nbclient
+        import nbformat
+    except ImportError:
+        nbclient = None
+    require(nbclient is not None, "nbclient/nbformat are not installed (pip install -e '.[test]')")
+
+    a, b, _ = pair
+    nb = nbformat.read(ROOT / "notebooks" / "analysis.ipynb", as_version=4)
+    os.environ["GOTRACE_A"], os.environ["GOTRACE_B"] = str(a), str(b)
+    try:
+        nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                                resources={"metadata": {"path": str(tmp_path)}}).execute()
+    finally:
+        del os.environ["GOTRACE_A"], os.environ["GOTRACE_B"]
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert any(o.get("output_type") == "display_data" and "image/png" in o.get("data", {}) for o in outputs)
