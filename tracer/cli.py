@@ -10,6 +10,7 @@ from .commands.doctor import doctor_command
 from .commands.libcheck import HELP as LIBCHECK_HELP, libcheck_command
 from .commands.lldb_init import lldb_init_command
 from .commands.analysis import compare_command, export_command, plot_command
+from .commands.bench_bind import bench_bind_command
 from .commands.inspect import inspect_command, stubs_command
 from .commands.report import report_command
 
@@ -40,6 +41,7 @@ app.command("report")(report_command)
 app.command("compare")(compare_command)
 app.command("plot")(plot_command)
 app.command("export")(export_command)
+app.command("bench-bind")(bench_bind_command)
 app.command("inspect")(inspect_command)
 app.command("stubs")(stubs_command)
 app.command("doctor")(doctor_command)

@@ -1,0 +1,1 @@
+"""Probe programs gotrace builds for a target architecture (C sources, package data)."""
