@@ -7,6 +7,7 @@ run's — the two architectures' libc export the same names to it.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -101,11 +102,8 @@ def test_translated_cgo_program_matches_native(binaries, tmp_path, go_env):
     assert len(tb) > 20 and nb == tb
 
 
-def test_translated_go_test_of_a_cgo_package(tmp_path, go_env):
-    """The arm64 go toolchain itself runs translated; gcc runs natively."""
-    _require_handler()
-    require(translate.go_toolchain("arm64") is not None, "no arm64 Go toolchain (scripts/setup.sh unpacks one)")
-    pkg = tmp_path / "pkg"
+def _cgo_package(root: Path) -> Path:
+    pkg = root / "pkg"
     pkg.mkdir()
     (pkg / "go.mod").write_text("module example.com/pkg\n\ngo 1.21\n")
     (pkg / "half.go").write_text('package pkg\n\n/*\n#include <math.h>\n#cgo LDFLAGS: -lm\n'
@@ -113,13 +111,33 @@ def test_translated_go_test_of_a_cgo_package(tmp_path, go_env):
                                  'func Half(x float64) float64 { return float64(C.half(C.double(x))) }\n')
     (pkg / "half_test.go").write_text('package pkg\n\nimport "testing"\n\n'
                                       'func TestHalf(t *testing.T) { if Half(4) != 2 { t.Fatal(Half(4)) } }\n')
-    env = dict(go_env)
-    env.pop("GOARCH", None)
-    out = subprocess.run([GOTRACE, "bind", "-q", "--arch", "arm64", "--register-binfmt", "-o", str(tmp_path / "s"),
-                          "--", "go", "test", "-count=1", "."], cwd=pkg, env=env, capture_output=True, text=True,
-                         timeout=900)
-    assert out.returncode == 0, out.stderr[-2000:]
-    s = load_session(tmp_path / "s")
+    return pkg
+
+
+@pytest.fixture(scope="module")
+def go_test_pair(tmp_path_factory):
+    """`go test` of a small cgo package, natively and with the arm64 toolchain translated (ld-debug both)."""
+    _require_handler()
+    require(translate.go_toolchain("arm64") is not None, "no arm64 Go toolchain (scripts/setup.sh unpacks one)")
+    root = tmp_path_factory.mktemp("gotest")
+    pkg = _cgo_package(root)
+    sessions = {}
+    for side, extra in (("native", []), ("arm64", ["--arch", "arm64", "--register-binfmt"])):
+        env = dict(os.environ, GOCACHE=str(root / f"cache-{side}"), GOPATH=str(root / "gopath"), GOTOOLCHAIN="local",
+                   GOFLAGS="-modcacherw", GOPROXY="off", CGO_ENABLED="1",
+                   PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+        env.pop("GOARCH", None)
+        out = subprocess.run([GOTRACE, "bind", "-q", "-b", "ld-debug", *extra, "-o", str(root / side), "--",
+                              "go", "test", "-count=1", "."], cwd=pkg, env=env, capture_output=True, text=True,
+                             timeout=900)
+        assert out.returncode == 0, out.stderr[-2000:]
+        sessions[side] = root / side
+    return sessions
+
+
+def test_translated_go_test_of_a_cgo_package(go_test_pair):
+    """The arm64 go toolchain itself runs translated; gcc runs natively."""
+    s = load_session(go_test_pair["arm64"])
     procs = s.processes
     translated = procs[procs["translator"] == "qemu-aarch64"]
     native = procs[procs["translator"].isna() & procs["exe"].notna()]
@@ -131,6 +149,42 @@ def test_translated_go_test_of_a_cgo_package(tmp_path, go_env):
     ev = s.events[s.events["exe"].astype(str).str.endswith("pkg.test")]
     cbrt = ev[ev["symbol"] == "cbrt"]
     assert len(cbrt) >= 1 and cbrt["provider"].astype(str).str.endswith("libm.so.6").all()
+    assert load_session(go_test_pair["native"]).processes["translator"].isna().all()
+
+
+def test_native_vs_translated_pair_through_compare_plot_export_notebook(go_test_pair, tmp_path):
+    a, b = str(go_test_pair["native"]), str(go_test_pair["arm64"])
+    out = subprocess.run([GOTRACE, "compare", "--json", "--plot", str(tmp_path / "pair.svg"), a, b],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    assert res["a"]["translated_images"] == 0 and res["b"]["translated_images"] >= 3
+    assert res["b"]["translator"] == "qemu-aarch64" and res["b"]["arch"] == "arm64"
+    # the test binary's own binding of libm's cbrt exists on both sides, so it is in neither only-in list
+    for side in (a, b):
+        ev = load_session(side).events
+        assert ((ev["symbol"] == "cbrt") & ev["requester"].astype(str).str.endswith("pkg.test")).any(), side
+    one_side = {tuple(x) for x in res["only_in_a"]} | {tuple(x) for x in res["only_in_b"]}
+    assert ("pkg.test", "cbrt", "libm.so.6") not in one_side
+    assert (tmp_path / "pair.svg").stat().st_size > 10_000
+    out = subprocess.run([GOTRACE, "export", b, "-f", "chrome", "-o", str(tmp_path / "t.json")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    trace = json.loads((tmp_path / "t.json").read_text())
+    labelled = {e["pid"] for e in trace["traceEvents"] if e["name"] == "process_labels"}
+    translated_pids = set(load_session(b).processes.query("translator == 'qemu-aarch64'")["pid"].astype(int))
+    assert labelled == translated_pids
+    import nbclient
+    import nbformat
+    nb = nbformat.read(ROOT / "notebooks" / "analysis.ipynb", as_version=4)
+    os.environ["GOTRACE_A"], os.environ["GOTRACE_B"] = a, b
+    try:
+        nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                                resources={"metadata": {"path": str(tmp_path)}}).execute()
+    finally:
+        del os.environ["GOTRACE_A"], os.environ["GOTRACE_B"]
+    assert not [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                if o.get("output_type") == "error"]
 
 
 def test_register_binfmt_for_the_run_only(modes_pair, tmp_path):
