@@ -25,7 +25,6 @@ GOARCH_OF = {"x86_64": "amd64", "arm64": "arm64", "i386": "386", "arm": "arm", "
 E_MACHINE = {"amd64": 62, "arm64": 183, "386": 3, "arm": 40, "riscv64": 243, "ppc64le": 21, "s390x": 22}
 TRIPLE_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64", "i686": "386", "i386": "386",
                "riscv64": "riscv64", "powerpc64le": "ppc64le", "s390x": "s390x", "arm": "arm"}
-BINFMT = "/proc/sys/fs/binfmt_misc"
 
 
 @dataclass
@@ -46,22 +45,11 @@ def _run(argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
 
 def binfmt_handler(goarch: str) -> tuple[str | None, str | None]:
     """(handler name, interpreter) registered in binfmt_misc for ELF of ``goarch``."""
+    from .translate import handler_for_machine
+
     machine = E_MACHINE.get(goarch)
-    if machine is None or not os.path.isdir(BINFMT) or not os.path.exists(os.path.join(BINFMT, "status")):
-        return None, None
-    for name in sorted(os.listdir(BINFMT)):
-        if name in ("status", "register"):
-            continue
-        try:
-            text = open(os.path.join(BINFMT, name)).read()
-        except OSError:
-            continue
-        fields = dict(line.split(" ", 1) for line in text.splitlines() if " " in line)
-        magic = fields.get("magic", "")
-        if text.startswith("enabled") and magic.startswith("7f454c46") and len(magic) >= 40:
-            if int(magic[38:40] + magic[36:38], 16) == machine:
-                return name, fields.get("interpreter")
-    return None, None
+    h = handler_for_machine(machine) if machine is not None else None
+    return (h.name, h.interpreter) if h else (None, None)
 
 
 def run_checks(env: dict[str, str] | None = None) -> list[Check]:
@@ -128,7 +116,8 @@ def run_checks(env: dict[str, str] | None = None) -> list[Check]:
                                 f"translated by {interp or handler} (binfmt_misc)", "set GOARCH="
                                 f"{host} for native binaries"))
         else:
-            mounted = os.path.exists(os.path.join(BINFMT, "status"))
+            from .translate import BINFMT
+            mounted = (BINFMT / "status").exists()
             checks.append(Check("GOARCH", "warn", f"GOARCH={goarch} on a {host} host: built programs cannot run "
                                 "here (exec format error), no binfmt_misc translator is registered"
                                 + ("" if mounted else " (binfmt_misc is not even mounted)"),

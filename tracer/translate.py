@@ -98,13 +98,18 @@ def handlers() -> list[Handler]:
     return out
 
 
-def handler_for(arch: str) -> Handler | None:
-    """The handler that runs 64-bit little-endian ELF of ``arch``."""
-    want = E_MACHINE[arch].to_bytes(2, "little")
+def handler_for_machine(machine: int) -> Handler | None:
+    """The handler that runs little-endian ELF whose e_machine is ``machine``."""
+    want = machine.to_bytes(2, "little")
     for h in handlers():
         if h.magic[:4] == b"\x7fELF" and len(h.magic) >= 20 and h.magic[18:20] == want:
             return h
     return None
+
+
+def handler_for(arch: str) -> Handler | None:
+    """The handler that runs 64-bit little-endian ELF of ``arch``."""
+    return handler_for_machine(E_MACHINE[arch])
 
 
 def _qemu_conf(arch: str) -> Path:
