@@ -92,7 +92,6 @@ def main() -> None:
                     sessions[m].append(load_session(out))
                 print(f"  round {r + 1}/{args.rounds} {m}: {walls[m][-1]:.3f} s", file=sys.stderr, flush=True)
         lost = sum(1 for s in sessions["lldb"] if s.meta.get("exit_code_unknown"))
-        base = statistics.median(walls["untraced"])
         print(f"\nL2: {prog.name} traced, median of {args.rounds} interleaved rounds")
         print(f"  {'mode':9} {'median s':>9} {'events':>7}")
         for m in modes:

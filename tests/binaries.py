@@ -8,7 +8,6 @@ Each binary is built once per test session, on first use.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path

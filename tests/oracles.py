@@ -5,6 +5,7 @@ test comparing gotrace with it compares two separate readings of the file.
 """
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 
@@ -13,6 +14,19 @@ OBJDUMP = "llvm-objdump-16"
 
 def _run(*argv: str) -> str:
     return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+
+
+def maps_bases(text: str) -> dict[str, int]:
+    """The kernel's account, from /proc/PID/maps text: the lowest mapped address of
+    each file (by real path), which is where its first PT_LOAD was placed."""
+    bases: dict[str, int] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 6 and parts[5].startswith("/"):
+            start = int(parts[0].split("-")[0], 16)
+            path = os.path.realpath(parts[5])
+            bases[path] = min(start, bases.get(path, start))
+    return bases
 
 
 def readelf_loads(path) -> list[tuple[int, int, str]]:

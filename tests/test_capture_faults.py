@@ -6,7 +6,6 @@ import shutil
 import subprocess
 import time
 
-import pytest
 
 from conftest import gotrace_cli, require, require_bpftrace
 from tracer import bind, load_session

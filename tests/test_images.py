@@ -5,20 +5,9 @@ import os
 
 import pytest
 
+import oracles
 from conftest import require_bpftrace
 from tracer import bind, load_session
-
-
-def _maps_bases(text: str) -> dict[str, int]:
-    """Lowest mapped address of each file: where its first PT_LOAD was placed."""
-    bases: dict[str, int] = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) >= 6 and parts[5].startswith("/"):
-            start = int(parts[0].split("-")[0], 16)
-            path = os.path.realpath(parts[5])
-            bases[path] = min(start, bases.get(path, start))
-    return bases
 
 
 @pytest.mark.parametrize("backend", ["bpftrace", "ld-debug"])
@@ -30,7 +19,7 @@ def test_load_bases_match_proc_maps(backend, tmp_path):
                out=tmp_path / "s", backend=backend)
     assert res.exit_code == 0
     pid = int((tmp_path / "pid").read_text())
-    bases = _maps_bases(maps.read_text())
+    bases = oracles.maps_bases(maps.read_text())
     img = load_session(res.session).images
     mine = img[(img["pid"] == pid) & img["load_base"].notna()]
     checked = 0

@@ -16,13 +16,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+import oracles
 from conftest import ROOT, VENV_BIN, require, require_bpftrace, require_lldb
 from tracer import bind, load_session
 
@@ -72,17 +72,6 @@ def test_lldb_agrees_with_bpftrace_on_a_cgo_program(binaries, tmp_path):
     assert la.meta["descendants_traced"] is False and la.meta["signal_stops"] == 0
 
 
-def _maps_bases(maps_file: Path) -> dict[str, int]:
-    bases: dict[str, int] = {}
-    for line in maps_file.read_text().splitlines():
-        parts = line.split()
-        if len(parts) >= 6 and parts[5].startswith("/"):
-            start = int(parts[0].split("-")[0], 16)
-            path = os.path.realpath(parts[5])
-            bases[path] = min(start, bases.get(path, start))
-    return bases
-
-
 def test_lldb_load_bases_match_proc_maps_and_aslr_stays_on(cbins, tmp_path):
     require_lldb()
     require(Path("/proc/sys/kernel/randomize_va_space").read_text().strip() != "0", "ASLR is off on this machine")
@@ -93,7 +82,7 @@ def test_lldb_load_bases_match_proc_maps_and_aslr_stays_on(cbins, tmp_path):
                    env=dict(os.environ))
         assert res.exit_code == 0
         s = load_session(res.session)
-        kernel = _maps_bases(maps)
+        kernel = oracles.maps_bases(maps.read_text())
         images = s.images.dropna(subset=["load_base"])
         checked = 0
         for path, base in zip(images["path"], images["load_base"]):

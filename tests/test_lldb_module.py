@@ -51,14 +51,7 @@ def _after(out: str, cmd: str) -> str:
 
 def _maps(out: str) -> dict[str, int]:
     start = out.index("\nMAPS-BEGIN\n") + 12  # the printed marker, not the echoed command
-    text = out[start:out.index("\nMAPS-END", start)]
-    bases: dict[str, int] = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) >= 6 and parts[5].startswith("/") and int(parts[2], 16) == 0:
-            path = os.path.realpath(parts[5])
-            bases[path] = min(int(parts[0].split("-")[0], 16), bases.get(path, 1 << 64))
-    return bases
+    return oracles.maps_bases(out[start:out.index("\nMAPS-END", start)])
 
 
 def test_lldb_init_line_loads_and_helps():

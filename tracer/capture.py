@@ -178,27 +178,19 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
     if arch is not None:
         if attach is not None:
             raise GotraceError("--arch starts a command; it cannot be combined with --attach")
-        if backend in ("bpftrace", "lldb"):
-            translate.normalize(arch)
+        foreign = translate.normalize(arch) != translate.host_arch()
+        if foreign and backend in ("bpftrace", "lldb"):
+            raise GotraceError(f"--backend {backend} cannot see translated guest code (uprobes and lldb's "
+                               "breakpoints land in the translator, not the guest); use --backend ld-debug")
+        if foreign and backend == "auto":
+            backend = "ld-debug"
         translation = translate.prepare(arch, argv, env, register_binfmt)
-        if translation is not None:
-            if backend in ("bpftrace", "lldb"):
-                translation.close()
-                raise GotraceError(f"--backend {backend} cannot see translated guest code (uprobes and lldb's "
-                                   "breakpoints land in the translator, not the guest); use --backend ld-debug")
-            if backend == "auto":
-                backend = "ld-debug"
-    if attach is None:
-        try:
-            resolve_command(argv, env)  # unknown commands fail before anything is created
-        except GotraceError:
-            if translation is not None:
-                translation.close()
-            raise
     try:
+        if attach is None:
+            resolve_command(argv, env)  # unknown commands fail before anything is created
         chosen, choice = backends.choose(backend, attach)
     except GotraceError:
-        if translation is not None:
+        if translation is not None:  # a handler registered for this run goes again
             translation.close()
         raise
     if translation is not None:

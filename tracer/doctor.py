@@ -132,7 +132,7 @@ def run_checks(env: dict[str, str] | None = None) -> list[Check]:
         path = shutil.which(cc[0], path=env.get("PATH"))
         if path is None:
             checks.append(Check("cgo CC", "fail", f"CGO_ENABLED=1 but the C compiler {cc[0]!r} is not installed",
-                                f"install it (apt-get install gcc), set CC, or build with CGO_ENABLED=0"))
+                                "install it (apt-get install gcc), set CC, or build with CGO_ENABLED=0"))
         else:
             code, out, err = _run([*cc, "-dumpmachine"], env)
             triple = out.strip()

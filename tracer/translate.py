@@ -58,7 +58,11 @@ def elf_arch(path: str) -> str | None:
     if len(head) < 20 or head[:4] != b"\x7fELF":
         return None
     machine = int.from_bytes(head[18:20], "little" if head[5] == 1 else "big")
-    return next((a for a, m in E_MACHINE.items() if m == machine), f"e_machine {machine}")
+    return _arch_of_machine(machine) or f"e_machine {machine}"
+
+
+def _arch_of_machine(machine: int) -> str | None:
+    return next((a for a, m in E_MACHINE.items() if m == machine), None)
 
 
 @dataclass
@@ -225,8 +229,7 @@ def prepare(arch: str, argv: list[str], env: dict[str, str], register: bool = Fa
 def _guest_arch(h: Handler) -> str | None:
     if h.magic[:4] != b"\x7fELF" or len(h.magic) < 20:
         return None
-    machine = int.from_bytes(h.magic[18:20], "little")
-    return next((a for a, m in E_MACHINE.items() if m == machine), None)
+    return _arch_of_machine(int.from_bytes(h.magic[18:20], "little"))
 
 
 def annotate(processes, cwd: str, translation: Translation | None):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-from ..lazy import pd
+from ..lazy import pa, pd
 
 
 @dataclass(frozen=True)

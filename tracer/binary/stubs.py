@@ -221,7 +221,6 @@ def _macho(img: Image, data: bytes, base: int) -> tuple[list[StubSection], list[
         is_helper = rec["sectname"] == "__stub_helper"
         if not (is_stub or is_ptr or is_helper) or rec["size"] == 0:
             continue
-        sec = Section(full, rec["addr"], rec["size"], rec["offset"], "")
         blob = data[base + rec["offset"]:base + rec["offset"] + rec["size"]] if rec["offset"] else None
         kind = "stubs" if is_stub else ("helper" if is_helper else "pointers")
         ss = StubSection(full, rec["addr"], rec["size"], kind)
@@ -233,7 +232,6 @@ def _macho(img: Image, data: bytes, base: int) -> tuple[list[StubSection], list[
                 sym = names.get(rec["reserved1"] + n)
                 ss.slots.append(Slot(rec["addr"] + i, sym, blob[i:i + size].hex(), "jumps through its pointer"))
         elif blob is not None and kind == "pointers":
-            lazy = stype == 7
             for n, i in enumerate(range(0, len(blob) - 7, 8)):
                 addr = rec["addr"] + i
                 value = struct.unpack_from("<Q", blob, i)[0]

@@ -1,6 +1,8 @@
 """The session tables an lldb recording becomes (backend and command module alike)."""
 from __future__ import annotations
 
+import os
+
 from ..lazy import pa, pd
 
 EVENT_COLUMNS = ["ts_ns", "pid", "tid", "exe", "requester", "symbol", "version", "provider", "kind",
@@ -52,7 +54,7 @@ def write_session(path, force: bool, rows: list[tuple], processes, image_rows: l
     if rows:
         writer.append_events(events_table(rows))
     from ..translate import annotate
-    import os
+
     writer.write_table("processes", annotate(processes, os.getcwd(), None))
     writer.write_table("images", images_frame(pd.DataFrame(image_rows, columns=["pid", "path", "l_addr"])))
     writer.write_table("relocations", empty("relocations"))
