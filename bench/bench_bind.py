@@ -3,12 +3,17 @@
 W1  cold `go build` of examples/cgo-hello (fresh GOCACHE each run):
     untraced vs --backend ld-debug vs --backend bpftrace, interleaved.
 W2  200 runs of the built cgo-hello binary from one shell, same three ways.
+    Each backend also has a floor row: the mechanism alone, no gotrace —
+    ld-debug-floor sets LD_DEBUG/LD_DEBUG_OUTPUT itself and nobody reads the
+    files; bpftrace-floor runs bindsnoop.bt with its output read and thrown
+    away. gotrace's own share is the gap between a backend and its floor.
 I   ingest: bindsnoop records decoded into pandas, events/s (baseline: the same
     bytes split into lines by Python, the cheapest possible pass).
 M   peak RSS of gotrace capturing and then reporting a 1,000,000-event session,
     against the RSS of the same interpreter after importing the same libraries.
 
 Usage (as root for bpftrace):  .venv/bin/python bench/bench_bind.py [--rounds 3] [--only W1,W2,I,M]
+                               [--modes ld-debug-floor,ld-debug,bpftrace-floor,bpftrace]
 Machines here are shared and noisy: read the ratios, not the seconds.
 """
 from __future__ import annotations
@@ -40,8 +45,15 @@ def run(mode: str, argv: list[str], env: dict, cwd: Path, out: Path) -> tuple[fl
     """Wall seconds, events captured, events lost for one run."""
     from tracer import load_session
 
+    if mode == "bpftrace-floor":
+        return bpftrace_floor(argv, env, cwd)
     if mode == "untraced":
         cmd = argv
+    elif mode == "ld-debug-floor":
+        from tracer.backends.ld_debug import LD_DEBUG_VALUE
+
+        out.mkdir()
+        cmd, env = argv, dict(env, LD_DEBUG=LD_DEBUG_VALUE, LD_DEBUG_OUTPUT=str(out / "ld"))
     else:
         cmd = [str(VENV_BIN / "gotrace"), "bind", "-q", "--force", "-o", str(out), "--backend", mode, "--", *argv]
     t0 = time.perf_counter()
@@ -49,10 +61,57 @@ def run(mode: str, argv: list[str], env: dict, cwd: Path, out: Path) -> tuple[fl
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{mode} run failed ({proc.returncode}): {proc.stderr.strip()[-300:]}")
+    if mode == "ld-debug-floor":
+        return wall, sum(p.read_bytes().count(b"binding file ") for p in out.iterdir()), 0
     if mode == "untraced":
         return wall, 0, 0
     s = load_session(out)
     return wall, len(s.events), int(s.meta.get("lost_events") or 0)
+
+
+def bpftrace_floor(argv: list[str], env: dict, cwd: Path) -> tuple[float, int, int]:
+    """bindsnoop.bt alone: started, attached, its records read and dropped."""
+    import threading
+    from tracer.backends.bpftrace import script_args, script_path
+    from tracer.launch import GatedChild
+
+    t0 = time.perf_counter()
+    args = script_args(0, os.getpid())
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        child = GatedChild(argv, env)
+        child.start()
+    finally:
+        os.chdir(here)
+    bpf = subprocess.Popen(["bpftrace", script_path(), str(child.pid), *args[1:]], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, env=dict(os.environ, BPFTRACE_STRLEN="128",
+                                                               BPFTRACE_MAP_KEYS_MAX="65536",
+                                                               BPFTRACE_PERF_RB_PAGES="2048"))
+    while not bpf.stdout.readline().startswith(b"READY"):
+        pass
+    bindings = [0]
+    flushed = threading.Event()
+
+    def drain() -> None:
+        while block := bpf.stdout.read1(1 << 20):
+            bindings[0] += block.count(b"\n@b")
+            if b"FLUSHED" in block:
+                flushed.set()
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    child.release()
+    code = child.wait()
+    wall = time.perf_counter() - t0
+    os.getpgid(0)  # bindsnoop.bt prints its last batch: counted, not timed
+    flushed.wait(10)
+    bpf.terminate()  # detaching is not timed: gotrace does not wait for it either
+    bpf.wait()
+    reader.join()
+    if code != 0:
+        raise SystemExit(f"bpftrace-floor run failed ({code})")
+    return wall, bindings[0], 0
 
 
 def workload(name: str, modes: list[str], rounds: int, make) -> None:
@@ -94,12 +153,13 @@ def synthetic_blocks(n: int, procs: int = 200, block_lines: int = 20000):
         pid = 1000 + p
         lines.append(f"F\t{ts}\t999\t{pid}")
         lines.append(f"E\t{ts}\t{pid}\t/usr/bin/prog{p % 7}")
+        gen = ts
         for j, lib in enumerate(("", "/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/libm.so.6")):
-            lines.append(f"N\t{pid}\t{0x7f0000 + j:x}\t{0x7f000000 + j:x}\t{lib}")
+            lines.append(f"N\t{pid}\t{gen}\t{0x7f0000 + j}\t{0x7f000000 + j}\t{lib}")
         for i in range(per):
             ts += 1000
-            lines.append(f"B\t{ts}\t{pid}\t{pid}\t{syms[i % 500]}\tGLIBC_2.2.5\t7f0000\t{0x7f0001 + i % 2:x}"
-                         f"\t{2000 + i % 900}\t{1 + i % 3}")
+            lines.append(f"@b{i % 4}[{pid}, {ts}]: ({pid}, {gen}, {0x7f0000}, {0x7f0001 + i % 2}, {2000 + i % 900}, "
+                         f"{1 + i % 3}, GLIBC_2.2.5, {syms[i % 500]})")
             if len(lines) >= block_lines:
                 yield ("\n".join(lines) + "\n").encode()
                 lines = []
@@ -180,12 +240,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--only", default="W1,W2,I,M")
+    ap.add_argument("--modes", default="", help="comma-separated subset of the modes (untraced is always run)")
     args = ap.parse_args()
     only = set(args.only.split(","))
     from tracer.backends.bpftrace import BpftraceBackend
 
-    modes = ["untraced", "ld-debug"] + (["bpftrace"] if BpftraceBackend().probe().ok else [])
-    if "bpftrace" not in modes:
+    modes = ["untraced", "ld-debug-floor", "ld-debug"]
+    modes += ["bpftrace-floor", "bpftrace"] if BpftraceBackend().probe().ok else []
+    if args.modes:
+        modes = ["untraced"] + [m for m in modes if m in args.modes.split(",") and m != "untraced"]
+    if "bpftrace" not in modes and not args.modes:
         print("note: bpftrace backend unavailable here; measuring ld-debug only", file=sys.stderr)
     if "W1" in only:
         workload("W1 cold go build of examples/cgo-hello", modes, args.rounds, w1)

@@ -38,3 +38,22 @@ def test_not_root_says_so(monkeypatch):
     monkeypatch.setattr(bpf_mod.shutil, "which", lambda name: "/usr/bin/bpftrace")
     avail = bpf_mod.BpftraceBackend().probe()
     assert not avail.ok and "root" in avail.reason and "sudo" in avail.fix
+
+
+def test_ldso_function_ranges_match_readelf():
+    """The addresses bindsnoop.bt is given (LOOKUP, FIXUP_*) are readelf's view of ld.so's debug file."""
+    from tracer import elfinfo
+    from tracer.ldso import LDSO_SYMBOLS, ldso_path
+
+    ldso = ldso_path()
+    debug = [c for c in elfinfo.debug_candidates(ldso)[1:] if os.path.exists(c)]
+    require(bool(debug), "ld.so's debug file is missing (apt-get install libc6-dbg)")
+    ours = elfinfo.function_ranges(ldso, LDSO_SYMBOLS)
+    theirs = {}
+    out = subprocess.run(["readelf", "-sW", debug[0]], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) == 8 and f[3] == "FUNC" and f[7] in LDSO_SYMBOLS and f[7] not in theirs:
+            start = int(f[1], 16)
+            theirs[f[7]] = (start, start + int(f[2], 0))
+    assert ours == theirs and set(ours) == LDSO_SYMBOLS

@@ -58,8 +58,9 @@ def test_ld_debug_golden(golden):
 def test_bpftrace_golden(golden):
     data = (GOLDEN / "bpftrace" / "modes-fork-exec.tsv").read_bytes()
     dec = BpftraceDecoder()
-    dec.tree.root(9277, 1, ["bash"], 0)
-    cut = data.index(b"\nB\t", len(data) // 2) + 1  # split mid-stream, on a line boundary
+    root = int(data.split(b"READY\t", 1)[1].split(b"\n", 1)[0])
+    dec.tree.root(root, 1, ["bash"], 0)
+    cut = data.index(b"\n@b", len(data) // 2) + 1  # split mid-stream, on a line boundary
     tables = [t for t in (dec.feed(data[:cut]), dec.feed(data[cut:]), dec.finish()) if t is not None]
     events = pa.concat_tables(tables)
     result = {
@@ -70,9 +71,14 @@ def test_bpftrace_golden(golden):
         "lost": dec.lost, "malformed": dec.malformed,
     }
     golden("bpftrace/expected.json", result)
-    assert events.num_rows == data.count(b"\nB\t")
+    assert events.num_rows == data.count(b"\n@b") == int(data.split(b"@emitted: ", 1)[1].split(b"\n", 1)[0])
     assert dec.lost == 0 and dec.malformed == 0
     ev = events.to_pandas()
+    # batched records arrive after the bash exec'd modes-lazy: each still names the program it ran in
+    exec_ts = int(data.split(f"\t{root}\t/tmp/modes-lazy".encode(), 1)[0].rsplit(b"E\t", 1)[1])
+    mine = ev[ev["pid"] == root]
+    assert set(mine.loc[mine["ts_ns"] < exec_ts, "exe"]) == {"/usr/bin/bash"}
+    assert set(mine.loc[mine["ts_ns"] > exec_ts, "exe"]) == {"/tmp/modes-lazy"}
     assert set(ev.loc[ev["symbol"] == "cos", "kind"]) == {"lazy"}
     assert set(ev.loc[ev["symbol"] == "sin", "kind"]) == {"dlsym"}
     assert ev.loc[~ev["resolved"], "provider"].isna().all()
@@ -82,20 +88,30 @@ def test_bpftrace_out_of_order_names_lost_and_malformed():
     dec = BpftraceDecoder()
     dec.tree.root(10, 1, ["prog"], 0)
     first = dec.feed(b"E\t5\t10\t/usr/bin/prog\n"
-                     b"B\t7\t10\t10\tputs\tGLIBC_2.2.5\taa\tbb\t900\t2\n"
-                     b"N\t10\taa\t0\t\n"
-                     b"B\t8\t10\t10\tbroken\n"
+                     b"@b0[10, 7]: (10, 5, 170, 187, 900, 2, GLIBC_2.2.5, puts)\n"
+                     b"N\t10\t5\t170\t0\t\n"
+                     b"@b0[10, 8]: (10, broken)\n"
                      b"Lost 3 events\n")
-    assert first is None or first.num_rows == 0  # bb (the provider) is not named yet
-    second = dec.feed(b"N\t10\tbb\t7f0000000000\t/lib/libc.so.6\n"
-                      b"B\t9\t10\t10\tweak\t\taa\t0\t800\t1\n")
+    assert first is None or first.num_rows == 0  # 187 (the provider) is not named yet
+    second = dec.feed(b"N\t10\t5\t187\t139637976727552\t/lib/libc.so.6\n"
+                      b"@b1[10, 9]: (10, 5, 170, 0, 800, 1, , weak)\n"
+                      b"@b1[10, 11]: (10, 5, 170, 187, 700, 3, , operator, comma)\n")
     rows = second.to_pylist()
     assert [(r["symbol"], r["requester"], r["provider"], r["kind"], r["resolved"], r["version"]) for r in rows] == [
         ("puts", "/usr/bin/prog", "/lib/libc.so.6", "lazy", True, "GLIBC_2.2.5"),
         ("weak", "/usr/bin/prog", None, "eager", False, None),
+        ("operator, comma", "/usr/bin/prog", "/lib/libc.so.6", "dlsym", True, None),
     ]
     assert dec.lost == 3 and dec.malformed == 1
+    # the script made 5 records and 4 arrived (one malformed): one lost in a full map, 3 in the perf buffer
+    dec.feed(b"@emitted: 5\nFLUSHED\n@emitted: 0\n")
+    assert dec.lost == 3 + 1 and dec.flushed
+    # a record that arrives after its pid exec'd again keeps its own image's names and program
+    dec.feed(b"E\t20\t10\t/usr/bin/other\nN\t10\t20\t170\t0\t\n")
+    late = dec.feed(b"@b3[10, 13]: (10, 5, 170, 187, 600, 2, , late)\n@b3[10, 21]: (10, 20, 170, 0, 1, 1, , new)\n")
+    assert [(r["symbol"], r["exe"], r["requester"]) for r in late.to_pylist()] == [
+        ("late", "/usr/bin/prog", "/usr/bin/prog"), ("new", "/usr/bin/other", "/usr/bin/other")]
     # an object never named is reported by address at the end, not dropped
-    dec.feed(b"B\t10\t10\t10\tx\t\tcc\t0\t1\t1\n")
+    dec.feed(b"@b2[10, 12]: (10, 5, 204, 0, 1, 1, , x)\n")
     tail = dec.finish()
     assert tail.to_pylist()[0]["requester"] == "<link_map 0xcc>"

@@ -33,6 +33,10 @@ class ProcessTree:
     current: dict[int, _Image] = field(default_factory=dict)
     pending_argv: dict[int, list[str]] = field(default_factory=dict)
     execed_pids: set = field(default_factory=set)  # what a progress line should count
+    images: dict[tuple[int, int], str | None] = field(default_factory=dict)  # (pid, gen) -> exe
+
+    # gen: the exec's ts_ns, 0 before a pid's first exec (a forked child runs its
+    # parent's program). Late records name their image by it: exe_at(pid, gen).
 
     def root(self, pid: int, ppid: int, argv: list[str], ts_ns: int | None) -> None:
         img = _Image(pid, ppid, None, list(argv), ts_ns)
@@ -45,6 +49,7 @@ class ProcessTree:
                      parent.argv if parent else None, ts_ns)
         self.rows.append(img)
         self.current[child] = img
+        self.images[(child, 0)] = img.exe
 
     def argv(self, pid: int, index: int, arg: str) -> None:
         if index == 0:
@@ -61,6 +66,7 @@ class ProcessTree:
             self.rows.append(img)
             self.current[pid] = img
         img.exe, img.execed = exe, True
+        self.images[(pid, ts_ns)] = exe
         self.execed_pids.add(pid)
         img.argv = argv if argv is not None else img.argv
 
@@ -73,6 +79,12 @@ class ProcessTree:
     def exe_of(self, pid: int) -> str | None:
         img = self.current.get(pid)
         return img.exe if img else None
+
+    def exe_at(self, pid: int, gen: int) -> str | None:
+        """The program pid ran in image ``gen``; its latest if that is unknown."""
+        if (pid, gen) in self.images:
+            return self.images[(pid, gen)]
+        return self.exe_of(pid)
 
     def frame(self, keep_pids: set[int] | None = None) -> pd.DataFrame:
         keep_pids = keep_pids or set()

@@ -197,8 +197,10 @@ def _read(path: Path, name: str, optional: bool) -> pd.DataFrame:
 def _read_parts(parts: list[Path], name: str) -> pd.DataFrame:
     """Read part files one at a time and merge their categoricals.
 
-    Converting part by part keeps peak memory near the size of the final
-    frame; one big Arrow table plus its pandas copy would double it.
+    Converting part by part, then joining column by column (each dropped from
+    the parts once joined), keeps peak memory near the size of the final
+    frame; one big Arrow table plus its pandas copy, or pd.concat of the
+    parts, would double it.
     """
     if not parts:
         return schema.empty(name)
@@ -212,15 +214,19 @@ def _read_parts(parts: list[Path], name: str) -> pd.DataFrame:
         return frames[0]
     from pandas.api.types import union_categoricals
 
-    cats = [c for c in STRING_COLUMNS[name] if c in frames[0].columns]
-    merged = {c: union_categoricals([f[c] for f in frames]) for c in cats}
-    for f in frames:
-        f.drop(columns=cats, inplace=True)
-    frame = pd.concat(frames, ignore_index=True, copy=False)
+    columns = {}
+    for field in schema.TABLES[name]:  # in schema order; older schemas lack some
+        c = field.name
+        if c not in frames[0].columns:
+            continue
+        parts_of_c = [f[c] for f in frames]
+        columns[c] = (union_categoricals(parts_of_c) if c in STRING_COLUMNS[name]
+                      else pd.concat(parts_of_c, ignore_index=True))
+        del parts_of_c
+        for f in frames:
+            del f[c]
     del frames
-    for c in cats:
-        frame[c] = merged.pop(c)
-    return frame[[f.name for f in schema.TABLES[name] if f.name in frame.columns]]  # older schemas lack some
+    return pd.DataFrame(columns, copy=False)
 
 
 def _trim_heap() -> None:

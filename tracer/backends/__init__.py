@@ -7,20 +7,21 @@ lookups, the full process tree) and falls back to the one that needs nothing
 from __future__ import annotations
 
 from .base import Availability, Backend, CaptureRequest, CaptureResult
-from .bpftrace import BpftraceBackend
-from .ld_debug import LdDebugBackend
-from .lldb import LldbBackend
 from ..errors import BackendUnavailable
 
 NAMES = ("auto", "bpftrace", "ld-debug", "lldb")
 
 
 def get(name: str) -> Backend:
+    """The named backend; only its own module is imported (each costs start-up time)."""
     if name == "bpftrace":
+        from .bpftrace import BpftraceBackend
         return BpftraceBackend()
     if name == "ld-debug":
+        from .ld_debug import LdDebugBackend
         return LdDebugBackend()
     if name == "lldb":
+        from .lldb import LldbBackend
         return LldbBackend()
     raise BackendUnavailable(f"unknown backend {name!r}; choose one of {', '.join(NAMES)}")
 
@@ -34,7 +35,7 @@ def choose(name: str, attach: int | None = None) -> tuple[Backend, str]:
     if attach is not None:
         if name not in ("auto", "lldb"):
             raise BackendUnavailable(f"--attach needs the lldb backend (not {name}): use --backend lldb")
-        backend = LldbBackend()
+        backend = get("lldb")
         avail = backend.probe()
         if not avail.ok:
             raise BackendUnavailable(f"lldb backend unavailable: {avail.explain()}")
@@ -45,15 +46,15 @@ def choose(name: str, attach: int | None = None) -> tuple[Backend, str]:
         if not avail.ok:
             raise BackendUnavailable(f"{name} backend unavailable: {avail.explain()}")
         return backend, f"backend {name}"
-    bpf = BpftraceBackend()
+    bpf = get("bpftrace")
     avail = bpf.probe()
     if avail.ok:
         return bpf, "backend bpftrace (auto: root, bpftrace and ld.so symbols available)"
-    fallback = LdDebugBackend()
+    fallback = get("ld-debug")
     fb = fallback.probe()
     if not fb.ok:
         raise BackendUnavailable(f"no backend can run: bpftrace: {avail.explain()}; ld-debug: {fb.explain()}")
     return fallback, f"backend ld-debug (auto: {avail.explain()}; no latency without bpftrace)"
 
 
-__all__ = ["LldbBackend", "Availability", "Backend", "CaptureRequest", "CaptureResult", "NAMES", "choose", "get"]
+__all__ = ["Availability", "Backend", "CaptureRequest", "CaptureResult", "NAMES", "choose", "get"]

@@ -35,6 +35,7 @@ SUPPORTED_MACHINES = {"x86_64"}  # the script reads the return address at [sp] o
 TRACEFS = "/sys/kernel/tracing"
 RB_PAGES_ENV = "GOTRACE_BPFTRACE_PERF_RB_PAGES"  # per-CPU perf buffer pages (default 2048 = 8 MiB)
 READY_TIMEOUT_S = 90
+TICK_MS = 50  # bindsnoop.bt prints its batched binding records this often
 DECODE_BYTES = 1 << 20  # decode once this much output has accumulated ...
 DECODE_SECONDS = 0.1  # ... or this long after the last decode
 READ_BATCH_BYTES = 1 << 16  # a read smaller than this ...
@@ -56,7 +57,7 @@ def script_args(root_pid: int, mark_pid: int) -> list[str]:
         raise BackendUnavailable("bpftrace backend unavailable: ld.so's internal symbols are not resolvable; "
                                  "install glibc's debug symbols: apt-get install libc6-dbg")
     layout = [lay.lookup, *lay.fixup, *lay.profile_fixup, *lay.text]
-    return [str(root_pid), ldso, str(mark_pid), *(str(v) for v in layout)]
+    return [str(root_pid), ldso, str(mark_pid), *(str(v) for v in layout), str(TICK_MS)]
 
 
 def _tracefs_ready() -> bool:
@@ -133,6 +134,7 @@ class BpftraceBackend:
             child.abort()
             raise BackendUnavailable(f"cannot start bpftrace: {exc.strerror}") from None
         _grow_pipe(proc.stdout.fileno())
+        preload()  # pandas/pyarrow load on the other CPU while bpftrace compiles, not during the command
         errors = _StderrCollector(proc.stderr)
         errors.start()
         stream = _Stream(proc.stdout, decoder, request)
@@ -145,7 +147,6 @@ class BpftraceBackend:
                 raise BackendUnavailable(f"bpftrace failed to start: {errors.summary() or 'no probes attached'}")
             stream.start()
             child.release()
-            preload()  # pandas/pyarrow load while the command runs, not before it starts
             exit_code = child.wait()
             # descendants still running now (daemons) are followed no further
             time.sleep(0.02)
@@ -201,16 +202,20 @@ def _mark_every_cpu() -> set[int] | None:
 
 
 def _stop(proc: subprocess.Popen, stream: "_Stream | None" = None) -> None:
-    """End capture: drain every CPU's buffer, then let bpftrace detach.
+    """End capture: flush the batched bindings, drain every CPU's buffer, then
+    let bpftrace detach.
 
-    bpftrace stops on SIGINT only after detaching every uprobe, which costs the
-    kernel ~0.1 s each (~2 s here). When a MARK from every CPU has arrived, all
-    records before it have been read, so SIGINT is sent and the detach is left
-    to finish in the background (bpftrace runs in its own session). Otherwise
-    (no marks, or bpftrace not answering) wait for its exit, killing it after 30 s.
+    getpgid() makes the script print the binding records still in its maps
+    (and FLUSHED). bpftrace stops on SIGINT only after detaching every uprobe,
+    which costs the kernel ~0.1 s each (~2 s here). When a MARK from every CPU
+    has arrived, all records before it have been read, so SIGINT is sent and
+    the detach is left to finish in the background (bpftrace runs in its own
+    session). Otherwise (no marks, or bpftrace not answering) wait for its
+    exit, killing it after 30 s.
     """
     if proc.poll() is not None:
         return
+    os.getpgid(0)  # the flush: before the marks, so they arrive after its output
     if stream is not None and stream.is_alive():
         cpus = _mark_every_cpu()
         if cpus is not None:
@@ -281,7 +286,8 @@ class _Stream(threading.Thread):
         self._want_marks = cpus
 
     def _drained(self) -> bool:
-        return self._want_marks is not None and self._want_marks <= self.decoder.marks
+        return (self._want_marks is not None and self._want_marks <= self.decoder.marks
+                and self.decoder.flushed)
 
     def wait_ready(self, proc: subprocess.Popen, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

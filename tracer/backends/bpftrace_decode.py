@@ -1,8 +1,12 @@
-"""Decodes bindsnoop.bt's tab-separated records into the session tables.
+"""Decodes bindsnoop.bt's output into the session tables.
 
-Binding records (the bulk) are parsed in blocks with Arrow's CSV reader and
-mapped to names with dictionary encoding, so no Python code runs per event;
-the rare fork/exec/exit/name records are handled one by one.
+Binding records (the bulk) arrive as bpftrace map lines, batched; each becomes
+a tab-separated row with two slices and a bounded replace (the symbol, last,
+keeps any ", " of its own), and the rows are parsed in blocks with Arrow's CSV
+reader and mapped to names with dictionary encoding. The rare
+fork/exec/exit/name records are handled one by one. Records lost anywhere —
+perf buffer overflow ("Lost N events") or a full batch map (the script's
+@emitted count against the lines that arrived) — are counted, never silent.
 
 bpftrace reads one perf buffer per CPU, so a record can arrive before the name
 announcement (N) it refers to, when the thread migrated between CPUs. Events
@@ -20,15 +24,50 @@ from ..lazy import pa, pacsv, pc, pd
 from ..process_tree import ProcessTree
 from ..schema import exit_code_from_wait_status
 
-B_COLUMNS = ["rec", "ts_ns", "pid", "tid", "symbol", "version", "req", "prov", "latency_ns", "kind"]
+# @bM[tid, ts_ns]: (pid, gen, req_map, prov_map, latency_ns, kind, version, symbol)
+B_COLUMNS = ["map", "tid", "ts_ns", "pid", "gen", "req", "prov", "latency_ns", "kind", "version", "symbol"]
+B_SEPARATORS = len(B_COLUMNS) - 2  # between the key's and the value's fields
 
 
 def _b_types() -> dict:
     return {
-        "rec": pa.string(), "ts_ns": pa.int64(), "pid": pa.int32(), "tid": pa.int32(),
+        "map": pa.string(), "ts_ns": pa.int64(), "pid": pa.int32(), "tid": pa.int32(), "gen": pa.string(),
         "symbol": pa.string(), "version": pa.string(), "req": pa.string(), "prov": pa.string(),
         "latency_ns": pa.int64(), "kind": pa.int8(),
     }
+
+
+_B_TABLE = bytes.maketrans(b",[]", b"\t\t\t")
+_B_DELETE = b" :()"
+_B_DELETED = B_SEPARATORS + 3  # per line: a space after each comma and in "]: (", then ":", "(", ")"
+
+
+def _b_rows(lines: list[bytes]) -> bytes:
+    """Binding map lines -> TSV rows (first field the map's name), in bulk.
+
+    ``@b2[7, 99]: (7, 0, 1, 1, 5, 1, GLIBC_2.2.5, free)`` becomes
+    ``@b2 7 99 7 0 1 1 5 1 GLIBC_2.2.5 free`` (tab-separated) with one
+    translate. That is exact only if no version or symbol holds any of the
+    punctuation: then every line loses exactly its own and gains exactly its
+    separators. When the counts say otherwise, the rows are redone one by one,
+    splitting only the fixed fields (the symbol, last, keeps what it holds)."""
+    data = b"\n".join(lines)
+    out = data.translate(_B_TABLE, _B_DELETE)
+    n = len(lines)
+    if len(data) - len(out) == _B_DELETED * n and out.count(b"\t") == (B_SEPARATORS + 1) * n:
+        return out
+    return b"\n".join(l[:-1].replace(b"[", b"\t", 1).replace(b"]: (", b", ", 1).replace(b", ", b"\t", B_SEPARATORS)
+                      for l in lines)
+
+
+def _hex_name(addr: str) -> str:
+    return f"<link_map 0x{int(addr):x}>"
+
+
+def _by_address(addrs: pa.Array) -> pa.Array:
+    """Names for objects never announced: their link_map address, in hex."""
+    enc = pc.dictionary_encode(addrs)
+    return pc.take(pa.array([_hex_name(a) for a in enc.dictionary.to_pylist()], pa.string()), enc.indices)
 KIND_NAMES = ("", "eager", "lazy", "dlsym")  # by the script's kind code
 LOST = re.compile(rb"^Lost (\d+) events")
 
@@ -37,11 +76,14 @@ LOST = re.compile(rb"^Lost (\d+) events")
 class BpftraceDecoder:
     backend: str = "bpftrace"
     tree: ProcessTree = field(default_factory=ProcessTree)
-    names: dict[str, str] = field(default_factory=dict)  # "pid:lm" -> path ("" = main)
-    bias: dict[str, int] = field(default_factory=dict)  # "pid:lm" -> l_addr
+    names: dict[str, str] = field(default_factory=dict)  # "pid:gen:lm" -> path ("" = main)
+    bias: dict[str, int] = field(default_factory=dict)  # "pid:gen:lm" -> l_addr
     relocs: list[tuple[int, int, str, int]] = field(default_factory=list)
     pending: list[pa.Table] = field(default_factory=list)
-    lost: int = 0
+    lost_perf: int = 0  # "Lost N events": perf buffer overflow
+    emitted: int | None = None  # binding records the script made (@emitted, at FLUSHED)
+    received: int = 0  # binding lines that arrived (malformed ones too: counted there)
+    flushed: bool = False
     malformed: int = 0
     ready_pid: int | None = None
     marks: set = field(default_factory=set)  # CPUs whose drain marker arrived
@@ -52,9 +94,9 @@ class BpftraceDecoder:
         try:
             t = f[0]
             if t == "N":
-                key = f"{int(f[1])}:{f[2]}"
-                self.names[key] = f[4] if len(f) > 4 else ""
-                self.bias[key] = int(f[3], 16)
+                key = f"{int(f[1])}:{int(f[2])}:{int(f[3])}"
+                self.names[key] = f[5] if len(f) > 5 else ""
+                self.bias[key] = int(f[4])
             elif t == "F":
                 self.tree.fork(int(f[1]), int(f[2]), int(f[3]))
             elif t == "A":
@@ -64,11 +106,13 @@ class BpftraceDecoder:
             elif t == "X":
                 self.tree.exit(int(f[1]), int(f[2]), exit_code_from_wait_status(int(f[3])))
             elif t == "R":
-                self.relocs.append((int(f[1]), int(f[2]), f"{int(f[2])}:{f[3]}", int(f[4])))
+                self.relocs.append((int(f[1]), int(f[2]), f"{int(f[2])}:{int(f[3])}:{int(f[4])}", int(f[5])))
             elif t == "READY":
                 self.ready_pid = int(f[1])
             elif t == "MARK":
                 self.marks.add(int(f[1]))
+            elif t == "FLUSHED":
+                self.flushed = True
             else:
                 self.malformed += 1
         except (IndexError, ValueError):
@@ -76,22 +120,25 @@ class BpftraceDecoder:
 
     def feed(self, block: bytes) -> pa.Table | None:
         """Decode a block of complete lines; return the events ready to save."""
-        bind_lines = []
-        for line in block.split(b"\n"):
-            if line[:2] == b"B\t":
-                bind_lines.append(line)
-            elif line[:1] in (b"", b"@") or line.startswith(b"Attaching"):
+        lines = block.split(b"\n")
+        bind_lines = [line for line in lines if line[:2] == b"@b"]  # comprehensions: ~1 M lines/s more
+        for line in [line for line in lines if line and line[:2] != b"@b"] if len(bind_lines) < len(lines) else ():
+            if line.startswith(b"Attaching"):
                 continue
+            elif line[:1] == b"@":
+                if line.startswith(b"@emitted: "):  # bpftrace prints a cleared count again at exit: 0
+                    self.emitted = max(self.emitted or 0, int(line[10:]))
             elif line[:4] == b"Lost":
                 m = LOST.match(line)
                 if m:
-                    self.lost += int(m.group(1))
+                    self.lost_perf += int(m.group(1))
             else:
                 self._control(line)
+        self.received += len(bind_lines)
         tables = self.pending
         self.pending = []
         if bind_lines:
-            tables.append(self._parse_bindings(b"\n".join(bind_lines)))
+            tables.append(self._parse_bindings(_b_rows(bind_lines)))
         if not tables:
             return None
         return self._resolve(pa.concat_tables(tables) if len(tables) > 1 else tables[0], final=False)
@@ -110,48 +157,55 @@ class BpftraceDecoder:
                                                  quoted_strings_can_be_null=False),
         )
 
-    def _map(self, pid: pa.Array, lm: pa.Array) -> pa.Array:
-        keys = pc.binary_join_element_wise(pc.cast(pid, pa.string()), lm, ":")
-        enc = pc.dictionary_encode(keys).combine_chunks() if isinstance(keys, pa.ChunkedArray) else pc.dictionary_encode(keys)
-        looked = []
-        for k in enc.dictionary.to_pylist():
-            name = self.names.get(k)
-            if name == "":  # the main program's link_map has an empty l_name
-                name = self.tree.exe_of(int(k.split(":", 1)[0]))
-            looked.append(name)
-        return pc.take(pa.array(looked, pa.string()), enc.indices)
+    @property
+    def lost(self) -> int:
+        """Binding records made but never read, plus perf-buffer losses."""
+        made = self.emitted if self.emitted is not None else self.received
+        return self.lost_perf + max(0, made - self.received)
+
+    def _name_of(self, key: str) -> str | None:
+        name = self.names.get(key)
+        if name == "":  # the main program's link_map has an empty l_name
+            pid, gen, _ = key.split(":")
+            name = self.tree.exe_at(int(pid), int(gen))
+        return name
+
+    def _map(self, image: pa.Array, lm: pa.Array) -> pa.Array:
+        keys = pc.binary_join_element_wise(image, lm, ":")
+        enc = pc.dictionary_encode(keys)
+        return pc.take(pa.array([self._name_of(k) for k in enc.dictionary.to_pylist()], pa.string()), enc.indices)
 
     def _resolve(self, t: pa.Table, final: bool) -> pa.Table | None:
         pid = t["pid"].combine_chunks()
-        requester = self._map(pid, t["req"].combine_chunks())
+        image = pc.binary_join_element_wise(pc.cast(pid, pa.string()), t["gen"].combine_chunks(), ":")
+        requester = self._map(image, t["req"].combine_chunks())
         prov_raw = t["prov"].combine_chunks()
         resolved = pc.not_equal(prov_raw, "0")
-        provider = self._map(pid, prov_raw)
+        provider = self._map(image, prov_raw)
         known = pc.and_(pc.is_valid(requester), pc.or_(pc.invert(resolved), pc.is_valid(provider)))
         if not final:
             waiting = pc.invert(known)
             if pc.any(waiting).as_py():
                 self.pending.append(t.filter(waiting))
-                t, requester, provider, resolved, pid = (
+                t, requester, provider, resolved, image = (
                     t.filter(known), requester.filter(known), provider.filter(known),
-                    resolved.filter(known), pid.filter(known))
+                    resolved.filter(known), image.filter(known))
         else:
-            requester = pc.if_else(pc.is_valid(requester), requester,
-                                   pc.binary_join_element_wise("<link_map 0x", t["req"].combine_chunks(), ">", ""))
+            requester = pc.if_else(pc.is_valid(requester), requester, _by_address(t["req"].combine_chunks()))
             provider = pc.if_else(pc.or_(pc.is_valid(provider), pc.invert(resolved)), provider,
-                                  pc.binary_join_element_wise("<link_map 0x", prov_raw, ">", ""))
+                                  _by_address(prov_raw))
         if t.num_rows == 0:
             return None
         provider = pc.if_else(resolved, provider, pa.scalar(None, pa.string()))
-        pid_enc = pc.dictionary_encode(pid)
-        exe = pc.take(pa.array([self.tree.exe_of(p) for p in pid_enc.dictionary.to_pylist()], pa.string()),
-                      pid_enc.indices)
+        img_enc = pc.dictionary_encode(image)
+        exe = pc.take(pa.array([self.tree.exe_at(*map(int, k.split(":"))) for k in img_enc.dictionary.to_pylist()],
+                               pa.string()), img_enc.indices)
         version = t["version"].combine_chunks()
         version = pc.if_else(pc.equal(version, ""), pa.scalar(None, pa.string()), version)
         kind = pc.take(pa.array(KIND_NAMES, pa.string()), pc.cast(t["kind"].combine_chunks(), pa.int32()))
         n = t.num_rows
         return pa.table({
-            "ts_ns": t["ts_ns"], "pid": pid, "tid": t["tid"], "exe": exe,
+            "ts_ns": t["ts_ns"], "pid": t["pid"], "tid": t["tid"], "exe": exe,
             "requester": requester, "symbol": t["symbol"], "version": version,
             "provider": provider, "kind": kind, "resolved": resolved,
             "latency_ns": t["latency_ns"], "latency_raw_ns": t["latency_ns"],
@@ -169,18 +223,15 @@ class BpftraceDecoder:
     def relocations_frame(self) -> pd.DataFrame:
         rows = []
         for ts, pid, key, dur in self.relocs:
-            name = self.names.get(key)
-            if name == "":
-                name = self.tree.exe_of(pid)
-            rows.append((ts, pid, name or f"<link_map 0x{key.split(':')[1]}>", dur))
+            rows.append((ts, pid, self._name_of(key) or _hex_name(key.split(":")[2]), dur))
         return pd.DataFrame(rows, columns=["ts_ns", "pid", "path", "duration_ns"])
 
     def image_biases(self) -> pd.DataFrame:
         """(pid, path, l_addr) for every named object, main program as its exe."""
         rows = {}
-        for key, name in self.names.items():
+        for key in self.names:
             pid = int(key.split(":", 1)[0])
-            path = name if name else self.tree.exe_of(pid)
+            path = self._name_of(key)
             if path:
                 rows[(pid, path)] = self.bias.get(key, 0)
         return pd.DataFrame([(p, path, b) for (p, path), b in rows.items()], columns=["pid", "path", "l_addr"])
