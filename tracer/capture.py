@@ -133,6 +133,14 @@ def _dist_version(name: str) -> str | None:
         return None
 
 
+def _time_guest_lookups(path: Path, translation: translate.Translation) -> dict:
+    """Latencies the qemu plugin measured, into the saved events of translated processes."""
+    from . import guest_latency
+
+    records = guest_latency.read_records(translation.timing_dir)
+    return guest_latency.apply(path / "events", records, translation.host_exe)
+
+
 def default_session_dir(argv: list[str]) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     name = os.path.basename(argv[0]) if argv else "cmd"
@@ -227,6 +235,9 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
         raise
     finally:
         sink.close()
+        guest_timing = None
+        if translation is not None and translation.timing_dir and result is not None and writer.events_written:
+            guest_timing = _time_guest_lookups(path, translation)
         if translation is not None:
             translation.close()
         if result is not None:
@@ -240,7 +251,7 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
                           exit_code=result.exit_code, interrupted_by=result.interrupted or None,
                           lost_events=result.lost_events, malformed_records=result.malformed_records,
                           processes=0 if result.processes is None else int(len(result.processes)),
-                          **result.meta)
+                          **result.meta, **({"guest_latency": guest_timing} if guest_timing else {}))
         elif writer.events_written == 0:
             shutil.rmtree(path, ignore_errors=True)  # nothing ran: leave no half session behind
         else:

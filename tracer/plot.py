@@ -45,9 +45,9 @@ def plot(sessions: list[Session], dest: str | os.PathLike) -> Path:
     any_latency = False
     libs: list[str] = []
     for s in sessions:
-        lat = s.events["latency_ns"].dropna()
-        if len(lat):
-            top = s.events["provider"].map(object_name).value_counts().head(TOP_LIBRARIES).index
+        timed = s.events[s.events["latency_ns"].notna()]  # a translated run times its guest only
+        if len(timed):
+            top = timed["provider"].map(object_name).value_counts().head(TOP_LIBRARIES).index
             libs.extend(l for l in top if l not in libs)
     libs = libs[:TOP_LIBRARIES]
     width = 0.8 / max(len(sessions), 1)
@@ -58,8 +58,9 @@ def plot(sessions: list[Session], dest: str | os.PathLike) -> Path:
             any_latency = True
             xs = np.sort(np.maximum(lat, 1)) / 1e3
             ax1.step(xs, np.arange(1, len(xs) + 1) / len(xs), where="post", color=color, label=label)
-            med = ev.assign(lib=ev["provider"].map(object_name)).groupby("lib", observed=True)["latency_ns"].median()
-            ax2.bar(np.arange(len(libs)) + i * width, [float(med.get(l, np.nan)) / 1e3 for l in libs], width,
+            med = (ev.assign(lib=ev["provider"].map(object_name)).groupby("lib", observed=True)["latency_ns"]
+                   .median().astype("float64"))  # a library nobody timed: NaN, no bar
+            ax2.bar(np.arange(len(libs)) + i * width, [med.get(l, np.nan) / 1e3 for l in libs], width,
                     color=color, label=label)
         if len(ev):
             t0 = s.meta.get("start_ns") or int(ev["ts_ns"].min())

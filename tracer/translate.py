@@ -5,8 +5,11 @@ e_machine (qemu-user from qemu-user-binfmt, or Rosetta for Linux in a VM).
 `gotrace bind --arch ARCH` checks that such a handler exists — or, with
 --register-binfmt (root), registers qemu's from /usr/lib/binfmt.d for the
 session only and removes it afterwards — and sets what a translated run
-needs: QEMU_LD_PREFIX for the guest's libraries and, when the command is `go`,
-an ARCH toolchain (run translated), GOARCH and the cross C compiler.
+needs: the guest's libraries (the multiarch libc6:ARCH when it is installed,
+else QEMU_LD_PREFIX at the cross-compiler's sysroot) and, when the command is
+`go`, an ARCH toolchain (run translated), GOARCH and the cross C compiler.
+With qemu and the multiarch libc's debug symbols (libc6-dbg:ARCH), a QEMU
+plugin times every guest lookup (tracer/guest_latency.py).
 
 Which process ran translated is decided afterwards from each program image's
 ELF header against the host: a foreign one ran under the handler for its
@@ -171,15 +174,28 @@ class Translation:
     registered: bool = False  # we registered the handler: remove it when done
     env: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    timing_dir: str | None = None  # where the qemu plugin writes guest lookup times
 
     def meta(self) -> dict:
         return {"arch": self.arch, "handler": self.handler.name, "translator": self.handler.translator,
                 "interpreter": self.handler.interpreter, "registered_for_session": self.registered,
                 "env": self.env, "notes": self.notes}
 
+    def host_exe(self, exe: str | None) -> bool:
+        """Whether a program image is the translator itself (its own start-up, same pid)."""
+        if not exe:
+            return False
+        names = {f"qemu-{QEMU[self.arch]}", f"qemu-{QEMU[self.arch]}-static"}
+        if self.handler.interpreter:
+            names.add(os.path.basename(self.handler.interpreter))
+        return os.path.basename(exe) in names
+
     def close(self) -> None:
         if self.registered:
             unregister(self.handler)
+        if self.timing_dir:
+            shutil.rmtree(self.timing_dir, ignore_errors=True)
+            self.timing_dir = None
 
 
 def prepare(arch: str, argv: list[str], env: dict[str, str], register: bool = False) -> Translation | None:
@@ -205,9 +221,8 @@ def prepare(arch: str, argv: list[str], env: dict[str, str], register: bool = Fa
         h = register_qemu(arch)
         registered = True
     t = Translation(arch, h, registered)
-    prefix = GUEST_PREFIX.get(arch)
-    if prefix and os.path.isdir(prefix) and "QEMU_LD_PREFIX" not in env and "qemu" in h.translator:
-        t.env["QEMU_LD_PREFIX"] = prefix
+    if "qemu" in h.translator and "QEMU_LD_PREFIX" not in env:
+        _guest_libraries(t, env)
     if argv and os.path.basename(argv[0]) == "go":
         root = go_toolchain(arch)
         if root is None:
@@ -224,6 +239,36 @@ def prepare(arch: str, argv: list[str], env: dict[str, str], register: bool = Fa
         t.notes.append(f"go is the {arch} toolchain at {root} (runs translated); C compilers run natively")
     env.update(t.env)
     return t
+
+
+def _guest_libraries(t: Translation, env: dict[str, str]) -> None:
+    """The multiarch libc6:ARCH if installed (its ld.so has a debug package, so
+    the plugin can time lookups), else the cross sysroot through QEMU_LD_PREFIX."""
+    from . import guest_latency
+
+    layout = guest_latency.guest_layout(t.arch)
+    if guest_latency.guest_ldso(t.arch) is None:
+        prefix = GUEST_PREFIX.get(t.arch)
+        if prefix and os.path.isdir(prefix):
+            t.env["QEMU_LD_PREFIX"] = prefix
+    if layout is None:
+        need = guest_latency.GUEST_PACKAGES.get(t.arch, "the guest libc and its debug symbols")
+        t.notes.append(f"guest lookups are not timed: install {need}")
+        return
+    if guest_latency.PLUGIN_ENV in env:
+        t.notes.append(f"guest lookups are not timed: {guest_latency.PLUGIN_ENV} is already set")
+        return
+    import tempfile
+
+    t.timing_dir = tempfile.mkdtemp(prefix="gotrace-qemu-timing-")
+    try:
+        t.env[guest_latency.PLUGIN_ENV] = guest_latency.plugin_value(t.arch, layout, os.path.join(t.timing_dir, "qt"))
+    except GotraceError as exc:  # the run still works, untimed
+        shutil.rmtree(t.timing_dir, ignore_errors=True)
+        t.timing_dir = None
+        t.notes.append(f"guest lookups are not timed: {exc}")
+        return
+    t.notes.append("guest lookups timed by a QEMU plugin (tracer/guest_latency.py)")
 
 
 def _guest_arch(h: Handler) -> str | None:
