@@ -2,7 +2,8 @@
 
 W3  cold `go build` of examples/cgo-hello by the arm64 Go toolchain running
     translated (qemu-user via binfmt_misc; gcc native), untraced vs
-    `gotrace bind --arch arm64` (ld-debug), interleaved; plus the native
+    `gotrace bind --arch arm64` (ld-debug, guest lookups timed by the qemu
+    plugin), interleaved; plus the native
     untraced build as the reference for what translation itself costs.
 BB  `gotrace bench-bind --arch arm64`'s probe: median lazy-binding cost per
     symbol natively and translated, and their ratio.
@@ -29,12 +30,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
-    from tracer import bindbench, load_session, translate
+    from tracer import bindbench, guest_latency, load_session, translate
 
     if translate.handler_for("arm64") is None:
         translate.register_qemu("arm64")
     env_t = dict(os.environ)
     t = translate.prepare("arm64", ["go"], env_t)
+    env_t.pop(guest_latency.PLUGIN_ENV, None)  # the untraced baseline runs without the timing plugin
     times = {"native untraced": [], "translated untraced": [], "translated ld-debug": []}
     events = []
     for r in range(args.rounds):
@@ -57,7 +59,9 @@ def main() -> None:
                     raise SystemExit(f"{mode} failed: {p.stderr[-400:]}")
                 if mode == "translated ld-debug":
                     s = load_session(f"{tmp}/s")
-                    events.append((len(s.events), int(s.processes["translator"].notna().sum())))
+                    timed = s.events["latency_ns"].dropna()
+                    events.append((len(s.events), int(s.processes["translator"].notna().sum()), len(timed),
+                                   float(timed.median()) if len(timed) else float("nan")))
             print(f"  round {r + 1}/{args.rounds} {mode}: {times[mode][-1]:.1f} s", file=sys.stderr, flush=True)
     t.close()
     med = {m: statistics.median(v) for m, v in times.items()}
@@ -67,8 +71,13 @@ def main() -> None:
           f"({med['translated untraced'] / med['native untraced']:.1f}x native)")
     print(f"  translated ld-debug     {med['translated ld-debug']:7.1f} s  "
           f"({med['translated ld-debug'] / med['translated untraced']:.3f}x translated untraced), "
-          f"{statistics.median(e for e, _ in events):,.0f} bindings, "
-          f"{statistics.median(n for _, n in events):.0f} translated images")
+          f"{statistics.median(e[0] for e in events):,.0f} bindings, "
+          f"{statistics.median(e[1] for e in events):.0f} translated images")
+    timed = statistics.median(e[2] for e in events)
+    print(f"  guest lookups timed by the qemu plugin: {timed:,.0f}"
+          + (f", median {statistics.median(e[3] for e in events) / 1e3:.1f} µs" if timed else
+             " (the arm64 Go toolchain is static: no dynamic guest program runs in a build; the plugin's "
+             "cost is still in the ratio)"))
     native, arm = bindbench.run(None, 20), bindbench.run("arm64", 20)
     a, b = native.summary()["median_bind_ns"], arm.summary()["median_bind_ns"]
     print(f"\nBB: median lazy-binding cost over {native.summary()['symbols']} symbols, 20 processes each: "

@@ -259,3 +259,32 @@ def test_translation_bad_input(modes_pair, tmp_path):
         out = subprocess.run([GOTRACE, "bind", "-q", *argv, "-o", str(tmp_path / "x"), "--", str(modes_pair["arm64"])],
                              capture_output=True, text=True)
         assert out.returncode == 2 and message in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_guest_latency_pairs_in_write_order_and_never_guesses(tmp_path):
+    """apply(): the k-th lookup that wrote gets the k-th guest binding line of its pid; a pid
+    whose counts disagree keeps nulls; the translator's own rows in the same pid are skipped."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    logdir = tmp_path / "t"
+    logdir.mkdir()
+    # pid 7: three lookups, the failed one (write 0) has no line; written out of order
+    (logdir / "qt.7").write_text("L\t7\t100\t150\t140\nL\t7\t10\t30\t20\nL\t7\t200\t260\t0\n")
+    (logdir / "qt.8").write_text("L\t8\t1\t5\t3\n")  # pid 8: one record but two lines below
+    (logdir / "other.9").write_text("L\t9\t1\t5\t3\n")
+    records = guest_latency.read_records(str(logdir))
+    assert records == {7: [20, 50], 8: [4]}
+    events = tmp_path / "events"
+    events.mkdir()
+    rows = [(7, "/usr/bin/qemu-aarch64"), (7, "/prog"), (8, "/prog8"), (7, "/prog"), (8, "/prog8"), (5, "/native")]
+    for i, chunk in enumerate((rows[:3], rows[3:])):
+        pq.write_table(pa.table({"pid": [p for p, _ in chunk], "exe": [e for _, e in chunk],
+                                 "latency_ns": pa.array([None] * len(chunk), pa.int64()),
+                                 "latency_raw_ns": pa.array([None] * len(chunk), pa.int64())}),
+                       events / f"part-{i:05d}.parquet")
+    info = guest_latency.apply(events, records, lambda exe: os.path.basename(exe or "") == "qemu-aarch64")
+    got = [r for i in range(2) for r in pq.read_table(events / f"part-{i:05d}.parquet").to_pylist()]
+    assert [r["latency_ns"] for r in got] == [None, 20, None, 50, None, None]
+    assert [r["latency_raw_ns"] for r in got] == [None, 20, None, 50, None, None]
+    assert info["processes_timed"] == 1 and info["bindings_timed"] == 2 and info["processes_unpaired"] == [8]

@@ -11,25 +11,19 @@ the dynamic-linking stage.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from . import translate
 from .errors import GotraceError
+from .probes.build import compile_cached
 from .lazy import pd
 
 COMPILERS = {"x86_64": "gcc", "arm64": "aarch64-linux-gnu-gcc"}
 FLAGS = ["-O1", "-fno-builtin", "-Wl,-z,lazy"]
-
-
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "gotrace"
 
 
 def build(arch: str) -> Path:
@@ -38,19 +32,7 @@ def build(arch: str) -> Path:
     if cc is None or shutil.which(cc) is None:
         pkg = "gcc" if arch == "x86_64" else "gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
         raise GotraceError(f"no C compiler for {arch} ({cc or 'none known'}): apt-get install {pkg}")
-    src = resources.files("tracer.probes").joinpath("bindbench.c").read_bytes()
-    tag = hashlib.sha256(src + " ".join([cc, *FLAGS]).encode()).hexdigest()[:12]
-    out = _cache_dir() / f"bindbench-{arch}-{tag}"
-    if out.exists():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_src = out.with_suffix(".c")
-    tmp_src.write_bytes(src)
-    res = subprocess.run([cc, *FLAGS, "-o", str(out) + ".tmp", str(tmp_src), "-lm"], capture_output=True, text=True)
-    if res.returncode != 0:
-        raise GotraceError(f"building the probe with {cc} failed: {res.stderr.strip().splitlines()[-1:]}")
-    os.replace(str(out) + ".tmp", out)
-    return out
+    return compile_cached(f"bindbench-{arch}", ["bindbench.c"], cc, FLAGS, ["-lm"])
 
 
 @dataclass

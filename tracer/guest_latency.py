@@ -18,19 +18,15 @@ cross-compiler sysroot's ld.so is stripped and has no debug package.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
-import shutil
 import struct
-import subprocess
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Callable
 
 from . import elfinfo
-from .errors import GotraceError
 from .lazy import pa, pq
+from .probes.build import compile_cached
 
 PLUGIN_ENV = "QEMU_PLUGIN"
 GUEST_LDSO = {"arm64": "/lib/ld-linux-aarch64.so.1"}
@@ -90,33 +86,10 @@ def _exec_segment(path: str) -> tuple[int, int] | None:
     return None
 
 
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "gotrace"
-
-
 def build_plugin() -> Path:
     """The plugin for this host, compiled once per source version into the cache."""
-    if shutil.which("gcc") is None:
-        raise GotraceError("building the qemu timing plugin needs gcc: apt-get install gcc")
-    probes = resources.files("tracer.probes")
-    src = probes.joinpath("qemu_bindtime.c").read_bytes()
-    header = probes.joinpath("qemu_plugin_v1.h").read_bytes()
-    tag = hashlib.sha256(src + header + " ".join(PLUGIN_FLAGS).encode()).hexdigest()[:12]
-    out = _cache_dir() / f"qemu_bindtime-{tag}.so"
-    if out.exists():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = out.with_suffix(".d")
-    work.mkdir(exist_ok=True)
-    (work / "qemu_bindtime.c").write_bytes(src)
-    (work / "qemu_plugin_v1.h").write_bytes(header)
-    res = subprocess.run(["gcc", *PLUGIN_FLAGS, "-o", str(out) + ".tmp", str(work / "qemu_bindtime.c")],
-                         capture_output=True, text=True)
-    if res.returncode != 0:
-        raise GotraceError(f"building the qemu timing plugin failed: {res.stderr.strip().splitlines()[-1:]}")
-    os.replace(str(out) + ".tmp", out)
-    return out
+    return compile_cached("qemu_bindtime", ["qemu_bindtime.c", "qemu_plugin_v1.h"], "gcc", PLUGIN_FLAGS,
+                          suffix=".so", what="the qemu timing plugin")
 
 
 def plugin_value(arch: str, layout: GuestLayout, out_prefix: str) -> str:

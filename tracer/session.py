@@ -215,8 +215,8 @@ def _read_parts(parts: list[Path], name: str) -> pd.DataFrame:
     from pandas.api.types import union_categoricals
 
     columns = {}
-    for field in schema.TABLES[name]:  # in schema order; older schemas lack some
-        c = field.name
+    for col in schema.TABLES[name]:  # in schema order; older schemas lack some
+        c = col.name
         if c not in frames[0].columns:
             continue
         parts_of_c = [f[c] for f in frames]
