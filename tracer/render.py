@@ -37,12 +37,14 @@ def render_report(report: dict[str, Any], console: Console) -> None:
                   f"({p['images']} program images, {p['failed']} exited non-zero): {kinds}; "
                   f"resolved {b['resolved']:,}, failed {b['failed']:,}")
     if s["lost_events"]:
-        console.print(f"[bold red]{s['lost_events']:,} events were lost[/] (perf buffer overflow): "
-                      "counts are lower bounds")
+        console.print(f"[bold red]{s['lost_events']:,} events were lost[/] (perf buffer overflow or a full "
+                      "batch map): counts are lower bounds")
     if not s.get("descendants_traced", True):
         console.print("[yellow]descendants were not traced[/]: lldb follows one process")
     if p.get("translated"):
         console.print("translated program images: " + ", ".join(f"{n:,} by {t}" for t, n in p["translated"].items()))
+    if s.get("guest_latency"):
+        console.print(_guest_timing(s["guest_latency"]))
     lat = report.get("latency_ns")
     if lat:
         rows = [[k, f"{v['count']:,}", _ns(v["p50"]), _ns(v["p90"]), _ns(v["p99"]), _ns(v["max"])]
@@ -77,6 +79,12 @@ def _correction(session: dict[str, Any]) -> str:
     return f" (after subtracting lldb's own stop/resume cost, {_ns(cal['median_ns'])} median of {cal['rounds']})"
 
 
+def _guest_timing(g: dict) -> str:
+    unpaired = g.get("processes_unpaired") or []
+    return (f"guest lookups timed by the qemu plugin: {g['bindings_timed']:,} in {g['processes_timed']} processes"
+            + (f"; {len(unpaired)} processes left untimed (their counts disagree)" if unpaired else ""))
+
+
 def render_summary(report: dict[str, Any], console: Console, show_choice: bool = False) -> None:
     """The few lines `gotrace bind` prints when the command has finished."""
     s, b, p = report["session"], report["bindings"], report["processes"]
@@ -88,6 +96,8 @@ def render_summary(report: dict[str, Any], console: Console, show_choice: bool =
     if p.get("translated"):
         console.print("[bold]gotrace:[/] translated program images: "
                       + ", ".join(f"{n:,} by {t}" for t, n in p["translated"].items()))
+    if s.get("guest_latency"):
+        console.print("[bold]gotrace:[/] " + _guest_timing(s["guest_latency"]))
     if s.get("exit_code_unknown"):
         console.print("[bold yellow]gotrace:[/] the command's exit status is unknown: lldb lost the process as it "
                       "exited (lldb-server bug); gotrace exits 1")

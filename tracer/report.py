@@ -60,6 +60,7 @@ def build_report(session: Session, top: int = 10) -> dict[str, Any]:
             "host": meta.get("host"),
             "arch": meta.get("arch"),
             "translation": meta.get("translation"),  # --arch: the handler, translator and env used
+            "guest_latency": meta.get("guest_latency"),  # --arch with qemu: what the timing plugin paired
         },
         "processes": {
             "count": int(procs["pid"].nunique()) if len(procs) else 0,
