@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import shutil
 import subprocess
 import time
@@ -52,6 +53,21 @@ def test_lost_events_are_counted_and_reported(tmp_path, monkeypatch):
     assert s.meta["perf_rb_pages"] == 1
     rep = gotrace_cli("report", str(tmp_path / "s"))
     assert f"{res.lost_events:,} events were lost" in rep.stdout
+
+
+def test_bindings_beyond_a_full_batch_map_are_counted_lost(tmp_path, monkeypatch):
+    """bindsnoop.bt batches records in maps of BPFTRACE_MAP_KEYS_MAX entries; a burst larger
+    than one batch cannot be stored, and the script's own count says how many were made."""
+    require_bpftrace()
+    monkeypatch.setenv(bpf_mod.MAP_KEYS_ENV, "512")
+    burst = "import ctypes; m = ctypes.CDLL('libm.so.6'); [m['cos'] for _ in range(20000)]"  # a dlsym each
+    res = bind([sys.executable, "-c", burst], out=tmp_path / "s", backend="bpftrace")
+    s = load_session(res.session)
+    made = s.meta["binding_records_made"]
+    assert res.exit_code == 0 and s.meta["map_keys"] == 512
+    assert made > 20000 and res.lost_events > 0
+    assert len(s.events) + res.lost_events == made
+    assert (s.events["symbol"] == "cos").sum() < 20000
 
 
 def test_full_disk_keeps_what_was_written(tmp_path):

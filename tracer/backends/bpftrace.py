@@ -34,6 +34,7 @@ from ..ldso import LDSO_SYMBOLS, ldso_layout, ldso_path
 SUPPORTED_MACHINES = {"x86_64"}  # the script reads the return address at [sp] on entry
 TRACEFS = "/sys/kernel/tracing"
 RB_PAGES_ENV = "GOTRACE_BPFTRACE_PERF_RB_PAGES"  # per-CPU perf buffer pages (default 2048 = 8 MiB)
+MAP_KEYS_ENV = "GOTRACE_BPFTRACE_MAP_KEYS"  # entries per map (default 65536: per batch, per process tree)
 READY_TIMEOUT_S = 90
 TICK_MS = 50  # bindsnoop.bt prints its batched binding records this often
 DECODE_BYTES = 1 << 20  # decode once this much output has accumulated ...
@@ -123,7 +124,7 @@ class BpftraceBackend:
         child = GatedChild(request.argv, request.env)
         child.start()
         decoder.tree.root(child.pid, os.getpid(), request.argv, time.monotonic_ns())
-        env = dict(os.environ, BPFTRACE_STRLEN="128", BPFTRACE_MAP_KEYS_MAX="65536",
+        env = dict(os.environ, BPFTRACE_STRLEN="128", BPFTRACE_MAP_KEYS_MAX=os.environ.get(MAP_KEYS_ENV, "65536"),
                    BPFTRACE_PERF_RB_PAGES=os.environ.get(RB_PAGES_ENV, "2048"))
         try:
             proc = subprocess.Popen(
@@ -179,6 +180,8 @@ class BpftraceBackend:
                 "string_limit_bytes": 127,
                 "bpftrace_stderr": errors.summary() or None,
                 "perf_rb_pages": int(env["BPFTRACE_PERF_RB_PAGES"]),
+                "map_keys": int(env["BPFTRACE_MAP_KEYS_MAX"]),
+                "binding_records_made": decoder.emitted,  # the script's count; events + lost = this
             },
         )
 
