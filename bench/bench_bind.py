@@ -73,7 +73,7 @@ def run(mode: str, argv: list[str], env: dict, cwd: Path, out: Path) -> tuple[fl
 def bpftrace_floor(argv: list[str], env: dict, cwd: Path) -> tuple[float, int, int]:
     """bindsnoop.bt alone: started, attached, its records read and dropped."""
     import threading
-    from tracer.backends.bpftrace import script_args, script_path
+    from tracer.backends.bpftrace import acknowledge_batches, script_args, script_path
     from tracer.launch import GatedChild
 
     t0 = time.perf_counter()
@@ -100,6 +100,8 @@ def bpftrace_floor(argv: list[str], env: dict, cwd: Path) -> tuple[float, int, i
             text = tail + block
             cut = text.rfind(b"\n") + 1
             whole = text[:cut]
+            if b"C\t" in whole:  # batch maps read: bindsnoop.bt may reuse them
+                acknowledge_batches([int(m) for m in re.findall(rb"(?m)^C\t(\d+)$", whole)])
             if b"@emitted: " in whole:  # C-speed scans: the bench must not compete with the build
                 bindings[0] = max([bindings[0], *map(int, re.findall(rb"(?m)^@emitted: (\d+)$", whole))])
             if b"\nFLUSHED\n" in b"\n" + whole:

@@ -104,6 +104,8 @@ def test_bpftrace_out_of_order_names_lost_and_malformed():
     ]
     assert dec.lost == 3 and dec.malformed == 1
     # the script made 5 records and 4 arrived (one malformed): one lost in a full map, 3 in the perf buffer
+    dec.feed(b"C\t1\nC\t0\n")  # batch maps printed and cleared: the backend acknowledges them
+    assert dec.take_acks() == [1, 0] and dec.take_acks() == []
     dec.feed(b"@emitted: 5\nFLUSHED\n@emitted: 0\n")
     assert dec.lost == 3 + 1 and dec.flushed
     # a record that arrives after its pid exec'd again keeps its own image's names and program

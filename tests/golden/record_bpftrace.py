@@ -20,7 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
-from tracer.backends.bpftrace import _mark_every_cpu, script_args, script_path  # noqa: E402
+from tracer.backends.bpftrace import _mark_every_cpu, acknowledge_batches, script_args, script_path  # noqa: E402
 from tracer.launch import GatedChild  # noqa: E402
 
 
@@ -41,6 +41,8 @@ def main() -> None:
     def read() -> None:
         for line in bpf.stdout:
             lines.append(line)
+            if line.startswith(b"C\t"):
+                acknowledge_batches([int(line.split(b"\t")[1])])
             if line.startswith(b"READY"):
                 ready.set()
             if line.startswith(b"MARK"):

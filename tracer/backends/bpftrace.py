@@ -37,6 +37,7 @@ RB_PAGES_ENV = "GOTRACE_BPFTRACE_PERF_RB_PAGES"  # per-CPU perf buffer pages (de
 MAP_KEYS_ENV = "GOTRACE_BPFTRACE_MAP_KEYS"  # entries per map (default 65536: per batch, per process tree)
 READY_TIMEOUT_S = 90
 TICK_MS = 50  # bindsnoop.bt prints its batched binding records this often
+ACK_BASE = 0x7FFF0000  # getsid(ACK_BASE + map): that batch map was read (above any pid: the call fails)
 DECODE_BYTES = 1 << 20  # decode once this much output has accumulated ...
 DECODE_SECONDS = 0.1  # ... or this long after the last decode
 READ_BATCH_BYTES = 1 << 16  # a read smaller than this ...
@@ -58,7 +59,16 @@ def script_args(root_pid: int, mark_pid: int) -> list[str]:
         raise BackendUnavailable("bpftrace backend unavailable: ld.so's internal symbols are not resolvable; "
                                  "install glibc's debug symbols: apt-get install libc6-dbg")
     layout = [lay.lookup, *lay.fixup, *lay.profile_fixup, *lay.text]
-    return [str(root_pid), ldso, str(mark_pid), *(str(v) for v in layout), str(TICK_MS)]
+    return [str(root_pid), ldso, str(mark_pid), *(str(v) for v in layout), str(TICK_MS), str(ACK_BASE)]
+
+
+def acknowledge_batches(maps: list[int]) -> None:
+    """Tell bindsnoop.bt these batch maps were read, so it may write them again."""
+    for m in maps:
+        try:
+            os.getsid(ACK_BASE + m)
+        except OSError:
+            pass
 
 
 def _tracefs_ready() -> bool:
@@ -310,6 +320,7 @@ class _Stream(threading.Thread):
         self.buf = data[cut:]
         if cut:
             table = self.decoder.feed(data[:cut])
+            acknowledge_batches(self.decoder.take_acks())
             if table is not None and table.num_rows:
                 self.request.sink(table)
             n = len(self.decoder.tree.execed_pids)
@@ -339,7 +350,7 @@ class _Stream(threading.Thread):
                         time.sleep(READ_PAUSE_S)  # let a trickle pool: fewer wake-ups and syscalls
                 now = time.monotonic()
                 if pending and (size >= DECODE_BYTES or now - last >= DECODE_SECONDS
-                                or self._want_marks is not None):
+                                or self._want_marks is not None or b"\nC\t" in pending[-1]):
                     self._consume(b"".join(pending))
                     pending, size, last = [], 0, now
             if pending:

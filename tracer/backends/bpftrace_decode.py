@@ -84,6 +84,7 @@ class BpftraceDecoder:
     emitted: int | None = None  # binding records the script made (@emitted, at FLUSHED)
     received: int = 0  # binding lines that arrived (malformed ones too: counted there)
     flushed: bool = False
+    acks: list = field(default_factory=list)  # batch maps printed and cleared, to acknowledge
     malformed: int = 0
     ready_pid: int | None = None
     marks: set = field(default_factory=set)  # CPUs whose drain marker arrived
@@ -113,6 +114,8 @@ class BpftraceDecoder:
                 self.marks.add(int(f[1]))
             elif t == "FLUSHED":
                 self.flushed = True
+            elif t == "C":
+                self.acks.append(int(f[1]))
             else:
                 self.malformed += 1
         except (IndexError, ValueError):
@@ -142,6 +145,10 @@ class BpftraceDecoder:
         if not tables:
             return None
         return self._resolve(pa.concat_tables(tables) if len(tables) > 1 else tables[0], final=False)
+
+    def take_acks(self) -> list[int]:
+        acks, self.acks = self.acks, []
+        return acks
 
     def _parse_bindings(self, data: bytes) -> pa.Table:
         def skip(row) -> str:
