@@ -1,4 +1,4 @@
-"""ELF images: headers through pyelftools, the big tables in bulk with numpy.
+"""ELF images: headers through pyelftools, the big tables in bulk with numpy (imported only then).
 
 pyelftools builds a Python object per symbol or relocation, which costs
 seconds on a Go toolchain binary; here the dynamic symbol, version and
@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import struct
 
-import numpy as np
 from elftools.elf import enums
 from elftools.elf.elffile import ELFFile
 
@@ -224,6 +223,8 @@ _DT = {1: "DT_NEEDED", 14: "DT_SONAME", 5: "DT_STRTAB", 6: "DT_SYMTAB", 7: "DT_R
 def _dynamic(path: str, data: bytes, where: tuple[int, int] | None, bits: int, little: bool) -> dict[str, list[int]]:
     if where is None:
         return {}
+    import numpy as np  # only dynamic files need it: a static one (Go's toolchain) skips the ~70 ms import
+
     off, size = where
     if off + size > len(data):
         raise Truncated(path, len(data))
@@ -284,6 +285,8 @@ def _imports(img: Image, reader: _Reader, dyn: dict, strtab: bytes, machine: str
         tables.append((dyn["DT_JMPREL"][0], dyn["DT_PLTRELSZ"][0], rela, True))
     if not tables or "DT_SYMTAB" not in dyn:
         return []
+    import numpy as np
+
     w = "u8" if bits == 64 else "u4"
     rels = []
     for vaddr, size, is_rela, from_plt in tables:
