@@ -30,13 +30,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
-    from tracer import bindbench, guest_latency, load_session, translate
+    from tracer import bindbench, load_session, translate
 
     if translate.handler_for("arm64") is None:
         translate.register_qemu("arm64")
     env_t = dict(os.environ)
-    t = translate.prepare("arm64", ["go"], env_t)
-    env_t.pop(guest_latency.PLUGIN_ENV, None)  # the untraced baseline runs without the timing plugin
+    t = translate.prepare("arm64", ["go"], env_t)  # no timing plugin: the untraced baseline
     times = {"native untraced": [], "translated untraced": [], "translated ld-debug": []}
     events = []
     for r in range(args.rounds):

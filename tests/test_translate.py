@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import oracles
-from conftest import ROOT, VENV_BIN, require
+from conftest import ROOT, VENV_BIN, require, require_bpftrace
 from tracer import bind, bindbench, guest_latency, load_session, translate
 
 GOTRACE = str(VENV_BIN / "gotrace")
@@ -89,12 +89,12 @@ def test_translated_c_program_matches_native(modes_pair, tmp_path):
     assert set(cos["kind"].astype(str)) == {"lazy"}
     sin = t.events[t.events["symbol"] == "sin"]
     assert set(sin["kind"].astype(str)) == {"dlsym"}
-    if guest_latency.guest_layout("arm64") is not None:  # every guest binding timed, none guessed
-        guest_ev = t.events[t.events["exe"].astype(str) == str(modes_pair["arm64"])]
-        assert guest_ev["latency_ns"].notna().all() and (guest_ev["latency_ns"] > 0).all()
-        assert t.meta["guest_latency"]["bindings_timed"] == len(guest_ev)
-        host_ev = t.events[t.events["exe"].astype(str) != str(modes_pair["arm64"])]
-        assert host_ev["latency_ns"].isna().all()  # qemu's own start-up: LD_DEBUG has no times
+    _require_guest_timing()  # every guest binding timed, none guessed
+    guest_ev = t.events[t.events["exe"].astype(str) == str(modes_pair["arm64"])]
+    assert guest_ev["latency_ns"].notna().all() and (guest_ev["latency_ns"] > 0).all()
+    assert t.meta["guest_latency"]["bindings_timed"] == len(guest_ev)
+    host_ev = t.events[t.events["exe"].astype(str) != str(modes_pair["arm64"])]
+    assert host_ev["latency_ns"].isna().all()  # qemu's own start-up: LD_DEBUG has no times
 
 
 def _require_guest_timing() -> None:
@@ -121,14 +121,26 @@ def test_guest_lookups_timed_within_the_programs_own_clock(tmp_path):
     assert set(lazy["symbol"]) == set(first)
     for sym, lat in zip(lazy["symbol"], lazy["latency_ns"]):
         assert 0 < lat <= first[sym], (sym, lat, first[sym])
-    # translated lookups are slower than the same lookups natively (bpftrace, where it can run)
-    native = bindbench.build("x86_64")
-    from tracer.backends.bpftrace import BpftraceBackend
-    if BpftraceBackend().probe().ok:
-        n = load_session(bind([str(native), "0.5", "1.5"], out=tmp_path / "n", backend="bpftrace",
-                              env=dict(os.environ)).session)
-        nl = n.events[(n.events["kind"] == "lazy") & n.events["symbol"].isin(first)]
-        assert lazy["latency_ns"].median() > nl["latency_ns"].median()
+    # translated lookups are slower than the same lookups natively (bpftrace)
+    require_bpftrace()
+    n = load_session(bind([str(bindbench.build("x86_64")), "0.5", "1.5"], out=tmp_path / "n", backend="bpftrace",
+                          env=dict(os.environ)).session)
+    nl = n.events[(n.events["kind"] == "lazy") & n.events["symbol"].isin(first)]
+    assert lazy["latency_ns"].median() > nl["latency_ns"].median()
+
+
+def test_only_capture_loads_the_timing_plugin():
+    """bench-bind times the bare translator: translate.prepare adds QEMU_PLUGIN only when asked."""
+    _require_handler()
+    _require_guest_timing()
+    for time_guest in (False, True):
+        env = dict(os.environ)
+        t = translate.prepare("arm64", ["prog"], env, time_guest=time_guest)
+        try:
+            assert (guest_latency.PLUGIN_ENV in env) is time_guest and bool(t.timing_dir) is time_guest
+        finally:
+            t.close()
+        assert t.timing_dir is None
 
 
 def test_translated_cgo_program_matches_native(binaries, tmp_path, go_env):
@@ -192,8 +204,8 @@ def test_translated_go_test_of_a_cgo_package(go_test_pair):
     cbrt = ev[ev["symbol"] == "cbrt"]
     assert len(cbrt) >= 1 and cbrt["provider"].astype(str).str.endswith("libm.so.6").all()
     assert load_session(go_test_pair["native"]).processes["translator"].isna().all()
-    if guest_latency.guest_layout("arm64") is not None:  # the translated test binary's lookups were timed
-        assert ev["latency_ns"].notna().all() and s.meta["guest_latency"]["processes_unpaired"] == []
+    _require_guest_timing()  # the translated test binary's lookups were timed
+    assert ev["latency_ns"].notna().all() and s.meta["guest_latency"]["processes_unpaired"] == []
 
 
 def test_native_vs_translated_pair_through_compare_plot_export_notebook(go_test_pair, tmp_path):

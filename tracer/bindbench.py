@@ -32,7 +32,7 @@ def build(arch: str) -> Path:
     if cc is None or shutil.which(cc) is None:
         pkg = "gcc" if arch == "x86_64" else "gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
         raise GotraceError(f"no C compiler for {arch} ({cc or 'none known'}): apt-get install {pkg}")
-    return compile_cached(f"bindbench-{arch}", ["bindbench.c"], cc, FLAGS, ["-lm"])
+    return compile_cached(f"bindbench-{arch}", ["bindbench.c"], cc, FLAGS, ("-lm",))
 
 
 @dataclass

@@ -193,7 +193,7 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
                                "breakpoints land in the translator, not the guest); use --backend ld-debug")
         if foreign and backend == "auto":
             backend = "ld-debug"
-        translation = translate.prepare(arch, argv, env, register_binfmt)
+        translation = translate.prepare(arch, argv, env, register_binfmt, time_guest=True)
     try:
         if attach is None:
             resolve_command(argv, env)  # unknown commands fail before anything is created

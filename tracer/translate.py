@@ -198,9 +198,12 @@ class Translation:
             self.timing_dir = None
 
 
-def prepare(arch: str, argv: list[str], env: dict[str, str], register: bool = False) -> Translation | None:
+def prepare(arch: str, argv: list[str], env: dict[str, str], register: bool = False,
+            time_guest: bool = False) -> Translation | None:
     """Check (or register) the translator for ``arch`` and extend ``env`` for the run.
 
+    ``time_guest`` loads the qemu timing plugin into every translated process
+    (capture asks for it; a benchmark of the bare translator must not).
     Returns None when ``arch`` is the host's own (a native run).
     """
     arch = normalize(arch)
@@ -222,7 +225,7 @@ def prepare(arch: str, argv: list[str], env: dict[str, str], register: bool = Fa
         registered = True
     t = Translation(arch, h, registered)
     if "qemu" in h.translator and "QEMU_LD_PREFIX" not in env:
-        _guest_libraries(t, env)
+        _guest_libraries(t, env, time_guest)
     if argv and os.path.basename(argv[0]) == "go":
         root = go_toolchain(arch)
         if root is None:
@@ -241,16 +244,18 @@ def prepare(arch: str, argv: list[str], env: dict[str, str], register: bool = Fa
     return t
 
 
-def _guest_libraries(t: Translation, env: dict[str, str]) -> None:
+def _guest_libraries(t: Translation, env: dict[str, str], time_guest: bool) -> None:
     """The multiarch libc6:ARCH if installed (its ld.so has a debug package, so
     the plugin can time lookups), else the cross sysroot through QEMU_LD_PREFIX."""
     from . import guest_latency
 
-    layout = guest_latency.guest_layout(t.arch)
     if guest_latency.guest_ldso(t.arch) is None:
         prefix = GUEST_PREFIX.get(t.arch)
         if prefix and os.path.isdir(prefix):
             t.env["QEMU_LD_PREFIX"] = prefix
+    if not time_guest:
+        return
+    layout = guest_latency.guest_layout(t.arch)
     if layout is None:
         need = guest_latency.GUEST_PACKAGES.get(t.arch, "the guest libc and its debug symbols")
         t.notes.append(f"guest lookups are not timed: install {need}")

@@ -1,9 +1,8 @@
 """Decodes bindsnoop.bt's output into the session tables.
 
-Binding records (the bulk) arrive as bpftrace map lines, batched; each becomes
-a tab-separated row with two slices and a bounded replace (the symbol, last,
-keeps any ", " of its own), and the rows are parsed in blocks with Arrow's CSV
-reader and mapped to names with dictionary encoding. The rare
+Binding records (the bulk) arrive as bpftrace map lines, batched; a block of
+them becomes tab-separated rows with one bytes.translate (see _b_rows), parsed
+with Arrow's CSV reader and mapped to names with dictionary encoding. The rare
 fork/exec/exit/name records are handled one by one. Records lost anywhere —
 perf buffer overflow ("Lost N events") or a full batch map (the script's
 @emitted count against the lines that arrived) — are counted, never silent.
@@ -27,6 +26,8 @@ from ..schema import exit_code_from_wait_status
 # @bM[tid, ts_ns]: (pid, gen, req_map, prov_map, latency_ns, kind, version, symbol)
 B_COLUMNS = ["map", "tid", "ts_ns", "pid", "gen", "req", "prov", "latency_ns", "kind", "version", "symbol"]
 B_SEPARATORS = len(B_COLUMNS) - 2  # between the key's and the value's fields
+KIND_NAMES = ("", "eager", "lazy", "dlsym")  # by the script's kind code
+LOST = re.compile(rb"^Lost (\d+) events")
 
 
 def _b_types() -> dict:
@@ -68,8 +69,6 @@ def _by_address(addrs: pa.Array) -> pa.Array:
     """Names for objects never announced: their link_map address, in hex."""
     enc = pc.dictionary_encode(addrs)
     return pc.take(pa.array([_hex_name(a) for a in enc.dictionary.to_pylist()], pa.string()), enc.indices)
-KIND_NAMES = ("", "eager", "lazy", "dlsym")  # by the script's kind code
-LOST = re.compile(rb"^Lost (\d+) events")
 
 
 @dataclass
@@ -125,7 +124,7 @@ class BpftraceDecoder:
         """Decode a block of complete lines; return the events ready to save."""
         lines = block.split(b"\n")
         bind_lines = [line for line in lines if line[:2] == b"@b"]  # comprehensions: ~1 M lines/s more
-        for line in [line for line in lines if line and line[:2] != b"@b"] if len(bind_lines) < len(lines) else ():
+        for line in [line for line in lines if line and line[:2] != b"@b"]:
             if line.startswith(b"Attaching"):
                 continue
             elif line[:1] == b"@":

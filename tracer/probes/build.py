@@ -21,7 +21,7 @@ def cache_dir() -> Path:
     return Path(base) / "gotrace"
 
 
-def compile_cached(stem: str, sources: list[str], cc: str, flags: list[str], libs: list[str] = (),
+def compile_cached(stem: str, sources: list[str], cc: str, flags: list[str], libs: tuple[str, ...] = (),
                    suffix: str = "", what: str = "the probe") -> Path:
     """Build ``sources`` (the first is compiled; the rest are headers it includes)."""
     if shutil.which(cc) is None:

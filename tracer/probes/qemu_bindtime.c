@@ -168,9 +168,8 @@ static void find_ldso_mapping(void)
         return;
     while (fgets(line, sizeof line, maps)) {
         unsigned long lo, hi, off;
-        char perms[8];
         int path_at = 0;
-        if (sscanf(line, "%lx-%lx %7s %lx %*s %*s %n", &lo, &hi, perms, &off, &path_at) < 4 || !path_at)
+        if (sscanf(line, "%lx-%lx %*s %lx %*s %*s %n", &lo, &hi, &off, &path_at) < 3 || !path_at)
             continue;
         char *path = line + path_at;
         path[strcspn(path, "\n")] = '\0';
