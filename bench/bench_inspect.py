@@ -58,6 +58,7 @@ def main() -> None:
             lib.append(time.perf_counter() - t0)
         o, t, l = statistics.median(ours), statistics.median(theirs), statistics.median(lib)
         print(f"{label}: {path} ({os.path.getsize(path) / 1e6:.1f} MB, {img.symbols:,} symbols, "
+              f"{img.dynamic_symbols:,} dynamic symbols, "
               f"{len(img.imports):,} imports)")
         print(f"  gotrace inspect --json {o:.3f} s | readelf -W -s -r -l -d {t:.3f} s | ratio {o / t:.2f}x | "
               f"open_image() alone {l:.3f} s ({l / t:.2f}x)")

@@ -54,9 +54,12 @@ if [[ ! -x .venv/bin/python ]]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.gotrace-installed
-if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
+# editable_mode=compat: a path in a .pth file. The default (an import hook
+# in site-packages) costs every Python start in the venv ~15 ms, more than
+# readelf takes on a whole library, and `gotrace inspect` is measured against it.
+if [[ ! -f $stamp || pyproject.toml -nt $stamp ]] || compgen -G '.venv/lib/python3*/site-packages/__editable___gotrace_*_finder.py' >/dev/null; then
   echo "setup: installing gotrace and its dependencies into .venv"
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' --config-settings editable_mode=compat
   touch "$stamp"
 fi
 # Bytecode ahead of time: with PYTHONDONTWRITEBYTECODE set (CI images often

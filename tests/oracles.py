@@ -102,3 +102,28 @@ def objdump_load_commands(path, arch: str | None = None) -> dict:
     uuid = re.search(r"uuid ([0-9A-F-]+)", text)
     dylibs = re.findall(r"cmd LC_(?:LOAD|LOAD_WEAK|REEXPORT)_DYLIB\n\s+cmdsize \d+\n\s+name (\S+)", text)
     return {"segments": segs, "uuid": uuid.group(1) if uuid else None, "dylibs": dylibs}
+
+
+def readelf_sections(path) -> list[dict]:
+    """Every section header: name, type, address, offset, size, flags (readelf -SW)."""
+    out = []
+    pat = re.compile(r"^\s*\[\s*(\d+)\]\s+(\S*)\s+(\S+)\s+([0-9a-f]+)\s+([0-9a-f]+)\s+([0-9a-f]+)\s+[0-9a-f]+\s+"
+                     r"([A-Za-z]*)\s+\d+\s+\d+\s+\d+\s*$")
+    for line in _run("readelf", "-SW", str(path)).splitlines():
+        m = pat.match(line)
+        if m:
+            out.append({"name": m[2], "type": m[3], "addr": int(m[4], 16), "offset": int(m[5], 16),
+                        "size": int(m[6], 16), "flags": m[7]})
+    return out
+
+
+def section_holding(sections: list[dict], addr: int) -> str | None:
+    """The smallest allocated section whose range holds addr; TLS zero-fill
+    (.tbss) takes no address space and is skipped."""
+    best = None
+    for s in sections:
+        if not s["addr"] or not s["size"] or ("T" in s["flags"] and s["type"] == "NOBITS"):
+            continue
+        if s["addr"] <= addr < s["addr"] + s["size"] and (best is None or s["size"] < best["size"]):
+            best = s
+    return best["name"] if best else None

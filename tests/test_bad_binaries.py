@@ -20,11 +20,13 @@ from tracer.binary.stubs import check
 
 
 def one_line_exit_2(path, expect: str, command: str = "inspect"):
-    out = gotrace_cli(command, str(path), timeout=20)
-    lines = out.stderr.strip().splitlines()
-    assert out.returncode == 2, (out.returncode, out.stderr)
-    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
-    assert expect in lines[0], lines[0]
+    # `inspect --json` is answered without Typer (tracer/console.py): both paths
+    for argv in ([command], [command, "--json"]) if command == "inspect" else ([command],):
+        out = gotrace_cli(*argv, str(path), timeout=20)
+        lines = out.stderr.strip().splitlines()
+        assert out.returncode == 2, (argv, out.returncode, out.stderr)
+        assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+        assert expect in lines[0], lines[0]
 
 
 def test_empty_file(tmp_path):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 
@@ -13,7 +14,11 @@ from tracer.binary import open_image
 
 ELF_BUILT = ["go-linux-amd64-static", "go-linux-amd64-internal", "go-linux-amd64-external",
              "go-linux-amd64-pie", "go-linux-amd64-bindnow", "go-linux-arm64", "c-lazy", "c-now"]
-SYSTEM = ["/bin/ls", "/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"]
+SYSTEM = ["/bin/ls", "/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2",
+          "/usr/lib/x86_64-linux-gnu/libstdc++.so.6",
+          # arm64 (libc6:arm64 and the cross toolchain's libstdc++): TLS relocations,
+          # R_AARCH64_TLSDESC among them, which pyelftools misnames
+          "/usr/lib/aarch64-linux-gnu/libc.so.6", "/usr/aarch64-linux-gnu/lib/libstdc++.so.6"]
 MACHO_BUILT = ["go-darwin-amd64", "go-darwin-arm64", "macho-x86_64-lazy", "macho-arm64-chained"]
 
 
@@ -27,6 +32,13 @@ def _letters(flags: str) -> set[str]:
     return {c for c in flags.upper() if c in "RWE"}
 
 
+def _readelf_type(sh_type: str) -> str:
+    """Our sh_type names are elf.h's (SHT_GNU_versym); readelf shortens a few."""
+    name = sh_type.removeprefix("SHT_").upper()
+    return {"GNU_VERSYM": "VERSYM", "GNU_VERNEED": "VERNEED", "GNU_VERDEF": "VERDEF",
+            "AMD64_UNWIND": "X86_64_UNWIND", "AARCH64_ATTRIBUTES": "AARCH64_ATTRIBUTES"}.get(name, name)
+
+
 def _prot_letters(prot: str) -> set[str]:
     return {{"r": "R", "w": "W", "x": "E"}[c] for c in prot if c != "-"}
 
@@ -35,6 +47,7 @@ def _prot_letters(prot: str) -> set[str]:
 def test_elf_agrees_with_readelf(name, binaries):
     require(shutil.which("readelf") is not None, "readelf (binutils) is not installed")
     path = _elf_path(name, binaries)
+    require(os.path.exists(path), f"{path} is missing: run scripts/setup.sh")
     img = open_image(path)
     loads = [(s.vmaddr, s.vmsize, _prot_letters(s.prot)) for s in img.segments if s.name == "LOAD"]
     assert loads == [(v, m, _letters(f)) for v, m, f in oracles.readelf_loads(path)]
@@ -54,6 +67,11 @@ def test_elf_agrees_with_readelf(name, binaries):
             assert (i.address, i.reloc, f"{i.symbol}@{i.version}") in expected
     assert img.link_base == (min(v for v, _, _ in oracles.readelf_loads(path)) & ~0xFFF
                              if oracles.readelf_loads(path) else None)
+    sections = oracles.readelf_sections(path)
+    assert [(s.name, s.addr, s.offset, s.size, _readelf_type(s.kind)) for s in img.sections] == \
+        [(s["name"], s["addr"], s["offset"], s["size"], s["type"].upper()) for s in sections]
+    for i in img.imports:  # the section a slot lies in, as readelf's section table places it
+        assert i.section == oracles.section_holding(sections, i.address), i
 
 
 def test_elf_binding_modes_and_pie(binaries):
@@ -136,3 +154,60 @@ def test_inspect_cli_json_and_text(binaries):
     assert {"printf", "cos"} <= {i["symbol"] for i in doc["imports"]}
     text = gotrace_cli("inspect", str(path))
     assert text.returncode == 0 and "imports" in text.stdout and "libm.so.6" in text.stdout
+
+
+def test_extended_section_numbering_agrees_with_readelf(binaries, tmp_path):
+    """ELF's escape for more than 0xff00 sections: e_shnum 0 and e_shstrndx
+    SHN_XINDEX, the real values in section 0's sh_size and sh_link. The same
+    file rewritten that way must read the same, as readelf reads it."""
+    import struct
+
+    src = binaries("c-lazy")
+    data = bytearray(src.read_bytes())
+    shoff, = struct.unpack_from("<Q", data, 40)
+    shnum, shstrndx = struct.unpack_from("<HH", data, 60)
+    struct.pack_into("<HH", data, 60, 0, 0xFFFF)
+    struct.pack_into("<Q", data, shoff + 32, shnum)  # section 0: sh_size
+    struct.pack_into("<I", data, shoff + 40, shstrndx)  # section 0: sh_link
+    patched = tmp_path / "xnum"
+    patched.write_bytes(bytes(data))
+    sections = oracles.readelf_sections(patched)
+    assert len(sections) == shnum
+    img = open_image(patched)
+    assert [(s.name, s.addr, s.size) for s in img.sections] == [(s["name"], s["addr"], s["size"]) for s in sections]
+    assert [(s.name, s.addr, s.size) for s in img.sections[1:]] == \
+        [(s.name, s.addr, s.size) for s in open_image(src).sections[1:]]
+
+
+def test_inspect_json_answers_without_typer_and_as_typer_would(binaries, tmp_path):
+    """`inspect --json` is answered by the console entry point without loading
+    Typer, rich, pyelftools, numpy or dataclasses (that is what keeps it within
+    3x of readelf, bench/bench_inspect.py); output, errors and exit codes are
+    the Typer command's."""
+    import sys
+
+    path = str(binaries("c-lazy"))
+    probe = ("import sys; from tracer import console; sys.argv = ['gotrace'] + sys.argv[1:]\n"
+             "try:\n    console.main()\nexcept SystemExit as e:\n    code = e.code\n"
+             "heavy = [m for m in ('typer', 'rich', 'click', 'elftools', 'numpy', 'dataclasses') if m in sys.modules]\n"
+             "sys.stderr.write(f'\\nHEAVY {heavy} CODE {code}\\n')")
+    fast = subprocess.run([sys.executable, "-c", probe, "inspect", "--json", path], capture_output=True, text=True)
+    assert fast.stderr.strip().splitlines()[-1] == "HEAVY [] CODE 0"
+    typer_side = subprocess.run([sys.executable, "-c", "import sys; from tracer.cli import app; "
+                                 "sys.argv = ['gotrace'] + sys.argv[1:]; app()", "inspect", "--json", path],
+                                capture_output=True, text=True)
+    assert typer_side.returncode == 0 and json.loads(fast.stdout) == json.loads(typer_side.stdout)
+    assert json.loads(fast.stdout) == open_image(path).to_dict()
+    # errors: one line, same text and code on both paths
+    (tmp_path / "empty").write_bytes(b"")
+    for bad in (str(tmp_path / "empty"), str(tmp_path), str(tmp_path / "missing")):
+        a = gotrace_cli("inspect", "--json", bad)
+        b = gotrace_cli("inspect", bad)
+        assert a.returncode == b.returncode == 2
+        assert a.stderr.strip().splitlines() == b.stderr.strip().splitlines() and len(a.stderr.strip().splitlines()) == 1
+    # anything else goes to Typer: help, unknown options, two files
+    assert "Usage" in gotrace_cli("inspect", "--json", "--help").stdout
+    odd = gotrace_cli("inspect", "--json", "--bogus", path)
+    assert odd.returncode == 2 and "No such option" in odd.stderr
+    assert gotrace_cli("inspect", "--json", path, path).returncode == 2
+    assert json.loads(gotrace_cli("inspect", "--arch=arm64", "--json", "--", path).stdout)["path"] == path

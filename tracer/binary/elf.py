@@ -1,47 +1,26 @@
-"""ELF images: headers through pyelftools, the big tables in bulk with numpy (imported only then).
+"""ELF images, read with ``struct`` straight from the file's bytes.
 
-pyelftools builds a Python object per symbol or relocation, which costs
-seconds on a Go toolchain binary; here the dynamic symbol, version and
-relocation tables are each one ``numpy.frombuffer`` over the file's bytes,
-located through the dynamic section (so files whose section headers were
-stripped still show their imports).
+No per-symbol objects and no heavy imports: pyelftools builds a Python
+object per symbol or relocation (seconds on a Go toolchain binary) and its
+import alone costs more than ``readelf`` takes on a small library, which is
+what ``gotrace inspect`` is measured against. Headers, program and section
+headers are unpacked directly; the dynamic symbol, version and relocation
+tables are located through the dynamic section (so files whose section
+headers were stripped still show their imports) and unpacked in bulk.
 """
 from __future__ import annotations
 
-import io
 import struct
 
-from elftools.elf import enums
-from elftools.elf.elffile import ELFFile
-
+from .elf_names import E_TYPES, arch_name, reloc_namer, section_type, segment_type
 from .goinfo import go_build_info
 from .model import Image, ImportSlot, Library, Section, Segment
 from .sniff import BadBinary, Truncated
 
-ARCH = {
-    "EM_X86_64": "x86_64", "EM_AARCH64": "arm64", "EM_386": "i386", "EM_ARM": "arm",
-    "EM_RISCV": "riscv", "EM_PPC64": "ppc64", "EM_PPC": "ppc", "EM_S390": "s390x",
-    "EM_MIPS": "mips", "EM_LOONGARCH": "loong64",
-}
-RELOC_ENUMS = {
-    "EM_X86_64": enums.ENUM_RELOC_TYPE_x64, "EM_AARCH64": enums.ENUM_RELOC_TYPE_AARCH64,
-    "EM_386": enums.ENUM_RELOC_TYPE_i386, "EM_ARM": enums.ENUM_RELOC_TYPE_ARM,
-    "EM_PPC64": enums.ENUM_RELOC_TYPE_PPC64, "EM_S390": enums.ENUM_RELOC_TYPE_S390X,
-    "EM_MIPS": enums.ENUM_RELOC_TYPE_MIPS,
-}
 DF_BIND_NOW, DF_1_NOW, DF_1_PIE = 0x8, 0x1, 0x08000000
-PT_NAMES = {"PT_LOAD": "LOAD", "PT_DYNAMIC": "DYNAMIC", "PT_INTERP": "INTERP", "PT_NOTE": "NOTE",
-            "PT_TLS": "TLS", "PT_GNU_RELRO": "GNU_RELRO", "PT_GNU_STACK": "GNU_STACK",
-            "PT_GNU_EH_FRAME": "GNU_EH_FRAME", "PT_PHDR": "PHDR", "PT_GNU_PROPERTY": "GNU_PROPERTY"}
-
-
-def _arch(machine: str, bits: int, little: bool) -> str:
-    name = ARCH.get(machine, machine.removeprefix("EM_").lower())
-    if name == "riscv":
-        return f"riscv{bits}"
-    if name == "ppc64" and little:
-        return "ppc64le"
-    return name
+PT_LOAD, PT_DYNAMIC, PT_INTERP, PT_NOTE = 1, 2, 3, 4
+SHT_NOTE = "SHT_NOTE"
+PN_XNUM, SHN_XINDEX = 0xFFFF, 0xFFFF
 
 
 def _prot(flags: int) -> str:
@@ -74,118 +53,134 @@ def read_elf(path: str, data: bytes) -> Image:
         return _read(path, data)
     except BadBinary:
         raise
-    except Exception as exc:  # pyelftools, struct, construct's StreamError …: still one line
+    except Exception as exc:  # struct.error, a bad offset …: still one line
         raise _explain(path, data, exc) from None
 
 
 def _explain(path: str, data: bytes, exc: Exception) -> BadBinary:
     text = str(exc)
-    if "stream" in text.lower() or "unpack requires" in text or "truncat" in text.lower():
+    if "unpack requires" in text or "truncat" in text.lower() or "out of range" in text:
         return Truncated(path, len(data))
     return BadBinary(f"{path}: corrupt ELF file ({type(exc).__name__}: {text.splitlines()[0][:120] if text else 'no detail'})")
 
 
-def _check_extents(path: str, data: bytes) -> None:
-    """Truncation first, from the raw header: pyelftools would report it as a
-    missing string table or a stream error."""
-    cls, enc = data[4], data[5]
-    if cls not in (1, 2) or enc not in (1, 2):
-        raise BadBinary(f"{path}: corrupt ELF file (bad class {cls} or data encoding {enc} in e_ident)")
-    o = "<" if enc == 1 else ">"
-    if cls == 2:
-        if len(data) < 64:
+class _Header:
+    """e_ident and the ELF header, with extended numbering (PN_XNUM, SHN_XINDEX) applied."""
+
+    def __init__(self, path: str, data: bytes):
+        cls, enc = data[4], data[5]
+        if cls not in (1, 2) or enc not in (1, 2):
+            raise BadBinary(f"{path}: corrupt ELF file (bad class {cls} or data encoding {enc} in e_ident)")
+        self.bits = 64 if cls == 2 else 32
+        self.little = enc == 1
+        o = self.order = "<" if self.little else ">"
+        if len(data) < (64 if cls == 2 else 52):
             raise Truncated(path, len(data))
-        phoff, shoff = struct.unpack_from(o + "QQ", data, 32)
-        phentsize, phnum, shentsize, shnum = struct.unpack_from(o + "HHHH", data, 54)
-    else:
-        phoff, shoff = struct.unpack_from(o + "II", data, 28)
-        phentsize, phnum, shentsize, shnum = struct.unpack_from(o + "HHHH", data, 42)
-    if phnum and phoff + phnum * phentsize > len(data):
-        raise Truncated(path, len(data))
-    if shnum and shoff + shnum * shentsize > len(data):
-        raise Truncated(path, len(data))
-    for i in range(phnum if phentsize >= (56 if cls == 2 else 32) else 0):
-        at = phoff + i * phentsize
-        if cls == 2:
-            ptype, _flags, off, _va, _pa, filesz = struct.unpack_from(o + "IIQQQQ", data, at)
+        (self.type, self.machine, _version, self.entry, self.phoff, self.shoff, _flags, _ehsize, self.phentsize,
+         self.phnum, self.shentsize, self.shnum, self.shstrndx) = struct.unpack_from(
+            o + ("HHIQQQIHHHHHH" if cls == 2 else "HHIIIIIHHHHHH"), data, 16)
+        self.shdr_fmt = o + ("IIQQQQIIQQ" if cls == 2 else "IIIIIIIIII")
+        self.phdr_fmt = o + ("IIQQQQQQ" if cls == 2 else "IIIIIIII")
+        if self.shoff and (self.shnum == 0 or self.shstrndx == SHN_XINDEX or self.phnum == PN_XNUM):
+            # more than 0xff00 sections or segments: the real counts live in section 0
+            if self.shoff + struct.calcsize(self.shdr_fmt) > len(data):
+                raise Truncated(path, len(data))
+            sh0 = struct.unpack_from(self.shdr_fmt, data, self.shoff)
+            self.shnum = self.shnum or sh0[5]
+            self.shstrndx = sh0[6] if self.shstrndx == SHN_XINDEX else self.shstrndx
+            self.phnum = sh0[7] if self.phnum == PN_XNUM else self.phnum
+        if self.phnum and self.phentsize < struct.calcsize(self.phdr_fmt):
+            raise BadBinary(f"{path}: corrupt ELF file (e_phentsize {self.phentsize} is too small)")
+        if self.shoff and self.shnum and self.shentsize < struct.calcsize(self.shdr_fmt):
+            raise BadBinary(f"{path}: corrupt ELF file (e_shentsize {self.shentsize} is too small)")
+        if self.phnum and self.phoff + self.phnum * self.phentsize > len(data):
+            raise Truncated(path, len(data))
+        if self.shoff and self.shnum and self.shoff + self.shnum * self.shentsize > len(data):
+            raise Truncated(path, len(data))
+
+
+def _segments(path: str, data: bytes, hdr: _Header) -> list[tuple[int, Segment]]:
+    out = []
+    for i in range(hdr.phnum):
+        fields = struct.unpack_from(hdr.phdr_fmt, data, hdr.phoff + i * hdr.phentsize)
+        if hdr.bits == 64:
+            ptype, flags, off, vaddr, _paddr, filesz, memsz, _align = fields
         else:
-            ptype, off, _va, _pa, filesz = struct.unpack_from(o + "IIIII", data, at)
-        if ptype == 1 and off + filesz > len(data):  # PT_LOAD
+            ptype, off, vaddr, _paddr, filesz, memsz, flags, _align = fields
+        if ptype == PT_LOAD and off + filesz > len(data):
             raise Truncated(path, len(data))
+        out.append((ptype, Segment(segment_type(ptype), vaddr, memsz, off, filesz, _prot(flags))))
+    return out
+
+
+def _sections(path: str, data: bytes, hdr: _Header) -> list[Section]:
+    if not hdr.shoff or not hdr.shnum:
+        return []
+    raw = [struct.unpack_from(hdr.shdr_fmt, data, hdr.shoff + i * hdr.shentsize) for i in range(hdr.shnum)]
+    names = b""
+    if hdr.shstrndx < len(raw):
+        _n, _t, _f, _a, off, size, *_ = raw[hdr.shstrndx]
+        names = data[off:off + size]
+    return [Section(_cstr(names, r[0]) if names else "", r[3], r[5], r[4], section_type(r[1], hdr.machine))
+            for r in raw]
 
 
 def _read(path: str, data: bytes) -> Image:
-    _check_extents(path, data)
-    elf = ELFFile(io.BytesIO(data))
-    hdr = elf.header
-    bits = elf.elfclass
-    little = elf.little_endian
-    if hdr["e_phoff"] + hdr["e_phnum"] * hdr["e_phentsize"] > len(data):
-        raise Truncated(path, len(data))
-    machine = hdr["e_machine"]
-    img = Image(path=path, format="ELF", arch=_arch(machine, bits, little), file_type="", pie=False,
-                bits=bits, endian="little" if little else "big", entry=int(hdr["e_entry"]))
-    segments: list[Segment] = []
+    hdr = _Header(path, data)
+    img = Image(path=path, format="ELF", arch=arch_name(hdr.machine, hdr.bits, hdr.little), file_type="",
+                pie=False, bits=hdr.bits, endian="little" if hdr.little else "big", entry=hdr.entry)
+    typed = _segments(path, data, hdr)
+    img.segments = [s for _, s in typed]
     interp = None
-    dynamic_vaddr = None
-    for seg in elf.iter_segments():
-        ptype = seg["p_type"]
-        name = PT_NAMES.get(ptype, ptype if isinstance(ptype, str) else f"0x{ptype:x}")
-        segments.append(Segment(name, int(seg["p_vaddr"]), int(seg["p_memsz"]), int(seg["p_offset"]),
-                                int(seg["p_filesz"]), _prot(int(seg["p_flags"]))))
-        if ptype == "PT_INTERP":
-            end = int(seg["p_offset"]) + int(seg["p_filesz"])
-            if end > len(data):
+    dynamic = None
+    for ptype, seg in typed:
+        if ptype == PT_INTERP:
+            if seg.fileoff + seg.filesize > len(data):
                 raise Truncated(path, len(data))
-            interp = data[int(seg["p_offset"]):end].split(b"\0", 1)[0].decode("utf-8", "replace")
-        elif ptype == "PT_DYNAMIC":
-            dynamic_vaddr = (int(seg["p_offset"]), int(seg["p_filesz"]))
-    img.segments = segments
+            interp = data[seg.fileoff:seg.fileoff + seg.filesize].split(b"\0", 1)[0].decode("utf-8", "replace")
+        elif ptype == PT_DYNAMIC:
+            dynamic = (seg.fileoff, seg.filesize)
     img.interpreter = interp
-    loads = [s for s in segments if s.name == "LOAD"]
-    img.sections = _sections(elf, path, data)
+    img.sections = _sections(path, data, hdr)
+    entsize = 24 if hdr.bits == 64 else 16
     for s in img.sections:
-        entsize = 24 if bits == 64 else 16
         if s.name == ".symtab":
             img.symbols = s.size // entsize
         elif s.name == ".dynsym":
             img.dynamic_symbols = s.size // entsize
-    img.uuid = _build_id(data, [(s.fileoff, s.filesize) for s in segments if s.name == "NOTE"]
-                         + [(s.offset, s.size) for s in img.sections if s.kind == "SHT_NOTE"], little)
-    dyn = _dynamic(path, data, dynamic_vaddr, bits, little)
+    img.uuid = _build_id(data, [(s.fileoff, s.filesize) for t, s in typed if t == PT_NOTE]
+                         + [(s.offset, s.size) for s in img.sections if s.kind == SHT_NOTE], hdr.little)
+    dyn = _dynamic(path, data, dynamic, hdr)
     flags = dyn.get("DT_FLAGS", [0])[0]
     flags_1 = dyn.get("DT_FLAGS_1", [0])[0]
     img.bind_now = "DT_BIND_NOW" in dyn or bool(flags & DF_BIND_NOW) or bool(flags_1 & DF_1_NOW)
-    etype = hdr["e_type"]
-    if etype == "ET_EXEC":
-        img.file_type = "executable"
-    elif etype == "ET_DYN":
+    if hdr.type == 3:  # ET_DYN
         # DF_1_PIE is recent (binutils 2.31); before it, an interpreter and no
         # soname meant a PIE program (libc.so.6 has an interpreter and a soname)
         img.pie = bool(flags_1 & DF_1_PIE) or (interp is not None and "DT_SONAME" not in dyn)
         img.file_type = "executable" if img.pie else "shared-object"
     else:
-        img.file_type = {"ET_REL": "relocatable", "ET_CORE": "core"}.get(etype, str(etype))
-    reader = _Reader(path, data, loads)
+        img.file_type = E_TYPES.get(hdr.type, f"e_type {hdr.type:#x}")
+    reader = _Reader(path, data, [s for t, s in typed if t == PT_LOAD])
     strtab = b""
     if "DT_STRTAB" in dyn and "DT_STRSZ" in dyn:
         strtab = reader.bytes_at(dyn["DT_STRTAB"][0], dyn["DT_STRSZ"][0])
     img.libraries = [Library(_cstr(strtab, off), "needed") for off in dyn.get("DT_NEEDED", [])]
-    img.imports = _imports(img, reader, dyn, strtab, machine, bits, little)
-    img.go = go_build_info(_section_bytes(img, data, ".go.buildinfo") or data, little)
+    img.imports = _imports(img, reader, dyn, strtab, hdr)
+    img.go = go_build_info(_go_buildinfo_bytes(img, data), hdr.little)
     return img
 
 
-def _sections(elf: ELFFile, path: str, data: bytes) -> list[Section]:
-    if elf.header["e_shoff"] == 0 or elf.header["e_shnum"] == 0:
-        return []
-    if elf.header["e_shoff"] + elf.header["e_shnum"] * elf.header["e_shentsize"] > len(data):
-        raise Truncated(path, len(data))
-    out = []
-    for sec in elf.iter_sections():
-        out.append(Section(sec.name, int(sec["sh_addr"]), int(sec["sh_size"]), int(sec["sh_offset"]),
-                           str(sec["sh_type"])))
-    return out
+def _go_buildinfo_bytes(img: Image, data: bytes) -> bytes:
+    """Where Go's build info can be: its section, or — section headers
+    stripped — anywhere in the loaded data (a file with sections but no
+    .go.buildinfo was not linked by Go, so it is not searched)."""
+    found = _section_bytes(img, data, ".go.buildinfo")
+    if found is not None:
+        return found
+    if img.sections:
+        return b""
+    return data
 
 
 def _section_bytes(img: Image, data: bytes, name: str) -> bytes | None:
@@ -220,20 +215,16 @@ _DT = {1: "DT_NEEDED", 14: "DT_SONAME", 5: "DT_STRTAB", 6: "DT_SYMTAB", 7: "DT_R
        0x6ffffffe: "DT_VERNEED", 0x6fffffff: "DT_VERNEEDNUM", 4: "DT_HASH", 0x6ffffef5: "DT_GNU_HASH"}
 
 
-def _dynamic(path: str, data: bytes, where: tuple[int, int] | None, bits: int, little: bool) -> dict[str, list[int]]:
+def _dynamic(path: str, data: bytes, where: tuple[int, int] | None, hdr: _Header) -> dict[str, list[int]]:
     if where is None:
         return {}
-    import numpy as np  # only dynamic files need it: a static one (Go's toolchain) skips the ~70 ms import
-
     off, size = where
     if off + size > len(data):
         raise Truncated(path, len(data))
-    dt = np.dtype([("tag", "i8" if bits == 64 else "i4"), ("val", "u8" if bits == 64 else "u4")])
-    dt = dt.newbyteorder("<" if little else ">")
-    n = size // dt.itemsize
-    table = np.frombuffer(data, dtype=dt, count=n, offset=off)
+    fmt = hdr.order + ("qQ" if hdr.bits == 64 else "iI")
+    usable = size - size % struct.calcsize(fmt)
     out: dict[str, list[int]] = {}
-    for tag, val in zip(table["tag"].tolist(), table["val"].tolist()):
+    for tag, val in struct.iter_unpack(fmt, data[off:off + usable]):
         if tag == 0:
             break
         name = _DT.get(tag)
@@ -272,9 +263,7 @@ def _versions(reader: _Reader, dyn: dict, strtab: bytes, little: bool) -> dict[i
     return out
 
 
-def _imports(img: Image, reader: _Reader, dyn: dict, strtab: bytes, machine: str, bits: int,
-             little: bool) -> list[ImportSlot]:
-    order = "<" if little else ">"
+def _imports(img: Image, reader: _Reader, dyn: dict, strtab: bytes, hdr: _Header) -> list[ImportSlot]:
     tables = []  # (vaddr, size, is_rela, from_plt)
     if "DT_RELA" in dyn and "DT_RELASZ" in dyn:
         tables.append((dyn["DT_RELA"][0], dyn["DT_RELASZ"][0], True, False))
@@ -285,52 +274,42 @@ def _imports(img: Image, reader: _Reader, dyn: dict, strtab: bytes, machine: str
         tables.append((dyn["DT_JMPREL"][0], dyn["DT_PLTRELSZ"][0], rela, True))
     if not tables or "DT_SYMTAB" not in dyn:
         return []
-    import numpy as np
-
-    w = "u8" if bits == 64 else "u4"
-    rels = []
+    o, wide = hdr.order, hdr.bits == 64
+    shift, mask = (32, 0xFFFFFFFF) if wide else (8, 0xFF)
+    rels = []  # (offset, symbol index, type, from_plt) of relocations that name a symbol
     for vaddr, size, is_rela, from_plt in tables:
-        fields = [("offset", w), ("info", w)] + ([("addend", "i8" if bits == 64 else "i4")] if is_rela else [])
-        dt = np.dtype(fields).newbyteorder(order)
-        n = size // dt.itemsize
-        arr = np.frombuffer(reader.bytes_at(vaddr, n * dt.itemsize), dtype=dt)
-        info = arr["info"].astype(np.uint64)
-        sym = (info >> np.uint64(32)) if bits == 64 else (info >> np.uint64(8))
-        typ = (info & np.uint64(0xFFFFFFFF)) if bits == 64 else (info & np.uint64(0xFF))
-        keep = sym != 0
-        rels.append((arr["offset"][keep].astype(np.uint64), sym[keep], typ[keep], from_plt))
-    nsyms = int(max((int(r[1].max()) for r in rels if len(r[1])), default=-1)) + 1
-    if nsyms == 0:
+        fmt = o + ("QQ" if wide else "II") + (("q" if wide else "i") if is_rela else "")
+        n = size // struct.calcsize(fmt)
+        for entry in struct.iter_unpack(fmt, reader.bytes_at(vaddr, n * struct.calcsize(fmt))):
+            sym = entry[1] >> shift
+            if sym:
+                rels.append((entry[0], sym, entry[1] & mask, from_plt))
+    if not rels:
         return []
-    if bits == 64:
-        sdt = np.dtype([("name", "u4"), ("info", "u1"), ("other", "u1"), ("shndx", "u2"),
-                        ("value", "u8"), ("size", "u8")])
-    else:
-        sdt = np.dtype([("name", "u4"), ("value", "u4"), ("size", "u4"), ("info", "u1"),
-                        ("other", "u1"), ("shndx", "u2")])
-    sdt = sdt.newbyteorder(order)
-    syms = np.frombuffer(reader.bytes_at(dyn["DT_SYMTAB"][0], nsyms * sdt.itemsize), dtype=sdt)
-    versym = None
-    if "DT_VERSYM" in dyn:
-        versym = np.frombuffer(reader.bytes_at(dyn["DT_VERSYM"][0], nsyms * 2), dtype=np.dtype("u2").newbyteorder(order))
-    versions = _versions(reader, dyn, strtab, little)
-    names_cache: dict[int, str] = {}
-    reloc_names = {v: k for k, v in RELOC_ENUMS.get(machine, {}).items() if isinstance(v, int)}
+    nsyms = max(r[1] for r in rels) + 1
+    sym_fmt = o + ("IBBHQQ" if wide else "IIIBBH")  # st_name first; st_info at 4 (64-bit) or 12 (32-bit)
+    sym_size = struct.calcsize(sym_fmt)
+    syms = reader.bytes_at(dyn["DT_SYMTAB"][0], nsyms * sym_size)
+    versym = reader.bytes_at(dyn["DT_VERSYM"][0], nsyms * 2) if "DT_VERSYM" in dyn else None
+    versions = _versions(reader, dyn, strtab, hdr.little)
+    name_of = reloc_namer(hdr.machine)
+    info_at = 4 if wide else 12
+    per_symbol: dict[int, tuple[str, str | None, str | None, bool]] = {}
     slots: list[ImportSlot] = []
-    for offsets, symidx, types, from_plt in rels:
-        for addr, si, ty in zip(offsets.tolist(), symidx.tolist(), types.tolist()):
-            name = names_cache.get(si)
-            if name is None:
-                name = names_cache[si] = _cstr(strtab, int(syms["name"][si]))
+    for addr, si, rtype, from_plt in rels:
+        known = per_symbol.get(si)
+        if known is None:
+            at = si * sym_size
             lib = ver = None
             if versym is not None:
-                vi = int(versym[si]) & 0x7FFF
-                if vi in versions:
-                    lib, ver = versions[vi]
-            rname = reloc_names.get(ty, f"type {ty}")
-            lazy = from_plt and "JUMP_SLOT" in rname and not img.bind_now
-            sec = img.section_of(addr)
-            weak = (int(syms["info"][si]) >> 4) == 2
-            slots.append(ImportSlot(name, lib, addr, sec.name if sec else None, "lazy" if lazy else "eager",
-                                    rname, ver, weak))
+                vi = struct.unpack_from(o + "H", versym, si * 2)[0] & 0x7FFF
+                lib, ver = versions.get(vi, (None, None))
+            weak = (syms[at + info_at] >> 4) == 2  # STB_WEAK
+            known = per_symbol[si] = (_cstr(strtab, struct.unpack_from(o + "I", syms, at)[0]), lib, ver, weak)
+        name, lib, ver, weak = known
+        rname = name_of(rtype)
+        lazy = from_plt and "JUMP_SLOT" in rname and not img.bind_now
+        sec = img.section_of(addr)
+        slots.append(ImportSlot(name, lib, addr, sec.name if sec else None, "lazy" if lazy else "eager",
+                                rname, ver, weak))
     return slots

@@ -1,0 +1,83 @@
+"""The ``gotrace`` console script: ``inspect --json`` without loading Typer.
+
+Scripts and CI jobs run ``gotrace inspect --json`` over every binary they
+ship, where start-up is the whole cost: Typer and rich take ~0.1 s to import,
+five times what ``readelf`` needs for a whole library. So this entry point
+answers exactly that well-formed request itself — ``inspect``, ``--json``, an
+optional ``--arch A`` or ``--all`` (which JSON ignores), one file — and hands
+every other command line, including any it is unsure of, to the Typer app,
+which owns the grammar, the help and the usage errors. Failures print the
+same one line and exit with the same code as the Typer path.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    request = _inspect_json_request(argv)
+    if request is None:
+        from .cli import main as typer_main
+
+        typer_main()
+        return
+    sys.exit(_inspect_json(*request))
+
+
+def _inspect_json_request(argv: list[str]) -> tuple[str, str | None] | None:
+    """``(file, arch)`` when argv is a plain ``inspect --json`` call, else None."""
+    if len(argv) < 3 or argv[0] != "inspect" or "--json" not in argv:
+        return None
+    files, arch, rest = [], None, argv[1:]
+    i = 0
+    while i < len(rest):
+        arg = rest[i]
+        if arg in ("--json", "--all"):
+            pass
+        elif arg == "--arch" and i + 1 < len(rest) and not rest[i + 1].startswith("-"):
+            arch = rest[i + 1]
+            i += 1
+        elif arg.startswith("--arch=") and len(arg) > len("--arch="):
+            arch = arg[len("--arch="):]
+        elif arg == "--":
+            files.extend(rest[i + 1:])
+            break
+        elif arg.startswith("-"):
+            return None  # -h, --help, a typo: Typer's to answer
+        else:
+            files.append(arg)
+        i += 1
+    return (files[0], arch) if len(files) == 1 else None
+
+
+def _inspect_json(path: str, arch: str | None) -> int:
+    import json
+
+    from .errors import GotraceError
+
+    try:
+        from .binary.open import open_image
+
+        doc = open_image(path, arch).to_dict()
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        sys.stdout.flush()
+    except GotraceError as exc:
+        return _fail(exc.message, exc.exit_code)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 1
+    except Exception as exc:  # a bug: still one line, as the Typer path prints it
+        if os.environ.get("GOTRACE_DEBUG"):
+            raise
+        return _fail(f"internal error: {type(exc).__name__}: {exc} (GOTRACE_DEBUG=1 shows the traceback)", 70)
+    return 0
+
+
+def _fail(message: str, code: int) -> int:
+    prefix = "\033[1;31mgotrace:\033[0m" if sys.stderr.isatty() and not os.environ.get("NO_COLOR") else "gotrace:"
+    sys.stderr.write(f"{prefix} {message}\n")
+    return code
