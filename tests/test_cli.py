@@ -137,3 +137,23 @@ def test_report_json_and_bad_sessions(tmp_path):
     (sess / "meta.json").write_text('{"format": "gotrace-sess')
     r = gotrace_cli("report", str(sess))
     assert r.returncode == 2 and "truncated" in r.stderr
+
+
+@pytest.mark.parametrize("backend", ["ld-debug", "bpftrace"])
+def test_summary_reads_only_the_columns_it_needs(backend, tmp_path):
+    """bind's summary and `report` load six event columns (report.EVENT_COLUMNS);
+    the report must be exactly what the whole session gives."""
+    from tracer import load_session
+    from tracer.report import EVENT_COLUMNS, build_report
+
+    if backend == "bpftrace":
+        require_bpftrace()
+    sess = tmp_path / "s"
+    out = gotrace_cli("bind", "-q", "-o", str(sess), "--backend", backend, "--", "ls", "/")
+    assert out.returncode == 0, out.stderr
+    full = build_report(load_session(sess))
+    assert build_report(load_session(sess, event_columns=EVENT_COLUMNS)) == full
+    assert json.loads(gotrace_cli("report", str(sess), "--json").stdout) == json.loads(json.dumps(full))
+    if backend == "bpftrace":
+        assert full["latency_ns"]["all"]["count"] > 0  # the latency path was exercised
+    assert list(load_session(sess, event_columns=["symbol"]).events.columns) == ["symbol"]

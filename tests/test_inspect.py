@@ -188,6 +188,7 @@ def test_inspect_json_answers_without_typer_and_as_typer_would(binaries, tmp_pat
 
     path = str(binaries("c-lazy"))
     probe = ("import sys; from tracer import console; sys.argv = ['gotrace'] + sys.argv[1:]\n"
+             "console._exit_now = sys.exit  # report below instead of leaving at once\n"
              "try:\n    console.main()\nexcept SystemExit as e:\n    code = e.code\n"
              "heavy = [m for m in ('typer', 'rich', 'click', 'elftools', 'numpy', 'dataclasses') if m in sys.modules]\n"
              "sys.stderr.write(f'\\nHEAVY {heavy} CODE {code}\\n')")

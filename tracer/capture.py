@@ -21,7 +21,7 @@ from typing import Callable
 
 from .lazy import pa, pd
 
-from . import __version__, backends, elfinfo, schema, translate
+from . import __version__, backends, schema, translate
 from .errors import GotraceError
 from .launch import resolve_command
 from .priority import background_priority
@@ -123,16 +123,6 @@ class BindResult:
     write_error: str | None = None
 
 
-def _dist_version(name: str) -> str | None:
-    """A package's version without importing it (pandas costs 0.35 s to import)."""
-    import importlib.metadata  # 35 ms: not before the command starts
-
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 def _time_guest_lookups(path: Path, translation: translate.Translation) -> dict:
     """Latencies the qemu plugin measured, into the saved events of translated processes."""
     from . import guest_latency
@@ -154,6 +144,8 @@ def images_frame(raw: pd.DataFrame | None) -> pd.DataFrame:
     """
     if raw is None or raw.empty:
         return schema.empty("images")
+    from . import elfinfo  # pyelftools: ~25 ms, imported after the command ran (or by preload)
+
     link = [elfinfo.link_base(p) if p and p.startswith("/") else None for p in raw["path"]]
     out = pd.DataFrame({"pid": raw["pid"].astype("int32"), "path": raw["path"]})
     out["link_base"] = pd.array(link, dtype="UInt64")
@@ -215,8 +207,8 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
         "command": argv[0], "argv": list(argv), "cwd": os.getcwd(),
         "host": socket.gethostname(), "arch": uname.machine, "kernel": uname.release,
         "os": uname.system, "backend": chosen.name, "backend_choice": choice,
-        "versions": {"gotrace": __version__, "python": sys.version.split()[0],
-                     "pandas": _dist_version("pandas"), "pyarrow": _dist_version("pyarrow")},
+        # pandas and pyarrow add theirs once loaded: looking them up now costs ~10 ms before the command starts
+        "versions": {"gotrace": __version__, "python": sys.version.split()[0]},
         "start_time": time.time(), "start_ns": time.monotonic_ns(),
         "translation": translation.meta() if translation is not None else None,
     })
@@ -240,6 +232,7 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
             guest_timing = _time_guest_lookups(path, translation)
         if translation is not None:
             translation.close()
+        writer.meta["versions"].update(pandas=pd.__version__, pyarrow=pa.__version__)
         if result is not None:
             procs = result.processes if result.processes is not None else schema.empty("processes")
             writer.write_table("processes", translate.annotate(procs, os.getcwd(), translation))

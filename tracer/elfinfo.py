@@ -20,14 +20,15 @@ _JUMP_SLOT = {"EM_X86_64": 7, "EM_AARCH64": 1026, "EM_386": 7, "EM_ARM": 22, "EM
 
 @functools.lru_cache(maxsize=4096)
 def link_base(path: str) -> int | None:
-    """Link-time address of the first PT_LOAD, page aligned (0 for PIE/shared)."""
+    """Link-time address of the first PT_LOAD, aligned down to its p_align (0 for PIE/shared)."""
+    from .binary.elf import PT_LOAD, program_headers
+    from .errors import GotraceError
+
     try:
-        with open(path, "rb") as fh:
-            elf = ELFFile(fh)
-            for seg in elf.iter_segments("PT_LOAD"):
-                align = max(int(seg["p_align"]), 1)
-                return int(seg["p_vaddr"]) & ~(align - 1)
-    except (OSError, ELFError, ValueError, AttributeError):
+        for ptype, seg, align in program_headers(path):
+            if ptype == PT_LOAD:
+                return seg.vmaddr & ~(max(align, 1) - 1)
+    except (OSError, GotraceError, struct.error):
         return None
     return None
 

@@ -51,6 +51,13 @@ pc = _LazyModule("pyarrow.compute")
 pq = _LazyModule("pyarrow.parquet")
 pacsv = _LazyModule("pyarrow.csv")
 HEAVY = ("pyarrow", "pyarrow.compute", "pyarrow.csv", "pyarrow.parquet", "pandas")
+_also: list[str] = []
+
+
+def also_preload(*names: str) -> None:
+    """Modules a caller will need once the command has run (the CLI's report
+    and rendering): imported by :func:`preload`'s thread, after HEAVY."""
+    _also.extend(names)
 
 
 def _import_all() -> None:
@@ -59,6 +66,8 @@ def _import_all() -> None:
     background_priority()  # the command comes first
     for name in HEAVY:
         _load(name)
+    for name in _also:
+        importlib.import_module(name)
 
 
 def preload() -> None:

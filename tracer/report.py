@@ -12,6 +12,8 @@ from .lazy import pd
 from .session import Session
 
 REPORT_VERSION = 1
+# the event columns build_report reads: load_session(path, event_columns=EVENT_COLUMNS) skips the rest
+EVENT_COLUMNS = ["kind", "resolved", "symbol", "provider", "exe", "latency_ns"]
 QUANTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
 
 

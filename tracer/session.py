@@ -163,15 +163,17 @@ def read_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
-def _read(path: Path, name: str, optional: bool) -> pd.DataFrame:
+def _read(path: Path, name: str, optional: bool, columns: list[str] | None = None) -> pd.DataFrame:
     target = path / (name if name == "events" else f"{name}.parquet")
     if not target.exists():
         if optional:
-            return schema.empty(name)
+            return schema.empty(name) if columns is None else schema.empty(name)[columns]
         raise SessionError(f"{path} is truncated: {target.name} is missing")
+    if columns is not None and name == "events" and "latency_raw_ns" in columns:
+        columns = list(dict.fromkeys([*columns, "latency_ns"]))  # schema 1 derives one from the other
     try:
         if target.is_dir():
-            frame = _read_parts(sorted(target.glob("part-*.parquet")), name)
+            frame = _read_parts(sorted(target.glob("part-*.parquet")), name, columns)
         else:
             table = pq.read_table(target, read_dictionary=STRING_COLUMNS[name])
             frame = table.to_pandas(self_destruct=True, split_blocks=True)
@@ -179,14 +181,20 @@ def _read(path: Path, name: str, optional: bool) -> pd.DataFrame:
     except (OSError, pa.ArrowException) as exc:
         raise SessionError(f"{path} is truncated or corrupt: {target.name}: {exc}") from None
     if name == "events":
-        frame["kind"] = frame["kind"].astype(schema.kind_dtype())
-        frame["latency_ns"] = frame["latency_ns"].astype("Int64")
-        if "latency_raw_ns" not in frame.columns:  # schema 1: nothing was corrected
-            frame.insert(frame.columns.get_loc("latency_ns") + 1, "latency_raw_ns", frame["latency_ns"])
-        frame["latency_raw_ns"] = frame["latency_raw_ns"].astype("Int64")
-        frame["tid"] = frame["tid"].astype("Int32")  # null for ld-debug
+        wanted = frame.columns
+        if "kind" in wanted:
+            frame["kind"] = frame["kind"].astype(schema.kind_dtype())
+        if "latency_ns" in wanted:
+            frame["latency_ns"] = frame["latency_ns"].astype("Int64")
+            if "latency_raw_ns" not in frame.columns and (columns is None or "latency_raw_ns" in columns):
+                # schema 1: nothing was corrected
+                frame.insert(frame.columns.get_loc("latency_ns") + 1, "latency_raw_ns", frame["latency_ns"])
+            if "latency_raw_ns" in frame.columns:
+                frame["latency_raw_ns"] = frame["latency_raw_ns"].astype("Int64")
+        if "tid" in wanted:
+            frame["tid"] = frame["tid"].astype("Int32")  # null for ld-debug
     for col in schema.OPTIONAL.get(name, ()):  # older schemas: not recorded
-        if col not in frame.columns:
+        if col not in frame.columns and (columns is None or col in columns):
             frame[col] = None
     for col in ("ppid", "exit_code", "end_ns", "start_ns"):
         if col in frame.columns:
@@ -194,7 +202,7 @@ def _read(path: Path, name: str, optional: bool) -> pd.DataFrame:
     return frame
 
 
-def _read_parts(parts: list[Path], name: str) -> pd.DataFrame:
+def _read_parts(parts: list[Path], name: str, columns: list[str] | None = None) -> pd.DataFrame:
     """Read part files one at a time and merge their categoricals.
 
     Converting part by part, then joining column by column (each dropped from
@@ -203,10 +211,12 @@ def _read_parts(parts: list[Path], name: str) -> pd.DataFrame:
     parts, would double it.
     """
     if not parts:
-        return schema.empty(name)
+        return schema.empty(name) if columns is None else schema.empty(name)[columns]
     frames = []
     for p in parts:
-        table = pq.read_table(p, read_dictionary=STRING_COLUMNS[name], use_threads=False, pre_buffer=False)
+        present = None if columns is None else [c for c in columns if c in pq.read_schema(p).names]
+        table = pq.read_table(p, columns=present, read_dictionary=STRING_COLUMNS[name], use_threads=False,
+                              pre_buffer=False)
         frames.append(table.to_pandas(self_destruct=True, split_blocks=True))
         del table
         _trim_heap()
@@ -244,18 +254,20 @@ def _trim_heap() -> None:
 _malloc_trim = None
 
 
-def load_session(path: str | os.PathLike) -> Session:
+def load_session(path: str | os.PathLike, event_columns: list[str] | None = None) -> Session:
     """Load a saved session as DataFrames (for reports, notebooks and scripts).
 
     String columns come back categorical, so a million-event session fits in
-    tens of megabytes rather than hundreds.
+    tens of megabytes rather than hundreds. ``event_columns`` reads only those
+    event columns (the summary after `gotrace bind` needs six of twelve, and
+    reading is most of what it costs once the command has finished).
     """
     path = Path(path)
     meta = read_meta(path)
     return Session(
         path=path,
         meta=meta,
-        events=_read(path, "events", optional=not meta.get("complete", False)),
+        events=_read(path, "events", optional=not meta.get("complete", False), columns=event_columns),
         processes=_read(path, "processes", optional=not meta.get("complete", False)),
         images=_read(path, "images", optional=True),
         relocations=_read(path, "relocations", optional=True),

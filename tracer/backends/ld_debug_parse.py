@@ -29,7 +29,12 @@ import shutil
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .. import elfinfo
+
+def jump_slot_symbols(path: str) -> frozenset | None:
+    from .. import elfinfo  # pyelftools (~25 ms) loads on the reader thread, after the command started
+
+    return elfinfo.jump_slot_symbols(path)
+
 
 LINE = re.compile(r"^\s*(\d+):\t(.*)$")
 BINDING_LINE = re.compile(  # the common line, matched in one go
@@ -89,7 +94,7 @@ class LdDebugFileParser:
 
     pid: int
     search_path: str = os.defpath
-    jump_slots: Callable[[str], frozenset | None] = elfinfo.jump_slot_symbols
+    jump_slots: Callable[[str], frozenset | None] = jump_slot_symbols
     images: list[ImageState] = field(default_factory=list)
     other_pids: set = field(default_factory=set)  # forked children writing here
     _pending_soname: str | None = None

@@ -10,6 +10,7 @@ headers were stripped still show their imports) and unpacked in bulk.
 """
 from __future__ import annotations
 
+import os
 import struct
 
 from .elf_names import E_TYPES, arch_name, reloc_namer, section_type, segment_type
@@ -67,15 +68,17 @@ def _explain(path: str, data: bytes, exc: Exception) -> BadBinary:
 class _Header:
     """e_ident and the ELF header, with extended numbering (PN_XNUM, SHN_XINDEX) applied."""
 
-    def __init__(self, path: str, data: bytes):
+    def __init__(self, path: str, data: bytes, size: int | None = None):
+        """``data`` holds at least the header; ``size`` is the file's (default: len(data))."""
+        size = len(data) if size is None else size
         cls, enc = data[4], data[5]
         if cls not in (1, 2) or enc not in (1, 2):
             raise BadBinary(f"{path}: corrupt ELF file (bad class {cls} or data encoding {enc} in e_ident)")
         self.bits = 64 if cls == 2 else 32
         self.little = enc == 1
         o = self.order = "<" if self.little else ">"
-        if len(data) < (64 if cls == 2 else 52):
-            raise Truncated(path, len(data))
+        if min(len(data), size) < (64 if cls == 2 else 52):
+            raise Truncated(path, size)
         (self.type, self.machine, _version, self.entry, self.phoff, self.shoff, _flags, _ehsize, self.phentsize,
          self.phnum, self.shentsize, self.shnum, self.shstrndx) = struct.unpack_from(
             o + ("HHIQQQIHHHHHH" if cls == 2 else "HHIIIIIHHHHHH"), data, 16)
@@ -84,7 +87,7 @@ class _Header:
         if self.shoff and (self.shnum == 0 or self.shstrndx == SHN_XINDEX or self.phnum == PN_XNUM):
             # more than 0xff00 sections or segments: the real counts live in section 0
             if self.shoff + struct.calcsize(self.shdr_fmt) > len(data):
-                raise Truncated(path, len(data))
+                raise Truncated(path, size)
             sh0 = struct.unpack_from(self.shdr_fmt, data, self.shoff)
             self.shnum = self.shnum or sh0[5]
             self.shstrndx = sh0[6] if self.shstrndx == SHN_XINDEX else self.shstrndx
@@ -93,24 +96,49 @@ class _Header:
             raise BadBinary(f"{path}: corrupt ELF file (e_phentsize {self.phentsize} is too small)")
         if self.shoff and self.shnum and self.shentsize < struct.calcsize(self.shdr_fmt):
             raise BadBinary(f"{path}: corrupt ELF file (e_shentsize {self.shentsize} is too small)")
-        if self.phnum and self.phoff + self.phnum * self.phentsize > len(data):
-            raise Truncated(path, len(data))
-        if self.shoff and self.shnum and self.shoff + self.shnum * self.shentsize > len(data):
-            raise Truncated(path, len(data))
+        if self.phnum and self.phoff + self.phnum * self.phentsize > size:
+            raise Truncated(path, size)
+        if self.shoff and self.shnum and self.shoff + self.shnum * self.shentsize > size:
+            raise Truncated(path, size)
 
 
-def _segments(path: str, data: bytes, hdr: _Header) -> list[tuple[int, Segment]]:
+def _segments(path: str, data: bytes, hdr: _Header, table_at: int | None = None,
+              size: int | None = None) -> list[tuple[int, Segment]]:
+    """``(p_type, Segment)`` per program header; ``table_at``: where the table
+    starts in ``data`` when that holds only the table (default: e_phoff)."""
+    table_at = hdr.phoff if table_at is None else table_at
+    size = len(data) if size is None else size
     out = []
     for i in range(hdr.phnum):
-        fields = struct.unpack_from(hdr.phdr_fmt, data, hdr.phoff + i * hdr.phentsize)
+        fields = struct.unpack_from(hdr.phdr_fmt, data, table_at + i * hdr.phentsize)
         if hdr.bits == 64:
             ptype, flags, off, vaddr, _paddr, filesz, memsz, _align = fields
         else:
             ptype, off, vaddr, _paddr, filesz, memsz, flags, _align = fields
-        if ptype == PT_LOAD and off + filesz > len(data):
-            raise Truncated(path, len(data))
+        if ptype == PT_LOAD and off + filesz > size:
+            raise Truncated(path, size)
         out.append((ptype, Segment(segment_type(ptype), vaddr, memsz, off, filesz, _prot(flags))))
     return out
+
+
+def program_headers(path: str) -> list[tuple[int, Segment, int]]:
+    """``(p_type, Segment, p_align)`` per program header, reading only the ELF
+    header and the table: capture asks this of every library a session loaded."""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        head = fh.read(64)
+        if head[:4] != b"\x7fELF":
+            raise BadBinary(f"{path}: not an ELF file")
+        hdr = _Header(path, head, size)
+        fh.seek(hdr.phoff)
+        table = fh.read(hdr.phnum * hdr.phentsize)
+    if len(table) < hdr.phnum * hdr.phentsize:
+        raise Truncated(path, size)
+    segments = _segments(path, table, hdr, table_at=0, size=size)
+    align_at = struct.calcsize(hdr.phdr_fmt) - (8 if hdr.bits == 64 else 4)  # p_align ends either layout
+    aligns = [struct.unpack_from(hdr.order + ("Q" if hdr.bits == 64 else "I"), table, i * hdr.phentsize + align_at)[0]
+              for i in range(hdr.phnum)]
+    return [(t, seg, a) for (t, seg), a in zip(segments, aligns)]
 
 
 def _sections(path: str, data: bytes, hdr: _Header) -> list[Section]:

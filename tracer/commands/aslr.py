@@ -7,10 +7,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from ._common import JsonOpt, handles_errors
+from ._common import JsonOpt, handles_errors, stdout_console
 from ..errors import GotraceError
 
 HELP = """Link-time base, runtime load base and slide of every image, PIE or not.
@@ -57,7 +55,9 @@ def aslr_command(
     if as_json:
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
-        console = Console(highlight=False)
+        from rich.table import Table
+
+        console = stdout_console()
         level = {0: "off", 1: "partial (stack, mmap, vdso)", 2: "full"}.get(doc["randomize_va_space"], "unknown")
         console.print(f"ASLR on this system: {level} (kernel.randomize_va_space={doc['randomize_va_space']})")
         t = Table(show_edge=False, pad_edge=False)

@@ -57,12 +57,12 @@ def bind_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live status line.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    from .. import backends
+    from .. import backends, lazy
     from ..capture import Progress, bind
     from ..live import LiveLine
-    from ..render import render_summary
-    from ..report import build_report
-    from ..session import load_session
+
+    # needed once the command has run: imported by the preload thread while it runs
+    lazy.also_preload("tracer.elfinfo", "tracer.session", "tracer.report", "tracer.render")
 
     if backend not in backends.NAMES:
         raise GotraceError(f"unknown backend {backend!r}; choose one of {', '.join(backends.NAMES)}")
@@ -84,10 +84,14 @@ def bind_command(
     finally:
         if live is not None:
             live.stop()
+    from ..render import render_summary
+    from ..report import EVENT_COLUMNS, build_report
+    from ..session import load_session
+
     if result.write_error:
         err_console.print(f"[bold red]gotrace:[/] session incomplete: {result.write_error}")
     try:
-        report = build_report(load_session(result.session))
+        report = build_report(load_session(result.session, event_columns=EVENT_COLUMNS))
     except GotraceError as exc:  # the command's exit code still wins
         err_console.print(f"[bold red]gotrace:[/] cannot summarise the session: {exc.message}")
         raise typer.Exit(result.exit_code or 1)

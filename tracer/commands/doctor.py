@@ -5,9 +5,8 @@ import json
 import sys
 
 import typer
-from rich.console import Console
 
-from ._common import JsonOpt, handles_errors
+from ._common import stdout_console, JsonOpt, handles_errors
 
 MARK = {"pass": "[green]pass[/]", "warn": "[yellow]warn[/]", "fail": "[bold red]fail[/]"}
 
@@ -28,7 +27,7 @@ def doctor_command(as_json: JsonOpt = False) -> None:
     if as_json:
         sys.stdout.write(json.dumps({"checks": to_dicts(checks)}, indent=2) + "\n")
     else:
-        console = Console(highlight=False)
+        console = stdout_console()
         for c in checks:
             console.print(f"{MARK[c.status]}  {c.name:15} {c.message}" + (f"\n      fix: {c.fix}" if c.fix and c.status != "pass" else ""))
     if any(c.status == "fail" for c in checks):

@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
-from ._common import JsonOpt, handles_errors
+from ._common import stdout_console, JsonOpt, handles_errors
 
 FileArg = Annotated[Path, typer.Argument(help="An ELF, Mach-O or fat (universal) Mach-O file.", show_default=False)]
 ArchOpt = Annotated[Optional[str], typer.Option("--arch", help="Fat Mach-O slice to read (x86_64, arm64 …) "
@@ -34,7 +33,7 @@ def inspect_command(file: FileArg, arch: ArchOpt = None, show_all: AllOpt = Fals
     if as_json:
         sys.stdout.write(json.dumps(img.to_dict(), indent=2) + "\n")
         return
-    render_image(img, Console(highlight=False), None if show_all else LIMIT)
+    render_image(img, stdout_console(), None if show_all else LIMIT)
 
 
 @handles_errors
@@ -59,6 +58,6 @@ def stubs_command(file: FileArg, arch: ArchOpt = None, show_all: AllOpt = False,
     if as_json:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
     else:
-        render_stubs(report, Console(highlight=False), None if show_all else LIMIT)
+        render_stubs(report, stdout_console(), None if show_all else LIMIT)
     if report.anomalies:
         raise typer.Exit(1)

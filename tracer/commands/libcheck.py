@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
-from ._common import JsonOpt, handles_errors
+from ._common import stdout_console, JsonOpt, handles_errors
 from ..errors import GotraceError
 
 HELP = """Find each -lNAME the way the linker would and check its architecture against GOARCH.
@@ -60,7 +59,7 @@ def libcheck_command(
     if as_json:
         sys.stdout.write(json.dumps({"goarch": goarch, "libraries": to_dicts(results)}, indent=2) + "\n")
     else:
-        console = Console(highlight=False)
+        console = stdout_console()
         for r in results:
             mark = "[green]pass[/]" if r.status == "pass" else "[bold red]fail[/]"
             console.print(f"{mark}  -l{r.name:12} {r.path or '-'}  {r.message}")

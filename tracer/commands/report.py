@@ -17,10 +17,10 @@ def report_command(session: SessionArg, as_json: JsonOpt = False, top: TopOpt = 
     from rich.console import Console
 
     from ..render import render_report
-    from ..report import build_report
+    from ..report import EVENT_COLUMNS, build_report
     from ..session import load_session
 
-    report = build_report(load_session(session), top=top)
+    report = build_report(load_session(session, event_columns=EVENT_COLUMNS), top=top)
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:
