@@ -212,3 +212,16 @@ def test_inspect_json_answers_without_typer_and_as_typer_would(binaries, tmp_pat
     assert odd.returncode == 2 and "No such option" in odd.stderr
     assert gotrace_cli("inspect", "--json", path, path).returncode == 2
     assert json.loads(gotrace_cli("inspect", "--arch=arm64", "--json", "--", path).stdout)["path"] == path
+
+
+@pytest.mark.parametrize("name", ["c-lazy", "go-linux-amd64-internal", "go-linux-amd64-external",
+                                  "/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/libstdc++.so.6",
+                                  "/usr/lib/aarch64-linux-gnu/libc.so.6"])
+def test_plt_symbols_agree_with_readelf(name, binaries):
+    """What the ld-debug backend calls lazy: every JUMP_SLOT relocation's symbol."""
+    from tracer.binary.elf import plt_symbols
+
+    path = _elf_path(name, binaries)
+    require(os.path.exists(path), f"{path} is missing: run scripts/setup.sh")
+    expected = {n.split("@")[0] for _o, t, n in oracles.readelf_symbol_relocs(path) if t.endswith("_JUMP_SLOT")}
+    assert plt_symbols(path) == expected and expected

@@ -13,9 +13,7 @@ import struct
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
-from elftools.elf.relocation import RelocationSection
 
-_JUMP_SLOT = {"EM_X86_64": 7, "EM_AARCH64": 1026, "EM_386": 7, "EM_ARM": 22, "EM_RISCV": 5}
 
 
 @functools.lru_cache(maxsize=4096)
@@ -36,22 +34,12 @@ def link_base(path: str) -> int | None:
 @functools.lru_cache(maxsize=4096)
 def jump_slot_symbols(path: str) -> frozenset[str] | None:
     """Names bound through PLT slots (JUMP_SLOT relocations) of an ELF file."""
+    from .binary.elf import plt_symbols
+    from .errors import GotraceError
+
     try:
-        with open(path, "rb") as fh:
-            elf = ELFFile(fh)
-            want = _JUMP_SLOT.get(elf["e_machine"])
-            names: set[str] = set()
-            for sec in elf.iter_sections():
-                if not isinstance(sec, RelocationSection) or not sec.name.endswith(".plt"):
-                    continue
-                symtab = elf.get_section(sec["sh_link"])
-                for rel in sec.iter_relocations():
-                    if want is None or rel["r_info_type"] == want:
-                        idx = rel["r_info_sym"]
-                        if idx:
-                            names.add(symtab.get_symbol(idx).name)
-            return frozenset(names)
-    except (OSError, ELFError, ValueError, AttributeError, KeyError):
+        return plt_symbols(path)
+    except (OSError, GotraceError, struct.error, IndexError):
         return None
 
 

@@ -26,7 +26,7 @@ from ..launch import GatedChild
 from ..lazy import preload
 from ..ldso import ldso_path
 
-POLL_S = 0.1
+POLL_S = 0.2  # each sweep stats every log file: a build writes hundreds
 LD_DEBUG_VALUE = "files,bindings,reloc"
 KEEP_ENV = "GOTRACE_LD_DEBUG_DIR"  # keep glibc's raw logs there (debugging, tests)
 
@@ -141,6 +141,8 @@ class _Tailer(threading.Thread):
             path = os.path.join(self.logdir, name)
             off = self.offsets.get(name, 0)
             try:
+                if os.stat(path).st_size <= off:  # one syscall for a file with nothing new, not three
+                    continue
                 with open(path, "rb") as fh:
                     fh.seek(off)
                     data = fh.read()

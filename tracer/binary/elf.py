@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import struct
 
-from .elf_names import E_TYPES, arch_name, reloc_namer, section_type, segment_type
+from .elf_names import E_TYPES, JUMP_SLOT, arch_name, reloc_namer, section_type, segment_type
 from .goinfo import go_build_info
 from .model import Image, ImportSlot, Library, Section, Segment
 from .sniff import BadBinary, Truncated
@@ -303,20 +303,13 @@ def _imports(img: Image, reader: _Reader, dyn: dict, strtab: bytes, hdr: _Header
     if not tables or "DT_SYMTAB" not in dyn:
         return []
     o, wide = hdr.order, hdr.bits == 64
-    shift, mask = (32, 0xFFFFFFFF) if wide else (8, 0xFF)
-    rels = []  # (offset, symbol index, type, from_plt) of relocations that name a symbol
-    for vaddr, size, is_rela, from_plt in tables:
-        fmt = o + ("QQ" if wide else "II") + (("q" if wide else "i") if is_rela else "")
-        n = size // struct.calcsize(fmt)
-        for entry in struct.iter_unpack(fmt, reader.bytes_at(vaddr, n * struct.calcsize(fmt))):
-            sym = entry[1] >> shift
-            if sym:
-                rels.append((entry[0], sym, entry[1] & mask, from_plt))
+    rels = [(offset, sym, rtype, from_plt)  # relocations that name a symbol
+            for vaddr, size, is_rela, from_plt in tables
+            for offset, sym, rtype in _relocations(reader, vaddr, size, is_rela, hdr) if sym]
     if not rels:
         return []
     nsyms = max(r[1] for r in rels) + 1
-    sym_fmt = o + ("IBBHQQ" if wide else "IIIBBH")  # st_name first; st_info at 4 (64-bit) or 12 (32-bit)
-    sym_size = struct.calcsize(sym_fmt)
+    sym_size = 24 if wide else 16  # st_name first; st_info at 4 (64-bit) or 12 (32-bit)
     syms = reader.bytes_at(dyn["DT_SYMTAB"][0], nsyms * sym_size)
     versym = reader.bytes_at(dyn["DT_VERSYM"][0], nsyms * 2) if "DT_VERSYM" in dyn else None
     versions = _versions(reader, dyn, strtab, hdr.little)
@@ -341,3 +334,43 @@ def _imports(img: Image, reader: _Reader, dyn: dict, strtab: bytes, hdr: _Header
         slots.append(ImportSlot(name, lib, addr, sec.name if sec else None, "lazy" if lazy else "eager",
                                 rname, ver, weak))
     return slots
+
+
+def _relocations(reader: _Reader, vaddr: int, size: int, is_rela: bool, hdr: _Header):
+    """``(r_offset, symbol index, type)`` of each entry of a REL or RELA table, unpacked in bulk."""
+    wide = hdr.bits == 64
+    shift, mask = (32, 0xFFFFFFFF) if wide else (8, 0xFF)
+    fmt = hdr.order + ("QQ" if wide else "II") + (("q" if wide else "i") if is_rela else "")
+    n = size // struct.calcsize(fmt)
+    return [(e[0], e[1] >> shift, e[1] & mask)
+            for e in struct.iter_unpack(fmt, reader.bytes_at(vaddr, n * struct.calcsize(fmt)))]
+
+
+def plt_symbols(path: str) -> frozenset[str]:
+    """Names bound through PLT slots (the JUMP_SLOT relocations of DT_JMPREL).
+
+    The ld-debug backend asks this of every object a traced build loads, to
+    tell lazy bindings from eager ones, so it reads the dynamic section and
+    that one table, nothing else.
+    """
+    with open(path, "rb") as fh:
+        data = fh.read()
+    if data[:4] != b"\x7fELF":
+        raise BadBinary(f"{path}: not an ELF file")
+    hdr = _Header(path, data)
+    typed = _segments(path, data, hdr)
+    dynamic = next(((s.fileoff, s.filesize) for t, s in typed if t == PT_DYNAMIC), None)
+    dyn = _dynamic(path, data, dynamic, hdr)
+    if not all(k in dyn for k in ("DT_JMPREL", "DT_PLTRELSZ", "DT_SYMTAB", "DT_STRTAB", "DT_STRSZ")):
+        return frozenset()
+    reader = _Reader(path, data, [s for t, s in typed if t == PT_LOAD])
+    strtab = reader.bytes_at(dyn["DT_STRTAB"][0], dyn["DT_STRSZ"][0])
+    want = JUMP_SLOT.get(hdr.machine)
+    slots = {sym for _, sym, rtype in _relocations(reader, dyn["DT_JMPREL"][0], dyn["DT_PLTRELSZ"][0],
+                                                   dyn.get("DT_PLTREL", [7])[0] == 7, hdr)
+             if sym and (want is None or rtype == want)}
+    if not slots:
+        return frozenset()
+    sym_size = 24 if hdr.bits == 64 else 16
+    syms = reader.bytes_at(dyn["DT_SYMTAB"][0], (max(slots) + 1) * sym_size)
+    return frozenset(_cstr(strtab, struct.unpack_from(hdr.order + "I", syms, i * sym_size)[0]) for i in slots)

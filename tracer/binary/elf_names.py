@@ -47,6 +47,8 @@ DYNAMIC_RELOCS = {
          20: "R_ARM_COPY", 21: "R_ARM_GLOB_DAT", 22: "R_ARM_JUMP_SLOT", 23: "R_ARM_RELATIVE",
          160: "R_ARM_IRELATIVE"},
 }
+# the lazy-binding (PLT slot) relocation type per machine
+JUMP_SLOT = {62: 7, 183: 1026, 3: 7, 40: 22, 243: 5}
 # pyelftools' enum for machines without a table above (imported only then)
 _PYELFTOOLS_RELOC_ENUMS = {21: "ENUM_RELOC_TYPE_PPC64", 22: "ENUM_RELOC_TYPE_S390X", 8: "ENUM_RELOC_TYPE_MIPS"}
 
