@@ -156,4 +156,7 @@ def test_summary_reads_only_the_columns_it_needs(backend, tmp_path):
     assert json.loads(gotrace_cli("report", str(sess), "--json").stdout) == json.loads(json.dumps(full))
     if backend == "bpftrace":
         assert full["latency_ns"]["all"]["count"] > 0  # the latency path was exercised
+        # asked while bpftrace compiled, read at the end: the same text bpftrace prints
+        version = subprocess.run(["bpftrace", "--version"], capture_output=True, text=True).stdout.strip()
+        assert load_session(sess).meta["bpftrace_version"] == version
     assert list(load_session(sess, event_columns=["symbol"]).events.columns) == ["symbol"]

@@ -145,6 +145,7 @@ class BpftraceBackend:
             child.abort()
             raise BackendUnavailable(f"cannot start bpftrace: {exc.strerror}") from None
         _grow_pipe(proc.stdout.fileno())
+        version = _VersionQuery()  # answered while bpftrace compiles, not after the command
         preload()  # pandas/pyarrow load on the other CPU while bpftrace compiles, not during the command
         errors = _StderrCollector(proc.stderr)
         errors.start()
@@ -186,7 +187,7 @@ class BpftraceBackend:
             meta={
                 "ts_source": "CLOCK_MONOTONIC (bpftrace nsecs)",
                 "latency_method": LATENCY_METHOD,
-                "bpftrace_version": _bpftrace_version(),
+                "bpftrace_version": version.result(),
                 "string_limit_bytes": 127,
                 "bpftrace_stderr": errors.summary() or None,
                 "perf_rb_pages": int(env["BPFTRACE_PERF_RB_PAGES"]),
@@ -255,12 +256,26 @@ def _grow_pipe(fd: int) -> None:
         pass
 
 
-def _bpftrace_version() -> str | None:
-    try:
-        out = subprocess.run(["bpftrace", "--version"], capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
+class _VersionQuery:
+    """`bpftrace --version`, started now and read when the session is saved."""
+
+    def __init__(self):
+        try:
+            self._proc = subprocess.Popen(["bpftrace", "--version"], stdout=subprocess.PIPE,
+                                          stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
+        except OSError:
+            self._proc = None
+
+    def result(self) -> str | None:
+        if self._proc is None:
+            return None
+        try:
+            out, _ = self._proc.communicate(timeout=10)
+        except subprocess.SubprocessError:
+            self._proc.kill()
+            self._proc.wait()
+            return None
+        return out.strip() or None
 
 
 class _StderrCollector(threading.Thread):
