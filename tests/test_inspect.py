@@ -140,9 +140,12 @@ def test_fat_file_slices(binaries):
         assert {(i.address, i.symbol) for i in img.imports} == \
             {(a, s) for a, _, s in oracles.objdump_binds(fat, arch)}
     assert open_image(fat).arch == "x86_64"  # the host's slice by default
-    out = gotrace_cli("inspect", "--arch", "ppc", str(fat))
-    assert out.returncode == 2 and out.stderr.strip().splitlines() == [
-        f"gotrace: {fat}: no ppc slice (it has: x86_64, arm64)"]
+    for argv in (["--arch", "ppc"], ["--json", "--arch", "ppc"]):  # Typer's path and the console's own
+        out = gotrace_cli("inspect", *argv, str(fat))
+        assert out.returncode == 2 and out.stderr.strip().splitlines() == [
+            f"gotrace: {fat}: no ppc slice (it has: x86_64, arm64)"]
+    doc = json.loads(gotrace_cli("inspect", "--json", "--arch", "arm64", str(fat)).stdout)
+    assert doc["arch"] == "arm64" and doc["uuid"] == open_image(fat, "arm64").uuid
 
 
 def test_inspect_cli_json_and_text(binaries):
