@@ -129,7 +129,11 @@ def program_headers(path: str) -> list[tuple[int, Segment, int]]:
         head = fh.read(64)
         if head[:4] != b"\x7fELF":
             raise BadBinary(f"{path}: not an ELF file")
-        hdr = _Header(path, head, size)
+        try:
+            hdr = _Header(path, head, size)
+        except Truncated:  # extended numbering: the counts are in section 0, beyond the head
+            fh.seek(0)
+            hdr = _Header(path, fh.read(), size)
         fh.seek(hdr.phoff)
         table = fh.read(hdr.phnum * hdr.phentsize)
     if len(table) < hdr.phnum * hdr.phentsize:
