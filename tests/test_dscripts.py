@@ -57,3 +57,43 @@ def test_ldso_function_ranges_match_readelf():
             start = int(f[1], 16)
             theirs[f[7]] = (start, start + int(f[2], 0))
     assert ours == theirs and set(ours) == LDSO_SYMBOLS
+
+
+def test_exit_code_offset_is_what_bpftrace_reads_through_btf(tmp_path):
+    """tracer/btf.py's offsetof(task_struct, exit_code) reads the same int as
+    bpftrace's own BTF-typed curtask->exit_code (the oracle), for an exit(7)."""
+    from conftest import require_bpftrace
+    from tracer.btf import task_exit_code_offset
+
+    require_bpftrace()
+    off = task_exit_code_offset()
+    assert off and off > 0
+    prog = tmp_path / "gotrace-exit7"  # comm: the first 15 bytes of the name
+    shutil.copy("/bin/sh", prog)
+    script = ('tracepoint:sched:sched_process_exit /comm == "gotrace-exit7"/ '
+              f'{{ printf("%d %d\\n", curtask->exit_code, *(int32 *)((uint64)curtask + {off})); exit(); }} '
+              'BEGIN { printf("READY\\n"); }')
+    bt = subprocess.Popen(["bpftrace", "-e", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        while not bt.stdout.readline().startswith("READY"):
+            pass
+        subprocess.run([str(prog), "-c", "exit 7"])
+        assert bt.stdout.readline().split() == [str(7 << 8)] * 2
+    finally:
+        bt.kill()
+        bt.wait()
+
+
+def test_descendants_exit_codes_in_a_bpftrace_session(tmp_path):
+    """X records carry each process's wait status: a child's exit(7) and a
+    child killed by SIGKILL come out as the shell would report them."""
+    from conftest import require_bpftrace
+    from tracer import bind, load_session
+
+    require_bpftrace()
+    res = bind(["sh", "-c", 'sh -c "exit 7"; sh -c "kill -9 \\$\\$"; exit 3'], out=tmp_path / "s",
+               backend="bpftrace")
+    assert res.exit_code == 3
+    procs = load_session(tmp_path / "s").processes
+    codes = sorted(int(c) for c in procs["exit_code"].dropna())
+    assert codes == [3, 7, 128 + 9], procs[["pid", "exe", "exit_code"]]

@@ -70,7 +70,7 @@ class ProcessTree:
         self.execed_pids.add(pid)
         img.argv = argv if argv is not None else img.argv
 
-    def exit(self, ts_ns: int, pid: int, exit_code: int) -> None:
+    def exit(self, ts_ns: int, pid: int, exit_code: int | None) -> None:
         img = self.current.get(pid)
         if img is None:
             return

@@ -59,7 +59,10 @@ def script_args(root_pid: int, mark_pid: int) -> list[str]:
         raise BackendUnavailable("bpftrace backend unavailable: ld.so's internal symbols are not resolvable; "
                                  "install glibc's debug symbols: apt-get install libc6-dbg")
     layout = [lay.lookup, *lay.fixup, *lay.profile_fixup, *lay.text]
-    return [str(root_pid), ldso, str(mark_pid), *(str(v) for v in layout), str(TICK_MS), str(ACK_BASE)]
+    from ..btf import task_exit_code_offset
+
+    return [str(root_pid), ldso, str(mark_pid), *(str(v) for v in layout), str(TICK_MS), str(ACK_BASE),
+            str(task_exit_code_offset() or 0)]
 
 
 def acknowledge_batches(maps: list[int]) -> None:

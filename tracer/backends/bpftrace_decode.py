@@ -104,7 +104,8 @@ class BpftraceDecoder:
             elif t == "E":
                 self.tree.exec(int(f[1]), int(f[2]), f[3])
             elif t == "X":
-                self.tree.exit(int(f[1]), int(f[2]), exit_code_from_wait_status(int(f[3])))
+                status = int(f[3])  # -1: the kernel's task_struct layout was unknown
+                self.tree.exit(int(f[1]), int(f[2]), exit_code_from_wait_status(status) if status >= 0 else None)
             elif t == "R":
                 self.relocs.append((int(f[1]), int(f[2]), f"{int(f[2])}:{int(f[3])}:{int(f[4])}", int(f[5])))
             elif t == "READY":
