@@ -126,7 +126,8 @@ class Image(_Record):
         the section laid out after it (.init_array, typically), as readelf shows.
 
         Called once per import slot — 20 000 times on libLLVM — so it
-        bisects an index built on first use instead of scanning every section.
+        bisects an index built on first use instead of scanning every section
+        (built again when ``sections`` is replaced or changes length).
         """
         key = (id(self.sections), len(self.sections))
         index = self.__dict__.get("_section_index")
