@@ -228,3 +228,23 @@ def test_plt_symbols_agree_with_readelf(name, binaries):
     require(os.path.exists(path), f"{path} is missing: run scripts/setup.sh")
     expected = {n.split("@")[0] for _o, t, n in oracles.readelf_symbol_relocs(path) if t.endswith("_JUMP_SLOT")}
     assert plt_symbols(path) == expected and expected
+
+
+@pytest.mark.parametrize("argv", [["inspect", "--json"], ["inspect"]])
+def test_a_bug_is_one_line_and_70_on_both_paths(argv, binaries):
+    """An unexpected exception: one line and exit 70 from the console's own path
+    and from Typer's; with GOTRACE_DEBUG the traceback instead."""
+    import sys
+
+    probe = ("import sys; import tracer.binary.open as o\n"
+             "def broken(*a, **k):\n    raise ValueError('boom')\n"
+             "o.open_image = o.read_image = broken\n"
+             "from tracer import console; sys.argv = ['gotrace'] + sys.argv[1:]; console.main()")
+    path = str(binaries("c-lazy"))
+    out = subprocess.run([sys.executable, "-c", probe, *argv, path], capture_output=True, text=True,
+                         env={k: v for k, v in os.environ.items() if k != "GOTRACE_DEBUG"})
+    assert out.returncode == 70 and out.stderr.strip().splitlines() == [
+        "gotrace: internal error: ValueError: boom (GOTRACE_DEBUG=1 shows the traceback)"]
+    debug = subprocess.run([sys.executable, "-c", probe, *argv, path], capture_output=True, text=True,
+                           env=dict(os.environ, GOTRACE_DEBUG="1"))
+    assert debug.returncode != 0 and "Traceback" in debug.stderr and "ValueError: boom" in debug.stderr

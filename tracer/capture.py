@@ -21,7 +21,7 @@ from typing import Callable
 
 from .lazy import pa, pd
 
-from . import __version__, backends, schema, translate
+from . import __version__, backends, elfinfo, schema, translate
 from .errors import GotraceError
 from .launch import resolve_command
 from .priority import background_priority
@@ -144,8 +144,6 @@ def images_frame(raw: pd.DataFrame | None) -> pd.DataFrame:
     """
     if raw is None or raw.empty:
         return schema.empty("images")
-    from . import elfinfo  # pyelftools: ~25 ms, imported after the command ran (or by preload)
-
     link = [elfinfo.link_base(p) if p and p.startswith("/") else None for p in raw["path"]]
     out = pd.DataFrame({"pid": raw["pid"].astype("int32"), "path": raw["path"]})
     out["link_base"] = pd.array(link, dtype="UInt64")

@@ -80,7 +80,7 @@ def _inspect_json_request(argv: list[str]) -> tuple[str, str | None] | None:
 def _inspect_json(path: str, arch: str | None) -> int:
     import json
 
-    from .errors import GotraceError
+    from .errors import one_line
 
     try:
         from .binary.open import open_image
@@ -88,17 +88,11 @@ def _inspect_json(path: str, arch: str | None) -> int:
         doc = open_image(path, arch).to_dict()
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         sys.stdout.flush()
-    except GotraceError as exc:
-        return _fail(exc.message, exc.exit_code)
-    except KeyboardInterrupt:
-        return _fail("interrupted", 130)
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 1
-    except Exception as exc:  # a bug: still one line, as the Typer path prints it
-        if os.environ.get("GOTRACE_DEBUG"):
-            raise
-        return _fail(f"internal error: {type(exc).__name__}: {exc} (GOTRACE_DEBUG=1 shows the traceback)", 70)
+    except (KeyboardInterrupt, Exception) as exc:  # anticipated or a bug: one line either way
+        return _fail(*one_line(exc))
     return 0
 
 

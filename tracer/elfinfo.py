@@ -11,9 +11,8 @@ import functools
 import os
 import struct
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-
+# Readers live in tracer/binary/elf.py (struct over the file's bytes, no
+# pyelftools: these run before a traced command starts); imported on use.
 
 
 @functools.lru_cache(maxsize=4096)
@@ -45,18 +44,13 @@ def jump_slot_symbols(path: str) -> frozenset[str] | None:
 
 def build_id(path: str) -> str | None:
     """The GNU build-id as hex, used to find a stripped file's debug info."""
+    from .binary.elf import build_id as read_build_id
+    from .errors import GotraceError
+
     try:
-        with open(path, "rb") as fh:
-            elf = ELFFile(fh)
-            sec = elf.get_section_by_name(".note.gnu.build-id")
-            if sec is None:
-                return None
-            for note in sec.iter_notes():
-                if note["n_type"] == "NT_GNU_BUILD_ID":
-                    return note["n_desc"]
-    except (OSError, ELFError, ValueError):
+        return read_build_id(path)
+    except (OSError, GotraceError, struct.error, IndexError):
         return None
-    return None
 
 
 def debug_candidates(path: str) -> list[str]:
@@ -71,57 +65,31 @@ def debug_candidates(path: str) -> list[str]:
 @functools.lru_cache(maxsize=16)
 def function_ranges(path: str, names: frozenset[str]) -> dict[str, tuple[int, int]]:
     """``name -> (start, end)`` link-time addresses of FUNC symbols, from the
-    file's own .symtab or its build-id debug file (ld.so is stripped).
+    file's own .symtab or its build-id debug file (ld.so is stripped)."""
+    from .binary.elf import function_symbols
+    from .errors import GotraceError
 
-    The table is unpacked in one pass (pyelftools' symbol-by-symbol parse of
-    ld.so's debug file costs ~45 ms, in front of every traced command)."""
     found: dict[str, tuple[int, int]] = {}
     for cand in debug_candidates(path):
         try:
-            with open(cand, "rb") as fh:
-                elf = ELFFile(fh)
-                symtab = elf.get_section_by_name(".symtab")
-                if symtab is None or symtab["sh_entsize"] == 0:
-                    continue
-                strtab = elf.get_section(symtab["sh_link"]).data()
-                _scan_symbols(symtab.data(), symtab["sh_entsize"], elf.elfclass, elf.little_endian,
-                              strtab, names, found)
-        except (OSError, ELFError, ValueError, IndexError, struct.error):
+            for name, span in function_symbols(cand, names).items():
+                found.setdefault(name, span)
+        except (OSError, GotraceError, struct.error, IndexError):
             continue
         if len(found) == len(names):
             break
     return found
 
 
-def _scan_symbols(data: bytes, entsize: int, elfclass: int, little: bool, strtab: bytes,
-                  names: frozenset[str], found: dict[str, tuple[int, int]]) -> None:
-    end = "<" if little else ">"
-    if elfclass == 64:  # st_name, st_info, st_other, st_shndx, st_value, st_size
-        fmt, name_i, info_i, value_i, size_i = end + "IBBHQQ", 0, 1, 4, 5
-    else:  # st_name, st_value, st_size, st_info, st_other, st_shndx
-        fmt, name_i, info_i, value_i, size_i = end + "IIIBBH", 0, 3, 1, 2
-    width = struct.calcsize(fmt)
-    wanted = {n.encode() for n in names}
-    usable = len(data) - len(data) % entsize
-    for i in range(0, usable, entsize):
-        sym = struct.unpack_from(fmt, data, i) if entsize >= width else None
-        if sym is None or sym[info_i] & 0xF != 2:  # STT_FUNC
-            continue
-        off = sym[name_i]
-        name = strtab[off:strtab.find(b"\0", off)]
-        if name in wanted:
-            text = name.decode()
-            if text not in found:
-                found[text] = (sym[value_i], sym[value_i] + sym[size_i])
-
-
 @functools.lru_cache(maxsize=64)
 def text_range(path: str) -> tuple[int, int] | None:
     """Link-time extent of the executable PT_LOAD segment(s)."""
+    from .binary.elf import PT_LOAD, program_headers
+    from .errors import GotraceError
+
     try:
-        with open(path, "rb") as fh:
-            spans = [(int(s["p_vaddr"]), int(s["p_vaddr"]) + int(s["p_memsz"]))
-                     for s in ELFFile(fh).iter_segments("PT_LOAD") if int(s["p_flags"]) & 1]
-    except (OSError, ELFError, ValueError):
+        spans = [(seg.vmaddr, seg.vmaddr + seg.vmsize) for ptype, seg, _ in program_headers(path)
+                 if ptype == PT_LOAD and "x" in seg.prot]
+    except (OSError, GotraceError, struct.error):
         return None
     return (min(a for a, _ in spans), max(b for _, b in spans)) if spans else None

@@ -6,6 +6,8 @@ condition we anticipated.
 """
 from __future__ import annotations
 
+import os
+
 
 class GotraceError(Exception):
     """A failure to report as one line, with the process exit code to use."""
@@ -14,6 +16,20 @@ class GotraceError(Exception):
         super().__init__(message)
         self.message = message
         self.exit_code = exit_code
+
+
+def one_line(exc: BaseException) -> tuple[str, int]:
+    """The line and exit code gotrace reports for a failure: both entry points
+    (the Typer commands and the console's own `inspect --json`) use this rule.
+    A bug is still one line, with the way to see its traceback (GOTRACE_DEBUG
+    set: the bug is raised again, traceback and all)."""
+    if isinstance(exc, GotraceError):
+        return exc.message, exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted", 130
+    if os.environ.get("GOTRACE_DEBUG"):
+        raise exc
+    return f"internal error: {type(exc).__name__}: {exc} (GOTRACE_DEBUG=1 shows the traceback)", 70
 
 
 class SessionError(GotraceError):

@@ -77,12 +77,11 @@ def guest_layout(arch: str) -> GuestLayout | None:
 
 
 def _exec_segment(path: str) -> tuple[int, int] | None:
-    from elftools.elf.elffile import ELFFile
+    from .binary.elf import PT_LOAD, program_headers
 
-    with open(path, "rb") as fh:
-        for seg in ELFFile(fh).iter_segments("PT_LOAD"):
-            if int(seg["p_flags"]) & 1:
-                return int(seg["p_vaddr"]), int(seg["p_offset"])
+    for ptype, seg, _align in program_headers(path):
+        if ptype == PT_LOAD and "x" in seg.prot:
+            return seg.vmaddr, seg.fileoff
     return None
 
 

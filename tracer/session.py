@@ -214,9 +214,9 @@ def _read_parts(parts: list[Path], name: str, columns: list[str] | None = None) 
         return schema.empty(name) if columns is None else schema.empty(name)[columns]
     frames = []
     for p in parts:
-        present = None if columns is None else [c for c in columns if c in pq.read_schema(p).names]
-        table = pq.read_table(p, columns=present, read_dictionary=STRING_COLUMNS[name], use_threads=False,
-                              pre_buffer=False)
+        part = pq.ParquetFile(p, read_dictionary=STRING_COLUMNS[name], pre_buffer=False)  # one footer read
+        present = None if columns is None else [c for c in columns if c in part.schema_arrow.names]
+        table = part.read(columns=present, use_threads=False)
         frames.append(table.to_pandas(self_destruct=True, split_blocks=True))
         del table
         _trim_heap()

@@ -81,14 +81,14 @@ class LdDebugBackend:
 def _guest_aware(prefix: str | None):
     """PLT slot names of an object as its process saw it: a translated guest's
     /lib/libc.so.6 is $QEMU_LD_PREFIX/lib/libc.so.6 when that exists (qemu's rule)."""
-    from .ld_debug_parse import jump_slot_symbols
+    from .. import elfinfo
 
     if not prefix:
-        return jump_slot_symbols
+        return elfinfo.jump_slot_symbols
 
     def slots(path: str):
         guest = prefix.rstrip("/") + path if path.startswith("/") else None
-        return jump_slot_symbols(guest if guest and os.path.exists(guest) else path)
+        return elfinfo.jump_slot_symbols(guest if guest and os.path.exists(guest) else path)
     return slots
 
 

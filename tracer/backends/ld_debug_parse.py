@@ -29,11 +29,7 @@ import shutil
 from dataclasses import dataclass, field
 from typing import Callable
 
-
-def jump_slot_symbols(path: str) -> frozenset | None:
-    from ..elfinfo import jump_slot_symbols as cached  # loaded on the reader thread, after the command started
-
-    return cached(path)
+from .. import elfinfo
 
 
 LINE = re.compile(r"^\s*(\d+):\t(.*)$")
@@ -112,7 +108,7 @@ class LdDebugFileParser:
 
     pid: int
     search_path: str = os.defpath
-    jump_slots: Callable[[str], frozenset | None] = jump_slot_symbols
+    jump_slots: Callable[[str], frozenset | None] = elfinfo.jump_slot_symbols
     images: list[ImageState] = field(default_factory=list)
     other_pids: set = field(default_factory=set)  # forked children writing here
     _pending_soname: str | None = None

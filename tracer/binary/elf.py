@@ -21,6 +21,7 @@ from .sniff import BadBinary, Truncated
 DF_BIND_NOW, DF_1_NOW, DF_1_PIE = 0x8, 0x1, 0x08000000
 PT_LOAD, PT_DYNAMIC, PT_INTERP, PT_NOTE = 1, 2, 3, 4
 SHT_NOTE = "SHT_NOTE"
+SHT_SYMTAB_TYPE, SHT_NOTE_TYPE = 2, 7
 PN_XNUM, SHN_XINDEX = 0xFFFF, 0xFFFF
 
 
@@ -145,10 +146,17 @@ def program_headers(path: str) -> list[tuple[int, Segment, int]]:
     return [(t, seg, a) for (t, seg), a in zip(segments, aligns)]
 
 
-def _sections(path: str, data: bytes, hdr: _Header) -> list[Section]:
+def _section_headers(data: bytes, hdr: _Header) -> list[tuple]:
+    """Raw section headers: (name, type, flags, addr, offset, size, link, info, addralign, entsize)."""
     if not hdr.shoff or not hdr.shnum:
         return []
-    raw = [struct.unpack_from(hdr.shdr_fmt, data, hdr.shoff + i * hdr.shentsize) for i in range(hdr.shnum)]
+    return [struct.unpack_from(hdr.shdr_fmt, data, hdr.shoff + i * hdr.shentsize) for i in range(hdr.shnum)]
+
+
+def _sections(path: str, data: bytes, hdr: _Header) -> list[Section]:
+    raw = _section_headers(data, hdr)
+    if not raw:
+        return []
     names = b""
     if hdr.shstrndx < len(raw):
         _n, _t, _f, _a, off, size, *_ = raw[hdr.shstrndx]
@@ -378,3 +386,50 @@ def plt_symbols(path: str) -> frozenset[str]:
     sym_size = 24 if hdr.bits == 64 else 16
     syms = reader.bytes_at(dyn["DT_SYMTAB"][0], (max(slots) + 1) * sym_size)
     return frozenset(_cstr(strtab, struct.unpack_from(hdr.order + "I", syms, i * sym_size)[0]) for i in slots)
+
+
+def _read_file(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        data = fh.read()
+    if data[:4] != b"\x7fELF":
+        raise BadBinary(f"{path}: not an ELF file")
+    return data
+
+
+def build_id(path: str) -> str | None:
+    """The GNU build-id (hex) from the notes, as inspect reports it."""
+    data = _read_file(path)
+    hdr = _Header(path, data)
+    notes = [(s.fileoff, s.filesize) for t, s in _segments(path, data, hdr) if t == PT_NOTE]
+    notes += [(r[4], r[5]) for r in _section_headers(data, hdr) if r[1] == SHT_NOTE_TYPE]
+    return _build_id(data, notes, hdr.little)
+
+
+def function_symbols(path: str, names: frozenset[str]) -> dict[str, tuple[int, int]]:
+    """``name -> (start, end)`` of the FUNC symbols in .symtab among ``names``
+    (the first of each name), the table unpacked in one pass."""
+    data = _read_file(path)
+    hdr = _Header(path, data)
+    raw = _section_headers(data, hdr)
+    symtab = next((r for r in raw if r[1] == SHT_SYMTAB_TYPE), None)
+    if symtab is None or not symtab[9] or symtab[6] >= len(raw):
+        return {}
+    _n, _t, _f, _a, off, size, link, _i, _al, entsize = symtab
+    str_off, str_size = raw[link][4], raw[link][5]
+    table, strtab = data[off:off + size], data[str_off:str_off + str_size]
+    if hdr.bits == 64:  # st_name, st_info, st_other, st_shndx, st_value, st_size
+        fmt, info_i, value_i, size_i = hdr.order + "IBBHQQ", 1, 4, 5
+    else:  # st_name, st_value, st_size, st_info, st_other, st_shndx
+        fmt, info_i, value_i, size_i = hdr.order + "IIIBBH", 3, 1, 2
+    if entsize < struct.calcsize(fmt):
+        return {}
+    wanted = {n.encode() for n in names}
+    found: dict[str, tuple[int, int]] = {}
+    for i in range(0, len(table) - len(table) % entsize, entsize):
+        sym = struct.unpack_from(fmt, table, i)
+        if sym[info_i] & 0xF != 2:  # STT_FUNC
+            continue
+        name = strtab[sym[0]:strtab.find(b"\0", sym[0])]
+        if name in wanted and name.decode() not in found:
+            found[name.decode()] = (sym[value_i], sym[value_i] + sym[size_i])
+    return found

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from ..errors import GotraceError
+from ..errors import one_line
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 TopOpt = Annotated[int, typer.Option("--top", "-n", min=1, help="How many rows in each top-N table.")]
@@ -54,18 +53,12 @@ def handles_errors(func):
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except GotraceError as exc:
-            fail(exc.message, exc.exit_code)
-        except KeyboardInterrupt:
-            fail("interrupted", 130)
         except BrokenPipeError:
             sys.stderr.close()
             raise typer.Exit(1)
         except typer.Exit:
             raise
-        except Exception as exc:  # a bug: still one line, with a way to see more
-            if os.environ.get("GOTRACE_DEBUG"):
-                raise
-            fail(f"internal error: {type(exc).__name__}: {exc} (GOTRACE_DEBUG=1 shows the traceback)", 70)
+        except (KeyboardInterrupt, Exception) as exc:  # anticipated or a bug: one line either way
+            fail(*one_line(exc))
 
     return wrapper

@@ -62,7 +62,7 @@ def bind_command(
     from ..live import LiveLine
 
     # needed once the command has run: imported by the preload thread while it runs
-    lazy.also_preload("tracer.elfinfo", "tracer.session", "tracer.report", "tracer.render")
+    lazy.also_preload("tracer.session", "tracer.report", "tracer.render")
 
     if backend not in backends.NAMES:
         raise GotraceError(f"unknown backend {backend!r}; choose one of {', '.join(backends.NAMES)}")
