@@ -181,18 +181,13 @@ def _read(path: Path, name: str, optional: bool, columns: list[str] | None = Non
     except (OSError, pa.ArrowException) as exc:
         raise SessionError(f"{path} is truncated or corrupt: {target.name}: {exc}") from None
     if name == "events":
-        wanted = frame.columns
-        if "kind" in wanted:
-            frame["kind"] = frame["kind"].astype(schema.kind_dtype())
-        if "latency_ns" in wanted:
-            frame["latency_ns"] = frame["latency_ns"].astype("Int64")
-            if "latency_raw_ns" not in frame.columns and (columns is None or "latency_raw_ns" in columns):
-                # schema 1: nothing was corrected
-                frame.insert(frame.columns.get_loc("latency_ns") + 1, "latency_raw_ns", frame["latency_ns"])
-            if "latency_raw_ns" in frame.columns:
-                frame["latency_raw_ns"] = frame["latency_raw_ns"].astype("Int64")
-        if "tid" in wanted:
-            frame["tid"] = frame["tid"].astype("Int32")  # null for ld-debug
+        if "latency_ns" in frame and "latency_raw_ns" not in frame and (columns is None or "latency_raw_ns" in columns):
+            # schema 1: nothing was corrected
+            frame.insert(frame.columns.get_loc("latency_ns") + 1, "latency_raw_ns", frame["latency_ns"])
+        for col, dtype in (("kind", schema.kind_dtype()), ("latency_ns", "Int64"), ("latency_raw_ns", "Int64"),
+                           ("tid", "Int32")):  # tid: null for ld-debug
+            if col in frame:
+                frame[col] = frame[col].astype(dtype)
     for col in schema.OPTIONAL.get(name, ()):  # older schemas: not recorded
         if col not in frame.columns and (columns is None or col in columns):
             frame[col] = None
