@@ -27,6 +27,7 @@ from typing import Callable
 from . import elfinfo
 from .lazy import pa, pq
 from .probes.build import compile_cached
+from .session import write_atomic
 
 PLUGIN_ENV = "QEMU_PLUGIN"
 GUEST_LDSO = {"arm64": "/lib/ld-linux-aarch64.so.1"}
@@ -149,9 +150,7 @@ def apply(events_dir: Path, records: dict[int, list[int]], is_host: Callable[[st
         arr = pa.array(lat, pa.int64())
         t = t.set_column(t.schema.get_field_index("latency_ns"), t.schema.field("latency_ns"), arr)
         t = t.set_column(t.schema.get_field_index("latency_raw_ns"), t.schema.field("latency_raw_ns"), arr)
-        tmp = p.with_suffix(".tmp")
-        pq.write_table(t, tmp)
-        os.replace(tmp, p)
+        write_atomic(t, p)
     timed = sum(len(records[p]) for p in ok)
     return {"method": METHOD, "processes_timed": len(ok), "bindings_timed": timed,
             "processes_unpaired": sorted(p for p in records if p not in ok and records[p])}

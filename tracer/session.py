@@ -61,6 +61,17 @@ def prepare_directory(path: Path, force: bool) -> Path:
     return path
 
 
+def write_atomic(table: pa.Table, dest: Path) -> None:
+    """A part is either whole or absent: a full disk never leaves half a file."""
+    tmp = dest.with_name(dest.name + ".tmp")
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 class SessionWriter:
     """Appends event chunks as Parquet parts and writes the small tables at the end."""
 
@@ -87,7 +98,7 @@ class SessionWriter:
             return table
         if self.write_error is None:
             try:
-                self._write_atomic(table, self.path / "events" / f"part-{self.parts:05d}.parquet")
+                write_atomic(table, self.path / "events" / f"part-{self.parts:05d}.parquet")
                 self.parts += 1
                 self.events_written += table.num_rows
                 return table
@@ -96,20 +107,9 @@ class SessionWriter:
         self.meta["events_dropped"] = self.meta.get("events_dropped", 0) + table.num_rows
         return table
 
-    @staticmethod
-    def _write_atomic(table: pa.Table, dest: Path) -> None:
-        """A part is either whole or absent: a full disk never leaves half a file."""
-        tmp = dest.with_name(dest.name + ".tmp")
-        try:
-            pq.write_table(table, tmp)
-            os.replace(tmp, dest)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-
     def write_table(self, name: str, frame: pd.DataFrame) -> None:
         try:
-            self._write_atomic(schema.to_arrow(name, frame), self.path / f"{name}.parquet")
+            write_atomic(schema.to_arrow(name, frame), self.path / f"{name}.parquet")
         except OSError as exc:
             self.write_error = self.write_error or f"writing {name} failed: {exc.strerror or exc}"
 
