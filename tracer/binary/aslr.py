@@ -122,7 +122,7 @@ def fill_session(path) -> list[dict]:
 
     from .. import schema
     from ..lazy import pd
-    from ..session import SessionWriter, load_session
+    from ..session import load_session, write_atomic
 
     images = load_session(path).images.copy()
     rows: list[ImageBase] = []
@@ -135,5 +135,5 @@ def fill_session(path) -> list[dict]:
     if rows:
         images["link_base"] = pd.array([r.link_base for r in rows], dtype="UInt64")
         images["slide"] = pd.array([r.slide for r in rows], dtype="Int64")
-        SessionWriter._write_atomic(schema.to_arrow("images", images), Path(path) / "images.parquet")
+        write_atomic(schema.to_arrow("images", images), Path(path) / "images.parquet")
     return to_dicts(rows)
