@@ -5,10 +5,11 @@ W1  cold `go build` of examples/cgo-hello (fresh GOCACHE each run):
 W2  200 runs of the built cgo-hello binary from one shell, same three ways.
     Each backend also has a floor row: the mechanism alone, no gotrace —
     ld-debug-floor sets LD_DEBUG/LD_DEBUG_OUTPUT itself and nobody reads the
-    files; bpftrace-floor runs bindsnoop.bt with its output read and thrown
-    away. gotrace's own share is the gap between a backend and its floor.
-I   ingest: bindsnoop records decoded into pandas, events/s (baseline: the same
-    bytes split into lines by Python, the cheapest possible pass).
+    files; bpftrace-floor runs bindsnoop.bt with its output read and its
+    binding map emptied, both thrown away. gotrace's own share is the gap between a backend and its floor.
+I   ingest: bindsnoop records (as read from its BPF map) decoded into pandas,
+    events/s (baseline: the same records unpacked by struct.iter_unpack, the
+    cheapest pass Python itself can make).
 M   peak RSS of gotrace capturing and then reporting a 1,000,000-event session,
     against the RSS of the same interpreter after importing the same libraries.
 
@@ -71,9 +72,12 @@ def run(mode: str, argv: list[str], env: dict, cwd: Path, out: Path) -> tuple[fl
 
 
 def bpftrace_floor(argv: list[str], env: dict, cwd: Path) -> tuple[float, int, int]:
-    """bindsnoop.bt alone: started, attached, its records read and dropped."""
+    """bindsnoop.bt alone: started, attached, its output read and its binding
+    map emptied (as gotrace does, every DRAIN_S) and both dropped."""
+    import select
     import threading
-    from tracer.backends.bpftrace import acknowledge_batches, script_args, script_path
+    from tracer.backends.bpf_map import BpfMap
+    from tracer.backends.bpftrace import BINDING_MAP, DRAIN_S, script_args, script_path
     from tracer.launch import GatedChild
 
     t0 = time.perf_counter()
@@ -91,54 +95,73 @@ def bpftrace_floor(argv: list[str], env: dict, cwd: Path) -> tuple[float, int, i
                                                                BPFTRACE_PERF_RB_PAGES="2048"))
     while not bpf.stdout.readline().startswith(b"READY"):
         pass
-    bindings = [0]  # the script's own count of the binding records it made
+    bindings = BpfMap.of_process(bpf.pid, BINDING_MAP)
+    made = [0]  # the script's own count of the binding records it made
     flushed = threading.Event()
 
-    def drain() -> None:
+    def drain() -> None:  # until EOF: bpftrace blocks on a full pipe, and would never exit
         tail = b""
-        while block := bpf.stdout.read1(1 << 20):
+        fd = bpf.stdout.fileno()
+        while True:
+            bindings.drain()
+            if not select.select([fd], [], [], DRAIN_S)[0]:
+                continue
+            block = os.read(fd, 1 << 20)
+            if not block:
+                break
             text = tail + block
             cut = text.rfind(b"\n") + 1
             whole = text[:cut]
-            if b"C\t" in whole:  # batch maps read: bindsnoop.bt may reuse them
-                acknowledge_batches([int(m) for m in re.findall(rb"(?m)^C\t(\d+)$", whole)])
             if b"@emitted: " in whole:  # C-speed scans: the bench must not compete with the build
-                bindings[0] = max([bindings[0], *map(int, re.findall(rb"(?m)^@emitted: (\d+)$", whole))])
+                made[0] = max([made[0], *map(int, re.findall(rb"(?m)^@emitted: (\d+)$", whole))])
             if b"\nFLUSHED\n" in b"\n" + whole:
                 flushed.set()
             tail = text[cut:]
+        bindings.drain()
 
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
     child.release()
     code = child.wait()
     wall = time.perf_counter() - t0
-    os.getpgid(0)  # bindsnoop.bt prints its last batch: counted, not timed
+    os.getpgid(0)  # bindsnoop.bt prints its count: counted, not timed
     flushed.wait(10)
     bpf.terminate()  # detaching is not timed: gotrace does not wait for it either
     bpf.wait()
     reader.join()
+    bindings.close()
     if code != 0:
         raise SystemExit(f"bpftrace-floor run failed ({code})")
-    return wall, bindings[0], 0
+    return wall, made[0], 0
 
 
 def workload(name: str, modes: list[str], rounds: int, make) -> None:
+    """Every mode once per round, the order rotated each round (so no mode is
+    always first after a pause, or always right after the heaviest one).
+
+    Three ratios to untraced: of the medians; the median of each round's own
+    ratio (the run against the untraced run minutes from it); and of the
+    fastest runs (noise on a shared machine only ever adds time)."""
     results: dict[str, list[tuple[float, int, int]]] = {m: [] for m in modes}
     for r in range(rounds):
-        for m in modes:  # interleaved, so drift hits every mode alike
+        order = modes[r % len(modes):] + modes[:r % len(modes)]
+        for m in order:  # interleaved, so drift hits every mode alike
             with tempfile.TemporaryDirectory(prefix="gotrace-bench-") as tmp:
                 argv, env, cwd = make(Path(tmp))
                 results[m].append(run(m, argv, env, cwd, Path(tmp) / "session"))
             print(f"  {name} round {r + 1}/{rounds} {m}: {results[m][-1][0]:.2f} s", file=sys.stderr, flush=True)
-    base = statistics.median(w for w, _, _ in results["untraced"])
-    print(f"\n{name}: median of {rounds} interleaved rounds")
-    print(f"  {'mode':10} {'median s':>9} {'ratio':>7} {'events':>9} {'lost':>6}")
+    untraced = [w for w, _, _ in results["untraced"]]
+    base = statistics.median(untraced)
+    print(f"\n{name}: {rounds} interleaved rounds")
+    print(f"  {'mode':14} {'median s':>9} {'ratio':>7} {'paired':>7} {'best':>7} {'events':>9} {'lost':>6}")
     for m in modes:
-        med = statistics.median(w for w, _, _ in results[m])
+        walls = [w for w, _, _ in results[m]]
+        med = statistics.median(walls)
+        paired = statistics.median(w / u for w, u in zip(walls, untraced))
         ev = statistics.median(e for _, e, _ in results[m])
         lost = max(l for _, _, l in results[m])
-        print(f"  {m:10} {med:9.2f} {med / base:6.3f}x {ev:9.0f} {lost:6d}")
+        print(f"  {m:14} {med:9.2f} {med / base:6.3f}x {paired:6.3f}x {min(walls) / min(untraced):6.3f}x "
+              f"{ev:9.0f} {lost:6d}")
 
 
 def w1(tmp: Path):
@@ -152,12 +175,28 @@ def w2_factory(binary: Path):
     return make
 
 
-def synthetic_blocks(n: int, procs: int = 200, block_lines: int = 20000):
-    """bindsnoop-shaped records in ~1 MB blocks: forks/execs, names, n bindings."""
+VALUE_SIZE = 6 * 8 + 2 * 128  # bindsnoop.bt's @b value with BPFTRACE_STRLEN=128
+
+
+def synthetic_blocks(n: int, procs: int = 200, block_records: int = 20000):
+    """bindsnoop-shaped input in blocks, as the bpftrace backend gets it: control
+    lines (forks/execs, names, exits) and binding records packed as the kernel
+    holds @b's entries. Yields (lines, keys, values, record count)."""
+    import struct
+
     per = max(n // procs, 1)
-    syms = [f"sym_{i}" for i in range(500)]
+    syms = [f"sym_{i}".encode().ljust(128, b"\0") for i in range(500)]
+    version = b"GLIBC_2.2.5".ljust(128, b"\0")
     ts = 1_000_000
     lines: list[str] = []
+    keys: list[bytes] = []
+    values: list[bytes] = []
+
+    def block():
+        out = (("\n".join(lines) + "\n").encode() if lines else b"", b"".join(keys), b"".join(values), len(keys))
+        lines.clear(), keys.clear(), values.clear()
+        return out
+
     for p in range(procs):
         pid = 1000 + p
         lines.append(f"F\t{ts}\t999\t{pid}")
@@ -167,17 +206,27 @@ def synthetic_blocks(n: int, procs: int = 200, block_lines: int = 20000):
             lines.append(f"N\t{pid}\t{gen}\t{0x7f0000 + j}\t{0x7f000000 + j}\t{lib}")
         for i in range(per):
             ts += 1000
-            lines.append(f"@b{i % 4}[{pid}, {ts}]: ({pid}, {gen}, {0x7f0000}, {0x7f0001 + i % 2}, {2000 + i % 900}, "
-                         f"{1 + i % 3}, GLIBC_2.2.5, {syms[i % 500]})")
-            if len(lines) >= block_lines:
-                yield ("\n".join(lines) + "\n").encode()
-                lines = []
+            keys.append(struct.pack("<QQ", pid, ts))
+            values.append(struct.pack("<6Q", pid, gen, 0x7f0000, 0x7f0001 + i % 2, 2000 + i % 900, 1 + i % 3)
+                          + version + syms[i % 500])
+            if len(keys) >= block_records:
+                yield block()
         lines.append(f"X\t{ts}\t{pid}\t0")
-    if lines:
-        yield ("\n".join(lines) + "\n").encode()
+    if lines or keys:
+        yield block()
+
+
+def feed_block(dec, block):
+    """One synthetic block into a decoder, as the backend's stream does; the event tables."""
+    text, keys, values, n = block
+    out = [dec.feed(text)] if text else []
+    out.append(dec.feed_records(keys, values, n, VALUE_SIZE))
+    return [t for t in out if t is not None]
 
 
 def ingest(n: int = 1_000_000) -> None:
+    import struct
+
     from tracer.backends.bpftrace_decode import BpftraceDecoder
     from tracer.lazy import HEAVY
     import importlib
@@ -186,19 +235,18 @@ def ingest(n: int = 1_000_000) -> None:
         importlib.import_module(mod)
     blocks = list(synthetic_blocks(n))
     t0 = time.perf_counter()
-    count = sum(len(b.split(b"\n")) for b in blocks)
+    count = sum(1 for b in blocks for _ in struct.iter_unpack("<6Q256s", b[2]))
     base = time.perf_counter() - t0
     dec = BpftraceDecoder()
     t0 = time.perf_counter()
     rows = 0
     for b in blocks:
-        t = dec.feed(b)
-        if t is not None:
+        for t in feed_block(dec, b):
             rows += len(t.to_pandas(strings_to_categorical=True))
     el = time.perf_counter() - t0
     print(f"\nI: ingest of {rows:,} binding records into pandas: {rows / el:,.0f} events/s "
-          f"({el:.2f} s); baseline line split of the same {count:,} lines: {base:.3f} s "
-          f"(ratio {el / base:.1f}x)")
+          f"({el:.2f} s); baseline struct.iter_unpack of the same {count:,} records: {base:.3f} s "
+          f"(ratio {el / base:.2f}x)")
 
 
 def memory(n: int = 1_000_000) -> None:
@@ -215,7 +263,7 @@ import pandas, pyarrow, pyarrow.parquet
 pyarrow.set_memory_pool(pyarrow.system_memory_pool())  # as gotrace's CLI does
 from tracer import load_session, build_report
 if sys.argv[1] == "full":
-    from bench_bind import synthetic_blocks
+    from bench_bind import feed_block, synthetic_blocks
     from tracer.backends.bpftrace_decode import BpftraceDecoder
     from tracer.capture import ChunkSink, Progress
     from tracer.session import SessionWriter, prepare_directory
@@ -224,8 +272,7 @@ if sys.argv[1] == "full":
     sink = ChunkSink(w, Progress())
     dec = BpftraceDecoder()
     for block in synthetic_blocks({n}):
-        t = dec.feed(block)
-        if t is not None: sink(t)
+        for t in feed_block(dec, block): sink(t)
     sink.close()
     w.write_table("processes", dec.tree.frame())
     w.finish(True)

@@ -56,8 +56,9 @@ def test_lost_events_are_counted_and_reported(tmp_path, monkeypatch):
 
 
 def test_bindings_beyond_a_full_batch_map_are_counted_lost(tmp_path, monkeypatch):
-    """bindsnoop.bt batches records in maps of BPFTRACE_MAP_KEYS_MAX entries; a burst larger
-    than one batch cannot be stored, and the script's own count says how many were made."""
+    """bindsnoop.bt keeps records in a map of BPFTRACE_MAP_KEYS_MAX entries that gotrace
+    empties every 100 ms; a burst larger than the map between two drains cannot be stored,
+    and the script's own count says how many were made."""
     require_bpftrace()
     monkeypatch.setenv(bpf_mod.MAP_KEYS_ENV, "512")
     burst = "import ctypes; m = ctypes.CDLL('libm.so.6'); [m['cos'] for _ in range(20000)]"  # a dlsym each

@@ -97,3 +97,42 @@ def test_descendants_exit_codes_in_a_bpftrace_session(tmp_path):
     procs = load_session(tmp_path / "s").processes
     codes = sorted(int(c) for c in procs["exit_code"].dropna())
     assert codes == [3, 7, 128 + 9], procs[["pid", "exe", "exit_code"]]
+
+
+def test_binding_map_read_by_gotrace_is_what_bpftrace_prints(modes_bins):
+    """gotrace empties bindsnoop.bt's @b itself (tracer/backends/bpf_map.py) and
+    decodes the kernel's bytes; the oracle is bpftrace's own print of the same
+    map. The map is read without deleting after the command exits, then
+    bpftrace prints it at exit: the two must hold the same records. More than
+    one batch syscall's worth (BATCH_ENTRIES) of them, from several processes."""
+    import sys
+
+    from bindsnoop_run import run_by_hand
+    from conftest import require_bpftrace
+    from tracer.backends.bpf_map import BATCH_ENTRIES, BpfMap
+    from tracer.backends.bpftrace_decode import BpftraceDecoder, _b_rows, records_table
+
+    require_bpftrace()
+    n_dlsym = BATCH_ENTRIES + 500
+    burst = f"import ctypes; m = ctypes.CDLL('libm.so.6'); [m['cos'] for _ in range({n_dlsym})]"
+
+    def read(bpftrace_pid: int):
+        m = BpfMap.of_process(bpftrace_pid, bpf_mod.BINDING_MAP)
+        try:
+            keys, values, n = m.drain(delete=False)
+            return records_table(keys, values, n, m.value_size), m.key_size, m.value_size
+        finally:
+            m.close()
+
+    out, code, (ours, key_size, value_size) = run_by_hand(
+        ["bash", "-c", f"{modes_bins['lazy']} 1 >/dev/null && {sys.executable} -c \"{burst}\""], after_exit=read)
+    assert code == 0
+    assert (key_size, value_size) == (16, 6 * 8 + 2 * 128)
+    lines = [l for l in out.split(b"\n") if l.startswith(b"@b[")]
+    theirs = BpftraceDecoder()._parse_bindings(_b_rows(lines)).drop(["map"])
+    emitted = int(out.split(b"@emitted: ", 1)[1].split(b"\n", 1)[0])
+    assert ours.num_rows == theirs.num_rows == emitted > n_dlsym
+    key = [("tid", "ascending"), ("ts_ns", "ascending")]
+    assert ours.sort_by(key).to_pylist() == theirs.sort_by(key).to_pylist()
+    assert ours.schema == theirs.schema
+    assert {"cos", "dlsym", "printf"} <= set(ours["symbol"].to_pylist())

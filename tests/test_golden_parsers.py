@@ -1,6 +1,7 @@
 """Parsers against real recordings (tests/golden/README.md says how they were made)."""
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import pyarrow as pa
@@ -88,14 +89,14 @@ def test_bpftrace_out_of_order_names_lost_and_malformed():
     dec = BpftraceDecoder()
     dec.tree.root(10, 1, ["prog"], 0)
     first = dec.feed(b"E\t5\t10\t/usr/bin/prog\n"
-                     b"@b0[10, 7]: (10, 5, 170, 187, 900, 2, GLIBC_2.2.5, puts)\n"
+                     b"@b[10, 7]: (10, 5, 170, 187, 900, 2, GLIBC_2.2.5, puts)\n"
                      b"N\t10\t5\t170\t0\t\n"
-                     b"@b0[10, 8]: (10, broken)\n"
+                     b"@b[10, 8]: (10, broken)\n"
                      b"Lost 3 events\n")
     assert first is None or first.num_rows == 0  # 187 (the provider) is not named yet
     second = dec.feed(b"N\t10\t5\t187\t139637976727552\t/lib/libc.so.6\n"
-                      b"@b1[10, 9]: (10, 5, 170, 0, 800, 1, , weak)\n"
-                      b"@b1[10, 11]: (10, 5, 170, 187, 700, 3, , operator, comma)\n")
+                      b"@b[10, 9]: (10, 5, 170, 0, 800, 1, , weak)\n"
+                      b"@b[10, 11]: (10, 5, 170, 187, 700, 3, , operator, comma)\n")
     rows = second.to_pylist()
     assert [(r["symbol"], r["requester"], r["provider"], r["kind"], r["resolved"], r["version"]) for r in rows] == [
         ("puts", "/usr/bin/prog", "/lib/libc.so.6", "lazy", True, "GLIBC_2.2.5"),
@@ -104,16 +105,43 @@ def test_bpftrace_out_of_order_names_lost_and_malformed():
     ]
     assert dec.lost == 3 and dec.malformed == 1
     # the script made 5 records and 4 arrived (one malformed): one lost in a full map, 3 in the perf buffer
-    dec.feed(b"C\t1\nC\t0\n")  # batch maps printed and cleared: the backend acknowledges them
-    assert dec.take_acks() == [1, 0] and dec.take_acks() == []
     dec.feed(b"@emitted: 5\nFLUSHED\n@emitted: 0\n")
     assert dec.lost == 3 + 1 and dec.flushed
     # a record that arrives after its pid exec'd again keeps its own image's names and program
     dec.feed(b"E\t20\t10\t/usr/bin/other\nN\t10\t20\t170\t0\t\n")
-    late = dec.feed(b"@b3[10, 13]: (10, 5, 170, 187, 600, 2, , late)\n@b3[10, 21]: (10, 20, 170, 0, 1, 1, , new)\n")
+    late = dec.feed(b"@b[10, 13]: (10, 5, 170, 187, 600, 2, , late)\n@b[10, 21]: (10, 20, 170, 0, 1, 1, , new)\n")
     assert [(r["symbol"], r["exe"], r["requester"]) for r in late.to_pylist()] == [
         ("late", "/usr/bin/prog", "/usr/bin/prog"), ("new", "/usr/bin/other", "/usr/bin/other")]
     # an object never named is reported by address at the end, not dropped
-    dec.feed(b"@b2[10, 12]: (10, 5, 204, 0, 1, 1, , x)\n")
+    dec.feed(b"@b[10, 12]: (10, 5, 204, 0, 1, 1, , x)\n")
     tail = dec.finish()
     assert tail.to_pylist()[0]["requester"] == "<link_map 0xcc>"
+
+
+def _record(tid, ts, ints, version: bytes, symbol: bytes, width=128) -> tuple[bytes, bytes]:
+    return (struct.pack("<QQ", tid, ts),
+            struct.pack("<6Q", *ints) + version.ljust(width, b"\0")[:width] + symbol.ljust(width, b"\0")[:width])
+
+
+def test_bpftrace_map_records_decode_like_printed_ones():
+    """The same bindings as map entries (the kernel's bytes, as bpf_map reads them)
+    and as bpftrace's print: the same events. Also: a symbol that fills its whole
+    char[] has no NUL, a symbol that is not UTF-8 is kept with replacements, and a
+    garbage byte after a string's NUL is not part of it."""
+    printed = BpftraceDecoder()
+    raw = BpftraceDecoder()
+    head = b"E\t5\t10\t/usr/bin/prog\nN\t10\t5\t170\t0\t\nN\t10\t5\t187\t4096\t/lib/libc.so.6\n"
+    for dec in (printed, raw):
+        dec.tree.root(10, 1, ["prog"], 0)
+        dec.feed(head)
+    a = printed.feed(b"@b[10, 7]: (10, 5, 170, 187, 900, 2, GLIBC_2.2.5, puts)\n"
+                     b"@b[11, 9]: (10, 5, 170, 0, 800, 1, , operator, comma)\n")
+    recs = [_record(10, 7, (10, 5, 170, 187, 900, 2), b"GLIBC_2.2.5", b"puts"),
+            _record(11, 9, (10, 5, 170, 0, 800, 1), b"", b"operator, comma\0junk")]
+    b = raw.feed_records(b"".join(k for k, _ in recs), b"".join(v for _, v in recs), 2, 48 + 256)
+    assert a.to_pylist() == b.to_pylist() and a.schema == b.schema
+    odd = [_record(12, 1, (10, 5, 170, 187, 1, 3), b"", b"x" * 128), _record(12, 2, (10, 5, 170, 187, 1, 3), b"",
+                                                                            b"bad\xff\xfe")]
+    c = raw.feed_records(b"".join(k for k, _ in odd), b"".join(v for _, v in odd), 2, 48 + 256)
+    assert c["symbol"].to_pylist() == ["x" * 128, "bad\ufffd\ufffd"]
+    assert raw.received == 4 and raw.lost == 0

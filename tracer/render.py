@@ -38,7 +38,7 @@ def render_report(report: dict[str, Any], console: Console) -> None:
                   f"resolved {b['resolved']:,}, failed {b['failed']:,}")
     if s["lost_events"]:
         console.print(f"[bold red]{s['lost_events']:,} events were lost[/] (perf buffer overflow or a full "
-                      "batch map): counts are lower bounds")
+                      "binding map): counts are lower bounds")
     if not s.get("descendants_traced", True):
         console.print("[yellow]descendants were not traced[/]: lldb follows one process")
     if p.get("translated"):

@@ -184,7 +184,13 @@ def _read(path: Path, name: str, optional: bool, columns: list[str] | None = Non
         if "latency_ns" in frame and "latency_raw_ns" not in frame and (columns is None or "latency_raw_ns" in columns):
             # schema 1: nothing was corrected
             frame.insert(frame.columns.get_loc("latency_ns") + 1, "latency_raw_ns", frame["latency_ns"])
-        for col, dtype in (("kind", schema.kind_dtype()), ("latency_ns", "Int64"), ("latency_raw_ns", "Int64"),
+        if "kind" in frame:
+            kind = frame["kind"]
+            # set_categories, not astype: unordered dtypes compare equal whatever the
+            # order, so astype would keep the order the part files happened to have
+            frame["kind"] = (kind.cat.set_categories(list(schema.KINDS)) if isinstance(kind.dtype, pd.CategoricalDtype)
+                             else kind.astype(schema.kind_dtype()))
+        for col, dtype in (("latency_ns", "Int64"), ("latency_raw_ns", "Int64"),
                            ("tid", "Int32")):  # tid: null for ld-debug
             if col in frame:
                 frame[col] = frame[col].astype(dtype)

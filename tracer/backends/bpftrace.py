@@ -3,11 +3,14 @@
 ``dscripts/bindsnoop.bt`` (shipped in the package as ``tracer/dscripts``) does
 the probing; this module checks that it can run, starts it with the child's
 pid, opens the child's gate once the probes are attached, and streams the
-script's records through :class:`BpftraceDecoder`. bpftrace runs in its own
-session so a terminal Ctrl-C reaches the traced command, never the tracer:
-probes keep recording until the command has exited; then per-CPU drain marks
-(see ``_stop``) prove every record has been read, and bpftrace is told to
-detach its probes, which it finishes in the background.
+script's records through :class:`BpftraceDecoder`: the rare ones from
+bpftrace's output, the bindings straight from the script's BPF map, which
+gotrace empties itself (``bpf_map``: bpftrace printing it cost ~8 us a record).
+bpftrace runs in its own session so a terminal Ctrl-C reaches the traced
+command, never the tracer: probes keep recording until the command has
+exited; then per-CPU drain marks (see ``_stop``) prove every record has been
+read, and bpftrace is told to detach its probes, which it finishes in the
+background.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from collections import deque
 from importlib import resources
 
 from .base import Availability, CaptureRequest, CaptureResult
+from .bpf_map import BpfMap
 from .bpftrace_decode import BpftraceDecoder
 from .. import elfinfo
 from ..errors import BackendUnavailable
@@ -36,8 +40,8 @@ TRACEFS = "/sys/kernel/tracing"
 RB_PAGES_ENV = "GOTRACE_BPFTRACE_PERF_RB_PAGES"  # per-CPU perf buffer pages (default 2048 = 8 MiB)
 MAP_KEYS_ENV = "GOTRACE_BPFTRACE_MAP_KEYS"  # entries per map (default 65536: per batch, per process tree)
 READY_TIMEOUT_S = 90
-TICK_MS = 50  # bindsnoop.bt prints its batched binding records this often
-ACK_BASE = 0x7FFF0000  # getsid(ACK_BASE + map): that batch map was read (above any pid: the call fails)
+DRAIN_S = 0.1  # bindsnoop.bt's binding map is emptied (and decoded) this often
+BINDING_MAP = "AT_b"  # bpftrace's name for the script's @b
 DECODE_BYTES = 1 << 20  # decode once this much output has accumulated ...
 DECODE_SECONDS = 0.1  # ... or this long after the last decode
 READ_BATCH_BYTES = 1 << 16  # a read smaller than this ...
@@ -61,17 +65,7 @@ def script_args(root_pid: int, mark_pid: int) -> list[str]:
     layout = [lay.lookup, *lay.fixup, *lay.profile_fixup, *lay.text]
     from ..btf import task_exit_code_offset
 
-    return [str(root_pid), ldso, str(mark_pid), *(str(v) for v in layout), str(TICK_MS), str(ACK_BASE),
-            str(task_exit_code_offset() or 0)]
-
-
-def acknowledge_batches(maps: list[int]) -> None:
-    """Tell bindsnoop.bt these batch maps were read, so it may write them again."""
-    for m in maps:
-        try:
-            os.getsid(ACK_BASE + m)
-        except OSError:
-            pass
+    return [str(root_pid), ldso, str(mark_pid), *(str(v) for v in layout), str(task_exit_code_offset() or 0)]
 
 
 def _tracefs_ready() -> bool:
@@ -160,6 +154,7 @@ class BpftraceBackend:
                 _stop(proc)
                 errors.join(5)
                 raise BackendUnavailable(f"bpftrace failed to start: {errors.summary() or 'no probes attached'}")
+            stream.open_bindings(proc.pid)
             stream.start()
             child.release()
             exit_code = child.wait()
@@ -171,6 +166,9 @@ class BpftraceBackend:
             _stop(proc, stream)
             if stream.ident is not None:
                 stream.join()
+            if stream.bindings is not None:
+                stream.bindings.close()
+            proc.stdout.close()  # a bpftrace still detaching can never block on a pipe nobody reads
             if proc.poll() is not None:  # else it is detaching in the background
                 errors.join(5)
         if stream.error is not None:
@@ -196,6 +194,7 @@ class BpftraceBackend:
                 "perf_rb_pages": int(env["BPFTRACE_PERF_RB_PAGES"]),
                 "map_keys": int(env["BPFTRACE_MAP_KEYS_MAX"]),
                 "binding_records_made": decoder.emitted,  # the script's count; events + lost = this
+                "binding_reader": stream.reader_method(),
             },
         )
 
@@ -219,11 +218,11 @@ def _mark_every_cpu() -> set[int] | None:
 
 
 def _stop(proc: subprocess.Popen, stream: "_Stream | None" = None) -> None:
-    """End capture: flush the batched bindings, drain every CPU's buffer, then
-    let bpftrace detach.
+    """End capture: count the binding records, drain every CPU's buffer (the
+    stream then empties the binding map a last time), then let bpftrace detach.
 
-    getpgid() makes the script print the binding records still in its maps
-    (and FLUSHED). bpftrace stops on SIGINT only after detaching every uprobe,
+    getpgid() makes the script print how many binding records it made (and
+    FLUSHED). bpftrace stops on SIGINT only after detaching every uprobe,
     which costs the kernel ~0.1 s each (~2 s here). When a MARK from every CPU
     has arrived, all records before it have been read, so SIGINT is sent and
     the detach is left to finish in the background (bpftrace runs in its own
@@ -232,7 +231,7 @@ def _stop(proc: subprocess.Popen, stream: "_Stream | None" = None) -> None:
     """
     if proc.poll() is not None:
         return
-    os.getpgid(0)  # the flush: before the marks, so they arrive after its output
+    os.getpgid(0)  # the count: before the marks, so they arrive after it
     if stream is not None and stream.is_alive():
         cpus = _mark_every_cpu()
         if cpus is not None:
@@ -299,7 +298,8 @@ class _StderrCollector(threading.Thread):
 
 
 class _Stream(threading.Thread):
-    """Reads bpftrace's stdout in large blocks and decodes complete lines."""
+    """Reads bpftrace's stdout in large blocks and decodes complete lines, and
+    empties the script's binding map every DRAIN_S (see bpf_map)."""
 
     def __init__(self, pipe, decoder: BpftraceDecoder, request: CaptureRequest):
         super().__init__(name="gotrace-bpftrace-reader", daemon=True)
@@ -312,6 +312,29 @@ class _Stream(threading.Thread):
         self.done = threading.Event()  # output complete (marks arrived, or EOF)
         self._want_marks: set[int] | None = None
         self._procs = 0
+        self.bindings: BpfMap | None = None
+
+    def open_bindings(self, bpftrace_pid: int) -> None:
+        """Open bindsnoop.bt's @b (its maps exist once READY has printed)."""
+        try:
+            self.bindings = BpfMap.of_process(bpftrace_pid, BINDING_MAP)
+        except (LookupError, OSError) as exc:
+            raise BackendUnavailable(f"cannot read bindsnoop.bt's binding map: {exc}") from None
+
+    def reader_method(self) -> str:
+        how = "BPF_MAP_LOOKUP_AND_DELETE_BATCH" if self.bindings is None or self.bindings.batched \
+            else "get_next_key + lookup + delete per entry (kernel without batch operations)"
+        return f"gotrace empties bpftrace's map {BINDING_MAP} every {DRAIN_S * 1000:.0f} ms with {how}"
+
+    def _drain_bindings(self) -> None:
+        m = self.bindings
+        if m is None:
+            return
+        keys, values, n = m.drain()
+        if n:
+            table = self.decoder.feed_records(keys, values, n, m.value_size)
+            if table is not None and table.num_rows:
+                self.request.sink(table)
 
     def expect_marks(self, cpus: set[int]) -> None:
         self._want_marks = cpus
@@ -338,7 +361,6 @@ class _Stream(threading.Thread):
         self.buf = data[cut:]
         if cut:
             table = self.decoder.feed(data[:cut])
-            acknowledge_batches(self.decoder.take_acks())
             if table is not None and table.num_rows:
                 self.request.sink(table)
             n = len(self.decoder.tree.execed_pids)
@@ -347,18 +369,23 @@ class _Stream(threading.Thread):
                 self.request.on_process(n)
 
     def run(self) -> None:
-        """Read as it comes, decode in batches.
+        """Read as it comes, decode in batches; empty the binding map.
 
         bpftrace writes record by record; decoding each small read would cost
-        more than the records (Arrow's CSV reader has a fixed start-up cost),
-        so reads accumulate until DECODE_BYTES or DECODE_SECONDS.
+        more than the records, so reads accumulate until DECODE_BYTES or
+        DECODE_SECONDS. Bindings wait in the kernel's map and are taken out
+        every DRAIN_S, and once more at the end: when the drain marks have
+        arrived, every record the script made before FLUSHED is in the map.
         """
         pending: list[bytes] = []
         size = 0
-        last = time.monotonic()
+        last = drained = time.monotonic()
         try:
             while not self._drained():
-                if select.select([self.fd], [], [], DECODE_SECONDS)[0]:
+                if time.monotonic() - drained >= DRAIN_S:
+                    self._drain_bindings()
+                    drained = time.monotonic()
+                if select.select([self.fd], [], [], DRAIN_S)[0]:
                     data = os.read(self.fd, 1 << 20)
                     if not data:
                         break
@@ -368,13 +395,14 @@ class _Stream(threading.Thread):
                         time.sleep(READ_PAUSE_S)  # let a trickle pool: fewer wake-ups and syscalls
                 now = time.monotonic()
                 if pending and (size >= DECODE_BYTES or now - last >= DECODE_SECONDS
-                                or self._want_marks is not None or b"\nC\t" in pending[-1]):
+                                or self._want_marks is not None):
                     self._consume(b"".join(pending))
                     pending, size, last = [], 0, now
             if pending:
                 self._consume(b"".join(pending))
             if self.buf:
                 self._consume(b"\n")
+            self._drain_bindings()
         except BaseException as exc:
             self.error = exc
         finally:

@@ -1,11 +1,14 @@
 """Decodes bindsnoop.bt's output into the session tables.
 
-Binding records (the bulk) arrive as bpftrace map lines, batched; a block of
-them becomes tab-separated rows with one bytes.translate (see _b_rows), parsed
-with Arrow's CSV reader and mapped to names with dictionary encoding. The rare
-fork/exec/exit/name records are handled one by one. Records lost anywhere —
-perf buffer overflow ("Lost N events") or a full batch map (the script's
-@emitted count against the lines that arrived) — are counted, never silent.
+Binding records (the bulk) come straight from the script's BPF map as packed
+structs (:meth:`BpftraceDecoder.feed_records`, columns cut out with numpy), or,
+when the script ran by hand, as bpftrace's own print of that map (a block of
+lines becomes tab-separated rows with one bytes.translate, see _b_rows, parsed
+with Arrow's CSV reader). Either way objects are mapped to names with
+dictionary encoding. The rare fork/exec/exit/name records are handled one by
+one. Records lost anywhere — perf buffer overflow ("Lost N events") or a full
+binding map (the script's @emitted count against the records that arrived) —
+are counted, never silent.
 
 bpftrace reads one perf buffer per CPU, so a record can arrive before the name
 announcement (N) it refers to, when the thread migrated between CPUs. Events
@@ -23,7 +26,7 @@ from ..lazy import pa, pacsv, pc, pd
 from ..process_tree import ProcessTree
 from ..schema import exit_code_from_wait_status
 
-# @bM[tid, ts_ns]: (pid, gen, req_map, prov_map, latency_ns, kind, version, symbol)
+# @b[tid, ts_ns]: (pid, gen, req_map, prov_map, latency_ns, kind, version, symbol)
 B_COLUMNS = ["map", "tid", "ts_ns", "pid", "gen", "req", "prov", "latency_ns", "kind", "version", "symbol"]
 B_SEPARATORS = len(B_COLUMNS) - 2  # between the key's and the value's fields
 KIND_NAMES = ("", "eager", "lazy", "dlsym")  # by the script's kind code
@@ -46,8 +49,8 @@ _B_DELETED = B_SEPARATORS + 3  # per line: a space after each comma and in "]: (
 def _b_rows(lines: list[bytes]) -> bytes:
     """Binding map lines -> TSV rows (first field the map's name), in bulk.
 
-    ``@b2[7, 99]: (7, 0, 1, 1, 5, 1, GLIBC_2.2.5, free)`` becomes
-    ``@b2 7 99 7 0 1 1 5 1 GLIBC_2.2.5 free`` (tab-separated) with one
+    ``@b[7, 99]: (7, 0, 1, 1, 5, 1, GLIBC_2.2.5, free)`` becomes
+    ``@b 7 99 7 0 1 1 5 1 GLIBC_2.2.5 free`` (tab-separated) with one
     translate. That is exact only if no version or symbol holds any of the
     punctuation: then every line loses exactly its own and gains exactly its
     separators. When the counts say otherwise, the rows are redone one by one,
@@ -59,6 +62,49 @@ def _b_rows(lines: list[bytes]) -> bytes:
         return out
     return b"\n".join(l[:-1].replace(b"[", b"\t", 1).replace(b"]: (", b", ", 1).replace(b", ", b"\t", B_SEPARATORS)
                       for l in lines)
+
+
+RECORD_INTS = 6  # pid, gen, req, prov, latency_ns, kind: u64 each, then version and symbol as char[N]
+
+
+def _c_strings(chars) -> pa.Array:
+    """Rows of a fixed char[N] column (numpy uint8, n x N) -> Arrow strings cut
+    at each row's first NUL: pyarrow converts numpy's fixed-width bytes that
+    way (strnlen; the tests hold it to that, also with bytes after the NUL)."""
+    import numpy as np
+
+    n, width = chars.shape
+    fixed = pa.array(np.ascontiguousarray(chars).view(f"S{width}").reshape(n), pa.binary())
+    try:
+        return fixed.cast(pa.string())
+    except pa.ArrowInvalid:  # not UTF-8 (a symbol is any bytes): decoded one by one, replacing
+        return pa.array([None if b is None else b.decode("utf-8", "replace") for b in fixed.to_pylist()],
+                        pa.string())
+
+
+def records_table(keys: bytes, values: bytes, n: int, value_size: int) -> pa.Table:
+    """@b's entries as the kernel holds them -> the columns _parse_bindings makes.
+
+    Key: tid, ts_ns (u64 each). Value: RECORD_INTS u64 then version and symbol,
+    char[BPFTRACE_STRLEN] each — bpftrace lays tuples out like a C struct, and
+    nothing here needs padding. Object addresses become decimal strings, as in
+    the printed form, so both paths name objects the same way."""
+    import numpy as np
+
+    k = np.frombuffer(keys, np.uint64, count=2 * n).reshape(n, 2)
+    raw = np.frombuffer(values, np.uint8, count=n * value_size).reshape(n, value_size)
+    ints = raw[:, :8 * RECORD_INTS].copy().view(np.uint64)  # n x 6
+    width = (value_size - 8 * RECORD_INTS) // 2
+    strings = raw[:, 8 * RECORD_INTS:]
+    return pa.table({
+        "tid": pa.array(k[:, 0].astype(np.int32)), "ts_ns": pa.array(k[:, 1].astype(np.int64)),
+        "pid": pa.array(ints[:, 0].astype(np.int32)),
+        "gen": pc.cast(pa.array(ints[:, 1]), pa.string()),
+        "req": pc.cast(pa.array(ints[:, 2]), pa.string()),
+        "prov": pc.cast(pa.array(ints[:, 3]), pa.string()),
+        "latency_ns": pa.array(ints[:, 4].astype(np.int64)), "kind": pa.array(ints[:, 5].astype(np.int8)),
+        "version": _c_strings(strings[:, :width]), "symbol": _c_strings(strings[:, width:2 * width]),
+    })
 
 
 def _hex_name(addr: str) -> str:
@@ -83,7 +129,6 @@ class BpftraceDecoder:
     emitted: int | None = None  # binding records the script made (@emitted, at FLUSHED)
     received: int = 0  # binding lines that arrived (malformed ones too: counted there)
     flushed: bool = False
-    acks: list = field(default_factory=list)  # batch maps printed and cleared, to acknowledge
     malformed: int = 0
     ready_pid: int | None = None
     marks: set = field(default_factory=set)  # CPUs whose drain marker arrived
@@ -114,8 +159,6 @@ class BpftraceDecoder:
                 self.marks.add(int(f[1]))
             elif t == "FLUSHED":
                 self.flushed = True
-            elif t == "C":
-                self.acks.append(int(f[1]))
             else:
                 self.malformed += 1
         except (IndexError, ValueError):
@@ -138,17 +181,23 @@ class BpftraceDecoder:
             else:
                 self._control(line)
         self.received += len(bind_lines)
+        return self._ready(self._parse_bindings(_b_rows(bind_lines)).drop(["map"]) if bind_lines else None)
+
+    def feed_records(self, keys: bytes, values: bytes, n: int, value_size: int) -> pa.Table | None:
+        """Decode binding records read from the script's map (see bpf_map);
+        return the events ready to save."""
+        self.received += n
+        return self._ready(records_table(keys, values, n, value_size) if n else None)
+
+    def _ready(self, new: pa.Table | None) -> pa.Table | None:
+        """New binding rows plus the ones held back, named where possible."""
         tables = self.pending
         self.pending = []
-        if bind_lines:
-            tables.append(self._parse_bindings(_b_rows(bind_lines)))
+        if new is not None:
+            tables.append(new)
         if not tables:
             return None
         return self._resolve(pa.concat_tables(tables) if len(tables) > 1 else tables[0], final=False)
-
-    def take_acks(self) -> list[int]:
-        acks, self.acks = self.acks, []
-        return acks
 
     def _parse_bindings(self, data: bytes) -> pa.Table:
         def skip(row) -> str:
