@@ -9,7 +9,10 @@ For the ld-debug backend, glibc's raw logs are kept and counted independently.
 """
 from __future__ import annotations
 
+import glob
 import os
+import re
+from collections import Counter
 
 import pytest
 
@@ -17,11 +20,35 @@ from conftest import EXAMPLE, ld_debug_counts, require_bpftrace
 from tracer import bind, load_session
 
 pytestmark = pytest.mark.slow
+BINDING = re.compile(r"\s*(\d+):\tbinding file (.+?) \[\d+\] to (.+?) \[\d+\]: normal symbol `(.+?)'")
 
 
 def _resolved_per_pid(session) -> dict[int, int]:
     ev = session.events
     return ev[ev["resolved"]].groupby("pid").size().to_dict()
+
+
+def _providers(logdir) -> Counter:
+    """glibc's own account of (pid, symbol, providing object), from LD_DEBUG=bindings
+    lines, with a regex of its own; shared objects only: glibc names a main program by
+    its argv[0], gotrace by the path it was exec'd from."""
+    out: Counter = Counter()
+    for path in glob.glob(str(logdir / "ld.*")):
+        with open(path, errors="replace") as fh:
+            for line in fh:
+                m = BINDING.match(line)
+                if m and ".so" in os.path.basename(m.group(3)):
+                    out[(int(m.group(1)), m.group(4), os.path.realpath(m.group(3)))] += 1
+    return out
+
+
+def _providers_of(s, pids: set) -> Counter:
+    ev = s.events[s.events["resolved"] & s.events["pid"].isin(pids)]
+    out: Counter = Counter()
+    for pid, sym, prov in zip(ev["pid"], ev["symbol"].astype(str), ev["provider"].astype(str)):
+        if ".so" in os.path.basename(prov):
+            out[(int(pid), sym, os.path.realpath(prov))] += 1
+    return out
 
 
 def test_bpftrace_cold_go_build_matches_ld_debug(go_env, tmp_path, monkeypatch):
@@ -44,6 +71,11 @@ def test_bpftrace_cold_go_build_matches_ld_debug(go_env, tmp_path, monkeypatch):
     assert set(oracle) <= set(procs["pid"])
     names = set(procs["exe"].dropna().map(os.path.basename))
     assert "cc1" in names and any(n.endswith("as") for n in names) and any("ld" in n for n in names), names
+    # every object is named, and each binding's provider is the one glibc names (the
+    # script names providers where they are relocated, forked children through their parent)
+    for col in ("requester", "provider"):
+        assert not s.events[col].astype(str).str.startswith("<link_map").any(), col
+    assert _providers(logs) == _providers_of(s, set(oracle))
     # failed lookups are the whole difference, and they have no provider
     failed = s.events[~s.events["resolved"]]
     assert len(s.events) - len(failed) == sum(oracle.values())

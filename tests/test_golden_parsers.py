@@ -145,3 +145,20 @@ def test_bpftrace_map_records_decode_like_printed_ones():
     c = raw.feed_records(b"".join(k for k, _ in odd), b"".join(v for _, v in odd), 2, 48 + 256)
     assert c["symbol"].to_pylist() == ["x" * 128, "bad\ufffd\ufffd"]
     assert raw.received == 4 and raw.lost == 0
+
+
+def test_bpftrace_forked_child_names_objects_through_its_parent():
+    """A forked child that has not exec'd binds with its parent's objects, at the same
+    addresses (gcc's vfork children bind execv lazily): the script announces a provider
+    only where it is relocated, in the parent, and F carries the parent's image."""
+    dec = BpftraceDecoder()
+    dec.tree.root(10, 1, ["gcc"], 0)
+    dec.feed(b"E\t5\t10\t/usr/bin/gcc\nN\t10\t5\t170\t0\t\nN\t10\t5\t187\t4096\t/lib/libc.so.6\n"
+             b"F\t6\t10\t11\t5\nF\t7\t11\t12\t0\n")
+    out = dec.feed(b"@b[11, 8]: (11, 0, 170, 187, 900, 2, GLIBC_2.2.5, execv)\n"
+                   b"@b[12, 9]: (12, 0, 170, 187, 900, 2, GLIBC_2.2.5, execvp)\n"
+                   b"@b[13, 9]: (13, 0, 170, 187, 900, 2, GLIBC_2.2.5, orphan)\n")
+    assert [(r["pid"], r["exe"], r["requester"], r["provider"]) for r in out.to_pylist()] == [
+        (11, "/usr/bin/gcc", "/usr/bin/gcc", "/lib/libc.so.6"), (12, "/usr/bin/gcc", "/usr/bin/gcc", "/lib/libc.so.6")]
+    tail = dec.finish()  # pid 13's fork was never seen: named by address, not guessed
+    assert tail.to_pylist()[0]["provider"] == "<link_map 0xbb>"

@@ -122,6 +122,7 @@ class BpftraceDecoder:
     backend: str = "bpftrace"
     tree: ProcessTree = field(default_factory=ProcessTree)
     names: dict[str, str] = field(default_factory=dict)  # "pid:gen:lm" -> path ("" = main)
+    forked_from: dict[int, tuple[int, int]] = field(default_factory=dict)  # child -> (ppid, parent's gen)
     bias: dict[str, int] = field(default_factory=dict)  # "pid:gen:lm" -> l_addr
     relocs: list[tuple[int, int, str, int]] = field(default_factory=list)
     pending: list[pa.Table] = field(default_factory=list)
@@ -144,6 +145,7 @@ class BpftraceDecoder:
                 self.bias[key] = int(f[4])
             elif t == "F":
                 self.tree.fork(int(f[1]), int(f[2]), int(f[3]))
+                self.forked_from[int(f[3])] = (int(f[2]), int(f[4]) if len(f) > 4 else 0)
             elif t == "A":
                 self.tree.argv(int(f[1]), int(f[2]), f[3] if len(f) > 3 else "")
             elif t == "E":
@@ -221,6 +223,15 @@ class BpftraceDecoder:
 
     def _name_of(self, key: str) -> str | None:
         name = self.names.get(key)
+        hops = 0
+        while name is None and hops < 64:  # (a reused pid must not make a cycle endless)
+            pid, gen, lm = key.split(":")
+            parent = self.forked_from.get(int(pid)) if gen == "0" else None
+            if parent is None:
+                break
+            key = f"{parent[0]}:{parent[1]}:{lm}"  # forked, not exec'd: the parent's objects, same addresses
+            name = self.names.get(key)
+            hops += 1
         if name == "":  # the main program's link_map has an empty l_name
             pid, gen, _ = key.split(":")
             name = self.tree.exe_at(int(pid), int(gen))
