@@ -38,7 +38,7 @@ from ..ldso import LDSO_SYMBOLS, ldso_layout, ldso_path
 SUPPORTED_MACHINES = {"x86_64"}  # the script reads the return address at [sp] on entry
 TRACEFS = "/sys/kernel/tracing"
 RB_PAGES_ENV = "GOTRACE_BPFTRACE_PERF_RB_PAGES"  # per-CPU perf buffer pages (default 2048 = 8 MiB)
-MAP_KEYS_ENV = "GOTRACE_BPFTRACE_MAP_KEYS"  # entries per map (default 65536: per batch, per process tree)
+MAP_KEYS_ENV = "GOTRACE_BPFTRACE_MAP_KEYS"  # entries per map (default 65536: bindings between two drains)
 READY_TIMEOUT_S = 90
 DRAIN_S = 0.1  # bindsnoop.bt's binding map is emptied (and decoded) this often
 BINDING_MAP = "AT_b"  # bpftrace's name for the script's @b
@@ -154,7 +154,11 @@ class BpftraceBackend:
                 _stop(proc)
                 errors.join(5)
                 raise BackendUnavailable(f"bpftrace failed to start: {errors.summary() or 'no probes attached'}")
-            stream.open_bindings(proc.pid)
+            try:
+                stream.open_bindings(proc.pid)
+            except BackendUnavailable:
+                child.abort()
+                raise
             stream.start()
             child.release()
             exit_code = child.wait()
