@@ -175,7 +175,7 @@ def w2_factory(binary: Path):
     return make
 
 
-VALUE_SIZE = 6 * 8 + 2 * 128  # bindsnoop.bt's @b value with BPFTRACE_STRLEN=128
+from tracer.backends.bpftrace import BINDING_VALUE_SIZE as VALUE_SIZE  # noqa: E402  (bindsnoop.bt's @b value)
 
 
 def synthetic_blocks(n: int, procs: int = 200, block_records: int = 20000):

@@ -129,7 +129,7 @@ def test_binding_map_read_by_gotrace_is_what_bpftrace_prints(modes_bins):
     out, code, (ours, one_by_one, key_size, value_size) = run_by_hand(
         ["bash", "-c", f"{modes_bins['lazy']} 1 >/dev/null && {sys.executable} -c \"{burst}\""], after_exit=read)
     assert code == 0
-    assert (key_size, value_size) == (16, 6 * 8 + 2 * 128)
+    assert (key_size, value_size) == (bpf_mod.BINDING_KEY_SIZE, bpf_mod.BINDING_VALUE_SIZE) == (16, 6 * 8 + 2 * 128)
     lines = [l for l in out.split(b"\n") if l.startswith(b"@b[")]
     theirs = BpftraceDecoder()._parse_bindings(_b_rows(lines)).drop(["map"])
     emitted = int(out.split(b"@emitted: ", 1)[1].split(b"\n", 1)[0])
@@ -138,3 +138,25 @@ def test_binding_map_read_by_gotrace_is_what_bpftrace_prints(modes_bins):
     assert ours.sort_by(key).to_pylist() == theirs.sort_by(key).to_pylist() == one_by_one.sort_by(key).to_pylist()
     assert ours.schema == theirs.schema
     assert {"cos", "dlsym", "printf"} <= set(ours["symbol"].to_pylist())
+
+
+def test_a_binding_map_laid_out_otherwise_is_refused(monkeypatch):
+    """Another bpftrace could lay @b's tuple out differently (0.20 made pid 32-bit):
+    then gotrace says so in one line instead of decoding garbage."""
+    import pytest
+
+    from tracer.errors import BackendUnavailable
+
+    closed = []
+
+    class Other:
+        key_size, value_size = 16, 6 * 8 + 2 * 128 - 4
+
+        def close(self):
+            closed.append(True)
+
+    monkeypatch.setattr(bpf_mod.BpfMap, "of_process", classmethod(lambda cls, pid, name: Other()))
+    stream = bpf_mod._Stream(open(os.devnull, "rb"), None, None)
+    with pytest.raises(BackendUnavailable, match="--backend ld-debug"):
+        stream.open_bindings(1)
+    assert closed and stream.bindings is None

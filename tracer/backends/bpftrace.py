@@ -42,6 +42,9 @@ MAP_KEYS_ENV = "GOTRACE_BPFTRACE_MAP_KEYS"  # entries per map (default 65536: bi
 READY_TIMEOUT_S = 90
 DRAIN_S = 0.1  # bindsnoop.bt's binding map is emptied (and decoded) this often
 BINDING_MAP = "AT_b"  # bpftrace's name for the script's @b
+STRLEN = 128  # BPFTRACE_STRLEN: a string's bytes in a record, its NUL included
+BINDING_KEY_SIZE = 2 * 8  # @b's key (tid, ts_ns) and value (6 integers, version, symbol) as bpftrace 0.17 lays them out
+BINDING_VALUE_SIZE = 6 * 8 + 2 * STRLEN
 DECODE_BYTES = 1 << 20  # decode once this much output has accumulated ...
 DECODE_SECONDS = 0.1  # ... or this long after the last decode
 READ_BATCH_BYTES = 1 << 16  # a read smaller than this ...
@@ -131,7 +134,7 @@ class BpftraceBackend:
         child = GatedChild(request.argv, request.env)
         child.start()
         decoder.tree.root(child.pid, os.getpid(), request.argv, time.monotonic_ns())
-        env = dict(os.environ, BPFTRACE_STRLEN="128", BPFTRACE_MAP_KEYS_MAX=os.environ.get(MAP_KEYS_ENV, "65536"),
+        env = dict(os.environ, BPFTRACE_STRLEN=str(STRLEN), BPFTRACE_MAP_KEYS_MAX=os.environ.get(MAP_KEYS_ENV, "65536"),
                    BPFTRACE_PERF_RB_PAGES=os.environ.get(RB_PAGES_ENV, "2048"))
         try:
             proc = subprocess.Popen(
@@ -193,7 +196,7 @@ class BpftraceBackend:
                 "ts_source": "CLOCK_MONOTONIC (bpftrace nsecs)",
                 "latency_method": LATENCY_METHOD,
                 "bpftrace_version": version.result(),
-                "string_limit_bytes": 127,
+                "string_limit_bytes": STRLEN - 1,
                 "bpftrace_stderr": errors.summary() or None,
                 "perf_rb_pages": int(env["BPFTRACE_PERF_RB_PAGES"]),
                 "map_keys": int(env["BPFTRACE_MAP_KEYS_MAX"]),
@@ -324,6 +327,13 @@ class _Stream(threading.Thread):
             self.bindings = BpfMap.of_process(bpftrace_pid, BINDING_MAP)
         except (LookupError, OSError) as exc:
             raise BackendUnavailable(f"cannot read bindsnoop.bt's binding map: {exc}") from None
+        sizes = (self.bindings.key_size, self.bindings.value_size)
+        if sizes != (BINDING_KEY_SIZE, BINDING_VALUE_SIZE):  # another bpftrace's layout: never decode garbage
+            self.bindings.close()
+            self.bindings = None
+            raise BackendUnavailable(
+                f"this bpftrace lays out bindsnoop.bt's binding records as {sizes[0]}+{sizes[1]} bytes, gotrace "
+                f"reads {BINDING_KEY_SIZE}+{BINDING_VALUE_SIZE} (bpftrace 0.17); use --backend ld-debug")
 
     def reader_method(self) -> str:
         how = "BPF_MAP_LOOKUP_AND_DELETE_BATCH" if self.bindings is None or self.bindings.batched \
