@@ -175,7 +175,7 @@ def w2_factory(binary: Path):
     return make
 
 
-from tracer.backends.bpftrace import BINDING_VALUE_SIZE as VALUE_SIZE  # noqa: E402  (bindsnoop.bt's @b value)
+from tracer.backends.bpftrace_decode import BINDING_VALUE_SIZE as VALUE_SIZE  # noqa: E402  (bindsnoop.bt's @b value)
 
 
 def synthetic_blocks(n: int, procs: int = 200, block_records: int = 20000):

@@ -156,7 +156,8 @@ def test_a_binding_map_laid_out_otherwise_is_refused(monkeypatch):
             closed.append(True)
 
     monkeypatch.setattr(bpf_mod.BpfMap, "of_process", classmethod(lambda cls, pid, name: Other()))
-    stream = bpf_mod._Stream(open(os.devnull, "rb"), None, None)
-    with pytest.raises(BackendUnavailable, match="--backend ld-debug"):
-        stream.open_bindings(1)
+    with open(os.devnull, "rb") as pipe:
+        stream = bpf_mod._Stream(pipe, None, None)
+        with pytest.raises(BackendUnavailable, match="--backend ld-debug"):
+            stream.open_bindings(1)
     assert closed and stream.bindings is None

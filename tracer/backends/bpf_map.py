@@ -90,14 +90,11 @@ class BpfMap:
 
     def __init__(self, fd: int, info: _MapInfo):
         self.fd = fd
-        self.name = info.name.decode()
         self.key_size = info.key_size
         self.value_size = info.value_size
-        self.max_entries = info.max_entries
-        n = min(BATCH_ENTRIES, max(1, info.max_entries))
-        self._n = n
-        self._keys = ctypes.create_string_buffer(n * self.key_size)
-        self._values = ctypes.create_string_buffer(n * self.value_size)
+        self._n = min(BATCH_ENTRIES, max(1, info.max_entries))
+        self._keys = ctypes.create_string_buffer(self._n * self.key_size)
+        self._values = ctypes.create_string_buffer(self._n * self.value_size)
         self._cursor_in = ctypes.create_string_buffer(max(8, self.key_size))
         self._cursor_out = ctypes.create_string_buffer(max(8, self.key_size))
         self.batched = True

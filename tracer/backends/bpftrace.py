@@ -28,7 +28,7 @@ from importlib import resources
 
 from .base import Availability, CaptureRequest, CaptureResult
 from .bpf_map import BpfMap
-from .bpftrace_decode import BpftraceDecoder
+from .bpftrace_decode import BINDING_KEY_SIZE, BINDING_VALUE_SIZE, STRLEN, BpftraceDecoder
 from .. import elfinfo
 from ..errors import BackendUnavailable
 from ..launch import GatedChild
@@ -42,9 +42,6 @@ MAP_KEYS_ENV = "GOTRACE_BPFTRACE_MAP_KEYS"  # entries per map (default 65536: bi
 READY_TIMEOUT_S = 90
 DRAIN_S = 0.1  # bindsnoop.bt's binding map is emptied (and decoded) this often
 BINDING_MAP = "AT_b"  # bpftrace's name for the script's @b
-STRLEN = 128  # BPFTRACE_STRLEN: a string's bytes in a record, its NUL included
-BINDING_KEY_SIZE = 2 * 8  # @b's key (tid, ts_ns) and value (6 integers, version, symbol) as bpftrace 0.17 lays them out
-BINDING_VALUE_SIZE = 6 * 8 + 2 * STRLEN
 DECODE_BYTES = 1 << 20  # decode once this much output has accumulated ...
 DECODE_SECONDS = 0.1  # ... or this long after the last decode
 READ_BATCH_BYTES = 1 << 16  # a read smaller than this ...

@@ -64,7 +64,12 @@ def _b_rows(lines: list[bytes]) -> bytes:
                       for l in lines)
 
 
-RECORD_INTS = 6  # pid, gen, req, prov, latency_ns, kind: u64 each, then version and symbol as char[N]
+# @b as bpftrace 0.17 lays it out: key (tid, ts_ns); value RECORD_INTS u64 (pid, gen,
+# req, prov, latency_ns, kind), then version and symbol as char[STRLEN] (BPFTRACE_STRLEN)
+STRLEN = 128
+RECORD_INTS = 6
+BINDING_KEY_SIZE = 2 * 8
+BINDING_VALUE_SIZE = 8 * RECORD_INTS + 2 * STRLEN
 
 
 def _c_strings(chars) -> pa.Array:
