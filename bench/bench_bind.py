@@ -63,6 +63,8 @@ def run(mode: str, argv: list[str], env: dict, cwd: Path, out: Path) -> tuple[fl
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{mode} run failed ({proc.returncode}): {proc.stderr.strip()[-300:]}")
+    if mode == "bpftrace":
+        wait_detached()
     if mode == "ld-debug-floor":
         return wall, sum(p.read_bytes().count(b"binding file ") for p in out.iterdir()), 0
     if mode == "untraced":
@@ -71,13 +73,37 @@ def run(mode: str, argv: list[str], env: dict, cwd: Path, out: Path) -> tuple[fl
     return wall, len(s.events), int(s.meta.get("lost_events") or 0)
 
 
+def wait_detached(timeout: float = 30) -> None:
+    """Until no bindsnoop.bt bpftrace is left. gotrace returns while its
+    bpftrace still detaches (~1 s: the kernel unregisters each probe in turn),
+    and until then every process on the machine still hits the probes: the
+    next run (often untraced) must not start under them, nor a next bpftrace
+    wait for the kernel's probe locks. Not timed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(_is_bindsnoop(d) for d in os.listdir("/proc") if d.isdigit()):
+            return
+        time.sleep(0.05)
+    raise SystemExit("a bindsnoop.bt bpftrace did not exit within 30 s")
+
+
+def _is_bindsnoop(pid: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:  # gone meanwhile
+        return False
+    return os.path.basename(argv[0]) == b"bpftrace" and any(a.endswith(b"bindsnoop.bt") for a in argv[1:2])
+
+
 def bpftrace_floor(argv: list[str], env: dict, cwd: Path) -> tuple[float, int, int]:
     """bindsnoop.bt alone: started, attached, its output read and its binding
     map emptied (as gotrace does, every DRAIN_S) and both dropped."""
     import select
     import threading
     from tracer.backends.bpf_map import BpfMap
-    from tracer.backends.bpftrace import BINDING_MAP, DRAIN_S, script_args, script_path
+    from tracer.backends.bpftrace import BINDING_MAP, DRAIN_S
+    from tracer.backends.bpftrace_launch import script_args, script_path
     from tracer.launch import GatedChild
 
     t0 = time.perf_counter()

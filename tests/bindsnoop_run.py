@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Callable
 
-from tracer.backends.bpftrace import script_args, script_path
+from tracer.backends.bpftrace_launch import script_args, script_path
 from tracer.launch import GatedChild
 
 

@@ -11,6 +11,7 @@ import time
 from conftest import gotrace_cli, require, require_bpftrace
 from tracer import bind, load_session
 from tracer.backends import bpftrace as bpf_mod
+from tracer.backends import bpftrace_launch
 from tracer.backends import choose
 
 
@@ -45,7 +46,7 @@ def test_unresolvable_ldso_symbols_name_the_fix(tmp_path, monkeypatch):
 
 def test_lost_events_are_counted_and_reported(tmp_path, monkeypatch):
     require_bpftrace()
-    monkeypatch.setenv(bpf_mod.RB_PAGES_ENV, "1")  # a 4 KiB perf buffer per CPU overflows at once
+    monkeypatch.setenv(bpftrace_launch.RB_PAGES_ENV, "1")  # a 4 KiB perf buffer per CPU overflows at once
     script = "for i in 1 2 3 4 5 6; do python3 -c 'import json, decimal' & done; wait"
     res = bind(["bash", "-c", script], out=tmp_path / "s", backend="bpftrace")
     s = load_session(res.session)
@@ -60,7 +61,7 @@ def test_bindings_beyond_a_full_batch_map_are_counted_lost(tmp_path, monkeypatch
     empties every 100 ms; a burst larger than the map between two drains cannot be stored,
     and the script's own count says how many were made."""
     require_bpftrace()
-    monkeypatch.setenv(bpf_mod.MAP_KEYS_ENV, "512")
+    monkeypatch.setenv(bpftrace_launch.MAP_KEYS_ENV, "512")
     burst = "import ctypes; m = ctypes.CDLL('libm.so.6'); [m['cos'] for _ in range(20000)]"  # a dlsym each
     res = bind([sys.executable, "-c", burst], out=tmp_path / "s", backend="bpftrace")
     s = load_session(res.session)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from conftest import require
 from tracer.backends import bpftrace as bpf_mod
+from tracer.backends import bpftrace_launch
 
-SCRIPTS = sorted(Path(bpf_mod.script_path()).parent.glob("*.bt"))
+SCRIPTS = sorted(Path(bpftrace_launch.script_path()).parent.glob("*.bt"))
 
 
 def test_every_script_has_a_header_and_an_example():
@@ -24,7 +25,7 @@ def test_every_script_has_a_header_and_an_example():
 def test_scripts_compile_dry_run():
     require(shutil.which("bpftrace") is not None and os.geteuid() == 0, "bpftrace dry runs need root and bpftrace")
     for script in SCRIPTS:
-        out = subprocess.run(["bpftrace", "-d", str(script), *bpf_mod.script_args(1, 1)],
+        out = subprocess.run(["bpftrace", "-d", str(script), *bpftrace_launch.script_args(1, 1)],
                              capture_output=True, text=True, timeout=120,
                              env=dict(os.environ, BPFTRACE_STRLEN="128"))
         assert out.returncode == 0, out.stderr[-2000:]
@@ -97,6 +98,28 @@ def test_descendants_exit_codes_in_a_bpftrace_session(tmp_path):
     procs = load_session(tmp_path / "s").processes
     codes = sorted(int(c) for c in procs["exit_code"].dropna())
     assert codes == [3, 7, 128 + 9], procs[["pid", "exe", "exit_code"]]
+
+
+def test_descendants_argv_in_a_bpftrace_session(tmp_path):
+    """A records: a descendant's argv as it was exec'd, element by element (spaces,
+    tabs and an empty string kept), the first 64 of a longer one."""
+    from conftest import require_bpftrace
+    from tracer import bind, load_session
+
+    require_bpftrace()
+    short = ["/bin/echo", "a b", "tab\there", "", "x" * 100]
+    long = ["/bin/echo"] + [f"arg{i}" for i in range(1, 80)]
+    script = 'exec "$@"'
+    res = bind(["sh", "-c", f'sh -c \'{script}\' sh "$@" >/dev/null; exec "$@" >/dev/null', "sh", *short],
+               out=tmp_path / "short", backend="bpftrace")
+    assert res.exit_code == 0
+    procs = load_session(tmp_path / "short").processes
+    echoes = [list(a) for a in procs.loc[procs["exe"] == "/bin/echo", "argv"]]
+    assert echoes == [short, short], procs[["pid", "exe", "argv"]]
+    res = bind(long, out=tmp_path / "long", backend="bpftrace")
+    assert res.exit_code == 0
+    procs = load_session(tmp_path / "long").processes
+    assert [list(a) for a in procs["argv"]] == [long[:64]]
 
 
 def test_binding_map_read_by_gotrace_is_what_bpftrace_prints(modes_bins):

@@ -196,6 +196,9 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
         choice += (f"; running as {translation.arch} through {translation.handler.translator} "
                    f"(binfmt_misc {translation.handler.name}"
                    + (", registered for this run)" if translation.registered else ")"))
+    if chosen.name != "bpftrace":  # the console script's early bpftrace, if any, is not for this run
+        from .backends import prelaunch
+        prelaunch.discard()
     if on_choice is not None:
         on_choice(choice)
     path = prepare_directory(Path(out) if out else default_session_dir(argv), force)

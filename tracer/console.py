@@ -8,6 +8,9 @@ optional ``--arch A`` or ``--all`` (which JSON ignores), one file — and hands
 every other command line, including any it is unsure of, to the Typer app,
 which owns the grammar, the help and the usage errors. Failures print the
 same one line and exit with the same code as the Typer path.
+
+For ``bind`` it starts one thing before loading the CLI: bpftrace, which
+compiles its probes meanwhile (see backends/prelaunch.py).
 """
 from __future__ import annotations
 
@@ -19,6 +22,10 @@ def main() -> None:
     argv = sys.argv[1:]
     request = _inspect_json_request(argv)
     if request is None:
+        if argv[:1] == ["bind"]:  # bpftrace compiles while the CLI loads (backends/prelaunch.py)
+            from .backends import prelaunch
+
+            prelaunch.start(argv)
         from .cli import main as typer_main
 
         try:
@@ -35,6 +42,8 @@ def _exit_now(code) -> None:
     finalising pandas, pyarrow and every module — takes ~0.1 s of the user's
     wall time for nothing: sessions and outputs are closed explicitly, and no
     gotrace code relies on atexit handlers."""
+    if "tracer.backends.prelaunch" in sys.modules:  # a launch nobody took: its command never runs
+        sys.modules["tracer.backends.prelaunch"].discard()
     if code is None:
         code = 0
     elif not isinstance(code, int):

@@ -14,7 +14,6 @@ background.
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import platform
 import select
@@ -24,21 +23,20 @@ import subprocess
 import threading
 import time
 from collections import deque
-from importlib import resources
 
 from .base import Availability, CaptureRequest, CaptureResult
 from .bpf_map import BpfMap
+from . import prelaunch
 from .bpftrace_decode import BINDING_KEY_SIZE, BINDING_VALUE_SIZE, STRLEN, BpftraceDecoder
+from .bpftrace_launch import bpftrace_env, script_args, start_bindsnoop
 from .. import elfinfo
 from ..errors import BackendUnavailable
 from ..launch import GatedChild
 from ..lazy import preload
-from ..ldso import LDSO_SYMBOLS, ldso_layout, ldso_path
+from ..ldso import LDSO_SYMBOLS, ldso_path
 
 SUPPORTED_MACHINES = {"x86_64"}  # the script reads the return address at [sp] on entry
 TRACEFS = "/sys/kernel/tracing"
-RB_PAGES_ENV = "GOTRACE_BPFTRACE_PERF_RB_PAGES"  # per-CPU perf buffer pages (default 2048 = 8 MiB)
-MAP_KEYS_ENV = "GOTRACE_BPFTRACE_MAP_KEYS"  # entries per map (default 65536: bindings between two drains)
 READY_TIMEOUT_S = 90
 DRAIN_S = 0.1  # bindsnoop.bt's binding map is emptied (and decoded) this often
 BINDING_MAP = "AT_b"  # bpftrace's name for the script's @b
@@ -49,23 +47,6 @@ READ_PAUSE_S = 0.01  # ... is followed by a pause (the 1 MiB pipe absorbs it)
 STDERR_NOISE = ("couldn't set RLIMIT_MEMLOCK", "Addrspace is not set")
 LATENCY_METHOD = ("bpftrace nsecs from uprobe entry to uretprobe of _dl_lookup_symbol_x; "
                   "includes the probes' own trap cost")
-
-
-def script_path() -> str:
-    return str(resources.files("tracer").joinpath("dscripts", "bindsnoop.bt"))
-
-
-def script_args(root_pid: int, mark_pid: int) -> list[str]:
-    """bindsnoop.bt's positional arguments, in the order its USAGE gives."""
-    ldso = ldso_path()
-    lay = ldso_layout(ldso) if ldso else None
-    if lay is None:
-        raise BackendUnavailable("bpftrace backend unavailable: ld.so's internal symbols are not resolvable; "
-                                 "install glibc's debug symbols: apt-get install libc6-dbg")
-    layout = [lay.lookup, *lay.fixup, *lay.profile_fixup, *lay.text]
-    from ..btf import task_exit_code_offset
-
-    return [str(root_pid), ldso, str(mark_pid), *(str(v) for v in layout), str(task_exit_code_offset() or 0)]
 
 
 def _tracefs_ready() -> bool:
@@ -127,21 +108,20 @@ class BpftraceBackend:
         if not avail.ok:
             raise BackendUnavailable(f"bpftrace backend unavailable: {avail.explain()}")
         decoder = BpftraceDecoder()
-        args = script_args(0, os.getpid())  # resolved before the child exists, so a failure starts nothing
-        child = GatedChild(request.argv, request.env)
-        child.start()
+        env = bpftrace_env()
+        early = prelaunch.take(request.argv, request.env)
+        if early is not None:  # started by the console script while the CLI loaded
+            child, proc = early.child, early.proc
+        else:
+            args = script_args(0, os.getpid())  # resolved before the child exists, so a failure starts nothing
+            child = GatedChild(request.argv, request.env)
+            child.start()
+            try:
+                proc = start_bindsnoop([str(child.pid), *args[1:]], env)
+            except OSError as exc:
+                child.abort()
+                raise BackendUnavailable(f"cannot start bpftrace: {exc.strerror}") from None
         decoder.tree.root(child.pid, os.getpid(), request.argv, time.monotonic_ns())
-        env = dict(os.environ, BPFTRACE_STRLEN=str(STRLEN), BPFTRACE_MAP_KEYS_MAX=os.environ.get(MAP_KEYS_ENV, "65536"),
-                   BPFTRACE_PERF_RB_PAGES=os.environ.get(RB_PAGES_ENV, "2048"))
-        try:
-            proc = subprocess.Popen(
-                ["bpftrace", script_path(), str(child.pid), *args[1:]],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                env=env, start_new_session=True)
-        except OSError as exc:
-            child.abort()
-            raise BackendUnavailable(f"cannot start bpftrace: {exc.strerror}") from None
-        _grow_pipe(proc.stdout.fileno())
         version = _VersionQuery()  # answered while bpftrace compiles, not after the command
         preload()  # pandas/pyarrow load on the other CPU while bpftrace compiles, not during the command
         errors = _StderrCollector(proc.stderr)
@@ -199,6 +179,8 @@ class BpftraceBackend:
                 "map_keys": int(env["BPFTRACE_MAP_KEYS_MAX"]),
                 "binding_records_made": decoder.emitted,  # the script's count; events + lost = this
                 "binding_reader": stream.reader_method(),
+                "bpftrace_started": "by the console script, while the CLI loaded" if early is not None
+                                    else "by the backend",
             },
         )
 
@@ -250,16 +232,6 @@ def _stop(proc: subprocess.Popen, stream: "_Stream | None" = None) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-
-
-def _grow_pipe(fd: int) -> None:
-    """A 1 MiB pipe: bpftrace blocks on a full stdout and stops draining its
-    perf buffers, so a short stall on our side must not fill the pipe."""
-    try:
-        limit = int(open("/proc/sys/fs/pipe-max-size").read())
-        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), min(limit, 1 << 20))
-    except (OSError, ValueError):
-        pass
 
 
 class _VersionQuery:

@@ -122,6 +122,9 @@ def _by_address(addrs: pa.Array) -> pa.Array:
     return pc.take(pa.array([_hex_name(a) for a in enc.dictionary.to_pylist()], pa.string()), enc.indices)
 
 
+_FIELDS = {"N": 5, "A": 3, "E": 3}  # record type -> tab splits before its free-text field
+
+
 @dataclass
 class BpftraceDecoder:
     backend: str = "bpftrace"
@@ -141,9 +144,11 @@ class BpftraceDecoder:
 
     # ---- small records -------------------------------------------------
     def _control(self, line: bytes) -> None:
-        f = line.decode("utf-8", "replace").split("\t")
+        text = line.decode("utf-8", "replace")
+        t = text.split("\t", 1)[0]
+        # the last field of N, A and E is a name or an argument: tabs in it are its own
+        f = text.split("\t", _FIELDS.get(t, -1))
         try:
-            t = f[0]
             if t == "N":
                 key = f"{int(f[1])}:{int(f[2])}:{int(f[3])}"
                 self.names[key] = f[5] if len(f) > 5 else ""

@@ -1,0 +1,83 @@
+"""The console script's early bpftrace (tracer/backends/prelaunch.py).
+
+It is started before the CLI has parsed anything, so what matters is that it
+is only ever used for the very run it was started for, and that otherwise its
+command never runs: the oracle is a marker file the command appends to.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from conftest import gotrace_cli, require_bpftrace
+from tracer import load_session
+from tracer.backends import prelaunch
+from tracer.backends.prelaunch import bind_command
+
+APPEND = ["sh", "-c", "echo ran >> marker; exit 3"]
+
+
+def test_the_scan_takes_only_plain_binds_bpftrace_may_trace():
+    assert bind_command(["bind", "--", "go", "build"]) == ["go", "build"]
+    assert bind_command(["bind", "-q", "-o", "d", "--force", "-b", "bpftrace", "--", "x", "--", "y"]) == ["x", "--", "y"]
+    assert bind_command(["bind", "--backend=auto", "--json", "--output=d", "--", "x"]) == ["x"]
+    for argv in (["bind", "go"], ["bind", "-b", "ld-debug", "--", "x"], ["bind", "--backend=lldb", "--", "x"],
+                 ["bind", "--arch", "arm64", "--", "x"], ["bind", "--attach", "1"], ["bind", "--help", "--", "x"],
+                 ["bind", "-o", "--", "x"], ["bind", "--"], ["bind", "--bogus", "--", "x"], ["report", "--", "x"], []):
+        assert bind_command(argv) is None, argv
+
+
+def _no_bindsnoop_left(timeout: float = 30) -> bool:
+    """No bindsnoop.bt bpftrace left running (a stopped one takes ~1 s to detach)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = False
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            alive |= os.path.basename(argv[0]) == b"bpftrace" and argv[1:2] != [] and argv[1].endswith(b"bindsnoop.bt")
+        if not alive:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_cli_bind_runs_its_command_once_under_the_early_bpftrace(tmp_path):
+    require_bpftrace()
+    out = gotrace_cli("bind", "-q", "-o", str(tmp_path / "s"), "--", *APPEND, cwd=tmp_path)
+    assert out.returncode == 3, out.stderr
+    assert (tmp_path / "marker").read_text() == "ran\n"
+    s = load_session(tmp_path / "s")
+    assert s.meta["backend"] == "bpftrace"
+    assert s.meta["bpftrace_started"] == "by the console script, while the CLI loaded"
+    assert s.meta["complete"] and len(s.events) > 0
+    assert int(s.processes.loc[s.processes["exe"].str.endswith("sh"), "exit_code"].iloc[0]) == 3
+
+
+def test_a_refused_run_never_runs_the_early_command(tmp_path):
+    require_bpftrace()
+    (tmp_path / "s").mkdir()  # exists: refused, after the early launch was made
+    (tmp_path / "s" / "x").write_text("")
+    out = gotrace_cli("bind", "-q", "-o", str(tmp_path / "s"), "--", *APPEND, cwd=tmp_path)
+    assert out.returncode == 2
+    assert len(out.stderr.strip().splitlines()) == 1 and "--force" in out.stderr
+    time.sleep(0.3)
+    assert not (tmp_path / "marker").exists()
+    assert _no_bindsnoop_left()
+
+
+def test_a_launch_for_another_command_is_discarded(tmp_path, monkeypatch):
+    require_bpftrace()
+    monkeypatch.chdir(tmp_path)
+    prelaunch.start(["bind", "--", *APPEND])
+    launch = prelaunch._pending
+    assert launch is not None and launch.proc.poll() is None
+    assert prelaunch.take(["sh", "-c", "true"], dict(os.environ)) is None
+    assert prelaunch._pending is None
+    assert launch.child.end_ns > 0  # reaped: killed at its gate
+    time.sleep(0.3)
+    assert not (tmp_path / "marker").exists()
+    assert _no_bindsnoop_left()

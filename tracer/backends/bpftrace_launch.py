@@ -1,0 +1,64 @@
+"""How bindsnoop.bt is started: its file, its arguments, bpftrace's environment.
+
+One place, because two callers start it and must start the same thing: the
+backend, and ``prelaunch`` (the console script starting it before the CLI has
+even loaded). Kept free of pandas, pyarrow and the decoder, so importing it
+costs the prelaunch almost nothing.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+from importlib import resources
+
+from ..errors import BackendUnavailable
+from ..ldso import ldso_layout, ldso_path
+
+STRLEN = 128  # BPFTRACE_STRLEN: bytes per string in a record (the decoder reads this layout)
+RB_PAGES_ENV = "GOTRACE_BPFTRACE_PERF_RB_PAGES"  # per-CPU perf buffer pages (default 2048 = 8 MiB)
+MAP_KEYS_ENV = "GOTRACE_BPFTRACE_MAP_KEYS"  # entries per map (default 65536: bindings between two drains)
+
+
+def script_path() -> str:
+    return str(resources.files("tracer").joinpath("dscripts", "bindsnoop.bt"))
+
+
+def script_args(root_pid: int, mark_pid: int) -> list[str]:
+    """bindsnoop.bt's positional arguments, in the order its USAGE gives."""
+    ldso = ldso_path()
+    lay = ldso_layout(ldso) if ldso else None
+    if lay is None:
+        raise BackendUnavailable("bpftrace backend unavailable: ld.so's internal symbols are not resolvable; "
+                                 "install glibc's debug symbols: apt-get install libc6-dbg")
+    layout = [lay.lookup, *lay.fixup, *lay.profile_fixup, *lay.text]
+    from ..btf import task_exit_code_offset
+
+    return [str(root_pid), ldso, str(mark_pid), *(str(v) for v in layout), str(task_exit_code_offset() or 0)]
+
+
+def bpftrace_env() -> dict[str, str]:
+    return dict(os.environ, BPFTRACE_STRLEN=str(STRLEN),
+                BPFTRACE_MAP_KEYS_MAX=os.environ.get(MAP_KEYS_ENV, "65536"),
+                BPFTRACE_PERF_RB_PAGES=os.environ.get(RB_PAGES_ENV, "2048"))
+
+
+def start_bindsnoop(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """bpftrace running bindsnoop.bt with ``args`` (``script_args``), in its own
+    session (a terminal's Ctrl-C is for the traced command, not the tracer);
+    raises OSError if it cannot be started."""
+    proc = subprocess.Popen(["bpftrace", script_path(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+    _grow_pipe(proc.stdout.fileno())
+    return proc
+
+
+def _grow_pipe(fd: int) -> None:
+    """A 1 MiB pipe: bpftrace blocks on a full stdout and stops draining its
+    perf buffers, so a short stall on our side must not fill the pipe."""
+    try:
+        with open("/proc/sys/fs/pipe-max-size") as f:
+            limit = int(f.read())
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), min(limit, 1 << 20))
+    except (OSError, ValueError):
+        pass

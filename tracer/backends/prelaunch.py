@@ -1,0 +1,126 @@
+"""bindsnoop.bt started while the CLI is still loading.
+
+bpftrace takes ~0.27 s to compile and attach bindsnoop.bt, and the traced
+command may not run before that. The CLI itself takes ~0.1 s (Typer, option
+handling, the session directory) before the backend would start bpftrace, all
+of it wall time added to the command's. So the console script, for a plain
+``gotrace bind [options] -- CMD ...`` as root, forks CMD's gated child and
+starts bpftrace at once, and the CLI loads while bpftrace compiles.
+
+Nothing is decided here: the command only runs if the bpftrace backend, after
+the CLI has checked everything, takes this launch for exactly the same command,
+environment and directory (``take``). Any other outcome — a usage error,
+``--help``, another backend, a refused output directory — ends in ``discard``:
+the child is killed at its gate, before it ever exec'd, and bpftrace is
+stopped. Whatever the scan below is unsure of, it leaves to the normal path.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import signal
+import subprocess
+from dataclasses import dataclass
+
+from ..errors import GotraceError
+from ..launch import GatedChild
+
+_VALUE_OPTIONS = {"-o", "--output", "-b", "--backend"}
+_FLAG_OPTIONS = {"-q", "--quiet", "--force", "--json"}
+_BACKENDS = {"auto", "bpftrace"}
+
+
+@dataclass
+class Launch:
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    child: GatedChild
+    proc: subprocess.Popen
+
+
+_pending: Launch | None = None
+
+
+def bind_command(cli_argv: list[str]) -> list[str] | None:
+    """CMD of ``bind [-o D] [-b auto|bpftrace] [-q] [--force] [--json] -- CMD ...``;
+    None for anything else, or anything this scan is unsure of."""
+    if not cli_argv or cli_argv[0] != "bind" or "--" not in cli_argv:
+        return None
+    cut = cli_argv.index("--")
+    options, command = cli_argv[1:cut], cli_argv[cut + 1:]
+    i = 0
+    while i < len(options):
+        opt = options[i]
+        name, eq, value = opt.partition("=")
+        if opt in _FLAG_OPTIONS:
+            i += 1
+            continue
+        if name in _VALUE_OPTIONS:
+            if not eq:
+                if i + 1 >= len(options):
+                    return None
+                value = options[i + 1]
+                i += 1
+            if name in ("-b", "--backend") and value not in _BACKENDS:
+                return None
+            i += 1
+            continue
+        return None  # --arch, --attach, --help, a typo: the CLI's to handle
+    return command or None
+
+
+def start(cli_argv: list[str]) -> None:
+    """Fork CMD's gated child and start bindsnoop.bt for it, if ``cli_argv`` is
+    a plain bind this host can trace with bpftrace; else do nothing."""
+    global _pending
+    command = bind_command(cli_argv)
+    if (command is None or _pending is not None or os.geteuid() != 0 or platform.machine() != "x86_64"
+            or shutil.which("bpftrace") is None):
+        return
+    from .bpftrace_launch import bpftrace_env, script_args, start_bindsnoop
+
+    env = dict(os.environ)
+    try:
+        args = script_args(0, os.getpid())
+        child = GatedChild(command, env)
+        child.start()
+    except GotraceError:  # no ld.so symbols, an unknown command: the CLI will say so
+        return
+    args[0] = str(child.pid)
+    try:
+        proc = start_bindsnoop(args, bpftrace_env())
+    except OSError:
+        child.abort()
+        return
+    _pending = Launch(list(command), env, os.getcwd(), child, proc)
+
+
+def take(argv: list[str], env: dict[str, str]) -> Launch | None:
+    """The pending launch if it is for exactly this command, environment and
+    directory and bpftrace is still running; otherwise discard it."""
+    global _pending
+    launch, _pending = _pending, None
+    if launch is None:
+        return None
+    if (launch.argv, launch.env, launch.cwd) == (list(argv), env, os.getcwd()) and launch.proc.poll() is None:
+        return launch
+    _stop(launch)
+    return None
+
+
+def discard() -> None:
+    """Kill a launch nobody took: its command never runs."""
+    global _pending
+    launch, _pending = _pending, None
+    if launch is not None:
+        _stop(launch)
+
+
+def _stop(launch: Launch) -> None:
+    launch.child.abort()
+    if launch.proc.poll() is None:
+        launch.proc.send_signal(signal.SIGINT)  # it detaches in the background, as after a capture
+    for pipe in (launch.proc.stdout, launch.proc.stderr):
+        pipe.close()
