@@ -123,7 +123,7 @@ def bpftrace_floor(argv: list[str], env: dict, cwd: Path) -> tuple[float, int, i
         pass
     bindings = BpfMap.of_process(bpf.pid, BINDING_MAP)
     made = [0]  # the script's own count of the binding records it made
-    flushed = threading.Event()
+    marked = threading.Event()
 
     def drain() -> None:  # until EOF: bpftrace blocks on a full pipe, and would never exit
         tail = b""
@@ -140,8 +140,8 @@ def bpftrace_floor(argv: list[str], env: dict, cwd: Path) -> tuple[float, int, i
             whole = text[:cut]
             if b"@emitted: " in whole:  # C-speed scans: the bench must not compete with the build
                 made[0] = max([made[0], *map(int, re.findall(rb"(?m)^@emitted: (\d+)$", whole))])
-            if b"\nFLUSHED\n" in b"\n" + whole:
-                flushed.set()
+            if b"\nMARK\t" in b"\n" + whole:
+                marked.set()
             tail = text[cut:]
         bindings.drain()
 
@@ -150,8 +150,8 @@ def bpftrace_floor(argv: list[str], env: dict, cwd: Path) -> tuple[float, int, i
     child.release()
     code = child.wait()
     wall = time.perf_counter() - t0
-    os.getpgid(0)  # bindsnoop.bt prints its count: counted, not timed
-    flushed.wait(10)
+    os.getppid()  # bindsnoop.bt prints its count, then a MARK: counted, not timed
+    marked.wait(10)
     bpf.terminate()  # detaching is not timed: gotrace does not wait for it either
     bpf.wait()
     reader.join()

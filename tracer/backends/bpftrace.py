@@ -204,23 +204,24 @@ def _mark_every_cpu() -> set[int] | None:
 
 
 def _stop(proc: subprocess.Popen, stream: "_Stream | None" = None) -> None:
-    """End capture: count the binding records, drain every CPU's buffer (the
-    stream then empties the binding map a last time), then let bpftrace detach.
+    """End capture: drain every CPU's buffer (the stream then empties the
+    binding map a last time), then let bpftrace detach.
 
-    getpgid() makes the script print how many binding records it made (and
-    FLUSHED). bpftrace stops on SIGINT only after detaching every uprobe,
-    which costs the kernel ~0.1 s each (~2 s here). When a MARK from every CPU
-    has arrived, all records before it have been read, so SIGINT is sent and
-    the detach is left to finish in the background (bpftrace runs in its own
+    Each getppid() makes the script print how many binding records it has made,
+    then a MARK from that CPU. bpftrace stops on SIGINT only after detaching
+    every probe, which takes the kernel ~1 s. When a MARK from every CPU has
+    arrived, all records before it have been read, so SIGINT is sent and the
+    detach is left to finish in the background (bpftrace runs in its own
     session). Otherwise (no marks, or bpftrace not answering) wait for its
     exit, killing it after 30 s.
     """
     if proc.poll() is not None:
         return
-    os.getpgid(0)  # the count: before the marks, so they arrive after it
     if stream is not None and stream.is_alive():
         cpus = _mark_every_cpu()
-        if cpus is not None:
+        if cpus is None:
+            os.getppid()  # the count at least (this CPU's mark proves nothing alone)
+        else:
             stream.expect_marks(cpus)
             if stream.done.wait(10):
                 proc.send_signal(signal.SIGINT)
@@ -323,8 +324,7 @@ class _Stream(threading.Thread):
         self._want_marks = cpus
 
     def _drained(self) -> bool:
-        return (self._want_marks is not None and self._want_marks <= self.decoder.marks
-                and self.decoder.flushed)
+        return self._want_marks is not None and self._want_marks <= self.decoder.marks
 
     def wait_ready(self, proc: subprocess.Popen, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -358,7 +358,7 @@ class _Stream(threading.Thread):
         more than the records, so reads accumulate until DECODE_BYTES or
         DECODE_SECONDS. Bindings wait in the kernel's map and are taken out
         every DRAIN_S, and once more at the end: when the drain marks have
-        arrived, every record the script made before FLUSHED is in the map.
+        arrived, every record the script counted before them is in the map.
         """
         pending: list[bytes] = []
         size = 0

@@ -135,9 +135,8 @@ class BpftraceDecoder:
     relocs: list[tuple[int, int, str, int]] = field(default_factory=list)
     pending: list[pa.Table] = field(default_factory=list)
     lost_perf: int = 0  # "Lost N events": perf buffer overflow
-    emitted: int | None = None  # binding records the script made (@emitted, at FLUSHED)
+    emitted: int | None = None  # binding records the script made (@emitted, printed before each MARK)
     received: int = 0  # binding lines that arrived (malformed ones too: counted there)
-    flushed: bool = False
     malformed: int = 0
     ready_pid: int | None = None
     marks: set = field(default_factory=set)  # CPUs whose drain marker arrived
@@ -169,8 +168,6 @@ class BpftraceDecoder:
                 self.ready_pid = int(f[1])
             elif t == "MARK":
                 self.marks.add(int(f[1]))
-            elif t == "FLUSHED":
-                self.flushed = True
             else:
                 self.malformed += 1
         except (IndexError, ValueError):
