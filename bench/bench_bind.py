@@ -51,10 +51,10 @@ def run(mode: str, argv: list[str], env: dict, cwd: Path, out: Path) -> tuple[fl
         return bpftrace_floor(argv, env, cwd)
     if mode == "untraced":
         cmd = argv
-    elif mode == "ld-debug-floor":
-        from tracer.backends.ld_debug import LD_DEBUG_VALUE
+    elif mode == "ld-debug-floor":  # the logs where gotrace puts them: tmpfs if there is room
+        from tracer.backends.ld_debug import LD_DEBUG_VALUE, tmpfs_dir
 
-        out.mkdir()
+        out = Path(tempfile.mkdtemp(prefix="gotrace-bench-ld-", dir=tmpfs_dir()))
         cmd, env = argv, dict(env, LD_DEBUG=LD_DEBUG_VALUE, LD_DEBUG_OUTPUT=str(out / "ld"))
     else:
         cmd = [str(VENV_BIN / "gotrace"), "bind", "-q", "--force", "-o", str(out), "--backend", mode, "--", *argv]
@@ -66,7 +66,9 @@ def run(mode: str, argv: list[str], env: dict, cwd: Path, out: Path) -> tuple[fl
     if mode == "bpftrace":
         wait_detached()
     if mode == "ld-debug-floor":
-        return wall, sum(p.read_bytes().count(b"binding file ") for p in out.iterdir()), 0
+        bound = sum(p.read_bytes().count(b"binding file ") for p in out.iterdir())
+        shutil.rmtree(out)
+        return wall, bound, 0
     if mode == "untraced":
         return wall, 0, 0
     s = load_session(out)

@@ -146,3 +146,31 @@ def test_probes_are_detached_even_when_gotrace_is_killed(tmp_path):
     res = bind(["true"], out=tmp_path / "t", backend="bpftrace")
     assert res.exit_code == 0
     assert _gone(_bpftrace_of(os.getpid()), 30)
+
+
+def test_ld_debug_logs_of_gone_processes_are_read_then_deleted(tmp_path, monkeypatch):
+    """glibc's logs live on tmpfs while the command runs; each is deleted once
+    its process is gone and read, so 40 short processes leave the log directory
+    as small as the live ones need. Oracle for what was read: glibc's own
+    count of /bin/true's bindings, logged by hand, for every one of the 40."""
+    from conftest import ld_debug_counts
+
+    oracle_dir = tmp_path / "oracle"
+    oracle_dir.mkdir()
+    subprocess.run(["/bin/true"], check=True, env=dict(os.environ, LD_DEBUG="bindings",
+                                                      LD_DEBUG_OUTPUT=str(oracle_dir / "ld")))
+    (per_true,) = ld_debug_counts(oracle_dir).values()
+    monkeypatch.chdir(tmp_path)
+    script = ('for i in $(seq 40); do /bin/true; done; sleep 1; '
+              'ls "$(dirname "$LD_DEBUG_OUTPUT")" > listing; echo "$LD_DEBUG_OUTPUT" > where')
+    res = bind(["sh", "-c", script], out=tmp_path / "s", backend="ld-debug", env=dict(os.environ))
+    assert res.exit_code == 0
+    s = load_session(tmp_path / "s")
+    trues = s.events[s.events["exe"] == "/bin/true"].groupby("pid").size()
+    assert len(trues) == 40 and (trues == per_true).all(), trues.value_counts()
+    logs = set((tmp_path / "listing").read_text().split())
+    assert not logs & {f"ld.{pid}" for pid in trues.index}, logs  # the 40 were gone a second before
+    assert len(logs) <= 4, logs  # sh, ls, and sleep's and dirname's, which have only just exited
+    where = (tmp_path / "where").read_text().strip()
+    assert where.startswith("/dev/shm/") == (s.meta["ld_debug_log_dir"] == "/dev/shm")
+    assert not os.path.exists(os.path.dirname(where))  # removed at the end

@@ -100,6 +100,9 @@ def test_ld_debug_cold_go_build_matches_raw_logs(go_env, tmp_path, monkeypatch):
     oracle = ld_debug_counts(logs)
     assert len(oracle) > 50
     assert _resolved_per_pid(s) == dict(oracle)
+    # logs were retired as their processes went (kept here as ld.<pid>.done), and read first
+    retired = [p for p in logs.iterdir() if p.name.endswith(".done")]
+    assert len(retired) > 50, sorted(p.name for p in logs.iterdir())[:5]
     assert set(oracle) <= set(s.processes["pid"])
     assert s.events["latency_ns"].isna().all()
     assert s.meta["latency_method"] is None

@@ -8,6 +8,12 @@ pids, failed lookups (glibc prints successful bindings only), processes that
 clear their environment or run setuid (glibc ignores LD_DEBUG_OUTPUT there),
 and event times finer than the reader's poll (``ts_ns`` is when gotrace read
 the line). Set GOTRACE_LD_DEBUG_DIR to keep glibc's raw logs.
+
+The logs go to tmpfs (/dev/shm) when there is room: glibc writes one line per
+binding, each its own writev(), and appending to ext4 doubled what LD_DEBUG
+costs the traced processes (30 `gcc -c` runs: +0.24 s CPU on ext4, +0.12 s on
+tmpfs, over 0.49 s untraced). So that memory stays flat however long the
+build, a log is deleted once its process is gone and every line is read.
 """
 from __future__ import annotations
 
@@ -26,7 +32,9 @@ from ..launch import GatedChild
 from ..lazy import preload
 from ..ldso import ldso_path
 
-POLL_S = 0.2  # each sweep stats every log file: a build writes hundreds
+POLL_S = 0.2  # each sweep stats every live process's log file
+TMPFS = "/dev/shm"
+TMPFS_MIN_FREE = 512 << 20  # else the logs go to the default temporary directory
 LD_DEBUG_VALUE = "files,bindings,reloc"
 KEEP_ENV = "GOTRACE_LD_DEBUG_DIR"  # keep glibc's raw logs there (debugging, tests)
 
@@ -42,13 +50,13 @@ class LdDebugBackend:
 
     def capture(self, request: CaptureRequest) -> CaptureResult:
         keep = os.environ.get(KEEP_ENV)
-        logdir = keep or tempfile.mkdtemp(prefix="gotrace-ld-debug-")
+        logdir = keep or tempfile.mkdtemp(prefix="gotrace-ld-debug-", dir=tmpfs_dir())
         if keep:
             os.makedirs(keep, exist_ok=True)
         env = dict(request.env)
         env["LD_DEBUG"] = LD_DEBUG_VALUE
         env["LD_DEBUG_OUTPUT"] = os.path.join(logdir, "ld")
-        reader = _Tailer(logdir, request, env.get("PATH", os.defpath))
+        reader = _Tailer(logdir, request, env.get("PATH", os.defpath), keep_logs=bool(keep))
         child = GatedChild(request.argv, env)
         try:
             child.start()
@@ -72,10 +80,20 @@ class LdDebugBackend:
                 "latency_method": None,
                 "ld_debug": LD_DEBUG_VALUE,
                 "ld_debug_logs": keep,
+                "ld_debug_log_dir": os.path.dirname(logdir),
                 "limits": ["no latency", "no failed lookups", "no tid or ppid",
                            "processes that clear LD_DEBUG or run setuid are not seen"],
             },
         )
+
+
+def tmpfs_dir() -> str | None:
+    """/dev/shm if it is writable and has room, else None (the default)."""
+    try:
+        st = os.statvfs(TMPFS)
+    except OSError:
+        return None
+    return TMPFS if os.access(TMPFS, os.W_OK) and st.f_bavail * st.f_frsize >= TMPFS_MIN_FREE else None
 
 
 def _guest_aware(prefix: str | None):
@@ -92,10 +110,14 @@ def _guest_aware(prefix: str | None):
     return slots
 
 
+def _alive(pid: int) -> bool:
+    return os.path.exists(f"/proc/{pid}")
+
+
 class _Tailer(threading.Thread):
     """Reads new lines from every ld.<pid> file and hands bindings to the sink."""
 
-    def __init__(self, logdir: str, request: CaptureRequest, search_path: str):
+    def __init__(self, logdir: str, request: CaptureRequest, search_path: str, keep_logs: bool = False):
         super().__init__(name="gotrace-ld-debug", daemon=True)
         self.logdir = logdir
         self.request = request
@@ -104,6 +126,8 @@ class _Tailer(threading.Thread):
         self.parsers: dict[int, LdDebugFileParser] = {}
         self.offsets: dict[str, int] = {}
         self.partial: dict[str, bytes] = {}
+        self.keep_logs = keep_logs  # retired logs stay, as ld.<pid>.done
+        self.retired: dict[str, int] = {}  # renamed logs of gone processes -> pid, read once more, then deleted
         self._halt = threading.Event()
         self.error: BaseException | None = None
 
@@ -138,32 +162,63 @@ class _Tailer(threading.Thread):
             pid_s = name.rsplit(".", 1)[-1]
             if not pid_s.isdigit():
                 continue
-            path = os.path.join(self.logdir, name)
-            off = self.offsets.get(name, 0)
-            try:
-                if os.stat(path).st_size <= off:  # one syscall for a file with nothing new, not three
-                    continue
-                with open(path, "rb") as fh:
-                    fh.seek(off)
-                    data = fh.read()
-            except OSError:
-                continue
-            if not data:
-                continue
-            self.offsets[name] = off + len(data)
-            data = self.partial.pop(name, b"") + data
-            cut = data.rfind(b"\n") + 1
-            if cut < len(data):
-                self.partial[name] = data[cut:]
             pid = int(pid_s)
-            parser = self.parsers.get(pid)
-            if parser is None:
-                parser = self.parsers[pid] = LdDebugFileParser(pid, self.search_path, jump_slots=self.jump_slots)
-                new = True
-            parser.feed(data[:cut].decode("utf-8", "replace").splitlines(), time.monotonic_ns(), rows)
+            got = self._read(name, pid, rows)
+            new |= got is None
+            if got is False and not _alive(pid):
+                self._retire(name, pid)
+        for name, pid in list(self.retired.items()):
+            self._read(name, pid, rows)
+            if not _alive(pid):  # else a new process reusing the pid may still write to it
+                if not self.keep_logs:
+                    os.unlink(os.path.join(self.logdir, name))
+                del self.retired[name]
+                self.offsets.pop(name, None)
         self._emit(rows)
         if new:
             self.request.on_process(len(self.parsers))
+
+    def _read(self, name: str, pid: int, rows: list[tuple]) -> bool | None:
+        """Parse the new lines of one log: True if there were some, False if
+        not, None if they were the first of a new pid."""
+        path = os.path.join(self.logdir, name)
+        off = self.offsets.get(name, 0)
+        try:
+            if os.stat(path).st_size <= off:  # one syscall for a file with nothing new, not three
+                return False
+            with open(path, "rb") as fh:
+                fh.seek(off)
+                data = fh.read()
+        except OSError:
+            return False
+        if not data:
+            return False
+        self.offsets[name] = off + len(data)
+        data = self.partial.pop(name, b"") + data
+        cut = data.rfind(b"\n") + 1
+        if cut < len(data):
+            self.partial[name] = data[cut:]
+        parser = self.parsers.get(pid)
+        first = parser is None
+        if first:
+            parser = self.parsers[pid] = LdDebugFileParser(pid, self.search_path, jump_slots=self.jump_slots)
+        parser.feed(data[:cut].decode("utf-8", "replace").splitlines(), time.monotonic_ns(), rows)
+        return None if first else True
+
+    def _retire(self, name: str, pid: int) -> None:
+        """Move a gone process's fully read log aside, to be read once more
+        (a write may have landed since) and deleted: a process that reuses the
+        pid creates a new log, or, if it opened the old one just before the
+        move, keeps it from deletion until it is gone too."""
+        if name in self.partial:  # glibc writes whole lines: a fragment means more is coming
+            return
+        done = f"{name}.done"
+        try:
+            os.rename(os.path.join(self.logdir, name), os.path.join(self.logdir, done))
+        except OSError:
+            return
+        self.offsets[done] = self.offsets.pop(name, 0)
+        self.retired[done] = pid
 
     def _emit(self, rows: list[tuple]) -> None:
         if not rows:
