@@ -137,33 +137,42 @@ class LdDebugFileParser:
         """Append one tuple per binding to ``out``:
         (ts_ns, pid, exe, requester, symbol, version, provider, kind)."""
         images = self.images
+        append = out.append
+        pid_s_seen, line_pid = None, self.pid
         for raw in lines:
             b = _split_binding(raw)
             if b:
                 pid_s, req, prov, sym, ver = b
                 # the line's own pid: a child forked without exec writes into
                 # its parent's file (the descriptor is inherited)
-                line_pid = int(pid_s)
-                if line_pid != self.pid:
-                    self.other_pids.add(line_pid)
+                if pid_s != pid_s_seen:
+                    pid_s_seen, line_pid = pid_s, int(pid_s)
+                    if line_pid != self.pid:
+                        self.other_pids.add(line_pid)
                 if req == VDSO and prov == VDSO and (not images or images[-1].runtime):
                     images.append(ImageState(self.pid))  # a new exec starts with vDSO set-up
                 img = images[-1] if images else self.current
                 name = img.name
-                req_path = self.resolve_main(req) if req == name else req
-                prov_path = self.resolve_main(prov) if prov == name else prov
+                if name is None:
+                    exe = None
+                else:
+                    exe = self.resolve_main(name)
+                    if req == name:
+                        req = exe
+                    if prov == name:
+                        prov = exe
                 if not img.runtime:
                     kind = "eager"
                 else:
-                    key = (req_path, sym)
-                    slots = self.jump_slots(req_path) if os.sep in req_path else None
+                    key = (req, sym)
+                    slots = self.jump_slots(req) if os.sep in req else None
                     first = key not in img.bound
                     img.bound.add(key)
                     kind = "lazy" if first and (slots is None or sym in slots) else "dlsym"
-                if name is None:
-                    img.held.append((ts_ns, line_pid, None, req_path, sym, ver, prov_path, kind))
+                if exe is None:
+                    img.held.append((ts_ns, line_pid, None, req, sym, ver, prov, kind))
                 else:
-                    out.append((ts_ns, line_pid, self.resolve_main(name), req_path, sym, ver, prov_path, kind))
+                    append((ts_ns, line_pid, exe, req, sym, ver, prov, kind))
                 continue
             m = LINE.match(raw)
             if not m:
