@@ -174,3 +174,31 @@ def test_ld_debug_logs_of_gone_processes_are_read_then_deleted(tmp_path, monkeyp
     where = (tmp_path / "where").read_text().strip()
     assert where.startswith("/dev/shm/") == (s.meta["ld_debug_log_dir"] == "/dev/shm")
     assert not os.path.exists(os.path.dirname(where))  # removed at the end
+
+
+def test_ld_debug_logs_of_a_reused_pid_are_retired_apart(tmp_path):
+    """A pid's next process writes a new ld.<pid>: its log is retired beside the
+    first one's, never over it (kept logs), and both are read in full. The pid
+    is one no process can have, so both count as gone."""
+    from pathlib import Path
+
+    from tracer.backends.base import CaptureRequest
+    from tracer.backends.ld_debug import _Tailer
+
+    gone = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1
+    text = (Path(__file__).parent / "golden" / "ld_debug" / "ld.9218").read_bytes()
+    for keep in (True, False):
+        logs = tmp_path / f"keep-{keep}"
+        logs.mkdir()
+        tables = []
+        tailer = _Tailer(str(logs), CaptureRequest(argv=["x"], env={}, sink=tables.append), os.defpath,
+                         keep_logs=keep)
+        rows = []
+        for _ in range(2):  # the process, then the next one with its pid
+            (logs / f"ld.{gone}").write_bytes(text)
+            tailer._sweep()  # read
+            tailer._sweep()  # nothing new and the pid gone: retired, read once more
+            rows.append(sum(t.num_rows for t in tables))
+        assert rows[0] > 0 and rows[1] == 2 * rows[0]
+        left = sorted(p.name for p in logs.iterdir())
+        assert left == ([f"ld.{gone}.2.done", f"ld.{gone}.done"] if keep else []), left

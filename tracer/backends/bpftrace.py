@@ -27,8 +27,8 @@ from collections import deque
 from .base import Availability, CaptureRequest, CaptureResult
 from .bpf_map import BpfMap
 from . import prelaunch
-from .bpftrace_decode import BINDING_KEY_SIZE, BINDING_VALUE_SIZE, STRLEN, BpftraceDecoder
-from .bpftrace_launch import bpftrace_env, script_args, start_bindsnoop
+from .bpftrace_decode import BINDING_KEY_SIZE, BINDING_VALUE_SIZE, BpftraceDecoder
+from .bpftrace_launch import STRLEN, bpftrace_env, script_args, start_bindsnoop
 from .. import elfinfo
 from ..errors import BackendUnavailable
 from ..launch import GatedChild

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from ..lazy import pa, pacsv, pc, pd
 
+from .bpftrace_launch import STRLEN
 from ..process_tree import ProcessTree
 from ..schema import exit_code_from_wait_status
 
@@ -65,8 +66,8 @@ def _b_rows(lines: list[bytes]) -> bytes:
 
 
 # @b as bpftrace 0.17 lays it out: key (tid, ts_ns); value RECORD_INTS u64 (pid, gen,
-# req, prov, latency_ns, kind), then version and symbol as char[STRLEN] (BPFTRACE_STRLEN)
-STRLEN = 128
+# req, prov, latency_ns, kind), then version and symbol as char[STRLEN] (the
+# BPFTRACE_STRLEN that bpftrace_launch starts bpftrace with)
 RECORD_INTS = 6
 BINDING_KEY_SIZE = 2 * 8
 BINDING_VALUE_SIZE = 8 * RECORD_INTS + 2 * STRLEN

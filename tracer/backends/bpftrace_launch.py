@@ -15,7 +15,7 @@ from importlib import resources
 from ..errors import BackendUnavailable
 from ..ldso import ldso_layout, ldso_path
 
-STRLEN = 128  # BPFTRACE_STRLEN: bytes per string in a record (the decoder reads this layout)
+STRLEN = 128  # BPFTRACE_STRLEN: bytes per string in a record (bpftrace_decode reads that layout)
 RB_PAGES_ENV = "GOTRACE_BPFTRACE_PERF_RB_PAGES"  # per-CPU perf buffer pages (default 2048 = 8 MiB)
 MAP_KEYS_ENV = "GOTRACE_BPFTRACE_MAP_KEYS"  # entries per map (default 65536: bindings between two drains)
 

@@ -126,7 +126,7 @@ class _Tailer(threading.Thread):
         self.parsers: dict[int, LdDebugFileParser] = {}
         self.offsets: dict[str, int] = {}
         self.partial: dict[str, bytes] = {}
-        self.keep_logs = keep_logs  # retired logs stay, as ld.<pid>.done
+        self.keep_logs = keep_logs  # retired logs stay, as ld.<pid>.done (ld.<pid>.<k>.done for a reused pid)
         self.retired: dict[str, int] = {}  # renamed logs of gone processes -> pid, read once more, then deleted
         self._halt = threading.Event()
         self.error: BaseException | None = None
@@ -212,7 +212,10 @@ class _Tailer(threading.Thread):
         move, keeps it from deletion until it is gone too."""
         if name in self.partial:  # glibc writes whole lines: a fragment means more is coming
             return
-        done = f"{name}.done"
+        done, k = f"{name}.done", 1
+        while done in self.retired or os.path.exists(os.path.join(self.logdir, done)):  # a reused pid's
+            k += 1
+            done = f"{name}.{k}.done"  # never ends in digits: the sweep would take it for a live pid's log
         try:
             os.rename(os.path.join(self.logdir, name), os.path.join(self.logdir, done))
         except OSError:

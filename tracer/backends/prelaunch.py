@@ -86,7 +86,7 @@ def start(cli_argv: list[str]) -> None:
         args = script_args(0, os.getpid())
         child = GatedChild(command, env)
         child.start()
-    except GotraceError:  # no ld.so symbols, an unknown command: the CLI will say so
+    except (GotraceError, OSError):  # no ld.so symbols, an unknown command: the CLI will say so
         return
     args[0] = str(child.pid)
     try:
