@@ -62,7 +62,8 @@ def bind_command(
     from ..live import LiveLine
 
     # needed once the command has run: imported by the preload thread while it runs
-    lazy.also_preload("tracer.session", "tracer.report", "tracer.render")
+    lazy.also_preload("tracer.session", "tracer.report", "tracer.render",
+                      "pyarrow.dataset", "pyarrow.pandas_compat")  # what reading the session back imports
 
     if backend not in backends.NAMES:
         raise GotraceError(f"unknown backend {backend!r}; choose one of {', '.join(backends.NAMES)}")
