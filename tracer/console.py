@@ -19,22 +19,29 @@ import sys
 
 
 def main() -> None:
-    argv = sys.argv[1:]
+    try:
+        code = _run(sys.argv[1:])
+    except KeyboardInterrupt:  # Ctrl-C before a command started, or while loading: no traceback
+        sys.stderr.write("gotrace: interrupted\n")
+        code = 130
+    _exit_now(code)
+
+
+def _run(argv: list[str]):
     request = _inspect_json_request(argv)
-    if request is None:
-        if argv[:1] == ["bind"]:  # bpftrace compiles while the CLI loads (backends/prelaunch.py)
-            from .backends import prelaunch
+    if request is not None:
+        return _inspect_json(*request)
+    if argv[:1] == ["bind"]:  # bpftrace compiles while the CLI loads (backends/prelaunch.py)
+        from .backends import prelaunch
 
-            prelaunch.start(argv)
-        from .cli import main as typer_main
+        prelaunch.start(argv)
+    from .cli import main as typer_main
 
-        try:
-            typer_main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code
-        _exit_now(code)
-    _exit_now(_inspect_json(*request))
+    try:
+        typer_main()
+    except SystemExit as exc:
+        return exc.code
+    return 0
 
 
 def _exit_now(code) -> None:

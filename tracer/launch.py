@@ -53,6 +53,7 @@ class GatedChild:
     _err_r: int = -1
     _old_handlers: dict = field(default_factory=dict)
     _tty: int | None = None  # terminal whose foreground group we handed to the child
+    _exit_code: int | None = None  # once reaped
 
     def start(self) -> int:
         executable = resolve_command(self.argv, self.env)
@@ -62,14 +63,15 @@ class GatedChild:
         pid = os.fork()
         if pid == 0:  # child: wait for the gate, then exec
             try:
+                # interrupted at the gate, the child just dies: no Python handler runs in it
+                for sig in (*FORWARDED, signal.SIGTTOU):
+                    signal.signal(sig, signal.SIG_DFL)
                 os.close(gate_w)
                 os.close(err_r)
                 os.setpgid(0, 0)
                 if os.read(gate_r, 1) != b"g":
                     os._exit(125)
                 os.close(gate_r)
-                for sig in (*FORWARDED, signal.SIGTTOU):
-                    signal.signal(sig, signal.SIG_DFL)
                 os.execve(executable, self.argv, self.env)
             except OSError as exc:
                 os.write(err_w, f"{exc.errno}".encode())
@@ -125,9 +127,18 @@ class GatedChild:
                 pass
 
     def release(self) -> None:
-        """Open the gate; raise if the exec itself failed."""
+        """Open the gate; raise if the exec itself failed. Interrupted while it
+        waited (Ctrl-C while the tracer started), the command never runs."""
         self.start_ns = time.monotonic_ns()
-        os.write(self._gate_w, b"g")
+        if self.interrupted:
+            self.abort()
+            return
+        try:
+            os.write(self._gate_w, b"g")
+        except BrokenPipeError:  # the child died at the gate (a signal to its group): wait() tells
+            os.close(self._gate_w)
+            os.close(self._err_r)
+            return
         os.close(self._gate_w)
         data = os.read(self._err_r, 64)  # EOF on successful exec (close-on-exec)
         os.close(self._err_r)
@@ -137,11 +148,12 @@ class GatedChild:
             raise GotraceError(f"cannot run {self.argv[0]}: {os.strerror(errno)}", 126 if errno != 2 else 127)
 
     def abort(self) -> None:
-        """Kill a child that never got released (tracer failed to start)."""
-        try:
-            os.close(self._gate_w)
-        except OSError:
-            pass
+        """Kill a child that never got released (tracer failed to start, or Ctrl-C)."""
+        for fd in (self._gate_w, self._err_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
         try:
             os.killpg(self.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -150,6 +162,8 @@ class GatedChild:
 
     def wait(self) -> int:
         """Wait for the child, retrying on signals; return its shell-style exit code."""
+        if self._exit_code is not None:
+            return self._exit_code
         while True:
             try:
                 _, status = os.waitpid(self.pid, 0)
@@ -165,7 +179,8 @@ class GatedChild:
         if os.WIFSIGNALED(status) and os.WTERMSIG(status) in FORWARDED and not self.interrupted:
             # the terminal's Ctrl-C (or a hang-up) reached the child's group, not us
             self.interrupted = os.WTERMSIG(status)
-        return exit_code_from_wait_status(status)
+        self._exit_code = exit_code_from_wait_status(status)
+        return self._exit_code
 
     def restore_signals(self) -> None:
         for sig, handler in self._old_handlers.items():
