@@ -81,21 +81,13 @@ def wait_detached(timeout: float = 30) -> None:
     and until then every process on the machine still hits the probes: the
     next run (often untraced) must not start under them, nor a next bpftrace
     wait for the kernel's probe locks. Not timed."""
+    from tracer.backends.bpftrace_launch import bindsnoop_running
+
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not any(_is_bindsnoop(d) for d in os.listdir("/proc") if d.isdigit()):
-            return
+    while bindsnoop_running():
+        if time.monotonic() > deadline:
+            raise SystemExit("a bindsnoop.bt bpftrace did not exit within 30 s")
         time.sleep(0.05)
-    raise SystemExit("a bindsnoop.bt bpftrace did not exit within 30 s")
-
-
-def _is_bindsnoop(pid: str) -> bool:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            argv = f.read().split(b"\0")
-    except OSError:  # gone meanwhile
-        return False
-    return os.path.basename(argv[0]) == b"bpftrace" and any(a.endswith(b"bindsnoop.bt") for a in argv[1:2])
 
 
 def bpftrace_floor(argv: list[str], env: dict, cwd: Path) -> tuple[float, int, int]:
@@ -105,22 +97,15 @@ def bpftrace_floor(argv: list[str], env: dict, cwd: Path) -> tuple[float, int, i
     import threading
     from tracer.backends.bpf_map import BpfMap
     from tracer.backends.bpftrace import BINDING_MAP, DRAIN_S
-    from tracer.backends.bpftrace_launch import script_args, script_path
-    from tracer.launch import GatedChild
+    from tracer.backends.bpftrace_launch import start_gated
 
     t0 = time.perf_counter()
-    args = script_args(0, os.getpid())
     here = os.getcwd()
-    os.chdir(cwd)
+    os.chdir(cwd)  # the child's
     try:
-        child = GatedChild(argv, env)
-        child.start()
+        child, bpf = start_gated(argv, env)
     finally:
         os.chdir(here)
-    bpf = subprocess.Popen(["bpftrace", script_path(), str(child.pid), *args[1:]], stdout=subprocess.PIPE,
-                           stderr=subprocess.DEVNULL, env=dict(os.environ, BPFTRACE_STRLEN="128",
-                                                               BPFTRACE_MAP_KEYS_MAX="65536",
-                                                               BPFTRACE_PERF_RB_PAGES="2048"))
     while not bpf.stdout.readline().startswith(b"READY"):
         pass
     bindings = BpfMap.of_process(bpf.pid, BINDING_MAP)
@@ -213,8 +198,10 @@ def synthetic_blocks(n: int, procs: int = 200, block_records: int = 20000):
     import struct
 
     per = max(n // procs, 1)
-    syms = [f"sym_{i}".encode().ljust(128, b"\0") for i in range(500)]
-    version = b"GLIBC_2.2.5".ljust(128, b"\0")
+    from tracer.backends.bpftrace_launch import STRLEN
+
+    syms = [f"sym_{i}".encode().ljust(STRLEN, b"\0") for i in range(500)]
+    version = b"GLIBC_2.2.5".ljust(STRLEN, b"\0")
     ts = 1_000_000
     lines: list[str] = []
     keys: list[bytes] = []

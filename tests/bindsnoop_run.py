@@ -9,22 +9,16 @@ of the map against bpftrace's print of it.
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 import time
 from typing import Callable
 
-from tracer.backends.bpftrace_launch import script_args, script_path
-from tracer.launch import GatedChild
+from tracer.backends.bpftrace_launch import start_gated
 
 
 def run_by_hand(argv: list[str], after_exit: Callable[[int], object] | None = None) -> tuple[bytes, int, object]:
     """(bpftrace's whole stdout, the command's exit code, after_exit(bpftrace pid))."""
-    child = GatedChild(argv, dict(os.environ))
-    child.start()
-    bpf = subprocess.Popen(["bpftrace", script_path(), *script_args(child.pid, 0)],
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                           env=dict(os.environ, BPFTRACE_STRLEN="128", BPFTRACE_MAP_KEYS_MAX="65536"))
+    child, bpf = start_gated(argv, dict(os.environ), mark_pid=0)
     lines: list[bytes] = []
     ready = threading.Event()
 

@@ -27,7 +27,7 @@ def test_scripts_compile_dry_run():
     for script in SCRIPTS:
         out = subprocess.run(["bpftrace", "-d", str(script), *bpftrace_launch.script_args(1, 1)],
                              capture_output=True, text=True, timeout=120,
-                             env=dict(os.environ, BPFTRACE_STRLEN="128"))
+                             env=bpftrace_launch.bpftrace_env())
         assert out.returncode == 0, out.stderr[-2000:]
         errors = [l for l in out.stderr.splitlines()
                   if "ERROR" in l and not any(n in l for n in bpf_mod.STDERR_NOISE)]

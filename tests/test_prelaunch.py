@@ -12,6 +12,7 @@ import time
 from conftest import gotrace_cli, require_bpftrace
 from tracer import load_session
 from tracer.backends import prelaunch
+from tracer.backends.bpftrace_launch import bindsnoop_running
 from tracer.backends.prelaunch import bind_command
 
 APPEND = ["sh", "-c", "echo ran >> marker; exit 3"]
@@ -27,22 +28,10 @@ def test_the_scan_takes_only_plain_binds_bpftrace_may_trace():
         assert bind_command(argv) is None, argv
 
 
-def _bindsnoop_running() -> bool:
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if os.path.basename(argv[0]) == b"bpftrace" and argv[1:2] != [] and argv[1].endswith(b"bindsnoop.bt"):
-            return True
-    return False
-
-
 def _no_bindsnoop_left(timeout: float = 30) -> bool:
     """No bindsnoop.bt bpftrace left running (a stopped one takes ~1 s to detach)."""
     deadline = time.monotonic() + timeout
-    while _bindsnoop_running():
+    while bindsnoop_running():
         if time.monotonic() > deadline:
             return False
         time.sleep(0.1)
@@ -103,7 +92,7 @@ def test_ctrl_c_while_bpftrace_starts_saves_an_incomplete_session(tmp_path):
                              "sh", "-c", "sleep 3; echo ran >> marker"], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 10
-    while not _bindsnoop_running() and time.monotonic() < deadline:
+    while not bindsnoop_running() and time.monotonic() < deadline:
         time.sleep(0.005)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)

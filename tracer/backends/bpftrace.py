@@ -28,10 +28,9 @@ from .base import Availability, CaptureRequest, CaptureResult
 from .bpf_map import BpfMap
 from . import prelaunch
 from .bpftrace_decode import BINDING_KEY_SIZE, BINDING_VALUE_SIZE, BpftraceDecoder
-from .bpftrace_launch import STRLEN, bpftrace_env, script_args, start_bindsnoop
+from .bpftrace_launch import STRLEN, bpftrace_env, start_gated
 from .. import elfinfo
 from ..errors import BackendUnavailable
-from ..launch import GatedChild
 from ..lazy import preload
 from ..ldso import LDSO_SYMBOLS, ldso_path
 
@@ -109,18 +108,8 @@ class BpftraceBackend:
             raise BackendUnavailable(f"bpftrace backend unavailable: {avail.explain()}")
         decoder = BpftraceDecoder()
         env = bpftrace_env()
-        early = prelaunch.take(request.argv, request.env)
-        if early is not None:  # started by the console script while the CLI loaded
-            child, proc = early.child, early.proc
-        else:
-            args = script_args(0, os.getpid())  # resolved before the child exists, so a failure starts nothing
-            child = GatedChild(request.argv, request.env)
-            child.start()
-            try:
-                proc = start_bindsnoop([str(child.pid), *args[1:]], env)
-            except OSError as exc:
-                child.abort()
-                raise BackendUnavailable(f"cannot start bpftrace: {exc.strerror}") from None
+        early = prelaunch.take(request.argv, request.env)  # started by the console script while the CLI loaded
+        child, proc = (early.child, early.proc) if early is not None else start_gated(request.argv, request.env)
         decoder.tree.root(child.pid, os.getpid(), request.argv, time.monotonic_ns())
         version = _VersionQuery()  # answered while bpftrace compiles, not after the command
         preload()  # pandas/pyarrow load on the other CPU while bpftrace compiles, not during the command

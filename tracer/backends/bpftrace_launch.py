@@ -1,9 +1,10 @@
 """How bindsnoop.bt is started: its file, its arguments, bpftrace's environment.
 
-One place, because two callers start it and must start the same thing: the
-backend, and ``prelaunch`` (the console script starting it before the CLI has
-even loaded). Kept free of pandas, pyarrow and the decoder, so importing it
-costs the prelaunch almost nothing.
+One place, because several callers start it and must start the same thing: the
+backend, ``prelaunch`` (the console script starting it before the CLI has even
+loaded), the bench's floor and the tests that run it by hand. Kept free of
+pandas, pyarrow and the decoder, so importing it costs the prelaunch almost
+nothing.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import subprocess
 from importlib import resources
 
 from ..errors import BackendUnavailable
+from ..launch import GatedChild
 from ..ldso import ldso_layout, ldso_path
 
 STRLEN = 128  # BPFTRACE_STRLEN: bytes per string in a record (bpftrace_decode reads that layout)
@@ -43,14 +45,39 @@ def bpftrace_env() -> dict[str, str]:
                 BPFTRACE_PERF_RB_PAGES=os.environ.get(RB_PAGES_ENV, "2048"))
 
 
-def start_bindsnoop(args: list[str], env: dict[str, str]) -> subprocess.Popen:
-    """bpftrace running bindsnoop.bt with ``args`` (``script_args``), in its own
-    session (a terminal's Ctrl-C is for the traced command, not the tracer);
-    raises OSError if it cannot be started."""
-    proc = subprocess.Popen(["bpftrace", script_path(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+def start_gated(argv: list[str], env: dict[str, str], mark_pid: int | None = None) -> tuple[GatedChild, subprocess.Popen]:
+    """``argv``'s gated child (see launch) and bpftrace running bindsnoop.bt for
+    it, in its own session (a terminal's Ctrl-C is for the traced command, not
+    the tracer). MARK_PID is this process unless given (0: by hand). The
+    script's arguments are resolved before the child exists, so a failure
+    starts nothing; a bpftrace that cannot start takes the child with it."""
+    args = script_args(0, os.getpid() if mark_pid is None else mark_pid)
+    child = GatedChild(argv, env)
+    child.start()
+    args[0] = str(child.pid)
+    try:
+        proc = subprocess.Popen(["bpftrace", script_path(), *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=bpftrace_env(),
+                                start_new_session=True)
+    except OSError as exc:
+        child.abort()
+        raise BackendUnavailable(f"cannot start bpftrace: {exc.strerror}") from None
     _grow_pipe(proc.stdout.fileno())
-    return proc
+    return child, proc
+
+
+def bindsnoop_running() -> bool:
+    """Whether any bpftrace is running bindsnoop.bt (one that was told to stop
+    keeps running while the kernel detaches its probes, ~1 s)."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:  # gone meanwhile
+            continue
+        if os.path.basename(argv[0]) == b"bpftrace" and argv[1:2] and argv[1].endswith(b"bindsnoop.bt"):
+            return True
+    return False
 
 
 def _grow_pipe(fd: int) -> None:

@@ -157,15 +157,13 @@ class _Tailer(threading.Thread):
             names = os.listdir(self.logdir)
         except FileNotFoundError:
             return
-        new = False
+        known = len(self.parsers)
         for name in names:
             pid_s = name.rsplit(".", 1)[-1]
             if not pid_s.isdigit():
                 continue
             pid = int(pid_s)
-            got = self._read(name, pid, rows)
-            new |= got is None
-            if got is False and not _alive(pid):
+            if not self._read(name, pid, rows) and not _alive(pid):
                 self._retire(name, pid)
         for name, pid in list(self.retired.items()):
             self._read(name, pid, rows)
@@ -175,12 +173,11 @@ class _Tailer(threading.Thread):
                 del self.retired[name]
                 self.offsets.pop(name, None)
         self._emit(rows)
-        if new:
+        if len(self.parsers) != known:
             self.request.on_process(len(self.parsers))
 
-    def _read(self, name: str, pid: int, rows: list[tuple]) -> bool | None:
-        """Parse the new lines of one log: True if there were some, False if
-        not, None if they were the first of a new pid."""
+    def _read(self, name: str, pid: int, rows: list[tuple]) -> bool:
+        """Parse the new lines of one log; False if there were none."""
         path = os.path.join(self.logdir, name)
         off = self.offsets.get(name, 0)
         try:
@@ -199,11 +196,10 @@ class _Tailer(threading.Thread):
         if cut < len(data):
             self.partial[name] = data[cut:]
         parser = self.parsers.get(pid)
-        first = parser is None
-        if first:
+        if parser is None:
             parser = self.parsers[pid] = LdDebugFileParser(pid, self.search_path, jump_slots=self.jump_slots)
         parser.feed(data[:cut].decode("utf-8", "replace").splitlines(), time.monotonic_ns(), rows)
-        return None if first else True
+        return True
 
     def _retire(self, name: str, pid: int) -> None:
         """Move a gone process's fully read log aside, to be read once more

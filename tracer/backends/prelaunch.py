@@ -79,20 +79,12 @@ def start(cli_argv: list[str]) -> None:
     if (command is None or _pending is not None or os.geteuid() != 0 or platform.machine() != "x86_64"
             or shutil.which("bpftrace") is None):
         return
-    from .bpftrace_launch import bpftrace_env, script_args, start_bindsnoop
+    from .bpftrace_launch import start_gated
 
     env = dict(os.environ)
     try:
-        args = script_args(0, os.getpid())
-        child = GatedChild(command, env)
-        child.start()
+        child, proc = start_gated(command, env)
     except (GotraceError, OSError):  # no ld.so symbols, an unknown command: the CLI will say so
-        return
-    args[0] = str(child.pid)
-    try:
-        proc = start_bindsnoop(args, bpftrace_env())
-    except OSError:
-        child.abort()
         return
     _pending = Launch(list(command), env, os.getcwd(), child, proc)
 
