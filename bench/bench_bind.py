@@ -10,8 +10,9 @@ W2  200 runs of the built cgo-hello binary from one shell, same three ways.
 I   ingest: bindsnoop records (as read from its BPF map) decoded into pandas,
     events/s (baseline: the same records unpacked by struct.iter_unpack, the
     cheapest pass Python itself can make).
-M   peak RSS of gotrace capturing and then reporting a 1,000,000-event session,
-    against the RSS of the same interpreter after importing the same libraries.
+M   peak RSS of gotrace capturing a 1,000,000-event session, printing its summary
+    and reporting it again from disk (`gotrace report`), against the RSS of the
+    same interpreter after importing the same libraries.
 
 Usage (as root for bpftrace):  .venv/bin/python bench/bench_bind.py [--rounds 3] [--only W1,W2,I,M]
                                [--modes ld-debug-floor,ld-debug,bpftrace-floor,bpftrace]
@@ -274,9 +275,11 @@ def hwm():  # VmHWM belongs to this exec's address space; ru_maxrss survives exe
             return int(line.split()[1])
 
 sys.path.insert(0, {str(ROOT / 'bench')!r})
-import pandas, pyarrow, pyarrow.parquet
+import pyarrow, pyarrow.parquet, pyarrow.compute
+from tracer import lazy
 pyarrow.set_memory_pool(pyarrow.system_memory_pool())  # as gotrace's CLI does
-from tracer import load_session, build_report
+lazy.pyarrow_without_pandas(pyarrow)  # as `gotrace bind` and `gotrace report` do
+from tracer.report import report_session, summarize
 if sys.argv[1] == "full":
     from bench_bind import feed_block, synthetic_blocks
     from tracer.backends.bpftrace_decode import BpftraceDecoder
@@ -289,11 +292,13 @@ if sys.argv[1] == "full":
     for block in synthetic_blocks({n}):
         for t in feed_block(dec, block): sink(t)
     sink.close()
-    w.write_table("processes", dec.tree.frame())
+    procs = dec.tree.processes_rows()
+    w.write_table("processes", procs)
     w.finish(True)
-    s = load_session(d)
-    r = build_report(s)
+    r = summarize(d, w.meta, sink.tally, procs, [])  # the summary `gotrace bind` prints
     assert r["bindings"]["total"] == {n}, r["bindings"]
+    assert report_session(d) == r  # what `gotrace report` reads back, part by part
+    assert "pandas" not in sys.modules
 print(hwm())
 """
     out = {}

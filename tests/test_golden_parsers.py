@@ -66,9 +66,9 @@ def test_bpftrace_golden(golden):
     events = pa.concat_tables(tables)
     result = {
         "events": _rows(events),
-        "processes": dec.tree.frame().astype(object).where(dec.tree.frame().notna(), None).to_dict("records"),
-        "relocations": dec.relocations_frame().to_dict("records"),
-        "images": dec.image_biases().sort_values(["pid", "path"]).to_dict("records"),
+        "processes": dec.tree.processes_rows(),
+        "relocations": dec.relocations_rows(),
+        "images": [dict(zip(["pid", "path", "l_addr"], r)) for r in sorted(dec.image_biases())],
         "lost": dec.lost, "malformed": dec.malformed,
     }
     golden("bpftrace/expected.json", result)

@@ -2,8 +2,9 @@
 
 ``bind()`` is what ``gotrace bind`` calls and what a notebook or script can call
 directly. Event chunks from the backend are buffered up to a bounded size,
-written as Parquet parts, and (optionally) handed to ``on_chunk`` as pandas
-DataFrames while the command is still running.
+written as Parquet parts, counted into the report's tally, and (optionally)
+handed to ``on_chunk`` as pandas DataFrames while the command is still running.
+Nothing here imports pandas unless ``on_chunk`` asks for DataFrames.
 """
 from __future__ import annotations
 
@@ -17,15 +18,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from .lazy import pa, pd
 
-from . import __version__, backends, elfinfo, schema, translate
+from . import __version__, backends, elfinfo, translate
 from .errors import GotraceError
 from .launch import resolve_command
 from .priority import background_priority
 from .session import SessionWriter, prepare_directory
+from .tally import EventTally
 
 CHUNK_ROWS = 65536
 CHUNK_SECONDS = 2.0
@@ -57,6 +59,7 @@ class ChunkSink:
     def __init__(self, writer: SessionWriter, progress: Progress,
                  on_chunk: Callable[[pd.DataFrame], None] | None = None):
         self.writer = writer
+        self.tally = EventTally()  # of what reached disk: the report of the saved session
         self.progress = progress
         self.on_chunk = on_chunk
         self.buffer: list[pa.Table] = []
@@ -95,7 +98,10 @@ class ChunkSink:
             if item is None:
                 return
             try:
+                written = self.writer.events_written
                 table = self.writer.append_events(pa.concat_tables(item))
+                if self.writer.events_written > written:
+                    self.tally.add(table)
                 if self.on_chunk is not None:
                     self.on_chunk(table.to_pandas(strings_to_categorical=True))
             except BaseException as exc:  # surfaced by close()
@@ -121,6 +127,19 @@ class BindResult:
     lost_events: int
     events: int
     write_error: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict, repr=False)  # as saved in meta.json
+    tally: EventTally | None = field(default=None, repr=False)  # of the events saved
+    processes: list[dict] = field(default_factory=list, repr=False)  # as saved
+    relocations: list[dict] = field(default_factory=list, repr=False)
+
+    def report(self, top: int = 10) -> dict[str, Any]:
+        """The session's report (as `gotrace report --json` gives it), from what
+        the run kept in memory: nothing is read back."""
+        from .report import report_session, summarize
+
+        if self.tally is None:
+            return report_session(self.session, top)
+        return summarize(self.session, self.meta, self.tally, self.processes, self.relocations, top)
 
 
 def _time_guest_lookups(path: Path, translation: translate.Translation) -> dict:
@@ -137,22 +156,19 @@ def default_session_dir(argv: list[str]) -> Path:
     return Path("gotrace-sessions") / f"{stamp}-{name}"
 
 
-def images_frame(raw: pd.DataFrame | None) -> pd.DataFrame:
-    """Fill link-time base and load base from each file's first PT_LOAD.
+def image_rows(raw: list[tuple[int, str, int]] | None) -> list[dict]:
+    """The images table: link-time base and load base from each file's first PT_LOAD.
 
     ld.so's load bias (l_addr) is the slide: runtime = link-time + slide.
     """
-    if raw is None or raw.empty:
-        return schema.empty("images")
-    link = [elfinfo.link_base(p) if p and p.startswith("/") else None for p in raw["path"]]
-    out = pd.DataFrame({"pid": raw["pid"].astype("int32"), "path": raw["path"]})
-    out["link_base"] = pd.array(link, dtype="UInt64")
-    slide = raw["l_addr"].astype("int64")
-    out["slide"] = pd.array(slide, dtype="Int64")
-    out["load_base"] = pd.array(
-        [(int(lb) + int(s)) & 0xFFFFFFFFFFFFFFFF if lb is not None else None for lb, s in zip(link, slide)],
-        dtype="UInt64")
-    return out
+    rows = []
+    for pid, path, l_addr in raw or ():
+        link = elfinfo.link_base(path) if path and path.startswith("/") else None
+        slide = int(l_addr)
+        slide = slide - (1 << 64) if slide >= 1 << 63 else slide  # a bias above the link address wraps
+        rows.append({"pid": int(pid), "path": path, "link_base": link, "slide": slide,
+                     "load_base": (link + slide) & 0xFFFFFFFFFFFFFFFF if link is not None else None})
+    return rows
 
 
 def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "auto",
@@ -233,18 +249,17 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
             guest_timing = _time_guest_lookups(path, translation)
         if translation is not None:
             translation.close()
-        writer.meta["versions"].update(pandas=pd.__version__, pyarrow=pa.__version__)
+        writer.meta["versions"].update(pyarrow=pa.__version__)  # what wrote the tables
         if result is not None:
-            procs = result.processes if result.processes is not None else schema.empty("processes")
-            writer.write_table("processes", translate.annotate(procs, os.getcwd(), translation))
-            writer.write_table("images", images_frame(result.images))
-            writer.write_table("relocations", result.relocations if result.relocations is not None
-                               else schema.empty("relocations"))
+            procs = translate.annotate(result.processes or [], os.getcwd(), translation)
+            writer.write_table("processes", procs)
+            writer.write_table("images", image_rows(result.images))
+            writer.write_table("relocations", result.relocations or [])
             complete = not result.interrupted and writer.write_error is None
             writer.finish(complete, end_time=time.time(), end_ns=time.monotonic_ns(),
                           exit_code=result.exit_code, interrupted_by=result.interrupted or None,
                           lost_events=result.lost_events, malformed_records=result.malformed_records,
-                          processes=0 if result.processes is None else int(len(result.processes)),
+                          processes=len(procs),
                           **result.meta, **({"guest_latency": guest_timing} if guest_timing else {}))
         elif writer.events_written == 0:
             shutil.rmtree(path, ignore_errors=True)  # nothing ran: leave no half session behind
@@ -256,4 +271,7 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
     return BindResult(session=path, exit_code=exit_code, backend=chosen.name, choice=choice,
                       complete=writer.meta["complete"], interrupted=result.interrupted,
                       lost_events=result.lost_events, events=writer.events_written,
-                      write_error=writer.write_error)
+                      write_error=writer.write_error, meta=writer.meta,
+                      # guest timing rewrote the saved events' latencies: the report reads them back
+                      tally=None if guest_timing else sink.tally, processes=procs,
+                      relocations=result.relocations or [])

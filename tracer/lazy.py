@@ -2,8 +2,10 @@
 
 Importing them costs ~0.35 s and ~0.2 s, several percent of a cold
 ``go build``, and capture needs neither before the command runs. Modules refer
-to them through these proxies, and :func:`preload` imports them on a thread
-once the command is running.
+to them through these proxies, and :func:`preload` imports pyarrow on a thread
+once the command is running. `gotrace bind` never needs pandas (its tables
+and summary are Arrow and rows); analysis commands and notebooks import it
+on first use.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import threading
 
 
 _after_import: dict[str, list] = {}
-_hooks_lock = threading.Lock()
+_hooks_lock = threading.RLock()
 
 
 def after_import(name: str, hook) -> None:
@@ -27,14 +29,41 @@ def after_import(name: str, hook) -> None:
 def _load(name: str):
     module = importlib.import_module(name)
     if _after_import:  # importing pyarrow.csv imports pyarrow too: check every name
-        with _hooks_lock:
-            ready = [(n, hooks) for n, hooks in _after_import.items() if n in sys.modules]
-            for n, _ in ready:
+        with _hooks_lock:  # held while the hooks run: no other thread uses the module before they are done
+            for n in [n for n in _after_import if n in sys.modules]:
+                for hook in _after_import[n]:
+                    hook(sys.modules[n])
                 del _after_import[n]
-        for n, hooks in ready:
-            for hook in hooks:
-                hook(sys.modules[n])
     return module
+
+
+def pyarrow_without_pandas(pyarrow) -> None:
+    """Have pyarrow take pandas as absent in this process (an after_import hook).
+
+    pyarrow imports pandas (~0.3 s of CPU, on the traced build's cores) the
+    first time it converts any Python list or numpy array, only to ask whether
+    it is a pandas object. `gotrace bind` and `gotrace report` never hand it
+    one, so they answer for it: pandas is hidden while pyarrow asks once, and
+    pyarrow remembers the answer. Never for library use: a caller's
+    ``to_pandas()`` would then fail.
+    """
+    if "pandas" in sys.modules:
+        return
+    sys.meta_path.insert(0, _NoPandas)
+    try:
+        pyarrow.array([0])
+    finally:
+        sys.meta_path.remove(_NoPandas)
+
+
+class _NoPandas:
+    """An import finder for which pandas does not exist."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == "pandas":
+            raise ModuleNotFoundError("pandas hidden from pyarrow", name=name)
+        return None
 
 
 class _LazyModule:
@@ -50,26 +79,27 @@ pa = _LazyModule("pyarrow")
 pc = _LazyModule("pyarrow.compute")
 pq = _LazyModule("pyarrow.parquet")
 pacsv = _LazyModule("pyarrow.csv")
-HEAVY = ("pyarrow", "pyarrow.compute", "pyarrow.csv", "pyarrow.parquet", "pandas")
+HEAVY = ("pyarrow", "pyarrow.compute", "pyarrow.parquet")  # what every capture writes with
 _also: list[str] = []
 
 
 def also_preload(*names: str) -> None:
     """Modules a caller will need once the command has run (the CLI's report
-    and rendering): imported by :func:`preload`'s thread, after HEAVY."""
-    _also.extend(names)
+    and rendering): imported by :func:`preload`'s thread, after what capture needs."""
+    _also.extend(n for n in names if n not in _also)
 
 
-def _import_all() -> None:
+def _import_all(needed: tuple[str, ...]) -> None:
     from .priority import background_priority
 
     background_priority()  # the command comes first
-    for name in HEAVY:
+    for name in (*HEAVY, *needed):
         _load(name)
     for name in _also:
         importlib.import_module(name)
 
 
-def preload() -> None:
-    """Import the heavy modules in the background; users find them ready (or wait)."""
-    threading.Thread(target=_import_all, name="gotrace-preload", daemon=True).start()
+def preload(*needed: str) -> None:
+    """Import the heavy modules (HEAVY, then ``needed``) in the background;
+    users find them ready (or wait)."""
+    threading.Thread(target=_import_all, args=(needed,), name="gotrace-preload", daemon=True).start()

@@ -9,10 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .lazy import pd
-
-from . import schema
-
 
 @dataclass
 class _Image:
@@ -86,21 +82,9 @@ class ProcessTree:
             return self.images[(pid, gen)]
         return self.exe_of(pid)
 
-    def frame(self, keep_pids: set[int] | None = None) -> pd.DataFrame:
+    def processes_rows(self, keep_pids: set[int] | None = None) -> list[dict]:
+        """The processes table: images that exec'd or exited, the root, and ``keep_pids``."""
         keep_pids = keep_pids or set()
-        rows = [r for r in self.rows if r.execed or r.exited or r.pid in keep_pids
-                or r is self.rows[0]]
-        if not rows:
-            return schema.empty("processes")
-        frame = pd.DataFrame(
-            {
-                "pid": [r.pid for r in rows],
-                "ppid": pd.array([r.ppid for r in rows], dtype="Int32"),
-                "exe": [r.exe for r in rows],
-                "argv": [r.argv for r in rows],
-                "start_ns": pd.array([r.start_ns for r in rows], dtype="Int64"),
-                "end_ns": pd.array([r.end_ns for r in rows], dtype="Int64"),
-                "exit_code": pd.array([r.exit_code for r in rows], dtype="Int32"),
-            }
-        )
-        return frame
+        return [{"pid": r.pid, "ppid": r.ppid, "exe": r.exe, "argv": r.argv, "start_ns": r.start_ns,
+                 "end_ns": r.end_ns, "exit_code": r.exit_code}
+                for r in self.rows if r.execed or r.exited or r.pid in keep_pids or r is self.rows[0]]

@@ -1,52 +1,36 @@
-"""Summaries of a saved session, as one plain dict (rendered as tables or JSON).
+"""Summaries of a session, as one plain dict (rendered as tables or JSON).
 
 The dict is the stable ``gotrace report --json`` format (see
-docs/report-json.md): keys are only ever added, never renamed.
+docs/report-json.md): keys are only ever added, never renamed. The event
+figures come from :class:`tracer.tally.EventTally`, fed chunk by chunk;
+the small tables (processes, relocations) are plain rows. So neither
+`gotrace bind`'s summary nor `gotrace report` needs pandas or the whole
+events table in memory; :func:`build_report` accepts a loaded
+:class:`~tracer.session.Session` (notebooks) and gives the same dict.
 """
 from __future__ import annotations
 
-from typing import Any
+import statistics
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable
 
-from .lazy import pd
-
-from .session import Session
+from .tally import COLUMNS, EventTally, top
 
 REPORT_VERSION = 1
-# the event columns build_report reads: load_session(path, event_columns=EVENT_COLUMNS) skips the rest
-EVENT_COLUMNS = ["kind", "resolved", "symbol", "provider", "exe", "latency_ns"]
-QUANTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
+EVENT_COLUMNS = COLUMNS  # the event columns a report reads
 
 
-def _latency(series: pd.Series) -> dict[str, Any] | None:
-    s = series.dropna()
-    if s.empty:
-        return None
-    s = s.astype("int64")
-    out = {k: int(s.quantile(q, interpolation="nearest")) for k, q in QUANTILES.items()}
-    out.update(max=int(s.max()), mean=float(s.mean()), count=int(len(s)))
-    return out
-
-
-def _top(series: pd.Series, n: int, key: str) -> list[dict[str, Any]]:
-    counts = series.value_counts(dropna=True).head(n)
-    return [{key: str(k), "bindings": int(v)} for k, v in counts.items() if v > 0]
-
-
-def _translated(procs: pd.DataFrame) -> dict[str, int]:
-    if "translator" not in procs.columns or not len(procs):
-        return {}
-    return {str(k): int(v) for k, v in procs["translator"].dropna().value_counts().items()}
-
-
-def build_report(session: Session, top: int = 10) -> dict[str, Any]:
-    ev, procs, meta = session.events, session.processes, session.meta
-    kinds = ev["kind"].value_counts().reindex(["eager", "lazy", "dlsym"], fill_value=0)
-    resolved = int(ev["resolved"].sum()) if len(ev) else 0
+def summarize(path: str | Path, meta: dict[str, Any], tally: EventTally, processes: list[dict],
+              relocations: list[dict], top_n: int = 10) -> dict[str, Any]:
+    """The report of one session from its parts: meta.json's dict, the events'
+    tally, and processes and relocations as rows (dicts by column)."""
     start, end = meta.get("start_ns"), meta.get("end_ns")
-    report: dict[str, Any] = {
+    events = tally.sections(top_n)
+    return {
         "report_version": REPORT_VERSION,
         "session": {
-            "path": str(session.path),
+            "path": str(path),
             "argv": meta.get("argv"),
             "backend": meta.get("backend"),
             "backend_choice": meta.get("backend_choice"),
@@ -65,55 +49,65 @@ def build_report(session: Session, top: int = 10) -> dict[str, Any]:
             "guest_latency": meta.get("guest_latency"),  # --arch with qemu: what the timing plugin paired
         },
         "processes": {
-            "count": int(procs["pid"].nunique()) if len(procs) else 0,
-            "images": int(len(procs)),
-            "failed": int((procs["exit_code"].fillna(0) != 0).sum()) if len(procs) else 0,
-            "by_exe": _count_exes(procs, top),
+            "count": len({p["pid"] for p in processes}),
+            "images": len(processes),
+            "failed": sum(1 for p in processes if p.get("exit_code")),
+            "by_exe": top(Counter("?" if p.get("exe") is None else str(p["exe"]) for p in processes),
+                          top_n, "exe", "processes"),
             # program images run by a binfmt_misc translator (qemu-aarch64 ...), by translator
-            "translated": _translated(procs),
+            "translated": dict(sorted(Counter(p["translator"] for p in processes if p.get("translator")).items(),
+                                      key=lambda tc: (-tc[1], tc[0]))),
         },
-        "bindings": {
-            "total": int(len(ev)),
-            "by_kind": {k: int(v) for k, v in kinds.items()},
-            "resolved": resolved,
-            "failed": int(len(ev) - resolved),
-        },
-        "top_symbols": _top(ev["symbol"], top, "symbol"),
-        "top_providers": _top(ev["provider"], top, "provider"),
-        "by_exe": _top(ev["exe"], top, "exe"),
-        "failed_symbols": _top(ev.loc[~ev["resolved"], "symbol"], top, "symbol") if len(ev) else [],
-        "latency_ns": None,
-        "relocation": _relocation(session, top),
+        **{k: events[k] for k in ("bindings", "top_symbols", "top_providers", "by_exe", "failed_symbols")},
+        "latency_ns": events["latency_ns"],
+        "relocation": _relocation(relocations, top_n),
     }
-    lat = _latency(ev["latency_ns"]) if len(ev) else None
-    if lat is not None:
-        report["latency_ns"] = {"all": lat}
-        for kind in ("eager", "lazy", "dlsym"):
-            k = _latency(ev.loc[ev["kind"] == kind, "latency_ns"])
-            if k is not None:
-                report["latency_ns"][kind] = k
-    return report
 
 
-def _count_exes(procs: pd.DataFrame, top: int) -> list[dict[str, Any]]:
-    if procs.empty:
+def report_session(path: str | Path, top_n: int = 10) -> dict[str, Any]:
+    """Report a saved session, reading its events one part at a time."""
+    from .session import iter_event_parts, read_meta, read_rows
+
+    path = Path(path)
+    meta = read_meta(path)
+    tally = EventTally()
+    for part in iter_event_parts(path, meta, COLUMNS):
+        tally.add(part)
+    required = bool(meta.get("complete"))
+    return summarize(path, meta, tally, read_rows(path, "processes", optional=not required),
+                     read_rows(path, "relocations", optional=True), top_n)
+
+
+def build_report(session, top: int = 10) -> dict[str, Any]:
+    """Report a session loaded with :func:`tracer.load_session` (pandas)."""
+    from .lazy import pa
+
+    tally = EventTally()
+    ev = session.events
+    if len(ev):
+        tally.add(pa.Table.from_pandas(ev[[c for c in COLUMNS if c in ev.columns]], preserve_index=False))
+    return summarize(session.path, session.meta, tally, _rows(session.processes), _rows(session.relocations), top)
+
+
+def _rows(frame) -> list[dict]:
+    if frame is None or frame.empty:
         return []
-    counts = procs["exe"].astype("string").fillna("?").value_counts().head(top)
-    return [{"exe": str(k), "processes": int(v)} for k, v in counts.items()]
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
 
 
-def _relocation(session: Session, top: int) -> dict[str, Any] | None:
-    rel = session.relocations
-    if rel is None or rel.empty:
+def _relocation(rows: Iterable[dict], top_n: int) -> dict[str, Any] | None:
+    per_path: dict[str, list[int]] = {}
+    for r in rows:
+        per_path.setdefault(str(r["path"]), []).append(int(r["duration_ns"]))
+    if not per_path:
         return None
-    per_image = (rel.groupby("path", observed=True)["duration_ns"]
-                 .agg(["count", "sum", "median", "max"]).sort_values("sum", ascending=False).head(top))
+    ranked = sorted(per_path.items(), key=lambda pd_: (-sum(pd_[1]), pd_[0]))[:top_n]
     return {
-        "total_ns": int(rel["duration_ns"].sum()),
-        "images": int(len(rel)),
+        "total_ns": sum(sum(d) for d in per_path.values()),
+        "images": sum(len(d) for d in per_path.values()),
         "top_images": [
-            {"path": str(p), "relocations": int(r["count"]), "total_ns": int(r["sum"]),
-             "median_ns": int(r["median"]), "max_ns": int(r["max"])}
-            for p, r in per_image.iterrows()
+            {"path": p, "relocations": len(d), "total_ns": sum(d),
+             "median_ns": int(statistics.median(d)), "max_ns": max(d)}
+            for p, d in ranked
         ],
     }

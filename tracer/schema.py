@@ -115,6 +115,18 @@ def to_arrow(table: str, frame: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
 
 
+def from_rows(table: str, rows: list[dict]) -> pa.Table:
+    """Rows (dicts by column name; a column a row lacks is null) as the contract's table.
+
+    The small tables travel as rows from backend to disk: building them needs
+    neither pandas nor numpy, so `gotrace bind` never imports pandas."""
+    schema = __getattr__("TABLES")[table]
+    extra = {k for r in rows for k in r} - set(schema.names)
+    if extra:
+        raise ValueError(f"{table} rows have columns outside the contract: {sorted(extra)}")
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
 def empty(table: str) -> pd.DataFrame:
     """An empty frame with the table's columns and dtypes."""
     return __getattr__("TABLES")[table].empty_table().to_pandas()

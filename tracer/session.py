@@ -107,9 +107,11 @@ class SessionWriter:
         self.meta["events_dropped"] = self.meta.get("events_dropped", 0) + table.num_rows
         return table
 
-    def write_table(self, name: str, frame: pd.DataFrame) -> None:
+    def write_table(self, name: str, data: pd.DataFrame | list[dict]) -> None:
+        """Write a small table, given as rows (dicts by column) or a DataFrame."""
         try:
-            write_atomic(schema.to_arrow(name, frame), self.path / f"{name}.parquet")
+            table = schema.from_rows(name, data) if isinstance(data, list) else schema.to_arrow(name, data)
+            write_atomic(table, self.path / f"{name}.parquet")
         except OSError as exc:
             self.write_error = self.write_error or f"writing {name} failed: {exc.strerror or exc}"
 
@@ -201,6 +203,35 @@ def _read(path: Path, name: str, optional: bool, columns: list[str] | None = Non
         if col in frame.columns:
             frame[col] = frame[col].astype("Int64" if "ns" in col else "Int32")
     return frame
+
+
+def iter_event_parts(path: Path, meta: dict[str, Any], columns: list[str]):
+    """The events as Arrow tables, one part at a time (those of ``columns`` a
+    part has): for a pass over a session of any size in the memory of one part."""
+    target = path / "events"
+    if not target.is_dir():
+        if meta.get("complete"):
+            raise SessionError(f"{path} is truncated: events is missing")
+        return
+    for p in sorted(target.glob("part-*.parquet")):
+        try:
+            part = pq.ParquetFile(p, pre_buffer=False)
+            yield part.read(columns=[c for c in columns if c in part.schema_arrow.names], use_threads=False)
+        except (OSError, pa.ArrowException) as exc:
+            raise SessionError(f"{path} is truncated or corrupt: {p.name}: {exc}") from None
+
+
+def read_rows(path: Path, name: str, optional: bool) -> list[dict[str, Any]]:
+    """A small table (processes, images, relocations) as rows, without pandas."""
+    target = path / f"{name}.parquet"
+    if not target.exists():
+        if optional:
+            return []
+        raise SessionError(f"{path} is truncated: {target.name} is missing")
+    try:
+        return pq.read_table(target).to_pylist()
+    except (OSError, pa.ArrowException) as exc:
+        raise SessionError(f"{path} is truncated or corrupt: {target.name}: {exc}") from None
 
 
 def _read_parts(parts: list[Path], name: str, columns: list[str] | None = None) -> pd.DataFrame:

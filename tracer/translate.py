@@ -282,8 +282,8 @@ def _guest_arch(h: Handler) -> str | None:
     return _arch_of_machine(int.from_bytes(h.magic[18:20], "little"))
 
 
-def annotate(processes, cwd: str, translation: Translation | None):
-    """Add arch and translator columns to a processes frame.
+def annotate(processes: list[dict], cwd: str, translation: Translation | None) -> list[dict]:
+    """The processes rows with their arch and translator columns filled.
 
     A program image that is a binfmt_misc interpreter (qemu-aarch64 …) is a
     translated process: arch is its guest's, translator the interpreter —
@@ -298,26 +298,20 @@ def annotate(processes, cwd: str, translation: Translation | None):
     by_arch = {a: h for h in hs if (a := _guest_arch(h))}
     if translation is not None:
         by_arch[translation.arch] = translation.handler
-    arch_col, tr_col = [], []
     hosted: dict[int, Handler] = {}  # pid -> the translator its earlier image was
-    for pid, exe in zip(processes["pid"], processes["exe"]):
-        path = None if exe is None or str(exe) in ("nan", "<NA>", "None") else str(exe)
+    out = []
+    for row in processes:
+        pid, exe = row["pid"], row.get("exe")
+        path = None if exe is None else str(exe)
         full = path if path is None or os.path.isabs(path) else os.path.join(cwd, path)
         h = by_interp.get(os.path.realpath(full)) if full else None
         if h is not None:
             hosted[int(pid)] = h
-            arch_col.append(_guest_arch(h))
-            tr_col.append(h.translator)
+            out.append({**row, "arch": _guest_arch(h), "translator": h.translator})
             continue
         a = elf_arch(full) if full else None
         if a is None and int(pid) in hosted:  # the guest program, gone from disk (go test's pkg.test)
             a = _guest_arch(hosted[int(pid)])
-        arch_col.append(a)
-        if a is None or a == host:
-            tr_col.append(None)
-        else:
-            tr_col.append(by_arch[a].translator if a in by_arch else "unknown")
-    processes = processes.copy()
-    processes["arch"] = arch_col
-    processes["translator"] = tr_col
-    return processes
+        tr = None if a is None or a == host else by_arch[a].translator if a in by_arch else "unknown"
+        out.append({**row, "arch": a, "translator": tr})
+    return out

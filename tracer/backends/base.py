@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-from ..lazy import pa, pd
+from ..lazy import pa
 
 
 @dataclass(frozen=True)
@@ -36,9 +36,10 @@ class CaptureRequest:
 class CaptureResult:
     exit_code: int
     interrupted: int = 0  # signal number that interrupted the run, 0 if none
-    processes: pd.DataFrame | None = None
-    images: pd.DataFrame | None = None  # pid, path, l_addr (load bias); bases filled later
-    relocations: pd.DataFrame | None = None
+    # the small tables as rows: dicts by the contract's column names (schema.from_rows)
+    processes: list[dict] | None = None
+    images: list[tuple[int, str, int]] | None = None  # (pid, path, l_addr = load bias); bases filled later
+    relocations: list[dict] | None = None
     lost_events: int = 0
     malformed_records: int = 0
     meta: dict = field(default_factory=dict)  # backend-specific facts for meta.json

@@ -112,7 +112,7 @@ class BpftraceBackend:
         child, proc = (early.child, early.proc) if early is not None else start_gated(request.argv, request.env)
         decoder.tree.root(child.pid, os.getpid(), request.argv, time.monotonic_ns())
         version = _VersionQuery()  # answered while bpftrace compiles, not after the command
-        preload()  # pandas/pyarrow load on the other CPU while bpftrace compiles, not during the command
+        preload("pyarrow.csv")  # pyarrow (and the text records' reader) loads on the other CPU while bpftrace compiles, not during the command
         errors = _StderrCollector(proc.stderr)
         errors.start()
         stream = _Stream(proc.stdout, decoder, request)
@@ -153,9 +153,9 @@ class BpftraceBackend:
         return CaptureResult(
             exit_code=exit_code,
             interrupted=child.interrupted,
-            processes=decoder.tree.frame(seen_pids),
+            processes=decoder.tree.processes_rows(seen_pids),
             images=decoder.image_biases(),
-            relocations=decoder.relocations_frame(),
+            relocations=decoder.relocations_rows(),
             lost_events=decoder.lost,
             malformed_records=decoder.malformed,
             meta={

@@ -21,7 +21,7 @@ import io
 import re
 from dataclasses import dataclass, field
 
-from ..lazy import pa, pacsv, pc, pd
+from ..lazy import pa, pacsv, pc
 
 from .bpftrace_launch import STRLEN
 from ..process_tree import ProcessTree
@@ -295,13 +295,11 @@ class BpftraceDecoder:
         return self._resolve(pa.concat_tables(tables), final=True)
 
     # ---- small tables --------------------------------------------------
-    def relocations_frame(self) -> pd.DataFrame:
-        rows = []
-        for ts, pid, key, dur in self.relocs:
-            rows.append((ts, pid, self._name_of(key) or _hex_name(key.split(":")[2]), dur))
-        return pd.DataFrame(rows, columns=["ts_ns", "pid", "path", "duration_ns"])
+    def relocations_rows(self) -> list[dict]:
+        return [{"ts_ns": ts, "pid": pid, "path": self._name_of(key) or _hex_name(key.split(":")[2]),
+                 "duration_ns": dur} for ts, pid, key, dur in self.relocs]
 
-    def image_biases(self) -> pd.DataFrame:
+    def image_biases(self) -> list[tuple[int, str, int]]:
         """(pid, path, l_addr) for every named object, main program as its exe."""
         rows = {}
         for key in self.names:
@@ -309,4 +307,4 @@ class BpftraceDecoder:
             path = self._name_of(key)
             if path:
                 rows[(pid, path)] = self.bias.get(key, 0)
-        return pd.DataFrame([(p, path, b) for (p, path), b in rows.items()], columns=["pid", "path", "l_addr"])
+        return [(p, path, b) for (p, path), b in rows.items()]

@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 
-from ..lazy import pa, pd
+from ..lazy import pa
 
 from .base import Availability, CaptureRequest, CaptureResult
 from .ld_debug_parse import LdDebugFileParser
@@ -62,18 +62,18 @@ class LdDebugBackend:
             child.start()
             reader.start()
             child.release()
-            preload()  # pandas/pyarrow load while the command runs, not before it starts
+            preload()  # pyarrow loads while the command runs, not before it starts
             exit_code = child.wait()
         finally:
             reader.stop()
             if not keep:
                 shutil.rmtree(logdir, ignore_errors=True)
-        processes = reader.processes_frame(child.pid, request.argv, exit_code, child.start_ns, child.end_ns)
+        processes = reader.processes_rows(child.pid, request.argv, exit_code, child.start_ns, child.end_ns)
         return CaptureResult(
             exit_code=exit_code,
             interrupted=child.interrupted,
             processes=processes,
-            images=pd.DataFrame(reader.image_rows(), columns=["pid", "path", "l_addr"]),
+            images=reader.image_rows(),
             relocations=None,
             meta={
                 "ts_source": "time gotrace read the line (LD_DEBUG prints no timestamps)",
@@ -243,8 +243,8 @@ class _Tailer(threading.Thread):
     def image_rows(self) -> list[tuple[int, str, int]]:
         return [row for p in self.parsers.values() for row in p.image_rows()]
 
-    def processes_frame(self, root_pid: int, argv: list[str], exit_code: int,
-                        start_ns: int, end_ns: int) -> pd.DataFrame:
+    def processes_rows(self, root_pid: int, argv: list[str], exit_code: int,
+                       start_ns: int, end_ns: int) -> list[dict]:
         rows = []
         pids = set(self.parsers) | {root_pid}
         forked = {}  # children seen only in their parent's file: they ran the parent's program
@@ -264,7 +264,4 @@ class _Tailer(threading.Thread):
                     "end_ns": end_ns if root and i == len(exes) - 1 else None,
                     "exit_code": exit_code if root and i == len(exes) - 1 else None,
                 })
-        frame = pd.DataFrame(rows)
-        for col, dt in (("ppid", "Int32"), ("start_ns", "Int64"), ("end_ns", "Int64"), ("exit_code", "Int32")):
-            frame[col] = frame[col].astype(dt)
-        return frame
+        return rows

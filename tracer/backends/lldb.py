@@ -18,7 +18,6 @@ import time
 
 from .base import Availability, CaptureRequest, CaptureResult
 from ..errors import BackendUnavailable, GotraceError
-from ..lazy import pd
 from ..launch import resolve_command
 from ..ldso import ldso_layout, ldso_path
 
@@ -43,7 +42,7 @@ class LldbBackend:
     def capture(self, request: CaptureRequest) -> CaptureResult:
         from ..lldb.driver import LldbDriver
         from ..lldb.loader import import_lldb
-        from ..lldb.tables import events_table, latency_method, processes_frame
+        from ..lldb.tables import events_table, latency_method, processes_rows
 
         lldb = import_lldb()
         _wait_for_uprobes_to_go()
@@ -58,7 +57,7 @@ class LldbBackend:
             exe = resolve_command(request.argv, request.env)
             res = driver.launch(request.argv, exe, request.env)
         request.on_process(1)
-        processes = processes_frame(res.pid, res.ppid, res.runs, res.exit_code)
+        processes = processes_rows(res.pid, res.ppid, res.runs, res.exit_code)
         limits = []
         if res.exit_unknown:
             limits.append("exit status unknown: lldb-server lost the process as it exited (a thread vanished "
@@ -71,7 +70,7 @@ class LldbBackend:
             exit_code=res.exit_code if res.exit_code is not None else (1 if res.exit_unknown else 0),
             interrupted=res.interrupted,
             processes=processes,
-            images=pd.DataFrame(res.images, columns=["pid", "path", "l_addr"]),
+            images=list(res.images),
             relocations=None,
             meta={
                 "ts_source": "CLOCK_MONOTONIC when gotrace saw the lookup's entry breakpoint stop",

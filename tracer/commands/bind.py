@@ -62,8 +62,8 @@ def bind_command(
     from ..live import LiveLine
 
     # needed once the command has run: imported by the preload thread while it runs
-    lazy.also_preload("tracer.session", "tracer.report", "tracer.render",
-                      "pyarrow.dataset", "pyarrow.pandas_compat")  # what reading the session back imports
+    lazy.also_preload("tracer.report", "tracer.render")
+    lazy.after_import("pyarrow", lazy.pyarrow_without_pandas)  # this process never needs pandas
 
     if backend not in backends.NAMES:
         raise GotraceError(f"unknown backend {backend!r}; choose one of {', '.join(backends.NAMES)}")
@@ -86,13 +86,11 @@ def bind_command(
         if live is not None:
             live.stop()
     from ..render import render_summary
-    from ..report import EVENT_COLUMNS, build_report
-    from ..session import load_session
 
     if result.write_error:
         err_console.print(f"[bold red]gotrace:[/] session incomplete: {result.write_error}")
     try:
-        report = build_report(load_session(result.session, event_columns=EVENT_COLUMNS))
+        report = result.report()
     except GotraceError as exc:  # the command's exit code still wins
         err_console.print(f"[bold red]gotrace:[/] cannot summarise the session: {exc.message}")
         raise typer.Exit(result.exit_code or 1)

@@ -17,10 +17,12 @@ def report_command(session: SessionArg, as_json: JsonOpt = False, top: TopOpt = 
     from rich.console import Console
 
     from ..render import render_report
-    from ..report import EVENT_COLUMNS, build_report
-    from ..session import load_session
+    from .. import lazy
+    from ..report import report_session
 
-    report = build_report(load_session(session, event_columns=EVENT_COLUMNS), top=top)
+    lazy.after_import("pyarrow", lazy.pyarrow_without_pandas)  # the report is built without pandas
+
+    report = report_session(session, top)
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:

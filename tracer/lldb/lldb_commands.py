@@ -27,7 +27,7 @@ from .driver import ImageRun
 from .live import image_bases, live_stubs, slots_to_dicts
 from ..procfs import cmdline, ppid as read_ppid
 from .recorder import BindingRecorder
-from .tables import latency_method, processes_frame, write_session
+from .tables import latency_method, processes_rows, write_session
 
 HELP = "gotrace: image slides, live GOT slots and binding recording for the current process."
 LONG_HELP = """gotrace commands inside lldb (see also the gotrace CLI):
@@ -216,7 +216,7 @@ def _bind_save(args, result) -> None:
         _bind_stop()
     run = _STATE["run"]
     exit_code = process.GetExitStatus() if exited else None
-    procs = processes_frame(_STATE["pid"], _STATE["ppid"], [run], exit_code)
+    procs = processes_rows(_STATE["pid"], _STATE["ppid"], [run], exit_code)
     meta = {
         "command": run.argv[0] if run.argv else run.exe, "argv": run.argv, "cwd": os.getcwd(),
         "backend": "lldb", "backend_choice": "lldb command module (gotrace bind start)",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from ..lazy import pa, pd
+from ..lazy import pa
 
 EVENT_COLUMNS = ["ts_ns", "pid", "tid", "exe", "requester", "symbol", "version", "provider", "kind",
                  "resolved", "latency_ns", "latency_raw_ns", "backend"]
@@ -18,18 +18,11 @@ def events_table(rows: list[tuple]) -> pa.Table:
                      for name, col in zip(EVENT_COLUMNS, cols)})
 
 
-def processes_frame(pid: int, ppid: int | None, runs, exit_code: int | None) -> pd.DataFrame:
+def processes_rows(pid: int, ppid: int | None, runs, exit_code: int | None) -> list[dict]:
     """One row per program image the pid ran; the exit code belongs to the last."""
     last = len(runs) - 1
-    return pd.DataFrame({
-        "pid": [pid] * len(runs),
-        "ppid": pd.array([ppid] * len(runs), dtype="Int32"),
-        "exe": [r.exe for r in runs],
-        "argv": [r.argv for r in runs],
-        "start_ns": [r.start_ns for r in runs],
-        "end_ns": pd.array([r.end_ns for r in runs], dtype="Int64"),
-        "exit_code": pd.array([exit_code if i == last else None for i in range(len(runs))], dtype="Int32"),
-    })
+    return [{"pid": pid, "ppid": ppid, "exe": r.exe, "argv": r.argv, "start_ns": r.start_ns,
+             "end_ns": r.end_ns, "exit_code": exit_code if i == last else None} for i, r in enumerate(runs)]
 
 
 def latency_method(calibration: dict | None) -> dict:
@@ -40,13 +33,12 @@ def latency_method(calibration: dict | None) -> dict:
     }
 
 
-def write_session(path, force: bool, rows: list[tuple], processes, image_rows: list[tuple[int, str, int]],
+def write_session(path, force: bool, rows: list[tuple], processes: list[dict], images: list[tuple[int, str, int]],
                   meta: dict) -> int:
     """Save a recording made inside lldb as a complete session; returns the event count."""
     from pathlib import Path
 
-    from ..capture import images_frame
-    from ..schema import empty
+    from ..capture import image_rows
     from ..session import SessionWriter, prepare_directory
 
     target = prepare_directory(Path(path), force)
@@ -56,8 +48,8 @@ def write_session(path, force: bool, rows: list[tuple], processes, image_rows: l
     from ..translate import annotate
 
     writer.write_table("processes", annotate(processes, os.getcwd(), None))
-    writer.write_table("images", images_frame(pd.DataFrame(image_rows, columns=["pid", "path", "l_addr"])))
-    writer.write_table("relocations", empty("relocations"))
+    writer.write_table("images", image_rows(images))
+    writer.write_table("relocations", [])
     writer.finish(writer.write_error is None, processes=int(len(processes)), lost_events=0, malformed_records=0)
     if writer.write_error:
         from ..errors import GotraceError
