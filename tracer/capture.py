@@ -4,7 +4,8 @@
 directly. Event chunks from the backend are buffered up to a bounded size,
 written as Parquet parts, counted into the report's tally, and (optionally)
 handed to ``on_chunk`` as pandas DataFrames while the command is still running.
-Nothing here imports pandas unless ``on_chunk`` asks for DataFrames.
+Only ``on_chunk`` needs pandas: the CLI passes none and never imports it
+(see lazy.pyarrow_without_pandas).
 """
 from __future__ import annotations
 
