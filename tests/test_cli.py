@@ -185,17 +185,35 @@ def _pandas_report(sess, top: int = 10) -> dict:
     }
 
 
-_NO_PANDAS_RUN = """
+_RUN = """
 import os, sys
 exit_now = os._exit
-def check(code):
-    sys.stderr.write(f"PANDAS-IMPORTED={'pandas' in sys.modules}\\n")
+def report(code):
+    sys.stderr.write("LOADED=" + ",".join(m for m in ("pandas", "typer", "click") if m in sys.modules) + "\\n")
+    sys.stderr.flush()
     exit_now(code)
-os._exit = check
-sys.argv = ["gotrace", *sys.argv[1:]]
+os._exit = report
+entry, sys.argv = sys.argv[1], ["gotrace", *sys.argv[2:]]
+if entry == "typer":  # the Typer app itself, as for any command line the console does not take
+    from tracer.cli import main
+    try:
+        main()
+    except SystemExit as exc:
+        report(exc.code if isinstance(exc.code, int) else 1)
 from tracer import console
 console.main()
 """
+
+
+def _run(entry: str, *args: str, timeout=300) -> tuple[int, str, list[str], set[str]]:
+    """(exit code, stdout, stderr lines, heavy modules loaded) of gotrace run
+    through the console script or the Typer app."""
+    out = subprocess.run([sys.executable, "-c", _RUN, entry, *args], capture_output=True, text=True, timeout=timeout)
+    lines = out.stderr.splitlines()
+    loaded = [line[len("LOADED="):] for line in lines if line.startswith("LOADED=")]
+    assert loaded, out.stderr
+    return (out.returncode, out.stdout, [line for line in lines if not line.startswith("LOADED=")],
+            set(filter(None, loaded[-1].split(","))))
 
 
 @pytest.mark.parametrize("backend", ["ld-debug", "bpftrace"])
@@ -209,12 +227,11 @@ def test_summary_is_the_sessions_report_without_pandas(backend, tmp_path):
     _need(backend)
     sess = tmp_path / "s"
     # three programs, one of them run twice: ties and repeated names in the top lists
-    out = subprocess.run([sys.executable, "-c", _NO_PANDAS_RUN, "bind", "-q", "--json", "-o", str(sess),
-                          "--backend", backend, "--", "sh", "-c", "ls / >/dev/null; id >/dev/null; ls /tmp >/dev/null"],
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert "PANDAS-IMPORTED=False" in out.stderr, out.stderr
-    summary = json.loads(out.stdout)
+    code, stdout, stderr, loaded = _run("console", "bind", "-q", "--json", "-o", str(sess), "--backend", backend,
+                                        "--", "sh", "-c", "ls / >/dev/null; id >/dev/null; ls /tmp >/dev/null")
+    assert code == 0, stderr
+    assert "pandas" not in loaded
+    summary = json.loads(stdout)
     saved = json.loads(gotrace_cli("report", "--json", str(sess)).stdout)
     assert summary == saved
     expected = _pandas_report(sess)
@@ -230,3 +247,52 @@ def test_summary_is_the_sessions_report_without_pandas(backend, tmp_path):
     five = json.loads(gotrace_cli("report", "--json", "--top", "2", str(sess)).stdout)
     assert five["top_symbols"] == summary["top_symbols"][:2] and len(five["by_exe"]) == 2
     assert list(load_session(sess, event_columns=["symbol"]).events.columns) == ["symbol"]
+
+
+def test_the_plain_bind_scan():
+    from tracer.commands.plain_bind import PlainBind, scan
+
+    assert scan(["bind", "--", "go", "build"]) == PlainBind(["go", "build"])
+    assert scan(["bind", "-q", "-o", "d", "--force", "-b", "ld-debug", "--json", "--", "x", "--", "y"]) == \
+        PlainBind(["x", "--", "y"], output="d", backend="ld-debug", quiet=True, force=True, as_json=True)
+    assert scan(["bind", "--backend=lldb", "--output=d", "--quiet", "--", "x"]) == \
+        PlainBind(["x"], output="d", backend="lldb", quiet=True)
+    for argv in (["bind", "go"], ["bind", "-b=ld-debug", "--", "x"], ["bind", "-od", "--", "x"],
+                 ["bind", "-q", "--quiet", "--", "x"], ["bind", "-o", "a", "--output", "b", "--", "x"],
+                 ["bind", "--output=", "--", "x"], ["bind", "--backend=dtrace", "--", "x"],
+                 ["bind", "--arch", "arm64", "--", "x"], ["bind", "--attach", "1"], ["bind", "--help", "--", "x"],
+                 ["bind", "-o", "--", "x"], ["bind", "--"], ["bind", "--bogus", "--", "x"], ["report", "--", "x"], []):
+        assert scan(argv) is None, argv
+
+
+def test_a_plain_bind_runs_without_typer_as_typer_would(tmp_path):
+    """The console runs a plain bind itself (Typer and click never load, the
+    command starts ~40 ms sooner); whatever happens, it must end exactly as
+    through the Typer app: the same exit code, the same lines, the same summary."""
+    cases = [
+        ["-q", "-o", "{d}/s", "-b", "ld-debug", "--", "sh", "-c", "ls / >/dev/null; exit 3"],  # the command's code
+        ["--output={d}/s", "--backend=ld-debug", "--json", "--", "true"],
+        ["-o", "{d}/exists", "-b", "ld-debug", "--", "true"],  # refused: exists
+        ["-o", "{d}/s", "--", "no-such-command-xyz"],  # 127
+        ["-b", "ld-debug", "-o", "{d}/no/such/dir", "--", "true"],  # parent missing
+    ]
+    for i, case in enumerate(cases):
+        runs = {}
+        for entry in ("console", "typer"):
+            d = tmp_path / f"{entry}{i}"
+            (d / "exists").mkdir(parents=True)
+            (d / "exists" / "f").write_text("x")
+            code, stdout, stderr, loaded = _run(entry, "bind", *[a.replace("{d}", str(d)) for a in case])
+            runs[entry] = (code, stdout.replace(str(d), "D"), [line.replace(str(d), "D") for line in stderr])
+            assert ("typer" in loaded) == (entry == "typer") and ("click" in loaded) == (entry == "typer"), loaded
+            assert "pandas" not in loaded
+        (code, stdout, stderr), typer_run = runs["console"], runs["typer"]
+        if "--json" in case:
+            fast, slow = json.loads(stdout), json.loads(typer_run[1])
+            for r in (fast, slow):
+                r["session"].pop("duration_s")
+            assert fast == slow
+            assert code == typer_run[0] == 0
+        else:
+            assert (code, stdout, stderr) == typer_run, case
+    assert runs["console"][0] == 2 and "does not exist" in runs["console"][2][-1]

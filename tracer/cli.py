@@ -50,12 +50,6 @@ app.command("lldb-init")(lldb_init_command)
 app.command("aslr", help=ASLR_HELP, context_settings={"allow_interspersed_args": False})(aslr_command)
 
 
-def _system_allocator(pa) -> None:
-    # The system allocator hands freed Parquet decode buffers back to the OS;
-    # the default pool keeps them, which doubles peak RSS on big sessions.
-    pa.set_memory_pool(pa.system_memory_pool())
-
-
 def main() -> None:
-    lazy.after_import("pyarrow", _system_allocator)  # not imported now: the command starts first
+    lazy.after_import("pyarrow", lazy.system_allocator)  # not imported now: the command starts first
     app()

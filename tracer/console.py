@@ -9,8 +9,10 @@ every other command line, including any it is unsure of, to the Typer app,
 which owns the grammar, the help and the usage errors. Failures print the
 same one line and exit with the same code as the Typer path.
 
-For ``bind`` it starts one thing before loading the CLI: bpftrace, which
-compiles its probes meanwhile (see backends/prelaunch.py).
+For ``bind`` it starts one thing before anything else: bpftrace, which
+compiles its probes meanwhile (see backends/prelaunch.py); and a plain
+``bind [-o D] [-b B] [-q] [--force] [--json] -- CMD`` runs without Typer at
+all (commands/plain_bind.py).
 """
 from __future__ import annotations
 
@@ -33,8 +35,12 @@ def _run(argv: list[str]):
         return _inspect_json(*request)
     if argv[:1] == ["bind"]:  # bpftrace compiles while the CLI loads (backends/prelaunch.py)
         from .backends import prelaunch
+        from .commands import plain_bind
 
         prelaunch.start(argv)
+        plain = plain_bind.scan(argv)
+        if plain is not None:  # no Typer: the command starts ~40 ms sooner
+            return plain_bind.run(plain)
     from .cli import main as typer_main
 
     try:

@@ -37,6 +37,13 @@ def _load(name: str):
     return module
 
 
+def system_allocator(pyarrow) -> None:
+    """pyarrow on the system allocator (an after_import hook of the CLI): it
+    hands freed Parquet decode buffers back to the OS; the default pool keeps
+    them, which doubles peak RSS on big sessions."""
+    pyarrow.set_memory_pool(pyarrow.system_memory_pool())
+
+
 def pyarrow_without_pandas(pyarrow) -> None:
     """Have pyarrow take pandas as absent in this process (an after_import hook).
 

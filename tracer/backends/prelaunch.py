@@ -23,11 +23,10 @@ import signal
 import subprocess
 from dataclasses import dataclass
 
+from ..commands.plain_bind import scan
 from ..errors import GotraceError
 from ..launch import GatedChild
 
-_VALUE_OPTIONS = {"-o", "--output", "-b", "--backend"}
-_FLAG_OPTIONS = {"-q", "--quiet", "--force", "--json"}
 _BACKENDS = {"auto", "bpftrace"}
 
 
@@ -44,31 +43,10 @@ _pending: Launch | None = None
 
 
 def bind_command(cli_argv: list[str]) -> list[str] | None:
-    """CMD of ``bind [-o D] [-b auto|bpftrace] [-q] [--force] [--json] -- CMD ...``;
-    None for anything else, or anything this scan is unsure of."""
-    if not cli_argv or cli_argv[0] != "bind" or "--" not in cli_argv:
-        return None
-    cut = cli_argv.index("--")
-    options, command = cli_argv[1:cut], cli_argv[cut + 1:]
-    i = 0
-    while i < len(options):
-        opt = options[i]
-        name, eq, value = opt.partition("=")
-        if opt in _FLAG_OPTIONS:
-            i += 1
-            continue
-        if name in _VALUE_OPTIONS:
-            if not eq:
-                if i + 1 >= len(options):
-                    return None
-                value = options[i + 1]
-                i += 1
-            if name in ("-b", "--backend") and value not in _BACKENDS:
-                return None
-            i += 1
-            continue
-        return None  # --arch, --attach, --help, a typo: the CLI's to handle
-    return command or None
+    """CMD of a plain ``bind [-o D] [-b auto|bpftrace] [-q] [--force] [--json] -- CMD ...``
+    (commands/plain_bind.py); None for anything else, or anything the scan is unsure of."""
+    plain = scan(cli_argv)
+    return plain.command if plain is not None and plain.backend in _BACKENDS else None
 
 
 def start(cli_argv: list[str]) -> None:

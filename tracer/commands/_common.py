@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from ..errors import one_line
+from .output import err_console  # the commands' stderr, shared with the plain-bind path
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 TopOpt = Annotated[int, typer.Option("--top", "-n", min=1, help="How many rows in each top-N table.")]
@@ -15,30 +16,11 @@ SessionArg = Annotated[Path, typer.Argument(help="A session directory written by
                                             show_default=False)]
 
 
-
-class _LazyConsole:
-    """A rich Console made on first use: importing rich.console costs ~35 ms,
-    and `gotrace bind` must not spend it before the traced command starts."""
-
-    def __init__(self, **options):
-        self._options, self._console = options, None
-
-    def __getattr__(self, name):
-        if self._console is None:
-            from rich.console import Console
-
-            self._console = Console(**self._options)
-        return getattr(self._console, name)
-
-
 def stdout_console():
     """stdout's console, for commands that render tables."""
     from rich.console import Console
 
     return Console(highlight=False)
-
-
-err_console = _LazyConsole(stderr=True, highlight=False, soft_wrap=True)  # one line per message, even in logs
 
 
 def fail(message: str, code: int) -> None:

@@ -1,15 +1,13 @@
 """gotrace bind: run a command and record every dynamic-linker binding."""
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from ._common import JsonOpt, err_console, handles_errors
-from ..errors import GotraceError
+from ._common import JsonOpt, handles_errors
+from .bind_run import run_bind
 
 # The library modules are imported inside the command: every millisecond before
 # the traced command starts is overhead on its wall time (and on `gotrace --help`).
@@ -57,45 +55,4 @@ def bind_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live status line.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    from .. import backends, lazy
-    from ..capture import Progress, bind
-    from ..live import LiveLine
-
-    # needed once the command has run: imported by the preload thread while it runs
-    lazy.also_preload("tracer.report", "tracer.render")
-    lazy.after_import("pyarrow", lazy.pyarrow_without_pandas)  # this process never needs pandas
-
-    if backend not in backends.NAMES:
-        raise GotraceError(f"unknown backend {backend!r}; choose one of {', '.join(backends.NAMES)}")
-    if attach is not None and command:
-        raise GotraceError("give either --attach PID or a command after --, not both")
-    if attach is None and not command:
-        raise GotraceError("no command given: put it after --, e.g. gotrace bind -- go build")
-    progress = Progress()
-    live = LiveLine(progress) if (not quiet and sys.stderr.isatty()) else None
-
-    def on_choice(text: str) -> None:
-        if live is not None:  # on a terminal say it now; otherwise in the summary
-            err_console.print(f"[dim]gotrace: {text}[/]")
-            live.start()
-
-    try:
-        result = bind(command or [], out=output, backend=backend, force=force, progress=progress,
-                      on_choice=on_choice, attach=attach, arch=arch, register_binfmt=register_binfmt)
-    finally:
-        if live is not None:
-            live.stop()
-    from ..render import render_summary
-
-    if result.write_error:
-        err_console.print(f"[bold red]gotrace:[/] session incomplete: {result.write_error}")
-    try:
-        report = result.report()
-    except GotraceError as exc:  # the command's exit code still wins
-        err_console.print(f"[bold red]gotrace:[/] cannot summarise the session: {exc.message}")
-        raise typer.Exit(result.exit_code or 1)
-    if as_json:
-        sys.stdout.write(json.dumps(report, indent=2) + "\n")
-    else:
-        render_summary(report, err_console, show_choice=live is None)
-    raise typer.Exit(result.exit_code)
+    raise typer.Exit(run_bind(command, output, backend, arch, register_binfmt, attach, force, quiet, as_json))

@@ -1,0 +1,64 @@
+"""What `gotrace bind` does once its options are parsed.
+
+Shared by the Typer command (tracer/commands/bind.py) and the console
+script's plain-bind path (tracer/commands/plain_bind.py), so it imports
+neither Typer nor click: for a plain ``gotrace bind -- CMD`` they are never
+loaded, and the command starts ~40 ms sooner.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ..errors import GotraceError
+from .output import err_console
+
+
+def run_bind(command: list[str] | None, output: Path | None = None, backend: str = "auto",
+             arch: str | None = None, register_binfmt: bool = False, attach: int | None = None,
+             force: bool = False, quiet: bool = False, as_json: bool = False) -> int:
+    """Trace, save, print the summary; the exit code gotrace should end with.
+    Anticipated failures raise GotraceError (one line and its code)."""
+    from .. import backends, lazy
+    from ..capture import Progress, bind
+    from ..live import LiveLine
+
+    # needed once the command has run: imported by the preload thread while it runs
+    lazy.also_preload("tracer.report", "tracer.render")
+    lazy.after_import("pyarrow", lazy.pyarrow_without_pandas)  # this process never needs pandas
+
+    if backend not in backends.NAMES:
+        raise GotraceError(f"unknown backend {backend!r}; choose one of {', '.join(backends.NAMES)}")
+    if attach is not None and command:
+        raise GotraceError("give either --attach PID or a command after --, not both")
+    if attach is None and not command:
+        raise GotraceError("no command given: put it after --, e.g. gotrace bind -- go build")
+    progress = Progress()
+    live = LiveLine(progress) if (not quiet and sys.stderr.isatty()) else None
+
+    def on_choice(text: str) -> None:
+        if live is not None:  # on a terminal say it now; otherwise in the summary
+            err_console.print(f"[dim]gotrace: {text}[/]")
+            live.start()
+
+    try:
+        result = bind(command or [], out=output, backend=backend, force=force, progress=progress,
+                      on_choice=on_choice, attach=attach, arch=arch, register_binfmt=register_binfmt)
+    finally:
+        if live is not None:
+            live.stop()
+    from ..render import render_summary
+
+    if result.write_error:
+        err_console.print(f"[bold red]gotrace:[/] session incomplete: {result.write_error}")
+    try:
+        report = result.report()
+    except GotraceError as exc:  # the command's exit code still wins
+        err_console.print(f"[bold red]gotrace:[/] cannot summarise the session: {exc.message}")
+        return result.exit_code or 1
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    else:
+        render_summary(report, err_console, show_choice=live is None)
+    return result.exit_code
