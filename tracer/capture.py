@@ -225,7 +225,7 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
         "command": argv[0], "argv": list(argv), "cwd": os.getcwd(),
         "host": socket.gethostname(), "arch": uname.machine, "kernel": uname.release,
         "os": uname.system, "backend": chosen.name, "backend_choice": choice,
-        # pandas and pyarrow add theirs once loaded: looking them up now costs ~10 ms before the command starts
+        # pyarrow adds its own once loaded: looking it up now costs ~10 ms before the command starts
         "versions": {"gotrace": __version__, "python": sys.version.split()[0]},
         "start_time": time.time(), "start_ns": time.monotonic_ns(),
         "translation": translation.meta() if translation is not None else None,

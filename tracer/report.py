@@ -15,10 +15,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
-from .tally import COLUMNS, EventTally, top
+from .tally import COLUMNS, EventTally, ranked
 
 REPORT_VERSION = 1
-EVENT_COLUMNS = COLUMNS  # the event columns a report reads
 
 
 def summarize(path: str | Path, meta: dict[str, Any], tally: EventTally, processes: list[dict],
@@ -52,7 +51,7 @@ def summarize(path: str | Path, meta: dict[str, Any], tally: EventTally, process
             "count": len({p["pid"] for p in processes}),
             "images": len(processes),
             "failed": sum(1 for p in processes if p.get("exit_code")),
-            "by_exe": top(Counter("?" if p.get("exe") is None else str(p["exe"]) for p in processes),
+            "by_exe": ranked(Counter("?" if p.get("exe") is None else str(p["exe"]) for p in processes),
                           top_n, "exe", "processes"),
             # program images run by a binfmt_misc translator (qemu-aarch64 ...), by translator
             "translated": dict(sorted(Counter(p["translator"] for p in processes if p.get("translator")).items(),
@@ -97,17 +96,21 @@ def _rows(frame) -> list[dict]:
 
 def _relocation(rows: Iterable[dict], top_n: int) -> dict[str, Any] | None:
     per_path: dict[str, list[int]] = {}
+    total = count = 0
     for r in rows:
-        per_path.setdefault(str(r["path"]), []).append(int(r["duration_ns"]))
-    if not per_path:
+        count += 1
+        total += int(r["duration_ns"])
+        if r["path"] is not None:  # an image never named still counts in the totals
+            per_path.setdefault(str(r["path"]), []).append(int(r["duration_ns"]))
+    if not count:
         return None
-    ranked = sorted(per_path.items(), key=lambda pd_: (-sum(pd_[1]), pd_[0]))[:top_n]
+    order = sorted(per_path.items(), key=lambda item: (-sum(item[1]), item[0]))[:top_n]
     return {
-        "total_ns": sum(sum(d) for d in per_path.values()),
-        "images": sum(len(d) for d in per_path.values()),
+        "total_ns": total,
+        "images": count,
         "top_images": [
             {"path": p, "relocations": len(d), "total_ns": sum(d),
              "median_ns": int(statistics.median(d)), "max_ns": max(d)}
-            for p, d in ranked
+            for p, d in order
         ],
     }

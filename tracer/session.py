@@ -291,8 +291,7 @@ def load_session(path: str | os.PathLike, event_columns: list[str] | None = None
 
     String columns come back categorical, so a million-event session fits in
     tens of megabytes rather than hundreds. ``event_columns`` reads only those
-    event columns (the summary after `gotrace bind` needs six of twelve, and
-    reading is most of what it costs once the command has finished).
+    event columns (a big session loads faster and smaller).
     """
     path = Path(path)
     meta = read_meta(path)

@@ -23,9 +23,10 @@ QUANTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
 COLUMNS = ["kind", "resolved", "symbol", "provider", "exe", "latency_ns"]  # all the tally reads
 
 
-def top(counts: Counter, n: int, key: str, unit: str = "bindings") -> list[dict[str, Any]]:
-    ranked = sorted(((c, str(v)) for v, c in counts.items() if c > 0), key=lambda cv: (-cv[0], cv[1]))
-    return [{key: v, unit: c} for c, v in ranked[:n]]
+def ranked(counts: Counter, n: int, key: str, unit: str = "bindings") -> list[dict[str, Any]]:
+    """The ``n`` largest counts as report rows: count descending, then name."""
+    order = sorted(((c, str(v)) for v, c in counts.items() if c > 0), key=lambda cv: (-cv[0], cv[1]))
+    return [{key: v, unit: c} for c, v in order[:n]]
 
 
 def _count(column, into: Counter) -> None:
@@ -84,10 +85,10 @@ class EventTally:
                 "resolved": self.resolved,
                 "failed": self.total - self.resolved,
             },
-            "top_symbols": top(self.symbols, top_n, "symbol"),
-            "top_providers": top(self.providers, top_n, "provider"),
-            "by_exe": top(self.exes, top_n, "exe"),
-            "failed_symbols": top(self.failed, top_n, "symbol"),
+            "top_symbols": ranked(self.symbols, top_n, "symbol"),
+            "top_providers": ranked(self.providers, top_n, "provider"),
+            "by_exe": ranked(self.exes, top_n, "exe"),
+            "failed_symbols": ranked(self.failed, top_n, "symbol"),
             "latency_ns": self.latency(),
         }
 
