@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
-from .tally import COLUMNS, EventTally, ranked
+from .tally import COLUMNS, EventTally, by_count, ranked
 
 REPORT_VERSION = 1
 
@@ -54,8 +54,7 @@ def summarize(path: str | Path, meta: dict[str, Any], tally: EventTally, process
             "by_exe": ranked(Counter("?" if p.get("exe") is None else str(p["exe"]) for p in processes),
                           top_n, "exe", "processes"),
             # program images run by a binfmt_misc translator (qemu-aarch64 ...), by translator
-            "translated": dict(sorted(Counter(p["translator"] for p in processes if p.get("translator")).items(),
-                                      key=lambda tc: (-tc[1], tc[0]))),
+            "translated": dict(by_count(Counter(p["translator"] for p in processes if p.get("translator")))),
         },
         **{k: events[k] for k in ("bindings", "top_symbols", "top_providers", "by_exe", "failed_symbols")},
         "latency_ns": events["latency_ns"],

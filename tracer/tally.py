@@ -23,10 +23,14 @@ QUANTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
 COLUMNS = ["kind", "resolved", "symbol", "provider", "exe", "latency_ns"]  # all the tally reads
 
 
+def by_count(counts: Counter) -> list[tuple[str, int]]:
+    """(name, count) pairs in the report's order: count descending, then name."""
+    return sorted(((str(v), c) for v, c in counts.items() if c > 0), key=lambda vc: (-vc[1], vc[0]))
+
+
 def ranked(counts: Counter, n: int, key: str, unit: str = "bindings") -> list[dict[str, Any]]:
-    """The ``n`` largest counts as report rows: count descending, then name."""
-    order = sorted(((c, str(v)) for v, c in counts.items() if c > 0), key=lambda cv: (-cv[0], cv[1]))
-    return [{key: v, unit: c} for c, v in order[:n]]
+    """The ``n`` largest counts as report rows."""
+    return [{key: v, unit: c} for v, c in by_count(counts)[:n]]
 
 
 def _count(column, into: Counter) -> None:

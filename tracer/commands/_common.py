@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import functools
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from ..errors import one_line
-from .output import err_console  # the commands' stderr, shared with the plain-bind path
+from .output import print_error, report_failure  # shared with the plain-bind path
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 TopOpt = Annotated[int, typer.Option("--top", "-n", min=1, help="How many rows in each top-N table.")]
@@ -24,7 +22,7 @@ def stdout_console():
 
 
 def fail(message: str, code: int) -> None:
-    err_console.print(f"[bold red]gotrace:[/] {message}", soft_wrap=True)
+    print_error(message)
     raise typer.Exit(code)
 
 
@@ -35,12 +33,9 @@ def handles_errors(func):
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except BrokenPipeError:
-            sys.stderr.close()
-            raise typer.Exit(1)
         except typer.Exit:
             raise
         except (KeyboardInterrupt, Exception) as exc:  # anticipated or a bug: one line either way
-            fail(*one_line(exc))
+            raise typer.Exit(report_failure(exc))
 
     return wrapper

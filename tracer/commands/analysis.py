@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import JsonOpt, SessionArg, TopOpt, err_console, handles_errors
+from ._common import JsonOpt, SessionArg, TopOpt, handles_errors
+from .output import err_console
 
 
 def _us(ns) -> str:

@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import JsonOpt, err_console, handles_errors
+from ._common import JsonOpt, handles_errors
+from .output import err_console
 
 
 @handles_errors

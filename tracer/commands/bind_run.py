@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from ..errors import GotraceError
-from .output import err_console
+from .output import err_console, print_error
 
 
 def run_bind(command: list[str] | None, output: Path | None = None, backend: str = "auto",
@@ -51,11 +51,11 @@ def run_bind(command: list[str] | None, output: Path | None = None, backend: str
     from ..render import render_summary
 
     if result.write_error:
-        err_console.print(f"[bold red]gotrace:[/] session incomplete: {result.write_error}")
+        print_error(f"session incomplete: {result.write_error}")
     try:
         report = result.report()
     except GotraceError as exc:  # the command's exit code still wins
-        err_console.print(f"[bold red]gotrace:[/] cannot summarise the session: {exc.message}")
+        print_error(f"cannot summarise the session: {exc.message}")
         return result.exit_code or 1
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")

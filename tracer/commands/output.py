@@ -1,9 +1,13 @@
-"""stderr's rich console, made on first use, without Typer.
+"""stderr's rich console, made on first use, and the one failure line — without Typer.
 
 Shared by the Typer commands and the console script's plain-bind path
 (tracer/commands/plain_bind.py), which must not import Typer or click.
 """
 from __future__ import annotations
+
+import sys
+
+from ..errors import one_line
 
 
 class _LazyConsole:
@@ -22,3 +26,17 @@ class _LazyConsole:
 
 
 err_console = _LazyConsole(stderr=True, highlight=False, soft_wrap=True)  # one line per message, even in logs
+
+
+def print_error(message: str) -> None:
+    err_console.print(f"[bold red]gotrace:[/] {message}", soft_wrap=True)
+
+
+def report_failure(exc: BaseException) -> int:
+    """Say what went wrong in one line (errors.one_line's rule); the exit code."""
+    if isinstance(exc, BrokenPipeError):  # stdout's reader went away: nothing left to tell it
+        sys.stderr.close()
+        return 1
+    message, code = one_line(exc)
+    print_error(message)
+    return code

@@ -13,13 +13,13 @@ code on both paths.
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..backends import NAMES
+
 _VALUE_OPTIONS = {"-o": "output", "--output": "output", "-b": "backend", "--backend": "backend"}
 _FLAG_OPTIONS = {"-q": "quiet", "--quiet": "quiet", "--force": "force", "--json": "as_json"}
-BACKENDS = ("auto", "bpftrace", "ld-debug", "lldb")
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def scan(cli_argv: list[str]) -> PlainBind | None:
                 if i >= len(options):
                     return None
                 value = options[i]
-            if not value or (field == "backend" and value not in BACKENDS):
+            if not value or (field == "backend" and value not in NAMES):
                 return None
         else:
             return None  # --arch, --attach, --help, -oDIR, a typo: Typer's to handle
@@ -66,18 +66,12 @@ def scan(cli_argv: list[str]) -> PlainBind | None:
 def run(plain: PlainBind) -> int:
     """Run a scanned plain bind; its exit code. One line for any failure."""
     from .. import lazy
-    from ..errors import one_line
     from .bind_run import run_bind
-    from .output import err_console
+    from .output import report_failure
 
     lazy.after_import("pyarrow", lazy.system_allocator)  # as the Typer app does
     try:
         return run_bind(plain.command, Path(plain.output) if plain.output else None, plain.backend,
                         force=plain.force, quiet=plain.quiet, as_json=plain.as_json)
-    except BrokenPipeError:
-        sys.stderr.close()
-        return 1
     except (KeyboardInterrupt, Exception) as exc:  # anticipated or a bug: one line either way
-        message, code = one_line(exc)
-        err_console.print(f"[bold red]gotrace:[/] {message}", soft_wrap=True)
-        return code
+        return report_failure(exc)
