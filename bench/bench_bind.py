@@ -53,7 +53,7 @@ def run(mode: str, argv: list[str], env: dict, cwd: Path, out: Path) -> tuple[fl
     if mode == "untraced":
         cmd = argv
     elif mode == "ld-debug-floor":  # the logs where gotrace puts them: tmpfs if there is room
-        from tracer.backends.ld_debug import LD_DEBUG_VALUE, tmpfs_dir
+        from tracer.capture.ld_debug.backend import LD_DEBUG_VALUE, tmpfs_dir
 
         out = Path(tempfile.mkdtemp(prefix="gotrace-bench-ld-", dir=tmpfs_dir()))
         cmd, env = argv, dict(env, LD_DEBUG=LD_DEBUG_VALUE, LD_DEBUG_OUTPUT=str(out / "ld"))
@@ -82,7 +82,7 @@ def wait_detached(timeout: float = 30) -> None:
     and until then every process on the machine still hits the probes: the
     next run (often untraced) must not start under them, nor a next bpftrace
     wait for the kernel's probe locks. Not timed."""
-    from tracer.backends.bpftrace_launch import bindsnoop_running
+    from tracer.capture.bpftrace.launch import bindsnoop_running
 
     deadline = time.monotonic() + timeout
     while bindsnoop_running():
@@ -96,9 +96,9 @@ def bpftrace_floor(argv: list[str], env: dict, cwd: Path) -> tuple[float, int, i
     map emptied (as gotrace does, every DRAIN_S) and both dropped."""
     import select
     import threading
-    from tracer.backends.bpf_map import BpfMap
-    from tracer.backends.bpftrace import BINDING_MAP, DRAIN_S
-    from tracer.backends.bpftrace_launch import start_gated
+    from tracer.capture.bpftrace.bpf_map import BpfMap
+    from tracer.capture.bpftrace.backend import BINDING_MAP, DRAIN_S
+    from tracer.capture.bpftrace.launch import start_gated
 
     t0 = time.perf_counter()
     here = os.getcwd()
@@ -189,7 +189,7 @@ def w2_factory(binary: Path):
     return make
 
 
-from tracer.backends.bpftrace_decode import BINDING_VALUE_SIZE as VALUE_SIZE  # noqa: E402  (bindsnoop.bt's @b value)
+from tracer.capture.bpftrace.decode import BINDING_VALUE_SIZE as VALUE_SIZE  # noqa: E402  (bindsnoop.bt's @b value)
 
 
 def synthetic_blocks(n: int, procs: int = 200, block_records: int = 20000):
@@ -199,7 +199,7 @@ def synthetic_blocks(n: int, procs: int = 200, block_records: int = 20000):
     import struct
 
     per = max(n // procs, 1)
-    from tracer.backends.bpftrace_launch import STRLEN
+    from tracer.capture.bpftrace.launch import STRLEN
 
     syms = [f"sym_{i}".encode().ljust(STRLEN, b"\0") for i in range(500)]
     version = b"GLIBC_2.2.5".ljust(STRLEN, b"\0")
@@ -243,8 +243,8 @@ def feed_block(dec, block):
 def ingest(n: int = 1_000_000) -> None:
     import struct
 
-    from tracer.backends.bpftrace_decode import BpftraceDecoder
-    from tracer.lazy import HEAVY
+    from tracer.capture.bpftrace.decode import BpftraceDecoder
+    from tracer.capture.background import HEAVY
     import importlib
 
     for mod in HEAVY:  # gotrace loads these while the command runs: not part of ingest
@@ -276,15 +276,15 @@ def hwm():  # VmHWM belongs to this exec's address space; ru_maxrss survives exe
 
 sys.path.insert(0, {str(ROOT / 'bench')!r})
 import pyarrow, pyarrow.parquet, pyarrow.compute
-from tracer import lazy
+from tracer import heavy as lazy
 pyarrow.set_memory_pool(pyarrow.system_memory_pool())  # as gotrace's CLI does
 lazy.pyarrow_without_pandas(pyarrow)  # as `gotrace bind` and `gotrace report` do
-from tracer.report import report_session, summarize
+from tracer.analysis.report import report_session, summarize
 if sys.argv[1] == "full":
     from bench_bind import feed_block, synthetic_blocks
-    from tracer.backends.bpftrace_decode import BpftraceDecoder
-    from tracer.capture import ChunkSink, Progress
-    from tracer.session import SessionWriter, prepare_directory
+    from tracer.capture.bpftrace.decode import BpftraceDecoder
+    from tracer.capture.sink import ChunkSink, Progress
+    from tracer.session.writer import SessionWriter, prepare_directory
     d = prepare_directory(pathlib.Path(tempfile.mkdtemp()) / "s", False)
     w = SessionWriter(d, {{"argv": ["bench"]}})
     sink = ChunkSink(w, Progress())
@@ -319,7 +319,7 @@ def main() -> None:
     ap.add_argument("--modes", default="", help="comma-separated subset of the modes (untraced is always run)")
     args = ap.parse_args()
     only = set(args.only.split(","))
-    from tracer.backends.bpftrace import BpftraceBackend
+    from tracer.capture.bpftrace.backend import BpftraceBackend
 
     modes = ["untraced", "ld-debug-floor", "ld-debug"]
     modes += ["bpftrace-floor", "bpftrace"] if BpftraceBackend().probe().ok else []

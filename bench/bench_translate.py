@@ -30,7 +30,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
-    from tracer import bindbench, load_session, translate
+    from tracer import load_session
+    from tracer.capture.translated import translation as translate
+    from tracer.goenv import bindbench
 
     if translate.handler_for("arm64") is None:
         translate.register_qemu("arm64")

@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Callable
 
-from tracer.backends.bpftrace_launch import start_gated
+from tracer.capture.bpftrace.launch import start_gated
 
 
 def run_by_hand(argv: list[str], after_exit: Callable[[int], object] | None = None) -> tuple[bytes, int, object]:

@@ -31,14 +31,14 @@ def require(ok: bool, reason: str) -> None:
 
 
 def require_bpftrace() -> None:
-    from tracer.backends.bpftrace import BpftraceBackend
+    from tracer.capture.bpftrace.backend import BpftraceBackend
 
     avail = BpftraceBackend().probe()
     require(avail.ok, f"bpftrace backend unavailable: {avail.explain()}")
 
 
 def require_lldb() -> None:
-    from tracer.backends.lldb import LldbBackend
+    from tracer.capture.lldb.backend import LldbBackend
 
     avail = LldbBackend().probe()
     require(avail.ok, f"lldb backend unavailable: {avail.explain()}")

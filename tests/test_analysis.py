@@ -18,7 +18,7 @@ import pytest
 
 from conftest import ROOT, VENV_BIN, require, require_bpftrace, require_lldb
 from tracer import bind, load_session
-from tracer.compare import compare, object_name
+from tracer.analysis.compare import compare, object_name
 
 GOTRACE = str(VENV_BIN / "gotrace")
 

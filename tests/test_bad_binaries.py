@@ -20,7 +20,7 @@ from tracer.binary.stubs import check
 
 
 def one_line_exit_2(path, expect: str, command: str = "inspect"):
-    # `inspect --json` is answered without Typer (tracer/console.py): both paths
+    # `inspect --json` is answered without Typer (tracer/commands/console.py): both paths
     for argv in ([command], [command, "--json"]) if command == "inspect" else ([command],):
         out = gotrace_cli(*argv, str(path), timeout=20)
         lines = out.stderr.strip().splitlines()

@@ -16,7 +16,8 @@ import subprocess
 from collections import Counter
 
 from conftest import VENV_BIN, require
-from tracer import bindbench, translate
+from tracer.capture.translated import translation as translate
+from tracer.goenv import bindbench
 
 GOTRACE = str(VENV_BIN / "gotrace")
 SYMBOLS = 26

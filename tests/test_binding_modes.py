@@ -13,7 +13,8 @@ import os
 import pytest
 
 from conftest import require_bpftrace, require_lldb
-from tracer import bind, load_session, schema
+from tracer import bind, load_session
+from tracer.session import schema
 
 BACKENDS = ["bpftrace", "ld-debug", "lldb"]
 
@@ -44,7 +45,7 @@ def test_lazy_now_and_dlsym_kinds(backend, modes_bins, tmp_path):
         assert _kinds(s, exe, "dlopen") <= {"lazy", "eager"}
     assert _kinds(seen["lazy"], str(modes_bins["lazy"]), "cos") == {"lazy"}
     assert _kinds(seen["now"], str(modes_bins["now"]), "cos") == {"eager"}
-    # every backend produces the one contract (tracer/schema.py)
+    # every backend produces the one contract (tracer/session/schema.py)
     for s in seen.values():
         assert list(s.events.columns) == schema.EVENTS.names
         assert list(s.events["kind"].cat.categories) == list(schema.KINDS)

@@ -10,9 +10,9 @@ import time
 
 from conftest import gotrace_cli, require, require_bpftrace
 from tracer import bind, load_session
-from tracer.backends import bpftrace as bpf_mod
-from tracer.backends import bpftrace_launch
-from tracer.backends import choose
+from tracer.capture.bpftrace import backend as bpf_mod
+from tracer.capture.bpftrace import launch as bpftrace_launch
+from tracer.capture.choose import choose
 
 
 def test_bpftrace_missing_is_one_line_and_auto_falls_back(tmp_path):
@@ -182,8 +182,8 @@ def test_ld_debug_logs_of_a_reused_pid_are_retired_apart(tmp_path):
     is one no process can have, so both count as gone."""
     from pathlib import Path
 
-    from tracer.backends.base import CaptureRequest
-    from tracer.backends.ld_debug import _Tailer
+    from tracer.capture.backend import CaptureRequest
+    from tracer.capture.ld_debug.backend import _Tailer
 
     gone = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1
     text = (Path(__file__).parent / "golden" / "ld_debug" / "ld.9218").read_bytes()

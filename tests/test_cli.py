@@ -194,14 +194,9 @@ def report(code):
     exit_now(code)
 os._exit = report
 entry, sys.argv = sys.argv[1], ["gotrace", *sys.argv[2:]]
-if entry == "typer":  # the Typer app itself, as for any command line the console does not take
-    from tracer.cli import main
-    try:
-        main()
-    except SystemExit as exc:
-        report(exc.code if isinstance(exc.code, int) else 1)
-from tracer import console
-console.main()
+from tracer.commands import console
+# "typer": the Typer app itself, as for any command line the console does not take
+console.main(fast_paths=entry != "typer")
 """
 
 
@@ -222,7 +217,7 @@ def test_summary_is_the_sessions_report_without_pandas(backend, tmp_path):
     back; `report` counts the saved parts one by one. Both must be what
     pandas computes over the whole saved session — and `gotrace bind` must
     not import pandas at all (~0.3 s of CPU taken from the traced build)."""
-    from tracer.report import build_report
+    from tracer.analysis.report import build_report
 
     _need(backend)
     sess = tmp_path / "s"
@@ -296,3 +291,36 @@ def test_a_plain_bind_runs_without_typer_as_typer_would(tmp_path):
         else:
             assert (code, stdout, stderr) == typer_run, case
     assert runs["console"][0] == 2 and "does not exist" in runs["console"][2][-1]
+
+
+_AT_START = """
+import os, sys
+from tracer.capture import child
+release = child.GatedChild.release
+def noted(self):  # the moment the traced command may exec
+    heavy = [m for m in ("typer", "click", "rich", "pandas") if m in sys.modules]
+    sys.stderr.write("AT_START=" + ",".join(heavy) + "\\n")
+    return release(self)
+child.GatedChild.release = noted
+sys.argv = ["gotrace", *sys.argv[1:]]
+from tracer.commands import console
+console.main()
+"""
+
+
+@pytest.mark.parametrize("backend", ["ld-debug", "bpftrace"])
+def test_a_plain_bind_starts_its_command_before_typer_click_rich_or_pandas(backend, tmp_path):
+    """The start-up budget: when a plain `gotrace bind … -- CMD` lets CMD run,
+    neither Typer, click nor pandas is loaded, and with ld-debug not rich either
+    (with bpftrace, the summary's renderer may load on a background thread while
+    bpftrace compiles: that costs the command nothing)."""
+    _need(backend)
+    out = subprocess.run([sys.executable, "-c", _AT_START, "bind", "-q", "-o", str(tmp_path / "s"), "-b", backend,
+                          "--", "true"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    loaded = [line[len("AT_START="):] for line in out.stderr.splitlines() if line.startswith("AT_START=")]
+    assert len(loaded) == 1, out.stderr
+    heavy = set(filter(None, loaded[0].split(",")))
+    assert not heavy & {"typer", "click", "pandas"}, heavy
+    if backend == "ld-debug":
+        assert "rich" not in heavy, heavy

@@ -7,8 +7,8 @@ import subprocess
 from pathlib import Path
 
 from conftest import require
-from tracer.backends import bpftrace as bpf_mod
-from tracer.backends import bpftrace_launch
+from tracer.capture.bpftrace import backend as bpf_mod
+from tracer.capture.bpftrace import launch as bpftrace_launch
 
 SCRIPTS = sorted(Path(bpftrace_launch.script_path()).parent.glob("*.bt"))
 
@@ -43,8 +43,8 @@ def test_not_root_says_so(monkeypatch):
 
 def test_ldso_function_ranges_match_readelf():
     """The addresses bindsnoop.bt is given (LOOKUP, FIXUP_*) are readelf's view of ld.so's debug file."""
-    from tracer import elfinfo
-    from tracer.ldso import LDSO_SYMBOLS, ldso_path
+    from tracer.binary import facts as elfinfo
+    from tracer.capture.ldso import LDSO_SYMBOLS, ldso_path
 
     ldso = ldso_path()
     debug = [c for c in elfinfo.debug_candidates(ldso)[1:] if os.path.exists(c)]
@@ -61,10 +61,10 @@ def test_ldso_function_ranges_match_readelf():
 
 
 def test_exit_code_offset_is_what_bpftrace_reads_through_btf(tmp_path):
-    """tracer/btf.py's offsetof(task_struct, exit_code) reads the same int as
+    """tracer/capture/bpftrace/btf.py's offsetof(task_struct, exit_code) reads the same int as
     bpftrace's own BTF-typed curtask->exit_code (the oracle), for an exit(7)."""
     from conftest import require_bpftrace
-    from tracer.btf import task_exit_code_offset
+    from tracer.capture.bpftrace.btf import task_exit_code_offset
 
     require_bpftrace()
     off = task_exit_code_offset()
@@ -123,7 +123,7 @@ def test_descendants_argv_in_a_bpftrace_session(tmp_path):
 
 
 def test_binding_map_read_by_gotrace_is_what_bpftrace_prints(modes_bins):
-    """gotrace empties bindsnoop.bt's @b itself (tracer/backends/bpf_map.py) and
+    """gotrace empties bindsnoop.bt's @b itself (tracer/capture/bpftrace/bpf_map.py) and
     decodes the kernel's bytes; the oracle is bpftrace's own print of the same
     map. The map is read without deleting after the command exits, then
     bpftrace prints it at exit: the two must hold the same records. More than
@@ -132,8 +132,8 @@ def test_binding_map_read_by_gotrace_is_what_bpftrace_prints(modes_bins):
 
     from bindsnoop_run import run_by_hand
     from conftest import require_bpftrace
-    from tracer.backends.bpf_map import BATCH_ENTRIES, BpfMap
-    from tracer.backends.bpftrace_decode import BpftraceDecoder, _b_rows, records_table
+    from tracer.capture.bpftrace.bpf_map import BATCH_ENTRIES, BpfMap
+    from tracer.capture.bpftrace.decode import BpftraceDecoder, _b_rows, records_table
 
     require_bpftrace()
     n_dlsym = BATCH_ENTRIES + 500

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from tracer.backends.bpftrace_decode import BpftraceDecoder
-from tracer.backends.ld_debug_parse import LdDebugFileParser
+from tracer.capture.bpftrace.decode import BpftraceDecoder
+from tracer.capture.ld_debug.parse import LdDebugFileParser
 
 GOLDEN = Path(__file__).parent / "golden"
 # What the real files' PLTs hold, for the symbols that matter, so the result does

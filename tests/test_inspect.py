@@ -190,15 +190,15 @@ def test_inspect_json_answers_without_typer_and_as_typer_would(binaries, tmp_pat
     import sys
 
     path = str(binaries("c-lazy"))
-    probe = ("import sys; from tracer import console; sys.argv = ['gotrace'] + sys.argv[1:]\n"
+    probe = ("import sys; from tracer.commands import console; sys.argv = ['gotrace'] + sys.argv[1:]\n"
              "console._exit_now = sys.exit  # report below instead of leaving at once\n"
              "try:\n    console.main()\nexcept SystemExit as e:\n    code = e.code\n"
              "heavy = [m for m in ('typer', 'rich', 'click', 'elftools', 'numpy', 'dataclasses') if m in sys.modules]\n"
              "sys.stderr.write(f'\\nHEAVY {heavy} CODE {code}\\n')")
     fast = subprocess.run([sys.executable, "-c", probe, "inspect", "--json", path], capture_output=True, text=True)
     assert fast.stderr.strip().splitlines()[-1] == "HEAVY [] CODE 0"
-    typer_side = subprocess.run([sys.executable, "-c", "import sys; from tracer.cli import app; "
-                                 "sys.argv = ['gotrace'] + sys.argv[1:]; app()", "inspect", "--json", path],
+    typer_side = subprocess.run([sys.executable, "-c", "import sys; from tracer.commands.console import main; "
+                                 "main(sys.argv[1:], fast_paths=False)", "inspect", "--json", path],
                                 capture_output=True, text=True)
     assert typer_side.returncode == 0 and json.loads(fast.stdout) == json.loads(typer_side.stdout)
     assert json.loads(fast.stdout) == open_image(path).to_dict()
@@ -239,7 +239,7 @@ def test_a_bug_is_one_line_and_70_on_both_paths(argv, binaries):
     probe = ("import sys; import tracer.binary.open as o\n"
              "def broken(*a, **k):\n    raise ValueError('boom')\n"
              "o.open_image = o.read_image = broken\n"
-             "from tracer import console; sys.argv = ['gotrace'] + sys.argv[1:]; console.main()")
+             "from tracer.commands import console; sys.argv = ['gotrace'] + sys.argv[1:]; console.main()")
     path = str(binaries("c-lazy"))
     out = subprocess.run([sys.executable, "-c", probe, *argv, path], capture_output=True, text=True,
                          env={k: v for k, v in os.environ.items() if k != "GOTRACE_DEBUG"})

@@ -33,7 +33,7 @@ def _import_line() -> str:
 
 
 def _lldb(cmds: list[str], prog, *args: str) -> str:
-    from tracer.lldb.loader import lldb_binary
+    from tracer.capture.lldb.loader import lldb_binary
 
     argv = [lldb_binary(), "--batch", "-o", _import_line()]
     for c in cmds:

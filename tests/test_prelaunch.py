@@ -1,4 +1,4 @@
-"""The console script's early bpftrace (tracer/backends/prelaunch.py).
+"""The console script's early bpftrace (tracer/capture/bpftrace/prelaunch.py).
 
 It is started before the CLI has parsed anything, so what matters is that it
 is only ever used for the very run it was started for, and that otherwise its
@@ -11,9 +11,9 @@ import time
 
 from conftest import gotrace_cli, require_bpftrace
 from tracer import load_session
-from tracer.backends import prelaunch
-from tracer.backends.bpftrace_launch import bindsnoop_running
-from tracer.backends.prelaunch import bind_command
+from tracer.capture.bpftrace import prelaunch
+from tracer.capture.bpftrace.launch import bindsnoop_running
+from tracer.commands.plain_bind import bind_command
 
 APPEND = ["sh", "-c", "echo ran >> marker; exit 3"]
 
@@ -65,7 +65,7 @@ def test_a_refused_run_never_runs_the_early_command(tmp_path):
 def test_a_launch_for_another_command_is_discarded(tmp_path, monkeypatch):
     require_bpftrace()
     monkeypatch.chdir(tmp_path)
-    prelaunch.start(["bind", "--", *APPEND])
+    prelaunch.start(bind_command(["bind", "--", *APPEND]))
     launch = prelaunch._pending
     assert launch is not None and launch.proc.poll() is None
     assert prelaunch.take(["sh", "-c", "true"], dict(os.environ)) is None

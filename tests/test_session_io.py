@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from tracer import load_session, schema
-from tracer.session import SessionWriter, prepare_directory
+from tracer import load_session
+from tracer.session import schema
+from tracer.session.writer import SessionWriter, prepare_directory
 
 
 def _chunk(kinds: list[str]) -> pa.Table:

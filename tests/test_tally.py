@@ -5,8 +5,8 @@ import random
 
 import pyarrow as pa
 
-from tracer import schema
-from tracer.tally import EventTally
+from tracer.session import schema
+from tracer.analysis.tally import EventTally
 
 
 def _events(n: int, seed: int) -> pa.Table:

@@ -19,7 +19,10 @@ import pytest
 
 import oracles
 from conftest import ROOT, VENV_BIN, require, require_bpftrace
-from tracer import bind, bindbench, guest_latency, load_session, translate
+from tracer import bind, load_session
+from tracer.binary.facts import file_arch
+from tracer.capture.translated import guest_latency, translation as translate
+from tracer.goenv import bindbench
 
 GOTRACE = str(VENV_BIN / "gotrace")
 CROSS = "aarch64-linux-gnu-gcc"
@@ -55,8 +58,8 @@ def modes_pair(tmp_path_factory) -> dict[str, Path]:
 def test_elf_arch_agrees_with_readelf(modes_pair):
     for arch, path in modes_pair.items():
         machine = oracles.readelf_header(path)["Machine"]
-        assert translate.elf_arch(str(path)) == {"Advanced Micro Devices X86-64": "x86_64", "AArch64": "arm64"}[machine]
-    assert translate.elf_arch("/etc/passwd") is None
+        assert file_arch(str(path)) == {"Advanced Micro Devices X86-64": "x86_64", "AArch64": "arm64"}[machine]
+    assert file_arch("/etc/passwd") is None
     assert translate.normalize("aarch64") == "arm64" and translate.normalize("amd64") == "x86_64"
 
 

@@ -5,20 +5,24 @@ Library entry points (usable from notebooks without the CLI)::
     from tracer import bind, load_session, build_report
     result = bind(["go", "build", "./..."], out="sess")
     s = load_session("sess"); s.events.groupby("kind").size()
-"""
-__version__ = "0.1.0"
 
+The rooms behind them (see the README's "Layout"): ``capture`` records a
+command into a session, ``session`` stores and loads it, ``analysis`` reads
+saved sessions, ``binary`` reads ELF and Mach-O files, ``goenv`` checks a Go
+environment, ``render`` and ``commands`` are the command line.
+"""
+from .version import __version__
 
 
 def __getattr__(name):  # lazy: keep `import tracer` (and every CLI start) cheap
     if name in ("Session", "load_session"):
-        from . import session
-        return getattr(session, name)
+        from .session import reader
+        return getattr(reader, name)
     if name == "bind":
-        from .capture import bind
+        from .capture.run import bind
         return bind
     if name == "build_report":
-        from .report import build_report
+        from .analysis.report import build_report
         return build_report
     raise AttributeError(name)
 

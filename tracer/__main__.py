@@ -1,3 +1,3 @@
-from .console import main
+from .commands.console import main
 
 main()

@@ -1,8 +1,8 @@
 """One error type for everything a user can get wrong or lack.
 
-Commands raise :class:`GotraceError`; the CLI's single handler prints its message
-as one line and exits with its code, so no user ever sees a traceback for a
-condition we anticipated.
+Library code and commands raise :class:`GotraceError`; the console's one
+handler (commands/console.py) prints its message as one line and exits with
+its code, so no user ever sees a traceback for a condition we anticipated.
 """
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ class GotraceError(Exception):
 
 
 def one_line(exc: BaseException) -> tuple[str, int]:
-    """The line and exit code gotrace reports for a failure: both entry points
-    (the Typer commands and the console's own `inspect --json`) use this rule.
-    A bug is still one line, with the way to see its traceback (GOTRACE_DEBUG
-    set: the bug is raised again, traceback and all)."""
+    """The line and exit code gotrace reports for a failure (the rule of the
+    console's one handler, commands/console.py). A bug is still one line, with
+    the way to see its traceback (GOTRACE_DEBUG set: the bug is raised again,
+    traceback and all)."""
     if isinstance(exc, GotraceError):
         return exc.message, exc.exit_code
     if isinstance(exc, KeyboardInterrupt):

@@ -1,14 +1,59 @@
-"""Small reads of /proc/PID that several modules need, each failing soft (None/[])."""
+"""Reads of /proc that several rooms need: one place, one way to fail.
+
+The small reads fail soft (None, [] or False) because a traced process can
+be gone by the time anyone looks; ``file_mappings`` and ``auxv`` are asked
+about a process the user named, so they raise a one-line error instead.
+"""
 from __future__ import annotations
+
+import os
+import struct
+
+from .errors import GotraceError
+
+AT_PHDR, AT_BASE, AT_ENTRY = 3, 7, 9  # auxv keys: program headers, interpreter base, entry point
+
+
+def pids() -> list[int]:
+    """Every process visible now."""
+    return [int(e) for e in os.listdir("/proc") if e.isdigit()]
+
+
+def alive(pid: int) -> bool:
+    return os.path.exists(f"/proc/{pid}")
 
 
 def cmdline(pid: int) -> list[str]:
-    """argv of a live process, [] if it is gone or unreadable."""
+    """argv of a live process (empty arguments left out), [] if it is gone or unreadable."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
             return [a.decode(errors="replace") for a in fh.read().split(b"\0") if a]
     except OSError:
         return []
+
+
+def exe(pid: int) -> str:
+    """The program a process runs; OSError when it is gone, another user's, or a kernel thread."""
+    return os.readlink(f"/proc/{pid}/exe")
+
+
+def handled_signals(pid: int) -> int | None:
+    """Bit mask (bit N-1 for signal N) of the signals a process catches or ignores; None if unreadable."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            fields = dict(line.split(":", 1) for line in fh if ":" in line)
+        return int(fields["SigCgt"].strip(), 16) | int(fields["SigIgn"].strip(), 16)
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def randomize_va_space() -> int | None:
+    """kernel.randomize_va_space: 0 off, 1 stack/mmap/vdso, 2 also the heap."""
+    try:
+        with open("/proc/sys/kernel/randomize_va_space") as fh:
+            return int(fh.read())
+    except (OSError, ValueError):
+        return None
 
 
 def ppid(pid: int) -> int | None:
@@ -17,3 +62,32 @@ def ppid(pid: int) -> int | None:
             return int(fh.read().rsplit(")", 1)[1].split()[1])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def auxv(pid: int) -> dict[int, int]:
+    """The auxiliary vector the kernel gave the process (x86_64 and arm64 layout: u64 pairs)."""
+    with open(f"/proc/{pid}/auxv", "rb") as fh:
+        raw = fh.read()
+    vals = struct.unpack(f"<{len(raw) // 8}Q", raw[: len(raw) // 8 * 8])
+    return {vals[i]: vals[i + 1] for i in range(0, len(vals) - 1, 2)}
+
+
+def file_mappings(pid: int) -> dict[str, int]:
+    """path -> start of its offset-0 mapping (the image's runtime base)."""
+    out: dict[str, int] = {}
+    try:
+        with open(f"/proc/{pid}/maps") as fh:
+            lines = fh.read().splitlines()
+    except FileNotFoundError:
+        raise GotraceError(f"no process with pid {pid}") from None
+    except PermissionError:
+        raise GotraceError(f"cannot read /proc/{pid}/maps: permission denied (run as its user or root)") from None
+    for line in lines:
+        parts = line.split(None, 5)
+        if len(parts) < 6 or not parts[5].startswith("/"):
+            continue
+        start = int(parts[0].split("-")[0], 16)
+        path = parts[5].removesuffix(" (deleted)")
+        if int(parts[2], 16) == 0 and (path not in out or start < out[path]):
+            out[path] = start
+    return out

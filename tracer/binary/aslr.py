@@ -1,8 +1,8 @@
 """Link-time base against runtime load base: the slide of every image.
 
-Rules, per format: ELF's link-time base is its first PT_LOAD's p_vaddr,
-page aligned (0 for PIE programs and shared objects); Mach-O's is the
-__TEXT segment's vmaddr. The runtime base of a live process comes from the
+Rules, per format (model.Image.link_base): ELF's link-time base is its first
+PT_LOAD's p_vaddr, page aligned (0 for PIE programs and shared objects);
+Mach-O's is the __TEXT segment's vmaddr. The runtime base of a live process comes from the
 kernel: the main program's from AT_PHDR (exactly how ld.so computes its
 l_addr), the dynamic linker's from AT_BASE, and libraries' from the
 offset-0 mapping of their file in /proc/PID/maps. slide = load - link.
@@ -10,12 +10,15 @@ offset-0 mapping of their file in /proc/PID/maps. slide = load - link.
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import asdict, dataclass
 
 from ..errors import GotraceError
-from . import BadBinary, open_image
-from .ptrace_launch import AT_BASE, AT_PHDR, run_stopped_at_entry
+from .. import procfs
+from ..procfs import AT_BASE, AT_PHDR, auxv, file_mappings, randomize_va_space  # noqa: F401 (part of the aslr API)
+from .model import Image
+from .open import open_image
+from .ptrace_launch import run_stopped_at_entry
+from .sniff import BadBinary
 
 
 @dataclass
@@ -29,53 +32,25 @@ class ImageBase:
     source: str  # where load_base came from: AT_PHDR, AT_BASE, maps
 
 
-def randomize_va_space() -> int | None:
-    try:
-        return int(open("/proc/sys/kernel/randomize_va_space").read())
-    except (OSError, ValueError):
-        return None
-
-
 @functools.lru_cache(maxsize=1024)
-def _facts(path: str):
+def image_facts(path: str) -> tuple[int | None, bool, int | None] | None:
+    """(link-time base, position independent, PT_PHDR's vaddr) of a file, None if unreadable."""
     try:
-        img = open_image(path)
+        img: Image = open_image(path)
     except BadBinary:
         return None
     phdr = next((s.vmaddr for s in img.segments if s.name == "PHDR"), None)
     return img.link_base, img.pie or img.file_type != "executable", phdr
 
 
-def file_mappings(pid: int) -> dict[str, int]:
-    """path -> start of its offset-0 mapping (the image's runtime base)."""
-    out: dict[str, int] = {}
-    try:
-        lines = open(f"/proc/{pid}/maps").read().splitlines()
-    except FileNotFoundError:
-        raise GotraceError(f"no process with pid {pid}") from None
-    except PermissionError:
-        raise GotraceError(f"cannot read /proc/{pid}/maps: permission denied (run as its user or root)") from None
-    for line in lines:
-        parts = line.split(None, 5)
-        if len(parts) < 6 or not parts[5].startswith("/"):
-            continue
-        start = int(parts[0].split("-")[0], 16)
-        path = parts[5].removesuffix(" (deleted)")
-        if int(parts[2], 16) == 0 and (path not in out or start < out[path]):
-            out[path] = start
-    return out
-
-
 def process_bases(pid: int, aux: dict[int, int] | None = None) -> list[ImageBase]:
     try:
-        exe = os.readlink(f"/proc/{pid}/exe")
+        exe = procfs.exe(pid)
     except FileNotFoundError:
         raise GotraceError(f"no process with pid {pid}") from None
     except PermissionError:
         raise GotraceError(f"cannot inspect pid {pid}: permission denied (run as its user or root)") from None
     if aux is None:
-        from .ptrace_launch import auxv
-
         try:
             aux = auxv(pid)
         except OSError:
@@ -84,7 +59,7 @@ def process_bases(pid: int, aux: dict[int, int] | None = None) -> list[ImageBase
     interp_base = aux.get(AT_BASE) or None
     rows: list[ImageBase] = []
     for path, start in maps.items():
-        facts = _facts(path)
+        facts = image_facts(path)
         link, pic, phdr = facts if facts else (None, None, None)
         load, source = start, "maps"
         if path == exe and aux.get(AT_PHDR) and phdr is not None and link is not None:
@@ -113,27 +88,3 @@ def launch_bases(argv: list[str], env: dict[str, str] | None = None, let_go: boo
 
 def to_dicts(rows: list[ImageBase]) -> list[dict]:
     return [asdict(r) for r in rows]
-
-
-def fill_session(path) -> list[dict]:
-    """Recompute link-time base and slide for every image of a saved session
-    (from the files on disk, ELF or Mach-O) and write them into images.parquet."""
-    from pathlib import Path
-
-    from .. import schema
-    from ..lazy import pd
-    from ..session import load_session, write_atomic
-
-    images = load_session(path).images.copy()
-    rows: list[ImageBase] = []
-    for pid, file, load in zip(images["pid"], images["path"], images["load_base"]):
-        facts = _facts(file) if isinstance(file, str) and file.startswith("/") else None
-        link, pic = (facts[0], facts[1]) if facts else (None, None)
-        load = None if pd.isna(load) else int(load)
-        slide = load - link if link is not None and load is not None else None
-        rows.append(ImageBase(int(pid), file, link, load, slide, pic, "session"))
-    if rows:
-        images["link_base"] = pd.array([r.link_base for r in rows], dtype="UInt64")
-        images["slide"] = pd.array([r.slide for r in rows], dtype="Int64")
-        write_atomic(schema.to_arrow("images", images), Path(path) / "images.parquet")
-    return to_dicts(rows)

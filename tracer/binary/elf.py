@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 import struct
 
-from .elf_names import E_TYPES, JUMP_SLOT, arch_name, reloc_namer, section_type, segment_type
+from ..arch import elf_arch
+from .elf_names import E_TYPES, JUMP_SLOT, reloc_namer, section_type, segment_type
 from .goinfo import go_build_info
 from .model import Image, ImportSlot, Library, Section, Segment
 from .sniff import BadBinary, Truncated
@@ -167,7 +168,7 @@ def _sections(path: str, data: bytes, hdr: _Header) -> list[Section]:
 
 def _read(path: str, data: bytes) -> Image:
     hdr = _Header(path, data)
-    img = Image(path=path, format="ELF", arch=arch_name(hdr.machine, hdr.bits, hdr.little), file_type="",
+    img = Image(path=path, format="ELF", arch=elf_arch(hdr.machine, hdr.bits, hdr.little), file_type="",
                 pie=False, bits=hdr.bits, endian="little" if hdr.little else "big", entry=hdr.entry)
     typed = _segments(path, data, hdr)
     img.segments = [s for _, s in typed]

@@ -11,10 +11,6 @@ dynamic loader processes; any other falls back to pyelftools' full tables.
 """
 from __future__ import annotations
 
-# e_machine -> gotrace's architecture names (the names doctor and libcheck use)
-MACHINES = {62: "x86_64", 183: "arm64", 3: "i386", 40: "arm", 243: "riscv", 21: "ppc64", 20: "ppc",
-            22: "s390x", 8: "mips", 258: "loong64", 2: "sparc", 43: "sparcv9", 50: "ia64"}
-
 E_TYPES = {1: "relocatable", 2: "executable", 3: "shared-object", 4: "core"}
 
 P_TYPES = {0: "NULL", 1: "LOAD", 2: "DYNAMIC", 3: "INTERP", 4: "NOTE", 5: "SHLIB", 6: "PHDR", 7: "TLS",
@@ -77,15 +73,6 @@ def _pyelftools_names(machine: int) -> dict[int, str]:
                                                      3: "ENUM_RELOC_TYPE_i386", 40: "ENUM_RELOC_TYPE_ARM"}.get(machine)
     table = getattr(enums, attr, {}) if attr else {}
     return {v: k for k, v in table.items() if isinstance(v, int)}
-
-
-def arch_name(machine: int, bits: int, little: bool) -> str:
-    name = MACHINES.get(machine, f"machine-{machine}")
-    if name == "riscv":
-        return f"riscv{bits}"
-    if name == "ppc64" and little:
-        return "ppc64le"
-    return name
 
 
 def section_type(sh_type: int, machine: int) -> str:

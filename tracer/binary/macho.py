@@ -12,30 +12,23 @@ internal linker, ld64.lld); never run against a file produced by Apple's ld.
 from __future__ import annotations
 
 import os
-import platform
 import signal
 import struct
 import time
 import warnings
 
+from ..arch import MACHO_CPUS, host_arch
 from .goinfo import go_build_info
 from .macho_indirect import LC_SEGMENT, LC_SEGMENT_64, LC_SYMTAB, LoadCommandError, header, load_commands
 from .model import Image, ImportSlot, Library, Section, Segment
 from .sniff import BadBinary, Truncated
 
-CPU_ARCH = {"X86_64": "x86_64", "ARM64": "arm64", "X86": "i386", "ARM": "arm", "POWERPC": "ppc",
-            "POWERPC64": "ppc64", "ARM64_32": "arm64_32"}
 FILE_TYPES = {"EXECUTE": "executable", "DYLIB": "dylib", "BUNDLE": "bundle", "OBJECT": "relocatable",
               "DYLINKER": "dylinker", "CORE": "core", "KEXT_BUNDLE": "kext", "DYLIB_STUB": "dylib-stub",
               "DSYM": "dsym", "FILESET": "fileset", "PRELOAD": "preload", "FVMLIB": "fvmlib"}
 LIB_KINDS = {"LOAD_DYLIB": "needed", "LOAD_WEAK_DYLIB": "weak", "REEXPORT_DYLIB": "reexport",
              "LAZY_LOAD_DYLIB": "lazy", "LOAD_UPWARD_DYLIB": "upward"}
 CPU_SUBTYPE_ARM64E = 2
-
-
-def host_arch() -> str:
-    m = platform.machine().lower()
-    return {"aarch64": "arm64", "amd64": "x86_64", "i686": "i386", "armv7l": "arm"}.get(m, m)
 
 
 def _lief():
@@ -50,7 +43,7 @@ def _enum_name(value) -> str:
 
 
 def _arch_of(binary) -> str:
-    name = CPU_ARCH.get(_enum_name(binary.header.cpu_type), _enum_name(binary.header.cpu_type).lower())
+    name = MACHO_CPUS.get(_enum_name(binary.header.cpu_type), _enum_name(binary.header.cpu_type).lower())
     if name == "arm64" and (binary.header.cpu_subtype & 0xFF) == CPU_SUBTYPE_ARM64E:
         return "arm64e"
     return name

@@ -12,6 +12,15 @@ from __future__ import annotations
 import bisect
 
 _REQUIRED = object()
+PAGE = 0x1000  # the mapping granule ELF link-time bases are aligned to
+
+
+def elf_link_base(first_load_vaddr: int) -> int:
+    """The link-time base of an ELF file: its first PT_LOAD's p_vaddr, page
+    aligned — where the kernel and ld.so start its first mapping, so load
+    base = link-time base + slide lines up with /proc/PID/maps. The one rule:
+    inspect, aslr and bind's images table all use it."""
+    return first_load_vaddr & ~(PAGE - 1)
 
 
 class _Record:
@@ -112,7 +121,7 @@ class Image(_Record):
                     return s.vmaddr
             return None
         loads = [s for s in self.segments if s.name.startswith("LOAD")]
-        return loads[0].vmaddr & ~0xFFF if loads else None
+        return elf_link_base(loads[0].vmaddr) if loads else None
 
     def segment_of(self, addr: int) -> Segment | None:
         for s in self.segments:

@@ -16,14 +16,13 @@ import ctypes
 import os
 import platform
 import signal
-import struct
 from typing import Callable
 
 from ..errors import GotraceError
+from ..procfs import AT_ENTRY, auxv
 
 PTRACE_TRACEME, PTRACE_PEEKTEXT, PTRACE_POKETEXT, PTRACE_CONT = 0, 1, 4, 7
 PTRACE_GETREGS, PTRACE_SETREGS, PTRACE_DETACH = 12, 13, 17
-AT_PHDR, AT_BASE, AT_ENTRY = 3, 7, 9
 RIP = 16  # index of rip in struct user_regs_struct
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -39,12 +38,6 @@ def _ptrace(req: int, pid: int, addr: int = 0, data: int | ctypes.c_void_p = 0) 
     if res == -1 and err:
         raise OSError(err, os.strerror(err))
     return res
-
-
-def auxv(pid: int) -> dict[int, int]:
-    raw = open(f"/proc/{pid}/auxv", "rb").read()
-    vals = struct.unpack(f"<{len(raw) // 8}Q", raw[: len(raw) // 8 * 8])
-    return {vals[i]: vals[i + 1] for i in range(0, len(vals) - 1, 2)}
 
 
 def run_stopped_at_entry(argv: list[str], env: dict[str, str] | None, on_stop: Callable[[int, dict[int, int]], None],

@@ -8,28 +8,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import JsonOpt, handles_errors, stdout_console
 from ..errors import GotraceError
-
-HELP = """Link-time base, runtime load base and slide of every image, PIE or not.
-
-  gotrace aslr ./prog [-- ARGS…]   start ./prog stopped at its entry point (every library
-                                   mapped, no program code run), read its images, kill it
-                                   (--run lets it go on instead)
-  gotrace aslr --pid PID           a running process
-  gotrace aslr --session DIR       every process of a saved bind session; fills the link_base
-                                   and slide columns of its images table
-
-ASLR is used as the system has it (kernel.randomize_va_space), never turned off.
-Rules: ELF link-time base = first PT_LOAD p_vaddr, page aligned; Mach-O = __TEXT vmaddr.
-"""
+from .options import JsonOpt, stdout_console
 
 
-def _hex(v) -> str:
-    return "-" if v is None else (f"-{-v:#x}" if v < 0 else f"{v:#x}")
-
-
-@handles_errors
 def aslr_command(
     command: Annotated[Optional[list[str]], typer.Argument(help="Program and its arguments.", show_default=False)] = None,
     pid: Annotated[Optional[int], typer.Option("--pid", help="A running process.", show_default=False)] = None,
@@ -38,6 +20,23 @@ def aslr_command(
     run: Annotated[bool, typer.Option("--run", help="Let the launched program run on instead of killing it.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
+    """Link-time base, load base and slide of every image, PIE or not.
+
+    Give one of:
+
+      gotrace aslr ./prog [-- ARGS…]   # started stopped at its entry point
+      gotrace aslr --pid PID           # a running process
+      gotrace aslr --session DIR       # every process of a bind session
+
+    A program is started stopped at its entry point (every library mapped, no
+    program code run), its images are read, and it is killed; --run lets it
+    go on. --session fills the link_base and slide columns of the session's
+    images table from the files on disk.
+
+    ASLR is used as the system has it (kernel.randomize_va_space), never
+    turned off. Rules: an ELF file's link-time base is its first PT_LOAD's
+    p_vaddr, page aligned; a Mach-O file's is its __TEXT vmaddr.
+    """
     from ..binary import aslr  # on use: start-up stays light
 
     chosen = sum(x is not None and x != [] for x in (command, pid, session))
@@ -45,7 +44,9 @@ def aslr_command(
         raise GotraceError("give exactly one of: a program (gotrace aslr ./prog), --pid PID or --session DIR")
     exit_code = 0
     if session is not None:
-        rows = aslr.fill_session(session)
+        from ..analysis.images import fill_session
+
+        rows = fill_session(session)
     elif pid is not None:
         rows = aslr.to_dicts(aslr.process_bases(pid))
     else:
@@ -55,17 +56,7 @@ def aslr_command(
     if as_json:
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
-        from rich.table import Table
+        from ..render.aslr import render_aslr
 
-        console = stdout_console()
-        level = {0: "off", 1: "partial (stack, mmap, vdso)", 2: "full"}.get(doc["randomize_va_space"], "unknown")
-        console.print(f"ASLR on this system: {level} (kernel.randomize_va_space={doc['randomize_va_space']})")
-        t = Table(show_edge=False, pad_edge=False)
-        for c in ("pid", "image", "link-time base", "load base", "slide", "PIE/PIC", "from"):
-            t.add_column(c, overflow="fold")
-        for r in rows:
-            pic = "-" if r["position_independent"] is None else ("yes" if r["position_independent"] else "no")
-            t.add_row(str(r["pid"]), r["path"], _hex(r["link_base"]), _hex(r["load_base"]), _hex(r["slide"]),
-                      pic, r["source"])
-        console.print(t)
+        render_aslr(doc, stdout_console())
     raise typer.Exit(exit_code)

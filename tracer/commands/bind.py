@@ -6,43 +6,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import JsonOpt, handles_errors
 from .bind_run import run_bind
-
-# The library modules are imported inside the command: every millisecond before
-# the traced command starts is overhead on its wall time (and on `gotrace --help`).
-
-HELP = """Run CMD, and every process it spawns, recording each symbol binding of the dynamic linker.
-
-Put the command after `--`. Examples:
-
-  gotrace bind -- go build ./...
-
-  gotrace bind -o sess --backend ld-debug -- go test ./pkg
-
-  gotrace bind --backend lldb -- ./hello        (one process, through lldb)
-
-  gotrace bind --attach 4242                     (a running process, from now on)
-
-  gotrace bind --arch arm64 -- ./hello-arm64     (translated: qemu-user via binfmt_misc)
-
-  gotrace bind --arch arm64 --register-binfmt -- go build   (the arm64 go toolchain, translated)
-
-Backends: bpftrace (root; latency, failed lookups, full process tree),
-ld-debug (no root; glibc's LD_DEBUG), lldb (one process, no descendants;
-latency corrected for lldb's own stop cost, calibrated in the same run;
-works where uprobes cannot), auto (bpftrace if it can run, else ld-debug;
-never lldb, except for --attach).
-The command's exit code becomes gotrace's; Ctrl-C saves the session marked incomplete.
-"""
+from .options import JsonOpt
 
 
-@handles_errors
 def bind_command(
     command: Annotated[Optional[list[str]], typer.Argument(help="The command and its arguments, after --.",
                                                            show_default=False)] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Session directory to create "
-                      "[default: gotrace-sessions/<time>-<cmd>].", show_default=False)] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Session directory to create.",
+                      show_default="gotrace-sessions/<time>-<cmd>")] = None,
     backend: Annotated[str, typer.Option("--backend", "-b", help="auto | bpftrace | ld-debug | lldb.")] = "auto",
     arch: Annotated[Optional[str], typer.Option("--arch", help="Run the command as this architecture (arm64, "
                     "x86_64) through its binfmt_misc translator; `go` becomes that arch's toolchain. Backend: ld-debug.",
@@ -55,4 +27,26 @@ def bind_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live status line.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
+    """Run a command and every process it spawns; record each binding.
+
+    Every symbol binding the dynamic linker makes: who asked, for which symbol
+    and version, who provided it, eager, lazy or dlsym, and (bpftrace, lldb)
+    how long the lookup took. Put the command after `--`. Examples:
+
+      gotrace bind -- go build ./...
+      gotrace bind -o sess --backend ld-debug -- go test ./pkg
+      gotrace bind --backend lldb -- ./hello      # one process, through lldb
+      gotrace bind --attach 4242                  # a running process, from now
+      gotrace bind --arch arm64 -- ./hello-arm64  # translated, by qemu-user
+      gotrace bind --arch arm64 --register-binfmt -- go build
+
+    Backends: bpftrace (root; latency, failed lookups, full process tree),
+    ld-debug (no root; glibc's LD_DEBUG), lldb (one process, no descendants;
+    latency corrected for lldb's own stop cost, calibrated in the same run;
+    works where uprobes cannot), auto (bpftrace if it can run, else ld-debug;
+    never lldb, except for --attach).
+
+    The command's exit code becomes gotrace's; Ctrl-C saves the session marked
+    incomplete. The session is analysed with `gotrace report DIR`.
+    """
     raise typer.Exit(run_bind(command, output, backend, arch, register_binfmt, attach, force, quiet, as_json))

@@ -1,9 +1,8 @@
 """What `gotrace bind` does once its options are parsed.
 
-Shared by the Typer command (tracer/commands/bind.py) and the console
-script's plain-bind path (tracer/commands/plain_bind.py), so it imports
-neither Typer nor click: for a plain ``gotrace bind -- CMD`` they are never
-loaded, and the command starts ~40 ms sooner.
+Shared by the Typer command (bind.py) and the console script's plain-bind
+path (plain_bind.py), so it imports neither Typer nor click: for a plain
+``gotrace bind -- CMD`` they are never loaded, and the command starts ~40 ms sooner.
 """
 from __future__ import annotations
 
@@ -20,16 +19,19 @@ def run_bind(command: list[str] | None, output: Path | None = None, backend: str
              force: bool = False, quiet: bool = False, as_json: bool = False) -> int:
     """Trace, save, print the summary; the exit code gotrace should end with.
     Anticipated failures raise GotraceError (one line and its code)."""
-    from .. import backends, lazy
-    from ..capture import Progress, bind
-    from ..live import LiveLine
+    from .. import heavy
+    from ..capture.background import also_preload
+    from ..capture.choose import NAMES
+    from ..capture.run import bind
+    from ..capture.sink import Progress
+    from ..render.live import LiveLine
 
     # needed once the command has run: imported by the preload thread while it runs
-    lazy.also_preload("tracer.report", "tracer.render")
-    lazy.after_import("pyarrow", lazy.pyarrow_without_pandas)  # this process never needs pandas
+    also_preload("tracer.analysis.report", "tracer.render.report")
+    heavy.after_import("pyarrow", heavy.pyarrow_without_pandas)  # this process never needs pandas
 
-    if backend not in backends.NAMES:
-        raise GotraceError(f"unknown backend {backend!r}; choose one of {', '.join(backends.NAMES)}")
+    if backend not in NAMES:
+        raise GotraceError(f"unknown backend {backend!r}; choose one of {', '.join(NAMES)}")
     if attach is not None and command:
         raise GotraceError("give either --attach PID or a command after --, not both")
     if attach is None and not command:
@@ -48,7 +50,7 @@ def run_bind(command: list[str] | None, output: Path | None = None, backend: str
     finally:
         if live is not None:
             live.stop()
-    from ..render import render_summary
+    from ..render.report import render_summary
 
     if result.write_error:
         print_error(f"session incomplete: {result.write_error}")

@@ -6,29 +6,27 @@ import sys
 
 import typer
 
-from ._common import stdout_console, JsonOpt, handles_errors
-
-MARK = {"pass": "[green]pass[/]", "warn": "[yellow]warn[/]", "fail": "[bold red]fail[/]"}
+from .options import JsonOpt, stdout_console
 
 
-@handles_errors
 def doctor_command(as_json: JsonOpt = False) -> None:
-    """Check `go env` against this machine: GOROOT belongs to the go on PATH; the
-    toolchain's own architecture; GOOS/GOARCH is a real target; GOARCH against the
-    host CPU and the binfmt_misc translator that would run foreign binaries (macOS:
-    Rosetta); with CGO_ENABLED=1, a C compiler that exists and targets GOARCH.
+    """Check `go env` against the machine: GOARCH, translator, CC.
+
+    GOROOT belongs to the go on PATH; the toolchain's own architecture;
+    GOOS/GOARCH is a real target; GOARCH against the host CPU and the
+    binfmt_misc translator that would run foreign binaries (macOS: Rosetta);
+    with CGO_ENABLED=1, a C compiler that exists and targets GOARCH.
 
     Exits 1 when a check fails. Variables are read as `go env` sees them, so
     `GOARCH=arm64 gotrace doctor` checks that configuration.
     """
-    from ..doctor import run_checks, to_dicts  # on use: start-up stays light
+    from ..goenv.doctor import run_checks, to_dicts  # on use: start-up stays light
+    from ..render.checks import render_checks
 
     checks = run_checks()
     if as_json:
         sys.stdout.write(json.dumps({"checks": to_dicts(checks)}, indent=2) + "\n")
     else:
-        console = stdout_console()
-        for c in checks:
-            console.print(f"{MARK[c.status]}  {c.name:15} {c.message}" + (f"\n      fix: {c.fix}" if c.fix and c.status != "pass" else ""))
+        render_checks(checks, stdout_console())
     if any(c.status == "fail" for c in checks):
         raise typer.Exit(1)

@@ -10,18 +10,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import stdout_console, JsonOpt, handles_errors
+from .options import JsonOpt, stdout_console
 from ..errors import GotraceError
 
-HELP = """Find each -lNAME the way the linker would and check its architecture against GOARCH.
-
-  gotrace libcheck -- -L/opt/lib -lfoo -lm
-  gotrace libcheck --package ./mypkg          (reads the package's #cgo LDFLAGS)
-  gotrace libcheck --goarch arm64 -- -lm
-
-Reports ELF e_machine, fat Mach-O slices, .tbd stub targets and static archives' members.
-Exits 1 when a library is missing or of the wrong architecture.
-"""
 
 
 def _go_env(key: str) -> str | None:
@@ -32,17 +23,29 @@ def _go_env(key: str) -> str | None:
         return None
 
 
-@handles_errors
 def libcheck_command(
     flags: Annotated[Optional[list[str]], typer.Argument(help="Linker flags (-L DIR, -lNAME) after --.",
                                                          show_default=False)] = None,
     package: Annotated[Optional[Path], typer.Option("--package", help="A Go package directory: use its #cgo LDFLAGS.",
                                                     show_default=False)] = None,
-    goarch: Annotated[Optional[str], typer.Option("--goarch", help="Target architecture [default: go env GOARCH].",
-                                                  show_default=False)] = None,
+    goarch: Annotated[Optional[str], typer.Option("--goarch", help="Target architecture.",
+                                                  show_default="go env GOARCH")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    from ..libcheck import check_libraries, package_ldflags, to_dicts  # on use: start-up stays light
+    """Find each -lNAME as the linker would; check its architecture.
+
+    Each library is searched for the way the linker would (the -L directories,
+    then the C compiler's). Examples:
+
+      gotrace libcheck -- -L/opt/lib -lfoo -lm
+      gotrace libcheck --package ./mypkg     # the package's #cgo LDFLAGS
+      gotrace libcheck --goarch arm64 -- -lm
+
+    Reports ELF e_machine, fat Mach-O slices, .tbd stub targets and static
+    archives' members. Exits 1 when a library is missing or of the wrong
+    architecture.
+    """
+    from ..goenv.libcheck import check_libraries, package_ldflags, to_dicts  # on use: start-up stays light
 
     args = list(flags or [])
     if package is not None:
@@ -59,9 +62,8 @@ def libcheck_command(
     if as_json:
         sys.stdout.write(json.dumps({"goarch": goarch, "libraries": to_dicts(results)}, indent=2) + "\n")
     else:
-        console = stdout_console()
-        for r in results:
-            mark = "[green]pass[/]" if r.status == "pass" else "[bold red]fail[/]"
-            console.print(f"{mark}  -l{r.name:12} {r.path or '-'}  {r.message}")
+        from ..render.checks import render_libraries
+
+        render_libraries(results, stdout_console())
     if any(r.status != "pass" for r in results):
         raise typer.Exit(1)

@@ -7,34 +7,35 @@ import sys
 
 import typer
 
-from ._common import JsonOpt, handles_errors
+from .options import JsonOpt
 from ..errors import GotraceError
 
 
-@handles_errors
 def lldb_init_command(
     check: bool = typer.Option(False, "--check", help="Load it into lldb now (lldb --batch) and report."),
     as_json: JsonOpt = False,
 ) -> None:
-    """Print the `command script import …` line for ~/.lldbinit.
+    """Print the line that loads gotrace's commands into lldb.
 
-    Append it once:  gotrace lldb-init >> ~/.lldbinit
+    Append it once:
 
-    Inside lldb you then have `gotrace aslr`, `gotrace stubs` and
-    `gotrace bind start|stop|save` (see `help gotrace` there). With --check,
-    lldb loads the module now and `help gotrace` must answer.
+      gotrace lldb-init >> ~/.lldbinit
+
+    Inside lldb you then have `gotrace aslr`, `gotrace stubs` and `gotrace
+    bind start|stop|save` (see `help gotrace` there). With --check, lldb loads
+    the module now and `help gotrace` must answer.
     """
     from importlib import resources
 
-    path = str(resources.files("tracer.lldb").joinpath("gotrace_lldb.py"))
+    path = str(resources.files("tracer.lldb_plugin").joinpath("gotrace_lldb.py"))
     line = f"command script import {path}"
     checked = None
     if check:
-        from ..lldb.loader import lldb_binary
+        from ..capture.lldb.loader import FIX, lldb_binary
 
         lldb = lldb_binary()
         if lldb is None:
-            raise GotraceError("lldb is not installed; apt-get install lldb-16 python3-lldb-16 liblldb-16-dev")
+            raise GotraceError(f"lldb is not installed; {FIX}")
         out = subprocess.run([lldb, "--batch", "-o", line, "-o", "help gotrace"], capture_output=True, text=True,
                              timeout=120)
         text = out.stdout + out.stderr

@@ -8,15 +8,17 @@ time. The console script therefore recognises the plain form itself —
 through the same ``run_bind`` the Typer command calls. Anything else, or
 anything this scan is unsure of (``--help``, ``--arch``, ``-oDIR``, a
 repeated option, a typo), goes to Typer, which owns the grammar, the help
-and the usage errors. Failures print the same one line with the same exit
-code on both paths.
+and the usage errors. Failures reach the console's one handler either way:
+the same line and the same exit code on both paths.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..backends import NAMES
+from ..capture.choose import NAMES
+
+PRELAUNCH_BACKENDS = {"auto", "bpftrace"}  # a plain bind these may run gets bpftrace started early
 
 _VALUE_OPTIONS = {"-o": "output", "--output": "output", "-b": "backend", "--backend": "backend"}
 _FLAG_OPTIONS = {"-q": "quiet", "--quiet": "quiet", "--force": "force", "--json": "as_json"}
@@ -63,15 +65,18 @@ def scan(cli_argv: list[str]) -> PlainBind | None:
     return PlainBind(command, **found) if command else None
 
 
-def run(plain: PlainBind) -> int:
-    """Run a scanned plain bind; its exit code. One line for any failure."""
-    from .. import lazy
-    from .bind_run import run_bind
-    from .output import report_failure
+def bind_command(cli_argv: list[str]) -> list[str] | None:
+    """CMD of a plain bind that bpftrace may trace (``-b auto|bpftrace``): the
+    command the console starts bpftrace for early; None for anything else."""
+    plain = scan(cli_argv)
+    return plain.command if plain is not None and plain.backend in PRELAUNCH_BACKENDS else None
 
-    lazy.after_import("pyarrow", lazy.system_allocator)  # as the Typer app does
-    try:
-        return run_bind(plain.command, Path(plain.output) if plain.output else None, plain.backend,
-                        force=plain.force, quiet=plain.quiet, as_json=plain.as_json)
-    except (KeyboardInterrupt, Exception) as exc:  # anticipated or a bug: one line either way
-        return report_failure(exc)
+
+def run(plain: PlainBind) -> int:
+    """Run a scanned plain bind; its exit code (failures propagate to the console)."""
+    from .. import heavy
+    from .bind_run import run_bind
+
+    heavy.after_import("pyarrow", heavy.system_allocator)  # as the Typer app does
+    return run_bind(plain.command, Path(plain.output) if plain.output else None, plain.backend,
+                    force=plain.force, quiet=plain.quiet, as_json=plain.as_json)

@@ -4,23 +4,23 @@ from __future__ import annotations
 import json
 import sys
 
-from ._common import JsonOpt, SessionArg, TopOpt, handles_errors
+from .options import JsonOpt, SessionArg, TopOpt
 
 
-@handles_errors
 def report_command(session: SessionArg, as_json: JsonOpt = False, top: TopOpt = 10) -> None:
-    """Summarise a session: processes, bindings by kind, failures, top symbols and
-    providers, latency percentiles, relocation time per image, lost events.
+    """Summarise a saved session: bindings, failures, latency.
 
-    --json prints the stable format documented in docs/report-json.md.
+    Processes, bindings by kind, failed lookups, top symbols and providers,
+    latency percentiles, relocation time per image and lost events. --json
+    prints the stable format documented in docs/report-json.md.
     """
     from rich.console import Console
 
-    from ..render import render_report
-    from .. import lazy
-    from ..report import report_session
+    from .. import heavy
+    from ..analysis.report import report_session
+    from ..render.report import render_report
 
-    lazy.after_import("pyarrow", lazy.pyarrow_without_pandas)  # the report is built without pandas
+    heavy.after_import("pyarrow", heavy.pyarrow_without_pandas)  # the report is built without pandas
 
     report = report_session(session, top)
     if as_json:

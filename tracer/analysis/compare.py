@@ -1,0 +1,126 @@
+"""Two sessions side by side: native against translated, before against after.
+
+Per executable: bindings, total resolver time (sum of latency) and total
+relocation time (the bpftrace backend's _dl_relocate_object spans).
+
+Objects are compared by file name (`/usr/aarch64-linux-gnu/lib/libc.so.6` and
+`/lib/x86_64-linux-gnu/libc.so.6` are both `libc.so.6`) and every dynamic
+linker is `ld.so`, so the same workload on two architectures lines up. The
+result is one plain dict (``gotrace compare --json``); keys are only added.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..heavy import pd
+from ..session.reader import Session
+from ..session.schema import KINDS
+
+COMPARE_VERSION = 1
+
+
+def object_name(path) -> str | None:
+    if path is None or (isinstance(path, float) and path != path):
+        return None
+    name = os.path.basename(str(path))
+    return "ld.so" if name.startswith("ld-linux") or name.startswith("ld64.so") else name
+
+
+def _quant(series: pd.Series) -> dict[str, Any] | None:
+    s = series.dropna()
+    if s.empty:
+        return None
+    s = s.astype("int64")
+    return {"count": int(len(s)), "median_ns": int(s.median()), "p99_ns": int(s.quantile(0.99)),
+            "total_ns": int(s.sum())}
+
+
+def _side(s: Session) -> dict[str, Any]:
+    ev, procs, meta = s.events, s.processes, s.meta
+    translated = procs["translator"].notna().sum() if "translator" in procs.columns else 0
+    return {
+        "path": str(s.path), "argv": meta.get("argv"), "backend": meta.get("backend"),
+        "arch": (meta.get("translation") or {}).get("arch") or meta.get("arch"),
+        "translator": (meta.get("translation") or {}).get("translator"),
+        "processes": int(procs["pid"].nunique()) if len(procs) else 0,
+        "translated_images": int(translated),
+        "bindings": int(len(ev)),
+        "by_kind": {k: int(v) for k, v in ev["kind"].value_counts().reindex(list(KINDS),
+                                                                             fill_value=0).items()},
+        "failed": int((~ev["resolved"]).sum()) if len(ev) else 0,
+        "latency_measured": bool(ev["latency_ns"].notna().any()) if len(ev) else False,
+        "relocation_ns": int(s.relocations["duration_ns"].sum()) if len(s.relocations) else None,
+    }
+
+
+def _grouped(ev: pd.DataFrame, key: pd.Series) -> dict[str, dict]:
+    out = {}
+    for k, grp in ev.groupby(key, observed=True)["latency_ns"]:
+        q = _quant(grp)
+        if q:
+            out[str(k)] = q
+    return out
+
+
+def _pair_table(a: dict[str, dict], b: dict[str, dict], top: int) -> list[dict[str, Any]]:
+    rows = []
+    for k in set(a) & set(b):
+        ra = b[k]["median_ns"] / a[k]["median_ns"] if a[k]["median_ns"] else None
+        rows.append({"name": k, "a": a[k], "b": b[k], "median_ratio": round(ra, 3) if ra is not None else None})
+    rows.sort(key=lambda r: -(r["a"]["total_ns"] + r["b"]["total_ns"]))
+    return rows[:top]
+
+
+def _per_exe(s: Session) -> dict[str, dict[str, int]]:
+    ev = s.events
+    out: dict[str, dict[str, int]] = {}
+    if len(ev):
+        names = ev["exe"].map(object_name)
+        for exe, grp in ev.groupby(names, observed=True):
+            lat = grp["latency_ns"].dropna()
+            out[str(exe)] = {"bindings": int(len(grp)), "resolver_ns": int(lat.sum()) if len(lat) else None,
+                             "relocation_ns": None}
+    rel, procs = s.relocations, s.processes
+    if len(rel) and len(procs):
+        exe_of = dict(zip(procs["pid"], procs["exe"].map(object_name)))  # a pid's last image
+        for pid, dur in rel.groupby("pid", observed=True)["duration_ns"].sum().items():
+            row = out.setdefault(str(exe_of.get(pid)), {"bindings": 0, "resolver_ns": None, "relocation_ns": None})
+            row["relocation_ns"] = (row["relocation_ns"] or 0) + int(dur)
+    return out
+
+
+def _binding_set(ev: pd.DataFrame) -> set[tuple[str, str, str]]:
+    ok = ev[ev["resolved"]]
+    return set(zip(ok["requester"].map(object_name), ok["symbol"].astype(str), ok["provider"].map(object_name)))
+
+
+def compare(a: Session, b: Session, top: int = 20) -> dict[str, Any]:
+    """Everything `gotrace compare` prints, as one dict."""
+    sa, sb = _side(a), _side(b)
+    warnings = []
+    argv_a, argv_b = [os.path.basename(x) for x in (sa["argv"] or [])], [os.path.basename(x) for x in (sb["argv"] or [])]
+    if argv_a[:1] != argv_b[:1] or argv_a[1:] != argv_b[1:]:
+        warnings.append(f"different commands: {' '.join(sa['argv'] or [])!r} vs {' '.join(sb['argv'] or [])!r}; "
+                        "compared anyway")
+    for side, name in ((sa, "A"), (sb, "B")):
+        if not side["latency_measured"]:
+            warnings.append(f"{name} ({side['backend']}) has no latency: latency tables compare only what both measured")
+    ea, eb = a.events, b.events
+    lat_sym = _pair_table(_grouped(ea, ea["symbol"].astype(str)), _grouped(eb, eb["symbol"].astype(str)), top)
+    lat_lib = _pair_table(_grouped(ea, ea["provider"].map(object_name)), _grouped(eb, eb["provider"].map(object_name)),
+                          top)
+    ka, kb = _binding_set(ea), _binding_set(eb)
+    per_a, per_b = _per_exe(a), _per_exe(b)
+    return {
+        "compare_version": COMPARE_VERSION,
+        "a": sa, "b": sb,
+        "warnings": warnings,
+        "ratio": {"bindings": round(sb["bindings"] / sa["bindings"], 3) if sa["bindings"] else None},
+        "latency_by_symbol": lat_sym,
+        "latency_by_library": lat_lib,
+        "per_executable": {k: {"a": per_a.get(k), "b": per_b.get(k)} for k in sorted(set(per_a) | set(per_b))},
+        "only_in_a": sorted(list(x) for x in ka - kb)[:500],
+        "only_in_b": sorted(list(x) for x in kb - ka)[:500],
+        "in_both": len(ka & kb),
+    }

@@ -1,0 +1,71 @@
+"""A session in other tools' formats: Chrome trace events, CSV, one Parquet file.
+
+Chrome/Perfetto (the Trace Event Format's JSON object form): one process track
+per pid named after its program, one thread track per tid; a binding with a
+measured latency is a complete event ("X") lasting that long, one without is
+an instant event ("i"); timestamps are microseconds from the session start
+(the format's unit), with the nanosecond figures kept in args.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ..errors import GotraceError
+from ..heavy import pa, pq
+from ..session.reader import Session
+
+FORMATS = ("chrome", "csv", "parquet")
+
+
+def chrome_trace(s: Session) -> dict:
+    ev, procs = s.events, s.processes
+    t0 = int(s.meta.get("start_ns") or (ev["ts_ns"].min() if len(ev) else 0))
+    out = []
+    for pid, exe in zip(procs["pid"], procs["exe"]):  # the last image names the track
+        label = os.path.basename(str(exe)) if exe is not None and str(exe) not in ("nan", "<NA>") else "?"
+        out.append({"ph": "M", "name": "process_name", "pid": int(pid), "tid": int(pid), "args": {"name": label}})
+    translated = procs.loc[procs["translator"].notna(), "pid"] if "translator" in procs.columns else []
+    for pid in set(int(p) for p in translated):
+        out.append({"ph": "M", "name": "process_labels", "pid": pid, "tid": pid, "args": {"labels": "translated"}})
+    tids = ev["tid"].fillna(ev["pid"]).astype("int64") if len(ev) else []
+    lat = ev["latency_ns"] if len(ev) else []
+    for i, (ts, pid, tid, sym, req, prov, kind, ok, ns) in enumerate(zip(
+            ev["ts_ns"], ev["pid"], tids, ev["symbol"], ev["requester"], ev["provider"], ev["kind"], ev["resolved"],
+            lat)):
+        e = {"name": str(sym), "cat": f"binding,{kind}", "pid": int(pid), "tid": int(tid),
+             "ts": (int(ts) - t0) / 1000.0,
+             "args": {"requester": str(req), "provider": None if prov is None or str(prov) == "nan" else str(prov),
+                      "kind": str(kind), "resolved": bool(ok)}}
+        if ns is not None and str(ns) != "<NA>":
+            e.update(ph="X", dur=int(ns) / 1000.0)
+            e["args"]["latency_ns"] = int(ns)
+        else:
+            e.update(ph="i", s="t")
+        out.append(e)
+    return {"traceEvents": out, "displayTimeUnit": "ns",
+            "otherData": {"gotrace_session": str(s.path), "backend": s.meta.get("backend"),
+                          "argv": s.meta.get("argv")}}
+
+
+def export(s: Session, fmt: str, dest: str | os.PathLike) -> int:
+    """Write the session's events as ``fmt`` to ``dest``; returns the rows written."""
+    if fmt not in FORMATS:
+        raise GotraceError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    dest = Path(dest)
+    if not dest.parent.exists():
+        raise GotraceError(f"cannot write {dest}: directory {dest.parent} does not exist")
+    try:
+        if fmt == "chrome":
+            trace = chrome_trace(s)
+            with open(dest, "w") as fh:
+                json.dump(trace, fh, separators=(",", ":"))
+            return sum(1 for e in trace["traceEvents"] if e["ph"] in ("X", "i"))
+        if fmt == "csv":
+            s.events.to_csv(dest, index=False)
+        else:
+            pq.write_table(pa.Table.from_pandas(s.events, preserve_index=False), dest)
+    except OSError as exc:
+        raise GotraceError(f"cannot write {dest}: {exc.strerror or exc}") from None
+    return len(s.events)

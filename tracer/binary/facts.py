@@ -1,0 +1,105 @@
+"""The few facts about ELF files that capture needs, cached per file, never failing.
+
+Capture resolves runtime facts (link_map load bias, lazy vs dlsym) against the
+files on disk. Only what is needed is read: program headers and the JUMP_SLOT
+relocations' symbol names. Unreadable or non-ELF paths answer None rather than
+failing a capture.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import struct
+
+from ..errors import GotraceError
+
+# Readers live in binary/elf.py (struct over the file's bytes, no pyelftools:
+# these run before a traced command starts); imported on use.
+
+
+@functools.lru_cache(maxsize=4096)
+def link_base(path: str) -> int | None:
+    """The link-time base (model.elf_link_base: first PT_LOAD, page aligned; 0 for PIE/shared)."""
+    from .elf import PT_LOAD, program_headers
+    from .model import elf_link_base
+
+    try:
+        for ptype, seg, _align in program_headers(path):
+            if ptype == PT_LOAD:
+                return elf_link_base(seg.vmaddr)
+    except (OSError, GotraceError, struct.error):
+        return None
+    return None
+
+
+@functools.lru_cache(maxsize=4096)
+def jump_slot_symbols(path: str) -> frozenset[str] | None:
+    """Names bound through PLT slots (JUMP_SLOT relocations) of an ELF file."""
+    from .elf import plt_symbols
+
+    try:
+        return plt_symbols(path)
+    except (OSError, GotraceError, struct.error, IndexError):
+        return None
+
+
+def build_id(path: str) -> str | None:
+    """The GNU build-id as hex, used to find a stripped file's debug info."""
+    from .elf import build_id as read_build_id
+
+    try:
+        return read_build_id(path)
+    except (OSError, GotraceError, struct.error, IndexError):
+        return None
+
+
+def debug_candidates(path: str) -> list[str]:
+    """The file itself, then its build-id debug file (Debian's libc6-dbg layout)."""
+    candidates = [path]
+    bid = build_id(path)
+    if bid:
+        candidates.append(os.path.join("/usr/lib/debug/.build-id", bid[:2], bid[2:] + ".debug"))
+    return candidates
+
+
+@functools.lru_cache(maxsize=16)
+def function_ranges(path: str, names: frozenset[str]) -> dict[str, tuple[int, int]]:
+    """``name -> (start, end)`` link-time addresses of FUNC symbols, from the
+    file's own .symtab or its build-id debug file (ld.so is stripped)."""
+    from .elf import function_symbols
+
+    found: dict[str, tuple[int, int]] = {}
+    for cand in debug_candidates(path):
+        try:
+            for name, span in function_symbols(cand, names).items():
+                found.setdefault(name, span)
+        except (OSError, GotraceError, struct.error, IndexError):
+            continue
+        if len(found) == len(names):
+            break
+    return found
+
+
+@functools.lru_cache(maxsize=64)
+def text_range(path: str) -> tuple[int, int] | None:
+    """Link-time extent of the executable PT_LOAD segment(s)."""
+    from .elf import PT_LOAD, program_headers
+
+    try:
+        spans = [(seg.vmaddr, seg.vmaddr + seg.vmsize) for ptype, seg, _ in program_headers(path)
+                 if ptype == PT_LOAD and "x" in seg.prot]
+    except (OSError, GotraceError, struct.error):
+        return None
+    return (min(a for a, _ in spans), max(b for _, b in spans)) if spans else None
+
+
+@functools.lru_cache(maxsize=4096)
+def file_arch(path: str) -> str | None:
+    """The architecture an ELF file is built for (arch.elf_arch's name), None if not ELF."""
+    from ..arch import elf_header_arch
+
+    try:
+        with open(path, "rb") as fh:
+            return elf_header_arch(fh.read(20))
+    except OSError:
+        return None

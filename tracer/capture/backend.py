@@ -1,0 +1,55 @@
+"""The small interface every capture backend implements.
+
+A backend answers two questions: can it run here (``probe``, with the reason
+and the fix when it cannot), and run a command under capture (``capture``),
+feeding event tables (session.schema.events_table) to the sink and returning
+the small tables at the end. Everything else — session layout, progress,
+summary — is shared (capture/run.py). A new backend is a package beside
+bpftrace/, ld_debug/ and lldb/, registered in capture/choose.py.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+from ..heavy import pa
+
+
+@dataclass(frozen=True)
+class Availability:
+    ok: bool
+    reason: str = ""
+    fix: str = ""
+
+    def explain(self) -> str:
+        return f"{self.reason}; {self.fix}" if self.fix else self.reason
+
+
+@dataclass
+class CaptureRequest:
+    argv: list[str]
+    env: dict[str, str]
+    sink: Callable[[pa.Table], None]  # receives decoded event chunks
+    on_process: Callable[[int], None] = lambda n: None  # progress: processes seen so far
+    attach: int | None = None  # trace this running process instead of starting argv (lldb)
+
+
+@dataclass
+class CaptureResult:
+    exit_code: int
+    interrupted: int = 0  # signal number that interrupted the run, 0 if none
+    # the small tables as rows: dicts by the contract's column names (schema.from_rows)
+    processes: list[dict] | None = None
+    images: list[tuple[int, str, int]] | None = None  # (pid, path, l_addr = load bias); bases filled later
+    relocations: list[dict] | None = None
+    lost_events: int = 0
+    malformed_records: int = 0
+    meta: dict = field(default_factory=dict)  # backend-specific facts for meta.json
+
+
+class Backend(Protocol):
+    name: str
+
+    def probe(self) -> Availability: ...
+
+    def capture(self, request: CaptureRequest) -> CaptureResult: ...

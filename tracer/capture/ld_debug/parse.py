@@ -1,0 +1,241 @@
+"""Parses glibc's LD_DEBUG=files,bindings,reloc output, one process file at a time.
+
+glibc prints no timestamps and does not say why a symbol was bound, so kinds
+come from where in ld.so's run the binding line appears:
+
+* before ``transferring control`` / ``calling init`` (start-up, or inside a
+  ``relocation processing`` block of a dlopen) → ``eager``;
+* afterwards → a PLT slot bound on first call (``lazy``) when the requester has
+  a JUMP_SLOT relocation for the symbol and this is its first binding in the
+  image, otherwise ``dlsym``.
+
+A pid's file holds every program image that pid exec'd (glibc appends), and
+the lines of children it forked that had not yet exec'd (each line carries
+its writer's pid, which is what events use); each
+start-up begins with ld.so binding the vDSO's own symbols, which marks a new
+image. A translated program (qemu-user through binfmt_misc) is a second ld.so
+in the same pid: after the translator's own start-up, the guest's ld.so loads
+the program's libraries (`file=libc.so.6 [0];  needed by ./prog [0]`) with no
+vDSO line; a `needed by` naming an object this image never loaded marks that
+new image (a dlopen's dependencies name the object it just loaded).
+LD_DEBUG prints successful bindings only: failed lookups are invisible
+here (the bpftrace backend sees them).
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ...binary import facts
+
+
+LINE = re.compile(r"^\s*(\d+):\t(.*)$")
+BINDING_LINE = re.compile(  # the common line, matched in one go
+    r"^\s*(\d+):\tbinding file (.+?) \[\d+\] to (.+?) \[\d+\]: (?:normal|protected) symbol `(.*?)'(?: \[(.*)\])?$"
+)
+RELOC = re.compile(r"^relocation processing: (.+?)( \(lazy\))?$")
+RUNTIME = ("calling init:", "initialize program:", "transferring control:", "calling fini:")
+GEN_LINK_MAP = re.compile(r"^file=(.+?) \[\d+\];  generating link map$")
+NEEDED_BY = re.compile(r"^file=.+? \[\d+\];  needed by (.+?) \[\d+\]$")
+BASE = re.compile(r"^\s*dynamic: 0x[0-9a-f]+\s+base: (0x[0-9a-f]+)\s+size:")
+VDSO = "linux-vdso.so.1"
+
+
+_TAG = ":\tbinding file "
+
+
+_SPLITS: dict[str, tuple] = {}  # a binding line's text after the pid -> its fields
+_SPLITS_MAX = 1 << 16
+
+
+def _remember(rest: str, raw: str):
+    """(requester, provider, symbol, version) of a binding line's text after
+    its pid (``rest``), else None; remembered for the next line like it.
+
+    A build runs the same programs over and over (gcc, cc1, as, ld for every
+    cgo file), so most lines repeat but for the pid: LdDebugFileParser.feed
+    looks the text up first and comes here only for text it has not seen.
+    New text is split with plain string searches, four times faster than the
+    equivalent regex; anything unexpected is left to the regex.
+    """
+    fields = _split_text(rest, raw)
+    if fields is not None:
+        if len(_SPLITS) >= _SPLITS_MAX:  # bounded: a long session's memory stays flat
+            _SPLITS.clear()
+        _SPLITS[rest] = fields
+    return fields
+
+
+def _split_text(rest: str, raw: str):
+    a = rest.find(" [")
+    b = rest.find("] to ", a)
+    c = rest.find(" [", b + 5)
+    d = rest.find(" symbol `", c)
+    e = rest.find("'", d + 9)
+    if min(a, b, c, d, e) < 0:
+        m = BINDING_LINE.match(raw)
+        return m.groups()[1:] if m else None
+    ver = rest[e + 3:-1] if len(rest) > e + 3 and rest[-1] == "]" else None
+    return rest[:a], rest[b + 5:c], rest[d + 9:e], ver
+
+
+@dataclass
+class ImageState:
+    """One program image within a pid's file."""
+
+    pid: int
+    name: str | None = None  # argv[0] as ld.so prints the main program
+    runtime: bool = False
+    bound: set = field(default_factory=set)  # (requester, symbol) bound at run time
+    bases: dict[str, int] = field(default_factory=dict)  # soname -> l_addr
+    paths: set = field(default_factory=set)
+    held: list = field(default_factory=list)  # bindings seen before the program's name
+    loaded: set = field(default_factory=set)  # names from this image's file= lines
+
+
+@dataclass
+class LdDebugFileParser:
+    """Stateful parser for one LD_DEBUG_OUTPUT.<pid> file, fed in pieces."""
+
+    pid: int
+    search_path: str = os.defpath
+    jump_slots: Callable[[str], frozenset | None] = facts.jump_slot_symbols
+    images: list[ImageState] = field(default_factory=list)
+    other_pids: set = field(default_factory=set)  # forked children writing here
+    _pending_soname: str | None = None
+    _which: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def current(self) -> ImageState:
+        if not self.images:
+            self.images.append(ImageState(self.pid))
+        return self.images[-1]
+
+    def resolve_main(self, name: str) -> str:
+        """ld.so names the main program by argv[0]; find the file it ran."""
+        if os.sep in name:
+            return name
+        if name not in self._which:
+            self._which[name] = shutil.which(name, path=self.search_path) or name
+        return self._which[name]
+
+    def _name(self, obj: str, img: ImageState) -> str:
+        if img.name is not None and obj == img.name:
+            return self.resolve_main(obj)
+        return obj
+
+    def feed(self, lines: list[str], ts_ns: int, out: list[tuple]) -> None:
+        """Append one tuple per binding to ``out``:
+        (ts_ns, pid, exe, requester, symbol, version, provider, kind)."""
+        images = self.images
+        append = out.append
+        splits, tag, skip = _SPLITS, _TAG, len(_TAG)
+        pid_s_seen, line_pid = None, self.pid
+        name_seen, exe_seen = None, None
+        for raw in lines:
+            # a binding line, split inline (this loop runs once per line of a whole build)
+            i = raw.find(tag)
+            fields = None
+            if i >= 0:
+                rest = raw[i + skip:]
+                fields = splits.get(rest)
+                if fields is None:
+                    fields = _remember(rest, raw)
+            if fields is not None:
+                req, prov, sym, ver = fields
+                pid_s = raw[:i]
+                # the line's own pid: a child forked without exec writes into
+                # its parent's file (the descriptor is inherited)
+                if pid_s != pid_s_seen:
+                    pid_s_seen, line_pid = pid_s, int(pid_s)
+                    if line_pid != self.pid:
+                        self.other_pids.add(line_pid)
+                if req == VDSO and prov == VDSO and (not images or images[-1].runtime):
+                    images.append(ImageState(self.pid))  # a new exec starts with vDSO set-up
+                img = images[-1] if images else self.current
+                name = img.name
+                if name is None:
+                    exe = None
+                else:
+                    if name is not name_seen:
+                        name_seen, exe_seen = name, self.resolve_main(name)
+                    exe = exe_seen
+                    if req == name:
+                        req = exe
+                    if prov == name:
+                        prov = exe
+                if not img.runtime:
+                    kind = "eager"
+                else:
+                    key = (req, sym)
+                    slots = self.jump_slots(req) if os.sep in req else None
+                    first = key not in img.bound
+                    img.bound.add(key)
+                    kind = "lazy" if first and (slots is None or sym in slots) else "dlsym"
+                if exe is None:
+                    img.held.append((ts_ns, line_pid, None, req, sym, ver, prov, kind))
+                else:
+                    append((ts_ns, line_pid, exe, req, sym, ver, prov, kind))
+                continue
+            m = LINE.match(raw)
+            if not m:
+                continue
+            msg = m.group(2)
+            if msg.startswith("relocation processing: "):
+                r = RELOC.match(msg)
+                img = self.current
+                if r:
+                    img.paths.add(r.group(1))
+                if r and img.name is None and os.sep not in r.group(1) and not img.runtime:
+                    # the main program is relocated under its argv[0], libraries by path
+                    self._set_name(img, r.group(1), out)
+                img.runtime = False
+            elif msg.startswith(RUNTIME):
+                img = self.current
+                if msg.startswith(("initialize program:", "transferring control:")) and img.name is None:
+                    self._set_name(img, msg.split(":", 1)[1].strip(), out)
+                img.runtime = True
+            elif msg.startswith("file="):
+                g = GEN_LINK_MAP.match(msg)
+                self._pending_soname = g.group(1) if g else None
+                n = NEEDED_BY.match(msg)
+                if n and self.current.runtime and n.group(1) not in self.current.loaded \
+                        and os.path.basename(n.group(1)) not in self.current.loaded:
+                    self.images.append(ImageState(self.pid))  # a guest ld.so starting (translation)
+                if n and self.current.name is None and not self.current.runtime:
+                    self._set_name(self.current, n.group(1), out)
+                self.current.loaded.add(msg[5:msg.find(" [")])
+            elif self._pending_soname and "base:" in msg:
+                b = BASE.match(msg)
+                if b:
+                    self.current.bases[self._pending_soname] = int(b.group(1), 16)
+                self._pending_soname = None
+
+    def _set_name(self, img: ImageState, name: str, out: list[tuple]) -> None:
+        img.name = name
+        if img.held:
+            exe = self.resolve_main(name)
+            out.extend((r[0], r[1], exe, self._name(r[3], img), r[4], r[5], self._name(r[6], img), r[7])
+                       for r in img.held)
+            img.held.clear()
+
+    def flush(self, out: list[tuple]) -> None:
+        """At the end: release bindings of images whose name never appeared."""
+        for img in self.images:
+            out.extend(img.held)
+            img.held.clear()
+
+    def image_rows(self) -> list[tuple[int, str, int]]:
+        """(pid, path, l_addr) for libraries whose load bias ld.so printed."""
+        rows = []
+        for img in self.images:
+            by_base = {os.path.basename(p): p for p in img.paths}
+            for soname, bias in img.bases.items():
+                rows.append((self.pid, by_base.get(os.path.basename(soname), soname), bias))
+        return rows
+
+    def exes(self) -> list[str | None]:
+        return [self.resolve_main(i.name) if i.name else None for i in self.images]

@@ -1,0 +1,113 @@
+"""The debugger backend: lldb's SB API, breakpoints on ld.so's lookup.
+
+It works where uprobes cannot (inside translated processes, on any platform
+lldb runs) and needs no root to trace your own processes, at a price: every
+binding stops the process twice, about a millisecond each here, and lldb
+follows one process, so descendants run untraced (the session says so and
+``auto`` never picks this backend). Latency is calibrated against lldb's own
+stop/resume cost in the same run (see recorder.py).
+
+Linux x86_64 with glibc is what is implemented and verified; macOS dyld
+breakpoints are not (no macOS here).
+"""
+from __future__ import annotations
+
+import platform
+import time
+
+from ... import procfs
+from ...errors import BackendUnavailable, GotraceError
+from ..backend import Availability, CaptureRequest, CaptureResult
+from ..bpftrace.launch import bindsnoop_pids
+from ..child import resolve_command
+from ..ldso import DEBUG_SYMBOLS_FIX, UNRESOLVABLE, ldso_layout, ldso_path
+
+class LldbBackend:
+    name = "lldb"
+
+    def probe(self) -> Availability:
+        if platform.system() != "Linux" or platform.machine() != "x86_64":
+            return Availability(False, f"the lldb backend is implemented for Linux x86_64 only "
+                                       f"(this is {platform.system()} {platform.machine()})")
+        ldso = ldso_path()
+        if ldso is None or ldso_layout(ldso) is None:
+            return Availability(False, UNRESOLVABLE, DEBUG_SYMBOLS_FIX)
+        from .loader import import_lldb
+        try:
+            import_lldb()
+        except BackendUnavailable as exc:
+            return Availability(False, exc.message)
+        return Availability(True, "lldb's Python bindings and lldb-server are available")
+
+    def capture(self, request: CaptureRequest) -> CaptureResult:
+        from ...session.schema import events_from_rows
+        from .driver import LldbDriver
+        from .loader import import_lldb
+        from .tables import latency_method, processes_rows
+
+        lldb = import_lldb()
+        _wait_for_uprobes_to_go()
+
+        def sink(rows: list[tuple]) -> None:
+            request.sink(events_from_rows(rows))
+
+        driver = LldbDriver(lldb, sink=sink)
+        if request.attach:
+            res = driver.attach(request.attach)
+        else:
+            exe = resolve_command(request.argv, request.env)
+            res = driver.launch(request.argv, exe, request.env)
+        request.on_process(1)
+        processes = processes_rows(res.pid, res.ppid, res.runs, res.exit_code)
+        limits = []
+        if res.exit_unknown:
+            limits.append("exit status unknown: lldb-server lost the process as it exited (a thread vanished "
+                          "while stopped) and had already reaped it; gotrace exits 1")
+        if res.stops == 0:
+            limits.append("no lookup breakpoint was hit: another tracer's uprobe on ld.so (bpftrace, perf) "
+                          "may have taken the trap")
+        note = "descendants not traced: lldb follows one process (it detaches forked children)"
+        return CaptureResult(
+            exit_code=res.exit_code if res.exit_code is not None else (1 if res.exit_unknown else 0),
+            interrupted=res.interrupted,
+            processes=processes,
+            images=list(res.images),
+            relocations=None,
+            meta={
+                "ts_source": "CLOCK_MONOTONIC when gotrace saw the lookup's entry breakpoint stop",
+                "latency_method": latency_method(res.calibration),
+                "descendants_traced": False,
+                "attached": bool(request.attach),
+                "lldb_stops": res.stops,
+                "signal_stops": res.signal_stops,
+                "lldb_exit": res.exit_detail,
+                "exit_code_unknown": res.exit_unknown,
+                "unpaired_lookups": res.unpaired,
+                "limits": limits + [note, "no relocation times (nested lookup stops would dominate them)",
+                           "each binding stops the process twice (about 2 ms each here)"],
+            },
+        )
+
+
+UPROBE_WAIT_S = 20
+
+
+def _wait_for_uprobes_to_go() -> None:
+    """A uprobe on ld.so takes the trap lldb's breakpoint needs, and lldb then sees
+    nothing. A bpftrace session that just ended detaches its uprobes in the
+    background for a few seconds: wait for that, and refuse if one stays."""
+    deadline = time.monotonic() + UPROBE_WAIT_S
+    while True:
+        pids = bindsnoop_pids()
+        if not pids:
+            return
+        if time.monotonic() > deadline:
+            raise GotraceError(f"bpftrace (pid {pids[0]}) still has uprobes on ld.so, which hide lldb's breakpoints; "
+                               "wait for it to finish (or stop it), then run again", 2)
+        time.sleep(0.2)
+
+
+def check_attachable(pid: int) -> None:
+    """A one-line error before anything starts, when PID cannot be traced."""
+    if pid <= 0 or not procfs.alive(pid):
+        raise GotraceError(f"no process {pid}: check the PID with ps", 2)

@@ -1,0 +1,312 @@
+"""Records dynamic-linker bindings of one process through lldb breakpoints.
+
+Linux, glibc ld.so, x86_64 only: the breakpoints go on ld.so's own lookup path
+and the registers read are the System V x86_64 ones. macOS (dyld fixups and
+dlsym) is not implemented: it cannot be built or verified on these machines.
+
+One binding, the way bindsnoop.bt sees it, with breakpoints instead of uprobes:
+
+- a breakpoint on ``_dl_lookup_symbol_x``'s first instruction reads the
+  arguments (rdi: symbol name, rsi: requesting link_map, r8: version) and the
+  return address at [rsp]; its caller gives the kind (``LdsoLayout.kind_of``);
+- a breakpoint on that return address (one per distinct call site, made on
+  first sight and kept) reads rax, the defining link_map (0: lookup failed).
+  Entry and return pair per thread by stack pointer (rsp there = rsp at
+  entry + 8), so a lookup that never returns cannot pair with a later one.
+
+Latency. ``latency_raw_ns`` is the time between the two stops as gotrace
+observes them, so it holds one full lldb stop/resume cycle besides the
+lookup. ``calibrate`` measures that cycle in the same process before the
+first lookup: a breakpoint pair around an empty function (a ``ret`` in ld.so,
+entered by pointing a stopped thread at another ``ret`` with the return
+addresses on its stack; a third ``ret`` between it and the return-site
+breakpoint makes leaving it cost a step-over and a resume, like leaving a
+lookup's entry breakpoint), repeated; the thread's registers and stack are put
+back afterwards. ``latency_ns`` = raw minus the calibration median, floored at
+0; the method, sample count and spread go into the session metadata.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+
+from ..ldso import LdsoLayout
+
+CALIBRATION_ROUNDS = 40
+STRING_MAX = 4096
+CHUNK_EVENTS = 4096  # rows handed to the sink at a time
+
+
+@dataclass
+class _Pending:
+    t0: int
+    sp: int
+    symbol: str
+    version: str | None
+    requester: str
+    kind: str
+
+
+@dataclass
+class Calibration:
+    """lldb's own stop/resume cost here, measured around an empty function."""
+
+    samples_ns: list[int] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def median_ns(self) -> int | None:
+        return int(statistics.median(self.samples_ns)) if self.samples_ns else None
+
+    def describe(self) -> dict:
+        s = sorted(self.samples_ns)
+        q = (lambda f: s[min(len(s) - 1, int(f * len(s)))]) if s else (lambda f: None)
+        return {
+            "method": "breakpoint pair around an empty function (a `ret` in ld.so) in the traced process, "
+                      "before its first lookup; the median is subtracted from each entry-to-return time",
+            "rounds": len(s), "median_ns": self.median_ns, "p10_ns": q(0.10), "p90_ns": q(0.90),
+            "error": self.error,
+        }
+
+
+class BindingRecorder:
+    """Breakpoints on one process's ld.so lookups, and the rows they produce."""
+
+    def __init__(self, lldb, target, process, layout: LdsoLayout, ldso_bias: int, exe: str,
+                 sink=None, backend: str = "lldb", on_breakpoint=None):
+        self.lldb, self.target, self.process = lldb, target, process
+        self.layout, self.bias, self.exe = layout, ldso_bias, exe
+        self.pid = process.GetProcessID()
+        self.sink = sink  # called with a list of row tuples; None keeps them in self.rows
+        self.backend = backend
+        # called with each breakpoint the recorder makes: inside an interactive lldb
+        # the command module gives them a script callback instead of an event loop
+        self.on_breakpoint = on_breakpoint or (lambda bp: None)
+        self.rows: list[tuple] = []
+        self.calibration = Calibration()
+        self.entry_bp = None
+        self.return_bps: dict[int, int] = {}  # return address -> breakpoint id
+        self.return_ids: set[int] = set()
+        self.pending: dict[int, list[_Pending]] = {}
+        self.names: dict[int, str] = {}  # link_map -> object path
+        self.biases: dict[str, int] = {}  # object path -> l_addr
+        self.stops = 0
+        self.unpaired = 0
+
+    # ---- set-up -------------------------------------------------------
+    def arm(self) -> None:
+        self.entry_bp = self.target.BreakpointCreateByAddress(self.bias + self.layout.lookup)
+        if not self.entry_bp.IsValid() or self.entry_bp.GetNumLocations() == 0:
+            raise RuntimeError("lldb could not place a breakpoint on ld.so's _dl_lookup_symbol_x")
+        self.on_breakpoint(self.entry_bp)
+
+    def disarm(self) -> None:
+        """Remove every breakpoint (before detaching, so the process runs on clean)."""
+        for bid in [self.entry_bp.GetID() if self.entry_bp else None, *self.return_bps.values()]:
+            if bid is not None:
+                self.target.BreakpointDelete(bid)
+        self.entry_bp = None
+        self.return_bps.clear()
+        self.return_ids.clear()
+
+    # ---- calibration ----------------------------------------------------
+    def _rets(self, count: int) -> list[int]:
+        """Load addresses of ``ret`` instructions inside ld.so's lookup and fixup code."""
+        found: list[int] = []
+        for lo, hi in ((self.layout.lookup, self.layout.lookup_end), self.layout.fixup, self.layout.profile_fixup):
+            insns = self.target.ReadInstructions(self.lldb.SBAddress(self.bias + lo, self.target),
+                                                 max(1, (hi - lo) // 2), "intel")
+            for i in range(insns.GetSize()):
+                ins = insns.GetInstructionAtIndex(i)
+                addr = ins.GetAddress().GetLoadAddress(self.target)
+                if addr >= self.bias + hi:
+                    break
+                if ins.GetMnemonic(self.target).strip() == "ret":
+                    found.append(addr)
+                    if len(found) == count:
+                        return found
+        return found
+
+    def calibrate(self, thread, rounds: int = CALIBRATION_ROUNDS, wait_stop=None, abort=None) -> Calibration:
+        """Time ``rounds`` breakpoint pairs around an empty function on ``thread``.
+
+        ``wait_stop`` resumes the process and returns once it has stopped again
+        (the driver's event loop; lldb's synchronous mode when None).
+        """
+        cal = self.calibration
+        rets = self._rets(3)
+        if len(rets) < 3:
+            cal.error = "not enough `ret` instructions found in ld.so's lookup code"
+            return cal
+        # r_start: where the thread is pointed; r_empty: the empty function (breakpoint);
+        # r_mid: a plain `ret` between it and the return site, so leaving the breakpoint
+        # costs a step-over *and* a resume, as leaving a real lookup's entry does
+        r_start, r_empty, r_mid = rets
+        frame = thread.GetFrameAtIndex(0)
+        regs = {n: frame.FindRegister(n) for n in ("rip", "rsp")}
+        pc0, sp0 = regs["rip"].GetValueAsUnsigned(), regs["rsp"].GetValueAsUnsigned()
+        tid = thread.GetThreadID()
+        scratch = (sp0 - 256) & ~0xF  # below the red zone
+        err = self.lldb.SBError()
+        frame_bytes = r_empty.to_bytes(8, "little") + r_mid.to_bytes(8, "little") + pc0.to_bytes(8, "little")
+        saved = self.process.ReadMemory(scratch, len(frame_bytes), err)
+        if not err.Success():
+            cal.error = f"cannot read the stack: {err.GetCString()}"
+            return cal
+        probe_str = self.process.ReadPointerFromMemory(sp0 + 8, err)  # argv[0] at a launch's entry
+        bp_in = self.target.BreakpointCreateByAddress(r_empty)
+        bp_back = self.target.BreakpointCreateByAddress(pc0)
+        for bp in (bp_in, bp_back):
+            bp.SetThreadID(tid)
+        try:
+            for _ in range(rounds):
+                if abort is not None and abort():
+                    cal.error = cal.error or "interrupted"
+                    break
+                self.process.WriteMemory(scratch, frame_bytes, err)
+                if not err.Success():
+                    cal.error = f"cannot write the stack: {err.GetCString()}"
+                    break
+                _set_registers(thread, rip=r_start, rsp=scratch)
+                if not self._resume_until(thread, bp_in.GetID(), wait_stop):
+                    cal.error = "the calibration breakpoint was not reached"
+                    break
+                t0 = time.monotonic_ns()
+                self._read_like_entry(thread, probe_str)
+                if not self._resume_until(thread, bp_back.GetID(), wait_stop):
+                    cal.error = "the calibration return was not reached"
+                    break
+                cal.samples_ns.append(time.monotonic_ns() - t0)
+        finally:
+            self.target.BreakpointDelete(bp_in.GetID())
+            self.target.BreakpointDelete(bp_back.GetID())
+            self.process.WriteMemory(scratch, saved, err)
+            _set_registers(thread, rip=pc0, rsp=sp0)
+        return cal
+
+    def _resume_until(self, thread, bp_id: int, wait_stop) -> bool:
+        self.process.SetSelectedThread(thread)
+        if wait_stop is None:
+            self.process.Continue()
+        else:
+            wait_stop()
+        if self.process.GetState() != self.lldb.eStateStopped:
+            return False
+        return (thread.GetStopReason() == self.lldb.eStopReasonBreakpoint
+                and thread.GetStopReasonDataAtIndex(0) == bp_id)
+
+    def _read_like_entry(self, thread, string_at: int) -> None:
+        """The reads an entry stop makes, so calibration pays for them too."""
+        frame = thread.GetFrameAtIndex(0)
+        for n in ("rdi", "rsi", "rdx", "r8", "rsp"):
+            frame.FindRegister(n).GetValueAsUnsigned()
+        err = self.lldb.SBError()
+        sp = frame.FindRegister("rsp").GetValueAsUnsigned()
+        self.process.ReadPointerFromMemory(sp, err)  # return address
+        self._cstr(string_at)  # symbol name
+        self.process.ReadPointerFromMemory(sp + 8, err)  # version record
+        self._cstr(string_at)  # version name
+
+    def _cstr(self, addr: int) -> str:
+        """A C string from the process ('' if unreadable); bytes that are not UTF-8 are replaced."""
+        if not addr:
+            return ""
+        err = self.lldb.SBError()
+        try:
+            text = self.process.ReadCStringFromMemory(addr, STRING_MAX, err)
+            return text if err.Success() and text else ""
+        except SystemError:  # the bindings cannot return non-UTF-8 as str
+            raw = self.process.ReadMemory(addr, 512, err)
+            return raw.split(b"\0", 1)[0].decode("utf-8", "replace") if err.Success() and raw else ""
+
+    # ---- stops ----------------------------------------------------------
+    def on_stop(self, thread, bp_id: int, now_ns: int) -> bool:
+        """Handle a breakpoint stop of ours; False if the breakpoint is not ours."""
+        if self.entry_bp is not None and bp_id == self.entry_bp.GetID():
+            self.stops += 1
+            self._entry(thread, now_ns)
+            return True
+        if bp_id in self.return_ids:
+            self.stops += 1
+            self._return(thread, now_ns)
+            return True
+        return False
+
+    def _name(self, lm: int) -> str:
+        name = self.names.get(lm)
+        if name is None:
+            err = self.lldb.SBError()
+            l_addr = self.process.ReadPointerFromMemory(lm, err)
+            ptr = self.process.ReadPointerFromMemory(lm + 8, err)
+            if not err.Success():
+                return f"<link_map {lm:#x}>"
+            raw = self._cstr(ptr)
+            name = raw or self.exe  # the main program's link_map has an empty l_name
+            self.names[lm] = name
+            self.biases.setdefault(name, l_addr)
+        return name
+
+    def _entry(self, thread, now: int) -> None:
+        frame = thread.GetFrameAtIndex(0)
+        reg = lambda n: frame.FindRegister(n).GetValueAsUnsigned()  # noqa: E731
+        err = self.lldb.SBError()
+        sp = reg("rsp")
+        ret = self.process.ReadPointerFromMemory(sp, err)
+        symbol = self._cstr(reg("rdi")) or "?"
+        ver_ptr = reg("r8")
+        version = self._cstr(self.process.ReadPointerFromMemory(ver_ptr, err)) if ver_ptr else None
+        in_ldso = self.layout.text[0] <= ret - self.bias < self.layout.text[1]
+        kind = self.layout.kind_of(ret - self.bias) if in_ldso else "dlsym"
+        self.pending.setdefault(thread.GetThreadID(), []).append(
+            _Pending(now, sp, symbol, version or None, self._name(reg("rsi")), kind))
+        if ret not in self.return_bps:
+            bp = self.target.BreakpointCreateByAddress(ret)
+            self.return_bps[ret] = bp.GetID()
+            self.return_ids.add(bp.GetID())
+            self.on_breakpoint(bp)
+
+    def _return(self, thread, now: int) -> None:
+        frame = thread.GetFrameAtIndex(0)
+        sp = frame.FindRegister("rsp").GetValueAsUnsigned()
+        stack = self.pending.get(thread.GetThreadID())
+        if not stack:
+            return  # the call site ran without a lookup we saw (e.g. armed mid-call)
+        while stack and stack[-1].sp + 8 < sp:  # lookups that never returned here
+            stack.pop()
+            self.unpaired += 1
+        if not stack or stack[-1].sp + 8 != sp:
+            return
+        p = stack.pop()
+        result = frame.FindRegister("rax").GetValueAsUnsigned()
+        raw = now - p.t0
+        cal = self.calibration.median_ns
+        latency = max(0, raw - cal) if cal is not None else None
+        provider = self._name(result) if result else None
+        self._add((p.t0, self.pid, thread.GetThreadID(), self.exe, p.requester, p.symbol, p.version, provider,
+                   p.kind, bool(result), latency, raw, self.backend))
+
+    def _add(self, row: tuple) -> None:
+        self.rows.append(row)
+        if self.sink is not None and len(self.rows) >= CHUNK_EVENTS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.sink is not None and self.rows:
+            rows, self.rows = self.rows, []
+            self.sink(rows)
+
+    def image_rows(self) -> list[tuple[int, str, int]]:
+        """(pid, path, l_addr) of every object seen in a lookup."""
+        return [(self.pid, path, bias) for path, bias in self.biases.items()]
+
+
+def _set_registers(thread, **values: int) -> None:
+    """Write registers through the general-purpose set (FindRegister's values are read-only)."""
+    import lldb  # noqa: PLC0415 — loaded by now (loader.py)
+
+    gpr = thread.GetFrameAtIndex(0).GetRegisters().GetFirstValueByName("General Purpose Registers")
+    err = lldb.SBError()
+    for name, value in values.items():
+        if not gpr.GetChildMemberWithName(name).SetValueFromCString(hex(value), err):
+            raise RuntimeError(f"lldb cannot write register {name}: {err.GetCString()}")

@@ -1,0 +1,179 @@
+"""Runs a command under a backend and saves the session: the library's bind API.
+
+``bind()`` is what ``gotrace bind`` calls and what a notebook or script can call
+directly. Event chunks from the backend are buffered up to a bounded size,
+written as Parquet parts, counted into the report's tally, and (optionally)
+handed to ``on_chunk`` as pandas DataFrames while the command is still running.
+Only ``on_chunk`` needs pandas: the CLI passes none and never imports it
+(see heavy.pyarrow_without_pandas).
+"""
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..heavy import pa, pd
+
+from . import choose
+from ..analysis.tally import EventTally
+from ..errors import GotraceError
+from ..session.writer import SessionWriter, prepare_directory
+from ..version import __version__
+from .backend import CaptureRequest
+from .child import resolve_command
+from .images import image_rows
+from .sink import ChunkSink, Progress
+from .translated import translation as translate
+
+
+@dataclass
+class BindResult:
+    session: Path
+    exit_code: int
+    backend: str
+    choice: str
+    complete: bool
+    interrupted: int
+    lost_events: int
+    events: int
+    write_error: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict, repr=False)  # as saved in meta.json
+    tally: EventTally | None = field(default=None, repr=False)  # of the events saved
+    processes: list[dict] = field(default_factory=list, repr=False)  # as saved
+    relocations: list[dict] = field(default_factory=list, repr=False)
+
+    def report(self, top: int = 10) -> dict[str, Any]:
+        """The session's report (as `gotrace report --json` gives it), from what
+        the run kept in memory: nothing is read back."""
+        from ..analysis.report import report_session, summarize
+
+        if self.tally is None:
+            return report_session(self.session, top)
+        return summarize(self.session, self.meta, self.tally, self.processes, self.relocations, top)
+
+
+def _time_guest_lookups(path: Path, translation: translate.Translation) -> dict:
+    """Latencies the qemu plugin measured, into the saved events of translated processes."""
+    from .translated import guest_latency
+
+    records = guest_latency.read_records(translation.timing_dir)
+    return guest_latency.apply(path / "events", records, translation.host_exe)
+
+
+def default_session_dir(argv: list[str]) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = os.path.basename(argv[0]) if argv else "cmd"
+    return Path("gotrace-sessions") / f"{stamp}-{name}"
+
+
+def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "auto",
+         force: bool = False, env: dict[str, str] | None = None,
+         on_chunk: Callable[[pd.DataFrame], None] | None = None,
+         progress: Progress | None = None, on_choice: Callable[[str], None] | None = None,
+         attach: int | None = None, arch: str | None = None, register_binfmt: bool = False) -> BindResult:
+    """Run ``argv`` with every descendant under capture and save a session.
+
+    With ``attach=PID`` (lldb backend), trace that running process from now
+    on instead; ``argv`` is then taken from its command line. With ``arch``,
+    run the command as that architecture through its binfmt_misc translator
+    (see tracer.translate); ``register_binfmt`` registers qemu for this run.
+    """
+    env = dict(os.environ if env is None else env)
+    if attach is not None:
+        from .lldb.backend import check_attachable
+        check_attachable(attach)
+        from ..procfs import cmdline
+        argv = cmdline(attach) or [f"pid{attach}"]
+    translation = None
+    if arch is not None:
+        if attach is not None:
+            raise GotraceError("--arch starts a command; it cannot be combined with --attach")
+        foreign = translate.normalize(arch) != translate.host_arch()
+        if foreign and backend in ("bpftrace", "lldb"):
+            raise GotraceError(f"--backend {backend} cannot see translated guest code (uprobes and lldb's "
+                               "breakpoints land in the translator, not the guest); use --backend ld-debug")
+        if foreign and backend == "auto":
+            backend = "ld-debug"
+        translation = translate.prepare(arch, argv, env, register_binfmt, time_guest=True)
+    try:
+        if attach is None:
+            resolve_command(argv, env)  # unknown commands fail before anything is created
+        chosen, choice = choose.choose(backend, attach)
+    except GotraceError:
+        if translation is not None:  # a handler registered for this run goes again
+            translation.close()
+        raise
+    if translation is not None:
+        choice += (f"; running as {translation.arch} through {translation.handler.translator} "
+                   f"(binfmt_misc {translation.handler.name}"
+                   + (", registered for this run)" if translation.registered else ")"))
+    if chosen.name != "bpftrace":  # the console script's early bpftrace, if any, is not for this run
+        from .bpftrace import prelaunch
+        prelaunch.discard()
+    if on_choice is not None:
+        on_choice(choice)
+    path = prepare_directory(Path(out) if out else default_session_dir(argv), force)
+    progress = progress or Progress()
+    uname = platform.uname()
+    writer = SessionWriter(path, {
+        "command": argv[0], "argv": list(argv), "cwd": os.getcwd(),
+        "host": socket.gethostname(), "arch": uname.machine, "kernel": uname.release,
+        "os": uname.system, "backend": chosen.name, "backend_choice": choice,
+        # pyarrow adds its own once loaded: looking it up now costs ~10 ms before the command starts
+        "versions": {"gotrace": __version__, "python": sys.version.split()[0]},
+        "start_time": time.time(), "start_ns": time.monotonic_ns(),
+        "translation": translation.meta() if translation is not None else None,
+    })
+    sink = ChunkSink(writer, progress, on_chunk)
+
+    def on_process(n: int) -> None:
+        progress.processes = n
+
+    request = CaptureRequest(argv=list(argv), env=env, sink=sink, on_process=on_process, attach=attach)
+    result = None
+    failure: str | None = None
+    try:
+        result = chosen.capture(request)
+    except KeyboardInterrupt:
+        failure = "interrupted"
+        raise
+    finally:
+        sink.close()
+        guest_timing = None
+        if translation is not None and translation.timing_dir and result is not None and writer.events_written:
+            guest_timing = _time_guest_lookups(path, translation)
+        if translation is not None:
+            translation.close()
+        writer.meta["versions"].update(pyarrow=pa.__version__)  # what wrote the tables
+        if result is not None:
+            procs = translate.annotate(result.processes or [], os.getcwd(), translation)
+            writer.write_table("processes", procs)
+            writer.write_table("images", image_rows(result.images))
+            writer.write_table("relocations", result.relocations or [])
+            complete = not result.interrupted and writer.write_error is None
+            writer.finish(complete, end_time=time.time(), end_ns=time.monotonic_ns(),
+                          exit_code=result.exit_code, interrupted_by=result.interrupted or None,
+                          lost_events=result.lost_events, malformed_records=result.malformed_records,
+                          processes=len(procs),
+                          **result.meta, **({"guest_latency": guest_timing} if guest_timing else {}))
+        elif writer.events_written == 0:
+            shutil.rmtree(path, ignore_errors=True)  # nothing ran: leave no half session behind
+        else:
+            writer.finish(False, end_time=time.time(), end_ns=time.monotonic_ns(),
+                          failure=failure or "capture failed")
+    # interrupted: the shell convention for the signal (130 for Ctrl-C), whatever the child did
+    exit_code = 128 + result.interrupted if result.interrupted else result.exit_code
+    return BindResult(session=path, exit_code=exit_code, backend=chosen.name, choice=choice,
+                      complete=writer.meta["complete"], interrupted=result.interrupted,
+                      lost_events=result.lost_events, events=writer.events_written,
+                      write_error=writer.write_error, meta=writer.meta,
+                      # guest timing rewrote the saved events' latencies: the report reads them back
+                      tally=None if guest_timing else sink.tally, processes=procs,
+                      relocations=result.relocations or [])

@@ -1,1 +1,0 @@
-"""Probe programs gotrace builds for a target architecture (C sources, package data)."""

@@ -1,0 +1,177 @@
+"""The contract between capture and analysis.
+
+Every backend produces exactly these tables and columns, and every analysis
+(report, notebooks, compare, plot) relies on nothing else. Columns are
+snake_case with their unit in the name. Every backend builds its events with
+:func:`events_table`, and the small tables go through ``from_rows`` or
+``to_arrow``, so a backend cannot drift silently.
+
+The Arrow schemas (EVENTS, PROCESSES, IMAGES, RELOCATIONS, TABLES) are built on
+first use, so importing this module does not load pyarrow before the traced
+command has started.
+"""
+from __future__ import annotations
+
+from ..heavy import pa, pd
+
+FORMAT = "gotrace-session"  # meta.json's "format"
+META = "meta.json"
+SCHEMA_VERSION = 3  # 2: events gained latency_raw_ns (v1 sessions read with it = latency_ns)
+# 3: processes gained arch and translator (older sessions read with them null)
+
+KINDS = ("eager", "lazy", "dlsym")
+"""eager: bound while ld.so relocated an image (at load, or -z now);
+lazy: bound on first call through a PLT slot (_dl_fixup);
+dlsym: looked up at run time by dlsym/dlvsym."""
+
+
+def kind_dtype():
+    """The categorical dtype of ``kind`` (a function: pandas loads lazily)."""
+    return pd.CategoricalDtype(list(KINDS))
+
+
+def _build() -> dict:
+    EVENTS = pa.schema(
+        [
+            ("ts_ns", pa.int64()),  # CLOCK_MONOTONIC; see metadata ts_source
+            ("pid", pa.int32()),
+            ("tid", pa.int32()),
+            ("exe", pa.string()),
+            ("requester", pa.string()),  # object whose reference is bound
+            ("symbol", pa.string()),
+            ("version", pa.string()),  # null when the reference is unversioned
+            ("provider", pa.string()),  # defining object; null if the lookup failed
+            ("kind", pa.string()),  # one of KINDS
+            ("resolved", pa.bool_()),
+            ("latency_ns", pa.int64()),  # resolver time; null where not measured
+            # as observed, before any correction for the tracer's own cost (the
+            # lldb backend subtracts its calibrated stop/resume time; see the
+            # session's latency_method); equal to latency_ns where none applies
+            ("latency_raw_ns", pa.int64()),
+            ("backend", pa.string()),
+        ]
+    )
+
+    PROCESSES = pa.schema(
+        [
+            ("pid", pa.int32()),
+            ("ppid", pa.int32()),  # null where the backend cannot see it (ld-debug)
+            ("exe", pa.string()),
+            ("argv", pa.list_(pa.string())),
+            ("start_ns", pa.int64()),
+            ("end_ns", pa.int64()),
+            ("exit_code", pa.int32()),  # 128+N for death by signal N, as a shell says
+            ("arch", pa.string()),  # the program image's architecture (ELF e_machine)
+            ("translator", pa.string()),  # what ran it when foreign (qemu-aarch64 ...); null = native
+        ]
+    )
+
+    IMAGES = pa.schema(
+        [
+            ("pid", pa.int32()),
+            ("path", pa.string()),
+            ("load_base", pa.uint64()),  # runtime address of the first PT_LOAD
+            ("link_base", pa.uint64()),  # link-time address of the first PT_LOAD
+            ("slide", pa.int64()),  # load_base - link_base (ld.so's l_addr)
+        ]
+    )
+
+    RELOCATIONS = pa.schema(
+        [
+            ("ts_ns", pa.int64()),
+            ("pid", pa.int32()),
+            ("path", pa.string()),
+            ("duration_ns", pa.int64()),  # one _dl_relocate_object call
+        ]
+    )
+
+    TABLES = {
+        "events": EVENTS,
+        "processes": PROCESSES,
+        "images": IMAGES,
+        "relocations": RELOCATIONS,
+    }
+    return {"EVENTS": EVENTS, "PROCESSES": PROCESSES, "IMAGES": IMAGES,
+            "RELOCATIONS": RELOCATIONS, "TABLES": TABLES}
+
+
+def __getattr__(name: str):
+    if name in ("EVENTS", "PROCESSES", "IMAGES", "RELOCATIONS", "TABLES"):
+        globals().update(_build())
+        return globals()[name]
+    raise AttributeError(name)
+
+
+# Columns filled later in the pipeline (translate.annotate); null when a writer has none.
+OPTIONAL = {"processes": ("arch", "translator")}
+
+
+def to_arrow(table: str, frame: pd.DataFrame) -> pa.Table:
+    """Coerce a backend's frame to the contract: exact columns, order and types."""
+    schema = __getattr__("TABLES")[table]
+    absent = [n for n in OPTIONAL.get(table, ()) if n not in frame.columns]
+    if absent:
+        frame = frame.assign(**{n: None for n in absent})
+    missing = [n for n in schema.names if n not in frame.columns]
+    if missing:
+        raise ValueError(f"{table} frame lacks columns {missing}")
+    return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+
+
+def from_rows(table: str, rows: list[dict]) -> pa.Table:
+    """Rows (dicts by column name; a column a row lacks is null) as the contract's table.
+
+    The small tables travel as rows from backend to disk: building them needs
+    neither pandas nor numpy, so `gotrace bind` never imports pandas."""
+    schema = __getattr__("TABLES")[table]
+    extra = {k for r in rows for k in r} - set(schema.names)
+    if extra:
+        raise ValueError(f"{table} rows have columns outside the contract: {sorted(extra)}")
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def events_table(columns: dict, backend: str | None = None) -> pa.Table:
+    """The events table, built the one way every backend builds it.
+
+    ``columns`` maps event column names to Arrow arrays or Python sequences
+    of equal length. What a backend cannot see it leaves out: ``tid``,
+    ``version``, ``provider`` and ``latency_ns`` are then null,
+    ``latency_raw_ns`` is ``latency_ns`` (nothing was corrected), ``resolved``
+    is true (a backend that sees only successful bindings) and ``backend``
+    is the ``backend`` argument on every row.
+    """
+    events = __getattr__("EVENTS")
+    extra = set(columns) - set(events.names)
+    if extra:
+        raise ValueError(f"events have columns outside the contract: {sorted(extra)}")
+    n = len(next(iter(columns.values()))) if columns else 0  # Arrow arrays and sequences both have len
+    arrays = []
+    for f in events:
+        v = columns.get(f.name)
+        if v is None:
+            if f.name == "latency_raw_ns" and columns.get("latency_ns") is not None:
+                v = columns["latency_ns"]
+            elif f.name == "resolved":
+                v = pa.repeat(pa.scalar(True), n)
+            elif f.name == "backend" and backend is not None:
+                v = pa.repeat(pa.scalar(backend, pa.string()), n)
+            else:
+                v = pa.nulls(n, f.type)
+        if not isinstance(v, (pa.Array, pa.ChunkedArray)):
+            v = pa.array(v, f.type)
+        elif v.type != f.type:
+            v = v.cast(f.type)
+        arrays.append(v)
+    return pa.Table.from_arrays(arrays, schema=events)
+
+
+def events_from_rows(rows: list[tuple]) -> pa.Table:
+    """Event rows as tuples in the contract's column order (the lldb recorder's) as the events table."""
+    names = __getattr__("EVENTS").names
+    cols = list(zip(*rows)) if rows else [[] for _ in names]
+    return events_table({name: list(col) for name, col in zip(names, cols)})
+
+
+def empty(table: str) -> pd.DataFrame:
+    """An empty frame with the table's columns and dtypes."""
+    return __getattr__("TABLES")[table].empty_table().to_pandas()

@@ -1,0 +1,119 @@
+"""Writing a session while capturing: event parts as they arrive, the small tables at the end.
+
+A session is a directory::
+
+    meta.json                 what ran, where, with which backend; complete or not
+    events/part-00000.parquet binding events, one file per flushed chunk
+    processes.parquet         one row per program image a traced pid ran
+    images.parquet            objects loaded in each process, bases and slides
+    relocations.parquet       per-image relocation time (where measured)
+
+Events go to disk in independent Parquet parts as they arrive, so memory stays
+flat however long the build, and a session that dies mid-way still holds every
+part already flushed. ``meta.json`` is written first with ``complete: false``
+and rewritten at the end, so an interrupted capture is recognisable as such.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ..heavy import pa, pd, pq
+
+from . import schema
+from .schema import FORMAT, META
+from ..errors import GotraceError
+
+
+def prepare_directory(path: Path, force: bool) -> Path:
+    """Refuse an existing or unwritable output directory before anything runs."""
+    path = Path(path)
+    if path.exists():
+        if not force:
+            raise GotraceError(f"output directory {path} already exists; choose another -o or pass --force")
+        if not path.is_dir():
+            raise GotraceError(f"output path {path} exists and is not a directory")
+        if not (path / META).exists() and any(path.iterdir()):
+            raise GotraceError(f"{path} is not empty and not a gotrace session; refusing to overwrite it")
+        shutil.rmtree(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.exists():
+        raise GotraceError(f"cannot create {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise GotraceError(f"cannot write to {parent}: permission denied; choose another -o")
+    try:
+        (path / "events").mkdir(parents=True)
+    except OSError as exc:
+        raise GotraceError(f"cannot create {path}: {exc.strerror}") from None
+    return path
+
+
+def write_atomic(table: pa.Table, dest: Path) -> None:
+    """A part is either whole or absent: a full disk never leaves half a file."""
+    tmp = dest.with_name(dest.name + ".tmp")
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class SessionWriter:
+    """Appends event chunks as Parquet parts and writes the small tables at the end."""
+
+    def __init__(self, path: Path, meta: dict[str, Any]):
+        self.path = Path(path)
+        self.meta = {"format": FORMAT, "schema_version": schema.SCHEMA_VERSION, **meta, "complete": False}
+        self.parts = 0
+        self.events_written = 0
+        self.write_error: str | None = None
+        self._write_meta()
+
+    def _write_meta(self) -> None:
+        tmp = self.path / (META + ".tmp")
+        tmp.write_text(json.dumps(self.meta, indent=2, sort_keys=True, default=str) + "\n")
+        os.replace(tmp, self.path / META)
+
+    def append_events(self, table: pa.Table) -> pa.Table:
+        """Write one chunk as its own part; after a write error, count but drop.
+
+        Returns the chunk coerced to the events contract (what was written).
+        """
+        table = table.select(schema.EVENTS.names).cast(schema.EVENTS)
+        if table.num_rows == 0:
+            return table
+        if self.write_error is None:
+            try:
+                write_atomic(table, self.path / "events" / f"part-{self.parts:05d}.parquet")
+                self.parts += 1
+                self.events_written += table.num_rows
+                return table
+            except OSError as exc:  # full disk, removed directory ...
+                self.write_error = f"writing events failed: {exc.strerror or exc}"
+        self.meta["events_dropped"] = self.meta.get("events_dropped", 0) + table.num_rows
+        return table
+
+    def write_table(self, name: str, data: pd.DataFrame | list[dict]) -> None:
+        """Write a small table, given as rows (dicts by column) or a DataFrame."""
+        try:
+            table = schema.from_rows(name, data) if isinstance(data, list) else schema.to_arrow(name, data)
+            write_atomic(table, self.path / f"{name}.parquet")
+        except OSError as exc:
+            self.write_error = self.write_error or f"writing {name} failed: {exc.strerror or exc}"
+
+    def finish(self, complete: bool, **updates: Any) -> None:
+        self.meta.update(updates)
+        self.meta["events"] = self.events_written
+        if self.write_error:
+            self.meta["write_error"] = self.write_error
+            complete = False
+        self.meta["complete"] = complete
+        try:
+            self._write_meta()
+        except OSError as exc:
+            # the meta.json written at the start (complete: false) stays in place
+            self.write_error = self.write_error or f"saving metadata failed: {exc.strerror or exc}"
