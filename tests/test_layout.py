@@ -3,7 +3,7 @@
 Rooms (README, "Layout"): commands/ and render/ are the command line;
 capture/ records; session/ stores; analysis/ reads saved sessions; binary/
 reads files; goenv/ checks a Go environment; lldb_plugin/ is gotrace inside
-lldb; errors, arch, heavy, procfs and version are shared by all. The checker
+lldb; errors, arch, heavy, procfs, dispositions and version are shared by all. The checker
 is tested on a small package of its own first, so a rule it could not see
 broken cannot pass here unnoticed.
 """
@@ -13,7 +13,7 @@ import ast
 from pathlib import Path
 
 TRACER = Path(__file__).resolve().parent.parent / "tracer"
-SHARED = {"tracer.errors", "tracer.arch", "tracer.heavy", "tracer.procfs", "tracer.version"}
+SHARED = {"tracer.errors", "tracer.arch", "tracer.heavy", "tracer.procfs", "tracer.dispositions", "tracer.version"}
 ENTRY_POINTS = {"tracer.__main__"}  # the console script is tracer.commands.console itself
 
 

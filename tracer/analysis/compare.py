@@ -13,9 +13,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from dataclasses import replace
+
 from ..heavy import pd
 from ..session.reader import Session
 from ..session.schema import KINDS
+from .translator import from_session, guest_events, guest_images
 
 COMPARE_VERSION = 1
 
@@ -38,7 +41,8 @@ def _quant(series: pd.Series) -> dict[str, Any] | None:
 
 def _side(s: Session) -> dict[str, Any]:
     ev, procs, meta = s.events, s.processes, s.meta
-    translated = procs["translator"].notna().sum() if "translator" in procs.columns else 0
+    rows = procs.astype(object).where(procs.notna(), None).to_dict("records") if len(procs) else []
+    translated = len(guest_images(rows, from_session(meta, rows)))
     return {
         "path": str(s.path), "argv": meta.get("argv"), "backend": meta.get("backend"),
         "arch": (meta.get("translation") or {}).get("arch") or meta.get("arch"),
@@ -95,14 +99,22 @@ def _binding_set(ev: pd.DataFrame) -> set[tuple[str, str, str]]:
     return set(zip(ok["requester"].map(object_name), ok["symbol"].astype(str), ok["provider"].map(object_name)))
 
 
-def compare(a: Session, b: Session, top: int = 20) -> dict[str, Any]:
-    """Everything `gotrace compare` prints, as one dict."""
+def compare(a: Session, b: Session, top: int = 20, include_translator: bool = False) -> dict[str, Any]:
+    """Everything `gotrace compare` prints, as one dict. A translator's own
+    bindings (analysis/translator.py) are left out unless ``include_translator``."""
+    ga, gb = guest_events(a, include_translator), guest_events(b, include_translator)
+    left_out = {"A": len(a.events) - len(ga), "B": len(b.events) - len(gb)}
+    a, b = replace(a, events=ga), replace(b, events=gb)
     sa, sb = _side(a), _side(b)
     warnings = []
     argv_a, argv_b = [os.path.basename(x) for x in (sa["argv"] or [])], [os.path.basename(x) for x in (sb["argv"] or [])]
     if argv_a[:1] != argv_b[:1] or argv_a[1:] != argv_b[1:]:
         warnings.append(f"different commands: {' '.join(sa['argv'] or [])!r} vs {' '.join(sb['argv'] or [])!r}; "
                         "compared anyway")
+    for name, n in left_out.items():
+        if n:
+            warnings.append(f"{name}: the translator's own {n:,} bindings are left out (--include-translator "
+                            "counts them)")
     for side, name in ((sa, "A"), (sb, "B")):
         if not side["latency_measured"]:
             warnings.append(f"{name} ({side['backend']}) has no latency: latency tables compare only what both measured")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 from ..errors import GotraceError
@@ -50,22 +51,34 @@ def chrome_trace(s: Session) -> dict:
 
 
 def export(s: Session, fmt: str, dest: str | os.PathLike) -> int:
-    """Write the session's events as ``fmt`` to ``dest``; returns the rows written."""
+    """Write the session's events as ``fmt`` to ``dest`` (``-``: stdout); returns the rows written."""
     if fmt not in FORMATS:
         raise GotraceError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    to_stdout = str(dest) == "-"
     dest = Path(dest)
-    if not dest.parent.exists():
+    if not to_stdout and not dest.parent.exists():
         raise GotraceError(f"cannot write {dest}: directory {dest.parent} does not exist")
     try:
         if fmt == "chrome":
             trace = chrome_trace(s)
-            with open(dest, "w") as fh:
-                json.dump(trace, fh, separators=(",", ":"))
+            if to_stdout:
+                json.dump(trace, sys.stdout, separators=(",", ":"))
+                sys.stdout.flush()
+            else:
+                with open(dest, "w") as fh:
+                    json.dump(trace, fh, separators=(",", ":"))
             return sum(1 for e in trace["traceEvents"] if e["ph"] in ("X", "i"))
         if fmt == "csv":
-            s.events.to_csv(dest, index=False)
+            s.events.to_csv(sys.stdout if to_stdout else dest, index=False)
         else:
-            pq.write_table(pa.Table.from_pandas(s.events, preserve_index=False), dest)
+            sink = pa.output_stream(sys.stdout.buffer) if to_stdout else dest
+            pq.write_table(pa.Table.from_pandas(s.events, preserve_index=False), sink)
+            if to_stdout:
+                sink.close()
+        if to_stdout:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        raise  # the reader of stdout went away: the console ends quietly
     except OSError as exc:
-        raise GotraceError(f"cannot write {dest}: {exc.strerror or exc}") from None
+        raise GotraceError(f"cannot write {'stdout' if to_stdout else dest}: {exc.strerror or exc}") from None
     return len(s.events)

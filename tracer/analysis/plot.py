@@ -1,24 +1,34 @@
-"""Pictures of one or two sessions: latency ECDF, per-library latency, binding timeline.
+"""Pictures of one or two sessions: latency ECDF, latency per library, binding timeline.
 
-Three panels, one figure (PNG or SVG by the file's extension):
+Three panels, one figure (PNG or SVG by the file's extension or ``fmt``; ``-`` writes
+it to stdout):
 1. ECDF of resolver latency on a log axis, one curve per session — native
    against translated reads at a glance (a shift right is a slowdown);
-2. median latency per providing library (the libraries that bound the most),
-   bars side by side per session;
+2. latency per providing library, for the libraries with the most timed
+   bindings: a point at the median and a line from p10 to p90, on a log axis,
+   the median written beside it. Points and ranges, not bars: a bar's length
+   means nothing on a log axis, whose baseline is arbitrary;
 3. bindings over the run: cumulative count against seconds since start,
    one line per session, so start-up bursts and late dlsym show.
-Sessions without latency (ld-debug) leave panels 1-2 saying so.
+A session without latency (ld-debug) is named in panels 1-2 as such; when no
+session has any, those panels say so instead of drawing empty axes.
 """
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
+from dataclasses import replace
+
 from .compare import object_name
+from .translator import guest_events
 from ..errors import GotraceError
 from ..session.reader import Session
 
 TOP_LIBRARIES = 8
+FORMATS = ("png", "svg")
+COLORS = ("tab:blue", "tab:orange")
 
 
 def _label(s: Session) -> str:
@@ -28,63 +38,113 @@ def _label(s: Session) -> str:
     return f"{Path(str(s.path)).name} ({s.meta.get('backend')}, {how})"
 
 
-def plot(sessions: list[Session], dest: str | os.PathLike) -> Path:
-    dest = Path(dest)
-    if dest.suffix.lower() not in (".png", ".svg"):
-        raise GotraceError(f"{dest}: the plot file must end in .png or .svg")
-    if not dest.parent.exists():
-        raise GotraceError(f"cannot write {dest}: directory {dest.parent} does not exist")
-    import matplotlib
+def _format(dest: str, fmt: str | None) -> str:
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise GotraceError(f"unknown plot format {fmt!r}; choose png or svg")
+        return fmt
+    if dest == "-":
+        return "png"
+    suffix = Path(dest).suffix.lower().lstrip(".")
+    if suffix not in FORMATS:
+        raise GotraceError(f"{dest}: the plot file must end in .png or .svg (or give --format)")
+    return suffix
 
-    matplotlib.use("Agg")
+
+def _us(v: float) -> str:
+    return f"{v:,.3g} µs" if v < 1000 else f"{v / 1000:,.3g} ms"
+
+
+def plot(sessions: list[Session], dest: str | os.PathLike, fmt: str | None = None,
+         include_translator: bool = False) -> Path | str:
+    """Draw ``sessions`` (one or two) into ``dest`` (``-``: stdout); returns where it went."""
+    dest = str(dest)
+    fmt = _format(dest, fmt)
+    if dest != "-" and not Path(dest).parent.exists():
+        raise GotraceError(f"cannot write {dest}: directory {Path(dest).parent} does not exist")
     import matplotlib.pyplot as plt
-    import numpy as np
 
-    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(17, 5.2))
-    colors = ["tab:blue", "tab:orange"]
-    any_latency = False
-    libs: list[str] = []
-    for s in sessions:
-        timed = s.events[s.events["latency_ns"].notna()]  # a translated run times its guest only
-        if len(timed):
-            top = timed["provider"].map(object_name).value_counts().head(TOP_LIBRARIES).index
-            libs.extend(l for l in top if l not in libs)
-    libs = libs[:TOP_LIBRARIES]
-    width = 0.8 / max(len(sessions), 1)
-    for i, s in enumerate(sessions):
-        ev, color, label = s.events, colors[i % 2], _label(s)
-        lat = ev["latency_ns"].dropna().astype("int64").to_numpy()
-        if len(lat):
-            any_latency = True
-            xs = np.sort(np.maximum(lat, 1)) / 1e3
-            ax1.step(xs, np.arange(1, len(xs) + 1) / len(xs), where="post", color=color, label=label)
-            med = (ev.assign(lib=ev["provider"].map(object_name)).groupby("lib", observed=True)["latency_ns"]
-                   .median().astype("float64"))  # a library nobody timed: NaN, no bar
-            ax2.bar(np.arange(len(libs)) + i * width, [med.get(l, np.nan) / 1e3 for l in libs], width,
-                    color=color, label=label)
-        if len(ev):
-            t0 = s.meta.get("start_ns") or int(ev["ts_ns"].min())
-            ts = np.sort((ev["ts_ns"].to_numpy() - t0) / 1e9)
-            ax3.plot(ts, np.arange(1, len(ts) + 1), color=color, label=label)
-    ax1.set(xscale="log", xlabel="resolver latency (µs, log scale)", ylabel="fraction of bindings ≤ x",
-            title="Latency distribution (ECDF)")
-    ax2.set(ylabel="median latency (µs, log scale)", yscale="log", title=f"Median latency by library (top {len(libs)})")
-    ax2.set_xticks(np.arange(len(libs)) + width * (len(sessions) - 1) / 2, libs, rotation=30, ha="right",
-                   fontsize=8)
-    if not any_latency:
-        for ax in (ax1, ax2):
-            ax.text(0.5, 0.5, "no latency in these sessions\n(ld-debug measures none)", ha="center", va="center",
-                    transform=ax.transAxes)
-    ax3.set(xlabel="seconds since the session started", ylabel="bindings so far", title="Bindings over the run")
-    for ax in (ax1, ax2, ax3):
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
-    fig.tight_layout()
+    fig = figure(sessions, include_translator)
     try:
-        fig.savefig(dest, dpi=110)
+        if dest == "-":
+            fig.savefig(sys.stdout.buffer, format=fmt, dpi=110)
+            sys.stdout.buffer.flush()
+        else:
+            fig.savefig(dest, format=fmt, dpi=110)
+    except BrokenPipeError:
+        raise  # the reader of stdout went away: the console ends quietly
     except OSError as exc:
-        raise GotraceError(f"cannot write {dest}: {exc.strerror or exc}") from None
+        raise GotraceError(f"cannot write {'stdout' if dest == '-' else dest}: {exc.strerror or exc}") from None
     finally:
         plt.close(fig)
-    return dest
+    return dest if dest == "-" else Path(dest)
+
+
+def figure(sessions: list[Session], include_translator: bool = False):
+    """The three panels as a matplotlib Figure (notebooks show it; plot() saves it).
+    A translator's own bindings are left out unless ``include_translator``."""
+    sessions = [replace(s, events=guest_events(s, include_translator)) for s in sessions]
+    import matplotlib
+
+    if "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg")  # no display here; a notebook has chosen its backend already
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(17, 5.6))
+    timed = [s.events[s.events["latency_ns"].notna()] for s in sessions]  # a translated run times its guest only
+    counts: dict[str, int] = {}
+    for ev in timed:
+        for lib, n in ev["provider"].map(object_name).value_counts().items():
+            if n:  # a categorical column counts every category, the unused ones as 0
+                counts[lib] = counts.get(lib, 0) + int(n)
+    libs = [lib for lib, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_LIBRARIES]]
+    plain = FuncFormatter(lambda v, _pos: f"{v:g}")
+    for i, (s, ev) in enumerate(zip(sessions, timed)):
+        color, label = COLORS[i % 2], _label(s) + ("" if len(ev) else " — no latency measured")
+        if len(ev):
+            xs = np.sort(np.maximum(ev["latency_ns"].astype("int64").to_numpy(), 1)) / 1e3
+            ax1.step(xs, np.arange(1, len(xs) + 1) / len(xs), where="post", color=color, label=label)
+            by_lib = ev.assign(lib=ev["provider"].map(object_name)).groupby("lib", observed=True)["latency_ns"]
+            q = by_lib.quantile([0.1, 0.5, 0.9]).unstack()
+            offset = (i - (len(sessions) - 1) / 2) * 0.28
+            for row, lib in enumerate(libs):
+                if lib not in q.index:
+                    continue
+                p10, p50, p90 = (float(q.loc[lib, k]) / 1e3 for k in (0.1, 0.5, 0.9))
+                y = row + offset
+                ax2.plot([max(p10, 1e-3), max(p90, 1e-3)], [y, y], color=color, lw=2, alpha=0.6)
+                ax2.plot([max(p50, 1e-3)], [y], "o", color=color)
+                ax2.annotate(_us(p50), (max(p90, p50, 1e-3), y), xytext=(4, 0), textcoords="offset points",
+                             va="center", fontsize=7, color=color)
+        if len(s.events):
+            t0 = s.meta.get("start_ns") or int(s.events["ts_ns"].min())
+            ts = np.sort((s.events["ts_ns"].to_numpy() - t0) / 1e9)
+            ax3.plot(ts, np.arange(1, len(ts) + 1), color=color, label=label)
+        else:
+            ax3.plot([], [], color=color, label=label + " — no bindings")
+    if libs:
+        ax1.set(xscale="log", xlabel="resolver latency (µs, log scale)", ylabel="fraction of bindings ≤ x",
+                title="Latency distribution (ECDF)")
+        ax2.set(xscale="log", xlabel="resolver latency (µs, log scale): median ●, p10–p90 line",
+                title=f"Latency by library: the {len(libs)} with most timed bindings")
+        ax2.set_yticks(range(len(libs)), libs, fontsize=8)
+        ax2.set_ylim(len(libs) - 0.5, -0.5)
+        for ax in (ax1, ax2):
+            ax.xaxis.set_major_formatter(plain)
+            ax.xaxis.set_minor_formatter(NullFormatter())
+    else:
+        for ax, title in ((ax1, "Latency distribution"), (ax2, "Latency by library")):
+            ax.set(title=title, xticks=[], yticks=[])
+            ax.text(0.5, 0.5, "no resolver latency in these sessions\n(the ld-debug backend measures none;\n"
+                    "bpftrace and lldb do)", ha="center", va="center", transform=ax.transAxes)
+    ax3.set(xlabel="seconds since the session started", ylabel="bindings so far", title="Bindings over the run")
+    ax3.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
+    for ax in (ax1, ax2, ax3):
+        ax.grid(alpha=0.3)
+    handles, labels = ax3.get_legend_handles_labels()  # one entry per session, its colour in every panel
+    if handles:  # above the panels: never over the data
+        fig.legend(handles, labels, loc="upper center", ncol=len(handles), fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    return fig

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .tally import COLUMNS, EventTally, by_count, ranked
+from .translator import from_session, guest_images
 
 REPORT_VERSION = 1
 
@@ -26,6 +27,9 @@ def summarize(path: str | Path, meta: dict[str, Any], tally: EventTally, process
     tally, and processes and relocations as rows (dicts by column)."""
     start, end = meta.get("start_ns"), meta.get("end_ns")
     events = tally.sections(top_n)
+    translators = from_session(meta, processes)
+    guests = guest_images(processes, translators)
+    translator = tally.translator_section(top_n)
     return {
         "report_version": REPORT_VERSION,
         "session": {
@@ -53,38 +57,69 @@ def summarize(path: str | Path, meta: dict[str, Any], tally: EventTally, process
             "failed": sum(1 for p in processes if p.get("exit_code")),
             "by_exe": ranked(Counter("?" if p.get("exe") is None else str(p["exe"]) for p in processes),
                           top_n, "exe", "processes"),
-            # program images run by a binfmt_misc translator (qemu-aarch64 ...), by translator
-            "translated": dict(by_count(Counter(p["translator"] for p in processes if p.get("translator")))),
+            # programs run by a binfmt_misc translator (qemu-aarch64 ...), by translator; the
+            # translator's own image in the same pid is not counted
+            "translated": dict(by_count(Counter(p["translator"] for p in guests))),
         },
         **{k: events[k] for k in ("bindings", "top_symbols", "top_providers", "by_exe", "failed_symbols")},
         "latency_ns": events["latency_ns"],
         "relocation": _relocation(relocations, top_n),
+        # the translator's own bindings, left out of every figure above (None when there are none
+        # or when they were counted in: --include-translator)
+        "translator_bindings": translator,
+        "notes": notes(meta, processes, guests, translator),
     }
 
 
-def report_session(path: str | Path, top_n: int = 10) -> dict[str, Any]:
+def notes(meta: dict[str, Any], processes: list[dict], guests: list[dict], translator: dict | None) -> list[str]:
+    """What a reader of the figures must know to read them right, one sentence each."""
+    out = []
+    backend = meta.get("backend")
+    if translator:
+        who = ", ".join(r["exe"].rsplit("/", 1)[-1] for r in translator["by_exe"][:3])
+        out.append(f"the translator's own bindings ({translator['bindings']:,}, by {who}) are left out of these "
+                   "figures; --include-translator counts them")
+    if guests and backend in ("bpftrace", "lldb") and not meta.get("translation"):
+        names = sorted({p["translator"] for p in guests})
+        out.append(f"{len(guests)} program image{'s' if len(guests) != 1 else ''} ran translated by "
+                   f"{', '.join(names)}: {backend} sees the translator, not the guest program's own bindings; "
+                   "trace inside the guest with --arch ARCH (ld-debug)")
+    if backend == "ld-debug":
+        out.append("ld-debug sees only processes that start the dynamic linker: static programs (Go's "
+                   "compile, asm, link …) never do, so they are not counted (bpftrace counts them)")
+    method = meta.get("latency_method")
+    cal = method.get("calibration") if isinstance(method, dict) else None
+    if cal and cal.get("median_ns") is not None:
+        out.append(f"latencies are estimates: each lookup's stop-to-stop time under lldb minus lldb's own "
+                   f"stop/resume cost ({cal['median_ns'] / 1e6:.2f} ms median of {cal['rounds']}, calibrated in "
+                   "this process); rank by them, measure with bpftrace")
+    return out
+
+
+def report_session(path: str | Path, top_n: int = 10, include_translator: bool = False) -> dict[str, Any]:
     """Report a saved session, reading its events one part at a time."""
     from ..session.reader import iter_event_parts, read_meta, read_rows
 
     path = Path(path)
     meta = read_meta(path)
-    tally = EventTally()
+    required = bool(meta.get("complete"))
+    processes = read_rows(path, "processes", optional=not required)
+    tally = EventTally(None if include_translator else from_session(meta, processes))
     for part in iter_event_parts(path, meta, COLUMNS):
         tally.add(part)
-    required = bool(meta.get("complete"))
-    return summarize(path, meta, tally, read_rows(path, "processes", optional=not required),
-                     read_rows(path, "relocations", optional=True), top_n)
+    return summarize(path, meta, tally, processes, read_rows(path, "relocations", optional=True), top_n)
 
 
-def build_report(session, top: int = 10) -> dict[str, Any]:
+def build_report(session, top: int = 10, include_translator: bool = False) -> dict[str, Any]:
     """Report a session loaded with :func:`tracer.load_session` (pandas)."""
     from ..heavy import pa
 
-    tally = EventTally()
+    processes = _rows(session.processes)
+    tally = EventTally(None if include_translator else from_session(session.meta, processes))
     ev = session.events
     if len(ev):
         tally.add(pa.Table.from_pandas(ev[[c for c in COLUMNS if c in ev.columns]], preserve_index=False))
-    return summarize(session.path, session.meta, tally, _rows(session.processes), _rows(session.relocations), top)
+    return summarize(session.path, session.meta, tally, processes, _rows(session.relocations), top)
 
 
 def _rows(frame) -> list[dict]:

@@ -14,7 +14,7 @@ round(q·(n−1)), ties to even — numpy's and pandas' ``nearest``.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, Callable
 
 from ..heavy import pa, pc
 from ..session.schema import KINDS
@@ -41,9 +41,15 @@ def _count(column, into: Counter) -> None:
 
 
 class EventTally:
-    """Counts, top lists and latency percentiles of the events added so far."""
+    """Counts, top lists and latency percentiles of the events added so far.
 
-    def __init__(self) -> None:
+    With ``translators`` (analysis/translator.py), events whose program is a
+    binfmt_misc translator itself go to ``self.translator``, a tally of their
+    own, so the figures are the translated program's."""
+
+    def __init__(self, translators: Callable[[Any], bool] | None = None) -> None:
+        self.translators = translators if translators else None
+        self.translator: EventTally | None = EventTally() if self.translators else None
         self.total = 0
         self.resolved = 0
         self.kinds: Counter = Counter()
@@ -57,6 +63,11 @@ class EventTally:
         n = events.num_rows
         if n == 0:
             return
+        if self.translators is not None:
+            events = self._split(events)
+            n = events.num_rows
+            if n == 0:
+                return
         self.total += n
         resolved = events["resolved"]
         self.resolved += int(pc.sum(resolved).as_py() or 0)
@@ -73,6 +84,26 @@ class EventTally:
                 lat = pc.filter(events["latency_ns"], pc.and_(measured, pc.equal(kind, k)))
                 if len(lat):
                     self._latency[k].append(pc.cast(lat, pa.int64()))
+
+    def _split(self, events: pa.Table) -> pa.Table:
+        """The events of translated programs; the translator's own to self.translator."""
+        exe = events["exe"]
+        if pa.types.is_dictionary(exe.type):  # a pandas categorical, from build_report
+            exe = exe.cast(pa.string())
+        theirs = [e for e in pc.unique(exe).to_pylist() if e is not None and self.translators(e)]
+        if not theirs:
+            return events
+        mask = pc.fill_null(pc.is_in(exe, value_set=pa.array(theirs, pa.string())), False)
+        self.translator.add(events.filter(mask))
+        return events.filter(pc.invert(mask))
+
+    def translator_section(self, top_n: int) -> dict[str, Any] | None:
+        """The translator's own share: shown apart, never mixed into the figures."""
+        t = self.translator
+        if t is None or not t.total:
+            return None
+        return {"bindings": t.total, "by_exe": ranked(t.exes, top_n, "exe"),
+                "top_providers": ranked(t.providers, top_n, "provider")}
 
     def latency(self) -> dict[str, Any] | None:
         per_kind = {k: _percentiles(chunks) for k, chunks in self._latency.items() if chunks}

@@ -10,8 +10,11 @@ offset-0 mapping of their file in /proc/PID/maps. slide = load - link.
 from __future__ import annotations
 
 import functools
+import os
+import shutil
 from dataclasses import asdict, dataclass
 
+from ..arch import host_arch
 from ..errors import GotraceError
 from .. import procfs
 from ..procfs import AT_BASE, AT_PHDR, auxv, file_mappings, randomize_va_space  # noqa: F401 (part of the aslr API)
@@ -75,6 +78,7 @@ def process_bases(pid: int, aux: dict[int, int] | None = None) -> list[ImageBase
 def launch_bases(argv: list[str], env: dict[str, str] | None = None, let_go: bool = False,
                  on_stop=None) -> tuple[list[ImageBase], int | None]:
     """Start ``argv`` stopped at its entry point and read every image's bases."""
+    launchable(argv, env)
     found: list[ImageBase] = []
 
     def stopped(pid: int, aux: dict[int, int]) -> None:
@@ -84,6 +88,38 @@ def launch_bases(argv: list[str], env: dict[str, str] | None = None, let_go: boo
 
     code = run_stopped_at_entry(argv, env, stopped, let_go=let_go)
     return found, code
+
+
+def launchable(argv: list[str], env: dict[str, str] | None = None) -> str:
+    """The program ``argv[0]`` names, if it is one aslr can start on this host;
+    otherwise one line saying what the file is (exit 127 when there is none)."""
+    name = argv[0] if argv else ""
+    path = shutil.which(name, path=(env or os.environ).get("PATH", os.defpath)) if name else None
+    if path is None and os.sep in name and os.path.exists(name):
+        path = name  # there, but not executable: say what it is first
+    if path is None:
+        raise GotraceError(f"command not found: {name}", 127)
+    if os.path.isdir(path):
+        raise GotraceError(f"{name}: is a directory, not a program")
+    if os.path.isfile(path) and os.access(path, os.R_OK):
+        with open(path, "rb") as fh:
+            if fh.read(2) == b"#!" and os.access(path, os.X_OK):
+                return path  # the kernel runs its interpreter: that is what gets stopped and read
+    img = open_image(path)  # empty, text, truncated, corrupt, a FIFO: one line (BadBinary)
+    host = host_arch()
+    if img.format != "ELF":
+        raise GotraceError(f"{name}: a {img.format} {img.arch} file: aslr starts ELF programs of this host "
+                           "(gotrace inspect reads its link-time layout)")
+    if img.arch != host:
+        raise GotraceError(f"{name}: built for {img.arch}, this host runs {host} programs (start it yourself, "
+                           "then gotrace aslr --pid PID)")
+    if img.file_type == "shared-object" and not img.interpreter:
+        raise GotraceError(f"{name}: a shared library, not a program (start a program that loads it)")
+    if img.file_type not in ("executable", "shared-object"):
+        raise GotraceError(f"{name}: an ELF {img.file_type} file, not a program")
+    if not os.access(path, os.X_OK):
+        raise GotraceError(f"{name}: not executable (chmod +x it)", 126)
+    return path
 
 
 def to_dicts(rows: list[ImageBase]) -> list[dict]:

@@ -18,6 +18,7 @@ import platform
 import signal
 from typing import Callable
 
+from ..dispositions import restore_for_exec
 from ..errors import GotraceError
 from ..procfs import AT_ENTRY, auxv
 
@@ -50,6 +51,7 @@ def run_stopped_at_entry(argv: list[str], env: dict[str, str] | None, on_stop: C
     pid = os.fork()
     if pid == 0:
         try:
+            restore_for_exec()
             _ptrace(PTRACE_TRACEME, 0)
             os.execvpe(argv[0], argv, env if env is not None else os.environ)
         except OSError:
@@ -62,7 +64,9 @@ def run_stopped_at_entry(argv: list[str], env: dict[str, str] | None, on_stop: C
             raise GotraceError(f"command not found or not executable: {argv[0]}" if code == 127
                                else f"{argv[0]} exited ({code}) before it could be stopped", 127 if code == 127 else 2)
         aux = auxv(pid)
-        entry = aux[AT_ENTRY]
+        entry = aux.get(AT_ENTRY)
+        if not entry:
+            raise GotraceError(f"{argv[0]}: the kernel gave it no entry point (not a program it can run)")
         word = _ptrace(PTRACE_PEEKTEXT, pid, entry) & 0xFFFFFFFFFFFFFFFF
         _ptrace(PTRACE_POKETEXT, pid, entry, (word & ~0xFF) | 0xCC)
         _ptrace(PTRACE_CONT, pid)

@@ -8,7 +8,8 @@ The child leads a process group of its own, like a shell job: on a terminal it
 becomes the foreground group, so Ctrl-C reaches the command and everything it
 started, while gotrace keeps capturing. SIGINT/SIGTERM/SIGHUP sent to gotrace
 itself are forwarded to that whole group, so no grandchild is left running.
-Either way the run counts as interrupted.
+Either way the run counts as interrupted; a command that dies of a signal
+nobody sent gotrace or its terminal (it killed itself) simply exited.
 """
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ import signal
 import time
 from dataclasses import dataclass, field
 
+from ..dispositions import restore_for_exec
 from ..errors import GotraceError
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+TERMINAL_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)  # what a terminal sends its foreground group
 
 
 def exit_code_from_wait_status(status: int) -> int:
@@ -69,9 +72,9 @@ class GatedChild:
         pid = os.fork()
         if pid == 0:  # child: wait for the gate, then exec
             try:
-                # interrupted at the gate, the child just dies: no Python handler runs in it
-                for sig in (*FORWARDED, signal.SIGTTOU):
-                    signal.signal(sig, signal.SIG_DFL)
+                # interrupted at the gate, the child just dies (no Python handler runs in
+                # it), and it execs with the dispositions it would have without gotrace
+                restore_for_exec()
                 os.close(gate_w)
                 os.close(err_r)
                 os.setpgid(0, 0)
@@ -180,10 +183,14 @@ class GatedChild:
                 status = 0
                 break
         self.end_ns = time.monotonic_ns()
+        held_terminal = self._tty is not None
         self._take_terminal_back()
         self.restore_signals()
-        if os.WIFSIGNALED(status) and os.WTERMSIG(status) in FORWARDED and not self.interrupted:
-            # the terminal's Ctrl-C (or a hang-up) reached the child's group, not us
+        if (held_terminal and not self.interrupted and os.WIFSIGNALED(status)
+                and os.WTERMSIG(status) in TERMINAL_SIGNALS):
+            # the terminal's Ctrl-C, Ctrl-\ or hang-up reached the child's group (its
+            # foreground), not us: the run was interrupted all the same. Any other death
+            # by a signal (a command that kills itself) is the command's own exit.
             self.interrupted = os.WTERMSIG(status)
         self._exit_code = exit_code_from_wait_status(status)
         return self._exit_code

@@ -24,7 +24,7 @@ from ..heavy import pa, pd
 from . import choose
 from ..analysis.tally import EventTally
 from ..errors import GotraceError
-from ..session.writer import SessionWriter, prepare_directory
+from ..session.writer import SessionWriter, create_unique, prepare_directory
 from ..version import __version__
 from .backend import CaptureRequest
 from .child import resolve_command
@@ -67,10 +67,26 @@ def _time_guest_lookups(path: Path, translation: translate.Translation) -> dict:
     return guest_latency.apply(path / "events", records, translation.host_exe)
 
 
+DEFAULT_PARENT = "gotrace-sessions"
+
+
+def _tally_holds(tally: EventTally, meta: dict, processes: list[dict]) -> bool:
+    """Whether the summary counted while capturing split translator from guest
+    as the saved session's report will (it knows the translators only now)."""
+    from ..analysis.translator import from_session
+
+    saved = from_session(meta, processes)
+    seen = set(tally.exes) | (set(tally.translator.exes) if tally.translator else set())
+    now = tally.translators or (lambda exe: False)
+    return all(bool(now(exe)) == bool(saved(exe)) for exe in seen)
+
+
 def default_session_dir(argv: list[str]) -> Path:
+    """A new directory gotrace-sessions/<time>-<cmd> (created, with gotrace-sessions/;
+    -2, -3 … when a run in the same second took the name)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     name = os.path.basename(argv[0]) if argv else "cmd"
-    return Path("gotrace-sessions") / f"{stamp}-{name}"
+    return create_unique(Path(DEFAULT_PARENT), f"{stamp}-{name}")
 
 
 def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "auto",
@@ -95,6 +111,7 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
     if arch is not None:
         if attach is not None:
             raise GotraceError("--arch starts a command; it cannot be combined with --attach")
+        translate.check_program(translate.normalize(arch), argv, env)
         foreign = translate.normalize(arch) != translate.host_arch()
         if foreign and backend in ("bpftrace", "lldb"):
             raise GotraceError(f"--backend {backend} cannot see translated guest code (uprobes and lldb's "
@@ -119,7 +136,7 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
         prelaunch.discard()
     if on_choice is not None:
         on_choice(choice)
-    path = prepare_directory(Path(out) if out else default_session_dir(argv), force)
+    path = prepare_directory(Path(out), force) if out else default_session_dir(argv)
     progress = progress or Progress()
     uname = platform.uname()
     writer = SessionWriter(path, {
@@ -131,7 +148,7 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
         "start_time": time.time(), "start_ns": time.monotonic_ns(),
         "translation": translation.meta() if translation is not None else None,
     })
-    sink = ChunkSink(writer, progress, on_chunk)
+    sink = ChunkSink(writer, progress, on_chunk, translators=translate.translator_filter(translation))
 
     def on_process(n: int) -> None:
         progress.processes = n
@@ -175,5 +192,6 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
                       lost_events=result.lost_events, events=writer.events_written,
                       write_error=writer.write_error, meta=writer.meta,
                       # guest timing rewrote the saved events' latencies: the report reads them back
-                      tally=None if guest_timing else sink.tally, processes=procs,
+                      tally=None if guest_timing or not _tally_holds(sink.tally, writer.meta, procs) else sink.tally,
+                      processes=procs,
                       relocations=result.relocations or [])

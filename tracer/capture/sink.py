@@ -46,9 +46,9 @@ class ChunkSink:
     """
 
     def __init__(self, writer: SessionWriter, progress: Progress,
-                 on_chunk: Callable[[pd.DataFrame], None] | None = None):
+                 on_chunk: Callable[[pd.DataFrame], None] | None = None, translators=None):
         self.writer = writer
-        self.tally = EventTally()  # of what reached disk: the report of the saved session
+        self.tally = EventTally(translators)  # of what reached disk: the report of the saved session
         self.progress = progress
         self.on_chunk = on_chunk
         self.buffer: list[pa.Table] = []

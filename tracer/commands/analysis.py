@@ -9,16 +9,17 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import GotraceError
-from .options import JsonOpt, SessionArg, TopOpt
+from .options import JsonOpt, SessionArg, TopOpt, TranslatorOpt
 from .output import err_console
 
 
 def compare_command(
     a: SessionArg, b: Annotated[Path, typer.Argument(help="The second session (e.g. the translated run).",
                                                      show_default=False)],
-    as_json: JsonOpt = False, top: TopOpt = 15,
+    as_json: JsonOpt = False, top: TopOpt = 10,
     plot_file: Annotated[Optional[Path], typer.Option("--plot", help="Also draw both sessions into this "
                          ".png/.svg (as gotrace plot A B).", show_default=False)] = None,
+    include_translator: TranslatorOpt = False,
 ) -> None:
     """Two sessions side by side, e.g. native against translated.
 
@@ -26,7 +27,13 @@ def compare_command(
     p99, ratio B/A), resolver and relocation time per executable, and the
     bindings found in only one of them. Objects match by file name and every
     ld.so is `ld.so`, so a native and a translated run of one workload line
-    up. Sessions of different commands are compared anyway, with a warning.
+    up. Examples:
+
+      gotrace compare native-sess arm64-sess
+      gotrace compare --json --plot ab.png native-sess arm64-sess
+
+    Sessions of different commands are compared anyway, with a warning; a
+    translator's own bindings are left out unless --include-translator.
     """
     from rich.console import Console
 
@@ -35,10 +42,10 @@ def compare_command(
     from ..session.reader import load_session
 
     sa, sb = load_session(a), load_session(b)
-    res = compare(sa, sb, top=top)
+    res = compare(sa, sb, top=top, include_translator=include_translator)
     if plot_file is not None:
         from ..analysis.plot import plot
-        plot([sa, sb], plot_file)
+        plot([sa, sb], plot_file, include_translator=include_translator)
     for w in res["warnings"]:
         err_console.print(f"[yellow]gotrace: warning:[/] {w}")
     if as_json:
@@ -52,37 +59,52 @@ def compare_command(
 
 def plot_command(
     sessions: Annotated[list[Path], typer.Argument(help="One session, or two to compare (A B).", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="The picture to write: .png or .svg.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="The picture to write: .png or .svg; - for stdout.")],
+    fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="png | svg.",
+                                               show_default="from the file name; png for -")] = None,
+    include_translator: TranslatorOpt = False,
 ) -> None:
     """Latency and bindings-over-time pictures of one or two sessions.
 
     Three panels: the latency ECDF on a log axis, the median latency per
     providing library, and bindings over the run; for one session, or two
-    side by side (native against translated). PNG or SVG by the file's
-    extension.
+    side by side (native against translated). Examples:
+
+      gotrace plot sess -o latency.png
+      gotrace plot native-sess arm64-sess -o ab.svg
+      gotrace plot sess -o - > latency.png
+
+    PNG or SVG by the file's extension or --format; a translator's own
+    bindings are left out unless --include-translator.
     """
     from ..analysis.plot import plot
     from ..session.reader import load_session
 
     if not 1 <= len(sessions) <= 2:
         raise GotraceError("give one session, or two to compare")
-    plot([load_session(p) for p in sessions], output)
-    err_console.print(f"gotrace: plot written: {output}")
+    plot([load_session(p) for p in sessions], output, fmt, include_translator)
+    if output != "-":
+        err_console.print(f"gotrace: plot written: {output}")
 
 
 def export_command(
     session: SessionArg,
     fmt: Annotated[str, typer.Option("--format", "-f", help="chrome (Perfetto / chrome://tracing) | csv | parquet.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="The file to write.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="The file to write; - for stdout.")],
 ) -> None:
     """A session's bindings as Chrome trace, CSV or Parquet.
 
     The Chrome trace-event format (Perfetto, chrome://tracing) has one track
     per process, each binding a slice as long as its latency; CSV and Parquet
-    hold the events table as it is.
+    hold the events table as it is, every event included. Examples:
+
+      gotrace export sess -f chrome -o trace.json   # open in ui.perfetto.dev
+      gotrace export sess -f csv -o - | head
+
+    -o - writes to stdout.
     """
     from ..analysis.export import export
     from ..session.reader import load_session
 
     n = export(load_session(session), fmt, output)
-    err_console.print(f"gotrace: {n:,} bindings written to {output} ({fmt})")
+    err_console.print(f"gotrace: {n:,} bindings written to {'stdout' if output == '-' else output} ({fmt})")

@@ -1,15 +1,14 @@
 """gotrace aslr: link-time base, runtime load base and slide of every image."""
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from ..errors import GotraceError
-from .options import JsonOpt, stdout_console
+from .options import JsonOpt, JsonOutOpt, stdout_console
+from .output import check_json_out, emit_json
 
 
 def aslr_command(
@@ -19,6 +18,7 @@ def aslr_command(
                                                     show_default=False)] = None,
     run: Annotated[bool, typer.Option("--run", help="Let the launched program run on instead of killing it.")] = False,
     as_json: JsonOpt = False,
+    json_out: JsonOutOpt = None,
 ) -> None:
     """Link-time base, load base and slide of every image, PIE or not.
 
@@ -31,7 +31,8 @@ def aslr_command(
     A program is started stopped at its entry point (every library mapped, no
     program code run), its images are read, and it is killed; --run lets it
     go on. --session fills the link_base and slide columns of the session's
-    images table from the files on disk.
+    images table from the files on disk. With --run, --json-out FILE keeps the
+    JSON apart from what the program prints.
 
     ASLR is used as the system has it (kernel.randomize_va_space), never
     turned off. Rules: an ELF file's link-time base is its first PT_LOAD's
@@ -42,6 +43,7 @@ def aslr_command(
     chosen = sum(x is not None and x != [] for x in (command, pid, session))
     if chosen != 1:
         raise GotraceError("give exactly one of: a program (gotrace aslr ./prog), --pid PID or --session DIR")
+    check_json_out(json_out)
     exit_code = 0
     if session is not None:
         from ..analysis.images import fill_session
@@ -53,10 +55,9 @@ def aslr_command(
         found, code = aslr.launch_bases(list(command), let_go=run)
         rows, exit_code = aslr.to_dicts(found), code or 0
     doc = {"randomize_va_space": aslr.randomize_va_space(), "images": rows}
-    if as_json:
-        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
-    else:
+    if not as_json and json_out != "-":
         from ..render.aslr import render_aslr
 
         render_aslr(doc, stdout_console())
+    emit_json(doc, as_json, json_out)
     raise typer.Exit(exit_code)

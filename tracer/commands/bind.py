@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from .bind_run import run_bind
-from .options import JsonOpt
+from .options import JsonOpt, JsonOutOpt
 
 
 def bind_command(
@@ -26,6 +26,7 @@ def bind_command(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing session directory.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live status line.")] = False,
     as_json: JsonOpt = False,
+    json_out: JsonOutOpt = None,
 ) -> None:
     """Run a command and every process it spawns; record each binding.
 
@@ -47,6 +48,9 @@ def bind_command(
     never lldb, except for --attach).
 
     The command's exit code becomes gotrace's; Ctrl-C saves the session marked
-    incomplete. The session is analysed with `gotrace report DIR`.
+    incomplete. The session is analysed with `gotrace report DIR`. Scripts take
+    the summary as JSON with --json-out FILE: the command's own stdout stays
+    the command's (--json shares stdout with it).
     """
-    raise typer.Exit(run_bind(command, output, backend, arch, register_binfmt, attach, force, quiet, as_json))
+    raise typer.Exit(run_bind(command, output, backend, arch, register_binfmt, attach, force, quiet, as_json,
+                              json_out))

@@ -6,17 +6,17 @@ path (plain_bind.py), so it imports neither Typer nor click: for a plain
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 from ..errors import GotraceError
-from .output import err_console, print_error
+from .output import check_json_out, emit_json, err_console, print_error
 
 
 def run_bind(command: list[str] | None, output: Path | None = None, backend: str = "auto",
              arch: str | None = None, register_binfmt: bool = False, attach: int | None = None,
-             force: bool = False, quiet: bool = False, as_json: bool = False) -> int:
+             force: bool = False, quiet: bool = False, as_json: bool = False,
+             json_out: str | None = None) -> int:
     """Trace, save, print the summary; the exit code gotrace should end with.
     Anticipated failures raise GotraceError (one line and its code)."""
     from .. import heavy
@@ -36,6 +36,7 @@ def run_bind(command: list[str] | None, output: Path | None = None, backend: str
         raise GotraceError("give either --attach PID or a command after --, not both")
     if attach is None and not command:
         raise GotraceError("no command given: put it after --, e.g. gotrace bind -- go build")
+    check_json_out(json_out)
     progress = Progress()
     live = LiveLine(progress) if (not quiet and sys.stderr.isatty()) else None
 
@@ -59,8 +60,11 @@ def run_bind(command: list[str] | None, output: Path | None = None, backend: str
     except GotraceError as exc:  # the command's exit code still wins
         print_error(f"cannot summarise the session: {exc.message}")
         return result.exit_code or 1
-    if as_json:
-        sys.stdout.write(json.dumps(report, indent=2) + "\n")
-    else:
+    if not as_json and json_out != "-":
         render_summary(report, err_console, show_choice=live is None)
+    try:
+        emit_json(report, as_json, json_out)
+    except GotraceError as exc:  # the command's exit code still wins
+        print_error(exc.message)
+        return result.exit_code or 1
     return result.exit_code

@@ -23,6 +23,8 @@ from __future__ import annotations
 import os
 import sys
 
+from .. import dispositions  # noqa: F401 — first, to note the signal mask gotrace inherited
+
 
 def main(argv: list[str] | None = None, fast_paths: bool = True) -> None:
     """Run one command line and exit with its code (``fast_paths=False``: through Typer only)."""

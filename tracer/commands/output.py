@@ -49,3 +49,46 @@ def report_failure(exc: BaseException) -> int:
     message, code = one_line(exc)
     print_error(message)
     return code
+
+
+def check_json_out(path: str | None) -> None:
+    """Refuse a --json-out FILE that cannot be written, before anything runs."""
+    if path is None or path == "-":
+        return
+    from pathlib import Path
+
+    from ..errors import GotraceError
+
+    target = Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise GotraceError(f"--json-out {path}: is a directory; give a file name")
+    if not parent.is_dir():
+        raise GotraceError(f"--json-out {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise GotraceError(f"--json-out {path}: permission denied")
+
+
+def emit_json(doc, as_json: bool = False, json_out: str | None = None) -> None:
+    """The JSON document on stdout (--json, or --json-out -) and/or into a file
+    (--json-out FILE: what a traced program prints on stdout never mixes with it)."""
+    import json
+
+    text = json.dumps(doc, indent=2) + "\n"
+    if as_json or json_out == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    if json_out is not None and json_out != "-":
+        from ..errors import GotraceError
+
+        tmp = f"{json_out}.tmp-{os.getpid()}"
+        try:
+            with open(tmp, "w") as fh:
+                fh.write(text)
+            os.replace(tmp, json_out)
+        except OSError as exc:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise GotraceError(f"cannot write {json_out}: {exc.strerror or exc}") from None

@@ -4,8 +4,8 @@ Typer and click take ~40 ms to import and to build the command tree, all of
 it before the traced command may start, so all of it on the command's wall
 time. The console script therefore recognises the plain form itself —
 ``-o/--output D``, ``-b/--backend B``, ``-q/--quiet``, ``--force``,
-``--json``, each at most once, then ``--`` and the command — and runs it
-through the same ``run_bind`` the Typer command calls. Anything else, or
+``--json``, ``--json-out FILE``, each at most once, then ``--`` and the
+command — and runs it through the same ``run_bind`` the Typer command calls. Anything else, or
 anything this scan is unsure of (``--help``, ``--arch``, ``-oDIR``, a
 repeated option, a typo), goes to Typer, which owns the grammar, the help
 and the usage errors. Failures reach the console's one handler either way:
@@ -20,7 +20,8 @@ from ..capture.choose import NAMES
 
 PRELAUNCH_BACKENDS = {"auto", "bpftrace"}  # a plain bind these may run gets bpftrace started early
 
-_VALUE_OPTIONS = {"-o": "output", "--output": "output", "-b": "backend", "--backend": "backend"}
+_VALUE_OPTIONS = {"-o": "output", "--output": "output", "-b": "backend", "--backend": "backend",
+                  "--json-out": "json_out"}
 _FLAG_OPTIONS = {"-q": "quiet", "--quiet": "quiet", "--force": "force", "--json": "as_json"}
 
 
@@ -32,6 +33,7 @@ class PlainBind:
     quiet: bool = False
     force: bool = False
     as_json: bool = False
+    json_out: str | None = None
 
 
 def scan(cli_argv: list[str]) -> PlainBind | None:
@@ -79,4 +81,4 @@ def run(plain: PlainBind) -> int:
 
     heavy.after_import("pyarrow", heavy.system_allocator)  # as the Typer app does
     return run_bind(plain.command, Path(plain.output) if plain.output else None, plain.backend,
-                    force=plain.force, quiet=plain.quiet, as_json=plain.as_json)
+                    force=plain.force, quiet=plain.quiet, as_json=plain.as_json, json_out=plain.json_out)

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.table import Table
+
+from .format import ID, NUM, print_table
 
 
 def _who(side) -> str:
@@ -10,22 +11,23 @@ def _who(side) -> str:
 
 
 def render_bench(sides: list, runs: int, con: Console) -> None:
-    t = Table(title=f"binding cost per symbol (median of {runs} processes each)", title_justify="left")
-    t.add_column("symbol")
+    cols = [("symbol", ID)]
     for s in sides:
-        t.add_column(f"{_who(s)}\nbind", justify="right")
-        t.add_column("warm call", justify="right")
+        cols += [(f"{_who(s)} bind", NUM), ("warm call", NUM)]
     if len(sides) == 2:
-        t.add_column("ratio", justify="right")
+        cols.append(("ratio", NUM))
     merged = sides[0].per_symbol.set_index("symbol")
     other = sides[1].per_symbol.set_index("symbol") if len(sides) == 2 else None
+    rows = []
     for sym, row in merged.iterrows():
-        cells = [sym, f"{row.bind_ns / 1e3:,.1f} µs", f"{row.warm_ns} ns"]
+        cells = [sym, f"{row.bind_ns / 1e3:,.1f} µs", f"{row.warm_ns:,} ns"]
         if other is not None and sym in other.index:
             o = other.loc[sym]
-            cells += [f"{o.bind_ns / 1e3:,.1f} µs", f"{o.warm_ns} ns", f"{o.bind_ns / max(row.bind_ns, 1):,.0f}×"]
-        t.add_row(*cells)
-    con.print(t)
+            cells += [f"{o.bind_ns / 1e3:,.1f} µs", f"{o.warm_ns:,} ns", f"{o.bind_ns / max(row.bind_ns, 1):,.0f}×"]
+        elif other is not None:
+            cells += ["-", "-", "-"]
+        rows.append(cells)
+    print_table(con, f"binding cost per symbol (median of {runs} processes each)", cols, rows)
     for s in sides:
         sm = s.summary()
         con.print(f"{_who(s)}: median binding cost {sm['median_bind_ns'] / 1e3:,.1f} µs over {sm['symbols']} symbols")

@@ -1,70 +1,101 @@
-"""`gotrace report` and `gotrace bind`'s summary: a report dict (analysis/report.py) as rich text."""
+"""`gotrace report` and `gotrace bind`'s summary: a report dict (analysis/report.py) as rich text.
+
+Whatever comes from the traced run (paths, argv, symbols) is escaped: a `[x]`
+in a command line is text, never rich markup.
+"""
 from __future__ import annotations
 
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
-from .format import duration as _ns, table as _table
+from .format import ID, NUM, TEXT, count, duration as _ns, plural, print_table, shown
+
+
+def _latency_title(session: dict[str, Any]) -> str:
+    cal = _calibration(session)
+    if cal is None:
+        return "resolver latency"
+    return (f"resolver latency, calibrated estimates (lldb: stop to stop, minus its own stop/resume cost "
+            f"{_ns(cal['median_ns'])}, median of {cal['rounds']})")
+
+
+def _calibration(session: dict[str, Any]) -> dict | None:
+    method = session.get("latency_method")
+    cal = method.get("calibration") if isinstance(method, dict) else None
+    return cal if cal and cal.get("median_ns") is not None else None
+
+
+def _exit(s: dict[str, Any]) -> str:
+    return "exit unknown" if s.get("exit_code") is None else f"exit {s['exit_code']}"
+
+
+def _processes_line(b: dict, p: dict) -> str:
+    kinds = ", ".join(f"{k} {v:,}" for k, v in b["by_kind"].items())
+    return (f"{plural(b['total'], 'binding')} in {plural(p['count'], 'process')} "
+            f"({plural(p['images'], 'program image')}, {p['failed']:,} exited non-zero): {kinds}; "
+            f"resolved {b['resolved']:,}, failed {b['failed']:,}")
+
+
+def _translated(p: dict) -> str:
+    return ", ".join(f"{plural(n, 'program')} by {t}" for t, n in p["translated"].items())
 
 
 def render_report(report: dict[str, Any], console: Console) -> None:
     s, b, p = report["session"], report["bindings"], report["processes"]
     state = "complete" if s["complete"] else "[yellow]INCOMPLETE[/]"
-    console.print(f"[bold]session[/] {s['path']}  ({state}, backend {s['backend']}, "
-                  f"exit {s['exit_code']}, {s['duration_s']} s)")
-    console.print(f"[bold]command[/] {' '.join(s['argv'] or [])}")
-    kinds = ", ".join(f"{k} {v:,}" for k, v in b["by_kind"].items())
-    console.print(f"[bold]{b['total']:,}[/] bindings in [bold]{p['count']}[/] processes "
-                  f"({p['images']} program images, {p['failed']} exited non-zero): {kinds}; "
-                  f"resolved {b['resolved']:,}, failed {b['failed']:,}")
+    console.print(f"[bold]session[/] {escape(s['path'])}  ({state}, backend {s['backend']}, "
+                  f"{_exit(s)}, {shown(s['duration_s'])} s)")
+    console.print(f"[bold]command[/] {escape(' '.join(s['argv'] or []))}")
+    console.print(escape(_processes_line(b, p)))
     if s["lost_events"]:
         console.print(f"[bold red]{s['lost_events']:,} events were lost[/] (perf buffer overflow or a full "
                       "binding map): counts are lower bounds")
     if not s.get("descendants_traced", True):
         console.print("[yellow]descendants were not traced[/]: lldb follows one process")
     if p.get("translated"):
-        console.print("translated program images: " + ", ".join(f"{n:,} by {t}" for t, n in p["translated"].items()))
+        console.print("translated: " + _translated(p))
     if s.get("guest_latency"):
         console.print(_guest_timing(s["guest_latency"]))
+    for note in report.get("notes") or ():
+        console.print(f"[dim]note:[/] {escape(note)}")
     lat = report.get("latency_ns")
     if lat:
-        rows = [[k, f"{v['count']:,}", _ns(v["p50"]), _ns(v["p90"]), _ns(v["p99"]), _ns(v["max"])]
-                for k, v in lat.items()]
-        console.print(_table("resolver latency" + _correction(s), ["kind", "n", "p50", "p90", "p99", "max"], rows))
+        print_table(console, _latency_title(s), [("kind", ID), ("n", NUM), ("p50", NUM), ("p90", NUM), ("p99", NUM),
+                                                 ("max", NUM)],
+                    [[k, count(v["count"]), _ns(v["p50"]), _ns(v["p90"]), _ns(v["p99"]), _ns(v["max"])]
+                     for k, v in lat.items()])
     else:
         console.print("resolver latency: not measured by this backend")
-    console.print(_table("top symbols", ["symbol", "bindings"],
-                         [[r["symbol"], f"{r['bindings']:,}"] for r in report["top_symbols"]]))
-    console.print(_table("top providers", ["provider", "bindings"],
-                         [[r["provider"], f"{r['bindings']:,}"] for r in report["top_providers"]]))
-    console.print(_table("bindings per executable", ["exe", "bindings"],
-                         [[r["exe"], f"{r['bindings']:,}"] for r in report["by_exe"]]))
-    console.print(_table("processes per executable", ["exe", "processes"],
-                         [[r["exe"], r["processes"]] for r in report["processes"]["by_exe"]]))
+    print_table(console, "top symbols", [("symbol", ID), ("bindings", NUM)],
+                [[r["symbol"], count(r["bindings"])] for r in report["top_symbols"]])
+    print_table(console, "top providers", [("provider", TEXT), ("bindings", NUM)],
+                [[r["provider"], count(r["bindings"])] for r in report["top_providers"]])
+    print_table(console, "bindings per executable", [("exe", TEXT), ("bindings", NUM)],
+                [[r["exe"], count(r["bindings"])] for r in report["by_exe"]])
+    print_table(console, "processes per executable", [("exe", TEXT), ("processes", NUM)],
+                [[r["exe"], count(r["processes"])] for r in report["processes"]["by_exe"]])
     if report["failed_symbols"]:
-        console.print(_table("failed lookups", ["symbol", "lookups"],
-                             [[r["symbol"], f"{r['bindings']:,}"] for r in report["failed_symbols"]]))
+        print_table(console, "failed lookups", [("symbol", ID), ("lookups", NUM)],
+                    [[r["symbol"], count(r["bindings"])] for r in report["failed_symbols"]])
+    tr = report.get("translator_bindings")
+    if tr:
+        print_table(console, f"the translator's own bindings (left out above): {tr['bindings']:,}",
+                    [("translator", TEXT), ("bindings", NUM)], [[r["exe"], count(r["bindings"])] for r in tr["by_exe"]])
     rel = report.get("relocation")
     if rel:
-        console.print(_table(f"relocation time per image (total {_ns(rel['total_ns'])})",
-                             ["image", "relocations", "total", "median", "max"],
-                             [[r["path"], r["relocations"], _ns(r["total_ns"]), _ns(r["median_ns"]),
-                               _ns(r["max_ns"])] for r in rel["top_images"]]))
-
-
-def _correction(session: dict[str, Any]) -> str:
-    method = session.get("latency_method")
-    cal = method.get("calibration") if isinstance(method, dict) else None
-    if not cal or cal.get("median_ns") is None:
-        return ""
-    return f" (after subtracting lldb's own stop/resume cost, {_ns(cal['median_ns'])} median of {cal['rounds']})"
+        print_table(console, f"relocation time per image (total {_ns(rel['total_ns'])})",
+                    [("image", TEXT), ("relocations", NUM), ("total", NUM), ("median", NUM), ("max", NUM)],
+                    [[r["path"], count(r["relocations"]), _ns(r["total_ns"]), _ns(r["median_ns"]), _ns(r["max_ns"])]
+                     for r in rel["top_images"]])
 
 
 def _guest_timing(g: dict) -> str:
     unpaired = g.get("processes_unpaired") or []
-    return (f"guest lookups timed by the qemu plugin: {g['bindings_timed']:,} in {g['processes_timed']} processes"
-            + (f"; {len(unpaired)} processes left untimed (their counts disagree)" if unpaired else ""))
+    return (f"guest lookups timed by the qemu plugin: {g['bindings_timed']:,} in "
+            f"{plural(g['processes_timed'], 'process')}"
+            + (f"; {plural(len(unpaired), 'process')} left untimed (their counts disagree)" if unpaired else ""))
 
 
 def render_summary(report: dict[str, Any], console: Console, show_choice: bool = False) -> None:
@@ -72,12 +103,11 @@ def render_summary(report: dict[str, Any], console: Console, show_choice: bool =
     s, b, p = report["session"], report["bindings"], report["processes"]
     kinds = ", ".join(f"{k} {v:,}" for k, v in b["by_kind"].items())
     if show_choice and s.get("backend_choice"):
-        console.print(f"[bold]gotrace:[/] {s['backend_choice']}")
-    console.print(f"[bold]gotrace:[/] {b['total']:,} bindings in {p['count']} processes ({kinds}; "
-                  f"{b['failed']:,} failed lookups)")
+        console.print(f"[bold]gotrace:[/] {escape(s['backend_choice'])}")
+    console.print(f"[bold]gotrace:[/] {plural(b['total'], 'binding')} in {plural(p['count'], 'process')} "
+                  f"({kinds}; {plural(b['failed'], 'failed lookup')})")
     if p.get("translated"):
-        console.print("[bold]gotrace:[/] translated program images: "
-                      + ", ".join(f"{n:,} by {t}" for t, n in p["translated"].items()))
+        console.print("[bold]gotrace:[/] translated: " + _translated(p))
     if s.get("guest_latency"):
         console.print("[bold]gotrace:[/] " + _guest_timing(s["guest_latency"]))
     if s.get("exit_code_unknown"):
@@ -88,12 +118,18 @@ def render_summary(report: dict[str, Any], console: Console, show_choice: bool =
                       "(use --backend bpftrace or ld-debug for a process tree)")
     lat = (report.get("latency_ns") or {}).get("all")
     if lat:
-        console.print(f"[bold]gotrace:[/] resolver latency p50 {_ns(lat['p50'])}, p99 {_ns(lat['p99'])}, "
-                      f"max {_ns(lat['max'])}{_correction(s)}")
+        cal = _calibration(s)
+        what = "resolver latency" if cal is None else "resolver latency (calibrated estimates)"
+        console.print(f"[bold]gotrace:[/] {what} p50 {_ns(lat['p50'])}, p99 {_ns(lat['p99'])}, "
+                      f"max {_ns(lat['max'])}"
+                      + (f" (lldb's own stop/resume cost, {_ns(cal['median_ns'])} median of {cal['rounds']}, "
+                         "subtracted)" if cal else ""))
     if report["top_providers"]:
         tops = ", ".join(f"{r['provider']} {r['bindings']:,}" for r in report["top_providers"][:3])
-        console.print(f"[bold]gotrace:[/] top providers: {tops}")
+        console.print(f"[bold]gotrace:[/] top providers: {escape(tops)}")
+    for note in report.get("notes") or ():
+        console.print(f"[bold]gotrace:[/] [dim]note:[/] {escape(note)}")
     if s["lost_events"]:
         console.print(f"[bold red]gotrace:[/] {s['lost_events']:,} events lost: counts are lower bounds")
     state = "saved" if s["complete"] else "[yellow]saved, marked incomplete[/]"
-    console.print(f"[bold]gotrace:[/] session {state}: {s['path']}  (gotrace report {s['path']})")
+    console.print(f"[bold]gotrace:[/] session {state}: {escape(s['path'])}  (gotrace report {escape(s['path'])})")

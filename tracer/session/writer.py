@@ -29,26 +29,76 @@ from ..errors import GotraceError
 
 
 def prepare_directory(path: Path, force: bool) -> Path:
-    """Refuse an existing or unwritable output directory before anything runs."""
+    """Refuse an output directory that cannot or must not be written, before anything runs.
+
+    An empty existing directory is used as it is; a gotrace session is replaced
+    only with ``force``; anything else is never touched.
+    """
     path = Path(path)
-    if path.exists():
-        if not force:
-            raise GotraceError(f"output directory {path} already exists; choose another -o or pass --force")
+    reuse = False
+    if path.exists() or path.is_symlink():
         if not path.is_dir():
-            raise GotraceError(f"output path {path} exists and is not a directory")
-        if not (path / META).exists() and any(path.iterdir()):
+            raise GotraceError(f"output path {path} exists and is not a directory; choose another -o")
+        try:
+            empty = not any(path.iterdir())
+        except OSError as exc:
+            raise GotraceError(f"cannot read {path}: {exc.strerror}; choose another -o") from None
+        if empty:
+            reuse = True
+        elif not force:
+            raise GotraceError(f"output directory {path} already exists; choose another -o or pass --force")
+        elif not (path / META).exists():
             raise GotraceError(f"{path} is not empty and not a gotrace session; refusing to overwrite it")
-        shutil.rmtree(path)
     parent = path.parent if str(path.parent) else Path(".")
-    if not parent.exists():
-        raise GotraceError(f"cannot create {path}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise GotraceError(f"cannot write to {parent}: permission denied; choose another -o")
+    _check_writable(parent if not reuse else path, path)
+    if path.exists() and not reuse:
+        try:
+            shutil.rmtree(path)
+        except OSError as exc:
+            raise GotraceError(f"cannot replace {path}: {exc.strerror or exc}") from None
     try:
-        (path / "events").mkdir(parents=True)
+        (path / "events").mkdir(parents=True, exist_ok=reuse)
     except OSError as exc:
         raise GotraceError(f"cannot create {path}: {exc.strerror}") from None
     return path
+
+
+def _check_writable(directory: Path, path: Path) -> None:
+    """One line naming what is wrong with the directory ``path`` is to be written in."""
+    if not directory.exists():
+        raise GotraceError(f"cannot create {path}: directory {directory} does not exist")
+    if not directory.is_dir():
+        raise GotraceError(f"cannot create {path}: {directory} is not a directory")
+    try:
+        read_only = bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    if read_only:
+        raise GotraceError(f"cannot write to {directory}: read-only file system; choose another -o")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise GotraceError(f"cannot write to {directory}: permission denied; choose another -o")
+
+
+def create_unique(parent: Path, stem: str) -> Path:
+    """A new, empty session directory ``parent/stem`` (``stem-2``, ``stem-3`` … when
+    taken, by this or a concurrent gotrace), creating ``parent`` if needed."""
+    parent = Path(parent)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GotraceError(f"cannot create {parent}: {exc.strerror}; choose a directory with -o") from None
+    _check_writable(parent, parent / stem)
+    for n in range(1, 10000):
+        path = parent / (stem if n == 1 else f"{stem}-{n}")
+        try:
+            path.mkdir()  # atomic: two runs in the same second never get the same directory
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise GotraceError(f"cannot create {path}: {exc.strerror}") from None
+        (path / "events").mkdir()
+        return path
+    raise GotraceError(f"{parent} holds 10,000 sessions named {stem}…; choose another -o")
 
 
 def write_atomic(table: pa.Table, dest: Path) -> None:

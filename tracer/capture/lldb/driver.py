@@ -21,6 +21,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from ...dispositions import PYTHON_IGNORED
 from ...errors import BackendUnavailable, GotraceError
 from ... import procfs
 from ...procfs import AT_BASE, auxv, cmdline, ppid as read_ppid
@@ -222,8 +223,11 @@ class LldbDriver:
         self.target = self.debugger.CreateTarget(exe, None, None, True, err)
         if not self.target or not self.target.IsValid():
             raise GotraceError(f"lldb cannot load {exe}: {err.GetCString() or 'not an executable it understands'}")
-        info = L.SBLaunchInfo(argv[1:])
-        info.SetExecutableFile(L.SBFileSpec(exe), True)
+        self.debugger.DeleteTarget(self.target)  # it loads: now launch it through the shim
+        self.target = self.debugger.CreateTarget(str(_exec_shim()), None, None, True, err)
+        shim = _exec_shim()  # the program starts with default dispositions, not lldb-server's
+        info = L.SBLaunchInfo([",".join(str(int(s)) for s in PYTHON_IGNORED), exe, *argv])
+        info.SetExecutableFile(L.SBFileSpec(str(shim)), True)
         info.SetEnvironmentEntries([f"{k}={v}" for k, v in env.items()], False)
         info.SetWorkingDirectory(os.getcwd())
         info.SetLaunchFlags((info.GetLaunchFlags() & ~L.eLaunchFlagDisableASLR) | L.eLaunchFlagStopAtEntry)
@@ -241,10 +245,11 @@ class LldbDriver:
             stdio.launched()
             if state != L.eStateStopped:
                 raise GotraceError(f"{exe} ended before lldb could stop it at its entry point")
+            self._quiet_signals()
+            self._through_shim(exe)
             pid = self.process.GetProcessID()
             self.result = DriverResult(pid=pid, exit_code=None, ppid=read_ppid(pid))
             self.result.runs.append(ImageRun(exe, list(argv), start))
-            self._quiet_signals()
             self._new_recorder(exe)
             thread = self.process.GetSelectedThread()
             self.recorder.calibrate(thread, wait_stop=self._wait_stop, abort=lambda: bool(self._interrupt))
@@ -253,6 +258,21 @@ class LldbDriver:
             self._collect()  # whatever happened, events already seen reach the session
             stdio.finish()
             self._close()
+
+    def _through_shim(self, exe: str) -> None:
+        """From the shim's entry to the program's: run until the exec stop (the
+        program stopped at its own entry, before its dynamic linker has run)."""
+        L = self.lldb
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            self.process.Continue()
+            state = self._until_stopped()
+            if state != L.eStateStopped:
+                raise GotraceError(f"cannot run {exe}: it ended before it started "
+                                   f"(exit status {self.process.GetExitStatus()})", 126)
+            if any(t.GetStopReason() == L.eStopReasonExec for t in self.process):
+                return
+        raise GotraceError(f"lldb did not see {exe} start within 60 s")
 
     # ---- attach ------------------------------------------------------------
     def _attach(self, pid: int) -> DriverResult:
@@ -426,6 +446,13 @@ class LldbDriver:
                 self.process.Kill()
         finally:
             self.lldb.SBDebugger.Destroy(self.debugger)
+
+
+def _exec_shim():
+    """csrc/execdefault.c, built once per source version (see its header)."""
+    from ...csrc.build import compile_cached
+
+    return compile_cached("execdefault", ["execdefault.c"], "cc", ["-O2"], what="the lldb launch shim")
 
 
 def _become_subreaper() -> None:

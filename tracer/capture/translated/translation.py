@@ -45,6 +45,28 @@ def normalize(name: str) -> str:
 host_arch = archs.host_arch
 
 
+def translator_filter(translation: Translation | None = None):
+    """Which programs are translators (analysis/translator.py), from every
+    binfmt_misc handler registered now and the run's own."""
+    from ...analysis.translator import TranslatorFilter
+
+    hs = handlers() + ([translation.handler] if translation is not None else [])
+    return TranslatorFilter({h.translator for h in hs}, [h.interpreter for h in hs])
+
+
+def check_program(arch: str, argv: list[str], env: dict[str, str]) -> None:
+    """Refuse ``--arch ARCH`` for a program built for another architecture: it
+    would run as what it is (natively, or by another translator), never as ARCH.
+    Scripts and `go` (which becomes ARCH's toolchain) are not judged here."""
+    if not argv or os.path.basename(argv[0]) == "go":
+        return
+    path = shutil.which(argv[0], path=env.get("PATH", os.defpath))
+    built = file_arch(path) if path else None
+    if built is not None and built != arch:
+        raise GotraceError(f"{argv[0]} is built for {built}, not {arch}: --arch {arch} runs {arch} programs "
+                           f"(build it for {arch}, e.g. GOARCH={archs.goarch(arch)}, or drop --arch)")
+
+
 def go_toolchain(arch: str) -> Path | None:
     """A GOROOT whose `go` is built for ``arch``: $GOTRACE_GOROOT_<ARCH>, else the one
     scripts/setup.sh unpacks into the venv (<venv>/go-<arch>/go)."""

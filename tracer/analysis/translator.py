@@ -1,0 +1,75 @@
+"""Which events are the translator's own, not the translated program's.
+
+A program run by a binfmt_misc translator (qemu-user, Rosetta for Linux) is,
+in the same pid, first the translator's own image — a host program with its
+own dynamic linker binding libgnutls, libnettle and a few thousand other
+symbols — then the guest program. Those host bindings are not what the user
+asked about: a translated `hello` made 114 bindings, qemu 3,700 around them.
+So reports, compare and plots show the guest's by default and the
+translator's share apart (``--include-translator`` mixes them again).
+
+An event is the translator's when its program (``exe``) is the translator
+itself: a file whose real name is a translator's name (``qemu-aarch64``),
+or a binfmt_misc interpreter (``/usr/libexec/qemu-binfmt/aarch64-binfmt-P``).
+"""
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any, Iterable
+
+QEMU_PREFIX = "qemu-"
+
+
+class TranslatorFilter:
+    """``filter(exe)``: is this program a translator? Cached per path."""
+
+    def __init__(self, names: Iterable[str], interpreters: Iterable[str] = ()):
+        self.names = frozenset(n for n in names if n)
+        self.interpreters = frozenset(os.path.basename(i) for i in interpreters if i)
+        self._cached = functools.lru_cache(maxsize=4096)(self._decide)
+
+    def __bool__(self) -> bool:
+        return bool(self.names or self.interpreters)
+
+    def __call__(self, exe: Any) -> bool:
+        return exe is not None and self._cached(str(exe))
+
+    def _decide(self, exe: str) -> bool:
+        base = os.path.basename(exe)
+        if base in self.interpreters or base in self.names:
+            return True
+        try:
+            return os.path.basename(os.path.realpath(exe)) in self.names
+        except OSError:
+            return False
+
+
+def from_session(meta: dict[str, Any], processes: list[dict]) -> TranslatorFilter:
+    """The filter for a saved session: the translators its processes table names
+    (capture/translated/translation.annotate fills ``translator``) and the
+    interpreter an ``--arch`` run used."""
+    translation = meta.get("translation") or {}
+    names = {p["translator"] for p in processes if p.get("translator") and p["translator"] != "unknown"}
+    names |= {translation.get("translator")} if translation.get("translator") else set()
+    return TranslatorFilter(names, [translation.get("interpreter")] if translation.get("interpreter") else [])
+
+
+def guest_images(processes: list[dict], translators: TranslatorFilter) -> list[dict]:
+    """The translated program images: rows a translator ran, the translator's own image left out."""
+    return [p for p in processes if p.get("translator") and not translators(p.get("exe"))]
+
+
+def guest_events(session, include_translator: bool = False):
+    """A loaded session's events without the translator's own (all of them with
+    ``include_translator``), as the report counts them."""
+    ev = session.events
+    if include_translator or not len(ev):
+        return ev
+    procs = session.processes
+    rows = procs.astype(object).where(procs.notna(), None).to_dict("records") if len(procs) else []
+    translators = from_session(session.meta, rows)
+    if not translators:
+        return ev
+    theirs = ev["exe"].map(lambda e: translators(e)).astype(bool)  # categorical: decided once per program
+    return ev[~theirs.to_numpy()]
