@@ -154,3 +154,50 @@ def test_commands_inside_lldb_bad_input(binaries, tmp_path):
     out = _lldb(["process launch --stop-at-entry", "gotrace bind start"], static)
     assert re.search(r"error: this process has no dynamic linker", out), out
     assert "Traceback" not in out
+
+
+def _venv_first_on_path() -> dict[str, str]:
+    """An activated venv (the quickstart's PATH): lldb's Python then takes the
+    venv's base Python for its standard library, not its own."""
+    return dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+def test_save_works_with_the_venv_on_path_and_check_proves_it(tmp_path):
+    """lldb-init --check records and saves a session; with gotrace's venv first on
+    PATH (its Python a different build than the one lldb embeds) saving must
+    still work: the module puts lldb's own standard library back on its path."""
+    require_lldb()
+    env = _venv_first_on_path()
+    out = subprocess.run([GOTRACE, "lldb-init", "--check"], capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "saved a session that reads back" in out.stderr
+    from tracer.capture.lldb.loader import lldb_binary
+
+    dest = tmp_path / "s"
+    steps = [_import_line(), "process launch --stop-at-entry", "gotrace bind start --no-calibrate", "continue",
+             f"gotrace bind save {dest}", "script import ssl; print('SSL', ssl.OPENSSL_VERSION)"]
+    run = subprocess.run([lldb_binary(), "--batch", *[a for s in steps for a in ("-o", s)], "--", "/bin/true"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert "bindings saved" in run.stdout + run.stderr, run.stdout + run.stderr
+    assert load_session(dest).meta["complete"] and "SSL OpenSSL" in run.stdout
+
+
+def test_save_replaces_its_own_unfinished_session(tmp_path):
+    """A save that died mid-way left meta.json with complete: false: a retry
+    without --force replaces it (any other existing directory is still refused)."""
+    require_lldb()
+    dest = tmp_path / "s"
+    dest.mkdir()
+    (dest / "meta.json").write_text(json.dumps({"format": "gotrace-session", "schema_version": 3, "complete": False,
+                                                "backend_choice": "lldb command module (gotrace bind start)"}))
+    (dest / "events").mkdir()
+    out = _lldb(["process launch --stop-at-entry", "gotrace bind start --no-calibrate", "continue",
+                 f"gotrace bind save {dest}"], "/bin/true")
+    assert "bindings saved" in out, out
+    assert load_session(dest).meta["complete"]
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "keep").write_text("x")
+    out = _lldb(["process launch --stop-at-entry", "gotrace bind start --no-calibrate", "continue",
+                 f"gotrace bind save {other}"], "/bin/true")
+    assert "already exists" in out and (other / "keep").exists()

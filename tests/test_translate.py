@@ -303,3 +303,46 @@ def test_guest_latency_pairs_in_write_order_and_never_guesses(tmp_path):
     assert [r["latency_ns"] for r in got] == [None, 20, None, 50, None, None]
     assert [r["latency_raw_ns"] for r in got] == [None, 20, None, 50, None, None]
     assert info["processes_timed"] == 1 and info["bindings_timed"] == 2 and info["processes_unpaired"] == [8]
+
+
+def test_reports_show_the_translated_program_and_the_translator_apart(modes_pair, tmp_path):
+    """qemu's own start-up binds thousands of host symbols in the translated pid;
+    report, bind's summary, compare and plot count the program's, the translator's
+    apart (the oracle: the events table split by each row's program)."""
+    _require_handler()
+    prog = str(modes_pair["arm64"])
+    res = bind([prog, "0.25"], out=tmp_path / "t", arch="arm64", env=dict(os.environ))
+    s = load_session(res.session)
+    mine = s.events["exe"].astype(str) == prog
+    guest, qemu = s.events[mine], s.events[~mine]
+    assert len(qemu) > len(guest) > 0
+    assert set(qemu["exe"].astype(str)) == {s.meta["translation"]["interpreter"]}
+    out = subprocess.run([GOTRACE, "report", "--json", str(res.session)], capture_output=True, text=True)
+    rep = json.loads(out.stdout)
+    assert rep == res.report()  # bind's own summary, counted while capturing
+    assert rep["bindings"]["total"] == len(guest) and rep["translator_bindings"]["bindings"] == len(qemu)
+    assert rep["processes"]["translated"] == {"qemu-aarch64": 1}  # one program, not its translator's image too
+    assert not [p for p in rep["top_providers"] if "x86_64-linux-gnu" in p["provider"]]
+    assert any("translator's own bindings" in n for n in rep["notes"])
+    full = json.loads(subprocess.run([GOTRACE, "report", "--json", "--include-translator", str(res.session)],
+                                     capture_output=True, text=True).stdout)
+    assert full["bindings"]["total"] == len(s.events) and full["translator_bindings"] is None
+    native = bind([str(modes_pair["x86_64"]), "0.25"], out=tmp_path / "n", backend="ld-debug", env=dict(os.environ))
+    cmp = json.loads(subprocess.run([GOTRACE, "compare", "--json", str(native.session), str(res.session)],
+                                    capture_output=True, text=True).stdout)
+    assert cmp["b"]["bindings"] == len(guest)
+    assert not [row for row in cmp["only_in_b"] if "gnutls" in row[2] or "nettle" in row[2]]
+    assert any("translator's own" in w for w in cmp["warnings"])
+    from tracer.analysis.plot import figure
+
+    ecdf = figure([load_session(native.session), s]).axes[2]  # bindings over the run: the program's only
+    assert int(ecdf.lines[1].get_ydata()[-1]) == len(guest)
+
+
+def test_bpftrace_says_when_it_saw_only_the_translator(modes_pair, tmp_path):
+    """uprobes see qemu, not the guest: the report says so instead of showing qemu's bindings as the program's."""
+    _require_handler()
+    require_bpftrace()
+    res = bind([str(modes_pair["arm64"]), "0.25"], out=tmp_path / "b", backend="bpftrace", env=dict(os.environ))
+    rep = res.report()
+    assert any("sees the translator" in n and "--arch" in n for n in rep["notes"]), rep["notes"]

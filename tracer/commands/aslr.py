@@ -31,8 +31,8 @@ def aslr_command(
     A program is started stopped at its entry point (every library mapped, no
     program code run), its images are read, and it is killed; --run lets it
     go on. --session fills the link_base and slide columns of the session's
-    images table from the files on disk. With --run, --json-out FILE keeps the
-    JSON apart from what the program prints.
+    images table from the files on disk. With --run, --json-out FILE writes the
+    result there instead of the table, so stdout is the program's alone.
 
     ASLR is used as the system has it (kernel.randomize_va_space), never
     turned off. Rules: an ELF file's link-time base is its first PT_LOAD's
@@ -55,7 +55,7 @@ def aslr_command(
         found, code = aslr.launch_bases(list(command), let_go=run)
         rows, exit_code = aslr.to_dicts(found), code or 0
     doc = {"randomize_va_space": aslr.randomize_va_space(), "images": rows}
-    if not as_json and json_out != "-":
+    if not as_json and json_out is None:  # --json-out: stdout is the program's alone
         from ..render.aslr import render_aslr
 
         render_aslr(doc, stdout_console())

@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import shlex
+import sys
 import time
 
 import lldb
@@ -268,6 +269,10 @@ def cmd_bind(debugger, command, exe_ctx, result, internal_dict):
         result.SetError(exc.message)
     except RuntimeError as exc:
         result.SetError(str(exc))
+    except ImportError as exc:  # what lldb's own Python cannot load: say which, and with what
+        result.SetError(f"gotrace: lldb's Python {sys.version.split()[0]} ({sys.executable or 'embedded'}) "
+                        f"cannot load what saving needs: {exc}; recreate gotrace's venv with the Python lldb "
+                        f"embeds (python3 -m venv), or point GOTRACE_VENV at one made with it")
 
 
 COMMANDS = ("cmd_aslr", "cmd_stubs", "cmd_bind", "on_breakpoint")

@@ -9,6 +9,15 @@ above the package (an installed copy), else a .venv beside the package (a
 source checkout) — and adds its site-packages and the package root to
 sys.path. Both Pythons must be the same minor version, because numpy and
 pyarrow are compiled for one; a mismatch is reported as one line.
+
+lldb's Python finds its standard library from the first `python3` on PATH.
+With gotrace's venv on PATH (an activated venv, the quickstart's PATH) that is
+the venv's base Python — say a pyenv 3.11.7 — while the interpreter running
+is lldb's own (Debian's 3.11.2): the stdlib's C modules then fail to load
+(`_ssl: undefined symbol: _PyModule_Add`, when pyarrow imports ssl to save a
+session). So the bootstrap first points those stdlib paths back at the
+library of the interpreter actually running, found through the libpython
+mapped into lldb.
 """
 from __future__ import annotations
 
@@ -29,7 +38,51 @@ def _venvs(pkg_root: Path) -> list[Path]:
     return found
 
 
+def _running_prefix() -> str | None:
+    """The install prefix of the libpython this process runs (/usr for Debian's), None if unknown."""
+    want = f"libpython{sys.version_info.major}.{sys.version_info.minor}"
+    try:
+        with open("/proc/self/maps") as fh:
+            libs = {line.split(None, 5)[5].strip() for line in fh if want in line and len(line.split(None, 5)) == 6}
+    except OSError:
+        return None
+    for lib in sorted(libs):
+        d = os.path.dirname(os.path.realpath(lib))
+        while d not in ("/", "") and os.path.basename(d) not in ("lib", "lib64"):
+            d = os.path.dirname(d)
+        if os.path.basename(d) in ("lib", "lib64"):
+            return os.path.dirname(d)
+    return None
+
+
+def _own_stdlib() -> list[str]:
+    """Point sys.path's standard-library entries at the running interpreter's own
+    (see the module docstring); returns the entries it replaced."""
+    running = _running_prefix()
+    stdlib = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    if running is None or not os.path.isdir(os.path.join(running, "lib", stdlib)):
+        return []
+    foreign = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)} - {os.path.realpath(running)}
+    replaced, fixed = [], []
+    for entry in sys.path:
+        real = os.path.realpath(entry) if entry else entry
+        root = next((f for f in foreign if real == f or real.startswith(f + os.sep)), None)
+        if root is None or "site-packages" in real:
+            fixed.append(entry)
+            continue
+        replaced.append(entry)
+        fixed.append(os.path.realpath(running) + real[len(root):])
+    if replaced:
+        sys.path[:] = fixed
+        for name in [m for m, mod in sys.modules.items() if getattr(mod, "__file__", "")
+                     and any(os.path.realpath(mod.__file__).startswith(f + os.sep) for f in foreign)
+                     and os.path.realpath(mod.__file__).endswith(".so")]:
+            del sys.modules[name]  # a foreign C module already loaded would be used again: drop it
+    return replaced
+
+
 def _bootstrap() -> None:
+    _own_stdlib()
     pkg_root = Path(__file__).resolve().parents[2]  # the directory holding `tracer`
     if str(pkg_root) not in sys.path:
         sys.path.insert(0, str(pkg_root))

@@ -30,14 +30,32 @@ def write_session(path, force: bool, rows: list[tuple], processes: list[dict], i
     from ..images import image_rows
     from ..translated.translation import annotate
 
-    target = prepare_directory(Path(path), force)
-    writer = SessionWriter(target, meta)
-    if rows:
-        writer.append_events(events_from_rows(rows))
-    writer.write_table("processes", annotate(processes, os.getcwd(), None))
-    writer.write_table("images", image_rows(images))
-    writer.write_table("relocations", [])
-    writer.finish(writer.write_error is None, processes=int(len(processes)), lost_events=0, malformed_records=0)
+    import shutil
+
+    target = prepare_directory(Path(path), force or _own_unfinished(Path(path), meta))
+    try:
+        writer = SessionWriter(target, meta)
+        if rows:
+            writer.append_events(events_from_rows(rows))
+        writer.write_table("processes", annotate(processes, os.getcwd(), None))
+        writer.write_table("images", image_rows(images))
+        writer.write_table("relocations", [])
+        writer.finish(writer.write_error is None, processes=int(len(processes)), lost_events=0, malformed_records=0)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)  # never a half-written session a retry must --force away
+        raise
     if writer.write_error:
         raise GotraceError(f"session incomplete: {writer.write_error}")
     return writer.events_written
+
+
+def _own_unfinished(path, meta: dict) -> bool:
+    """A session this same kind of save left unfinished (it died mid-way): a retry may replace it."""
+    import json
+
+    try:
+        old = json.loads((path / "meta.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(old, dict) and old.get("complete") is False
+            and old.get("backend_choice") == meta.get("backend_choice"))
