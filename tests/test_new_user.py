@@ -273,3 +273,33 @@ def test_summary_wording(tmp_path):
                            text=True, capture_output=True).returncode == 0, "gcc -static (libc6-dev) is missing")
     text = gotrace_cli("inspect", str(static)).stdout
     assert "static: no dynamic linker" in text and "lazy PLT (0" not in text
+
+
+def test_json_out_on_a_descriptor_and_on_dev_null(tmp_path):
+    """JSON on a descriptor of the script's choice; a device is written to, never replaced."""
+    out = subprocess.run(["bash", "-c", f"{GOTRACE} bind -q -b ld-debug -o {tmp_path / 's'} --json-out /dev/fd/3 "
+                          f"-- sh -c 'echo hello' 3>{tmp_path / 'r.json'}"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout == "hello\n", out.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["bindings"]["total"] > 100
+    before = os.stat("/dev/null")
+    assert gotrace_cli("aslr", "--run", "--json-out", "/dev/null", "--", "/bin/true").returncode == 0
+    after = os.stat("/dev/null")
+    assert (after.st_mode, after.st_rdev, after.st_ino) == (before.st_mode, before.st_rdev, before.st_ino)
+
+
+def test_a_vdso_lookup_at_run_time_is_not_a_new_program(tmp_path):
+    """time() is an IFUNC: binding it lazily makes its resolver look up __vdso_time
+    at run time. ld-debug took that line for the start of a new exec (a second,
+    nameless program image in the pid); the program exec'd once."""
+    prog = tmp_path / "t"
+    subprocess.run(["gcc", "-O0", "-Wl,-z,lazy", "-o", str(prog), "-x", "c", "-"], check=True,
+                   input="#include <time.h>\nint main(void) { return time(0) == 0; }\n", text=True)
+    logs = tmp_path / "logs"
+    res = subprocess.run([GOTRACE, "bind", "-q", "-b", "ld-debug", "-o", str(tmp_path / "s"), "--", str(prog)],
+                         capture_output=True, text=True, env=dict(os.environ, GOTRACE_LD_DEBUG_DIR=str(logs)))
+    assert res.returncode == 0, res.stderr
+    log = "".join(p.read_text() for p in logs.iterdir())
+    assert "symbol `__vdso_time'" in log.split("transferring control", 1)[1]  # the run-time lookup happened
+    s = load_session(tmp_path / "s")
+    assert len(s.processes) == 1 and str(s.processes["exe"].iloc[0]) == str(prog)
+    assert set(s.events["exe"].astype(str)) == {str(prog)}

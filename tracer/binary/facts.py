@@ -103,3 +103,27 @@ def file_arch(path: str) -> str | None:
             return elf_header_arch(fh.read(20))
     except OSError:
         return None
+
+
+def dynamically_linked(path: str) -> bool | None:
+    """Whether an ELF program asks for a dynamic linker (PT_INTERP); None if not ELF or unreadable."""
+    from .elf import PT_INTERP, program_headers
+
+    try:
+        return any(ptype == PT_INTERP for ptype, _seg, _align in program_headers(path))
+    except (OSError, GotraceError, struct.error):
+        return None
+
+
+@functools.lru_cache(maxsize=1024)
+def script_interpreter(path: str) -> str | None:
+    """The interpreter a ``#!`` script names (what the kernel really runs), None if not a script."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(256)
+    except OSError:
+        return None
+    if not head.startswith(b"#!"):
+        return None
+    words = head[2:].split(b"\n", 1)[0].split()
+    return words[0].decode(errors="replace") if words else None

@@ -63,10 +63,26 @@ def check_json_out(path: str | None) -> None:
     parent = target.parent if str(target.parent) else Path(".")
     if target.is_dir():
         raise GotraceError(f"--json-out {path}: is a directory; give a file name")
+    if _in_place(path):
+        if not os.access(path, os.W_OK):
+            raise GotraceError(f"--json-out {path}: permission denied")
+        return
     if not parent.is_dir():
         raise GotraceError(f"--json-out {path}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK) or (target.exists() and not os.access(target, os.W_OK)):
         raise GotraceError(f"--json-out {path}: permission denied")
+
+
+def _in_place(path: str) -> bool:
+    """Write to it, never replace it: a device, a FIFO, a descriptor (/dev/fd/3, /dev/stdout)."""
+    import stat
+
+    if os.path.realpath(os.path.dirname(os.path.abspath(path))).startswith(("/dev", "/proc")):
+        return True
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False  # not there yet: a new file
 
 
 def emit_json(doc, as_json: bool = False, json_out: str | None = None) -> None:
@@ -81,7 +97,14 @@ def emit_json(doc, as_json: bool = False, json_out: str | None = None) -> None:
     if json_out is not None and json_out != "-":
         from ..errors import GotraceError
 
-        tmp = f"{json_out}.tmp-{os.getpid()}"
+        try:
+            if _in_place(json_out):
+                with open(json_out, "w") as fh:
+                    fh.write(text)
+                return
+        except OSError as exc:
+            raise GotraceError(f"cannot write {json_out}: {exc.strerror or exc}") from None
+        tmp = f"{json_out}.tmp-{os.getpid()}"  # a file: whole or absent, never half a document
         try:
             with open(tmp, "w") as fh:
                 fh.write(text)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from ...heavy import pa, pacsv, pc
 
+from ...binary.facts import script_interpreter
 from ...session.schema import KINDS, events_table
 from ..child import exit_code_from_wait_status
 from ..process_tree import ProcessTree
@@ -160,7 +161,9 @@ class BpftraceDecoder:
             elif t == "A":
                 self.tree.argv(int(f[1]), int(f[2]), f[3] if len(f) > 3 else "")
             elif t == "E":
-                self.tree.exec(int(f[1]), int(f[2]), f[3])
+                # a script's exec runs its interpreter: name the image by what runs (as ld.so does for ld-debug)
+                exe = f[3]
+                self.tree.exec(int(f[1]), int(f[2]), (script_interpreter(exe) if exe.startswith("/") else None) or exe)
             elif t == "X":
                 status = int(f[3])  # -1: the kernel's task_struct layout was unknown
                 self.tree.exit(int(f[1]), int(f[2]), exit_code_from_wait_status(status) if status >= 0 else None)

@@ -12,8 +12,9 @@ come from where in ld.so's run the binding line appears:
 A pid's file holds every program image that pid exec'd (glibc appends), and
 the lines of children it forked that had not yet exec'd (each line carries
 its writer's pid, which is what events use); each
-start-up begins with ld.so binding the vDSO's own symbols, which marks a new
-image. A translated program (qemu-user through binfmt_misc) is a second ld.so
+start-up begins with ld.so binding the vDSO's own symbols, clock_gettime
+first, which marks a new image (an IFUNC resolver looking up __vdso_time at
+run time does not). A translated program (qemu-user through binfmt_misc) is a second ld.so
 in the same pid: after the translator's own start-up, the guest's ld.so loads
 the program's libraries (`file=libc.so.6 [0];  needed by ./prog [0]`) with no
 vDSO line; a `needed by` naming an object this image never loaded marks that
@@ -42,6 +43,9 @@ GEN_LINK_MAP = re.compile(r"^file=(.+?) \[\d+\];  generating link map$")
 NEEDED_BY = re.compile(r"^file=.+? \[\d+\];  needed by (.+?) \[\d+\]$")
 BASE = re.compile(r"^\s*dynamic: 0x[0-9a-f]+\s+base: (0x[0-9a-f]+)\s+size:")
 VDSO = "linux-vdso.so.1"
+# the first vDSO symbol ld.so looks up when a program starts (glibc's setup_vdso_pointers);
+# later vDSO lookups at run time come from IFUNC resolvers (time, gettimeofday) and start nothing
+VDSO_FIRST = frozenset({"__vdso_clock_gettime", "__kernel_clock_gettime"})
 
 
 _TAG = ":\tbinding file "
@@ -153,7 +157,7 @@ class LdDebugFileParser:
                     pid_s_seen, line_pid = pid_s, int(pid_s)
                     if line_pid != self.pid:
                         self.other_pids.add(line_pid)
-                if req == VDSO and prov == VDSO and (not images or images[-1].runtime):
+                if req == VDSO and prov == VDSO and sym in VDSO_FIRST and (not images or images[-1].runtime):
                     images.append(ImageState(self.pid))  # a new exec starts with vDSO set-up
                 img = images[-1] if images else self.current
                 name = img.name

@@ -15,7 +15,10 @@ from __future__ import annotations
 import platform
 import time
 
+import os
+
 from ... import procfs
+from ...binary.facts import dynamically_linked, script_interpreter
 from ...errors import BackendUnavailable, GotraceError
 from ..backend import Availability, CaptureRequest, CaptureResult
 from ..bpftrace.launch import bindsnoop_pids
@@ -56,6 +59,7 @@ class LldbBackend:
             res = driver.attach(request.attach)
         else:
             exe = resolve_command(request.argv, request.env)
+            _one_elf_program(request.argv[0], exe)
             res = driver.launch(request.argv, exe, request.env)
         request.on_process(1)
         processes = processes_rows(res.pid, res.ppid, res.runs, res.exit_code)
@@ -90,6 +94,21 @@ class LldbBackend:
 
 
 UPROBE_WAIT_S = 20
+
+
+def _one_elf_program(name: str, exe: str) -> None:
+    """Refuse at once, in one line, what lldb cannot trace: a script (lldb would
+    follow its interpreter, which it cannot even load as a target), or a static
+    program (no dynamic linker, nothing to record)."""
+    interpreter = script_interpreter(exe)
+    if interpreter is not None:
+        hint = (" (PyPI's go wrapper: trace the toolchain itself, $(go env GOROOT)/bin/go)"
+                if os.path.basename(name) == "go" else "")
+        raise GotraceError(f"{name} is a script run by {interpreter}: the lldb backend traces one ELF program, "
+                           f"so give it the program itself{hint}, or use --backend ld-debug or bpftrace", 2)
+    if dynamically_linked(exe) is False:
+        raise GotraceError(f"{name} is statically linked: there are no dynamic-linker bindings to trace "
+                           "(static Go binaries have none)", 2)
 
 
 def _wait_for_uprobes_to_go() -> None:
