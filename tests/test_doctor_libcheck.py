@@ -93,3 +93,48 @@ def test_package_ldflags(binaries):
     assert rc == 0 and "m" in libs
     out = gotrace_cli("libcheck")
     assert out.returncode == 2 and "no -lNAME" in out.stderr
+
+
+def test_libcheck_searches_past_incompatible_libraries_as_ld_does(tmp_path):
+    """ld skips a library of another architecture and keeps looking ("skipping
+    incompatible"): the oracle is gcc itself linking the same flags for amd64."""
+    cross = "/usr/aarch64-linux-gnu/lib"
+    require(os.path.exists(f"{cross}/libm.so.6"), "libc6-dev-arm64-cross is not installed")
+    rc, libs = libcheck("--goarch", "amd64", "--", f"-L{cross}", "-lm")
+    assert rc == 0 and libs["m"]["status"] == "pass" and libs["m"]["archs"] == ["amd64"], libs
+    assert any(s["path"].startswith(cross) and s["archs"] == ["arm64"] for s in libs["m"]["skipped"])
+    prog = tmp_path / "p"
+    link = subprocess.run(["gcc", "-o", str(prog), "-x", "c", "-", f"-L{cross}", "-lm", "-Wl,--verbose"],
+                          input="#include <math.h>\nint main(int c, char **v) { return (int)cos(c); }\n",
+                          capture_output=True, text=True)
+    assert link.returncode == 0  # gcc linked it too, with the host's libm
+    assert "skipping incompatible" in link.stderr + link.stdout or "attempt to open" in link.stdout
+    rc, libs = libcheck("--goarch", "amd64", "--", "-l:libm.so.6")
+    assert rc == 0 and libs[":libm.so.6"]["status"] == "pass" and libs[":libm.so.6"]["path"].endswith("libm.so.6")
+    rc, libs = libcheck("--goarch", "arm64", "--", "-lm")  # only amd64 ones on the default path: a failure naming them
+    assert rc == 1 and "only" in libs["m"]["message"] and libs["m"]["skipped"]
+
+
+def _doctor(**env) -> dict[str, dict]:
+    full = dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}", **env)
+    full.pop("CGO_ENABLED", None)
+    out = gotrace_cli("doctor", "--json", env=full)
+    assert out.returncode in (0, 1), out.stderr
+    return {c["name"]: c for c in json.loads(out.stdout)["checks"]}
+
+
+def test_doctor_says_when_builds_will_not_run_here_or_cgo_is_silently_off():
+    """The oracle: `go env` itself, which turns cgo off for a cross build unless asked."""
+    go_env = lambda **e: subprocess.run(["go", "env", "CGO_ENABLED"], capture_output=True, text=True,  # noqa: E731
+                                        env=dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+                                                 **e)).stdout.strip()
+    for goos in ("windows", "plan9"):
+        checks = _doctor(GOOS=goos)
+        assert checks["GOOS"]["status"] == "warn" and "will not run here" in checks["GOOS"]["message"]
+    checks = _doctor(GOARCH="arm64", CC="gcc")
+    assert go_env(GOARCH="arm64", CC="gcc") == "0"
+    assert checks["cgo"]["status"] == "warn" and "cgo is off" in checks["cgo"]["message"]
+    assert "aarch64-linux-gnu-gcc" in checks["cgo"]["fix"]
+    assert "on an amd64 host" in checks["GOARCH"]["message"]
+    native = _doctor()
+    assert "GOOS" not in native and native["GOARCH"]["status"] == "pass"

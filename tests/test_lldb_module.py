@@ -201,3 +201,22 @@ def test_save_replaces_its_own_unfinished_session(tmp_path):
     out = _lldb(["process launch --stop-at-entry", "gotrace bind start --no-calibrate", "continue",
                  f"gotrace bind save {other}"], "/bin/true")
     assert "already exists" in out and (other / "keep").exists()
+
+
+def test_stubs_inside_lldb_takes_data_slots_for_data(tmp_path):
+    """A GOT slot of a data symbol (stdout, a pointer into libc's .bss) is bound
+    data, not a call slot "inside no image": no anomaly, and its value is inside
+    a mapping the kernel lists for the process."""
+    require_lldb()
+    prog = tmp_path / "data"
+    subprocess.run(["gcc", "-O0", "-pie", "-fPIC", "-o", str(prog), "-x", "c", "-"], check=True, text=True,
+                   input="#include <stdio.h>\nint main(void) { fputs(\"x\\n\", stdout); return 0; }\n")
+    slots = {s for _o, t, s in oracles.readelf_symbol_relocs(prog) if t.endswith("GLOB_DAT")}
+    assert any(s.startswith("stdout") for s in slots), slots  # the oracle: readelf sees a data slot
+    out = _lldb(["b main", "run", "gotrace stubs --json", *MAPS], prog)
+    doc = json.loads(re.search(r"\(lldb\) gotrace stubs --json\n(\{.*?\n\})", out, re.S).group(1))
+    stdout_slot = next(s for s in doc["slots"] if s["symbol"].startswith("stdout"))
+    assert stdout_slot["state"] == "bound" and not doc["anomalies"], doc["anomalies"]
+    maps_text = out[out.index("\nMAPS-BEGIN\n") + 12:out.index("\nMAPS-END")]
+    ranges = [tuple(int(x, 16) for x in line.split()[0].split("-")) for line in maps_text.splitlines() if line]
+    assert any(lo <= stdout_slot["value"] < hi for lo, hi in ranges)

@@ -147,8 +147,15 @@ def test_missing_uuid(binaries, tmp_path):
 
 
 def test_wrong_architecture(binaries):
-    rc, doc = stubs_json(binaries("go-darwin-arm64"))  # this host is x86_64
-    assert rc == 1 and kinds(doc) == {"wrong-arch"}
+    """An ELF for another CPU is the wrong architecture on this x86_64 Linux host; a
+    cross-built Mach-O is not (it cannot run on Linux whatever its CPU) unless
+    --arch asks for another slice's CPU."""
+    rc, doc = stubs_json(binaries("go-linux-arm64"))
+    assert rc == 1 and kinds(doc) == {"wrong-arch"} and "host's" in doc["anomalies"][0]["reason"]
+    rc, doc = stubs_json(binaries("go-darwin-arm64"))
+    assert rc == 0 and kinds(doc) == set()
+    rc, doc = stubs_json(binaries("go-darwin-arm64"), "--arch", "arm64")
+    assert rc == 0 and kinds(doc) == set()
     rc, doc = stubs_json(binaries("c-lazy"), "--arch", "arm64")
     assert rc == 1 and kinds(doc) == {"wrong-arch"}
     assert "requested" in doc["anomalies"][0]["reason"]

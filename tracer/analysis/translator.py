@@ -56,8 +56,26 @@ def from_session(meta: dict[str, Any], processes: list[dict]) -> TranslatorFilte
 
 
 def guest_images(processes: list[dict], translators: TranslatorFilter) -> list[dict]:
-    """The translated program images: rows a translator ran, the translator's own image left out."""
-    return [p for p in processes if p.get("translator") and not translators(p.get("exe"))]
+    """One row per translated program. In a pid, the translator's own image and the
+    guest program's that follows it are one program (the guest's row stands for it);
+    a translator image alone is a static guest, which never shows a dynamic linker
+    of its own (the arm64 Go toolchain); a guest image alone is one whose exec was
+    seen directly (bpftrace names the file exec'd)."""
+    out: list[dict] = []
+    pending: dict[int, int] = {}  # pid -> index in out of its translator image, awaiting its guest
+    for p in processes:
+        if not p.get("translator"):
+            pending.pop(p.get("pid"), None)
+            continue
+        pid = p.get("pid")
+        if translators(p.get("exe")):
+            pending[pid] = len(out)
+            out.append(p)
+        elif pid in pending:
+            out[pending.pop(pid)] = p
+        else:
+            out.append(p)
+    return out
 
 
 def guest_events(session, include_translator: bool = False):

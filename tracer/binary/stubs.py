@@ -71,8 +71,12 @@ def _check_filled(anomalies: list[Anomaly], name: str, blob: bytes) -> None:
             anomalies.append(Anomaly("empty-stubs", name, f"the whole section is {words}: calls through it crash"))
 
 
-def check(img: Image, data: bytes, want_arch: str | None = None, host_arch: str | None = None) -> StubReport:
-    """The stub report for ``img`` (whose bytes are ``data``)."""
+def check(img: Image, data: bytes, want_arch: str | None = None, host_arch: str | None = None,
+          host_format: str | None = None) -> StubReport:
+    """The stub report for ``img`` (whose bytes are ``data``). Its architecture is
+    held against ``want_arch``, or against ``host_arch`` when the file is of the
+    host's own format (``host_format``): a Mach-O cannot run on Linux whatever its
+    CPU, so a cross-built one is not the wrong architecture here."""
     if img.format == "ELF":
         sections, anomalies = _elf(img, data)
     else:
@@ -97,7 +101,7 @@ def check(img: Image, data: bytes, want_arch: str | None = None, host_arch: str 
         if img.format == "Mach-O" and imp.library is None:
             anomalies.append(Anomaly("library-not-loaded", f"{imp.symbol} at {imp.address:#x}",
                                      "bind names a library ordinal the image does not load"))
-    target = want_arch or host_arch
+    target = want_arch or (host_arch if host_format is None or img.format == host_format else None)
     if target and img.arch != target:
         who = "requested" if want_arch else "host's"
         anomalies.append(Anomaly("wrong-arch", img.arch, f"built for {img.arch}, the {who} architecture is {target}"))

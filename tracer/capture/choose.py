@@ -34,7 +34,7 @@ def choose(name: str, attach: int | None = None) -> tuple[Backend, str]:
     """
     if attach is not None:
         if name not in ("auto", "lldb"):
-            raise BackendUnavailable(f"--attach needs the lldb backend (not {name}): use --backend lldb")
+            raise BackendUnavailable(f"--pid/--attach needs the lldb backend (not {name}): use --backend lldb")
         backend = get("lldb")
         avail = backend.probe()
         if not avail.ok:

@@ -110,7 +110,7 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
     translation = None
     if arch is not None:
         if attach is not None:
-            raise GotraceError("--arch starts a command; it cannot be combined with --attach")
+            raise GotraceError("--arch starts a command; it cannot be combined with --pid/--attach")
         translate.check_program(translate.normalize(arch), argv, env)
         foreign = translate.normalize(arch) != translate.host_arch()
         if foreign and backend in ("bpftrace", "lldb"):

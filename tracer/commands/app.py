@@ -39,6 +39,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    suggest_commands=False,  # click suggests already: with Typer's too, a typo got two "Did you mean"
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

@@ -13,7 +13,7 @@ from .output import check_json_out, emit_json
 
 def aslr_command(
     command: Annotated[Optional[list[str]], typer.Argument(help="Program and its arguments.", show_default=False)] = None,
-    pid: Annotated[Optional[int], typer.Option("--pid", help="A running process.", show_default=False)] = None,
+    pid: Annotated[Optional[int], typer.Option("--pid", "-p", help="A running process.", show_default=False)] = None,
     session: Annotated[Optional[Path], typer.Option("--session", help="A bind session directory.",
                                                     show_default=False)] = None,
     run: Annotated[bool, typer.Option("--run", help="Let the launched program run on instead of killing it.")] = False,

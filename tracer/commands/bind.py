@@ -15,14 +15,16 @@ def bind_command(
                                                            show_default=False)] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Session directory to create.",
                       show_default="gotrace-sessions/<time>-<cmd>")] = None,
-    backend: Annotated[str, typer.Option("--backend", "-b", help="auto | bpftrace | ld-debug | lldb.")] = "auto",
+    backend: Annotated[str, typer.Option("--backend", "-b", help="Which tracer records the bindings.",
+                       metavar="auto|bpftrace|ld-debug|lldb")] = "auto",
     arch: Annotated[Optional[str], typer.Option("--arch", help="Run the command as this architecture (arm64, "
                     "x86_64) through its binfmt_misc translator; `go` becomes that arch's toolchain. Backend: ld-debug.",
                     show_default=False)] = None,
     register_binfmt: Annotated[bool, typer.Option("--register-binfmt", help="With --arch: register qemu-user's "
                                "binfmt_misc handler for this run if none is (root; removed afterwards).")] = False,
-    attach: Annotated[Optional[int], typer.Option("--attach", "-p", help="Trace this running process from now on "
-                      "(lldb backend) instead of starting a command; Ctrl-C detaches.", show_default=False)] = None,
+    attach: Annotated[Optional[int], typer.Option("--pid", "-p", "--attach", help="Trace this running process from "
+                      "now on (lldb backend) instead of starting a command; Ctrl-C detaches.", show_default=False,
+                      metavar="PID")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing session directory.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live status line.")] = False,
     as_json: JsonOpt = False,
@@ -37,7 +39,7 @@ def bind_command(
       gotrace bind -- go build ./...
       gotrace bind -o sess --backend ld-debug -- go test ./pkg
       gotrace bind --backend lldb -- ./hello      # one process, through lldb
-      gotrace bind --attach 4242                  # a running process, from now
+      gotrace bind --pid 4242                     # a running process, from now
       gotrace bind --arch arm64 -- ./hello-arm64  # translated, by qemu-user
       gotrace bind --arch arm64 --register-binfmt -- go build
 

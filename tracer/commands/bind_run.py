@@ -33,7 +33,7 @@ def run_bind(command: list[str] | None, output: Path | None = None, backend: str
     if backend not in NAMES:
         raise GotraceError(f"unknown backend {backend!r}; choose one of {', '.join(NAMES)}")
     if attach is not None and command:
-        raise GotraceError("give either --attach PID or a command after --, not both")
+        raise GotraceError("give either --pid PID or a command after --, not both")
     if attach is None and not command:
         raise GotraceError("no command given: put it after --, e.g. gotrace bind -- go build")
     check_json_out(json_out)

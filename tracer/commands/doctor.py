@@ -18,7 +18,13 @@ def doctor_command(as_json: JsonOpt = False) -> None:
     with CGO_ENABLED=1, a C compiler that exists and targets GOARCH.
 
     Exits 1 when a check fails. Variables are read as `go env` sees them, so
-    `GOARCH=arm64 gotrace doctor` checks that configuration.
+    a configuration is checked by setting it for the one command. Examples:
+
+      gotrace doctor
+      GOARCH=arm64 CC=aarch64-linux-gnu-gcc CGO_ENABLED=1 gotrace doctor
+      gotrace doctor --json | jq '.checks[] | select(.status != "pass")'
+
+    Each line is pass, warn or fail, with the fix for what is not a pass.
     """
     from ..goenv.doctor import run_checks, to_dicts  # on use: start-up stays light
     from ..render.checks import render_checks

@@ -51,15 +51,16 @@ def stubs_command(file: FileArg, arch: ArchOpt = None, show_all: AllOpt = False,
     Exits 1 when it finds an anomaly: stub sections of zeros or 0xCC, lazy
     pointers outside every segment or not back into the PLT / __stub_helper,
     binds to a library the image does not load, a Mach-O without LC_UUID, or
-    an architecture other than the host's (or --arch's).
+    an architecture other than --arch's, or the host's for a file of the
+    host's own format (a Mach-O on Linux is not judged by the CPU).
     """
-    from ..arch import host_arch
+    from ..arch import host_arch, host_format
     from ..binary.open import read_image
     from ..binary.stubs import check
     from ..render.binary import render_stubs
 
     img, data = read_image(file, arch)
-    report = check(img, data, want_arch=arch, host_arch=host_arch())
+    report = check(img, data, want_arch=arch, host_arch=host_arch(), host_format=host_format())
     if as_json:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
     else:

@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from .options import JsonOpt, stdout_console
+from ..arch import canonical, goarch as goarch_of
 from ..errors import GotraceError
 
 
@@ -28,8 +29,8 @@ def libcheck_command(
                                                          show_default=False)] = None,
     package: Annotated[Optional[Path], typer.Option("--package", help="A Go package directory: use its #cgo LDFLAGS.",
                                                     show_default=False)] = None,
-    goarch: Annotated[Optional[str], typer.Option("--goarch", help="Target architecture.",
-                                                  show_default="go env GOARCH")] = None,
+    goarch: Annotated[Optional[str], typer.Option("--arch", "--goarch", help="Target architecture (arm64, amd64 "
+                                                  "or x86_64 …).", show_default="go env GOARCH")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Find each -lNAME as the linker would; check its architecture.
@@ -39,7 +40,7 @@ def libcheck_command(
 
       gotrace libcheck -- -L/opt/lib -lfoo -lm
       gotrace libcheck --package ./mypkg     # the package's #cgo LDFLAGS
-      gotrace libcheck --goarch arm64 -- -lm
+      gotrace libcheck --arch arm64 -- -lm
 
     Reports ELF e_machine, fat Mach-O slices, .tbd stub targets and static
     archives' members. Exits 1 when a library is missing or of the wrong
@@ -55,6 +56,7 @@ def libcheck_command(
     if not any(a.startswith("-l") for a in args):
         raise GotraceError("no -lNAME to check: pass linker flags after --, or --package DIR with #cgo LDFLAGS")
     goarch = goarch or os.environ.get("GOARCH") or _go_env("GOARCH")
+    goarch = goarch_of(canonical(goarch) or goarch) if goarch else goarch  # x86_64 is amd64 to Go
     if not goarch:
         raise GotraceError("cannot tell the target architecture: pass --goarch or install Go")
     cc = (os.environ.get("CC") or _go_env("CC") or "gcc").split()[0]

@@ -101,24 +101,36 @@ def run_checks(env: dict[str, str] | None = None) -> list[Check]:
                             + ("is a supported target" if ok else "is not in `go tool dist list`"),
                             None if ok else "pick a pair from `go tool dist list`"))
 
-    if goarch != host and goos == "linux":
+    host_os = platform.system().lower()  # linux, darwin: Go's GOOS names for them
+    if goos != host_os:
+        checks.append(Check("GOOS", "warn", f"GOOS={goos} on {article(host_os)} host: the programs you build are "
+                            f"for {goos} and will not run here", f"unset GOOS (or GOOS={host_os}) for programs "
+                            "that run on this machine"))
+    if goarch != host and goos == host_os == "linux":
         handler, interp = binfmt_handler(goarch)
         if handler:
-            checks.append(Check("GOARCH", "warn", f"GOARCH={goarch} on a {host} host: programs you build run "
+            checks.append(Check("GOARCH", "warn", f"GOARCH={goarch} on {article(host)} host: programs you build run "
                                 f"translated by {interp or handler} (binfmt_misc)", "set GOARCH="
                                 f"{host} for native binaries"))
         else:
             mounted = binfmt.mounted()
-            checks.append(Check("GOARCH", "warn", f"GOARCH={goarch} on a {host} host: built programs cannot run "
-                                "here (exec format error), no binfmt_misc translator is registered"
+            checks.append(Check("GOARCH", "warn", f"GOARCH={goarch} on {article(host)} host: built programs cannot "
+                                "run here (exec format error), no binfmt_misc translator is registered"
                                 + ("" if mounted else " (binfmt_misc is not even mounted)"),
                                 "install qemu-user-binfmt, or set GOARCH=" + host))
     elif goarch != host:
-        checks.append(Check("GOARCH", "warn", f"cross-compiling for {goos}/{goarch} on a {host} host"))
+        checks.append(Check("GOARCH", "warn", f"cross-compiling for {goos}/{goarch} on {article(host)} host"))
     else:
         checks.append(Check("GOARCH", "pass", f"GOARCH={goarch} matches the host CPU"))
 
-    if genv.get("CGO_ENABLED") == "1":
+    cross = goarch != host or goos != host_os
+    if genv.get("CGO_ENABLED") != "1" and cross and "CGO_ENABLED" not in env:
+        want = ({"arm64": "aarch64-linux-gnu-gcc", "amd64": "x86_64-linux-gnu-gcc"}.get(goarch) if goos == "linux"
+                else None) or f"a C compiler for {goos}/{goarch}"
+        checks.append(Check("cgo", "warn", f"cgo is off: go turns it off by itself when cross-compiling "
+                            f"({goos}/{goarch} on {host_os}/{host}), so a package that imports \"C\" will not build",
+                            f"set CGO_ENABLED=1 and CC={want} to build cgo packages for {goos}/{goarch}"))
+    elif genv.get("CGO_ENABLED") == "1":
         cc = (genv.get("CC") or "gcc").split()
         path = shutil.which(cc[0], path=env.get("PATH"))
         if path is None:
@@ -140,6 +152,11 @@ def run_checks(env: dict[str, str] | None = None) -> list[Check]:
     else:
         checks.append(Check("cgo", "pass", "CGO_ENABLED=0: no C compiler involved"))
     return checks
+
+
+def article(word: str) -> str:
+    """``an amd64``, ``a linux``: as these names are read aloud."""
+    return ("an " if word[:1].lower() in "aeiox" else "a ") + word
 
 
 def _is_wrapper(go: str) -> bool:

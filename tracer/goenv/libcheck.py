@@ -30,6 +30,7 @@ class LibResult:
     kind: str = ""  # elf | macho | fat | tbd | archive | missing
     status: str = "fail"  # pass | fail
     message: str = ""
+    skipped: list = field(default_factory=list)  # candidates of another architecture the linker passes over
 
 
 def parse_flags(args: list[str]) -> tuple[list[str], list[str]]:
@@ -124,41 +125,68 @@ def describe(path: str) -> tuple[str, list[str]]:
     return ("fat" if len(img.slices) > 1 else "macho"), [goarch(a) for a in img.slices]
 
 
-def find_library(name: str, dirs: list[str]) -> str | None:
+def candidates(name: str, dirs: list[str]):
+    """Every file ``-l{name}`` could mean, in the linker's order: per directory the
+    shared form (.so, .dylib, .tbd) before the static archive; ``-l:FILE`` is that
+    exact file name. GNU ld scripts (libc.so, libm.so) are followed to their file."""
+    names = [name[1:]] if name.startswith(":") else [f"lib{name}{suffix}" for suffix in SUFFIXES]
     for d in dirs:
-        for suffix in SUFFIXES:
-            cand = os.path.join(d, f"lib{name}{suffix}")
+        for base in names:
+            cand = os.path.join(d, base)
             if os.path.isfile(cand):
-                target = _ld_script_target(cand) if suffix == ".so" else None
-                return target if target and os.path.exists(target) else cand
-    return None
+                target = _ld_script_target(cand) if base.endswith((".so", ".a")) else None
+                yield target if target and os.path.exists(target) else cand
+
+
+def find_library(name: str, dirs: list[str]) -> str | None:
+    return next(candidates(name, dirs), None)
 
 
 def check_libraries(args: list[str], goarch: str, cc: str = "gcc") -> list[LibResult]:
+    """Each -lNAME as the linker resolves it: the first candidate of GOARCH's
+    architecture wins; one of another architecture is skipped and the search goes
+    on, as GNU ld does ("skipping incompatible … when searching for -lNAME")."""
     dirs, libs = parse_flags(args)
     search = dirs + compiler_dirs(cc)
     results = []
     for name in libs:
-        path = find_library(name, search)
-        if path is None:
+        flag = f"-l{name}"
+        skipped: list[dict] = []
+        found = None
+        for path in dict.fromkeys(candidates(name, search)):  # a file listed twice is looked at once
+            try:
+                kind, archs = describe(path)
+            except BadBinary as exc:
+                skipped.append({"path": path, "archs": [], "why": exc.message})
+                continue
+            if kind == "archive" and not archs:  # glibc >= 2.34's libdl.a, libpthread.a: empty stubs
+                found = LibResult(name, path, [], kind, "pass",
+                                  "archive without object files (a stub): links for any architecture")
+                break
+            if goarch in archs:
+                found = LibResult(name, path, archs, kind, "pass", f"{kind} for {', '.join(archs)}")
+                break
+            skipped.append({"path": path, "archs": archs, "kind": kind})
+        if found is not None:
+            found.skipped = skipped
+            if skipped:
+                found.message += "; skipped as the linker would: " + _skipped(skipped)
+            results.append(found)
+        elif skipped:
+            first = skipped[0]
+            results.append(LibResult(name, first["path"], first["archs"], first.get("kind", "unreadable"), "fail",
+                                     f"no {goarch} {flag}: only " + _skipped(skipped)
+                                     + f"; GOARCH={goarch} cannot link it (the Rosetta/cross 'undefined symbol' case)",
+                                     skipped))
+        else:
             results.append(LibResult(name, None, kind="missing",
-                                     message=f"lib{name} not found in {', '.join(dirs) or 'the -L dirs'} or "
+                                     message=f"{flag} not found in {', '.join(dirs) or 'the -L dirs'} or "
                                              f"{cc}'s search path"))
-            continue
-        try:
-            kind, archs = describe(path)
-        except BadBinary as exc:
-            results.append(LibResult(name, path, kind="unreadable", message=exc.message))
-            continue
-        if kind == "archive" and not archs:  # glibc >= 2.34's libdl.a, libpthread.a: empty stubs
-            results.append(LibResult(name, path, [], kind, "pass",
-                                     "archive without object files (a stub): links for any architecture"))
-            continue
-        ok = goarch in archs
-        msg = (f"{kind} for {', '.join(archs) or 'unknown'}"
-               + ("" if ok else f": GOARCH={goarch} cannot link it (the Rosetta/cross 'undefined symbol' case)"))
-        results.append(LibResult(name, path, archs, kind, "pass" if ok else "fail", msg))
     return results
+
+
+def _skipped(items: list[dict]) -> str:
+    return ", ".join(f"{i['path']} ({', '.join(i['archs']) or i.get('why') or 'unknown'})" for i in items)
 
 
 def to_dicts(results: list[LibResult]) -> list[dict]:

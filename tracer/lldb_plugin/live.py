@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 
+from .. import procfs
 from ..binary.aslr import ImageBase, image_facts
 from ..binary.open import read_image
 from ..binary.sniff import BadBinary
@@ -84,6 +85,7 @@ def live_stubs(target, path: str | None = None) -> tuple[str, list[LiveSlot], li
     slide = load - (img.link_base or 0)
     plt = [(s.addr + slide, s.addr + s.size + slide) for s in img.sections if s.name in (".plt", ".plt.sec")]
     own = _module_range(target, module)
+    mapped = procfs.mapped_ranges(process.GetProcessID())
     report = check(img, data)
     anomalies = list(report.anomalies)
     slots = []
@@ -108,10 +110,12 @@ def live_stubs(target, path: str | None = None) -> tuple[str, list[LiveSlot], li
         if any(a <= value < b for a, b in plt) or (imp.mode == "lazy" and own and own[0] <= value < own[1]
                                                     and mod and mod.GetFileSpec().fullpath == file):
             state = "unbound"  # a lazy slot still leading back into the PLT
-        elif where is None:
+        elif where is None and not any(lo <= value < hi for lo, hi in mapped):
             state = "outside"
             anomalies.append(Anomaly("slot-outside-images", f"{addr:#x} ({name})",
-                                     f"holds {value:#x}, inside no loaded image: a call through it crashes"))
+                                     f"holds {value:#x}, inside no mapping of the process: using it crashes"))
+        elif where is None:  # mapped but unnamed: data (libc's stdout lives in its .bss), not a stray pointer
+            state, where = "bound", f"{value:#x} (data, unnamed)"
         else:
             state = "bound"
         slots.append(LiveSlot(addr, name, imp.mode, value, state, where))

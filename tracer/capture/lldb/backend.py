@@ -107,7 +107,7 @@ def _one_elf_program(name: str, exe: str) -> None:
         raise GotraceError(f"{name} is a script run by {interpreter}: the lldb backend traces one ELF program, "
                            f"so give it the program itself{hint}, or use --backend ld-debug or bpftrace", 2)
     if dynamically_linked(exe) is False:
-        raise GotraceError(f"{name} is statically linked: there are no dynamic-linker bindings to trace "
+        raise GotraceError(f"{name} is not dynamically linked: there are no dynamic-linker bindings to trace "
                            "(static Go binaries have none)", 2)
 
 

