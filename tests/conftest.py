@@ -6,6 +6,7 @@ capability fails the test instead, so a broken setup can never pass as skips.
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
@@ -42,6 +43,18 @@ def require_lldb() -> None:
 
     avail = LldbBackend().probe()
     require(avail.ok, f"lldb backend unavailable: {avail.explain()}")
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str):
+    """A tmpfs of ``size`` mounted at ``path`` (made) for the block's duration (root)."""
+    require(os.geteuid() == 0, "mounting a tmpfs needs root")
+    path.mkdir(exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=False)
 
 
 def go_binary() -> str | None:

@@ -8,7 +8,7 @@ import subprocess
 import time
 
 
-from conftest import gotrace_cli, require, require_bpftrace
+from conftest import gotrace_cli, require, require_bpftrace, tmpfs
 from tracer import bind, load_session
 from tracer.capture.bpftrace import backend as bpf_mod
 from tracer.capture.bpftrace import launch as bpftrace_launch
@@ -73,11 +73,7 @@ def test_bindings_beyond_a_full_batch_map_are_counted_lost(tmp_path, monkeypatch
 
 
 def test_full_disk_keeps_what_was_written(tmp_path):
-    require(os.geteuid() == 0, "mounting a tiny tmpfs needs root")
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], check=True)
-    try:
+    with tmpfs(tmp_path / "tiny", "256k") as mnt:
         script = "for i in $(seq 40); do python3 -c 'import json, decimal, email.parser'; done; exit 5"
         out = gotrace_cli("bind", "-q", "-o", str(mnt / "s"), "--backend", "ld-debug", "--",
                           "bash", "-c", script)
@@ -88,8 +84,6 @@ def test_full_disk_keeps_what_was_written(tmp_path):
         assert not s.complete
         assert len(s.events) > 0  # the parts written before the disk filled are intact
         assert not list((mnt / "s" / "events").glob("*.tmp"))
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
 
 
 def test_events_stream_into_pandas_while_the_command_runs(tmp_path):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import VENV_BIN, gotrace_cli, require, require_bpftrace, require_lldb
+from conftest import VENV_BIN, gotrace_cli, require, require_bpftrace, require_lldb, tmpfs
 from tracer import load_session
 
 GOTRACE = str(VENV_BIN / "gotrace")
@@ -184,11 +184,7 @@ def test_output_directories_a_user_may_give(tmp_path):
 
 
 def test_a_read_only_file_system_is_one_line(tmp_path):
-    require(os.geteuid() == 0, "mounting a read-only tmpfs needs root")
-    mnt = tmp_path / "ro"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mnt)], check=True)
-    try:
+    with tmpfs(tmp_path / "ro", "8m") as mnt:
         assert gotrace_cli("bind", "-q", "-b", "ld-debug", "-o", str(mnt / "s"), "--", "true").returncode == 0
         subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
         for extra in ([], ["--force"]):
@@ -200,8 +196,6 @@ def test_a_read_only_file_system_is_one_line(tmp_path):
                     continue
                 assert out.returncode == 2 and lines == [f"gotrace: cannot write to {mnt}: read-only file system; "
                                                          "choose another -o"], (extra, target, out.stderr)
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
 
 
 def test_dash_is_stdout_for_export_and_plot(tmp_path):
