@@ -72,3 +72,17 @@ def test_lldb_latencies_are_called_estimates(tmp_path):
     assert "calibrated estimates" in text
     rep = json.loads(gotrace_cli("report", "--json", str(tmp_path / "s")).stdout)
     assert any("estimates" in n for n in rep["notes"])
+
+
+def test_no_none_and_one_number_style_in_compare(tmp_path):
+    import re
+
+    for name in ("a", "b"):
+        assert gotrace_cli("bind", "-q", "-b", "ld-debug", "-o", str(tmp_path / name), "--", "python3", "-c",
+                           "import json, decimal").returncode == 0
+    text = gotrace_cli("compare", str(tmp_path / "a"), str(tmp_path / "b")).stdout
+    assert "None" not in text and "nan" not in text.lower()
+    row = next(line for line in text.splitlines() if line.split()[:1] == ["bindings"])
+    numbers = re.findall(r"\d[\d,]*", row)
+    assert len(numbers) == 2 and all(int(n.replace(",", "")) >= 1000 for n in numbers), row
+    assert all("," in n for n in numbers), row  # thousands separated, the same way on both sides
