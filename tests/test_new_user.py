@@ -210,9 +210,14 @@ def test_dash_is_stdout_for_export_and_plot(tmp_path):
     assert png.returncode == 0 and png.stdout[:8] == b"\x89PNG\r\n\x1a\n"
     svg = subprocess.run([GOTRACE, "plot", str(sess), "-f", "svg", "-o", "-"], capture_output=True)
     assert svg.returncode == 0 and b"<svg" in svg.stdout[:400]
-    head = subprocess.run(["bash", "-c", f"{GOTRACE} export {sess} -f csv -o - | head -1; echo ${{PIPESTATUS[0]}}"],
+    big = tmp_path / "big"  # more CSV than a pipe holds: the write after head exits must meet a closed pipe
+    assert gotrace_cli("bind", "-q", "-b", "ld-debug", "-o", str(big), "--", "python3", "-c",
+                       "import json, decimal, email.parser").returncode == 0
+    csv_size = len(subprocess.run([GOTRACE, "export", str(big), "-f", "csv", "-o", "-"], capture_output=True).stdout)
+    assert csv_size > 4 * 65536, csv_size
+    head = subprocess.run(["bash", "-c", f"{GOTRACE} export {big} -f csv -o - | head -1; echo ${{PIPESTATUS[0]}}"],
                           capture_output=True, text=True)
-    assert head.stdout.splitlines()[-1] == "1" and head.stderr == ""  # a closed pipe: quiet, as cat would be
+    assert head.stdout.splitlines()[-1] == "1" and head.stderr == ""  # a closed pipe: quiet, exit 1
 
 
 def test_the_plot_encodes_latency_honestly(tmp_path):

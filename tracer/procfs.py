@@ -1,8 +1,9 @@
 """Reads of /proc that several rooms need: one place, one way to fail.
 
 The small reads fail soft (None, [] or False) because a traced process can
-be gone by the time anyone looks; ``file_mappings`` and ``auxv`` are asked
-about a process the user named, so they raise a one-line error instead.
+be gone by the time anyone looks; ``file_mappings`` is asked about a process
+the user named, so it raises a one-line error instead; ``auxv`` and ``exe``
+raise OSError for their callers to word.
 """
 from __future__ import annotations
 

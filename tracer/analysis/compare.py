@@ -11,13 +11,12 @@ result is one plain dict (``gotrace compare --json``); keys are only added.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any
 
-from dataclasses import replace
-
 from ..heavy import pd
-from ..session.reader import Session
-from ..session.schema import KINDS
+from ..session.reader import Session, frame_rows
+from ..session.schema import KINDS, latency_calibration
 from .translator import from_session, guest_events, guest_images
 
 COMPARE_VERSION = 1
@@ -41,7 +40,7 @@ def _quant(series: pd.Series) -> dict[str, Any] | None:
 
 def _side(s: Session) -> dict[str, Any]:
     ev, procs, meta = s.events, s.processes, s.meta
-    rows = procs.astype(object).where(procs.notna(), None).to_dict("records") if len(procs) else []
+    rows = frame_rows(procs)
     translated = len(guest_images(rows, from_session(meta, rows)))
     return {
         "path": str(s.path), "argv": meta.get("argv"), "backend": meta.get("backend"),
@@ -116,8 +115,7 @@ def compare(a: Session, b: Session, top: int = 20, include_translator: bool = Fa
             warnings.append(f"{name}: the translator's own {n:,} bindings are left out (--include-translator "
                             "counts them)")
     for s, name in ((a, "A"), (b, "B")):
-        method = s.meta.get("latency_method")
-        if isinstance(method, dict) and (method.get("calibration") or {}).get("median_ns") is not None:
+        if latency_calibration(s.meta.get("latency_method")):
             warnings.append(f"{name} ({s.meta.get('backend')}): latencies are calibrated estimates (stop-to-stop "
                             "minus lldb's own stop/resume cost), not measurements: rank with them")
     for side, name in ((sa, "A"), (sb, "B")):

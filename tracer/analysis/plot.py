@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
-
 from dataclasses import replace
+from pathlib import Path
 
 from .compare import object_name
 from .translator import guest_events
 from ..errors import GotraceError
 from ..session.reader import Session
+from ..session.schema import latency_calibration
 
 TOP_LIBRARIES = 8
 FORMATS = ("png", "svg")
@@ -35,8 +35,7 @@ def _label(s: Session) -> str:
     t = s.meta.get("translation") or {}
     arch = t.get("arch") or s.meta.get("arch") or "?"
     how = f"{arch} via {t['translator']}" if t.get("translator") else f"{arch} native"
-    method = s.meta.get("latency_method")
-    estimated = isinstance(method, dict) and (method.get("calibration") or {}).get("median_ns") is not None
+    estimated = latency_calibration(s.meta.get("latency_method")) is not None
     return f"{Path(str(s.path)).name} ({s.meta.get('backend')}, {how}{', calibrated estimates' if estimated else ''})"
 
 

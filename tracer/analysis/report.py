@@ -15,6 +15,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..session.reader import frame_rows
+from ..session.schema import latency_calibration
 from .tally import COLUMNS, EventTally, by_count, ranked
 from .translator import from_session, guest_images
 
@@ -104,9 +106,8 @@ def notes(meta: dict[str, Any], processes: list[dict], guests: list[dict], trans
     if backend == "ld-debug":
         out.append("ld-debug sees only processes that start the dynamic linker: static programs (Go's "
                    "compile, asm, link …) never do, so they are not counted (bpftrace counts them)")
-    method = meta.get("latency_method")
-    cal = method.get("calibration") if isinstance(method, dict) else None
-    if cal and cal.get("median_ns") is not None:
+    cal = latency_calibration(meta.get("latency_method"))
+    if cal:
         out.append(f"latencies are estimates: each lookup's stop-to-stop time under lldb minus lldb's own "
                    f"stop/resume cost ({cal['median_ns'] / 1e6:.2f} ms median of {cal['rounds']}, calibrated in "
                    "this process); rank by them, measure with bpftrace")
@@ -131,18 +132,12 @@ def build_report(session, top: int = 10, include_translator: bool = False) -> di
     """Report a session loaded with :func:`tracer.load_session` (pandas)."""
     from ..heavy import pa
 
-    processes = _rows(session.processes)
+    processes = frame_rows(session.processes)
     tally = EventTally(None if include_translator else from_session(session.meta, processes))
     ev = session.events
     if len(ev):
         tally.add(pa.Table.from_pandas(ev[[c for c in COLUMNS if c in ev.columns]], preserve_index=False))
-    return summarize(session.path, session.meta, tally, processes, _rows(session.relocations), top)
-
-
-def _rows(frame) -> list[dict]:
-    if frame is None or frame.empty:
-        return []
-    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+    return summarize(session.path, session.meta, tally, processes, frame_rows(session.relocations), top)
 
 
 def _relocation(rows: Iterable[dict], top_n: int) -> dict[str, Any] | None:

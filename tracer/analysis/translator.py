@@ -18,9 +18,6 @@ import functools
 import os
 from typing import Any, Iterable
 
-QEMU_PREFIX = "qemu-"
-
-
 class TranslatorFilter:
     """``filter(exe)``: is this program a translator? Cached per path."""
 
@@ -84,9 +81,9 @@ def guest_events(session, include_translator: bool = False):
     ev = session.events
     if include_translator or not len(ev):
         return ev
-    procs = session.processes
-    rows = procs.astype(object).where(procs.notna(), None).to_dict("records") if len(procs) else []
-    translators = from_session(session.meta, rows)
+    from ..session.reader import frame_rows
+
+    translators = from_session(session.meta, frame_rows(session.processes))
     if not translators:
         return ev
     theirs = ev["exe"].map(lambda e: translators(e)).astype(bool)  # categorical: decided once per program

@@ -18,6 +18,7 @@ from ..arch import host_arch
 from ..errors import GotraceError
 from .. import procfs
 from ..procfs import AT_BASE, AT_PHDR, auxv, file_mappings, randomize_va_space  # noqa: F401 (part of the aslr API)
+from .facts import script_interpreter
 from .model import Image
 from .open import open_image
 from .ptrace_launch import run_stopped_at_entry
@@ -101,10 +102,8 @@ def launchable(argv: list[str], env: dict[str, str] | None = None) -> str:
         raise GotraceError(f"command not found: {name}", 127)
     if os.path.isdir(path):
         raise GotraceError(f"{name}: is a directory, not a program")
-    if os.path.isfile(path) and os.access(path, os.R_OK):
-        with open(path, "rb") as fh:
-            if fh.read(2) == b"#!" and os.access(path, os.X_OK):
-                return path  # the kernel runs its interpreter: that is what gets stopped and read
+    if script_interpreter(path) and os.access(path, os.X_OK):
+        return path  # the kernel runs its interpreter: that is what gets stopped and read
     img = open_image(path)  # empty, text, truncated, corrupt, a FIFO: one line (BadBinary)
     host = host_arch()
     if img.format != "ELF":

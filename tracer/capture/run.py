@@ -111,8 +111,9 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
     if arch is not None:
         if attach is not None:
             raise GotraceError("--arch starts a command; it cannot be combined with --pid/--attach")
-        translate.check_program(translate.normalize(arch), argv, env)
-        foreign = translate.normalize(arch) != translate.host_arch()
+        wanted = translate.normalize(arch)
+        translate.check_program(wanted, argv, env)
+        foreign = wanted != translate.host_arch()
         if foreign and backend in ("bpftrace", "lldb"):
             raise GotraceError(f"--backend {backend} cannot see translated guest code (uprobes and lldb's "
                                "breakpoints land in the translator, not the guest); use --backend ld-debug")
@@ -148,7 +149,7 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
         "start_time": time.time(), "start_ns": time.monotonic_ns(),
         "translation": translation.meta() if translation is not None else None,
     })
-    sink = ChunkSink(writer, progress, on_chunk, translators=translate.translator_filter(translation))
+    sink = ChunkSink(writer, progress, on_chunk, translators=lambda: translate.translator_filter(translation))
 
     def on_process(n: int) -> None:
         progress.processes = n

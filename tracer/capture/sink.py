@@ -46,9 +46,13 @@ class ChunkSink:
     """
 
     def __init__(self, writer: SessionWriter, progress: Progress,
-                 on_chunk: Callable[[pd.DataFrame], None] | None = None, translators=None):
+                 on_chunk: Callable[[pd.DataFrame], None] | None = None, translators: Callable | None = None):
         self.writer = writer
-        self.tally = EventTally(translators)  # of what reached disk: the report of the saved session
+        # of what reached disk: the report of the saved session. ``translators`` makes the
+        # translator filter (analysis/translator.py) on the writer thread: reading binfmt_misc
+        # and importing the rule stay off the command's start
+        self._translators = translators
+        self.tally: EventTally | None = None
         self.progress = progress
         self.on_chunk = on_chunk
         self.buffer: list[pa.Table] = []
@@ -76,6 +80,11 @@ class ChunkSink:
 
     def _write_loop(self) -> None:
         background_priority()
+        try:
+            translators = self._translators() if self._translators else None
+        except Exception as exc:  # surfaced by close(); the events are still written and counted
+            self.error, translators = exc, None
+        self.tally = EventTally(translators)
         while True:
             try:
                 item = self._queue.get(timeout=CHUNK_SECONDS / 4)

@@ -5,10 +5,10 @@ it before the traced command may start, so all of it on the command's wall
 time. The console script therefore recognises the plain form itself —
 ``-o/--output D``, ``-b/--backend B``, ``-q/--quiet``, ``--force``,
 ``--json``, ``--json-out FILE``, each at most once, then ``--`` and the
-command — and runs it through the same ``run_bind`` the Typer command calls. Anything else, or
-anything this scan is unsure of (``--help``, ``--arch``, ``-oDIR``, a
-repeated option, a typo), goes to Typer, which owns the grammar, the help
-and the usage errors. Failures reach the console's one handler either way:
+command — and runs it through the same ``run_bind`` the Typer command
+calls. Anything else, or anything this scan is unsure of (``--help``,
+``--arch``, ``-oDIR``, a repeated option, a typo), goes to Typer, which owns
+the grammar, the help and the usage errors. Failures reach the console's one handler either way:
 the same line and the same exit code on both paths.
 """
 from __future__ import annotations

@@ -21,6 +21,8 @@ from ..arch import canonical, from_goarch, goarch as goarch_of, host_arch
 from ..binary import BadBinary, open_image
 from ..capture.translated import binfmt
 
+CROSS_CC = {"arm64": "aarch64-linux-gnu-gcc", "amd64": "x86_64-linux-gnu-gcc"}  # Debian's, by GOARCH
+
 
 @dataclass
 class Check:
@@ -125,8 +127,7 @@ def run_checks(env: dict[str, str] | None = None) -> list[Check]:
 
     cross = goarch != host or goos != host_os
     if genv.get("CGO_ENABLED") != "1" and cross and "CGO_ENABLED" not in env:
-        want = ({"arm64": "aarch64-linux-gnu-gcc", "amd64": "x86_64-linux-gnu-gcc"}.get(goarch) if goos == "linux"
-                else None) or f"a C compiler for {goos}/{goarch}"
+        want = (CROSS_CC.get(goarch) if goos == "linux" else None) or f"a C compiler for {goos}/{goarch}"
         checks.append(Check("cgo", "warn", f"cgo is off: go turns it off by itself when cross-compiling "
                             f"({goos}/{goarch} on {host_os}/{host}), so a package that imports \"C\" will not build",
                             f"set CGO_ENABLED=1 and CC={want} to build cgo packages for {goos}/{goarch}"))
@@ -144,7 +145,7 @@ def run_checks(env: dict[str, str] | None = None) -> list[Check]:
             if arch == goarch:
                 checks.append(Check("cgo CC", "pass", f"CC={' '.join(cc)} targets {triple}, matching GOARCH={goarch}"))
             else:
-                want = {"arm64": "aarch64-linux-gnu-gcc", "amd64": "x86_64-linux-gnu-gcc"}.get(goarch, f"a {goarch} cross compiler")
+                want = CROSS_CC.get(goarch, f"a {goarch} cross compiler")
                 checks.append(Check("cgo CC", "fail", f"CC={' '.join(cc)} targets {triple or 'an unknown target'} "
                                     f"but GOARCH={goarch}: cgo objects will not link",
                                     f"set CC={want} (apt-get install gcc-{'aarch64' if goarch == 'arm64' else 'x86-64'}-linux-gnu), "

@@ -43,7 +43,8 @@ def _running_prefix() -> str | None:
     want = f"libpython{sys.version_info.major}.{sys.version_info.minor}"
     try:
         with open("/proc/self/maps") as fh:
-            libs = {line.split(None, 5)[5].strip() for line in fh if want in line and len(line.split(None, 5)) == 6}
+            libs = {fields[5].strip() for fields in (line.split(None, 5) for line in fh if want in line)
+                    if len(fields) == 6}
     except OSError:
         return None
     for lib in sorted(libs):
@@ -55,30 +56,30 @@ def _running_prefix() -> str | None:
     return None
 
 
-def _own_stdlib() -> list[str]:
+def _own_stdlib() -> None:
     """Point sys.path's standard-library entries at the running interpreter's own
-    (see the module docstring); returns the entries it replaced."""
+    (see the module docstring)."""
     running = _running_prefix()
     stdlib = f"python{sys.version_info.major}.{sys.version_info.minor}"
     if running is None or not os.path.isdir(os.path.join(running, "lib", stdlib)):
-        return []
-    foreign = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)} - {os.path.realpath(running)}
-    replaced, fixed = [], []
+        return
+    running = os.path.realpath(running)
+    foreign = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)} - {running}
+
+    def root_of(path: str) -> str | None:
+        real = os.path.realpath(path)
+        return next((f for f in foreign if real == f or real.startswith(f + os.sep)), None)
+
+    fixed = []
     for entry in sys.path:
-        real = os.path.realpath(entry) if entry else entry
-        root = next((f for f in foreign if real == f or real.startswith(f + os.sep)), None)
-        if root is None or "site-packages" in real:
-            fixed.append(entry)
-            continue
-        replaced.append(entry)
-        fixed.append(os.path.realpath(running) + real[len(root):])
-    if replaced:
+        root = root_of(entry) if entry and "site-packages" not in entry else None
+        fixed.append(entry if root is None else running + os.path.realpath(entry)[len(root):])
+    if fixed != sys.path:
         sys.path[:] = fixed
-        for name in [m for m, mod in sys.modules.items() if getattr(mod, "__file__", "")
-                     and any(os.path.realpath(mod.__file__).startswith(f + os.sep) for f in foreign)
-                     and os.path.realpath(mod.__file__).endswith(".so")]:
-            del sys.modules[name]  # a foreign C module already loaded would be used again: drop it
-    return replaced
+        for name, mod in list(sys.modules.items()):  # a foreign C module already loaded would be used again
+            file = getattr(mod, "__file__", None) or ""
+            if file.endswith(".so") and root_of(file):
+                del sys.modules[name]
 
 
 def _bootstrap() -> None:

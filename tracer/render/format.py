@@ -53,11 +53,6 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n:,} {many or (word + 'es' if word.endswith(('s', 'x', 'sh', 'ch')) else word + 's')}"
 
 
-def article(word: str) -> str:
-    """``an amd64``, ``an x86_64``, ``a riscv64``: by the sound of the first letter as these names are read."""
-    return ("an " if word[:1].lower() in "aeiox" else "a ") + word
-
-
 def shown(v: Any) -> str:
     """A value for a cell or a line: '-' for nothing, never 'None'."""
     return "-" if v is None else str(v)

@@ -10,21 +10,16 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from ..session.schema import latency_calibration
 from .format import ID, NUM, TEXT, count, duration as _ns, plural, print_table, shown
 
 
 def _latency_title(session: dict[str, Any]) -> str:
-    cal = _calibration(session)
+    cal = latency_calibration(session.get("latency_method"))
     if cal is None:
         return "resolver latency"
     return (f"resolver latency, calibrated estimates (lldb: stop to stop, minus its own stop/resume cost "
             f"{_ns(cal['median_ns'])}, median of {cal['rounds']})")
-
-
-def _calibration(session: dict[str, Any]) -> dict | None:
-    method = session.get("latency_method")
-    cal = method.get("calibration") if isinstance(method, dict) else None
-    return cal if cal and cal.get("median_ns") is not None else None
 
 
 def _exit(s: dict[str, Any]) -> str:
@@ -118,7 +113,7 @@ def render_summary(report: dict[str, Any], console: Console, show_choice: bool =
                       "(use --backend bpftrace or ld-debug for a process tree)")
     lat = (report.get("latency_ns") or {}).get("all")
     if lat:
-        cal = _calibration(s)
+        cal = latency_calibration(s.get("latency_method"))
         what = "resolver latency" if cal is None else "resolver latency (calibrated estimates)"
         console.print(f"[bold]gotrace:[/] {what} p50 {_ns(lat['p50'])}, p99 {_ns(lat['p99'])}, "
                       f"max {_ns(lat['max'])}"

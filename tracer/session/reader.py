@@ -184,6 +184,14 @@ def _trim_heap() -> None:
 _malloc_trim = None
 
 
+def frame_rows(frame) -> list[dict]:
+    """A loaded table as rows (dicts by column, None for missing values), the form
+    the report and the translator rules take the small tables in."""
+    if frame is None or frame.empty:
+        return []
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+
 def load_session(path: str | os.PathLike, event_columns: list[str] | None = None) -> Session:
     """Load a saved session as DataFrames (for reports, notebooks and scripts).
 

@@ -106,6 +106,14 @@ def __getattr__(name: str):
 OPTIONAL = {"processes": ("arch", "translator")}
 
 
+def latency_calibration(latency_method) -> dict | None:
+    """The calibration behind a session's latencies (meta.json's ``latency_method``),
+    when they are estimates (the lldb backend subtracts its own measured stop/resume
+    cost); None when they are measured as they are, or not at all."""
+    cal = latency_method.get("calibration") if isinstance(latency_method, dict) else None
+    return cal if cal and cal.get("median_ns") is not None else None
+
+
 def to_arrow(table: str, frame: pd.DataFrame) -> pa.Table:
     """Coerce a backend's frame to the contract: exact columns, order and types."""
     schema = __getattr__("TABLES")[table]

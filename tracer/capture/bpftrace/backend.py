@@ -1,8 +1,9 @@
 """The root backend: bpftrace uprobes on ld.so, following the whole process tree.
 
 ``dscripts/bindsnoop.bt`` does the probing (launch.py starts it, decode.py
-reads its records, bpf_map.py its binding map); this module checks that it can run, starts it with the child's
-pid, opens the child's gate once the probes are attached, and streams the
+reads its records, bpf_map.py its binding map); this module checks that it
+can run, starts it with the child's pid, opens the child's gate once the
+probes are attached, and streams the
 script's records through :class:`BpftraceDecoder`: the rare ones from
 bpftrace's output, the bindings straight from the script's BPF map, which
 gotrace empties itself (``bpf_map``: bpftrace printing it cost ~8 us a record).

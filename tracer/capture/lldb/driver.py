@@ -223,9 +223,9 @@ class LldbDriver:
         self.target = self.debugger.CreateTarget(exe, None, None, True, err)
         if not self.target or not self.target.IsValid():
             raise GotraceError(f"lldb cannot load {exe}: {err.GetCString() or 'not an executable it understands'}")
-        self.debugger.DeleteTarget(self.target)  # it loads: now launch it through the shim
-        self.target = self.debugger.CreateTarget(str(_exec_shim()), None, None, True, err)
         shim = _exec_shim()  # the program starts with default dispositions, not lldb-server's
+        self.debugger.DeleteTarget(self.target)  # it loads: now launch it through the shim
+        self.target = self.debugger.CreateTarget(str(shim), None, None, True, err)
         info = L.SBLaunchInfo([",".join(str(int(s)) for s in PYTHON_IGNORED), exe, *argv])
         info.SetExecutableFile(L.SBFileSpec(str(shim)), True)
         info.SetEnvironmentEntries([f"{k}={v}" for k, v in env.items()], False)
