@@ -108,3 +108,17 @@ def test_ld_debug_cold_go_build_matches_raw_logs(go_env, tmp_path, monkeypatch):
     assert s.meta["latency_method"] is None
     kinds = s.events["kind"].value_counts()
     assert kinds["eager"] > kinds["lazy"] > 0
+    # the same logs imported afterwards give the same session, binding for binding (main
+    # programs are named by argv[0] in glibc's log: looked up on the PATH the build had)
+    from tracer.capture.imported import import_logs
+
+    monkeypatch.setenv("PATH", go_env["PATH"])
+    imp = load_session(import_logs("ld-debug", [logs], tmp_path / "imported").session)
+    assert imp.meta["imported"]["format"] == "ld-debug" and imp.complete
+    assert _bindings(imp.events) == _bindings(s.events)
+    assert set(imp.processes["pid"]) >= set(oracle)
+
+
+def _bindings(ev) -> Counter:
+    cols = [ev[c].astype(str) for c in ("exe", "requester", "symbol", "version", "provider", "kind")]
+    return Counter(zip(ev["pid"].astype(int), *cols))

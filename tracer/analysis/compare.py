@@ -10,6 +10,7 @@ result is one plain dict (``gotrace compare --json``); keys are only added.
 """
 from __future__ import annotations
 
+import collections
 import os
 from dataclasses import replace
 from typing import Any
@@ -41,11 +42,17 @@ def _quant(series: pd.Series) -> dict[str, Any] | None:
 def _side(s: Session) -> dict[str, Any]:
     ev, procs, meta = s.events, s.processes, s.meta
     rows = frame_rows(procs)
-    translated = len(guest_images(rows, from_session(meta, rows)))
+    guests = guest_images(rows, from_session(meta, rows))
+    translated = len(guests)
+    # what ran translated, when the processes say so themselves (Rosetta, a log imported
+    # from a Mac) rather than an --arch run's meta.json
+    by_proc = sorted({str(p["translator"]) for p in guests if p.get("translator")})
+    archs = collections.Counter(str(p["arch"]) for p in (guests or rows) if p.get("arch"))
     return {
         "path": str(s.path), "argv": meta.get("argv"), "backend": meta.get("backend"),
-        "arch": (meta.get("translation") or {}).get("arch") or meta.get("arch"),
-        "translator": (meta.get("translation") or {}).get("translator"),
+        "arch": (meta.get("translation") or {}).get("arch") or meta.get("arch")
+        or (archs.most_common(1)[0][0] if archs else None),
+        "translator": (meta.get("translation") or {}).get("translator") or (", ".join(by_proc) or None),
         "processes": int(procs["pid"].nunique()) if len(procs) else 0,
         "translated_images": int(translated),
         "bindings": int(len(ev)),

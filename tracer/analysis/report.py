@@ -52,6 +52,10 @@ def summarize(path: str | Path, meta: dict[str, Any], tally: EventTally, process
             "arch": meta.get("arch"),
             "translation": meta.get("translation"),  # --arch: the handler, translator and env used
             "guest_latency": meta.get("guest_latency"),  # --arch with qemu: what the timing plugin paired
+            "imported": meta.get("imported"),  # gotrace import: the log's format, files, what it cannot tell
+            "dyld_print": meta.get("dyld_print"),  # dyld's lines: read, unknown, ambiguous between pids, lost
+            # processes that ran and left no account (SIP dropped their DYLD_* variables ...): never "no bindings"
+            "silent_processes": meta.get("silent_processes") or [],
         },
         "processes": {
             "count": len({p["pid"] for p in processes}),
@@ -106,6 +110,21 @@ def notes(meta: dict[str, Any], processes: list[dict], guests: list[dict], trans
     if backend == "ld-debug":
         out.append("ld-debug sees only processes that start the dynamic linker: static programs (Go's "
                    "compile, asm, link …) never do, so they are not counted (bpftrace counts them)")
+    imported = meta.get("imported")
+    if imported:
+        out.append(f"imported from a {imported['format']} log ({len(imported['from'])} file"
+                   f"{'s' if len(imported['from']) != 1 else ''}): such a log has "
+                   + "; ".join(imported.get("limits") or []))
+    dp = meta.get("dyld_print") or {}
+    unsure = int(dp.get("ambiguous_lines") or 0) + int(dp.get("lost_lines") or 0)
+    if unsure:
+        out.append(f"{unsure:,} of dyld's lines could not be given to one process (several processes wrote to "
+                   "the log at once, in 32-byte pieces): they are counted, not guessed, so figures are lower bounds")
+    silent = meta.get("silent_processes") or []
+    if silent:
+        why = sorted({p.get("reason") or "no output" for p in silent})
+        out.append(f"{len(silent)} process{'es' if len(silent) != 1 else ''} left no account ({'; '.join(why)}): "
+                   "they are missing from these figures, not free of bindings")
     cal = latency_calibration(meta.get("latency_method"))
     if cal:
         out.append(f"latencies are estimates: each lookup's stop-to-stop time under lldb minus lldb's own "

@@ -127,3 +127,27 @@ def script_interpreter(path: str) -> str | None:
         return None
     words = head[2:].split(b"\n", 1)[0].split()
     return words[0].decode(errors="replace") if words else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _macho_slices(path: str):
+    from .macho_slices import slices
+
+    return tuple(slices(path))
+
+
+def macho_text_vmaddr(path: str, uuid: str | None = None, arch: str | None = None) -> int | None:
+    """The link-time __TEXT vmaddr of the slice of a Mach-O file that ran (the one
+    with dyld's logged UUID), None if the file is not here or is not that build."""
+    from .macho_slices import pick
+
+    s = pick(list(_macho_slices(path)), uuid, arch)
+    return s.text_vmaddr if s else None
+
+
+def macho_arch(path: str, uuid: str | None = None) -> str | None:
+    """The architecture of the slice that ran (by UUID, or a thin file's only one)."""
+    from .macho_slices import pick
+
+    s = pick(list(_macho_slices(path)), uuid)
+    return s.arch if s else None

@@ -15,7 +15,11 @@ def image_rows(raw: list[tuple[int, str, int]] | None) -> list[dict]:
     ld.so's load bias (l_addr) is the slide: runtime = link-time + slide.
     """
     rows = []
-    for pid, path, l_addr in raw or ():
+    for row in raw or ():
+        if isinstance(row, dict):  # a backend that knows both bases already (dyld-print: Mach-O __TEXT)
+            rows.append(row)
+            continue
+        pid, path, l_addr = row
         link = facts.link_base(path) if path and path.startswith("/") else None
         slide = int(l_addr)
         slide = slide - (1 << 64) if slide >= 1 << 63 else slide  # a bias above the link address wraps

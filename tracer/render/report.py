@@ -42,7 +42,10 @@ def render_report(report: dict[str, Any], console: Console) -> None:
     state = "complete" if s["complete"] else "[yellow]INCOMPLETE[/]"
     console.print(f"[bold]session[/] {escape(s['path'])}  ({state}, backend {s['backend']}, "
                   f"{_exit(s)}, {shown(s['duration_s'])} s)")
-    console.print(f"[bold]command[/] {escape(' '.join(s['argv'] or []))}")
+    if s.get("imported"):
+        console.print(f"[bold]imported[/] {s['imported']['format']} log: {escape(', '.join(s['imported']['from']))}")
+    else:
+        console.print(f"[bold]command[/] {escape(' '.join(s['argv'] or []))}")
     console.print(escape(_processes_line(b, p)))
     if s["lost_events"]:
         console.print(f"[bold red]{s['lost_events']:,} events were lost[/] (perf buffer overflow or a full "

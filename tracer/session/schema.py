@@ -16,8 +16,9 @@ from ..heavy import pa, pd
 
 FORMAT = "gotrace-session"  # meta.json's "format"
 META = "meta.json"
-SCHEMA_VERSION = 3  # 2: events gained latency_raw_ns (v1 sessions read with it = latency_ns)
+SCHEMA_VERSION = 4  # 2: events gained latency_raw_ns (v1 sessions read with it = latency_ns)
 # 3: processes gained arch and translator (older sessions read with them null)
+# 4: images gained uuid (older sessions read with it null)
 
 KINDS = ("eager", "lazy", "dlsym")
 """eager: bound while ld.so relocated an image (at load, or -z now);
@@ -73,6 +74,7 @@ def _build() -> dict:
             ("load_base", pa.uint64()),  # runtime address of the first PT_LOAD
             ("link_base", pa.uint64()),  # link-time address of the first PT_LOAD
             ("slide", pa.int64()),  # load_base - link_base (ld.so's l_addr)
+            ("uuid", pa.string()),  # Mach-O LC_UUID as dyld printed it; null where not recorded
         ]
     )
 
@@ -103,7 +105,7 @@ def __getattr__(name: str):
 
 
 # Columns filled later in the pipeline (translate.annotate); null when a writer has none.
-OPTIONAL = {"processes": ("arch", "translator")}
+OPTIONAL = {"processes": ("arch", "translator"), "images": ("uuid",)}
 
 
 def latency_calibration(latency_method) -> dict | None:

@@ -214,35 +214,58 @@ class _Tailer(threading.Thread):
         self.retired[done] = pid
 
     def _emit(self, rows: list[tuple]) -> None:
-        if not rows:
-            return
-        ts, pid, exe, req, sym, ver, prov, kind = zip(*rows)
-        # LD_DEBUG prints successful bindings only, no tid, no latency: the builder's defaults
-        self.request.sink(events_table({"ts_ns": ts, "pid": pid, "exe": exe, "requester": req, "symbol": sym,
-                                        "version": ver, "provider": prov, "kind": kind}, "ld-debug"))
+        if rows:
+            self.request.sink(events_of(rows))
 
     def image_rows(self) -> list[tuple[int, str, int]]:
         return [row for p in self.parsers.values() for row in p.image_rows()]
 
     def processes_rows(self, root_pid: int, argv: list[str], exit_code: int,
                        start_ns: int, end_ns: int) -> list[dict]:
-        rows = []
-        pids = set(self.parsers) | {root_pid}
-        forked = {}  # children seen only in their parent's file: they ran the parent's program
-        for parser in self.parsers.values():
-            for child in parser.other_pids - pids:
-                forked[child] = parser.exes()[-1] if parser.images else None
-        for pid in sorted(pids | set(forked)):
-            parser = self.parsers.get(pid)
-            exes = parser.exes() if parser and parser.images else [forked.get(pid)]
-            for i, exe in enumerate(exes):
-                root = pid == root_pid
-                rows.append({
-                    "pid": pid, "ppid": os.getpid() if root else None,
-                    "exe": exe if exe or not root else shutil.which(argv[0]) or argv[0],
-                    "argv": list(argv) if root and i == 0 else None,
-                    "start_ns": start_ns if root and i == 0 else None,
-                    "end_ns": end_ns if root and i == len(exes) - 1 else None,
-                    "exit_code": exit_code if root and i == len(exes) - 1 else None,
-                })
-        return rows
+        return processes_rows(self.parsers, root_pid, argv, exit_code, start_ns, end_ns)
+
+
+def events_of(rows: list[tuple]):
+    """The parser's binding tuples as the events table. LD_DEBUG prints successful
+    bindings only, no tid, no latency: the table builder's defaults."""
+    ts, pid, exe, req, sym, ver, prov, kind = zip(*rows)
+    return events_table({"ts_ns": ts, "pid": pid, "exe": exe, "requester": req, "symbol": sym,
+                         "version": ver, "provider": prov, "kind": kind}, "ld-debug")
+
+
+def log_pid(name: str) -> int | None:
+    """The pid of an LD_DEBUG_OUTPUT file by its name: ``ld.1234``, or kept by
+    gotrace as ``ld.1234.done`` / ``ld.1234.2.done`` (a reused pid's)."""
+    parts = name.split(".")
+    if parts and parts[-1] == "done":
+        parts.pop()
+        if len(parts) > 2 and parts[-1].isdigit() and parts[-2].isdigit():
+            parts.pop()
+    return int(parts[-1]) if len(parts) > 1 and parts[-1].isdigit() else None
+
+
+def processes_rows(parsers: dict, root_pid: int | None = None, argv: list[str] | None = None,
+                   exit_code: int | None = None, start_ns: int | None = None,
+                   end_ns: int | None = None) -> list[dict]:
+    """One row per program image each pid's log shows (the root's from what gotrace
+    knows of the command it ran; none for a log imported from elsewhere)."""
+    rows = []
+    pids = set(parsers) | ({root_pid} if root_pid is not None else set())
+    forked = {}  # children seen only in their parent's file: they ran the parent's program
+    for parser in parsers.values():
+        for child in parser.other_pids - pids:
+            forked[child] = parser.exes()[-1] if parser.images else None
+    for pid in sorted(pids | set(forked)):
+        parser = parsers.get(pid)
+        exes = parser.exes() if parser and parser.images else [forked.get(pid)]
+        for i, exe in enumerate(exes):
+            root = pid == root_pid
+            rows.append({
+                "pid": pid, "ppid": os.getpid() if root else None,
+                "exe": exe if exe or not root else shutil.which(argv[0]) or argv[0],
+                "argv": list(argv) if root and i == 0 else None,
+                "start_ns": start_ns if root and i == 0 else None,
+                "end_ns": end_ns if root and i == len(exes) - 1 else None,
+                "exit_code": exit_code if root and i == len(exes) - 1 else None,
+            })
+    return rows

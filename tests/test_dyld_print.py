@@ -1,0 +1,221 @@
+"""dyld's DYLD_PRINT_* account, read without a Mac.
+
+Not run on macOS: every line here is built from the verbatim format strings of dyld's
+sources (tests/dyldlog.py, ../shared/research/macos-dyld.md), for each dyld generation,
+and written the way dyld writes (prefix, then the body in 32-byte pieces) with the
+processes' writes interleaved as O_APPEND lands them. The oracle is what the generator
+wrote for each pid, never gotrace's parser.
+"""
+from __future__ import annotations
+
+import collections
+import re
+import subprocess
+
+import pytest
+
+from dyldlog import GENERATIONS, bind_line, interleave, program, segment_line, sequential, timed, writes
+from tracer.capture.dyld_print import lines as L
+from tracer.capture.dyld_print.log import DyldLog
+
+
+def read(data: bytes, chunk: int = 4096):
+    log = DyldLog()
+    rows = []
+    for i in range(0, len(data), chunk):
+        rows += log.feed(data[i:i + chunk], i)
+    rows += log.close(len(data))
+    return log, rows
+
+
+def leaf(p):
+    return None if p is None else p.rsplit("/", 1)[-1]
+
+
+def by_pid(rows, full=True):
+    out = collections.defaultdict(collections.Counter)
+    for _ts, pid, _exe, req, sym, prov, kind, ok in rows:
+        out[pid][(req, sym, prov, kind, ok) if full else (leaf(req), sym, kind)] += 1
+    return out
+
+
+def truth(procs, full=True):
+    return {p.pid: collections.Counter(b if full else (leaf(b[0]), b[1], b[3]) for b in p.bindings) for p in procs}
+
+
+@pytest.mark.parametrize("gen", GENERATIONS)
+def test_bind_forms_of_each_generation(gen):
+    line = bind_line(gen, "prog", 7, 0x18004F866, "libSystem.B.dylib", "_dlopen")
+    assert L.parse(line) == (L.BINDING, "prog", 7, 0x18004F866, "libSystem.B.dylib", "_dlopen", gen != "dyld-1323")
+    assert L.viable(line, complete=True)
+
+
+@pytest.mark.parametrize("body, parsed", [
+    # macOS 26: function variants; weak-def overrides keep the older form in every generation
+    ("<prog/bind#3> -> 0x1a2b <libsystem_platform.dylib/variant-table#2('_memcpy')>)",
+     (L.BINDING, "prog", 3, 0x1A2B, "libsystem_platform.dylib", "_memcpy", False)),
+    ("<prog/bind#0> -> 0x1a2b (libc++abi.dylib/__ZdlPv)", (L.BINDING, "prog", 0, 0x1A2B, "libc++abi.dylib", "__ZdlPv", True)),
+    ("<prog/bind#9> -> 0x1 <<none>/_abs>)", (L.BINDING, "prog", 9, 1, None, "_abs", False)),
+    ("<prog/bind#4> -> missing-weak-bind (_weak_thing)", (L.MISSING_WEAK, "prog", 4, "_weak_thing")),
+    # PrebuiltLoader: no names
+    ("<sh/bind#1> -> 0x10", (L.BINDING, "sh", 1, 0x10, None, None, False)),
+    ("<sh/bind#1> -> 0x10 (libc++.1.dylib+0x0000ABCD)", (L.BINDING, "sh", 1, 0x10, "libc++.1.dylib", None, False)),
+    ("<sh/bind#2(variant-table#1)> -> 0x10", (L.BINDING, "sh", 2, 0x10, None, None, False)),
+    ("<sh/bind#5> -> missing-weak-bind", (L.MISSING_WEAK, "sh", 5, None)),
+    ("<1B2C3D4E-0000-1111-2222-333344445555> /usr/lib/libSystem.B.dylib",
+     (L.LIB, "1B2C3D4E-0000-1111-2222-333344445555", "/usr/lib/libSystem.B.dylib")),
+    ("<no uuid> /tmp/prog", (L.LIB, None, "/tmp/prog")),
+    ("Mapping /tmp/a.dylib (slice offset=0x4000)", (L.MAP, "Mapping", "/tmp/a.dylib")),
+    ("Kernel mapped /tmp/prog", (L.MAP, "Kernel mapped", "/tmp/prog")),
+    ("Using mapping in dyld cache for /usr/lib/libc++.1.dylib", (L.MAP, "Using mapping in dyld cache for",
+                                                                 "/usr/lib/libc++.1.dylib")),
+    ("__TEXT (r.x) 0x000104A3C000->0x000104A40000 ", (L.SEG, "__TEXT", "r.x", 0x104A3C000, 0x104A40000)),
+    ("       ROSETTA (r.x) 0x000104A40000->0x000104A48000", (L.SEG, "ROSETTA", "r.x", 0x104A40000, 0x104A48000)),
+    ('dlopen("/tmp/p.dylib", 0x00000001)', (L.OPEN, "/tmp/p.dylib")),
+    ("      dlopen(p.dylib) => 0x2d1f", (L.OPENED, "p.dylib", 0x2D1F, None)),
+    ("      dlopen(q.dylib) => NULL, 'no such file'", (L.OPENED, "q.dylib", None, "no such file")),
+    ('dlsym(0xfffffffffffffffe, "foo")', (L.SYM, 0xFFFFFFFFFFFFFFFE, "foo")),
+    ('     dlsym("foo") => 0x104a3c100', (L.FOUND, "foo", 0x104A3C100, "")),
+    ('     dlsym("bar") => NULL (blocked)', (L.FOUND, "bar", None, "(blocked)")),
+    ("fixup: *0x0001000080A0 = 0x0000000180123456 <prog/bind#3>", (L.FIX, "prog", 3)),
+    ("rebase: *0x000100008000 = 0x000100003F40 (*prog+0x000000008000 = 0x000100000000+0x000000003F40)",
+     (L.IGNORED,)),
+    ("something dyld prints one day", (L.UNKNOWN,)),
+])
+def test_line_forms(body, parsed):
+    assert L.parse(body) == parsed
+
+
+def test_one_process_log_in_full():
+    procs = [program(501, "/Users/me/go/bin/hello", dylibs=("/opt/homebrew/lib/libz.1.dylib",), binds=30,
+                     dlsyms=(("deflate", True), ("nope", False)), missing_weak=("_weak_one",))]
+    log, rows = read(sequential(procs))
+    assert by_pid(rows) == truth(procs)
+    (proc,) = log.processes()
+    assert proc["exe"] == "/Users/me/go/bin/hello" and proc["arch"] == "arm64" and proc["translator"] is None
+    images = {r["path"]: r for r in log.images()}
+    assert {p: images[p]["load_base"] for p in procs[0].images} == procs[0].images
+    assert log.stats().malformed == 0
+
+
+@pytest.mark.parametrize("gen", GENERATIONS)
+def test_processes_one_after_the_other(gen):
+    procs = [program(100 + i, f"/usr/local/bin/tool{i % 3}", gen=gen, dylibs=(f"/opt/lib/libz{i}.dylib",),
+                     binds=25, dlsyms=(("foo", True),), seed=i) for i in range(5)]
+    log, rows = read(sequential(procs))
+    assert by_pid(rows) == truth(procs)
+    assert [p["pid"] for p in log.processes()] == [100, 101, 102, 103, 104]  # start order
+    assert log.stats().malformed == 0
+
+
+def test_a_prefix_followed_by_another_prefix():
+    """The case the research note describes: two prefixes, then both bodies."""
+    a = bind_line("dyld-1323", "cc-real", 0, 0x180001000, "libSystem.B.dylib", "_malloc")
+    b = bind_line("dyld-1323", "ld-real", 0, 0x180002000, "libSystem.B.dylib", "_free")
+    head = [program(11, "/usr/bin/cc-real", binds=0), program(12, "/usr/bin/ld-real", binds=0)]
+    data = sequential(head)
+    data += b"dyld[11]: dyld[12]: " + (a + "\n").encode() + (b + "\n").encode()
+    _log, rows = read(data)
+    got = {(pid, sym) for _t, pid, _e, _r, sym, *_ in rows}
+    assert got == {(11, "_malloc"), (12, "_free")}
+
+
+def test_pieces_of_32_bytes():
+    """_simple_vdprintf's pieces: lines ending just before, on and after a 32-byte
+    boundary, two processes' pieces alternating; and a body with no newline."""
+    for n in (63, 64, 65, 96, 97):
+        exe = {pid: f"/p{pid}/" + "x" * (n - 1 - 14 - 5) for pid in (21, 22)}
+        head = b"".join(w for pid in exe for line in writes(pid, [f"<no uuid> {exe[pid]}"]) for w in line)
+        (wa,), (wb,) = writes(21, [f"Kernel mapped {exe[21]}"]), writes(22, [f"Kernel mapped {exe[22]}"])
+        assert len(f"Kernel mapped {exe[21]}\n") == n
+        assert all(len(p) == 32 for p in wa[1:-1]) and 0 < len(wa[-1]) <= 32
+        data = head + b"".join(x for pair in zip(wa, wb) for x in pair)  # prefix, prefix, piece, piece ...
+        log, _ = read(data)
+        assert all(a.programs[0].kernel_mapped for a in log.accounts.values()), n
+        assert log.stats().malformed == 0
+    log, _ = read(b"dyld[7]: <no uuid> /bin/x\ndyld[7]: _dyld_get_shared_cache_range(0x1)dyld[7]:  => 0x0,0x0\n")
+    assert log.processes()[0]["exe"] == "/bin/x" and log.stats().malformed == 0
+
+
+def test_lines_that_swap_cleanly_are_counted_not_guessed():
+    """Two library lines whose second pieces could be either's: no rule of dyld's
+    tells them apart, so neither is given to a pid."""
+    lines = {pid: f"<11111111-2222-3333-4444-5555555555{pid}> /p{pid}/xxxxxxxxxxxxxxxxxxx" for pid in (21, 22)}
+    (wa,), (wb,) = writes(21, [lines[21]]), writes(22, [lines[22]])
+    log, _ = read(b"".join(x for pair in zip(wa, wb) for x in pair))
+    assert all(p["exe"] is None for p in log.processes())
+    assert log.stats().ambiguous == 2
+
+
+def test_unknown_lines_are_counted():
+    procs = [program(5, "/bin/t", binds=3)]
+    procs[0].lines[5:5] = ["a line of a future dyld", "another one"]
+    log, rows = read(sequential(procs))
+    assert by_pid(rows) == truth(procs)
+    assert log.stats().unknown == 2
+
+
+def test_rosetta_segment_and_the_x86_64_cache():
+    procs = [program(7, "/usr/local/bin/amd64tool", dylibs=("/usr/local/lib/liba.dylib",), rosetta=True),
+             program(8, "/opt/homebrew/bin/native", binds=2)]
+    log, _ = read(sequential(procs))
+    rows = {p["pid"]: p for p in log.processes()}
+    assert (rows[7]["arch"], rows[7]["translator"]) == ("x86_64", "rosetta")
+    assert (rows[8]["arch"], rows[8]["translator"]) == ("arm64", None)
+
+
+def test_exec_in_the_same_pid_is_a_new_program():
+    first, second = program(9, "/usr/bin/arch-like", binds=2), program(9, "/usr/local/bin/real", binds=4)
+    log, rows = read(sequential([first, second]))
+    assert [p["exe"] for p in log.processes()] == ["/usr/bin/arch-like", "/usr/local/bin/real"]
+    assert collections.Counter(r[2] for r in rows) == {"/usr/bin/arch-like": 2, "/usr/local/bin/real": 4}
+
+
+@pytest.mark.parametrize("gen", GENERATIONS)
+@pytest.mark.parametrize("seed", range(4))
+def test_interleaved_writes_never_go_to_the_wrong_pid(gen, seed):
+    """Processes of the same and of different programs writing at once, at every
+    speed from lockstep to sparse; whatever cannot be told apart is counted."""
+    for n, gap, how in ((2, 2.0, "timed"), (3, 5.0, "timed"), (4, 20.0, "timed"), (6, 5.0, "timed"),
+                        (3, 0.0, "random")):
+        procs = [program(100 + i, f"/usr/local/bin/tool{i % 3}", gen=gen, dylibs=(f"/opt/lib/libz{i % 3}.dylib",),
+                         binds=60, dlsyms=(("foo", True), ("bar", False)), seed=seed) for i in range(n)]
+        data = timed(procs, seed=seed, gap_us=gap) if how == "timed" else interleave(procs, seed=seed, burst=0.5)
+        log, rows = read(data, chunk=1000 + 37 * seed)  # the file read as it grows, in odd sizes
+        expected = truth(procs, full=False)
+        for pid, got in by_pid(rows, full=False).items():
+            assert not got - expected[pid], (n, gap, pid, got - expected[pid])
+        st = log.stats()
+        written = sum(len(p.lines) for p in procs)
+        assert st.bodies + st.ambiguous + st.lost == written
+
+
+def test_lightly_interleaved_logs_are_mostly_attributed():
+    """Two programs starting together, ~20 µs of work between lines (dyld resolving
+    symbols): most lines go to their process (figures measured, not a promise)."""
+    procs = [program(100 + i, f"/usr/local/bin/tool{i}", dylibs=(f"/opt/lib/libz{i}.dylib",), binds=200, seed=1)
+             for i in range(2)]
+    log, rows = read(timed(procs, seed=5, gap_us=20.0))
+    st = log.stats()
+    assert st.bodies / (st.bodies + st.malformed) > 0.85
+    assert sum(by_pid(rows, full=False)[p.pid].total() for p in procs) > 0.8 * sum(len(p.bindings) for p in procs)
+
+
+def test_slide_from_the_file_on_this_machine(binaries):
+    """Link-time __TEXT vmaddr and LC_UUID as llvm-objdump reads them (the oracle), the
+    load address as dyld would log it: the slide comes out, and a file whose UUID is
+    not the one dyld logged (rebuilt since) gives none."""
+    exe = str(binaries("go-darwin-arm64"))
+    text = subprocess.run(["llvm-objdump-16", "--macho", "--private-headers", exe], capture_output=True,
+                          text=True, check=True).stdout
+    vmaddr = int(re.search(r"segname __TEXT\n\s+vmaddr (0x[0-9a-f]+)", text).group(1), 16)
+    uuid = re.search(r"uuid ([0-9A-F-]{36})", text).group(1)
+    slide = 0x4A3C000
+    for logged_uuid, expect in ((uuid, slide), ("00000000-0000-0000-0000-000000000000", None)):
+        lines = [f"<{logged_uuid}> {exe}", f"Kernel mapped {exe}",
+                 segment_line("__PAGEZERO", "...", slide, 2 * slide + vmaddr, True),
+                 segment_line("__TEXT", "r.x", vmaddr + slide, vmaddr + slide + 0x4000, True)]
+        log, _ = read(b"".join(w for line in writes(3, lines) for w in line))
+        (img,) = log.images()
+        assert img["load_base"] == vmaddr + slide and img["uuid"] == logged_uuid
+        assert img["slide"] == expect and img["link_base"] == (vmaddr if expect is not None else None)
