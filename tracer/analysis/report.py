@@ -123,8 +123,12 @@ def notes(meta: dict[str, Any], processes: list[dict], guests: list[dict], trans
     silent = meta.get("silent_processes") or []
     if silent:
         why = sorted({p.get("reason") or "no output" for p in silent})
-        out.append(f"{len(silent)} process{'es' if len(silent) != 1 else ''} left no account ({'; '.join(why)}): "
-                   "they are missing from these figures, not free of bindings")
+        names = sorted({str(p.get("exe") or "?").rsplit("/", 1)[-1] for p in silent})
+        out.append(f"{len(silent)} process{'es' if len(silent) != 1 else ''} left no account ({', '.join(names[:6])}"
+                   f"{' …' if len(names) > 6 else ''}: {'; '.join(why)}): they are missing from these figures, "
+                   "not free of bindings")
+    for warning in meta.get("sip_warnings") or ():
+        out.append(f"said before the run: {warning}")
     cal = latency_calibration(meta.get("latency_method"))
     if cal:
         out.append(f"latencies are estimates: each lookup's stop-to-stop time under lldb minus lldb's own "

@@ -32,6 +32,10 @@ class CaptureRequest:
     sink: Callable[[pa.Table], None]  # receives decoded event chunks
     on_process: Callable[[int], None] = lambda n: None  # progress: processes seen so far
     attach: int | None = None  # trace this running process instead of starting argv (lldb)
+    # the argv to exec, given the command and the variables the backend adds: a translated run
+    # under Rosetta prefixes `arch -x86_64 -e K=V …` (arch, SIP-protected, would drop DYLD_*)
+    wrap: Callable[[list[str], dict[str, str]], list[str]] | None = None
+    on_warning: Callable[[str], None] = lambda text: None  # what the user should know before the run
 
 
 @dataclass

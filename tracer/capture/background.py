@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 import threading
 
 from .. import heavy
@@ -18,7 +19,10 @@ _also: list[str] = []
 
 
 def background_priority() -> None:
-    """Run the calling thread at nice 19 (Linux niceness is per thread)."""
+    """Run the calling thread at nice 19 (Linux niceness is per thread; elsewhere a
+    thread id could be some other process's pid, so nothing is done)."""
+    if not sys.platform.startswith("linux"):
+        return
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
     except (OSError, AttributeError):

@@ -1,15 +1,18 @@
 """Which capture backend runs: the registry of names, and the ``auto`` rule.
 
-``auto`` prefers the backend that records most (bpftrace: latency, failed
-lookups, the full process tree) and falls back to the one that needs nothing
-(ld-debug), saying which it picked and why.
+On Linux ``auto`` prefers the backend that records most (bpftrace: latency,
+failed lookups, the full process tree) and falls back to the one that needs
+nothing (ld-debug), saying which it picked and why. On macOS it is dyld's own
+account (dyld-print), which needs no root and works under Rosetta.
 """
 from __future__ import annotations
+
+import platform
 
 from .backend import Backend
 from ..errors import BackendUnavailable
 
-NAMES = ("auto", "bpftrace", "ld-debug", "lldb")
+NAMES = ("auto", "bpftrace", "ld-debug", "lldb", "dyld-print")
 
 
 def get(name: str) -> Backend:
@@ -23,6 +26,9 @@ def get(name: str) -> Backend:
     if name == "lldb":
         from .lldb.backend import LldbBackend
         return LldbBackend()
+    if name == "dyld-print":
+        from .dyld_print.backend import DyldPrintBackend
+        return DyldPrintBackend()
     raise BackendUnavailable(f"unknown backend {name!r}; choose one of {', '.join(NAMES)}")
 
 
@@ -46,6 +52,9 @@ def choose(name: str, attach: int | None = None) -> tuple[Backend, str]:
         if not avail.ok:
             raise BackendUnavailable(f"{name} backend unavailable: {avail.explain()}")
         return backend, f"backend {name}"
+    if platform.system() == "Darwin":
+        dyld = get("dyld-print")
+        return dyld, "backend dyld-print (auto: macOS; dyld's own account, no root, no latency)"
     bpf = get("bpftrace")
     avail = bpf.probe()
     if avail.ok:

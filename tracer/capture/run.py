@@ -93,15 +93,30 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
          force: bool = False, env: dict[str, str] | None = None,
          on_chunk: Callable[[pd.DataFrame], None] | None = None,
          progress: Progress | None = None, on_choice: Callable[[str], None] | None = None,
-         attach: int | None = None, arch: str | None = None, register_binfmt: bool = False) -> BindResult:
+         attach: int | None = None, arch: str | None = None, register_binfmt: bool = False,
+         on_warning: Callable[[str], None] | None = None) -> BindResult:
     """Run ``argv`` with every descendant under capture and save a session.
 
     With ``attach=PID`` (lldb backend), trace that running process from now
     on instead; ``argv`` is then taken from its command line. With ``arch``,
     run the command as that architecture through its binfmt_misc translator
     (see tracer.translate); ``register_binfmt`` registers qemu for this run.
+    On macOS ``arch`` runs it through Rosetta 2 (capture/translated/rosetta.py).
+    ``on_warning`` hears what the user should know before the run (SIP).
     """
     env = dict(os.environ if env is None else env)
+    rosetta = None
+    if arch is not None and platform.system() == "Darwin":  # not run on macOS (no Mac here)
+        from .translated import rosetta as rosetta_mod
+
+        if attach is not None:
+            raise GotraceError("--arch starts a command; it cannot be combined with --pid/--attach")
+        rosetta_mod.check_program(arch, argv, env)
+        rosetta = rosetta_mod.prepare(arch, argv, env)
+        if rosetta is not None and rosetta.translator and backend not in ("auto", "dyld-print"):
+            raise GotraceError(f"--backend {backend} cannot trace Rosetta-translated processes here; "
+                               "use --backend dyld-print")
+        arch = None
     if attach is not None:
         from .lldb.backend import check_attachable
         check_attachable(attach)
@@ -128,6 +143,9 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
         if translation is not None:  # a handler registered for this run goes again
             translation.close()
         raise
+    if rosetta is not None:
+        choice += f"; running as {rosetta.arch} through `arch -{rosetta.arch}`" + (
+            " (Rosetta 2)" if rosetta.translator else "")
     if translation is not None:
         choice += (f"; running as {translation.arch} through {translation.handler.translator} "
                    f"(binfmt_misc {translation.handler.name}"
@@ -147,14 +165,17 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
         # pyarrow adds its own once loaded: looking it up now costs ~10 ms before the command starts
         "versions": {"gotrace": __version__, "python": sys.version.split()[0]},
         "start_time": time.time(), "start_ns": time.monotonic_ns(),
-        "translation": translation.meta() if translation is not None else None,
+        "translation": translation.meta() if translation is not None else (
+            rosetta.meta() if rosetta is not None else None),
     })
     sink = ChunkSink(writer, progress, on_chunk, translators=lambda: translate.translator_filter(translation))
 
     def on_process(n: int) -> None:
         progress.processes = n
 
-    request = CaptureRequest(argv=list(argv), env=env, sink=sink, on_process=on_process, attach=attach)
+    request = CaptureRequest(argv=list(argv), env=env, sink=sink, on_process=on_process, attach=attach,
+                             wrap=rosetta.wrap if rosetta is not None else None,
+                             on_warning=on_warning or (lambda text: None))
     result = None
     failure: str | None = None
     try:

@@ -25,6 +25,7 @@ def run_bind(command: list[str] | None, output: Path | None = None, backend: str
     from ..capture.run import bind
     from ..capture.sink import Progress
     from ..render.live import LiveLine
+    from rich.markup import escape
 
     # needed once the command has run: imported by the preload thread while it runs
     also_preload("tracer.analysis.report", "tracer.render.report")
@@ -45,9 +46,13 @@ def run_bind(command: list[str] | None, output: Path | None = None, backend: str
             err_console.print(f"[dim]gotrace: {text}[/]")
             live.start()
 
+    def on_warning(text: str) -> None:  # before the command runs: what it will not show
+        err_console.print(f"[bold yellow]gotrace: warning:[/] {escape(text)}")
+
     try:
         result = bind(command or [], out=output, backend=backend, force=force, progress=progress,
-                      on_choice=on_choice, attach=attach, arch=arch, register_binfmt=register_binfmt)
+                      on_choice=on_choice, attach=attach, arch=arch, register_binfmt=register_binfmt,
+                      on_warning=on_warning)
     finally:
         if live is not None:
             live.stop()

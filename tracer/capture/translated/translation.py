@@ -13,8 +13,8 @@ plugin times every guest lookup (guest_latency.py).
 
 Which process ran translated is decided afterwards from each program image's
 ELF header against the host: a foreign one ran under the handler for its
-machine. macOS (`arch -x86_64`, Rosetta 2, sysctl.proc_translated) is not
-implemented: there is no macOS here to verify it on.
+machine. macOS runs are rosetta.py's (`arch -x86_64`); the dyld-print backend
+names each process's architecture and translator itself.
 """
 from __future__ import annotations
 
@@ -205,6 +205,9 @@ def annotate(processes: list[dict], cwd: str, translation: Translation | None) -
     hosted: dict[int, Handler] = {}  # pid -> the translator its earlier image was
     out = []
     for row in processes:
+        if row.get("arch") is not None:  # the backend knew already (dyld-print: the shared region, Rosetta)
+            out.append(row)
+            continue
         pid, exe = row["pid"], row.get("exe")
         path = None if exe is None else str(exe)
         full = path if path is None or os.path.isabs(path) else os.path.join(cwd, path)
