@@ -25,7 +25,6 @@ def run_bind(command: list[str] | None, output: Path | None = None, backend: str
     from ..capture.run import bind
     from ..capture.sink import Progress
     from ..render.live import LiveLine
-    from rich.markup import escape
 
     # needed once the command has run: imported by the preload thread while it runs
     also_preload("tracer.analysis.report", "tracer.render.report")
@@ -47,6 +46,8 @@ def run_bind(command: list[str] | None, output: Path | None = None, backend: str
             live.start()
 
     def on_warning(text: str) -> None:  # before the command runs: what it will not show
+        from rich.markup import escape
+
         err_console.print(f"[bold yellow]gotrace: warning:[/] {escape(text)}")
 
     try:
