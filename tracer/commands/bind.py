@@ -16,9 +16,10 @@ def bind_command(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Session directory to create.",
                       show_default="gotrace-sessions/<time>-<cmd>")] = None,
     backend: Annotated[str, typer.Option("--backend", "-b", help="Which tracer records the bindings.",
-                       metavar="auto|bpftrace|ld-debug|lldb")] = "auto",
+                       metavar="auto|bpftrace|ld-debug|lldb|dyld-print")] = "auto",
     arch: Annotated[Optional[str], typer.Option("--arch", help="Run the command as this architecture (arm64, "
-                    "x86_64) through its binfmt_misc translator; `go` becomes that arch's toolchain. Backend: ld-debug.",
+                    "x86_64) through its binfmt_misc translator (macOS: Rosetta 2); `go` becomes that arch's "
+                    "toolchain. Backend: ld-debug (macOS: dyld-print).",
                     show_default=False)] = None,
     register_binfmt: Annotated[bool, typer.Option("--register-binfmt", help="With --arch: register qemu-user's "
                                "binfmt_misc handler for this run if none is (root; removed afterwards).")] = False,
@@ -42,12 +43,15 @@ def bind_command(
       gotrace bind --pid 4242                     # a running process, from now
       gotrace bind --arch arm64 -- ./hello-arm64  # translated, by qemu-user
       gotrace bind --arch arm64 --register-binfmt -- go build
+      gotrace bind --arch x86_64 -- go build      # macOS: under Rosetta 2
 
     Backends: bpftrace (root; latency, failed lookups, full process tree),
     ld-debug (no root; glibc's LD_DEBUG), lldb (one process, no descendants;
     latency corrected for lldb's own stop cost, calibrated in the same run;
-    works where uprobes cannot), auto (bpftrace if it can run, else ld-debug;
-    never lldb, except for --attach).
+    works where uprobes cannot), dyld-print (macOS, no root: dyld's own
+    account of every process, Rosetta included; not run on macOS), auto
+    (bpftrace if it can run, else ld-debug; on macOS dyld-print; never lldb,
+    except for --attach).
 
     The command's exit code becomes gotrace's; Ctrl-C saves the session marked
     incomplete. The session is analysed with `gotrace report DIR`. Scripts take

@@ -14,8 +14,11 @@ def doctor_command(as_json: JsonOpt = False) -> None:
 
     GOROOT belongs to the go on PATH; the toolchain's own architecture;
     GOOS/GOARCH is a real target; GOARCH against the host CPU and the
-    binfmt_misc translator that would run foreign binaries (macOS: Rosetta);
-    with CGO_ENABLED=1, a C compiler that exists and targets GOARCH.
+    binfmt_misc translator that would run foreign binaries; with
+    CGO_ENABLED=1, a C compiler that exists and targets GOARCH. On a Mac (not
+    run on macOS): the terminal under Rosetta, the go binary's own build,
+    every go on PATH, Homebrew's prefix, clang's target with cgo's -arch, and
+    LC_UUID (macOS 26 refuses binaries without it).
 
     Exits 1 when a check fails. Variables are read as `go env` sees them, so
     a configuration is checked by setting it for the one command. Examples:

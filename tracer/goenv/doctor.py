@@ -5,8 +5,9 @@ are mismatches between four architectures: the host CPU's, GOARCH, the Go
 toolchain binary's own, and the C compiler's target. Each check says pass,
 warn or fail, and what to do.
 
-Linux checks run here; the macOS branch (sysctl.proc_translated) follows
-Apple's documented sysctl but cannot be verified on these Linux machines.
+Linux checks run here; on macOS the Mac's own checks (goenv/macos.py: the
+terminal under Rosetta, the go binary's build, Homebrew's prefix, clang's
+target, LC_UUID) replace the binfmt_misc and ELF ones. Not run on macOS.
 """
 from __future__ import annotations
 
@@ -15,21 +16,14 @@ import os
 import platform
 import shutil
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 from ..arch import canonical, from_goarch, goarch as goarch_of, host_arch
 from ..binary import BadBinary, open_image
 from ..capture.translated import binfmt
+from .check import Check
 
 CROSS_CC = {"arm64": "aarch64-linux-gnu-gcc", "amd64": "x86_64-linux-gnu-gcc"}  # Debian's, by GOARCH
-
-
-@dataclass
-class Check:
-    name: str
-    status: str  # pass | warn | fail
-    message: str
-    fix: str | None = None
 
 
 def _run(argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
@@ -74,11 +68,16 @@ def run_checks(env: dict[str, str] | None = None) -> list[Check]:
                             else f"GOROOT={goroot} holds {out2.strip() or 'no working go'}, not the go on PATH",
                             None if belongs else "unset GOROOT (go finds its own), or fix PATH"))
 
+    if platform.system() == "Darwin":  # not run on macOS: goenv/macos.py
+        from . import macos
+
+        code, out, _ = _run([real if os.path.exists(real) else go, "tool", "dist", "list"], env)
+        pairs = set(out.split()) if code == 0 else set()
+        if pairs and f"{goos}/{goarch}" not in pairs:
+            checks.append(Check("GOOS/GOARCH", "fail", f"{goos}/{goarch} is not in `go tool dist list`",
+                                "pick a pair from `go tool dist list`"))
+        return checks + macos.checks(macos.gather(env, genv))
     host = goarch_of(host_arch())
-    translated = _macos_translated()
-    if translated:
-        checks.append(Check("translation", "warn", "this process runs under Rosetta 2 (sysctl.proc_translated=1)",
-                            "use an arm64 terminal and arm64 Go for native builds"))
     # the toolchain binary's own architecture
     try:
         native = open_image(real).arch if os.path.exists(real) else None
@@ -168,16 +167,6 @@ def _is_wrapper(go: str) -> bool:
     except OSError:
         return False
     return head.startswith(b"#!") and b"python" in head
-
-
-def _macos_translated() -> bool:
-    if platform.system() != "Darwin":
-        return False
-    try:
-        out = subprocess.run(["sysctl", "-n", "sysctl.proc_translated"], capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() == "1"
-    except (OSError, subprocess.SubprocessError):
-        return False
 
 
 def to_dicts(checks: list[Check]) -> list[dict]:
