@@ -93,3 +93,52 @@ def test_bad_inputs_are_one_line(tmp_path):
         out = gotrace_cli(*args)
         assert out.returncode == 2 and words in out.stderr, (args, out.stderr)
         assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+def test_notebook_takes_a_native_and_a_rosetta_session(tmp_path):
+    import nbclient
+    import nbformat
+
+    from conftest import ROOT
+    from tracer.capture.imported import import_logs
+
+    _write_logs(tmp_path)
+    a = import_logs("dyld-print", [tmp_path / "native.log"], tmp_path / "n").session
+    b = import_logs("dyld-print", [tmp_path / "rosetta.log"], tmp_path / "r").session
+    nb = nbformat.read(ROOT / "notebooks" / "analysis.ipynb", as_version=4)
+    os.environ["GOTRACE_A"], os.environ["GOTRACE_B"] = str(a), str(b)
+    try:
+        nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                                resources={"metadata": {"path": str(tmp_path)}}).execute()
+    finally:
+        del os.environ["GOTRACE_A"], os.environ["GOTRACE_B"]
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert any("rosetta" in str(o.get("data", {}).get("text/plain", "")) for o in outputs)
+
+
+def test_aslr_of_an_imported_mac_session(binaries, tmp_path):
+    """`gotrace aslr --session` on a Mac's log: the slide of an image whose file is here
+    (the slice with the LC_UUID dyld printed; llvm-objdump as the oracle), none for the rest."""
+    from dyldlog import segment_line, writes
+
+    exe = str(binaries("fat"))
+    text = subprocess.run(["llvm-objdump-16", "--macho", "--private-headers", "--arch=arm64", exe],
+                          capture_output=True, text=True, check=True).stdout
+    vmaddr = int(re.search(r"segname __TEXT\n\s+vmaddr (0x[0-9a-f]+)", text).group(1), 16)
+    uuid = re.search(r"uuid ([0-9A-F-]{36})", text).group(1)
+    slide = 0x8C4000
+    lines = [f"<{uuid}> {exe}", f"Kernel mapped {exe}", segment_line("__TEXT", "r.x", vmaddr + slide,
+                                                                     vmaddr + slide + 0x4000, True),
+             "Using mapping in dyld cache for /usr/lib/libSystem.B.dylib",
+             segment_line("__TEXT", "r.x", 0x180000000, 0x180080000, True),
+             "<7ABC7C32-5AB6-7F9D-2C74-0BF509A9B18F> /usr/lib/libSystem.B.dylib"]
+    (tmp_path / "a.log").write_bytes(b"".join(w for line in writes(44, lines) for w in line))
+    assert gotrace_cli("import", "dyld-print", str(tmp_path / "a.log"), "-o", str(tmp_path / "s")).returncode == 0
+    out = gotrace_cli("aslr", "--session", str(tmp_path / "s"), "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    rows = {r["path"]: r for r in doc["images"]}
+    assert rows[exe]["slide"] == slide and rows[exe]["link_base"] == vmaddr
+    assert rows["/usr/lib/libSystem.B.dylib"]["slide"] is None
+    assert doc["randomize_va_space"] is None  # this machine's setting says nothing of the Mac's

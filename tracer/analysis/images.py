@@ -21,9 +21,17 @@ def fill_session(path) -> list[dict]:
     (from the files on disk, ELF or Mach-O) and write them into images.parquet."""
     images = load_session(path).images.copy()
     rows: list[ImageBase] = []
-    for pid, file, load in zip(images["pid"], images["path"], images["load_base"]):
-        facts = image_facts(file) if isinstance(file, str) and file.startswith("/") else None
+    for pid, file, load, uuid, recorded in zip(images["pid"], images["path"], images["load_base"],
+                                               images["uuid"], images["link_base"]):
+        here = isinstance(file, str) and file.startswith("/")
+        facts = image_facts(file) if here else None
         link, pic = (facts[0], facts[1]) if facts else (None, None)
+        if isinstance(uuid, str):  # Mach-O as dyld logged it: the slice with that LC_UUID, if it is still here
+            from ..binary.facts import macho_text_vmaddr
+
+            link = macho_text_vmaddr(file, uuid) if here else None
+        if link is None and not pd.isna(recorded):
+            link = int(recorded)  # known at capture; the file is gone or rebuilt since
         load = None if pd.isna(load) else int(load)
         slide = load - link if link is not None and load is not None else None
         rows.append(ImageBase(int(pid), file, link, load, slide, pic, "session"))

@@ -54,7 +54,8 @@ def aslr_command(
     else:
         found, code = aslr.launch_bases(list(command), let_go=run)
         rows, exit_code = aslr.to_dicts(found), code or 0
-    doc = {"randomize_va_space": aslr.randomize_va_space(), "images": rows}
+    # a session may come from another machine (gotrace import): this one's setting says nothing of it
+    doc = {"randomize_va_space": None if session is not None else aslr.randomize_va_space(), "images": rows}
     if not as_json and json_out is None:  # --json-out: stdout is the program's alone
         from ..render.aslr import render_aslr
 

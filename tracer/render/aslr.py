@@ -11,8 +11,9 @@ LEVELS = {0: "off", 1: "partial (stack, mmap, vdso)", 2: "full"}
 
 
 def render_aslr(doc: dict[str, Any], console: Console) -> None:
-    level = LEVELS.get(doc["randomize_va_space"], "unknown")
-    console.print(f"ASLR on this system: {level} (kernel.randomize_va_space={doc['randomize_va_space']})")
+    if doc["randomize_va_space"] is not None:
+        level = LEVELS.get(doc["randomize_va_space"], "unknown")
+        console.print(f"ASLR on this system: {level} (kernel.randomize_va_space={doc['randomize_va_space']})")
     rows = []
     for r in doc["images"]:
         pic = "-" if r["position_independent"] is None else ("yes" if r["position_independent"] else "no")

@@ -126,6 +126,7 @@ class ProcessAccount:
         self.libraries_logged = False
         self.segments_logged = False
         self._ts: int | None = None  # the time of the body being taken
+        self._deltas: dict = {}  # pending lines -> _Delta, while the account does not change
 
     def lost_lines(self, candidates: list[str] | None = None) -> None:
         """Some of this pid's lines were given up here. With ``candidates`` (every line
@@ -136,6 +137,7 @@ class ProcessAccount:
         and segments go nowhere until the next Mapping line."""
         self.order_unknown = self.awaiting_unknown = True
         self.last = None
+        self._deltas.clear()
         prog = self.current
         prog.mapping = None
         if candidates is None:
@@ -173,7 +175,7 @@ class ProcessAccount:
         """
         if not L.viable(body, complete=True):
             return False
-        return self._fits(L.parse(body), _Delta(self, pending))
+        return self._fits(L.parse(body), self._delta(pending))
 
     def start_ok(self, text: str, pending: list[str]) -> bool:
         """Could a line of this pid begin with ``text`` (the part written so far)?
@@ -183,7 +185,7 @@ class ProcessAccount:
         c = text[0]
         if c == "<":
             m = BIND_START.match(text)
-            d = _Delta(self, pending)
+            d = self._delta(pending)
             if m is not None:
                 if not self._bind_fits(m.group(1), int(m.group(2)), d):
                     return False
@@ -194,7 +196,7 @@ class ProcessAccount:
                 return d.awaiting.startswith(path)
             return True
         if c == "K" and text.startswith("Kernel mapped "):
-            d = _Delta(self, pending)
+            d = self._delta(pending)
             if d.order_unknown or not d.libraries:
                 return True
             return d.last is not None and d.last[0] == L.LIB and d.last[2].startswith(text[14:])
@@ -203,14 +205,23 @@ class ProcessAccount:
                 return True
             name = text[12:]
             end = name.find('")')
-            asking = _Delta(self, pending).asking
+            asking = self._delta(pending).asking
             if end >= 0:
                 return name[:end] in asking
             return any(n.startswith(name) for n in asking)
         if " (" in text and (c == "_" or c == " " or c.isalpha()) and not text.startswith(NOT_SEGMENTS):
-            d = _Delta(self, pending)  # a segment line, by the time its name is written
+            d = self._delta(pending)  # a segment line, by the time its name is written
             return d.order_unknown or (d.last is not None and d.last[0] in (L.MAP, L.SEG))
         return True
+
+    def _delta(self, pending) -> _Delta:
+        key = tuple(pending)
+        d = self._deltas.get(key)
+        if d is None:
+            if len(self._deltas) > 256:
+                self._deltas.clear()
+            d = self._deltas[key] = _Delta(self, key)
+        return d
 
     def _fits(self, p: tuple, d: _Delta) -> bool:
         kind = p[0]
@@ -282,6 +293,7 @@ class ProcessAccount:
         p = L.parse(body)
         kind = p[0]
         self._ts = ts_ns
+        self._deltas.clear()
         prog = self.current
         if prog.first_ts is None:
             prog.first_ts = ts_ns

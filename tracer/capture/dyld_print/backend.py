@@ -7,7 +7,11 @@ Rosetta-translated processes included. A reader thread turns the growing file in
 events (log.py), `ps` samples the process tree (procwatch.py) for parents, Rosetta
 and processes that wrote nothing. What this cannot give, said in the session:
 latency (dyld prints no times), failed lookups beyond missing weak imports and
-dlsym, per-image fixup time, exit codes but the command's, who called dlsym.
+dlsym, per-image fixup time, exit codes but the command's, who called dlsym. A
+process that may print but not choose its output file (dyld honours
+DYLD_PRINT_TO_FILE only with AMFI's custom-shared-cache permission:
+DyldProcessConfig.cpp ``Logging``) prints to its own stderr instead: its lines
+are then in the command's output, not in the session.
 
 Not run on macOS: no Mac was at hand. Everything it builds (the environment, the
 `arch` wrapper, the parsing of dyld's and ps's output) is tested here on output in

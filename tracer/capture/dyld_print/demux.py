@@ -31,9 +31,9 @@ from typing import Callable
 
 PREFIX = re.compile(rb"dyld\[(\d+)\]: ")
 PIECE = 32  # _simple_vdprintf's buffer: a body reaches the file in writes of this size
-MAX_GUESSES = 256  # beyond this the unfinished lines are given up (counted) until none is unfinished
-MAX_WINDOW = 16
-COLLAPSE = 64  # more guesses than this: settle the finished lines (_agreed), keep guessing the unfinished  # finished lines left undecided this long are counted as ambiguous
+MAX_GUESSES = 64  # beyond this the unfinished lines are given up (counted) until none is unfinished
+COLLAPSE = 16  # more guesses than this: settle the finished lines (_agreed), keep guessing the unfinished
+MAX_WINDOW = 16  # finished lines left undecided this long are settled (those the guesses disagree on: ambiguous)
 
 
 class Demux:
