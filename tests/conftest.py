@@ -149,3 +149,22 @@ def binaries(tmp_path_factory):
         return builder(name)
 
     return get
+
+
+def run_notebook(a, b, tmp_path) -> list:
+    """notebooks/analysis.ipynb executed headless on sessions A and B: every cell's outputs
+    (an error output fails the caller's assertions, not this helper)."""
+    try:
+        import nbclient
+        import nbformat
+    except ImportError:
+        nbclient = None
+    require(nbclient is not None, "nbclient/nbformat are not installed (pip install -e '.[test]')")
+    nb = nbformat.read(ROOT / "notebooks" / "analysis.ipynb", as_version=4)
+    os.environ["GOTRACE_A"], os.environ["GOTRACE_B"] = str(a), str(b)
+    try:
+        nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                                resources={"metadata": {"path": str(tmp_path)}}).execute()
+    finally:
+        del os.environ["GOTRACE_A"], os.environ["GOTRACE_B"]
+    return [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT, VENV_BIN, require, require_bpftrace, require_lldb
+from conftest import VENV_BIN, require_bpftrace, require_lldb, run_notebook
 from tracer import bind, load_session
 from tracer.analysis.compare import compare, object_name
 
@@ -127,21 +127,7 @@ def test_analysis_bad_input(pair, tmp_path):
 
 
 def test_notebook_runs_headless(pair, tmp_path):
-    try:
-        import nbclient
-        import nbformat
-    except ImportError:
-        nbclient = None
-    require(nbclient is not None, "nbclient/nbformat are not installed (pip install -e '.[test]')")
-
     a, b, _ = pair
-    nb = nbformat.read(ROOT / "notebooks" / "analysis.ipynb", as_version=4)
-    os.environ["GOTRACE_A"], os.environ["GOTRACE_B"] = str(a), str(b)
-    try:
-        nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
-                                resources={"metadata": {"path": str(tmp_path)}}).execute()
-    finally:
-        del os.environ["GOTRACE_A"], os.environ["GOTRACE_B"]
-    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    outputs = run_notebook(a, b, tmp_path)
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert any(o.get("output_type") == "display_data" and "image/png" in o.get("data", {}) for o in outputs)

@@ -12,7 +12,7 @@ import os
 import re
 import subprocess
 
-from conftest import gotrace_cli
+from conftest import gotrace_cli, run_notebook
 from dyldlog import program, sequential, timed
 
 
@@ -96,23 +96,12 @@ def test_bad_inputs_are_one_line(tmp_path):
 
 
 def test_notebook_takes_a_native_and_a_rosetta_session(tmp_path):
-    import nbclient
-    import nbformat
-
-    from conftest import ROOT
     from tracer.capture.imported import import_logs
 
     _write_logs(tmp_path)
     a = import_logs("dyld-print", [tmp_path / "native.log"], tmp_path / "n").session
     b = import_logs("dyld-print", [tmp_path / "rosetta.log"], tmp_path / "r").session
-    nb = nbformat.read(ROOT / "notebooks" / "analysis.ipynb", as_version=4)
-    os.environ["GOTRACE_A"], os.environ["GOTRACE_B"] = str(a), str(b)
-    try:
-        nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
-                                resources={"metadata": {"path": str(tmp_path)}}).execute()
-    finally:
-        del os.environ["GOTRACE_A"], os.environ["GOTRACE_B"]
-    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    outputs = run_notebook(a, b, tmp_path)
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert any("rosetta" in str(o.get("data", {}).get("text/plain", "")) for o in outputs)
 

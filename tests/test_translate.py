@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import oracles
-from conftest import ROOT, VENV_BIN, require, require_bpftrace
+from conftest import ROOT, VENV_BIN, require, require_bpftrace, run_notebook
 from tracer import bind, load_session
 from tracer.binary.facts import file_arch
 from tracer.capture.translated import guest_latency, translation as translate
@@ -233,17 +233,7 @@ def test_native_vs_translated_pair_through_compare_plot_export_notebook(go_test_
     labelled = {e["pid"] for e in trace["traceEvents"] if e["name"] == "process_labels"}
     translated_pids = set(load_session(b).processes.query("translator == 'qemu-aarch64'")["pid"].astype(int))
     assert labelled == translated_pids
-    import nbclient
-    import nbformat
-    nb = nbformat.read(ROOT / "notebooks" / "analysis.ipynb", as_version=4)
-    os.environ["GOTRACE_A"], os.environ["GOTRACE_B"] = a, b
-    try:
-        nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
-                                resources={"metadata": {"path": str(tmp_path)}}).execute()
-    finally:
-        del os.environ["GOTRACE_A"], os.environ["GOTRACE_B"]
-    assert not [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-                if o.get("output_type") == "error"]
+    assert not [o for o in run_notebook(a, b, tmp_path) if o.get("output_type") == "error"]
 
 
 def test_register_binfmt_for_the_run_only(modes_pair, tmp_path):

@@ -91,8 +91,12 @@ def notes(meta: dict[str, Any], processes: list[dict], guests: list[dict], trans
     out = []
     backend = meta.get("backend")
     if not bindings and processes and not translator:
-        out.append("no binding at all: the programs that ran are statically linked (no dynamic linker; Go "
-                   "programs without cgo are), so there was nothing to record")
+        if backend == "dyld-print":  # macOS has no static programs: silence is dyld's, not the program's
+            out.append("no binding at all: dyld wrote no line for these processes (a SIP-protected program "
+                       "drops DYLD_*, see the processes that left no account)")
+        else:
+            out.append("no binding at all: the programs that ran are statically linked (no dynamic linker; Go "
+                       "programs without cgo are), so there was nothing to record")
     if translator:
         who = ", ".join(r["exe"].rsplit("/", 1)[-1] for r in translator["by_exe"][:3])
         out.append(f"the translator's own bindings ({translator['bindings']:,}, by {who}) are left out of these "

@@ -47,3 +47,39 @@ def preload(*needed: str) -> None:
     """Import the heavy modules (HEAVY, then ``needed``) in the background;
     users find them ready (or wait)."""
     threading.Thread(target=_import_all, args=(needed,), name="gotrace-preload", daemon=True).start()
+
+
+class Poller(threading.Thread):
+    """A reader of what the traced processes write: ``poll()`` every ``interval``
+    seconds at background priority until stopped, once more, then ``finish()``.
+    An exception in the thread is raised again by ``stop()``, in the caller."""
+
+    interval = 0.2
+
+    def __init__(self, name: str):
+        super().__init__(name=name, daemon=True)
+        self._halt = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        background_priority()
+        try:
+            while not self._halt.wait(self.interval):
+                self.poll()
+            self.poll()
+            self.finish()
+        except BaseException as exc:  # surfaced by stop()
+            self.error = exc
+
+    def stop(self) -> None:
+        self._halt.set()
+        if self.is_alive():
+            self.join()
+        if self.error is not None:
+            raise self.error
+
+    def poll(self) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        pass

@@ -74,7 +74,7 @@ def checks(f: MacFacts) -> list[Check]:
         seen = "; then ".join(f"{p} ({v.strip() or '?'})" for p, v in f.gos)
         differ = len({v.split()[2] if len(v.split()) > 3 else v for _p, v in f.gos}) > 1
         out.append(Check("PATH", "warn" if differ else "pass", f"{len(f.gos)} go on PATH, the first wins: {seen}",
-                         f"put the one you mean first (e.g. export PATH=\"/usr/local/go/bin:$PATH\")" if differ
+                         "put the one you mean first (e.g. export PATH=\"/usr/local/go/bin:$PATH\")" if differ
                          else None))
     if f.brew_prefix:
         brew_arch = HOMEBREW.get(f.brew_prefix.rstrip("/"))

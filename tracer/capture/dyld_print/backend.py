@@ -22,12 +22,11 @@ from __future__ import annotations
 import os
 import platform
 import tempfile
-import threading
 import time
 from typing import Callable
 
 from ..backend import Availability, CaptureRequest, CaptureResult
-from ..background import background_priority, preload
+from ..background import Poller, preload
 from ..child import GatedChild
 from ...session.schema import events_table
 from . import sip
@@ -123,34 +122,20 @@ class DyldPrintBackend:
                              "SIP-protected programs and their descendants write no line"]})
 
 
-class LogReader(threading.Thread):
+class LogReader(Poller):
     """Reads the log as dyld appends to it and hands events to the sink."""
 
+    interval = POLL_S
+
     def __init__(self, path: str, log: DyldLog, sink: Callable):
-        super().__init__(name="gotrace-dyld-print", daemon=True)
+        super().__init__("gotrace-dyld-print")
         self.path, self.log, self.sink = path, log, sink
         self.offset = 0
-        self._halt = threading.Event()
-        self.error: BaseException | None = None
 
-    def run(self) -> None:
-        background_priority()
-        try:
-            while not self._halt.wait(POLL_S):
-                self._read()
-            self._read()
-            self._emit(self.log.close(time.monotonic_ns()))
-        except BaseException as exc:  # surfaced by stop()
-            self.error = exc
+    def finish(self) -> None:
+        self._emit(self.log.close(time.monotonic_ns()))
 
-    def stop(self) -> None:
-        self._halt.set()
-        if self.is_alive():
-            self.join()
-        if self.error is not None:
-            raise self.error
-
-    def _read(self) -> None:
+    def poll(self) -> None:
         try:
             with open(self.path, "rb") as fh:
                 fh.seek(self.offset)

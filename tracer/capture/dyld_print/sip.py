@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 import shutil
 
+from ...binary.facts import script_interpreter
+
 PROTECTED = ("/System/", "/bin/", "/sbin/", "/usr/")
 NOT_PROTECTED = ("/usr/local/",)
 GO_BUILDING = {"build", "test", "run", "install", "vet", "generate", "get", "list"}
@@ -30,19 +32,6 @@ def protected(path: str | None) -> bool:
     return any(p.startswith(PROTECTED) and not p.startswith(NOT_PROTECTED) for p in {path, real})
 
 
-def interpreter(path: str) -> str | None:
-    """The ``#!`` interpreter of a script (what the kernel really runs), None if not a script."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(256)
-    except OSError:
-        return None
-    if not head.startswith(b"#!"):
-        return None
-    words = head[2:].split(b"\n", 1)[0].split()
-    return words[0].decode(errors="replace") if words else None
-
-
 def before(argv: list[str], env: dict[str, str]) -> list[str]:
     """Warnings for a command about to run: which of its programs will leave no account, and the fix."""
     out = []
@@ -52,7 +41,7 @@ def before(argv: list[str], env: dict[str, str]) -> list[str]:
         out.append(f"{exe} is SIP-protected: dyld ignores DYLD_* in it and in everything it starts, so this run "
                    "will record nothing; run the program it would start directly (or one outside /usr and /bin)")
         return out
-    interp = interpreter(exe) if exe else None
+    interp = script_interpreter(exe) if exe else None
     if interp and protected(interp):
         out.append(f"{argv[0]} is a script run by {interp} (SIP-protected): it and what it starts will record "
                    f"nothing; run it with an interpreter outside /usr and /bin (e.g. Homebrew's)")

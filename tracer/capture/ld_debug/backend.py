@@ -20,14 +20,13 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import threading
 import time
 
 from ... import procfs
 from ...binary import facts
 from ...session.schema import events_table
 from ..backend import Availability, CaptureRequest, CaptureResult
-from ..background import background_priority, preload
+from ..background import Poller, preload
 from ..child import GatedChild
 from ..ldso import ldso_path
 from .parse import LdDebugFileParser
@@ -108,11 +107,13 @@ def _guest_aware(prefix: str | None):
     return slots
 
 
-class _Tailer(threading.Thread):
+class _Tailer(Poller):
     """Reads new lines from every ld.<pid> file and hands bindings to the sink."""
 
+    interval = POLL_S
+
     def __init__(self, logdir: str, request: CaptureRequest, search_path: str, keep_logs: bool = False):
-        super().__init__(name="gotrace-ld-debug", daemon=True)
+        super().__init__("gotrace-ld-debug")
         self.logdir = logdir
         self.request = request
         self.search_path = search_path
@@ -122,28 +123,15 @@ class _Tailer(threading.Thread):
         self.partial: dict[str, bytes] = {}
         self.keep_logs = keep_logs  # retired logs stay, as ld.<pid>.done (ld.<pid>.<k>.done for a reused pid)
         self.retired: dict[str, int] = {}  # renamed logs of gone processes -> pid, read once more, then deleted
-        self._halt = threading.Event()
-        self.error: BaseException | None = None
 
-    def run(self) -> None:
-        background_priority()
-        try:
-            while not self._halt.wait(POLL_S):
-                self._sweep()
-            self._sweep()
-            rows: list[tuple] = []
-            for parser in self.parsers.values():
-                parser.flush(rows)
-            self._emit(rows)
-        except BaseException as exc:  # surfaced by stop()
-            self.error = exc
+    def finish(self) -> None:
+        rows: list[tuple] = []
+        for parser in self.parsers.values():
+            parser.flush(rows)
+        self._emit(rows)
 
-    def stop(self) -> None:
-        self._halt.set()
-        if self.is_alive():
-            self.join()
-        if self.error is not None:
-            raise self.error
+    def poll(self) -> None:
+        self._sweep()
 
     def _sweep(self) -> None:
         rows: list[tuple] = []
