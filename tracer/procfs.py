@@ -105,3 +105,18 @@ def file_mappings(pid: int) -> dict[str, int]:
         if int(parts[2], 16) == 0 and (path not in out or start < out[path]):
             out[path] = start
     return out
+
+
+def file_ranges(pid: int) -> list[tuple[int, int, str]]:
+    """(start, end, path) of every file mapping of a live process; [] if it is gone or unreadable."""
+    out = []
+    try:
+        with open(f"/proc/{pid}/maps") as fh:
+            for line in fh:
+                parts = line.split(None, 5)
+                if len(parts) == 6 and parts[5].startswith("/"):
+                    lo, _, hi = parts[0].partition("-")
+                    out.append((int(lo, 16), int(hi, 16), parts[5].rstrip("\n").removesuffix(" (deleted)")))
+    except (OSError, ValueError):
+        return []
+    return out

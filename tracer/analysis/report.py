@@ -131,6 +131,17 @@ def notes(meta: dict[str, Any], processes: list[dict], guests: list[dict], trans
         out.append(f"{len(silent)} process{'es' if len(silent) != 1 else ''} left no account ({', '.join(names[:6])}"
                    f"{' …' if len(names) > 6 else ''}: {'; '.join(why)}): they are missing from these figures, "
                    "not free of bindings")
+    dt = meta.get("dtrace") or {}
+    if dt.get("attached_late"):
+        late = dt["attached_late"]
+        worst = max(r["late_ms"] for r in late)
+        out.append(f"{len(late)} process{'es were' if len(late) != 1 else ' was'} attached after starting (DTrace "
+                   f"for Linux has no stop(); up to {worst / 1000:.1f} s late): calls before that are not counted")
+    if dt.get("not_attached"):
+        n = len(dt["not_attached"])
+        why = sorted({r["reason"] for r in dt["not_attached"]})
+        out.append(f"{n} process{'es' if n != 1 else ''} had no dtrace of {'their' if n != 1 else 'its'} own "
+                   f"({'; '.join(why[:3])}): their calls are missing, not absent")
     for warning in meta.get("sip_warnings") or ():
         out.append(f"said before the run: {warning}")
     cal = latency_calibration(meta.get("latency_method"))

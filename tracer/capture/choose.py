@@ -2,8 +2,9 @@
 
 On Linux ``auto`` prefers the backend that records most (bpftrace: latency,
 failed lookups, the full process tree) and falls back to the one that needs
-nothing (ld-debug), saying which it picked and why. On macOS it is dyld's own
-account (dyld-print), which needs no root and works under Rosetta.
+nothing (ld-debug), saying which it picked and why. On macOS it is DTrace when
+it can run (root, SIP allowing it), else dyld's own account (dyld-print), which
+needs no root and works under Rosetta.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import platform
 from .backend import Backend
 from ..errors import BackendUnavailable
 
-NAMES = ("auto", "bpftrace", "ld-debug", "lldb", "dyld-print")
+NAMES = ("auto", "bpftrace", "ld-debug", "lldb", "dyld-print", "dtrace")
 
 
 def get(name: str) -> Backend:
@@ -29,6 +30,9 @@ def get(name: str) -> Backend:
     if name == "dyld-print":
         from .dyld_print.backend import DyldPrintBackend
         return DyldPrintBackend()
+    if name == "dtrace":
+        from .dtrace.backend import DtraceBackend
+        return DtraceBackend()
     raise BackendUnavailable(f"unknown backend {name!r}; choose one of {', '.join(NAMES)}")
 
 
@@ -52,9 +56,12 @@ def choose(name: str, attach: int | None = None) -> tuple[Backend, str]:
         if not avail.ok:
             raise BackendUnavailable(f"{name} backend unavailable: {avail.explain()}")
         return backend, f"backend {name}"
-    if platform.system() == "Darwin":
-        dyld = get("dyld-print")
-        return dyld, "backend dyld-print (auto: macOS; dyld's own account, no root, no latency)"
+    if platform.system() == "Darwin":  # not run on macOS
+        dt = get("dtrace")
+        avail = dt.probe()
+        if avail.ok:
+            return dt, "backend dtrace (auto: macOS, root and DTrace allowed: latency per bind target)"
+        return get("dyld-print"), f"backend dyld-print (auto: {avail.explain()}; dyld's own account, no latency)"
     bpf = get("bpftrace")
     avail = bpf.probe()
     if avail.ok:

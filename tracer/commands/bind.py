@@ -16,7 +16,7 @@ def bind_command(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Session directory to create.",
                       show_default="gotrace-sessions/<time>-<cmd>")] = None,
     backend: Annotated[str, typer.Option("--backend", "-b", help="Which tracer records the bindings.",
-                       metavar="auto|bpftrace|ld-debug|lldb|dyld-print")] = "auto",
+                       metavar="auto|bpftrace|ld-debug|lldb|dyld-print|dtrace")] = "auto",
     arch: Annotated[Optional[str], typer.Option("--arch", help="Run the command as this architecture (arm64, "
                     "x86_64) through its binfmt_misc translator (macOS: Rosetta 2); `go` becomes that arch's "
                     "toolchain. Backend: ld-debug (macOS: dyld-print).",
@@ -49,9 +49,11 @@ def bind_command(
     ld-debug (no root; glibc's LD_DEBUG), lldb (one process, no descendants;
     latency corrected for lldb's own stop cost, calibrated in the same run;
     works where uprobes cannot), dyld-print (macOS, no root: dyld's own
-    account of every process, Rosetta included; not run on macOS), auto
-    (bpftrace if it can run, else ld-debug; on macOS dyld-print; never lldb,
-    except for --attach).
+    account of every process, Rosetta included), dtrace (root: one dtrace
+    per process; Linux: dlsym/dlopen only; macOS: every bind target with its
+    latency), auto (bpftrace if it can run, else ld-debug; on macOS dtrace,
+    else dyld-print; never lldb, except for --attach). macOS paths are not
+    run on macOS.
 
     The command's exit code becomes gotrace's; Ctrl-C saves the session marked
     incomplete. The session is analysed with `gotrace report DIR`. Scripts take
