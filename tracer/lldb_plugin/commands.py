@@ -5,8 +5,9 @@ lldb-init`). Each command parses its arguments, calls the library, and
 writes text (or JSON with --json) to lldb's result; every failure is one
 line through result.SetError, never a traceback.
 
-Recording (`gotrace bind start`) uses the same BindingRecorder as
-`gotrace bind --backend lldb`, driven by breakpoint callbacks that return
+Recording (`gotrace bind start`) uses the same recorder as `gotrace bind
+--backend lldb` (glibc's BindingRecorder; on macOS dyld4's DyldRecorder, not
+run on macOS), driven by breakpoint callbacks that return
 False (lldb resumes at once) instead of gotrace's own event loop, so it works
 in any lldb session, including one the user drives by hand.
 """
@@ -164,6 +165,9 @@ def _bind_start(debugger, target, args, result) -> None:
     process = target.GetProcess()
     if not process or not process.IsValid() or process.GetState() != lldb.eStateStopped:
         raise GotraceError("the process must exist and be stopped: process launch --stop-at-entry, or attach")
+    if sys.platform == "darwin":  # dyld4's profile (capture/lldb/dyld_recorder.py); not run on macOS
+        _bind_start_dyld(target, process, result)
+        return
     try:
         _, layout = require_layout()
     except BackendUnavailable as exc:
@@ -190,6 +194,21 @@ def _bind_start(debugger, target, args, result) -> None:
                          + (f" (lldb stop/resume cost calibrated: {cal / 1e3:.0f} us median)" if cal else
                             " (not calibrated: latency_ns will be null)")
                          + "; continue the process, then: gotrace bind save DIR")
+
+
+def _bind_start_dyld(target, process, result) -> None:
+    from ..arch import canonical
+    from ..capture.lldb.dyld_recorder import DyldRecorder
+
+    pid = process.GetProcessID()
+    exe = target.GetExecutable().fullpath or "?"
+    arch = canonical(target.GetTriple().split("-", 1)[0]) or "arm64"
+    rec = DyldRecorder(lldb, target, process, exe, arch, on_breakpoint=_with_callback)
+    rec.arm()
+    _STATE.update(recorder=rec, recording=True, target=target, pid=pid, ppid=None,
+                  run=ImageRun(exe, [exe], time.monotonic_ns()), start_time=time.time())
+    result.AppendMessage(f"gotrace: recording dyld4's bindings of pid {pid} ({arch}; raw stop-to-stop times); "
+                         "continue the process, then: gotrace bind save DIR")
 
 
 def _bind_stop() -> None:

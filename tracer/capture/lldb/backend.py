@@ -29,6 +29,13 @@ class LldbBackend:
     name = "lldb"
 
     def probe(self) -> Availability:
+        if platform.system() == "Darwin":  # the dyld profile (dyld_recorder.py); not run on macOS
+            from .loader import import_lldb
+            try:
+                import_lldb()
+            except BackendUnavailable as exc:
+                return Availability(False, exc.message)
+            return Availability(True, "lldb's Python bindings (Xcode's) and dyld4's functions by name")
         if platform.system() != "Linux" or platform.machine() != "x86_64":
             return Availability(False, f"the lldb backend is implemented for Linux x86_64 only "
                                        f"(this is {platform.system()} {platform.machine()})")
@@ -76,7 +83,7 @@ class LldbBackend:
             interrupted=res.interrupted,
             processes=processes,
             images=list(res.images),
-            relocations=None,
+            relocations=list(res.relocations) or None,
             meta={
                 "ts_source": "CLOCK_MONOTONIC when gotrace saw the lookup's entry breakpoint stop",
                 "latency_method": latency_method(res.calibration),

@@ -29,6 +29,8 @@ from ..child import exit_code_from_wait_status
 from ..ldso import ldso_path, require_layout
 from .recorder import BindingRecorder
 
+DARWIN = os.uname().sysname == "Darwin"
+
 WAIT_S = 1  # event wait slice: how soon Ctrl-C is noticed
 LEAVE_ALONE = {"SIGTRAP", "SIGSTOP", "SIGKILL"}  # lldb's own, or cannot be caught anyway
 # Signals whose default action is not to end the process: never worth a stop
@@ -60,7 +62,8 @@ class DriverResult:
     exit_unknown: bool = False  # lldb lost the process at its end and its status with it
     unpaired: int = 0
     calibration: dict | None = None
-    images: list[tuple[int, str, int]] = field(default_factory=list)
+    images: list = field(default_factory=list)  # (pid, path, l_addr); dicts from the dyld profile
+    relocations: list[dict] = field(default_factory=list)  # the dyld profile's per-image fixup times
 
 
 class _Stdio:
@@ -136,6 +139,8 @@ class LldbDriver:
 
     # ---- helpers -----------------------------------------------------------
     def _need_layout(self):
+        if DARWIN:  # the dyld profile needs no layout: its breakpoints go by name (not run on macOS)
+            return
         if self.ldso is None:
             raise GotraceError("the lldb backend needs glibc's dynamic linker (Linux x86_64)")
         try:
@@ -186,6 +191,15 @@ class LldbDriver:
         raise GotraceError("lldb did not report the process stopping within 60 s")
 
     def _new_recorder(self, exe: str) -> None:
+        if DARWIN:  # not run on macOS
+            from ...arch import canonical
+            from .dyld_recorder import DyldRecorder
+
+            self.recorder = DyldRecorder(self.lldb, self.target, self.process, exe,
+                                         canonical(self.target.GetTriple().split("-", 1)[0]) or "arm64",
+                                         sink=self.sink)
+            self.recorder.arm()
+            return
         aux = auxv(self.process.GetProcessID())
         base = aux.get(AT_BASE)
         if not base:
@@ -402,6 +416,9 @@ class LldbDriver:
         res.unpaired += rec.unpaired
         res.images.extend(r for r in rec.image_rows() if r not in res.images)
         res.calibration = rec.calibration.describe()
+        res.relocations.extend(getattr(rec, "relocations", ()))
+        if hasattr(rec, "relocations"):
+            rec.relocations = []
         rec.stops = rec.unpaired = 0
 
     def _stop_tracing(self, attached: bool) -> None:

@@ -79,6 +79,10 @@ def import_lldb():
         hint = " (liblldb-16-dev provides the liblldb.so it links against)" if "liblldb" in str(exc) else ""
         raise BackendUnavailable(f"lldb's Python bindings in {pydir} do not import under Python "
                                  f"{sys.version_info.major}.{sys.version_info.minor}: {exc}{hint}; {FIX}") from None
+    if sys.platform == "darwin":
+        # never LLDB_DEBUGSERVER_PATH on macOS: Xcode's debugserver hands a Rosetta-translated
+        # process over to Rosetta's own, and naming a server disables that (lldb DNB.cpp). Not run on macOS.
+        return mod
     server = debugserver_path(lldb)
     if server is None:
         raise BackendUnavailable(f"lldb-server is not installed next to {lldb}; {FIX}")

@@ -1,0 +1,261 @@
+"""The lldb backend's dyld profile: breakpoints on dyld4's functions and where their arguments are.
+
+Not run on macOS: lldb on a Mac cannot be had here, so the recorder runs against a
+stand-in for lldb's process API (registers, memory, modules) set up the way each ABI
+leaves a stopped thread at a function's first instruction and at its return site.
+The expected values are the ABIs' and dyld-1378's layouts, written out here. lldb's own
+slide formula (capture/lldb/slides.py) runs for real against `image list -o`.
+"""
+from __future__ import annotations
+
+import json
+import re
+import struct
+
+import pytest
+
+from conftest import require_lldb
+from tracer.capture.lldb import dyld_recorder as D
+
+
+class _Err:
+    def __init__(self):
+        self.ok = True
+
+    def Success(self):
+        return self.ok
+
+
+class _Lldb:
+    SBError = _Err
+
+
+class _Reg:
+    def __init__(self, v):
+        self.v = v
+
+    def GetValueAsUnsigned(self):
+        return self.v
+
+
+class _Frame:
+    def __init__(self, regs):
+        self.regs = regs
+
+    def FindRegister(self, name):
+        return _Reg(self.regs[name])
+
+
+class _Thread:
+    def __init__(self, tid):
+        self.tid, self.regs = tid, {}
+
+    def GetThreadID(self):
+        return self.tid
+
+    def GetFrameAtIndex(self, i):
+        return _Frame(self.regs)
+
+
+class _Mem:
+    def __init__(self):
+        self.bytes = {}
+
+    def put(self, addr, data: bytes):
+        for i, b in enumerate(data):
+            self.bytes[addr + i] = b
+
+    def get(self, addr, n):
+        return bytes(self.bytes.get(addr + i, 0) for i in range(n))
+
+
+class _Process:
+    def __init__(self, mem):
+        self.mem = mem
+
+    def GetProcessID(self):
+        return 4242
+
+    def ReadUnsignedFromMemory(self, addr, size, err):
+        return int.from_bytes(self.mem.get(addr, size), "little")
+
+    def ReadPointerFromMemory(self, addr, err):
+        return self.ReadUnsignedFromMemory(addr, 8, err)
+
+    def ReadCStringFromMemory(self, addr, n, err):
+        out = bytearray()
+        while self.mem.bytes.get(addr + len(out), 0):
+            out.append(self.mem.bytes[addr + len(out)])
+        return out.decode()
+
+
+class _Spec:
+    def __init__(self, path):
+        self.fullpath = path
+
+    def GetFilename(self):
+        return self.fullpath.rsplit("/", 1)[-1]
+
+
+class _Module:
+    def __init__(self, path):
+        self.path = path
+
+    def IsValid(self):
+        return self.path is not None
+
+    def GetFileSpec(self):
+        return _Spec(self.path)
+
+
+class _Addr:
+    def __init__(self, path):
+        self.path = path
+
+    def GetModule(self):
+        return _Module(self.path)
+
+
+class _Bp:
+    def __init__(self, bid, name=None):
+        self.bid, self.name = bid, name
+
+    def IsValid(self):
+        return True
+
+    def GetNumLocations(self):
+        return 1
+
+    def GetID(self):
+        return self.bid
+
+
+class _Target:
+    def __init__(self, modules):
+        self.modules, self.bps, self.by_name = modules, [], {}
+
+    def BreakpointCreateByName(self, name, module):
+        bp = _Bp(len(self.bps) + 1, name)
+        self.bps.append(bp)
+        self.by_name[name] = bp.bid
+        assert module == "dyld"
+        return bp
+
+    def BreakpointCreateByAddress(self, addr):
+        bp = _Bp(len(self.bps) + 1)
+        self.bps.append(bp)
+        return bp
+
+    def BreakpointDelete(self, bid):
+        pass
+
+    def ResolveLoadAddress(self, addr):
+        for (lo, hi), path in self.modules.items():
+            if lo <= addr < hi:
+                return _Addr(path)
+        return _Addr(None)
+
+
+HELLO, LIBSYS, LIBZ = 0x100F58000, 0x18B2E8000, 0x1023A0000
+MODULES = {(HELLO, HELLO + 0x8000): "/Users/me/hello", (LIBSYS, LIBSYS + 0x80000): "/usr/lib/system/libsystem_malloc.dylib",
+           (LIBZ, LIBZ + 0x10000): "/opt/homebrew/lib/libz.1.dylib"}
+
+
+def _world():
+    mem = _Mem()
+    loaders = {0x6000_0000: HELLO, 0x6000_1000: LIBSYS, 0x6000_2000: LIBZ}
+    for loader, header in loaders.items():  # dyld-1378's Loader: magic 'l4yd', the header 32 bytes in
+        mem.put(loader, struct.pack("<I", D.LOADER_MAGIC))
+        mem.put(loader + D.HEADER_OFFSET, struct.pack("<Q", header))
+    mem.put(0x7000_0000, b"_malloc\0")
+    mem.put(0x7000_0100, b"deflate\0")
+    mem.put(0x7000_0200, b"nope\0")
+    return mem, _Target(MODULES)
+
+
+def _entry(rec, target, thread, name, arch, regs, ret=0x100F5A010, sp=0x16FDFF000, mem=None):
+    thread.regs = dict(regs)
+    if arch == "arm64":
+        thread.regs.update(lr=ret, sp=sp)
+    else:
+        thread.regs["rsp"] = sp
+        mem.put(sp, struct.pack("<Q", ret))  # the call pushed the return address
+    assert rec.on_stop(thread, target.by_name[name], 1000)
+    return rec.return_bps[ret]
+
+
+def _return(rec, thread, bp, arch, regs, sp=0x16FDFF000, now=3500):
+    thread.regs = dict(regs)
+    thread.regs["sp" if arch == "arm64" else "rsp"] = sp if arch == "arm64" else sp + 8
+    assert rec.on_stop(thread, bp, now)
+
+
+@pytest.mark.parametrize("arch", ["arm64", "x86_64"])
+def test_resolve_symbol_fixups_and_dlsym_per_abi(arch):
+    mem, target = _world()
+    rec = D.DyldRecorder(_Lldb, target, _Process(mem), "/Users/me/hello", arch)
+    rec.arm()
+    assert set(target.by_name) == set(D.BREAKPOINTS.values())
+    t = _Thread(1)
+    result = 0x16FDFE000  # the caller's ResolvedSymbol: providing loader, offset, kind
+    mem.put(result, struct.pack("<QQQQI", 0x6000_1000, 0, 0x2C1A4, 0, 1))
+    if arch == "arm64":  # the hidden struct-return pointer in x8; this = x0, the name the fifth argument
+        entry = {"x0": 0x6000_0000, "x4": 0x7000_0000, "x8": result}
+    else:  # in rdi; this = rsi, the name the sixth argument
+        entry = {"rdi": result, "rsi": 0x6000_0000, "r9": 0x7000_0000}
+    bp = _entry(rec, target, t, "dyld4::Loader::resolveSymbol", arch, entry, mem=mem)
+    _return(rec, t, bp, arch, {})
+    # a missing weak import: no providing loader
+    mem.put(result, struct.pack("<QQQQI", 0, 0, 0, 0, 1))
+    bp = _entry(rec, target, t, "dyld4::Loader::resolveSymbol", arch, entry, mem=mem)
+    _return(rec, t, bp, arch, {})
+    # the fixups of libz: this in the first argument register (no hidden pointer)
+    bp = _entry(rec, target, t, "dyld4::JustInTimeLoader::applyFixups", arch,
+                {"x0" if arch == "arm64" else "rdi": 0x6000_2000}, ret=0x18000_1234, mem=mem)
+    _return(rec, t, bp, arch, {}, now=91000)
+    # dlsym(handle, "deflate") found in libz, dlsym(handle, "nope") not
+    args = {"x1": 0xAB, "x2": 0x7000_0100} if arch == "arm64" else {"rsi": 0xAB, "rdx": 0x7000_0100}
+    bp = _entry(rec, target, t, "dyld4::APIs::dlsym", arch, args, ret=0x18000_5678, mem=mem)
+    _return(rec, t, bp, arch, {"x0" if arch == "arm64" else "rax": LIBZ + 0x1F00})
+    args[("x2" if arch == "arm64" else "rdx")] = 0x7000_0200
+    bp = _entry(rec, target, t, "dyld4::APIs::dlsym", arch, args, ret=0x18000_5678, mem=mem)
+    _return(rec, t, bp, arch, {"x0" if arch == "arm64" else "rax": 0})
+    rows = [(r[4], r[5], r[7], r[8], r[9], r[11]) for r in rec.rows]
+    assert rows == [
+        ("/Users/me/hello", "_malloc", "/usr/lib/system/libsystem_malloc.dylib", "eager", True, 2500),
+        ("/Users/me/hello", "_malloc", None, "eager", False, 2500),
+        (None, "_deflate", "/opt/homebrew/lib/libz.1.dylib", "dlsym", True, 2500),
+        (None, "_nope", None, "dlsym", False, 2500),
+    ]
+    assert rec.relocations == [{"ts_ns": 1000, "pid": 4242, "path": "/opt/homebrew/lib/libz.1.dylib",
+                                "duration_ns": 90000}]
+    assert rec.unpaired == 0
+
+
+def test_a_loader_without_dyld_1378s_magic_is_not_guessed():
+    mem, target = _world()
+    mem.put(0x6000_0000, b"\0\0\0\0")
+    rec = D.DyldRecorder(_Lldb, target, _Process(mem), "/x", "arm64")
+    assert rec.loader_image(0x6000_0000) is None and rec.loader_image(0x6000_1000).endswith("libsystem_malloc.dylib")
+    with pytest.raises(ValueError):
+        D.DyldRecorder(_Lldb, target, _Process(mem), "/x", "riscv64")
+
+
+def test_lldb_slides_are_image_list_o(modes_bins):
+    """capture/lldb/slides.py in a real lldb, stopped in main, against its own `image list -o -f`."""
+    require_lldb()
+    from test_lldb_module import _after, _lldb
+
+    cmd = ("script import json; from tracer.capture.lldb.slides import lldb_slides; "
+           "print('SLIDES ' + json.dumps(lldb_slides(lldb.target)))")
+    out = _lldb(["b main", "run", cmd, "image list -o -f"], modes_bins["lazy"])
+    rows = json.loads(out.split("SLIDES ", 2)[-1].splitlines()[0])
+    offsets = {}
+    for line in _after(out, "image list -o -f").splitlines():
+        m = re.match(r"\[\s*\d+\]\s+(0x[0-9a-f]+)\s+(\S+)", line.strip())
+        if m:
+            offsets[m.group(2)] = int(m.group(1), 16)
+    checked = [r for r in rows if r["path"] in offsets]
+    assert len(checked) >= 3, (rows, offsets)
+    assert all(r["slide"] == offsets[r["path"]] for r in checked), (checked, offsets)
+    assert any(r["slide"] for r in checked)  # stopped in main: the libraries are mapped, somewhere
