@@ -37,8 +37,8 @@ def test_unknown_command_is_127(tmp_path):
 def test_no_command_and_bad_backend(tmp_path):
     out = gotrace_cli("bind")
     assert out.returncode == 2 and "no command given" in out.stderr
-    out = gotrace_cli("bind", "--backend", "dtrace", "--", "true")
-    assert out.returncode == 2 and "unknown backend 'dtrace'" in out.stderr
+    out = gotrace_cli("bind", "--backend", "systemtap", "--", "true")
+    assert out.returncode == 2 and "unknown backend 'systemtap'" in out.stderr
     assert "Traceback" not in out.stderr
 
 
@@ -254,7 +254,7 @@ def test_the_plain_bind_scan():
         PlainBind(["x"], output="d", backend="lldb", quiet=True)
     for argv in (["bind", "go"], ["bind", "-b=ld-debug", "--", "x"], ["bind", "-od", "--", "x"],
                  ["bind", "-q", "--quiet", "--", "x"], ["bind", "-o", "a", "--output", "b", "--", "x"],
-                 ["bind", "--output=", "--", "x"], ["bind", "--backend=dtrace", "--", "x"],
+                 ["bind", "--output=", "--", "x"], ["bind", "--backend=systemtap", "--", "x"],
                  ["bind", "--arch", "arm64", "--", "x"], ["bind", "--attach", "1"], ["bind", "--help", "--", "x"],
                  ["bind", "-o", "--", "x"], ["bind", "--"], ["bind", "--bogus", "--", "x"], ["report", "--", "x"], []):
         assert scan(argv) is None, argv

@@ -10,13 +10,24 @@ compiling and placing probes, and a build starts hundreds of processes.
 from __future__ import annotations
 
 import queue
+import signal
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 
 MAX_STARTING = 4
 READY_TIMEOUT_S = 60.0
+
+
+def _die_with_us() -> None:
+    """In the dtrace child, before exec: end it when gotrace ends, however it ends. DTrace for
+    Linux's `dtrace -p` can outlive its target and spin at full CPU (seen here) if nobody stops it."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
 @dataclass
@@ -44,7 +55,7 @@ class Fleet:
 
     def start(self, argv: list[str], label: str) -> Tracer:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, errors="replace", start_new_session=True)
+                                text=True, errors="replace", start_new_session=True, preexec_fn=_die_with_us)
         t = Tracer(label, proc)
         with self._lock:
             self.tracers.append(t)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .recorder import CHUNK_EVENTS, Calibration
+from .recorder import Calibration, RowSink, read_cstr
 
 BREAKPOINTS = {  # role -> dyld4's function (demangled name, as lldb takes it)
     "lookup": "dyld4::Loader::resolveSymbol",
@@ -60,7 +60,7 @@ class _Pending:
     image: str | None = None
 
 
-class DyldRecorder:
+class DyldRecorder(RowSink):
     """Breakpoints on one process's dyld4 binding functions, and the rows they produce
     (the same interface as recorder.BindingRecorder, so the driver takes either)."""
 
@@ -117,11 +117,7 @@ class DyldRecorder:
         return value if err.Success() else None
 
     def _cstr(self, addr: int) -> str:
-        if not addr:
-            return ""
-        err = self.lldb.SBError()
-        text = self.process.ReadCStringFromMemory(addr, 4096, err)
-        return text if err.Success() and text else ""
+        return read_cstr(self.lldb, self.process, addr)
 
     def module_at(self, addr: int) -> str | None:
         """The path of the module lldb has at a load address."""
@@ -201,16 +197,6 @@ class DyldRecorder:
         value = self._reg(frame, self.args["return"])
         self._add((p.t0, self.pid, tid, self.exe, None, p.symbol, None, self.module_at(value) if value else None,
                    "dlsym", bool(value), None, raw, self.backend))
-
-    def _add(self, row: tuple) -> None:
-        self.rows.append(row)
-        if self.sink is not None and len(self.rows) >= CHUNK_EVENTS:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.sink is not None and self.rows:
-            rows, self.rows = self.rows, []
-            self.sink(rows)
 
     def image_rows(self) -> list[dict]:
         """Every module's load base, link-time base and slide, as `image list -o` computes them."""

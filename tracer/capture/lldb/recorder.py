@@ -70,7 +70,37 @@ class Calibration:
         }
 
 
-class BindingRecorder:
+class RowSink:
+    """Event rows kept, and handed to ``self.sink`` CHUNK_EVENTS at a time (both profiles' recorders)."""
+
+    rows: list
+    sink = None
+
+    def _add(self, row: tuple) -> None:
+        self.rows.append(row)
+        if self.sink is not None and len(self.rows) >= CHUNK_EVENTS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.sink is not None and self.rows:
+            rows, self.rows = self.rows, []
+            self.sink(rows)
+
+
+def read_cstr(lldb, process, addr: int) -> str:
+    """A C string from the process ('' if unreadable); bytes that are not UTF-8 are replaced."""
+    if not addr:
+        return ""
+    err = lldb.SBError()
+    try:
+        text = process.ReadCStringFromMemory(addr, STRING_MAX, err)
+        return text if err.Success() and text else ""
+    except SystemError:  # the bindings cannot return non-UTF-8 as str
+        raw = process.ReadMemory(addr, 512, err)
+        return raw.split(b"\0", 1)[0].decode("utf-8", "replace") if err.Success() and raw else ""
+
+
+class BindingRecorder(RowSink):
     """Breakpoints on one process's ld.so lookups, and the rows they produce."""
 
     def __init__(self, lldb, target, process, layout: LdsoLayout, ldso_bias: int, exe: str,
@@ -209,16 +239,7 @@ class BindingRecorder:
         self._cstr(string_at)  # version name
 
     def _cstr(self, addr: int) -> str:
-        """A C string from the process ('' if unreadable); bytes that are not UTF-8 are replaced."""
-        if not addr:
-            return ""
-        err = self.lldb.SBError()
-        try:
-            text = self.process.ReadCStringFromMemory(addr, STRING_MAX, err)
-            return text if err.Success() and text else ""
-        except SystemError:  # the bindings cannot return non-UTF-8 as str
-            raw = self.process.ReadMemory(addr, 512, err)
-            return raw.split(b"\0", 1)[0].decode("utf-8", "replace") if err.Success() and raw else ""
+        return read_cstr(self.lldb, self.process, addr)
 
     # ---- stops ----------------------------------------------------------
     def on_stop(self, thread, bp_id: int, now_ns: int) -> bool:
@@ -285,16 +306,6 @@ class BindingRecorder:
         provider = self._name(result) if result else None
         self._add((p.t0, self.pid, thread.GetThreadID(), self.exe, p.requester, p.symbol, p.version, provider,
                    p.kind, bool(result), latency, raw, self.backend))
-
-    def _add(self, row: tuple) -> None:
-        self.rows.append(row)
-        if self.sink is not None and len(self.rows) >= CHUNK_EVENTS:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.sink is not None and self.rows:
-            rows, self.rows = self.rows, []
-            self.sink(rows)
 
     def image_rows(self) -> list[tuple[int, str, int]]:
         """(pid, path, l_addr) of every object seen in a lookup."""
