@@ -11,9 +11,10 @@ from __future__ import annotations
 import fcntl
 import os
 import subprocess
+import time
 
 from ... import procfs
-from ...errors import BackendUnavailable
+from ...errors import BackendUnavailable, GotraceError
 from .. import dscripts
 from ..child import GatedChild
 from ..ldso import require_layout
@@ -79,6 +80,25 @@ def bindsnoop_pids() -> list[int]:
 
 def bindsnoop_running() -> bool:
     return bool(bindsnoop_pids())
+
+
+UPROBE_WAIT_S = 20
+
+
+def wait_for_bindsnoop_to_go(whose: str) -> None:
+    """A bpftrace session that just ended detaches its uprobes in the background for a
+    few seconds; meanwhile another tracer's probe on the same code fails or sees nothing
+    (lldb's breakpoints, DTrace's "Failed to enable probe"). Wait for it, and refuse in
+    one line if one stays."""
+    deadline = time.monotonic() + UPROBE_WAIT_S
+    while True:
+        pids = bindsnoop_pids()
+        if not pids:
+            return
+        if time.monotonic() > deadline:
+            raise GotraceError(f"bpftrace (pid {pids[0]}) still has uprobes on ld.so, which {whose}; "
+                               "wait for it to finish (or stop it), then run again", 2)
+        time.sleep(0.2)
 
 
 def _grow_pipe(fd: int) -> None:

@@ -121,6 +121,10 @@ class DtraceBackend:
             os.close(fd)
             env.update({k: v for k, v in dyld_environment(dyld).items() if k != "DYLD_PRINT_BINDINGS"
                         and k != "DYLD_PRINT_APIS"})
+        if not darwin:
+            from ..bpftrace.launch import wait_for_bindsnoop_to_go
+
+            wait_for_bindsnoop_to_go("keep DTrace from enabling its own")
         names = Names(darwin)
         decoder = DtraceDecoder(names.name_of, names.image_at)
         fleet = Fleet()

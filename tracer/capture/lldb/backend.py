@@ -13,7 +13,6 @@ breakpoints are not (no macOS here).
 from __future__ import annotations
 
 import platform
-import time
 
 import os
 
@@ -21,7 +20,7 @@ from ... import procfs
 from ...binary.facts import dynamically_linked, script_interpreter
 from ...errors import BackendUnavailable, GotraceError
 from ..backend import Availability, CaptureRequest, CaptureResult
-from ..bpftrace.launch import bindsnoop_pids
+from ..bpftrace.launch import wait_for_bindsnoop_to_go
 from ..child import resolve_command
 from ..ldso import DEBUG_SYMBOLS_FIX, UNRESOLVABLE, ldso_layout, ldso_path
 
@@ -56,7 +55,7 @@ class LldbBackend:
         from .tables import latency_method, processes_rows
 
         lldb = import_lldb()
-        _wait_for_uprobes_to_go()
+        wait_for_bindsnoop_to_go("hide lldb's breakpoints")
 
         def sink(rows: list[tuple]) -> None:
             request.sink(events_from_rows(rows))
@@ -100,9 +99,6 @@ class LldbBackend:
         )
 
 
-UPROBE_WAIT_S = 20
-
-
 def _one_elf_program(name: str, exe: str) -> None:
     """Refuse at once, in one line, what lldb cannot trace: a script (lldb would
     follow its interpreter, which it cannot even load as a target), or a static
@@ -116,21 +112,6 @@ def _one_elf_program(name: str, exe: str) -> None:
     if dynamically_linked(exe) is False:
         raise GotraceError(f"{name} is not dynamically linked: there are no dynamic-linker bindings to trace "
                            "(static Go binaries have none)", 2)
-
-
-def _wait_for_uprobes_to_go() -> None:
-    """A uprobe on ld.so takes the trap lldb's breakpoint needs, and lldb then sees
-    nothing. A bpftrace session that just ended detaches its uprobes in the
-    background for a few seconds: wait for that, and refuse if one stays."""
-    deadline = time.monotonic() + UPROBE_WAIT_S
-    while True:
-        pids = bindsnoop_pids()
-        if not pids:
-            return
-        if time.monotonic() > deadline:
-            raise GotraceError(f"bpftrace (pid {pids[0]}) still has uprobes on ld.so, which hide lldb's breakpoints; "
-                               "wait for it to finish (or stop it), then run again", 2)
-        time.sleep(0.2)
 
 
 def check_attachable(pid: int) -> None:
