@@ -41,6 +41,12 @@ BEGIN
 	printf("READY\t%d\n", $target);
 }
 
+proc:::exit
+/pid == $target/
+{
+	exit(0);	/* its process is gone: end cleanly (dtrace -p may not, and a killed dtrace leaves its uprobes) */
+}
+
 pid$target::dlsym:entry
 {
 	self->s_name = arg1;

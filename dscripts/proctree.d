@@ -76,3 +76,10 @@ proc:::exit
 {
 	printf("X\t%d\t%d\t%d\t%d\n", timestamp, pid, ppid, args[0]);
 }
+
+proc:::exit
+/pid == $target/
+{
+	exit(0);	/* the root is gone (after its X above): end cleanly; dtrace -p may not, and a killed
+			   dtrace leaves its uprobes registered */
+}

@@ -10,24 +10,13 @@ compiling and placing probes, and a build starts hundreds of processes.
 from __future__ import annotations
 
 import queue
-import signal
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
 
 MAX_STARTING = 4
 READY_TIMEOUT_S = 60.0
-
-
-def _die_with_us() -> None:
-    """In the dtrace child, before exec: end it when gotrace ends, however it ends. DTrace for
-    Linux's `dtrace -p` can outlive its target and spin at full CPU (seen here) if nobody stops it."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG: a spinning dtrace ignores SIGTERM
 
 
 @dataclass
@@ -55,7 +44,7 @@ class Fleet:
 
     def start(self, argv: list[str], label: str) -> Tracer:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, errors="replace", start_new_session=True, preexec_fn=_die_with_us)
+                                text=True, errors="replace", start_new_session=True)
         t = Tracer(label, proc)
         with self._lock:
             self.tracers.append(t)
@@ -94,7 +83,9 @@ class Fleet:
             return t, self.wait_ready(t)
 
     def stop(self, grace_s: float = 2.0) -> None:
-        """Let every dtrace end on its own (its process exited: it drains and exits), then end the rest."""
+        """Let every dtrace end on its own (the scripts exit(0) when their process exits, which
+        also removes their uprobes; `dtrace -p` alone may not end and spin, and a killed one
+        leaves its uprobes registered), then end the rest."""
         deadline = time.monotonic() + grace_s
         for t in list(self.tracers):
             try:
