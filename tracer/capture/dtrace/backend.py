@@ -40,6 +40,7 @@ from .fleet import Fleet
 
 DTRACE_ENV = "GOTRACE_DTRACE"
 FLUSH_ROWS, FLUSH_S = 4096, 0.2
+RETRIES = 3  # of a dtrace that failed to enable its probes, before the command runs
 
 
 def dtrace_path() -> str | None:
@@ -138,9 +139,9 @@ class DtraceBackend:
             # while the tree's holds it ("not a dynamically-linked executable")
             if not darwin:
                 run.attached[child.pid] = None
-                self._ready(fleet, fleet.start(plan.process(child.pid), str(child.pid)))
+                self._start(fleet, plan.process(child.pid), str(child.pid))
                 # the mappings are the gated Python's until the exec: read them at the first lookup
-            self._ready(fleet, fleet.start(plan.tree(child.pid), "tree"))
+            self._start(fleet, plan.tree(child.pid), "tree")
         except BaseException:
             child.abort()
             fleet.stop(0)
@@ -176,10 +177,17 @@ class DtraceBackend:
 
 
     @staticmethod
-    def _ready(fleet: Fleet, tracer) -> None:
-        why = fleet.wait_ready(tracer)
-        if why:
-            raise BackendUnavailable(f"dtrace could not start: {why}")
+    def _start(fleet: Fleet, argv: list[str], label: str) -> None:
+        """Start a dtrace the command waits for. "Failed to enable probe" can be passing: another
+        tracer's probes on the same code still being torn down (seen here after bpftrace runs),
+        so that one is tried again, a few times, before the run is refused."""
+        for attempt in range(RETRIES + 1):
+            why = fleet.wait_ready(fleet.start(argv, label))
+            if not why:
+                return
+            if "enable" not in why or attempt == RETRIES:
+                raise BackendUnavailable(f"dtrace could not start: {why}")
+            time.sleep(1.0 + attempt)
 
 
 def _table(rows: list[tuple]):
