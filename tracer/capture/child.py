@@ -54,6 +54,9 @@ class GatedChild:
 
     argv: list[str]
     env: dict[str, str]
+    # a program to wait at the gate in, instead of this forked Python (csrc/execgate.c): for a
+    # tracer that must attach to the waiting process and should find only libc mapped there
+    gate_exec: str | None = None
     pid: int = 0
     interrupted: int = 0  # the signal that interrupted the run, 0 if none
     start_ns: int = 0
@@ -78,6 +81,9 @@ class GatedChild:
                 os.close(gate_w)
                 os.close(err_r)
                 os.setpgid(0, 0)
+                if self.gate_exec is not None:  # it waits at the gate, and reports a failed exec itself
+                    os.set_inheritable(gate_r, True)
+                    os.execve(self.gate_exec, [self.gate_exec, str(gate_r), executable, *self.argv], self.env)
                 if os.read(gate_r, 1) != b"g":
                     os._exit(125)
                 os.close(gate_r)

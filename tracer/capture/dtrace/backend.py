@@ -40,7 +40,6 @@ from .fleet import Fleet
 
 DTRACE_ENV = "GOTRACE_DTRACE"
 FLUSH_ROWS, FLUSH_S = 4096, 0.2
-RETRIES = 3  # of a dtrace that failed to enable its probes, before the command runs
 
 
 def dtrace_path() -> str | None:
@@ -129,14 +128,15 @@ class DtraceBackend:
         names = Names(darwin)
         decoder = DtraceDecoder(names.name_of, names.image_at)
         fleet = Fleet()
-        child = GatedChild(request.argv, env)
+        child = GatedChild(request.argv, env, gate_exec=None if darwin else str(_gate()))
         child.start()
         run = _Run(plan, fleet, decoder, request, child.pid, names)
         fleet.on_line = run.on_line
         try:
-            # Linux has no stop(): the command's own probes go on before it may run (they are uprobes on
-            # libc's file and outlive its exec), and first: a second dtrace could not grab the process
-            # while the tree's holds it ("not a dynamically-linked executable")
+            # Linux has no stop(): the command's own probes go on while it waits at the gate (in
+            # csrc/execgate.c; they are uprobes on libc's file and outlive the exec), and first: a
+            # second dtrace could not grab the process while the tree's holds it ("not a
+            # dynamically-linked executable")
             if not darwin:
                 run.attached[child.pid] = None
                 self._start(fleet, plan.process(child.pid), str(child.pid))
@@ -178,16 +178,18 @@ class DtraceBackend:
 
     @staticmethod
     def _start(fleet: Fleet, argv: list[str], label: str) -> None:
-        """Start a dtrace the command waits for. "Failed to enable probe" can be passing: another
-        tracer's probes on the same code still being torn down (seen here after bpftrace runs),
-        so that one is tried again, a few times, before the run is refused."""
-        for attempt in range(RETRIES + 1):
-            why = fleet.wait_ready(fleet.start(argv, label))
-            if not why:
-                return
-            if "enable" not in why or attempt == RETRIES:
-                raise BackendUnavailable(f"dtrace could not start: {why}")
-            time.sleep(1.0 + attempt)
+        why = fleet.wait_ready(fleet.start(argv, label))
+        if why:
+            raise BackendUnavailable(f"dtrace could not start: {why}")
+
+
+def _gate():
+    """csrc/execgate.c, built once per source version: the command waits for its dtrace in a
+    process that maps libc alone (a forked gotrace maps liblldb, pyarrow ..., where a pid
+    probe named by function alone can fail to go on: "Failed to enable probe", seen here)."""
+    from ...csrc.build import compile_cached
+
+    return compile_cached("execgate", ["execgate.c"], "cc", ["-O2"], what="the dtrace launch gate")
 
 
 def _table(rows: list[tuple]):
