@@ -20,26 +20,20 @@ from __future__ import annotations
 
 import os
 import platform
-import queue
 import shutil
 import subprocess
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
-from ... import procfs
 from ...errors import BackendUnavailable
-from ...session.schema import events_table
 from ..backend import Availability, CaptureRequest, CaptureResult
 from ..background import preload
 from ..child import GatedChild
-from ..dscripts import path as script
 from .decode import DtraceDecoder
 from .fleet import Fleet
+from .follow import Follow, events_of
+from .names import Names
+from .plan import Plan
 
 DTRACE_ENV = "GOTRACE_DTRACE"
-FLUSH_ROWS, FLUSH_S = 4096, 0.2
 
 
 def dtrace_path() -> str | None:
@@ -57,30 +51,6 @@ def sip_restricts_dtrace(csrutil_status: str) -> bool:
     if "status: disabled" in text:
         return False
     return "dtrace restrictions: disabled" not in text
-
-
-@dataclass
-class Plan:
-    """Which scripts run how, on this OS."""
-
-    dtrace: str
-    darwin: bool
-    arm64: bool = True
-
-    def tree(self, pid: int) -> list[str]:
-        extra = ["-w", "-s", script("execstop.d")] if self.darwin else []
-        return [self.dtrace, "-q", "-Z", "-s", script("proctree.d"), *extra, "-p", str(pid)]
-
-    def process(self, pid: int) -> list[str]:
-        if self.darwin:
-            return [self.dtrace, "-q", "-Z", "-w", "-s", script("dyldbindsnoop.d"), "-s", script("dlsymsnoop.d"),
-                    "-s", script("pidresume.d"), "-p", str(pid), "1" if self.arm64 else "0"]
-        return [self.dtrace, "-q", "-Z", "-s", script("dlsymsnoop.d"), "-p", str(pid)]
-
-    @property
-    def attach_on(self) -> str:
-        """The record after which a process gets its own dtrace."""
-        return "STOP" if self.darwin else "F"
 
 
 class DtraceBackend:
@@ -130,7 +100,7 @@ class DtraceBackend:
         fleet = Fleet()
         child = GatedChild(request.argv, env, gate_exec=None if darwin else str(_gate()))
         child.start()
-        run = _Run(plan, fleet, decoder, request, child.pid, names)
+        run = Follow(plan, fleet, decoder, request, child.pid, names)
         fleet.on_line = run.on_line
         try:
             # Linux has no stop(): the command's own probes go on while it waits at the gate (in
@@ -157,7 +127,7 @@ class DtraceBackend:
             names.read_dyld_log(dyld)
         decoder_rows = run.drain_rest()
         if decoder_rows:
-            request.sink(_table(decoder_rows))
+            request.sink(events_of(decoder_rows))
         processes = decoder.processes_rows(child.pid, request.argv, exit_code, child.start_ns, child.end_ns,
                                            os.getpid())
         return CaptureResult(
@@ -190,196 +160,3 @@ def _gate():
     from ...csrc.build import compile_cached
 
     return compile_cached("execgate", ["execgate.c"], "cc", ["-O2"], what="the dtrace launch gate")
-
-
-def _table(rows: list[tuple]):
-    ts, pid, tid, exe, req, sym, prov, kind, ok, lat = zip(*rows)
-    return events_table({"ts_ns": ts, "pid": pid, "tid": tid, "exe": exe, "requester": req, "symbol": sym,
-                         "provider": prov, "kind": kind, "resolved": ok, "latency_ns": lat}, "dtrace")
-
-
-class Names:
-    """Addresses to paths: Linux from /proc/PID/maps (read while the process lives),
-    macOS from the images dyld's DYLD_PRINT_SEGMENTS placed (read at the end)."""
-
-    def __init__(self, darwin: bool):
-        self.darwin = darwin
-        self.ranges: dict[int, list] = {}
-        self.headers: dict[tuple[int, int], str] = {}
-        self.parent: dict[int, int] = {}  # a forked child shares its parent's mappings until it execs
-
-    def snapshot(self, pid: int) -> None:
-        """Read a process's mappings now (its probes just came on): it may be gone when its records are read."""
-        if not self.darwin:
-            self.ranges[pid] = procfs.file_ranges(pid) or self.ranges.get(pid, [])
-
-    def name_of(self, pid: int, addr: int) -> str | None:
-        if self.darwin:
-            return None  # not named while running; B records carry headers (image_at)
-        for _ in range(2):
-            for lo, hi, path in self.ranges.get(pid) or self.ranges.get(self.parent.get(pid), ()):
-                if lo <= addr < hi:
-                    return path
-            fresh = procfs.file_ranges(pid)  # a dlopen since the last read, or the first look
-            if not fresh or fresh == self.ranges.get(pid):
-                return None
-            self.ranges[pid] = fresh
-        return None
-
-    def image_at(self, pid: int, header: int) -> str | None:
-        return self.headers.get((pid, header))
-
-    def read_dyld_log(self, logfile: str) -> None:  # not run on macOS
-        from ..dyld_print.log import DyldLog
-
-        log = DyldLog()
-        try:
-            with open(logfile, "rb") as fh:
-                log.feed(fh.read(), None)
-            log.close(None)
-        finally:
-            os.unlink(logfile)
-        for row in log.images():
-            self.headers[(row["pid"], row["load_base"])] = row["path"]
-
-
-@dataclass
-class _Run:
-    """The capture's moving parts once the command runs: records decoded as they
-    come, a dtrace attached to every new process, events handed to the sink."""
-
-    plan: Plan
-    fleet: Fleet
-    decoder: DtraceDecoder
-    request: CaptureRequest
-    root: int
-    names: Names
-    attached: dict = field(default_factory=dict)  # pid -> monotonic ns its probes came on (None: before it ran)
-    not_attached: list = field(default_factory=list)
-    deferred: list = field(default_factory=list)  # macOS: B/R records, named once dyld's log is read
-
-    def __post_init__(self):
-        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="gotrace-dtrace-attach")
-        self._halt = threading.Event()
-        self._closing = threading.Event()  # the command has exited: nothing new is attached
-        self._thread = threading.Thread(target=self._loop, name="gotrace-dtrace-decode", daemon=True)
-        self._rows: list[tuple] = []
-        self._last_flush = time.monotonic()
-        self._lock = threading.Lock()
-        self.error: BaseException | None = None
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _loop(self) -> None:
-        # not at background priority: a fork it reads late is a process attached late
-        try:
-            while not (self._halt.is_set() and self.fleet.lines.empty()):
-                try:
-                    label, line = self.fleet.lines.get(timeout=0.1)
-                except queue.Empty:
-                    self._flush(force=False)
-                    continue
-                self._take(line)
-            self._flush(force=True)
-        except BaseException as exc:
-            self.error = exc
-
-    def _take(self, line: str) -> None:
-        kind = line.split("\t", 1)[0]
-        if self.plan.darwin and kind in ("B", "R"):
-            self.deferred.append(line)
-            return
-        row = self.decoder.feed(line)
-        if row is not None:
-            self._rows.append(row)
-            self._flush(force=False)
-
-    def on_line(self, label: str, line: str) -> None:
-        """Each line as its dtrace's reader thread reads it: a new process gets its dtrace now."""
-        kind = line.split("\t", 1)[0]
-        if kind == "F":
-            f = line.split("\t")
-            self.names.parent[int(f[3])] = int(f[2])
-        if kind == self.plan.attach_on and not self._closing.is_set():
-            pid = int(line.split("\t")[3 if kind == "F" else 2])
-            with self._lock:
-                if pid in self.attached or self._closing.is_set():
-                    return
-                self.attached[pid] = 0
-                self._pool.submit(self._attach, pid)
-
-    def _attach(self, pid: int) -> None:
-        exe = None
-        try:
-            exe = procfs.exe(pid) if not self.plan.darwin else None
-        except OSError:
-            pass
-        if exe is None and not self.plan.darwin:
-            with self._lock:
-                self.attached.pop(pid, None)
-                self.not_attached.append({"pid": pid, "reason": "exited before a dtrace could attach"})
-            return
-        if exe:
-            self.decoder.exes_known.setdefault(pid, exe)
-        t, why = self.fleet.attach(self.plan.process(pid), str(pid))
-        with self._lock:
-            if why:
-                self.attached.pop(pid, None)
-                reason = why
-                if "translated" in why:
-                    reason += " (Rosetta): use --backend dyld-print or lldb for it"
-                self.not_attached.append({"pid": pid, "exe": exe, "reason": reason})
-            else:
-                self.attached[pid] = t.ready_ns
-        if not why:
-            self.names.snapshot(pid)
-
-    def _flush(self, force: bool) -> None:
-        if not self._rows:
-            return
-        if force or len(self._rows) >= FLUSH_ROWS or time.monotonic() - self._last_flush >= FLUSH_S:
-            rows, self._rows = self._rows, []
-            self._last_flush = time.monotonic()
-            self.request.sink(_table(rows))
-
-    def finish(self) -> None:
-        """The command has exited: no new attach; every dtrace ends; every record read."""
-        with self._lock:
-            self._closing.set()
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        self.fleet.stop(grace_s=2.0)
-        self._halt.set()
-        if self._thread.is_alive():
-            self._thread.join()
-        if self.error is not None:
-            raise self.error
-
-    def drain_rest(self) -> list[tuple]:
-        """The records held back until dyld's log named the images (macOS)."""
-        rows = []
-        for line in self.deferred:
-            row = self.decoder.feed(line)
-            if row is not None:
-                rows.append(row)
-        return rows
-
-    def late(self) -> list[dict]:
-        """Processes whose probes came on after they started, and by how much."""
-        out = []
-        for pid, ready in self.attached.items():
-            p = self.decoder.procs.get(pid)
-            if ready and p is not None and p.start_ns:
-                out.append({"pid": pid, "exe": self.decoder.exe(pid, ready),
-                            "late_ms": round((ready - p.start_ns) / 1e6, 1)})
-        return sorted(out, key=lambda r: r["pid"])
-
-    def stderr_lines(self) -> list[str]:
-        """What dtrace said besides records, once per kind (the per-process ones repeat)."""
-        seen = []
-        for t in self.fleet.tracers:
-            for line in t.stderr:
-                generic = " ".join(w if not w.isdigit() else "N" for w in line.split())
-                if generic not in seen:
-                    seen.append(generic)
-        return seen[:20]
