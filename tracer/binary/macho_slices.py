@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from .macho_indirect import LC_SEGMENT, LC_SEGMENT_64, LoadCommandError, load_commands
 
 LC_UUID = 0x1B
+LC_VERSION_MIN_MACOSX, LC_BUILD_VERSION = 0x24, 0x32
+PLATFORMS = {1: "macos", 2: "ios", 3: "tvos", 4: "watchos", 6: "maccatalyst", 7: "iossimulator", 11: "visionos"}
 CPU_TYPES = {0x01000007: "x86_64", 0x0100000C: "arm64", 7: "i386", 12: "arm", 0x0200000C: "arm64_32",
              18: "ppc", 0x01000012: "ppc64"}
 THIN = (b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe", b"\xfe\xed\xfa\xcf", b"\xfe\xed\xfa\xce")
@@ -24,6 +26,13 @@ class Slice:
     arch: str | None
     uuid: str | None  # upper-case 8-4-4-4-12, as dyld prints it
     text_vmaddr: int | None
+    platform: str | None = None  # LC_BUILD_VERSION's (macos ...); "macos" for LC_VERSION_MIN_MACOSX
+    minos: tuple | None = None  # the oldest OS release it runs on, (major, minor, patch)
+
+
+def _version(packed: int) -> tuple[int, int, int]:
+    """xxxx.yy.zz in nibbles, as Mach-O packs OS versions."""
+    return packed >> 16, (packed >> 8) & 0xFF, packed & 0xFF
 
 
 def uuid_text(raw: bytes) -> str:
@@ -66,15 +75,20 @@ def _slice(fh, base: int) -> Slice:
     hdr = 32 if head[:4] in (THIN[0], THIN[2]) else 28
     fh.seek(base + hdr)
     data = head[:hdr] + fh.read(sizeofcmds)
-    uuid = text = None
+    uuid = text = platform = minos = None
     for _o, _is64, cmd, pos, _size in load_commands(data, 0):
         if cmd == LC_UUID:
             uuid = uuid_text(data[pos + 8:pos + 24])
+        elif cmd == LC_BUILD_VERSION:
+            plat, packed = struct.unpack_from(order + "II", data, pos + 8)
+            platform, minos = PLATFORMS.get(plat, f"platform {plat}"), _version(packed)
+        elif cmd == LC_VERSION_MIN_MACOSX and minos is None:
+            platform, minos = "macos", _version(struct.unpack_from(order + "I", data, pos + 8)[0])
         elif cmd in (LC_SEGMENT_64, LC_SEGMENT) and text is None:
             name = data[pos + 8:pos + 24].split(b"\0", 1)[0]
             if name == b"__TEXT":
                 text = struct.unpack_from(order + ("Q" if cmd == LC_SEGMENT_64 else "I"), data, pos + 24)[0]
-    return Slice(CPU_TYPES.get(cpu), uuid, text)
+    return Slice(CPU_TYPES.get(cpu), uuid, text, platform, minos)
 
 
 def pick(all_slices: list[Slice], uuid: str | None = None, arch: str | None = None) -> Slice | None:

@@ -61,6 +61,7 @@ def _register() -> None:
     from .aslr import aslr_command
     from .bench_bind import bench_bind_command
     from .bind import bind_command
+    from .check import check_command
     from .doctor import doctor_command
     from .importlog import import_command
     from .inspect import inspect_command, stubs_command
@@ -75,7 +76,8 @@ def _register() -> None:
             ("bench-bind", bench_bind_command, None), ("inspect", inspect_command, None),
             ("stubs", stubs_command, None), ("doctor", doctor_command, None),
             ("libcheck", libcheck_command, passthrough), ("lldb-init", lldb_init_command, None),
-            ("aslr", aslr_command, passthrough), ("import", import_command, None)):
+            ("aslr", aslr_command, passthrough), ("import", import_command, None),
+            ("check", check_command, None)):
         app.command(name, help=help_text(func.__doc__), short_help=summary(func.__doc__),
                     context_settings=settings)(func)
 

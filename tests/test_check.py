@@ -1,0 +1,174 @@
+"""gotrace check: version floors, link mode, DT_NEEDED, bind-now, Go build settings, Mach-O floors.
+
+Oracles: readelf (-V --dyn-syms, -d, -l), llvm-objdump --macho --private-headers and
+`go version -m`, never gotrace's own readers. The binaries are built here from tests/csrc
+and tests/fixtures.
+"""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, VENV_BIN, gotrace_cli, go_binary, require
+
+
+def _gcc(tmp: Path, name: str, *flags: str, src: str = "versions.c") -> Path:
+    out = tmp / name
+    subprocess.run(["gcc", "-O0", "-fno-builtin", "-o", str(out), str(ROOT / "tests/csrc" / src), *flags, "-lm"],
+                   check=True, capture_output=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("check")
+    return {"dynamic": _gcc(tmp, "dyn"), "now": _gcc(tmp, "now", "-Wl,-z,now"),
+            "static": _gcc(tmp, "static", "-static"), "static-pie": _gcc(tmp, "spie", "-static-pie"),
+            "shared": _gcc(tmp, "lib.so", "-shared", "-fPIC")}
+
+
+def readelf_versions(path) -> dict[str, str]:
+    """symbol -> version of every undefined versioned dynamic symbol, as readelf shows it."""
+    out = subprocess.run(["readelf", "-W", "--dyn-syms", str(path)], capture_output=True, text=True, check=True).stdout
+    found = {}
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) >= 8 and f[6] == "UND" and "@" in f[7]:
+            name, ver = f[7].split("@", 1)
+            found[name] = ver
+    return found
+
+
+def check(*args) -> tuple[int, dict]:
+    out = gotrace_cli("check", "--json", *map(str, args))
+    assert out.returncode in (0, 1), out.stderr
+    return out.returncode, json.loads(out.stdout)
+
+
+def _num(v: str) -> tuple:
+    return tuple(int(x) for x in v.split("_", 1)[1].split("."))
+
+
+def test_floors_and_the_symbols_that_set_them(built):
+    path = built["dynamic"]
+    oracle = readelf_versions(path)
+    rc, doc = check(path)
+    assert rc == 0 and doc["ok"]
+    (f,) = doc["files"]
+    ours = {s: v["version"] for v in f["versions"] for s in v["symbols"]}
+    assert ours == oracle
+    for floor in f["floors"]:  # the highest version asked of each library, and exactly its symbols
+        mine = {s: v for s, v in oracle.items() if v.split("_")[0] == floor["family"]
+                and any(s in x["symbols"] for x in f["versions"] if x["library"] == floor["library"])}
+        top = max(mine.values(), key=_num)
+        assert floor["version"] == top and sorted(floor["symbols"]) == sorted(s for s, v in mine.items() if v == top)
+    assert {x["version"] for x in f["floors"]} >= {"GLIBC_2.34"}
+
+
+def test_glibc_target_names_every_symbol_above_it_and_only_those(built):
+    path = built["dynamic"]
+    oracle = readelf_versions(path)
+    rc, doc = check(path, "--glibc", "2.28")
+    (f,) = doc["files"]
+    assert rc == 1 and not doc["ok"]
+    (fail,) = f["failures"]
+    above = {f"{s}@{v}" for s, v in oracle.items() if v.startswith("GLIBC_") and _num(v) > (2, 28)}
+    assert fail["rule"] == "glibc" and set(fail["culprits"]) == above and len(fail["culprits"]) == len(above)
+    assert check(path, "--glibc", "2.36")[0] == 0
+    text = gotrace_cli("check", str(path), "--glibc", "2.17")
+    assert text.returncode == 1 and text.stdout.startswith("fail  glibc") and "pthread_create@GLIBC_2.34" in text.stdout
+
+
+def test_link_modes_against_readelf(built):
+    for mode, path in (("dynamic", built["dynamic"]), ("static", built["static"]),
+                       ("static-pie", built["static-pie"]), ("shared-object", built["shared"])):
+        headers = subprocess.run(["readelf", "-W", "-l", "-d", str(path)], capture_output=True, text=True).stdout
+        interp = "INTERP" in headers
+        pie = "PIE" in headers  # FLAGS_1 as readelf decodes it
+        rc, doc = check(path)
+        assert doc["files"][0]["link_mode"] == mode, (mode, headers[:400])
+        assert interp == (mode == "dynamic") and (pie == (mode == "static-pie") or mode == "dynamic")
+    rc, doc = check(built["dynamic"], "--link", "static")
+    assert rc == 1 and doc["files"][0]["failures"][0]["rule"] == "link"
+    assert check(built["static"], "--link", "static")[0] == 0
+
+
+def test_needed_and_bind_now_against_readelf(built):
+    for name in ("dynamic", "now"):
+        dyn = subprocess.run(["readelf", "-W", "-d", str(built[name])], capture_output=True, text=True).stdout
+        needed = re.findall(r"\(NEEDED\).*\[(.+?)\]", dyn)
+        _rc, doc = check(built[name])
+        f = doc["files"][0]
+        assert f["needed"] == needed
+        assert f["bind_now"] == (name == "now") == bool(re.search(r"\(FLAGS\)\s+BIND_NOW|\(FLAGS_1\).*NOW", dyn))
+        if f["bind_now"]:
+            assert f["bind_now_from"] and all(s in ("DT_FLAGS: DF_BIND_NOW", "DT_FLAGS_1: DF_1_NOW", "DT_BIND_NOW")
+                                              for s in f["bind_now_from"])
+    rc, doc = check(built["dynamic"], "--needed-allow", "libc.so.6")
+    assert rc == 1 and doc["files"][0]["failures"][0]["culprits"] == ["libm.so.6"]
+    assert check(built["dynamic"], "--needed-allow", "libc.so.6,libm.so.6")[0] == 0
+    assert check(built["now"], "--bind-now", "forbid")[0] == 1 and check(built["now"], "--bind-now", "require")[0] == 0
+    assert check(built["dynamic"], "--bind-now", "require")[0] == 1
+
+
+def test_go_build_settings_against_go_version_m(binaries, tmp_path):
+    go = go_binary()
+    require(go is not None, "the Go toolchain is not installed")
+    static, cgo = binaries("go-linux-amd64-static"), binaries("go-linux-amd64-external")
+    for path in (static, cgo):
+        oracle = subprocess.run([go, "version", "-m", str(path)], capture_output=True, text=True, check=True).stdout
+        settings = dict(re.findall(r"^\s*build\s+([^=\s]+)=(.*)$", oracle, re.M))
+        _rc, doc = check(path)
+        assert doc["files"][0]["go"]["settings"] == settings
+    assert check(static, "--go-setting", "CGO_ENABLED=0", "--link", "static")[0] == 0
+    rc, doc = check(cgo, "--go-setting", "CGO_ENABLED=0")
+    assert rc == 1 and doc["files"][0]["failures"][0]["culprits"] == ["CGO_ENABLED=1"]
+    netgo = tmp_path / "netgo"
+    env = {"PATH": f"{VENV_BIN}:/usr/bin:/bin", "HOME": str(tmp_path), "GOCACHE": str(ROOT / ".cache/go-build"),
+           "GOFLAGS": "-modcacherw", "GOPROXY": "off", "GOTOOLCHAIN": "local", "CGO_ENABLED": "0"}
+    subprocess.run([go, "build", "-tags", "netgo,osusergo", "-o", str(netgo), "."], cwd=ROOT / "tests/fixtures/gohello",
+                   env=env, check=True, capture_output=True)
+    assert check(netgo, "--go-setting", "-tags=netgo")[0] == 0
+    rc, doc = check(static, "--go-setting", "-tags=netgo")
+    assert rc == 1 and "without -tags netgo" in doc["files"][0]["failures"][0]["message"]
+
+
+def test_macho_uuid_minos_and_arches_against_llvm_objdump(binaries):
+    for name in ("macho-x86_64-lazy", "macho-arm64-no-uuid", "fat"):
+        path = binaries(name)
+        text = subprocess.run(["llvm-objdump-16", "--macho", "--private-headers", "--arch=all", str(path)],
+                              capture_output=True, text=True, check=True).stdout
+        uuids = re.findall(r"uuid ([0-9A-F-]{36})", text)
+        minos = re.findall(r"minos (\S+)", text)
+        rc, doc = check(path)
+        slices = doc["files"][0]["slices"]
+        assert [s["uuid"] for s in slices if s["uuid"]] == uuids
+        assert [s["minos"] for s in slices] == minos
+        if name == "macho-arm64-no-uuid":
+            assert rc == 1 and doc["files"][0]["failures"][0]["rule"] == "uuid"
+        else:
+            assert rc == 0
+    lazy = binaries("macho-x86_64-lazy")  # linked for macOS 10.15
+    assert check(lazy, "--macos", "10.15")[0] == 0
+    rc, doc = check(lazy, "--macos", "10.13")
+    assert rc == 1 and doc["files"][0]["failures"][0]["culprits"] == ["x86_64: 10.15"]
+    fat = binaries("fat")
+    assert check(fat, "--arch", "arm64,x86_64")[0] == 0
+    rc, doc = check(fat, "--arch", "arm64,i386")
+    assert rc == 1 and doc["files"][0]["failures"][0]["culprits"] == ["i386"]
+
+
+def test_bad_input_is_one_line(tmp_path, built):
+    (tmp_path / "t.txt").write_text("hello\n")
+    for args, words in ((["check", str(tmp_path / "nope")], "no such file"),
+                        (["check", str(tmp_path / "t.txt")], "not an ELF or Mach-O"),
+                        (["check", str(built["dynamic"]), "--glibc", "two"], "--glibc takes a version"),
+                        (["check", str(built["dynamic"]), "--link", "lazy"], "--link takes one of"),
+                        (["check", str(built["dynamic"]), "--go-setting", "netgo"], "--go-setting takes KEY=VALUE")):
+        out = gotrace_cli(*args)
+        assert out.returncode == 2 and words in out.stderr, (args, out.stderr)
+        assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
