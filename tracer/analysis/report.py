@@ -17,6 +17,7 @@ from typing import Any, Iterable
 
 from ..session.reader import frame_rows
 from ..session.schema import latency_calibration
+from .failures import exit_127_unexplained, failed_lookups, static_count, without_bindings
 from .tally import COLUMNS, EventTally, by_count, ranked
 from .translator import from_session, guest_images
 
@@ -32,6 +33,9 @@ def summarize(path: str | Path, meta: dict[str, Any], tally: EventTally, process
     translators = from_session(meta, processes)
     guests = guest_images(processes, translators)
     translator = tally.translator_section(top_n)
+    breakdown, fatal = failed_lookups(tally.failures, processes, top_n)
+    silent = meta.get("silent_processes") or []
+    quiet = without_bindings(processes, tally.pids, silent) if tally.total or processes else []
     return {
         "report_version": REPORT_VERSION,
         "session": {
@@ -66,14 +70,22 @@ def summarize(path: str | Path, meta: dict[str, Any], tally: EventTally, process
             # programs run by a binfmt_misc translator (qemu-aarch64 ...), by translator; the
             # translator's own image in the same pid is not counted
             "translated": dict(by_count(Counter(p["translator"] for p in guests))),
+            # processes that bound nothing, by executable, with what that means ("static: no dynamic linker" …)
+            "static": static_count(quiet),
+            "without_bindings": quiet[:top_n],
         },
         **{k: events[k] for k in ("bindings", "top_symbols", "top_providers", "by_exe", "failed_symbols")},
+        # failed lookups by what they mean: weak references ld.so skips, dlsym returning NULL, and fatal
+        # ones (a global reference: "symbol lookup error", exit 127, or a dlopen that failed)
+        "failed_lookups": breakdown,
+        "fatal_lookups": fatal,
         "latency_ns": events["latency_ns"],
         "relocation": _relocation(relocations, top_n),
         # the translator's own bindings, left out of every figure above (None when there are none
         # or when they were counted in: --include-translator)
         "translator_bindings": translator,
-        "notes": notes(meta, processes, guests, translator, events["bindings"]["total"]),
+        "notes": notes(meta, processes, guests, translator, events["bindings"]["total"])
+        + failure_notes(meta, processes, fatal, breakdown),
     }
 
 
@@ -149,6 +161,31 @@ def notes(meta: dict[str, Any], processes: list[dict], guests: list[dict], trans
         out.append(f"latencies are estimates: each lookup's stop-to-stop time under lldb minus lldb's own "
                    f"stop/resume cost ({cal['median_ns'] / 1e6:.2f} ms median of {cal['rounds']}, calibrated in "
                    "this process); rank by them, measure with bpftrace")
+    return out
+
+
+def failure_notes(meta: dict[str, Any], processes: list[dict], fatal: list[dict], breakdown: dict) -> list[str]:
+    """What the failed lookups and the exit codes say together."""
+    out = []
+    if meta.get("backend") == "ld-debug":
+        out.append("glibc's LD_DEBUG=bindings account prints only lookups that succeeded: weak misses and fatal "
+                   "lookups are not in it (bpftrace and lldb record them)")
+    died = [f for f in fatal if f["outcome"] == "died"]
+    if died:
+        f = died[0]
+        more = f" (and {len(died) - 1} more)" if len(died) > 1 else ""
+        out.append(f"process {f['pid']} ({str(f['exe'] or '?').rsplit('/', 1)[-1]}) died of an undefined symbol: "
+                   f"{f['symbol']}{'@' + f['version'] if f['version'] else ''} needed by {f['requester']}, defined "
+                   f"by no loaded object{more}; gotrace why SESSION {f['symbol']} shows where it was looked for")
+    unexplained = exit_127_unexplained(processes, fatal)
+    if unexplained and meta.get("backend") != "dyld-print":
+        names = ", ".join(n.rsplit("/", 1)[-1] for n in unexplained[:4])
+        out.append(f"{names} exited 127, the dynamic linker's status for a fatal load error (also a shell's for "
+                   "\"command not found\"), with no failed lookup recorded to explain it: a library or a version "
+                   "that was not found fails before any lookup (the program's stderr says which)")
+    if breakdown["requesters_unreadable"]:
+        out.append(f"{breakdown['unknown']:,} failed lookups could not be told weak or fatal: the objects that made "
+                   "them are gone or unreadable (" + ", ".join(breakdown["requesters_unreadable"][:3]) + ")")
     return out
 
 

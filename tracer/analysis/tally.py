@@ -20,7 +20,8 @@ from ..heavy import pa, pc
 from ..session.schema import KINDS
 
 QUANTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
-COLUMNS = ["kind", "resolved", "symbol", "provider", "exe", "latency_ns"]  # all the tally reads
+COLUMNS = ["kind", "resolved", "symbol", "provider", "exe", "latency_ns", "pid", "requester", "version"]  # all it reads
+FAILURE_KEY = ["pid", "exe", "requester", "symbol", "version", "kind"]  # failed lookups are counted by these
 
 
 def by_count(counts: Counter) -> list[tuple[str, int]]:
@@ -57,6 +58,8 @@ class EventTally:
         self.providers: Counter = Counter()
         self.exes: Counter = Counter()
         self.failed: Counter = Counter()
+        self.failures: Counter = Counter()  # failed lookups by FAILURE_KEY (analysis/failures.py)
+        self.pids: set[int] = set()  # processes with at least one binding
         self._latency: dict[str, list] = {k: [] for k in KINDS}  # non-null latencies per kind
 
     def add(self, events: pa.Table) -> None:
@@ -76,8 +79,14 @@ class EventTally:
         _count(events["symbol"], self.symbols)
         _count(events["provider"], self.providers)
         _count(events["exe"], self.exes)
+        if "pid" in events.column_names:
+            self.pids.update(pc.unique(events["pid"]).to_pylist())
         if self.resolved != self.total:
             _count(pc.filter(events["symbol"], pc.invert(resolved)), self.failed)
+            if all(c in events.column_names for c in FAILURE_KEY):
+                failed = events.select(FAILURE_KEY).filter(pc.invert(resolved))
+                for row in zip(*(failed[c].to_pylist() for c in FAILURE_KEY)):
+                    self.failures[row] += 1
         if "latency_ns" in events.column_names and events["latency_ns"].null_count < n:
             measured = pc.is_valid(events["latency_ns"])
             for k in KINDS:

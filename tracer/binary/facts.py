@@ -151,3 +151,18 @@ def macho_arch(path: str, uuid: str | None = None) -> str | None:
 
     s = pick(list(_macho_slices(path)), uuid)
     return s.arch if s else None
+
+
+@functools.lru_cache(maxsize=1024)
+def undefined_refs(path: str) -> dict | None:
+    """An ELF file's undefined dynamic symbols: name -> weak reference? (None: not readable here)."""
+    from .elf_versions import undefined_refs as read
+
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+        if data[:4] != b"\x7fELF":
+            return None
+        return read(path, data)
+    except (OSError, GotraceError, struct.error, IndexError):
+        return None

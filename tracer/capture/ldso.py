@@ -16,7 +16,9 @@ from ..errors import BackendUnavailable
 from .backend import Availability
 
 # ld.so's internal functions the bind backends put probes or breakpoints on.
-LDSO_SYMBOLS = frozenset({"_dl_lookup_symbol_x", "_dl_fixup", "_dl_profile_fixup", "_dl_relocate_object"})
+# _dl_signal_cexception: where a lookup of a global reference that found nothing raises its error
+LDSO_SYMBOLS = frozenset({"_dl_lookup_symbol_x", "_dl_fixup", "_dl_profile_fixup", "_dl_relocate_object",
+                          "_dl_signal_cexception"})
 DEBUG_SYMBOLS_FIX = "install glibc's debug symbols: apt-get install libc6-dbg"
 UNRESOLVABLE = "ld.so's internal symbols are not resolvable"
 

@@ -89,6 +89,10 @@ def default_session_dir(argv: list[str]) -> Path:
     return create_unique(Path(DEFAULT_PARENT), f"{stamp}-{name}")
 
 
+LOADER_ENV = ("LD_LIBRARY_PATH", "LD_PRELOAD", "LD_BIND_NOW", "LD_DYNAMIC_WEAK", "DYLD_LIBRARY_PATH",
+              "DYLD_FALLBACK_LIBRARY_PATH", "DYLD_INSERT_LIBRARIES", "DYLD_FORCE_FLAT_NAMESPACE")
+
+
 def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "auto",
          force: bool = False, env: dict[str, str] | None = None,
          on_chunk: Callable[[pd.DataFrame], None] | None = None,
@@ -165,6 +169,8 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
         # pyarrow adds its own once loaded: looking it up now costs ~10 ms before the command starts
         "versions": {"gotrace": __version__, "python": sys.version.split()[0]},
         "start_time": time.time(), "start_ns": time.monotonic_ns(),
+        # what steers the dynamic linker's searches, as the command got it (gotrace why reads it)
+        "loader_env": {k: v for k, v in env.items() if k in LOADER_ENV},
         "translation": translation.meta() if translation is not None else (
             rosetta.meta() if rosetta is not None else None),
     })

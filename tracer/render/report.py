@@ -29,7 +29,8 @@ def _exit(s: dict[str, Any]) -> str:
 def _processes_line(b: dict, p: dict) -> str:
     kinds = ", ".join(f"{k} {v:,}" for k, v in b["by_kind"].items())
     return (f"{plural(b['total'], 'binding')} in {plural(p['count'], 'process')} "
-            f"({plural(p['images'], 'program image')}, {p['failed']:,} exited non-zero): {kinds}; "
+            f"({plural(p['images'], 'program image')}, {p['failed']:,} exited non-zero"
+            + (f", {p['static']:,} static" if p.get("static") else "") + f"): {kinds}; "
             f"resolved {b['resolved']:,}, failed {b['failed']:,}")
 
 
@@ -74,9 +75,11 @@ def render_report(report: dict[str, Any], console: Console) -> None:
                 [[r["exe"], count(r["bindings"])] for r in report["by_exe"]])
     print_table(console, "processes per executable", [("exe", TEXT), ("processes", NUM)],
                 [[r["exe"], count(r["processes"])] for r in report["processes"]["by_exe"]])
-    if report["failed_symbols"]:
-        print_table(console, "failed lookups", [("symbol", ID), ("lookups", NUM)],
-                    [[r["symbol"], count(r["bindings"])] for r in report["failed_symbols"]])
+    _failures(report, console)
+    quiet = p.get("without_bindings") or []
+    if quiet:
+        print_table(console, "processes without a binding", [("exe", TEXT), ("processes", NUM), ("why", TEXT)],
+                    [[r["exe"], count(r["processes"]), r["reason"]] for r in quiet])
     tr = report.get("translator_bindings")
     if tr:
         print_table(console, f"the translator's own bindings (left out above): {tr['bindings']:,}",
@@ -87,6 +90,30 @@ def render_report(report: dict[str, Any], console: Console) -> None:
                     [("image", TEXT), ("relocations", NUM), ("total", NUM), ("median", NUM), ("max", NUM)],
                     [[r["path"], count(r["relocations"]), _ns(r["total_ns"]), _ns(r["median_ns"]), _ns(r["max_ns"])]
                      for r in rel["top_images"]])
+
+
+def _failures(report: dict[str, Any], console: Console) -> None:
+    """Failed lookups by what they mean: the fatal ones first, one row each."""
+    fatal = report.get("fatal_lookups") or []
+    if fatal:
+        print_table(console, "fatal lookups (undefined symbol: glibc's \"symbol lookup error\")",
+                    [("pid", NUM), ("requester", TEXT), ("symbol", ID), ("version", ID), ("outcome", TEXT)],
+                    [[str(f["pid"]), f["requester"], f["symbol"], f["version"] or "",
+                      {"died": f"died, exit {f['exit_code']}", "caught": "dlopen failed, process went on"}
+                      .get(f["outcome"], "unknown")] for f in fatal])
+    fl = report.get("failed_lookups")
+    if fl is None:  # a report dict from before the breakdown
+        if report["failed_symbols"]:
+            print_table(console, "failed lookups", [("symbol", ID), ("lookups", NUM)],
+                        [[r["symbol"], count(r["bindings"])] for r in report["failed_symbols"]])
+        return
+    rows = ([[r["symbol"], "weak reference: skipped", count(r["lookups"])] for r in fl["weak_symbols"]]
+            + [[r["symbol"], "dlsym: returned NULL", count(r["lookups"])] for r in fl["dlsym_symbols"]]
+            + [[r["symbol"], "requester unreadable", count(r["lookups"])] for r in fl["unknown_symbols"]])
+    if rows:
+        print_table(console, f"harmless failed lookups (weak {fl['weak']:,}, dlsym {fl['dlsym']:,}"
+                    + (f", unknown {fl['unknown']:,}" if fl["unknown"] else "") + ")",
+                    [("symbol", ID), ("meaning", TEXT), ("lookups", NUM)], rows)
 
 
 def _guest_timing(g: dict) -> str:
@@ -102,8 +129,10 @@ def render_summary(report: dict[str, Any], console: Console, show_choice: bool =
     kinds = ", ".join(f"{k} {v:,}" for k, v in b["by_kind"].items())
     if show_choice and s.get("backend_choice"):
         console.print(f"[bold]gotrace:[/] {escape(s['backend_choice'])}")
+    fl = report.get("failed_lookups") or {}
+    fatal = f", {fl['fatal']:,} fatal" if fl.get("fatal") else ""
     console.print(f"[bold]gotrace:[/] {plural(b['total'], 'binding')} in {plural(p['count'], 'process')} "
-                  f"({kinds}; {plural(b['failed'], 'failed lookup')})")
+                  f"({kinds}; {plural(b['failed'], 'failed lookup')}{fatal})")
     if p.get("translated"):
         console.print("[bold]gotrace:[/] translated: " + _translated(p))
     if s.get("guest_latency"):

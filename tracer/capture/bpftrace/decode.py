@@ -33,6 +33,7 @@ from .launch import STRLEN
 B_COLUMNS = ["map", "tid", "ts_ns", "pid", "gen", "req", "prov", "latency_ns", "kind", "version", "symbol"]
 B_SEPARATORS = len(B_COLUMNS) - 2  # between the key's and the value's fields
 KIND_NAMES = ("", *KINDS)  # by the script's kind code: 1 eager, 2 lazy, 3 dlsym (KINDS' order)
+UNRETURNED = 4  # added to the kind code: a lookup that never returned (failed, not timed)
 LOST = re.compile(rb"^Lost (\d+) events")
 
 
@@ -281,11 +282,14 @@ class BpftraceDecoder:
                                pa.string()), img_enc.indices)
         version = t["version"].combine_chunks()
         version = pc.if_else(pc.equal(version, ""), pa.scalar(None, pa.string()), version)
-        kind = pc.take(pa.array(KIND_NAMES, pa.string()), pc.cast(t["kind"].combine_chunks(), pa.int32()))
+        code = pc.cast(t["kind"].combine_chunks(), pa.int32())
+        unreturned = pc.greater_equal(code, UNRETURNED)  # ld.so's error path left the lookup: no latency
+        kind = pc.take(pa.array(KIND_NAMES, pa.string()), pc.bit_wise_and(code, UNRETURNED - 1))
+        latency = pc.if_else(unreturned, pa.scalar(None, pa.int64()), t["latency_ns"].combine_chunks())
         return events_table({
             "ts_ns": t["ts_ns"], "pid": t["pid"], "tid": t["tid"], "exe": exe,
             "requester": requester, "symbol": t["symbol"], "version": version,
-            "provider": provider, "kind": kind, "resolved": resolved, "latency_ns": t["latency_ns"],
+            "provider": provider, "kind": kind, "resolved": resolved, "latency_ns": latency,
         }, self.backend)
 
     def finish(self) -> pa.Table | None:

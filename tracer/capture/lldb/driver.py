@@ -373,6 +373,8 @@ class LldbDriver:
                 res.exit_code = None
                 res.exit_unknown = True
         res.runs[-1].end_ns = now
+        if res.exit_code is not None and not self._detached and self.recorder is not None:
+            self.recorder.process_exited()
         self._collect()
         return res
 

@@ -169,6 +169,18 @@ class DyldRecorder(RowSink):
             self.return_ids.add(bp.GetID())
             self.on_breakpoint(bp)
 
+    def process_exited(self) -> None:
+        """The process ended with lookups in flight: dyld halted in them ("Symbol not found",
+        abort_with_payload), so each is a failed lookup, not timed. Not run on macOS."""
+        for tid, stack in self.pending.items():
+            for p in stack:
+                self.unpaired += 1
+                if p.role != "fixup":
+                    self._add((p.t0, self.pid, tid, self.exe, p.requester if p.role == "lookup" else None,
+                               p.symbol, None, None, "eager" if p.role == "lookup" else "dlsym", False,
+                               None, None, self.backend))
+        self.pending.clear()
+
     def _return(self, thread, now: int) -> None:
         frame = thread.GetFrameAtIndex(0)
         sp = self._reg(frame, self.args["sp"]) - self.args["ret_sp_delta"]

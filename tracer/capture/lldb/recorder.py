@@ -294,8 +294,7 @@ class BindingRecorder(RowSink):
         if not stack:
             return  # the call site ran without a lookup we saw (e.g. armed mid-call)
         while stack and stack[-1].sp + 8 < sp:  # lookups that never returned here
-            stack.pop()
-            self.unpaired += 1
+            self._unreturned(thread.GetThreadID(), stack.pop())
         if not stack or stack[-1].sp + 8 != sp:
             return
         p = stack.pop()
@@ -306,6 +305,20 @@ class BindingRecorder(RowSink):
         provider = self._name(result) if result else None
         self._add((p.t0, self.pid, thread.GetThreadID(), self.exe, p.requester, p.symbol, p.version, provider,
                    p.kind, bool(result), latency, raw, self.backend))
+
+    def _unreturned(self, tid: int, p: _Pending) -> None:
+        """A lookup ld.so's error path left (_dl_signal_error: a longjmp back into a failing
+        dlopen, or "symbol lookup error" and _exit(127)): a failed lookup, not timed."""
+        self.unpaired += 1
+        self._add((p.t0, self.pid, tid, self.exe, p.requester, p.symbol, p.version, None,
+                   p.kind, False, None, None, self.backend))
+
+    def process_exited(self) -> None:
+        """The process ended: lookups still in flight never returned (the fatal one)."""
+        for tid, stack in self.pending.items():
+            for p in stack:
+                self._unreturned(tid, p)
+        self.pending.clear()
 
     def image_rows(self) -> list[tuple[int, str, int]]:
         """(pid, path, l_addr) of every object seen in a lookup."""

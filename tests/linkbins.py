@@ -1,0 +1,45 @@
+"""Builds tests/csrc/why/: small programs whose dynamic linking has a story to tell.
+
+- picker: linked against libb.so before liba.so (both define pick; liba calls pick
+  itself), with DT_RUNPATH $ORIGIN/run; libs/ holds a second liba.so for
+  LD_LIBRARY_PATH; picker-rpath is the same with DT_RPATH (--disable-new-dtags);
+  libpre.so interposes pick through LD_PRELOAD.
+- fatal: -z now against liblost.so with gone(), which is then rebuilt without it.
+- opener + libuser.so: a dlopen that fails on the same missing symbol.
+"""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parent / "csrc" / "why"
+
+
+def _cc(*args: str) -> None:
+    subprocess.run(["gcc", "-O0", *map(str, args)], check=True, capture_output=True)
+
+
+def _lib(dst: Path, src: str, *flags: str) -> Path:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    _cc("-shared", "-fPIC", "-o", dst, SRC / src, *flags, f"-Wl,-soname,{dst.name}")
+    return dst
+
+
+def build(out: Path) -> dict[str, Path]:
+    run, libs = out / "run", out / "libs"
+    b = {
+        "liba": _lib(run / "liba.so", "pick.c", "-DWHO='a'", "-DCALLS_ITSELF"),
+        "libb": _lib(run / "libb.so", "pick.c", "-DWHO='b'"),
+        "liba-ldpath": _lib(libs / "liba.so", "pick.c", "-DWHO='A'", "-DCALLS_ITSELF"),
+        "libpre": _lib(out / "libpre.so", "pick.c", "-DWHO='p'"),
+    }
+    for name, tags in (("picker", "--enable-new-dtags"), ("picker-rpath", "--disable-new-dtags")):
+        _cc("-o", out / name, SRC / "picker.c", f"-L{run}", "-lb", "-la", f"-Wl,{tags},-rpath,$ORIGIN/run")
+        b[name] = out / name
+    lost = _lib(out / "liblost.so", "lost.c")
+    _cc("-o", out / "fatal", SRC / "fatal.c", f"-L{out}", "-llost", "-Wl,-z,now,-rpath,$ORIGIN")
+    _lib(out / "libuser.so", "user.c", f"-L{out}", "-llost", "-Wl,-rpath,$ORIGIN")
+    _lib(lost, "lost.c", "-DLOST")  # gone() is gone: fatal dies at load, dlopen of libuser fails
+    _cc("-o", out / "opener", SRC / "opener.c", "-ldl")
+    b.update(fatal=out / "fatal", opener=out / "opener", libuser=out / "libuser.so", liblost=lost)
+    return b

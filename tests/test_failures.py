@@ -1,0 +1,114 @@
+"""Failed lookups told apart (fatal, weak, dlsym) and processes that bound nothing, told what they are.
+
+The programs come from tests/csrc/why/ (tests/linkbins.py). The oracles: glibc's own
+message for a fatal lookup ("symbol lookup error: REQUESTER: undefined symbol: SYMBOL" on
+the program's stderr, exit 127), dlerror()'s text for a dlopen that failed, readelf's
+--dyn-syms for which references are weak, readelf -l for which programs have no
+PT_INTERP.
+"""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import gotrace_cli, require, require_bpftrace, require_lldb
+from linkbins import build
+
+GLIBC_FATAL = re.compile(r"^(\S+): symbol lookup error: (\S+): undefined symbol: (\S+?)(?:, version (\S+))?$", re.M)
+
+
+@pytest.fixture(scope="module")
+def bins(tmp_path_factory):
+    import shutil
+
+    require(shutil.which("gcc") is not None, "gcc is not installed")
+    return build(tmp_path_factory.mktemp("why"))
+
+
+def weak_undefined(path) -> set[str]:
+    """readelf's account: the undefined dynamic symbols bound WEAK."""
+    out = subprocess.run(["readelf", "-W", "--dyn-syms", str(path)], capture_output=True, text=True,
+                         check=True).stdout
+    return {f[7].split("@")[0] for f in (l.split() for l in out.splitlines())
+            if len(f) >= 8 and f[6] == "UND" and f[4] == "WEAK"}
+
+
+def report(session) -> dict:
+    out = gotrace_cli("report", "--json", str(session))
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def _need(backend: str) -> None:
+    {"bpftrace": require_bpftrace, "lldb": require_lldb}.get(backend, lambda: None)()
+
+
+@pytest.mark.parametrize("backend", ["bpftrace", "lldb"])
+def test_a_fatal_lookup_is_told_from_weak_misses(backend, bins, tmp_path):
+    _need(backend)
+    session = tmp_path / "s"
+    out = gotrace_cli("bind", "--backend", backend, "-o", str(session), "--", str(bins["fatal"]))
+    assert out.returncode == 127, out.stderr  # the program's own exit status
+    oracle = [(m.group(2), m.group(3), m.group(4)) for m in GLIBC_FATAL.finditer(out.stderr)]
+    assert len(oracle) == 1, out.stderr
+    r = report(session)
+    assert [(f["requester"], f["symbol"], f["version"]) for f in r["fatal_lookups"]] == oracle
+    (f,) = r["fatal_lookups"]
+    assert f["outcome"] == "died" and f["exit_code"] == 127 and f["kind"] == "eager"
+    fl = r["failed_lookups"]
+    weak = {w["symbol"] for w in fl["weak_symbols"]}
+    readelf_weak = weak_undefined(bins["fatal"]) | weak_undefined(bins["liblost"])
+    assert "maybe" in weak and weak <= readelf_weak
+    assert fl["fatal"] == 1 and fl["unknown"] == 0
+    assert fl["weak"] + fl["fatal"] + fl["dlsym"] == r["bindings"]["failed"]
+    assert any("died of an undefined symbol: gone" in n for n in r["notes"])
+    text = gotrace_cli("report", str(session)).stdout
+    assert "fatal lookups" in text and "died, exit 127" in text and "weak reference: skipped" in text
+
+
+def test_a_dlopen_that_fails_on_a_missing_symbol_is_caught_not_fatal(bins, tmp_path):
+    require_bpftrace()
+    session = tmp_path / "s"
+    out = gotrace_cli("bind", "--backend", "bpftrace", "-o", str(session), "--", str(bins["opener"]),
+                      str(bins["libuser"]))
+    assert out.returncode == 3, out.stderr
+    m = re.search(r"dlopen failed: (\S+): undefined symbol: (\S+)", out.stdout)  # dlerror()'s account
+    assert m, out.stdout
+    r = report(session)
+    assert [(f["requester"], f["symbol"], f["outcome"]) for f in r["fatal_lookups"]] == \
+        [(m.group(1), m.group(2), "caught")]
+
+
+def test_ld_debug_says_its_account_has_no_failed_lookups(bins, tmp_path):
+    session = tmp_path / "s"
+    out = gotrace_cli("bind", "--backend", "ld-debug", "-o", str(session), "--", str(bins["fatal"]))
+    assert out.returncode == 127 and GLIBC_FATAL.search(out.stderr)
+    r = report(session)
+    assert r["fatal_lookups"] == [] and r["bindings"]["failed"] == 0
+    assert any("prints only lookups that succeeded" in n for n in r["notes"])
+    assert any(n.startswith("fatal exited 127") for n in r["notes"])
+
+
+def has_interp(path) -> bool:
+    out = subprocess.run(["readelf", "-lW", str(path)], capture_output=True, text=True, check=True).stdout
+    return any(l.split()[:1] == ["INTERP"] for l in out.splitlines())
+
+
+def test_static_processes_are_listed_as_static(binaries, tmp_path):
+    require_bpftrace()
+    static = binaries("go-linux-amd64-static")
+    assert not has_interp(static) and has_interp(sys.executable)
+    session = tmp_path / "s"
+    out = gotrace_cli("bind", "--backend", "bpftrace", "-o", str(session), "--", "/bin/sh", "-c",
+                      f"{static}; {static}; exit 0")
+    assert out.returncode == 0, out.stderr
+    r = report(session)
+    rows = {row["exe"]: row for row in r["processes"]["without_bindings"]}
+    assert rows[str(static)] == {"exe": str(static), "processes": 2, "reason": "static: no dynamic linker"}
+    assert r["processes"]["static"] == 2
+    assert "/bin/sh" not in rows and "/usr/bin/dash" not in rows  # the shell bound symbols
+    assert "static: no dynamic linker" in gotrace_cli("report", str(session)).stdout
