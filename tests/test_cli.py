@@ -168,11 +168,23 @@ def _pandas_report(sess, top: int = 10) -> dict:
         relocation = {"total_ns": int(rel["duration_ns"].sum()), "images": len(rel), "top_images": [
             {"path": p, "relocations": len(d), "total_ns": int(d.sum()), "median_ns": int(d.median()),
              "max_ns": int(d.max())} for p, d in per]}
+    # processes that bound nothing, by executable; static when readelf finds no PT_INTERP
+    quiet = pr.loc[~pr["pid"].isin(set(ev["pid"]))]
+    counts = quiet["exe"].astype("string").fillna("?").value_counts()
+
+    def interp(exe):
+        out = subprocess.run(["readelf", "-lW", exe], capture_output=True, text=True).stdout
+        return "Requesting program interpreter" in out
+
+    static = [exe for exe in counts.index if os.path.exists(exe) and not interp(exe)]
     return {
         "processes": {"count": int(pr["pid"].nunique()), "images": len(pr),
                       "failed": int((pr["exit_code"].fillna(0) != 0).sum()),
                       "by_exe": ranked(pr["exe"].astype("string").fillna("?"), "exe", "processes"),
-                      "translated": {}},
+                      "translated": {},
+                      "static": int(sum(counts[e] for e in static)),
+                      "without_bindings": sorted(({"exe": e, "processes": int(n)} for e, n in counts.items()),
+                                                 key=lambda r: (-r["processes"], r["exe"]))[:top]},
         "bindings": {"total": len(ev), "by_kind": {k: int((ev["kind"] == k).sum()) for k in ("eager", "lazy", "dlsym")},
                      "resolved": int(ev["resolved"].sum()), "failed": int((~ev["resolved"]).sum())},
         "top_symbols": ranked(ev["symbol"], "symbol"),
@@ -221,21 +233,28 @@ def test_summary_is_the_sessions_report_without_pandas(backend, tmp_path):
 
     _need(backend)
     sess = tmp_path / "s"
-    # three programs, one of them run twice: ties and repeated names in the top lists
+    # three programs, one of them run twice: ties and repeated names in the top lists;
+    # ldconfig is static-pie: a process that binds nothing
     code, stdout, stderr, loaded = _run("console", "bind", "-q", "--json", "-o", str(sess), "--backend", backend,
-                                        "--", "sh", "-c", "ls / >/dev/null; id >/dev/null; ls /tmp >/dev/null")
+                                        "--", "sh", "-c", "ls / >/dev/null; id >/dev/null; ls /tmp >/dev/null; "
+                                        "/sbin/ldconfig -p >/dev/null")
     assert code == 0, stderr
     assert "pandas" not in loaded
     summary = json.loads(stdout)
     saved = json.loads(gotrace_cli("report", "--json", str(sess)).stdout)
     assert summary == saved
     expected = _pandas_report(sess)
-    assert {k: summary[k] for k in expected} == expected
+    # the reasons are the report's words; which executables went quiet, and how many, are the oracle's
+    got = json.loads(json.dumps({k: summary[k] for k in expected}))
+    for row in got["processes"]["without_bindings"]:
+        row.pop("reason")
+    assert got == expected
     assert summary["bindings"]["total"] > 500 and summary["processes"]["count"] >= 4
     assert build_report(load_session(sess)) == summary  # the notebook path: a loaded Session
     if backend == "bpftrace":
         assert summary["latency_ns"]["all"]["count"] == summary["bindings"]["total"]
         assert summary["relocation"]["images"] > 0 and summary["bindings"]["failed"] > 0
+        assert summary["processes"]["static"] == 1  # ldconfig, seen exec'ing though it never binds
         # asked while bpftrace compiled, read at the end: the same text bpftrace prints
         version = subprocess.run(["bpftrace", "--version"], capture_output=True, text=True).stdout.strip()
         assert load_session(sess).meta["bpftrace_version"] == version
