@@ -9,6 +9,7 @@ PT_INTERP.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -66,6 +67,13 @@ def test_a_fatal_lookup_is_told_from_weak_misses(backend, bins, tmp_path):
     assert fl["fatal"] == 1 and fl["unknown"] == 0
     assert fl["weak"] + fl["fatal"] + fl["dlsym"] == r["bindings"]["failed"]
     assert any("died of an undefined symbol: gone" in n for n in r["notes"])
+    # the process died before ld.so's own relocation (always last), where its name is read:
+    # every provider is still named, ld.so as PT_INTERP says
+    providers = {p["provider"] for p in r["top_providers"]}
+    assert not any(p.startswith("<") for p in providers), providers
+    interp = re.search(r"interpreter: (\S+?)\]", subprocess.run(["readelf", "-lW", str(bins["fatal"])],
+                       capture_output=True, text=True).stdout).group(1)
+    assert os.path.realpath(interp) in {os.path.realpath(p) for p in providers if p.startswith("/")}
     text = gotrace_cli("report", str(session)).stdout
     assert "fatal lookups" in text and "died, exit 127" in text and "weak reference: skipped" in text
 

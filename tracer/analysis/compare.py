@@ -105,12 +105,20 @@ def _binding_set(ev: pd.DataFrame) -> set[tuple[str, str, str]]:
     return set(zip(ok["requester"].map(object_name), ok["symbol"].astype(str), ok["provider"].map(object_name)))
 
 
-def compare(a: Session, b: Session, top: int = 20, include_translator: bool = False) -> dict[str, Any]:
+def compare(a: Session, b: Session, top: int = 20, include_translator: bool = False,
+            budgets: list | None = None) -> dict[str, Any]:
     """Everything `gotrace compare` prints, as one dict. A translator's own
-    bindings (analysis/translator.py) are left out unless ``include_translator``."""
+    bindings (analysis/translator.py) are left out unless ``include_translator``.
+    ``budgets`` (analysis/budgets.py, B the new run against baseline A) adds
+    ``budgets``: each one broken or kept, with its line."""
     ga, gb = guest_events(a, include_translator), guest_events(b, include_translator)
     left_out = {"A": len(a.events) - len(ga), "B": len(b.events) - len(gb)}
     a, b = replace(a, events=ga), replace(b, events=gb)
+    checked = None
+    if budgets:
+        from .budgets import check_budgets
+
+        checked = check_budgets(budgets, a, b)
     sa, sb = _side(a), _side(b)
     warnings = []
     argv_a, argv_b = [os.path.basename(x) for x in (sa["argv"] or [])], [os.path.basename(x) for x in (sb["argv"] or [])]
@@ -145,4 +153,5 @@ def compare(a: Session, b: Session, top: int = 20, include_translator: bool = Fa
         "only_in_a": sorted(list(x) for x in ka - kb)[:500],
         "only_in_b": sorted(list(x) for x in kb - ka)[:500],
         "in_both": len(ka & kb),
+        **({"budgets": checked} if checked is not None else {}),
     }

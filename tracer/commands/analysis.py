@@ -20,8 +20,14 @@ def compare_command(
     plot_file: Annotated[Optional[Path], typer.Option("--plot", help="Also draw both sessions into this "
                          ".png/.svg (as gotrace plot A B).", show_default=False)] = None,
     include_translator: TranslatorOpt = False,
+    fail_on: Annotated[Optional[list[str]], typer.Option(
+        "--fail-on", metavar="BUDGET[,BUDGET…]",
+        help="Exit 1 when B, the new run, breaks a budget against A, the baseline: bindings+10%, "
+             "bindings+500, resolver+20%, resolver+5ms, relocation+20%, failed+0, fatal+0, processes+N, "
+             "new-provider, new-version, new-symbol, new-fatal. Repeat it or separate with commas.",
+        show_default=False)] = None,
 ) -> None:
-    """Two sessions side by side, e.g. native against translated.
+    """Two sessions side by side, e.g. native against translated, or a gate in CI.
 
     Processes, bindings by kind, per-symbol and per-library latency (median,
     p99, ratio B/A), resolver and relocation time per executable, and the
@@ -32,17 +38,26 @@ def compare_command(
       gotrace compare native-sess arm64-sess
       gotrace compare --json --plot ab.png native-sess arm64-sess
 
+    As a CI gate, B against the baseline A: each broken budget is one line on
+    stderr and the exit code is 1 (2 when a budget cannot be read or checked):
+
+      gotrace compare baseline new --fail-on bindings+10%,new-provider
+      gotrace compare baseline new --fail-on resolver+20% --fail-on new-fatal
+      gotrace compare baseline new --fail-on new-version --json   # "budgets" in the JSON
+
     Sessions of different commands are compared anyway, with a warning; a
     translator's own bindings are left out unless --include-translator.
     """
     from rich.console import Console
 
+    from ..analysis.budgets import parse_budgets
     from ..analysis.compare import compare
-    from ..render.compare import render_compare
+    from ..render.compare import render_budgets, render_compare
     from ..session.reader import load_session
 
+    budgets = parse_budgets(fail_on) if fail_on is not None else None  # a typo fails before any session is read
     sa, sb = load_session(a), load_session(b)
-    res = compare(sa, sb, top=top, include_translator=include_translator)
+    res = compare(sa, sb, top=top, include_translator=include_translator, budgets=budgets)
     if plot_file is not None:
         from ..analysis.plot import plot
         plot([sa, sb], plot_file, include_translator=include_translator)
@@ -50,11 +65,15 @@ def compare_command(
         err_console.print(f"[yellow]gotrace: warning:[/] {w}")
     if as_json:
         sys.stdout.write(json.dumps(res, indent=2) + "\n")
-        return
-    con = Console(highlight=False)
-    render_compare(res, con, top)
-    if plot_file is not None:
-        con.print(f"plot written: {plot_file}")
+    else:
+        con = Console(highlight=False)
+        render_compare(res, con, top)
+        if plot_file is not None:
+            con.print(f"plot written: {plot_file}")
+    if budgets is not None:
+        render_budgets(res["budgets"], err_console)
+        if any(x["broken"] for x in res["budgets"]):
+            raise typer.Exit(1)
 
 
 def plot_command(

@@ -31,3 +31,17 @@ def render_compare(res: dict[str, Any], con: Console, top: int) -> None:
     for name, key in (("only in A", "only_in_a"), ("only in B", "only_in_b")):
         for row in res[key][:top]:
             con.print(escape(f"  {name}: {row[0]} → {row[1]} from {row[2]}"))
+
+
+def render_budgets(results: list[dict[str, Any]], con: Console) -> None:
+    """One line per broken budget (what CI logs show), then how many held."""
+    broken = [r for r in results if r["broken"]]
+    for r in broken:
+        con.print(f"[bold red]budget broken:[/] {escape(r['line'])}", soft_wrap=True, highlight=False)
+    kept = len(results) - len(broken)
+    if broken:
+        con.print(f"{len(broken)} of {len(results)} budgets broken" + (f", {kept} kept" if kept else ""),
+                  highlight=False)
+    else:
+        con.print(f"[green]all {len(results)} budgets kept[/]: " + "; ".join(escape(r["line"]) for r in results),
+                  soft_wrap=True, highlight=False)
