@@ -5,7 +5,9 @@
   LD_LIBRARY_PATH; picker-rpath is the same with DT_RPATH (--disable-new-dtags);
   libpre.so interposes pick through LD_PRELOAD.
 - fatal: -z now against liblost.so with gone(), which is then rebuilt without it.
-- opener + libuser.so: a dlopen that fails on the same missing symbol.
+- opener + libuser.so: a dlopen that fails on the same missing symbol; opener + libplug.so
+  (needs libb.so): a dlopen that works, and dlsym(handle, "plug").
+- needy: needs libnothere.so, deleted after the link: found nowhere, exit 127.
 """
 from __future__ import annotations
 
@@ -42,4 +44,9 @@ def build(out: Path) -> dict[str, Path]:
     _lib(lost, "lost.c", "-DLOST")  # gone() is gone: fatal dies at load, dlopen of libuser fails
     _cc("-o", out / "opener", SRC / "opener.c", "-ldl")
     b.update(fatal=out / "fatal", opener=out / "opener", libuser=out / "libuser.so", liblost=lost)
+    b["libplug"] = _lib(out / "libplug.so", "plug.c", f"-L{run}", "-lb", "-Wl,--enable-new-dtags,-rpath,$ORIGIN/run")
+    gone = _lib(run / "libnothere.so", "pick.c", "-DWHO='n'", "-Dpick=nothere")
+    _cc("-o", out / "needy", SRC / "needy.c", f"-L{run}", "-lnothere", "-Wl,--enable-new-dtags,-rpath,$ORIGIN/run")
+    gone.unlink()  # needy now fails to start: libnothere.so is found nowhere
+    b["needy"] = out / "needy"
     return b

@@ -127,3 +127,75 @@ def section_holding(sections: list[dict], addr: int) -> str | None:
         if s["addr"] <= addr < s["addr"] + s["size"] and (best is None or s["size"] < best["size"]):
             best = s
     return best["name"] if best else None
+
+
+# glibc's LD_DEBUG=symbols,bindings: "symbol=NAME;  lookup in file=FILE [NS]" per object searched, then
+# "binding file REQ [NS] to PROV [NS]: normal symbol `NAME' [VERSION]" when the lookup succeeded
+_LOOKUP = re.compile(r"^\s*(\d+):\s+symbol=(.+?);  lookup in file=(.+?) \[\d+\]$")
+_BINDING = re.compile(r"^\s*(\d+):\s+binding file (.+?) \[\d+\] to (.+?) \[\d+\]: \S+ symbol `([^']+)'"
+                      r"(?: \[([^\]]+)\])?$")
+
+
+def ld_debug_bindings(text: str) -> list[dict]:
+    """Each successful lookup glibc reported: pid, requester, provider, symbol, version, and the
+    objects it searched, in order (None when its lookup lines could not be told apart)."""
+    current: dict[str, tuple[str | None, list[str]]] = {}
+    out = []
+    for line in text.splitlines():
+        m = _LOOKUP.match(line)
+        if m:
+            pid, sym, f = m.groups()
+            s, files = current.get(pid, (None, []))
+            if s != sym or f in files:  # another lookup began (a failed one leaves no binding line)
+                files = []
+            current[pid] = (sym, files + [f])
+            continue
+        m = _BINDING.match(line)
+        if m:
+            pid, req, prov, sym, ver = m.groups()
+            s, files = current.pop(pid, (None, []))
+            out.append({"pid": int(pid), "requester": req, "provider": prov, "symbol": sym, "version": ver,
+                        "searched": files if s == sym else None})
+    return out
+
+
+# glibc's LD_DEBUG=libs: "find library=NAME [0]; searching", then per place " search path=DIRS\t\t(SOURCE)"
+# or " search cache=/etc/ld.so.cache", each followed by "  trying file=PATH" lines
+_FIND = re.compile(r"^\s*\d+:\s+find library=(\S+) \[\d+\]; searching$")
+_SEARCH = re.compile(r"^\s*\d+:\s+search path=(.*?)\t\t\((.+)\)$")
+_CACHE = re.compile(r"^\s*\d+:\s+search cache=(\S+)$")
+_TRYING = re.compile(r"^\s*\d+:\s+trying file=(.+)$")
+
+
+def ld_debug_searches(text: str) -> list[dict]:
+    """Each library search glibc reported: the name, its places [(source, base directories)] — the
+    glibc-hwcaps, tls and platform subdirectories ld.so adds under each directory left out — and the
+    last file tried (the one that hit, when the program went on)."""
+    out: list[dict] = []
+    for line in text.splitlines():
+        m = _FIND.match(line)
+        if m:
+            out.append({"name": m.group(1), "places": [], "last_tried": None})
+            continue
+        if not out:
+            continue
+        m = _SEARCH.match(line)
+        if m:
+            # each directory comes after its own subdirectories: a base is the entry that closes them
+            base, pending = [], []
+            for d in (d for d in m.group(1).split(":") if d):
+                if all(p.startswith(d + "/") for p in pending):
+                    base.append(d)
+                    pending = []
+                else:
+                    pending.append(d)
+            out[-1]["places"].append((m.group(2), base))
+            continue
+        m = _CACHE.match(line)
+        if m:
+            out[-1]["places"].append(("ld.so.cache", [m.group(1)]))
+            continue
+        m = _TRYING.match(line)
+        if m:
+            out[-1]["last_tried"] = m.group(1)
+    return out

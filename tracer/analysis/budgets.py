@@ -28,7 +28,7 @@ from typing import Any
 
 from ..errors import GotraceError
 from ..session.reader import Session, frame_rows
-from .compare import object_name
+from .naming import object_name
 from .failures import failed_lookups
 from .tally import FAILURE_KEY
 
@@ -55,7 +55,7 @@ class Budget:
     percent: bool = False
 
 
-def parse_budgets(texts: list[str]) -> list[Budget]:
+def parse_budgets(texts: list[str]) -> "Budgets":
     """Budgets from --fail-on values; each value may hold several, comma-separated."""
     out: list[Budget] = []
     for text in (t.strip() for value in texts for t in value.split(",")):
@@ -83,7 +83,7 @@ def parse_budgets(texts: list[str]) -> list[Budget]:
             out.append(Budget(text, metric, amount))
     if not out:
         raise BudgetError(f"--fail-on names no budget; budgets are {SYNTAX}")
-    return out
+    return Budgets(out)
 
 
 def measures(s: Session) -> dict[str, Any]:
@@ -182,3 +182,10 @@ def check_budgets(budgets: list[Budget], a: Session, b: Session) -> list[dict[st
                                   "record both runs with --backend bpftrace")
         out.append(_growth(bud, ma[bud.metric], mb[bud.metric]))
     return out
+
+
+class Budgets(list):
+    """Parsed budgets, checked by compare() on the sessions it compares (a translator's bindings left out)."""
+
+    def check(self, a: Session, b: Session) -> list[dict[str, Any]]:
+        return check_budgets(list(self), a, b)

@@ -18,16 +18,10 @@ from typing import Any
 from ..heavy import pd
 from ..session.reader import Session, frame_rows
 from ..session.schema import KINDS, latency_calibration
+from .naming import object_name
 from .translator import from_session, guest_events, guest_images
 
 COMPARE_VERSION = 1
-
-
-def object_name(path) -> str | None:
-    if path is None or (isinstance(path, float) and path != path):
-        return None
-    name = os.path.basename(str(path))
-    return "ld.so" if name.startswith("ld-linux") or name.startswith("ld64.so") else name
 
 
 def _quant(series: pd.Series) -> dict[str, Any] | None:
@@ -106,19 +100,17 @@ def _binding_set(ev: pd.DataFrame) -> set[tuple[str, str, str]]:
 
 
 def compare(a: Session, b: Session, top: int = 20, include_translator: bool = False,
-            budgets: list | None = None) -> dict[str, Any]:
+            budgets=None) -> dict[str, Any]:
     """Everything `gotrace compare` prints, as one dict. A translator's own
     bindings (analysis/translator.py) are left out unless ``include_translator``.
-    ``budgets`` (analysis/budgets.py, B the new run against baseline A) adds
-    ``budgets``: each one broken or kept, with its line."""
+    ``budgets`` (analysis/budgets.Budgets, B the new run against baseline A)
+    adds ``budgets``: each one broken or kept, with its line."""
     ga, gb = guest_events(a, include_translator), guest_events(b, include_translator)
     left_out = {"A": len(a.events) - len(ga), "B": len(b.events) - len(gb)}
     a, b = replace(a, events=ga), replace(b, events=gb)
     checked = None
     if budgets:
-        from .budgets import check_budgets
-
-        checked = check_budgets(budgets, a, b)
+        checked = budgets.check(a, b)
     sa, sb = _side(a), _side(b)
     warnings = []
     argv_a, argv_b = [os.path.basename(x) for x in (sa["argv"] or [])], [os.path.basename(x) for x in (sb["argv"] or [])]

@@ -109,10 +109,34 @@ def static_count(rows: list[dict]) -> int:
     return sum(r["processes"] for r in rows if r["reason"].startswith("static"))
 
 
+def exit_127_pids(processes: list[dict], fatal: list[dict]) -> dict[int, str]:
+    """pid -> executable, of the processes that exited 127 with no fatal lookup to explain it."""
+    explained = {f["pid"] for f in fatal}
+    names = {p["pid"]: str(p.get("exe") or "?") for p in processes}
+    return {pid: names[pid] for pid, code in last_exit_codes(processes).items()
+            if code == EXIT_LOAD_ERROR and pid not in explained}
+
+
 def exit_127_unexplained(processes: list[dict], fatal: list[dict]) -> list[str]:
     """Executables of processes that exited 127 with no fatal lookup to explain it."""
-    explained = {f["pid"] for f in fatal}
-    codes = last_exit_codes(processes)
-    names = {p["pid"]: str(p.get("exe") or "?") for p in processes}
-    return [n for n, _c in by_count(Counter(names[pid] for pid, code in codes.items()
-                                            if code == EXIT_LOAD_ERROR and pid not in explained))]
+    return [n for n, _c in by_count(Counter(exit_127_pids(processes, fatal).values()))]
+
+
+def libraries_not_found(pids: dict[int, str], images: list[dict], meta: dict) -> list[tuple[str, str, str]]:
+    """(executable, needer, library) for each DT_NEEDED no file answers, in those processes: what ld.so
+    stopped them for ("error while loading shared libraries"), replayed on today's files."""
+    from .scope import build_process
+
+    by_pid: dict[int, list[str]] = {}
+    for row in images:
+        if row.get("path") is not None:
+            by_pid.setdefault(int(row["pid"]), []).append(str(row["path"]))
+    env, cwd = dict(meta.get("loader_env") or {}), meta.get("cwd")
+    out, seen = [], set()
+    for pid, exe in sorted(pids.items()):
+        if exe in seen or exe == "?":
+            continue
+        seen.add(exe)
+        proc = build_process(exe, by_pid.get(pid, []), env, cwd)
+        out += [(exe, needer, lib) for needer, lib in proc.missing]
+    return out

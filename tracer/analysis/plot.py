@@ -20,7 +20,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from .compare import object_name
+from .naming import object_name
 from .translator import guest_events
 from ..errors import GotraceError
 from ..session.reader import Session

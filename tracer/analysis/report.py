@@ -17,7 +17,9 @@ from typing import Any, Iterable
 
 from ..session.reader import frame_rows
 from ..session.schema import latency_calibration
-from .failures import exit_127_unexplained, failed_lookups, static_count, without_bindings
+from .failures import (exit_127_pids, exit_127_unexplained, failed_lookups, libraries_not_found, static_count,
+                       without_bindings)
+from .interposed import interposed_lookups
 from .tally import COLUMNS, EventTally, by_count, ranked
 from .translator import from_session, guest_images
 
@@ -25,9 +27,9 @@ REPORT_VERSION = 1
 
 
 def summarize(path: str | Path, meta: dict[str, Any], tally: EventTally, processes: list[dict],
-              relocations: list[dict], top_n: int = 10) -> dict[str, Any]:
+              relocations: list[dict], top_n: int = 10, images: list[dict] | None = None) -> dict[str, Any]:
     """The report of one session from its parts: meta.json's dict, the events'
-    tally, and processes and relocations as rows (dicts by column)."""
+    tally, and processes, relocations and images as rows (dicts by column)."""
     start, end = meta.get("start_ns"), meta.get("end_ns")
     events = tally.sections(top_n)
     translators = from_session(meta, processes)
@@ -79,13 +81,16 @@ def summarize(path: str | Path, meta: dict[str, Any], tally: EventTally, process
         # ones (a global reference: "symbol lookup error", exit 127, or a dlopen that failed)
         "failed_lookups": breakdown,
         "fatal_lookups": fatal,
+        # bindings that went to another object than the requester's own definition (or its first
+        # dependency's): LD_PRELOAD, an earlier library of the global scope, an exporting executable
+        "interposed": interposed_lookups(tally.lookups, images or [], meta, top_n),
         "latency_ns": events["latency_ns"],
         "relocation": _relocation(relocations, top_n),
         # the translator's own bindings, left out of every figure above (None when there are none
         # or when they were counted in: --include-translator)
         "translator_bindings": translator,
         "notes": notes(meta, processes, guests, translator, events["bindings"]["total"])
-        + failure_notes(meta, processes, fatal, breakdown),
+        + failure_notes(meta, processes, fatal, breakdown, images or []),
     }
 
 
@@ -164,7 +169,8 @@ def notes(meta: dict[str, Any], processes: list[dict], guests: list[dict], trans
     return out
 
 
-def failure_notes(meta: dict[str, Any], processes: list[dict], fatal: list[dict], breakdown: dict) -> list[str]:
+def failure_notes(meta: dict[str, Any], processes: list[dict], fatal: list[dict], breakdown: dict,
+                  images: list[dict] | None = None) -> list[str]:
     """What the failed lookups and the exit codes say together."""
     out = []
     if meta.get("backend") == "ld-debug":
@@ -178,6 +184,12 @@ def failure_notes(meta: dict[str, Any], processes: list[dict], fatal: list[dict]
                    f"{f['symbol']}{'@' + f['version'] if f['version'] else ''} needed by {f['requester']}, defined "
                    f"by no loaded object{more}; gotrace why SESSION {f['symbol']} shows where it was looked for")
     unexplained = exit_127_unexplained(processes, fatal)
+    missing = libraries_not_found(exit_127_pids(processes, fatal), images, meta) if unexplained else []
+    for exe, needer, lib in missing[:4]:
+        out.append(f"{exe.rsplit('/', 1)[-1]} exited 127: {lib}, DT_NEEDED of {needer.rsplit('/', 1)[-1]}, is found "
+                   f"nowhere (\"error while loading shared libraries\"); gotrace why SESSION --library {lib} shows "
+                   "where ld.so looked")
+    unexplained = [n for n in unexplained if n not in {m[0] for m in missing}]
     if unexplained and meta.get("backend") != "dyld-print":
         names = ", ".join(n.rsplit("/", 1)[-1] for n in unexplained[:4])
         out.append(f"{names} exited 127, the dynamic linker's status for a fatal load error (also a shell's for "
@@ -200,7 +212,8 @@ def report_session(path: str | Path, top_n: int = 10, include_translator: bool =
     tally = EventTally(None if include_translator else from_session(meta, processes))
     for part in iter_event_parts(path, meta, COLUMNS):
         tally.add(part)
-    return summarize(path, meta, tally, processes, read_rows(path, "relocations", optional=True), top_n)
+    return summarize(path, meta, tally, processes, read_rows(path, "relocations", optional=True), top_n,
+                     read_rows(path, "images", optional=True))
 
 
 def build_report(session, top: int = 10, include_translator: bool = False) -> dict[str, Any]:
@@ -212,7 +225,8 @@ def build_report(session, top: int = 10, include_translator: bool = False) -> di
     ev = session.events
     if len(ev):
         tally.add(pa.Table.from_pandas(ev[[c for c in COLUMNS if c in ev.columns]], preserve_index=False))
-    return summarize(session.path, session.meta, tally, processes, frame_rows(session.relocations), top)
+    return summarize(session.path, session.meta, tally, processes, frame_rows(session.relocations), top,
+                     frame_rows(session.images))
 
 
 def _relocation(rows: Iterable[dict], top_n: int) -> dict[str, Any] | None:

@@ -253,7 +253,8 @@ def _build_id(data: bytes, spans: list[tuple[int, int]], little: bool) -> str | 
 _DT = {1: "DT_NEEDED", 14: "DT_SONAME", 5: "DT_STRTAB", 6: "DT_SYMTAB", 7: "DT_RELA", 8: "DT_RELASZ", 10: "DT_STRSZ",
        11: "DT_SYMENT", 17: "DT_REL", 18: "DT_RELSZ", 20: "DT_PLTREL", 23: "DT_JMPREL", 2: "DT_PLTRELSZ",
        24: "DT_BIND_NOW", 30: "DT_FLAGS", 0x6ffffffb: "DT_FLAGS_1", 0x6ffffff0: "DT_VERSYM",
-       0x6ffffffe: "DT_VERNEED", 0x6fffffff: "DT_VERNEEDNUM", 4: "DT_HASH", 0x6ffffef5: "DT_GNU_HASH"}
+       0x6ffffffe: "DT_VERNEED", 0x6fffffff: "DT_VERNEEDNUM", 4: "DT_HASH", 0x6ffffef5: "DT_GNU_HASH",
+       15: "DT_RPATH", 29: "DT_RUNPATH", 16: "DT_SYMBOLIC", 0x6ffffffc: "DT_VERDEF", 0x6ffffffd: "DT_VERDEFNUM"}
 
 
 def _dynamic(path: str, data: bytes, where: tuple[int, int] | None, hdr: _Header) -> dict[str, list[int]]:

@@ -166,3 +166,33 @@ def undefined_refs(path: str) -> dict | None:
         return read(path, data)
     except (OSError, GotraceError, struct.error, IndexError):
         return None
+
+
+@functools.lru_cache(maxsize=4096)
+def dyn_object(path: str):
+    """What ld.so reads of an ELF object (elf_dynsyms.DynObject); None: gone, unreadable or not ELF."""
+    from .elf_dynsyms import read_dyn_object
+
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+        if data[:4] != b"\x7fELF":
+            return None
+        return read_dyn_object(path, data)
+    except (OSError, GotraceError, struct.error, IndexError):
+        return None
+
+
+@functools.lru_cache(maxsize=256)
+def copy_relocated(path: str) -> frozenset[str]:
+    """Symbols an executable copies into itself (R_*_COPY): their lookups skip the executable."""
+    from .elf import read_elf
+
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+        if data[:4] != b"\x7fELF":
+            return frozenset()
+        return frozenset(s.symbol for s in read_elf(path, data).imports if s.reloc.endswith("_COPY"))
+    except (OSError, GotraceError, struct.error, IndexError):
+        return frozenset()

@@ -48,6 +48,7 @@ class BindResult:
     tally: EventTally | None = field(default=None, repr=False)  # of the events saved
     processes: list[dict] = field(default_factory=list, repr=False)  # as saved
     relocations: list[dict] = field(default_factory=list, repr=False)
+    images: list[dict] = field(default_factory=list, repr=False)
 
     def report(self, top: int = 10) -> dict[str, Any]:
         """The session's report (as `gotrace report --json` gives it), from what
@@ -56,7 +57,7 @@ class BindResult:
 
         if self.tally is None:
             return report_session(self.session, top)
-        return summarize(self.session, self.meta, self.tally, self.processes, self.relocations, top)
+        return summarize(self.session, self.meta, self.tally, self.processes, self.relocations, top, self.images)
 
 
 def _time_guest_lookups(path: Path, translation: translate.Translation) -> dict:
@@ -197,10 +198,12 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
         if translation is not None:
             translation.close()
         writer.meta["versions"].update(pyarrow=pa.__version__)  # what wrote the tables
+        images: list[dict] = []
         if result is not None:
             procs = translate.annotate(result.processes or [], os.getcwd(), translation)
             writer.write_table("processes", procs)
-            writer.write_table("images", image_rows(result.images))
+            images = image_rows(result.images)
+            writer.write_table("images", images)
             writer.write_table("relocations", result.relocations or [])
             complete = not result.interrupted and writer.write_error is None
             writer.finish(complete, end_time=time.time(), end_ns=time.monotonic_ns(),
@@ -222,4 +225,4 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
                       # guest timing rewrote the saved events' latencies: the report reads them back
                       tally=None if guest_timing or not _tally_holds(sink.tally, writer.meta, procs) else sink.tally,
                       processes=procs,
-                      relocations=result.relocations or [])
+                      relocations=result.relocations or [], images=images)

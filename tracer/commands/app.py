@@ -68,6 +68,7 @@ def _register() -> None:
     from .libcheck import libcheck_command
     from .lldb_init import lldb_init_command
     from .report import report_command
+    from .why import why_command
 
     passthrough = {"allow_interspersed_args": False}  # everything after the first argument is the command's
     for name, func, settings in (
@@ -77,7 +78,7 @@ def _register() -> None:
             ("stubs", stubs_command, None), ("doctor", doctor_command, None),
             ("libcheck", libcheck_command, passthrough), ("lldb-init", lldb_init_command, None),
             ("aslr", aslr_command, passthrough), ("import", import_command, None),
-            ("check", check_command, None)):
+            ("check", check_command, None), ("why", why_command, None)):
         app.command(name, help=help_text(func.__doc__), short_help=summary(func.__doc__),
                     context_settings=settings)(func)
 

@@ -76,6 +76,7 @@ def render_report(report: dict[str, Any], console: Console) -> None:
     print_table(console, "processes per executable", [("exe", TEXT), ("processes", NUM)],
                 [[r["exe"], count(r["processes"])] for r in report["processes"]["by_exe"]])
     _failures(report, console)
+    _interposed(report, console)
     quiet = p.get("without_bindings") or []
     if quiet:
         print_table(console, "processes without a binding", [("exe", TEXT), ("processes", NUM), ("why", TEXT)],
@@ -114,6 +115,19 @@ def _failures(report: dict[str, Any], console: Console) -> None:
         print_table(console, f"harmless failed lookups (weak {fl['weak']:,}, dlsym {fl['dlsym']:,}"
                     + (f", unknown {fl['unknown']:,}" if fl["unknown"] else "") + ")",
                     [("symbol", ID), ("meaning", TEXT), ("lookups", NUM)], rows)
+
+
+def _interposed(report: dict[str, Any], console: Console) -> None:
+    """Bindings taken from another object than the requester's own definition (or its first dependency's)."""
+    ip = report.get("interposed")
+    if not ip or not ip["top"]:
+        return
+    print_table(console, f"interposed symbols ({ip['lookups']:,} lookups of {plural(ip['symbols'], 'symbol')}; "
+                "gotrace why SESSION SYMBOL says why)",
+                [("symbol", ID), ("bound to", TEXT), ("instead of", TEXT), ("requester", TEXT), ("lookups", NUM),
+                 ("processes", NUM)],
+                [[r["symbol"], r["provider"], r["instead_of"], r["requester"], count(r["lookups"]),
+                  count(r["processes"])] for r in ip["top"]])
 
 
 def _guest_timing(g: dict) -> str:

@@ -1,0 +1,198 @@
+"""`gotrace why`: each lookup's scope, candidates, winner and interposition; each library's search.
+
+The programs come from tests/csrc/why/ (tests/linkbins.py). The oracle is glibc's own account
+of the same command run again: LD_DEBUG=symbols,bindings lists, for every binding, the
+objects searched in order and the one bound to; LD_DEBUG=libs every place searched for a
+library and the file found. Which objects define a symbol comes from readelf --dyn-syms.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import gotrace_cli, require, require_bpftrace
+from linkbins import build
+from oracles import ld_debug_bindings, ld_debug_searches
+
+BACKENDS = ["ld-debug", "bpftrace"]
+
+
+@pytest.fixture(scope="module")
+def bins(tmp_path_factory):
+    import shutil
+
+    require(shutil.which("gcc") is not None, "gcc is not installed")
+    return build(tmp_path_factory.mktemp("whybins"))
+
+
+def scenarios(bins) -> dict[str, tuple[list[str], dict]]:
+    """name -> (argv, extra environment)."""
+    return {
+        "picker": ([str(bins["picker"])], {}),
+        "preload": ([str(bins["picker"])], {"LD_PRELOAD": str(bins["libpre"])}),
+        "ldpath": ([str(bins["picker"])], {"LD_LIBRARY_PATH": str(bins["liba-ldpath"].parent)}),
+        "rpath": ([str(bins["picker-rpath"])], {"LD_LIBRARY_PATH": str(bins["liba-ldpath"].parent)}),
+        "dlopen": ([str(bins["opener"]), str(bins["libplug"]), "plug"], {}),
+        "needy": ([str(bins["needy"])], {}),
+    }
+
+
+def record(backend: str, argv: list[str], extra: dict, session) -> subprocess.CompletedProcess:
+    if backend == "bpftrace":
+        require_bpftrace()
+    return gotrace_cli("bind", "-q", "-b", backend, "-o", str(session), "--", *argv, env={**os.environ, **extra})
+
+
+def ld_debug(argv: list[str], extra: dict, what: str) -> str:
+    env = {**os.environ, **extra, "LD_DEBUG": what}
+    return subprocess.run(argv, env=env, capture_output=True, text=True).stderr
+
+
+def why(*args: str) -> dict:
+    out = gotrace_cli("why", "--json", *map(str, args))
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+class Why:
+    """The library behind `gotrace why --json` on one loaded session (one load for many questions)."""
+
+    def __init__(self, session):
+        from tracer import load_session
+
+        self.session = load_session(session)
+
+    def symbol(self, name: str) -> dict:
+        from tracer.analysis.why import why_symbol
+
+        return json.loads(json.dumps(why_symbol(self.session, name)))
+
+    def library(self, name: str) -> dict:
+        from tracer.analysis.why_library import why_library
+
+        return json.loads(json.dumps(why_library(self.session, name)))
+
+
+def real(p: str | None) -> str | None:
+    return os.path.realpath(p) if p and os.path.exists(p) else p
+
+
+def defines(path, symbol: str) -> bool:
+    """readelf's account: the object's dynamic symbol table defines ``symbol`` (GLOBAL or WEAK)."""
+    out = subprocess.run(["readelf", "-W", "--dyn-syms", str(path)], capture_output=True, text=True).stdout
+    return any(len(f) >= 8 and f[6] != "UND" and f[4] in ("GLOBAL", "WEAK") and f[7].split("@")[0] == symbol
+               for f in (line.split() for line in out.splitlines()))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", ["picker", "preload", "ldpath", "rpath", "dlopen"])
+def test_every_binding_searched_what_glibc_searched(name, backend, bins, tmp_path):
+    """For every binding glibc reports, `why` names the same objects searched, in the same order,
+    and the replay of glibc's rules on the files agrees with the recorded provider."""
+    argv, extra = scenarios(bins)[name]
+    out = record(backend, argv, extra, tmp_path / "s")
+    assert out.returncode == 0, out.stderr
+    oracle = [b for b in ld_debug_bindings(ld_debug(argv, extra, "symbols,bindings")) if b["searched"] is not None]
+    assert len(oracle) > 50
+    answers: dict[str, dict] = {}
+    w = Why(tmp_path / "s")
+    for b in oracle:
+        if b["symbol"] not in answers:
+            answers[b["symbol"]] = w.symbol(b["symbol"])
+        mine = {(real(lk["requester"]), real(lk["chosen"])): lk for lk in answers[b["symbol"]]["lookups"]}
+        lk = mine.get((real(b["requester"]), real(b["provider"])))
+        assert lk is not None, (b, list(mine))
+        assert [real(x) for x in lk["searched"]] == [real(x) for x in b["searched"]], b
+        assert lk["agrees"], (b, lk["reason"])
+
+
+def test_pick_candidates_winner_and_interposition(bins, tmp_path):
+    """pick is defined by libb.so and liba.so (readelf), which calls it itself: the executable's
+    lookup gets libb.so (its first dependency defining it), liba.so's own call is interposed on;
+    with LD_PRELOAD both go to libpre.so, both interposed."""
+    for name, expect in (("picker", {"picker": (False, "libb.so"), "liba.so": (True, "libb.so")}),
+                         ("preload", {"picker": (True, "libpre.so"), "liba.so": (True, "libpre.so")})):
+        argv, extra = scenarios(bins)[name]
+        assert record("ld-debug", argv, extra, tmp_path / name).returncode == 0
+        oracle = {os.path.basename(b["requester"]): os.path.basename(b["provider"])
+                  for b in ld_debug_bindings(ld_debug(argv, extra, "bindings")) if b["symbol"] == "pick"}
+        res = why(tmp_path / name, "pick")
+        got = {os.path.basename(lk["requester"]): lk for lk in res["lookups"]}
+        assert {r: os.path.basename(lk["chosen"]) for r, lk in got.items()} == oracle
+        for requester, (interposed, winner) in expect.items():
+            lk = got[requester]
+            assert oracle[requester] == winner and lk["interposed"] is interposed, (name, requester, lk["reason"])
+            # the candidates: every object of the scope whose dynamic symbols define pick, in scope order
+            in_scope = [p for p in lk["scope"] if os.path.exists(real(p)) and defines(real(p), "pick")]
+            assert [c["path"] for c in lk["candidates"]] == in_scope
+            assert all(c["accepted"] and c["binding"] == "global" for c in lk["candidates"])
+        assert res["interposed"] == sum(i for i, _w in expect.values())
+        assert "LD_PRELOAD" in got["picker"]["reason"] if name == "preload" else "breadth-first" in got["picker"]["reason"]
+        assert "own definition loses" in got["liba.so"]["reason"]
+    text = gotrace_cli("why", str(tmp_path / "preload"), "pick").stdout
+    assert "interposed" in text and "chosen    libpre.so" in text
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", ["picker", "ldpath", "rpath", "dlopen", "needy"])
+def test_library_searches_are_glibcs(name, backend, bins, tmp_path):
+    """--library: for each library glibc searched, the same places in the same order (directories
+    that exist; glibc prunes the others after its first search) and the same file found."""
+    argv, extra = scenarios(bins)[name]
+    out = record(backend, argv, extra, tmp_path / "s")
+    assert out.returncode == (127 if name == "needy" else 0), out.stderr
+    searches = ld_debug_searches(ld_debug(argv, extra, "libs"))
+    assert searches
+    w = Why(tmp_path / "s")
+    for srch in searches:
+        res = w.library(srch["name"])
+        loads = [ld for ld in res["loads"] if ld["search"] is not None]
+        assert len(loads) == 1, (srch["name"], res["loads"])
+        (ld,) = loads
+        mine = [(s["source"], [d for d in s["dirs"] if os.path.isdir(d)]) for s in ld["search"]]
+        theirs = [(src, [d for d in dirs if os.path.isdir(d)]) for src, dirs in srch["places"]]
+        assert [m for m in mine if m[0] != "ld.so.cache"] == [t for t in theirs if t[0] != "ld.so.cache"], srch
+        assert [m[0] for m in mine] == [t[0] for t in theirs], srch
+        if name == "needy" and srch["name"] == "libnothere.so":
+            assert ld["found"] is False and ld["hit"] is None
+        else:
+            assert real(ld["hit"]) == real(srch["last_tried"]) and ld["agrees"], (srch, ld)
+    if name == "ldpath":  # LD_LIBRARY_PATH comes before DT_RUNPATH: libs/liba.so, not run/liba.so
+        (ld,) = w.library("liba.so")["loads"]
+        assert ld["hit"] == str(bins["liba-ldpath"]) and [s["source"] for s in ld["search"]] == ["LD_LIBRARY_PATH"]
+    if name == "rpath":  # DT_RPATH comes before LD_LIBRARY_PATH
+        (ld,) = w.library("liba.so")["loads"]
+        assert ld["hit"] == str(bins["liba"]) and ld["search"][0]["source"].startswith("RPATH from file")
+
+
+def test_a_failed_lookup_and_a_missing_library_are_explained(bins, tmp_path):
+    require_bpftrace()
+    out = gotrace_cli("bind", "-q", "-b", "bpftrace", "-o", str(tmp_path / "f"), "--", str(bins["fatal"]))
+    assert out.returncode == 127
+    (lk,) = why(tmp_path / "f", "gone")["lookups"]
+    assert lk["chosen"] is None and lk["candidates"] == [] and lk["agrees"]
+    # LD_DEBUG=symbols of the same program: every object it looked in before giving up
+    looked = [line.split("lookup in file=")[1].split(" [")[0]
+              for line in ld_debug([str(bins["fatal"])], {}, "symbols").splitlines() if "symbol=gone;" in line]
+    assert [real(x) for x in lk["searched"]] == [real(x) for x in looked]
+    assert "global (not weak) reference" in lk["reason"] and "exit 127" in lk["reason"]
+    # the report points at why --library for the library found nowhere
+    record("ld-debug", [str(bins["needy"])], {}, tmp_path / "n")
+    rep = json.loads(gotrace_cli("report", "--json", str(tmp_path / "n")).stdout)
+    assert any("libnothere.so, DT_NEEDED of needy, is found nowhere" in n for n in rep["notes"])
+
+
+def test_why_errors_are_one_line(bins, tmp_path):
+    record("ld-debug", [str(bins["picker"])], {}, tmp_path / "s")
+    for args, says, code in ((["why", str(tmp_path / "s")], "name a symbol", 2),
+                             (["why", str(tmp_path / "s"), "pick", "--library", "liba.so"], "one of the two", 2),
+                             (["why", str(tmp_path / "s"), "pikc"], "did you mean pick", 1),
+                             (["why", str(tmp_path / "nope"), "pick"], "nope", 2)):
+        out = gotrace_cli(*args)
+        assert out.returncode == code and says in out.stderr, (args, out.stderr)
+        assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+    out = gotrace_cli("why", str(tmp_path / "s"), "--library", "libnothing.so")
+    assert out.returncode == 1 and "no process" in out.stderr

@@ -1,0 +1,129 @@
+"""Where glibc's ld.so looks for a library, in its order, and where it finds it.
+
+The order is _dl_map_object's (elf/dl-load.c), the one LD_DEBUG=libs prints:
+
+1. a name with a slash is opened as it is: no search;
+2. DT_RPATH of the object that asked, then of the object that loaded that one,
+   and up to the executable — skipped entirely when the asker has DT_RUNPATH
+   (and an object with DT_RUNPATH contributes no DT_RPATH of its own);
+3. LD_LIBRARY_PATH;
+4. DT_RUNPATH of the asker only (never inherited);
+5. /etc/ld.so.cache, then the default directories — both skipped when the
+   asker was linked -z nodefaultlib (DF_1_NODEFLIB).
+
+$ORIGIN is the asker's directory (the executable's: the real path of the
+running file). In each directory ld.so also tries glibc-hwcaps/<level>/ (and,
+before glibc 2.37, tls/ and platform subdirectories) first, subdirectories
+that depend on the CPU; they are left out here: directories and the files in
+them are what a fix changes. Replayed from today's files and the recorded
+environment: where the files moved since, the answer says so.
+"""
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass, field
+
+from ..binary import facts, ldcache
+
+TRIPLETS = {62: "x86_64-linux-gnu", 183: "aarch64-linux-gnu", 3: "i386-linux-gnu", 40: "arm-linux-gnueabihf",
+            243: "riscv64-linux-gnu", 21: "powerpc64le-linux-gnu", 22: "s390x-linux-gnu"}
+
+
+@dataclass
+class Step:
+    """One place searched: its source as LD_DEBUG=libs names it, its directories, the file found there."""
+
+    source: str  # "RPATH from file X" | "LD_LIBRARY_PATH" | "RUNPATH from file X" | "ld.so.cache" | "system search path"
+    dirs: list[str] = field(default_factory=list)
+    tried: list[str] = field(default_factory=list)  # DIR/NAME per directory, in order, up to the hit
+    hit: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"source": self.source, "dirs": self.dirs, "tried": self.tried, "hit": self.hit}
+
+
+def default_dirs(machine: int, bits: int) -> list[str]:
+    """glibc's built-in search path: Debian's multiarch directories where they exist."""
+    triplet = TRIPLETS.get(machine)
+    if triplet and os.path.isdir(f"/lib/{triplet}"):
+        return [f"/lib/{triplet}", f"/usr/lib/{triplet}", "/lib", "/usr/lib"]
+    return ["/lib64", "/usr/lib64"] if bits == 64 else ["/lib", "/usr/lib"]
+
+
+def expand(entry: str, origin: str | None, machine: int) -> str | None:
+    """$ORIGIN, $LIB and $PLATFORM in one search-path entry (None: $ORIGIN with no origin known)."""
+    out = entry
+    for token in ("${ORIGIN}", "$ORIGIN"):
+        if token in out:
+            if origin is None:
+                return None
+            out = out.replace(token, origin)
+    triplet = TRIPLETS.get(machine, "")
+    for token, value in (("${LIB}", f"lib/{triplet}"), ("$LIB", f"lib/{triplet}"),
+                         ("${PLATFORM}", platform.machine()), ("$PLATFORM", platform.machine())):
+        out = out.replace(token, value)
+    return out
+
+
+def usable(path: str, machine: int, bits: int) -> bool:
+    """ld.so's open_verify: a file of the asker's machine and class (others are skipped)."""
+    obj = facts.dyn_object(path) if os.path.isfile(path) else None
+    return obj is not None and obj.machine == machine and obj.bits == bits
+
+
+def _in_dirs(step: Step, name: str, machine: int, bits: int) -> Step:
+    for d in step.dirs:
+        candidate = os.path.join(d or ".", name)
+        step.tried.append(candidate)
+        if usable(candidate, machine, bits):
+            step.hit = candidate
+            break
+    return step
+
+
+def search(name: str, chain: list[tuple[str, object, str | None]], env: dict[str, str], machine: int,
+           bits: int, cache: str = ldcache.CACHE) -> list[Step]:
+    """The steps of glibc's search for ``name``, up to the one that finds it.
+
+    ``chain``: the asker first, then the object that loaded it, up to the
+    executable: (name as the session shows it, its DynObject or None, its
+    $ORIGIN directory)."""
+    steps: list[Step] = []
+
+    def done() -> bool:
+        return bool(steps) and steps[-1].hit is not None
+
+    asker_name, asker, asker_origin = chain[0] if chain else (None, None, None)
+    if asker is None or not asker.runpath:
+        for who, obj, origin in chain:
+            if obj is None or obj.runpath or not obj.rpath:
+                continue
+            dirs = [d for d in (expand(e, origin, machine) for e in obj.rpath) if d is not None]
+            steps.append(_in_dirs(Step(f"RPATH from file {who}", dirs), name, machine, bits))
+            if done():
+                return steps
+    ld_path = env.get("LD_LIBRARY_PATH")
+    if ld_path:
+        dirs = [d or "." for d in ld_path.replace(";", ":").split(":")]
+        steps.append(_in_dirs(Step("LD_LIBRARY_PATH", dirs), name, machine, bits))
+        if done():
+            return steps
+    if asker is not None and asker.runpath:
+        dirs = [d for d in (expand(e, asker_origin, machine) for e in asker.runpath) if d is not None]
+        steps.append(_in_dirs(Step(f"RUNPATH from file {asker_name}", dirs), name, machine, bits))
+        if done():
+            return steps
+    if asker is not None and asker.nodeflib:
+        return steps
+    found = ldcache.lookup(name, machine, bits, cache)
+    step = Step("ld.so.cache", [cache])
+    if found:
+        step.tried.append(found)
+        if usable(found, machine, bits):
+            step.hit = found
+    steps.append(step)
+    if done():
+        return steps
+    steps.append(_in_dirs(Step("system search path", default_dirs(machine, bits)), name, machine, bits))
+    return steps

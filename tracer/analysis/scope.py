@@ -1,0 +1,213 @@
+"""One process's objects as glibc's ld.so loaded them: who needed what, in which order, and the global scope.
+
+At start-up ld.so maps the executable, then the LD_PRELOAD objects (and
+/etc/ld.so.preload's), then walks DT_NEEDED breadth-first — each object's
+needs in order, a name already loaded never twice (elf/dl-deps.c). That list
+is the global scope every lookup searches first, in that order. An object
+that is in none of it was dlopen'ed: its own lookups search the global scope,
+then its local scope (itself and its dependencies, breadth-first).
+
+Which files those were comes from the session (the images each process
+mapped, by path); what each file needs and defines from the files themselves,
+which must still be there: what is gone is said, never guessed.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from ..binary import facts
+from ..binary.elf_dynsyms import DynObject
+from .libsearch import Step, search
+
+VDSO_NAMES = ("linux-vdso.so.1", "linux-gate.so.1", "linux-vdso64.so.1")
+PRELOAD_FILE = "/etc/ld.so.preload"
+
+
+@dataclass
+class Loaded:
+    """One object of the process, named as the session names it."""
+
+    name: str
+    file: str | None  # where it is read from now (None: gone or unreadable)
+    obj: DynObject | None
+    how: str  # executable | preload | needed | interpreter | dlopen | vdso
+    loader: str | None = None  # the object whose DT_NEEDED loaded it (the first one, breadth-first)
+    needed_by: list[str] = field(default_factory=list)  # every object whose DT_NEEDED names it
+    search: list[Step] | None = None  # how ld.so found it (None: no search — a path, or already loaded)
+    asked_as: str | None = None  # the DT_NEEDED / LD_PRELOAD text that named it
+
+
+@dataclass
+class Process:
+    exe: str
+    objects: dict[str, Loaded]  # by name, in load order
+    global_scope: list[str]
+    missing: list[tuple[str, str]] = field(default_factory=list)  # (needer, needed name) found nowhere
+    roots: list[str] = field(default_factory=list)  # the objects dlopen was asked for, in load order
+    _local: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def origin(self, name: str) -> str | None:
+        lo = self.objects.get(name)
+        if lo is None or lo.file is None:
+            return None
+        path = os.path.realpath(lo.file) if lo.how == "executable" else lo.file  # /proc/self/exe, l_name
+        return os.path.dirname(os.path.abspath(path))
+
+    def chain(self, name: str) -> list[tuple[str, DynObject | None, str | None]]:
+        """The asker, its loader, … up to the executable (DT_RPATH is inherited along it)."""
+        out, seen = [], set()
+        while name is not None and name not in seen and name in self.objects:
+            seen.add(name)
+            lo = self.objects[name]
+            out.append((name, lo.obj, self.origin(name)))
+            name = lo.loader
+        return out
+
+    def dlopen_root(self, name: str) -> str:
+        """The object dlopen was asked for whose loading brought ``name`` in: ld.so gives every
+        object of that load the root's scope (dl-object.c: the topmost l_loader's searchlist)."""
+        for root in self.roots:
+            if name in self.local_scope(root):
+                return root
+        return name
+
+    def local_scope(self, name: str) -> list[str]:
+        """An object and its dependencies, breadth-first: a dlopen'ed object's own scope."""
+        if name in self._local:
+            return self._local[name]
+        order, i = [name], 0
+        while i < len(order):
+            lo = self.objects.get(order[i])
+            for need in (lo.obj.needed if lo and lo.obj else []):
+                dep = self._named(need, order[i])
+                if dep and dep not in order:
+                    order.append(dep)
+            i += 1
+        self._local[name] = order
+        return order
+
+    def _named(self, need: str, asker: str) -> str | None:
+        for name, lo in self.objects.items():
+            if lo.asked_as == need and asker in lo.needed_by:
+                return name
+        return _match(need, self.objects)
+
+
+def _readable(name: str, cwd: str | None) -> str | None:
+    path = name if os.path.isabs(name) or not cwd else os.path.join(cwd, name)
+    return path if os.path.isfile(path) else None
+
+
+def _match(need: str, objects: dict[str, Loaded]) -> str | None:
+    """An already loaded object answering to a DT_NEEDED name (its soname, or its file name)."""
+    if "/" in need:
+        return need if need in objects else None
+    for name, lo in objects.items():
+        if lo.how == "vdso":
+            continue
+        if (lo.obj is not None and lo.obj.soname == need) or os.path.basename(name) == need:
+            return name
+    return None
+
+
+def preloads(env: dict[str, str], preload_file: str = PRELOAD_FILE) -> list[str]:
+    """LD_PRELOAD's objects (space or colon separated), then /etc/ld.so.preload's."""
+    out = [p for p in env.get("LD_PRELOAD", "").replace(":", " ").split() if p]
+    try:
+        with open(preload_file) as fh:
+            out += [p for line in fh for p in line.split("#", 1)[0].replace(":", " ").split() if p]
+    except OSError:
+        pass
+    return out
+
+
+def build_process(exe: str, images: list[str], env: dict[str, str], cwd: str | None,
+                  first_seen: dict[str, int] | None = None) -> Process:
+    """The process's objects: the executable, its preloads and dependencies in ld.so's
+    order (the global scope), then the images nothing needed (dlopen'ed).
+
+    ``first_seen``: when each object first made a lookup (its relocation, at load):
+    which of two dlopen'ed objects needing the same library loaded it."""
+    mapped = {}  # the session's images not placed yet, by name
+    for name in images:
+        how = "vdso" if os.path.basename(name) in VDSO_NAMES else "dlopen"
+        mapped[name] = _loaded(name, None if how == "vdso" else _readable(name, cwd), how)
+    proc = Process(exe, {}, [], env=env)
+    main = mapped.pop(exe, None) or _loaded(exe, _readable(exe, cwd), "executable")
+    main.how = "executable"
+    proc.objects[exe] = main
+    machine, bits = (main.obj.machine, main.obj.bits) if main.obj else (62, 64)
+    # ld.so is loaded before anything asks for it: a DT_NEEDED of its soname finds it (PT_INTERP's path)
+    interp = main.obj.interpreter if main.obj else None
+    rtld = None
+    if interp:
+        named = next((n for n in mapped if os.path.realpath(n) == os.path.realpath(interp)), None)
+        rtld = mapped.pop(named) if named else _loaded(interp, _readable(interp, None), "interpreter")
+        rtld.how = "interpreter"
+    order = [exe]
+    for pre in preloads(env):
+        name = _match(pre, mapped) or next((n for n in mapped if os.path.basename(n) == os.path.basename(pre)), None)
+        lo = mapped.pop(name) if name else _loaded(pre, _readable(pre, cwd), "preload")
+        lo.how, lo.loader, lo.asked_as = "preload", exe, pre
+        lo.needed_by.append(exe)
+        proc.objects[lo.name] = lo
+        order.append(lo.name)
+    i = 0
+    while i < len(order):
+        asker = proc.objects[order[i]]
+        for need in (asker.obj.needed if asker.obj else []):
+            name = _match(need, proc.objects)
+            if name is None and rtld is not None and need in (os.path.basename(rtld.name),
+                                                              rtld.obj.soname if rtld.obj else None):
+                name = rtld.name
+                rtld.loader, rtld.asked_as = asker.name, need
+                proc.objects[name] = rtld
+            if name is None:
+                steps = None if "/" in need else search(need, proc.chain(asker.name), env, machine, bits)
+                name = _match(need, mapped)
+                if name is not None:
+                    lo = mapped.pop(name)
+                else:  # not in the session's images (a backend that lists none): today's search says which
+                    hit = steps[-1].hit if steps else (need if os.path.isfile(need) else None)
+                    if hit is None:
+                        proc.missing.append((asker.name, need))
+                        continue
+                    lo = _loaded(hit, hit, "needed")
+                lo.how, lo.loader, lo.search, lo.asked_as = "needed", asker.name, steps, need
+                proc.objects[lo.name] = lo
+                name = lo.name
+            if asker.name not in proc.objects[name].needed_by:
+                proc.objects[name].needed_by.append(asker.name)
+            if name not in order:
+                order.append(name)
+        i += 1
+    proc.global_scope = order
+    if rtld is not None and rtld.name not in proc.objects:
+        proc.objects[rtld.name] = rtld
+    for name, lo in mapped.items():  # nothing in the global scope needed them: dlopen'ed (or the vDSO)
+        proc.objects[name] = lo
+    opened = [n for n, lo in proc.objects.items() if lo.how == "dlopen"]
+    for name in opened:  # their own dependencies, as dlopen loads them
+        lo = proc.objects[name]
+        for need in (lo.obj.needed if lo.obj else []):
+            dep = _match(need, proc.objects)
+            if dep is not None and name not in proc.objects[dep].needed_by:
+                proc.objects[dep].needed_by.append(name)
+                if proc.objects[dep].how == "dlopen" and proc.objects[dep].asked_as is None:
+                    proc.objects[dep].asked_as = need
+    seen = first_seen or {}
+    proc.roots = sorted((n for n in opened if not any(proc.objects[m].how == "dlopen"
+                                                       for m in proc.objects[n].needed_by)),
+                        key=lambda n: (seen.get(n, 1 << 62), n))
+    for root in proc.roots:  # l_loader of what a dlopen brought in: the first object that needed it
+        for name in proc.local_scope(root)[1:]:
+            lo = proc.objects[name]
+            if lo.how == "dlopen" and lo.loader is None and name not in proc.roots:
+                lo.loader = next((m for m in proc.local_scope(root) if m in lo.needed_by), None)
+    return proc
+
+
+def _loaded(name: str, file: str | None, how: str) -> Loaded:
+    return Loaded(name, file, facts.dyn_object(file) if file else None, how)

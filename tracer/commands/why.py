@@ -1,0 +1,85 @@
+"""gotrace why: why a symbol bound where it did, why a library was loaded from where it was."""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import GotraceError
+from .options import JsonOpt, SessionArg
+
+
+def why_command(
+    session: SessionArg,
+    symbol: Annotated[Optional[str], typer.Argument(help="The symbol to explain (pick, malloc, "
+                                                     "__libc_start_main).", show_default=False)] = None,
+    library: Annotated[Optional[str], typer.Option("--library", "-l", help="Explain a library's loading instead: "
+                       "a file name, soname or path.", show_default=False, metavar="NAME")] = None,
+    pid: Annotated[Optional[int], typer.Option("--pid", "-p", help="Only this process.", show_default=False)] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Why a symbol bound where it did, or why a library came from where it did.
+
+    For every recorded lookup of SYMBOL: the scope glibc's ld.so searched, in
+    its order (the executable, LD_PRELOAD, then DT_NEEDED breadth-first; a
+    dlopen'ed object's own dependencies after those), every object there that
+    defines it (version, weak or global, visibility, or why it was passed
+    over), the one chosen and the rule that made it win, and whether it was
+    interposed — taken from another object than the requester's own
+    definition or its first dependency's. Examples:
+
+      gotrace why sess pick
+      gotrace why sess malloc --pid 4242 --json
+      gotrace why sess --library libssl.so.3
+
+    --library: who needed it (DT_NEEDED of which object, LD_PRELOAD, dlopen),
+    the places ld.so tried in its order (DT_RPATH up the loading chain,
+    LD_LIBRARY_PATH, DT_RUNPATH, ld.so.cache, the default directories;
+    $ORIGIN expanded) and the one that hit — also for a library found nowhere.
+    The answers replay glibc's rules on today's files with the environment
+    recorded at capture, beside what the session recorded; where the two
+    disagree it is said.
+    """
+    from ..session.reader import load_session
+    from .options import stdout_console
+
+    if (symbol is None) == (library is None):
+        raise GotraceError("name a symbol (gotrace why SESSION SYMBOL) or a library (gotrace why SESSION "
+                           "--library NAME), one of the two")
+    s = load_session(session)
+    if library is not None:
+        from ..analysis.why_library import why_library
+        from ..render.why import render_why_library
+
+        res = why_library(s, library, pid)
+        render = render_why_library
+        if not res["loads"]:
+            raise GotraceError(f"no process{_of(pid)} of {session} loaded or needed {library} (name it as a file "
+                               "name, soname or path: gotrace report SESSION lists the libraries)", 1)
+    else:
+        from ..analysis.why import why_symbol
+        from ..render.why import render_why_symbol
+
+        res = why_symbol(s, symbol, pid)
+        render = render_why_symbol
+        if not res["lookups"]:
+            raise GotraceError(f"no lookup of {symbol} recorded{_of(pid)} in {session}{_did_you_mean(s, symbol)}", 1)
+    if as_json:
+        sys.stdout.write(json.dumps(res, indent=2) + "\n")
+    else:
+        render(res, stdout_console())
+
+
+def _of(pid: int | None) -> str:
+    return f" (process {pid})" if pid is not None else ""
+
+
+def _did_you_mean(s, symbol: str) -> str:
+    import difflib
+
+    ev = s.events
+    names = [str(x) for x in (ev["symbol"].cat.categories if hasattr(ev["symbol"], "cat") else ev["symbol"].unique())]
+    close = difflib.get_close_matches(symbol, names, n=3)
+    return f"; did you mean {' or '.join(close)}?" if close else ""
