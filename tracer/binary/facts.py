@@ -153,11 +153,8 @@ def macho_arch(path: str, uuid: str | None = None) -> str | None:
     return s.arch if s else None
 
 
-@functools.lru_cache(maxsize=1024)
-def undefined_refs(path: str) -> dict | None:
-    """An ELF file's undefined dynamic symbols: name -> weak reference? (None: not readable here)."""
-    from .elf_versions import undefined_refs as read
-
+def _from_elf(path: str, read):
+    """``read(path, data)`` of an ELF file; None when it is gone, unreadable, not ELF or corrupt."""
     try:
         with open(path, "rb") as fh:
             data = fh.read()
@@ -168,19 +165,20 @@ def undefined_refs(path: str) -> dict | None:
         return None
 
 
+@functools.lru_cache(maxsize=1024)
+def undefined_refs(path: str) -> dict | None:
+    """An ELF file's undefined dynamic symbols: name -> weak reference? (None: not readable here)."""
+    from .elf_versions import undefined_refs as read
+
+    return _from_elf(path, read)
+
+
 @functools.lru_cache(maxsize=4096)
 def dyn_object(path: str):
     """What ld.so reads of an ELF object (elf_dynsyms.DynObject); None: gone, unreadable or not ELF."""
     from .elf_dynsyms import read_dyn_object
 
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-        if data[:4] != b"\x7fELF":
-            return None
-        return read_dyn_object(path, data)
-    except (OSError, GotraceError, struct.error, IndexError):
-        return None
+    return _from_elf(path, read_dyn_object)
 
 
 @functools.lru_cache(maxsize=256)
@@ -188,11 +186,29 @@ def copy_relocated(path: str) -> frozenset[str]:
     """Symbols an executable copies into itself (R_*_COPY): their lookups skip the executable."""
     from .elf import read_elf
 
+    names = _from_elf(path, lambda p, d: frozenset(s.symbol for s in read_elf(p, d).imports
+                                                   if s.reloc.endswith("_COPY")))
+    return names or frozenset()
+
+
+MH_TWOLEVEL = 0x80
+
+
+@functools.lru_cache(maxsize=256)
+def macho_binds(path: str, arch: str | None = None) -> tuple[bool, dict[str, str | None]] | None:
+    """A Mach-O image's bind targets: (two-level namespace?, symbol -> the library its bind names:
+    an install name, or "<flat lookup>", "<main executable>", "<self>", "<weak lookup>").
+    None: gone, unreadable or not Mach-O."""
+    from .macho import read_macho
+
     try:
         with open(path, "rb") as fh:
             data = fh.read()
-        if data[:4] != b"\x7fELF":
-            return frozenset()
-        return frozenset(s.symbol for s in read_elf(path, data).imports if s.reloc.endswith("_COPY"))
+        img = read_macho(path, data, arch)
+        at = int(img.slice_offset or 0)
+        magic = data[at:at + 4]
+        order = "<" if magic in (b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe") else ">"
+        flags = struct.unpack_from(order + "I", data, at + 24)[0]
+        return bool(flags & MH_TWOLEVEL), {s.symbol: s.library for s in img.imports}
     except (OSError, GotraceError, struct.error, IndexError):
-        return frozenset()
+        return None

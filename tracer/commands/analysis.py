@@ -27,7 +27,7 @@ def compare_command(
              "new-provider, new-version, new-symbol, new-fatal. Repeat it or separate with commas.",
         show_default=False)] = None,
 ) -> None:
-    """Two sessions side by side, e.g. native against translated, or a gate in CI.
+    """Two sessions side by side; with --fail-on, a CI gate.
 
     Processes, bindings by kind, per-symbol and per-library latency (median,
     p99, ratio B/A), resolver and relocation time per executable, and the
@@ -41,9 +41,9 @@ def compare_command(
     As a CI gate, B against the baseline A: each broken budget is one line on
     stderr and the exit code is 1 (2 when a budget cannot be read or checked):
 
-      gotrace compare baseline new --fail-on bindings+10%,new-provider
-      gotrace compare baseline new --fail-on resolver+20% --fail-on new-fatal
-      gotrace compare baseline new --fail-on new-version --json   # "budgets" in the JSON
+      gotrace compare base new --fail-on bindings+10%,new-provider
+      gotrace compare base new --fail-on resolver+20% --fail-on new-fatal
+      gotrace compare base new --fail-on new-version --json  # "budgets"
 
     Sessions of different commands are compared anyway, with a warning; a
     translator's own bindings are left out unless --include-translator.

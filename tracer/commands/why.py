@@ -20,7 +20,7 @@ def why_command(
     pid: Annotated[Optional[int], typer.Option("--pid", "-p", help="Only this process.", show_default=False)] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Why a symbol bound where it did, or why a library came from where it did.
+    """Why a symbol or a library came from where it did.
 
     For every recorded lookup of SYMBOL: the scope glibc's ld.so searched, in
     its order (the executable, LD_PRELOAD, then DT_NEEDED breadth-first; a
@@ -49,6 +49,10 @@ def why_command(
         raise GotraceError("name a symbol (gotrace why SESSION SYMBOL) or a library (gotrace why SESSION "
                            "--library NAME), one of the two")
     s = load_session(session)
+    if library is not None and (s.meta.get("backend") == "dyld-print" or s.meta.get("os") == "Darwin"):
+        raise GotraceError("--library follows glibc's search; this session is from macOS, where dyld loads each "
+                           "library by the install name in its requester's LC_LOAD_DYLIB (@rpath, @loader_path): "
+                           "gotrace inspect FILE lists them")
     if library is not None:
         from ..analysis.why_library import why_library
         from ..render.why import render_why_library

@@ -47,7 +47,7 @@ def render_why_symbol(res: dict[str, Any], con: Console) -> None:
                              f"{c['visibility']}, {c['type']}){mark}"), soft_wrap=True)
         verdict = "[bold red]failed[/]" if chosen is None else escape(_b(chosen))
         tags = (" [yellow]interposed[/]" if lk["interposed"] else "") + \
-               ("" if lk["agrees"] else " [red](today's files disagree)[/]")
+               (" [red](today's files disagree)[/]" if lk["agrees"] is False else "")
         con.print(f"  chosen    {verdict}{tags}", soft_wrap=True)
         con.print(escape(f"  why       {reason}"), soft_wrap=True)
         for note in lk["notes"]:
