@@ -134,6 +134,11 @@ def test_pick_candidates_winner_and_interposition(bins, tmp_path):
         assert "own definition loses" in got["liba.so"]["reason"]
     text = gotrace_cli("why", str(tmp_path / "preload"), "pick").stdout
     assert "interposed" in text and "chosen    libpre.so" in text
+    # the report's section: the same interposed lookups, whose definition they took the place of
+    rep = json.loads(gotrace_cli("report", "--json", str(tmp_path / "preload")).stdout)["interposed"]
+    assert {(r["symbol"], r["provider"], r["instead_of"], r["requester"]) for r in rep["top"]} == {
+        ("pick", "libpre.so", "libb.so", "picker"), ("pick", "libpre.so", "liba.so", "liba.so")}
+    assert rep["lookups"] == 2 and rep["disagreed"] == 0
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -15,7 +15,7 @@ import os
 from collections import Counter
 from typing import Any
 
-from ..heavy import pa
+from ..heavy import pa, pc
 from .scope import Process, build_process
 from .tally import LOOKUP_KEY
 from .why import explain
@@ -41,38 +41,56 @@ def interposed_lookups(parts: list[pa.Table], images: list[dict], meta: dict[str
     table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
     if table.num_rows == 0:
         return None
-    counts = table.group_by(LOOKUP_KEY).aggregate([([], "count_all")])
-    columns = [counts[c].to_pylist() for c in LOOKUP_KEY] + [counts["count_all"].to_pylist()]
     by_pid: dict[int, list[str]] = {}
     for row in images:
         if row.get("path") is not None:
             by_pid.setdefault(int(row["pid"]), []).append(str(row["path"]))
     env, cwd = dict(meta.get("loader_env") or {}), meta.get("cwd")
+    # one process model per executable and set of images: 200 runs of one program are one model
     built: dict[tuple, tuple[Process, set[str]]] = {}
+    shape: dict[tuple, tuple] = {}  # (pid, exe): a pid runs one program image after another
+    pairs = table.group_by(["pid", "exe"]).aggregate([])
+    for pid, exe in zip(pairs["pid"].to_pylist(), pairs["exe"].to_pylist()):
+        if exe is None:
+            continue
+        key = shape[(pid, exe)] = (str(exe), tuple(sorted(by_pid.get(pid, []))))
+        if key not in built:
+            proc = build_process(key[0], by_pid.get(pid, []), env, cwd)
+            built[key] = proc, _multiply_defined(proc)
+    candidates = set().union(*(m for _p, m in built.values())) if built else set()
+    if not candidates:
+        return {"lookups": 0, "symbols": 0, "replayed": 0, "disagreed": 0, "by_the_dynamic_linker": 0, "top": []}
+    symbol = table["symbol"]
+    if pa.types.is_dictionary(symbol.type):
+        symbol = symbol.cast(pa.string())
+    table = table.filter(pc.fill_null(pc.is_in(symbol, value_set=pa.array(sorted(candidates), pa.string())), False))
+    counts = table.group_by(LOOKUP_KEY).aggregate([([], "count_all")])
+    columns = [counts[c].to_pylist() for c in LOOKUP_KEY] + [counts["count_all"].to_pylist()]
+    memo: dict[tuple, tuple[bool, bool, str | None]] = {}
     hits: Counter = Counter()
     pids: dict[tuple, set[int]] = {}
     symbols: set[str] = set()
     total = replayed = disagreed = internal = 0
-    for pid, exe, requester, symbol, version, provider, kind, n in zip(*columns):
-        if exe is None or requester is None or symbol is None:
+    for pid, exe, requester, sym, version, provider, kind, n in zip(*columns):
+        if (pid, exe) not in shape or requester is None or sym is None:
             continue
-        key = (exe, tuple(sorted(by_pid.get(pid, []))))
-        if key not in built:
-            proc = build_process(str(exe), by_pid.get(pid, []), env, cwd)
-            built[key] = proc, _multiply_defined(proc)
-        proc, multi = built[key]
-        if symbol not in multi:
+        proc, multi = built[shape[(pid, exe)]]
+        if sym not in multi:
             continue
-        one = explain(proc, str(requester), str(symbol), version, str(kind), provider)
+        key = (shape[(pid, exe)], requester, sym, version, provider, kind)
+        if key not in memo:
+            one = explain(proc, str(requester), str(sym), version, str(kind), provider, reason=False)
+            by_ldso = requester in proc.objects and proc.objects[requester].how == "interpreter"
+            memo[key] = (one["interposed"], one["agrees"], one["own_definition"], by_ldso)
+        interposed, agrees, own, by_ldso = memo[key]
         replayed += 1
-        disagreed += not one["agrees"]
-        if one["interposed"] and requester in proc.objects and proc.objects[requester].how == "interpreter":
+        disagreed += not agrees
+        if interposed and by_ldso:
             internal += n  # ld.so's own error handling, which libc.so.6 takes over by design
-        elif one["interposed"]:
+        elif interposed:
             total += n
-            symbols.add(symbol)
-            row = (symbol, os.path.basename(str(provider)), os.path.basename(str(one["own_definition"])),
-                   os.path.basename(str(requester)))
+            symbols.add(sym)
+            row = (sym, os.path.basename(str(provider)), os.path.basename(str(own)), os.path.basename(str(requester)))
             hits[row] += n
             pids.setdefault(row, set()).add(pid)
     top = sorted(hits.items(), key=lambda kv: (-kv[1], kv[0]))[:top_n]
@@ -82,4 +100,3 @@ def interposed_lookups(parts: list[pa.Table], images: list[dict], meta: dict[str
         "top": [{"symbol": s, "provider": p, "instead_of": own, "requester": r, "lookups": n,
                  "processes": len(pids[(s, p, own, r)])} for (s, p, own, r), n in top],
     }
-

@@ -22,6 +22,7 @@ dlmopen) the answer says so rather than pick one.
 """
 from __future__ import annotations
 
+import functools
 import os
 from collections import Counter
 from typing import Any
@@ -62,16 +63,22 @@ def accept(defs: list[Definition], version: str | None, versioned: bool, newest:
     return None, "several public versions and an unversioned reference: ambiguous, none taken"
 
 
+@functools.lru_cache(maxsize=4096)
+def _real(path: str) -> str:
+    try:
+        return os.path.realpath(path)
+    except OSError:
+        return path
+
+
 def _same(a: str | None, b: str | None, proc: Process) -> bool:
+    """One object under two names (the session's, a path through a symlink)?"""
     if a is None or b is None:
         return a is b
     if a == b:
         return True
     fa, fb = (proc.objects[x].file if x in proc.objects else x for x in (a, b))
-    try:
-        return bool(fa and fb) and os.path.realpath(fa) == os.path.realpath(fb)
-    except OSError:
-        return False
+    return bool(fa and fb) and _real(fa) == _real(fb)
 
 
 def lookup_scope(proc: Process, requester: str, symbol: str) -> tuple[list[str], list[str]]:
@@ -177,8 +184,9 @@ def _first_own(proc: Process, requester: str, symbol: str, version: str | None, 
 
 
 def explain(proc: Process, requester: str, symbol: str, version: str | None, kind: str,
-            provider: str | None) -> dict[str, Any]:
-    """One lookup: scope, candidates, the replay's choice against the session's, reason, interposed."""
+            provider: str | None, reason: bool = True) -> dict[str, Any]:
+    """One lookup: scope, candidates, the replay's choice against the session's, reason (None
+    unless ``reason``: the report needs only the verdicts), interposed."""
     newest = kind == "dlsym"
     if requester not in proc.objects and os.path.basename(requester) in VDSO_NAMES:  # a backend lists no vDSO image
         proc.objects[requester] = Loaded(requester, None, None, "vdso")
@@ -206,7 +214,7 @@ def explain(proc: Process, requester: str, symbol: str, version: str | None, kin
         "scope": scope, "searched": searched,
         "candidates": candidates, "chosen": provider, "replayed": replay, "agrees": agrees,
         "reason": _reason(proc, requester, symbol, version, kind, provider, replay, agrees, candidates, own, notes,
-                          unreadable),
+                          unreadable) if reason else None,
         "interposed": interposed, "own_definition": own, "notes": notes, "unreadable": unreadable,
     }
 

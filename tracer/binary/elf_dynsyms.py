@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from collections.abc import Mapping
+from typing import NamedTuple
 
 from .elf import PT_DYNAMIC, PT_INTERP, PT_LOAD, _cstr, _dynamic, _Header, _Reader, _segments, _versions
 from .elf_versions import _dynsym_count
@@ -23,9 +25,8 @@ STT_TLS = 6
 SHN_UNDEF, SHN_ABS = 0, 0xFFF1
 
 
-@dataclass(frozen=True)
-class Definition:
-    """One dynamic symbol an object defines."""
+class Definition(NamedTuple):
+    """One dynamic symbol an object defines (a tuple: thousands are made per library)."""
 
     name: str
     version: str | None  # None: the object has no symbol versions
@@ -34,6 +35,84 @@ class Definition:
     binding: str  # global | weak | unique | local
     visibility: str
     type: str
+
+
+class Definitions(Mapping):
+    """name -> [Definition], read in bulk (numpy over the table: cc1 exports 28,000 symbols) and made
+    into Definitions only when asked for: a replay asks for a few names, the report for which exist."""
+
+    def __init__(self, syms: bytes, versym: bytes | None, strtab: bytes, version_names: dict[int, str],
+                 hdr: _Header):
+        import numpy as np
+
+        o = hdr.order
+        if hdr.bits == 64:
+            dt = np.dtype([("name", o + "u4"), ("info", "u1"), ("other", "u1"), ("shndx", o + "u2"),
+                           ("value", o + "u8"), ("size", o + "u8")])
+        else:
+            dt = np.dtype([("name", o + "u4"), ("value", o + "u4"), ("size", o + "u4"), ("info", "u1"),
+                           ("other", "u1"), ("shndx", o + "u2")])
+        table = np.frombuffer(syms, dt)
+        stype = table["info"] & 0xF
+        undefined = table["shndx"] == SHN_UNDEF
+        no_value = (table["value"] == 0) & (table["shndx"] != SHN_ABS) & (stype != STT_TLS)
+        # glibc's check_match: no value (unless absolute or TLS), undefined, or a type no lookup takes
+        defined = ~undefined & ~no_value & np.isin(stype, list(TYPES))
+        defined[:1] = False  # index 0: the null symbol
+        text = strtab.decode("latin-1")  # byte offsets stay character offsets; names re-read as UTF-8 if need be
+        parts = text.split("\0")
+        starts = np.concatenate(([0], np.cumsum([len(p) + 1 for p in parts])[:-1])).tolist()
+        at = dict(zip(starts, parts))  # a name that is the tail of another (shared suffix) is found the slow way
+
+        def name_at(off: int) -> str:
+            n = at.get(off)
+            return n if n is not None and n.isascii() else _name(text, strtab, off)
+
+        plt = np.nonzero(undefined & (table["value"] != 0) & (stype == 2))[0]
+        self.canonical_plt = {name_at(off) for off in table["name"][plt].tolist()}
+        self._rows = np.nonzero(defined)[0]
+        self._index: dict[str, list[int]] = {}
+        for row, off in zip(self._rows.tolist(), table["name"][self._rows].tolist()):
+            name = name_at(off)
+            if name in self._index:
+                self._index[name].append(row)
+            else:
+                self._index[name] = [row]
+        self._table, self._versym, self._names = table, versym, version_names
+        self._order = o
+        self._name_at = name_at
+        self._made: dict[str, list[Definition]] = {}
+
+    def name_of(self, row: int) -> str:
+        """The name of the table's entry ``row`` (a relocation's symbol index)."""
+        return self._name_at(int(self._table["name"][row]))
+
+    def __getitem__(self, name: str) -> list[Definition]:
+        if name not in self._made:
+            rows = self._index[name]  # KeyError: not defined here
+            self._made[name] = [self._definition(name, r) for r in rows]
+        return self._made[name]
+
+    def _definition(self, name: str, row: int) -> Definition:
+        t = self._table[row]
+        info, other = int(t["info"]), int(t["other"])
+        raw = struct.unpack_from(self._order + "H", self._versym, row * 2)[0] if self._versym is not None else 1
+        index = raw & 0x7FFF
+        return Definition(name, self._names.get(index) if index >= 2 else None, index, bool(raw & 0x8000),
+                          BINDINGS.get(info >> 4, f"binding {info >> 4}"), VISIBILITY[other & 3],
+                          TYPES[info & 0xF])
+
+    def __contains__(self, name) -> bool:
+        return name in self._index
+
+    def __iter__(self):
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def keys(self):
+        return self._index.keys()
 
 
 @dataclass
@@ -51,7 +130,8 @@ class DynObject:
     symbolic: bool = False  # DT_SYMBOLIC or DF_SYMBOLIC: the object searches itself first
     nodeflib: bool = False  # DF_1_NODEFLIB: neither ld.so.cache nor the default directories
     versioned: bool = False  # has DT_VERSYM (a lookup with a version then checks it)
-    definitions: dict[str, list[Definition]] = field(default_factory=dict)
+    definitions: Mapping[str, list[Definition]] = field(default_factory=dict)
+    copy_relocated: set[str] = field(default_factory=set)  # R_*_COPY: an executable's copies of library data
     # undefined functions with a value: a non-PIE executable's PLT entries that stand for the function's
     # address (the program takes it); lookups other than its own call slots (PLT class) bind to them
     canonical_plt: set[str] = field(default_factory=set)
@@ -130,22 +210,38 @@ def read_dyn_object(path: str, data: bytes) -> DynObject:
     # executable's copy of libc's stdout carries GLIBC_2.2.5 through the latter, as ld.so's l_versions does
     names = {i: ver for i, (_lib, ver) in _versions(reader, dyn, strtab, hdr.little).items()}
     names.update(_verdefs(reader, dyn, strtab, hdr.order))
-    fmt = hdr.order + ("IBBHQQ" if wide else "IIIBBH")
-    for i in range(1, count):
-        if wide:
-            name_off, info, other, shndx, value, _size = struct.unpack_from(fmt, syms, i * size)
-        else:
-            name_off, value, _size, info, other, shndx = struct.unpack_from(fmt, syms, i * size)
-        stype, bind = info & 0xF, info >> 4
-        if shndx == SHN_UNDEF and value and stype == 2:
-            obj.canonical_plt.add(_cstr(strtab, name_off))
-        # glibc's check_match: no value (unless absolute or TLS), undefined, or a type no lookup takes
-        if shndx == SHN_UNDEF or (value == 0 and shndx != SHN_ABS and stype != STT_TLS) or stype not in TYPES:
-            continue
-        raw = struct.unpack_from(hdr.order + "H", versym, i * 2)[0] if versym is not None else 1
-        index = raw & 0x7FFF
-        name = _cstr(strtab, name_off)
-        obj.definitions.setdefault(name, []).append(Definition(
-            name, names.get(index) if index >= 2 else None, index, bool(raw & 0x8000),
-            BINDINGS.get(bind, f"binding {bind}"), VISIBILITY[other & 3], TYPES[stype]))
+    obj.definitions = Definitions(syms, versym, strtab, names, hdr)
+    obj.canonical_plt = obj.definitions.canonical_plt
+    obj.copy_relocated = _copy_relocated(reader, dyn, hdr, obj.definitions)
     return obj
+
+
+def _name(text: str, strtab: bytes, off: int) -> str:
+    end = text.find("\0", off)
+    name = text[off:end if end >= 0 else len(text)]
+    return name if name.isascii() else _cstr(strtab, off)
+
+
+COPY_RELOC = {62: 5, 183: 1024, 3: 5, 40: 20, 243: 4, 21: 19, 22: 9}  # R_<machine>_COPY by e_machine
+
+
+def _copy_relocated(reader: _Reader, dyn: dict, hdr: _Header, defs: "Definitions") -> set[str]:
+    """The symbols an executable's R_*_COPY relocations copy into it (in DT_RELA or DT_REL)."""
+    import numpy as np
+
+    rtype = COPY_RELOC.get(hdr.machine)
+    if rtype is None:
+        return set()
+    o, wide = hdr.order, hdr.bits == 64
+    out: set[str] = set()
+    for table, size, rela in (("DT_RELA", "DT_RELASZ", True), ("DT_REL", "DT_RELSZ", False)):
+        if table not in dyn or size not in dyn:
+            continue
+        word = o + ("u8" if wide else "u4")
+        fields = [("offset", word), ("info", word)] + ([("addend", word)] if rela else [])
+        dt = np.dtype(fields)
+        blob = reader.bytes_at(dyn[table][0], dyn[size][0] - dyn[size][0] % dt.itemsize)
+        info = np.frombuffer(blob, dt)["info"]
+        types, syms = (info & 0xFFFFFFFF, info >> 32) if wide else (info & 0xFF, info >> 8)
+        out.update(defs.name_of(int(i)) for i in syms[types == rtype].tolist())
+    return out

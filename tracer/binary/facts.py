@@ -181,14 +181,10 @@ def dyn_object(path: str):
     return _from_elf(path, read_dyn_object)
 
 
-@functools.lru_cache(maxsize=256)
 def copy_relocated(path: str) -> frozenset[str]:
     """Symbols an executable copies into itself (R_*_COPY): their lookups skip the executable."""
-    from .elf import read_elf
-
-    names = _from_elf(path, lambda p, d: frozenset(s.symbol for s in read_elf(p, d).imports
-                                                   if s.reloc.endswith("_COPY")))
-    return names or frozenset()
+    obj = dyn_object(path) if path else None
+    return frozenset(obj.copy_relocated) if obj is not None else frozenset()
 
 
 MH_TWOLEVEL = 0x80

@@ -18,11 +18,13 @@ whose objects are not yet named are held back and retried with the next block;
 from __future__ import annotations
 
 import io
+import os
 import re
 from dataclasses import dataclass, field
 
 from ...heavy import pa, pacsv, pc
 
+from ...binary import facts
 from ...binary.facts import script_interpreter
 from ...session.schema import KINDS, events_table
 from ..child import exit_code_from_wait_status
@@ -297,7 +299,34 @@ class BpftraceDecoder:
         tables, self.pending = self.pending, []
         if not tables:
             return None
-        return self._resolve(pa.concat_tables(tables), final=True)
+        t = pa.concat_tables(tables)
+        self._name_interpreters(t)
+        return self._resolve(t, final=True)
+
+    def _name_interpreters(self, t: pa.Table) -> None:
+        """ld.so is relocated last, where bindsnoop.bt reads its name: a process that died of a
+        symbol lookup error before that leaves it unnamed. In such a process, the one unnamed
+        provider is the program's PT_INTERP when that file defines every symbol bound to it
+        (read from the files, never guessed: otherwise it stays an address)."""
+        rows = t.select(["pid", "gen", "prov", "symbol"]).to_pylist()
+        unnamed: dict[str, dict[str, set[str]]] = {}  # "pid:gen" -> link_map -> symbols bound to it
+        for r in rows:
+            image = f"{r['pid']}:{r['gen']}"
+            if r["prov"] != "0" and self._name_of(f"{image}:{r['prov']}") is None:
+                unnamed.setdefault(image, {}).setdefault(r["prov"], set()).add(r["symbol"])
+        for image, maps in unnamed.items():
+            if len(maps) != 1:
+                continue
+            (lm, symbols), = maps.items()
+            pid, gen = map(int, image.split(":"))
+            exe = self.tree.exe_at(pid, gen)
+            prog = facts.dyn_object(exe) if exe else None
+            interp = facts.dyn_object(prog.interpreter) if prog is not None and prog.interpreter else None
+            named = {os.path.realpath(n) for k, n in self.names.items() if k.startswith(image + ":") and n}
+            if interp is None or os.path.realpath(interp.path) in named:
+                continue
+            if all(s in interp.definitions for s in symbols):
+                self.names[f"{image}:{lm}"] = interp.path
 
     # ---- small tables --------------------------------------------------
     def relocations_rows(self) -> list[dict]:
