@@ -201,3 +201,22 @@ def test_why_errors_are_one_line(bins, tmp_path):
         assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
     out = gotrace_cli("why", str(tmp_path / "s"), "--library", "libnothing.so")
     assert out.returncode == 1 and "no process" in out.stderr
+
+
+def test_files_gone_are_said_not_guessed(bins, tmp_path):
+    """The replay reads the files the session names: when they are gone, `why` says so instead of
+    inventing a verdict or a load order."""
+    import shutil
+
+    moved = tmp_path / "moved"
+    shutil.copytree(bins["picker"].parent, moved)
+    assert record("ld-debug", [str(moved / "picker")], {}, tmp_path / "s").returncode == 0
+    shutil.rmtree(moved)
+    res = why(tmp_path / "s", "pick")
+    assert res["lookups"] and all(lk["agrees"] is None and lk["reason"].startswith("cannot be replayed")
+                                  for lk in res["lookups"])
+    assert all(os.path.basename(lk["chosen"]) == "libb.so" for lk in res["lookups"])  # what was recorded stands
+    (ld,) = why(tmp_path / "s", "--library", "liba.so")["loads"]
+    assert ld["how"] == "unknown" and "gone or unreadable" in ld["meaning"]
+    rep = json.loads(gotrace_cli("report", "--json", str(tmp_path / "s")).stdout)["interposed"]
+    assert rep["disagreed"] == 0

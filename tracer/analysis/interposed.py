@@ -84,7 +84,7 @@ def interposed_lookups(parts: list[pa.Table], images: list[dict], meta: dict[str
             memo[key] = (one["interposed"], one["agrees"], one["own_definition"], by_ldso)
         interposed, agrees, own, by_ldso = memo[key]
         replayed += 1
-        disagreed += not agrees
+        disagreed += agrees is False  # None: files gone, nothing replayed
         if interposed and by_ldso:
             internal += n  # ld.so's own error handling, which libc.so.6 takes over by design
         elif interposed:

@@ -31,7 +31,7 @@ class Loaded:
     name: str
     file: str | None  # where it is read from now (None: gone or unreadable)
     obj: DynObject | None
-    how: str  # executable | preload | needed | interpreter | dlopen | vdso
+    how: str  # executable | preload | needed | interpreter | dlopen | vdso | unknown (executable unreadable)
     loader: str | None = None  # the object whose DT_NEEDED loaded it (the first one, breadth-first)
     needed_by: list[str] = field(default_factory=list)  # every object whose DT_NEEDED names it
     search: list[Step] | None = None  # how ld.so found it (None: no search — a path, or already loaded)
@@ -47,6 +47,12 @@ class Process:
     roots: list[str] = field(default_factory=list)  # the objects dlopen was asked for, in load order
     _local: dict[str, list[str]] = field(default_factory=dict, repr=False)
     env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def readable(self) -> bool:
+        """Whether the executable itself can be read now (else the load order cannot be replayed)."""
+        main = self.objects.get(self.exe)
+        return main is not None and main.obj is not None
 
     def origin(self, name: str) -> str | None:
         lo = self.objects.get(name)
@@ -187,6 +193,8 @@ def build_process(exe: str, images: list[str], env: dict[str, str], cwd: str | N
     if rtld is not None and rtld.name not in proc.objects:
         proc.objects[rtld.name] = rtld
     for name, lo in mapped.items():  # nothing in the global scope needed them: dlopen'ed (or the vDSO)
+        if main.obj is None and lo.how == "dlopen":
+            lo.how = "unknown"  # the executable's DT_NEEDED cannot be read: how it came is unknown
         proc.objects[name] = lo
     opened = [n for n, lo in proc.objects.items() if lo.how == "dlopen"]
     for name in opened:  # their own dependencies, as dlopen loads them

@@ -88,7 +88,7 @@ def lookup_scope(proc: Process, requester: str, symbol: str) -> tuple[list[str],
     if lo is not None and lo.how == "vdso":
         return [requester], ["the vDSO's functions are looked up in the vDSO alone (dl_vdso_vsym)"]
     scope = list(proc.global_scope)
-    if lo is not None and lo.how == "dlopen":
+    if lo is not None and lo.how == "dlopen" and proc.readable:
         root = proc.dlopen_root(requester)
         whose = "its own scope (itself and its dependencies)" if root == requester else \
             f"the scope of {os.path.basename(root)}, whose dlopen brought it in (that object and its dependencies)"
@@ -202,6 +202,9 @@ def explain(proc: Process, requester: str, symbol: str, version: str | None, kin
         agrees = _same(replay, provider, proc)
         if agrees:  # dlsym: the first scope that explains the result
             break
+    blind = [u for u in unreadable if u in scope[:scope.index(provider) + 1 if provider in scope else len(scope)]]
+    if blind and not vdso:  # what the replay would have searched first is gone: no verdict either way
+        agrees = None
     searched = scope[:scope.index(provider) + 1] if provider in scope else scope
     own = _first_own(proc, requester, symbol, version, newest) if provider else None
     canonical = any(c.get("canonical_plt") and c["accepted"] and _same(c["path"], provider, proc) for c in candidates)
@@ -252,6 +255,11 @@ def _miss(proc: Process, requester: str, symbol: str, kind: str) -> str:
 def _reason(proc, requester, symbol, version, kind, provider, replay, agrees, candidates, own, notes,
             unreadable) -> str:
     sym = f"{symbol}{'@' + version if version else ''}"
+    if agrees is None:
+        gone = ", ".join(os.path.basename(u) for u in unreadable)
+        return (f"cannot be replayed: {gone} {'is' if len(unreadable) == 1 else 'are'} gone or unreadable now "
+                f"(why reads the files the session names: run it where they are); the session recorded "
+                f"{os.path.basename(provider) if provider else 'a failed lookup'}")
     skipped = [c for c in candidates if not c["accepted"]]
     tail = "".join(f"; {os.path.basename(c['path'])} passed over: {c['rejected']}" for c in skipped)
     if provider is None:

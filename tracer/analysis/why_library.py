@@ -25,6 +25,7 @@ HOW = {
     "needed": "DT_NEEDED",
     "dlopen": "dlopen (no loaded object's DT_NEEDED names it)",
     "vdso": "the kernel's vDSO (no file)",
+    "unknown": "cannot be told: the executable is gone or unreadable now, so its DT_NEEDED cannot be read",
 }
 
 

@@ -54,7 +54,7 @@ def render_why_symbol(res: dict[str, Any], con: Console) -> None:
             if note in reason:
                 continue
             con.print(escape(f"  note      {note}"), soft_wrap=True)
-        if lk["unreadable"]:
+        if lk["unreadable"] and lk["agrees"] is not None:
             con.print(escape(f"  note      gone or unreadable now, so not searched here: "
                              f"{', '.join(_b(u) for u in lk['unreadable'])}"), soft_wrap=True)
 
@@ -79,7 +79,7 @@ def render_why_library(res: dict[str, Any], con: Console) -> None:
             dirs = ":".join(step["dirs"]) or "(empty)"
             found = f" → found {step['hit']}" if step["hit"] else " → not there"
             con.print(escape(f"  searched  {step['source']}: {dirs}{found}"), soft_wrap=True)
-        if ld["search"] is None and ld["found"]:
+        if ld["search"] is None and ld["found"] and ld["how"] != "unknown":
             con.print("  searched  nothing: " + ("a path, opened as it is" if ld["asked_as"] and "/" in ld["asked_as"]
                                                  else "no search by name"), soft_wrap=True)
         if ld["agrees"] is False:
