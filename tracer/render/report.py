@@ -168,6 +168,12 @@ def render_summary(report: dict[str, Any], console: Console, show_choice: bool =
     if report["top_providers"]:
         tops = ", ".join(f"{r['provider']} {r['bindings']:,}" for r in report["top_providers"][:3])
         console.print(f"[bold]gotrace:[/] top providers: {escape(tops)}")
+    ip = report.get("interposed")
+    if ip and ip["top"]:
+        seen = list(dict.fromkeys(f"{r['symbol']} from {r['provider']} over {r['instead_of']}" for r in ip["top"]))
+        console.print(f"[bold]gotrace:[/] interposed: {escape('; '.join(seen[:2]))}"
+                      + (f" and {len(seen) - 2} more" if len(seen) > 2 else "")
+                      + f" ({ip['lookups']:,} lookups; gotrace why SESSION {escape(ip['top'][0]['symbol'])})")
     for note in report.get("notes") or ():
         console.print(f"[bold]gotrace:[/] [dim]note:[/] {escape(note)}")
     if s["lost_events"]:
