@@ -122,7 +122,7 @@ def _interposed(report: dict[str, Any], console: Console) -> None:
     ip = report.get("interposed")
     if not ip or not ip["top"]:
         return
-    print_table(console, f"interposed symbols ({ip['lookups']:,} lookups of {plural(ip['symbols'], 'symbol')}; "
+    print_table(console, f"interposed symbols ({plural(ip['lookups'], 'lookup')} of {plural(ip['symbols'], 'symbol')}; "
                 "gotrace why SESSION SYMBOL says why)",
                 [("symbol", ID), ("bound to", TEXT), ("instead of", TEXT), ("requester", TEXT), ("lookups", NUM),
                  ("processes", NUM)],
@@ -173,7 +173,7 @@ def render_summary(report: dict[str, Any], console: Console, show_choice: bool =
         seen = list(dict.fromkeys(f"{r['symbol']} from {r['provider']} over {r['instead_of']}" for r in ip["top"]))
         console.print(f"[bold]gotrace:[/] interposed: {escape('; '.join(seen[:2]))}"
                       + (f" and {len(seen) - 2} more" if len(seen) > 2 else "")
-                      + f" ({ip['lookups']:,} lookups; gotrace why SESSION {escape(ip['top'][0]['symbol'])})")
+                      + f" ({plural(ip['lookups'], 'lookup')}; gotrace why SESSION {escape(ip['top'][0]['symbol'])})")
     for note in report.get("notes") or ():
         console.print(f"[bold]gotrace:[/] [dim]note:[/] {escape(note)}")
     if s["lost_events"]:
