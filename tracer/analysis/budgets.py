@@ -96,7 +96,7 @@ def measures(s: Session) -> dict[str, Any]:
         for row in bad.astype(object).where(bad.notna(), None).itertuples(index=False, name=None):
             failures[row] += 1
     _, fatal = failed_lookups(failures, frame_rows(procs), top_n=0)
-    lat = ev["latency_ns"].dropna() if len(ev) else ev.get("latency_ns")
+    lat = ev["latency_ns"].dropna()
     providers: Counter = Counter()
     versions: dict[tuple[str, str], set[str]] = {}
     symbols: Counter = Counter()
@@ -110,7 +110,7 @@ def measures(s: Session) -> dict[str, Any]:
         "failed": int((~ev["resolved"]).sum()) if len(ev) else 0,
         "fatal": sum(f["lookups"] for f in fatal),
         "processes": int(procs["pid"].nunique()) if len(procs) else 0,
-        "resolver": int(lat.sum()) if lat is not None and len(lat) else None,
+        "resolver": int(lat.sum()) if len(lat) else None,
         "relocation": int(s.relocations["duration_ns"].sum()) if len(s.relocations) else None,
         "providers": providers, "versions": versions, "symbols": symbols,
         "fatal_keys": {(object_name(f["exe"]), object_name(f["requester"]), f["symbol"], f["version"])

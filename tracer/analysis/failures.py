@@ -125,12 +125,9 @@ def exit_127_unexplained(processes: list[dict], fatal: list[dict]) -> list[str]:
 def libraries_not_found(pids: dict[int, str], images: list[dict], meta: dict) -> list[tuple[str, str, str]]:
     """(executable, needer, library) for each DT_NEEDED no file answers, in those processes: what ld.so
     stopped them for ("error while loading shared libraries"), replayed on today's files."""
-    from .scope import build_process
+    from .scope import build_process, images_by_pid
 
-    by_pid: dict[int, list[str]] = {}
-    for row in images:
-        if row.get("path") is not None:
-            by_pid.setdefault(int(row["pid"]), []).append(str(row["path"]))
+    by_pid = images_by_pid(images)
     env, cwd = dict(meta.get("loader_env") or {}), meta.get("cwd")
     out, seen = [], set()
     for pid, exe in sorted(pids.items()):

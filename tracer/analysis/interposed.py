@@ -16,7 +16,7 @@ from collections import Counter
 from typing import Any
 
 from ..heavy import pa, pc
-from .scope import Process, build_process
+from .scope import Process, build_process, images_by_pid
 from .tally import LOOKUP_KEY
 from .why import explain
 
@@ -39,12 +39,10 @@ def interposed_lookups(parts: list[pa.Table], images: list[dict], meta: dict[str
     if not parts or meta.get("backend") == "dyld-print":
         return None
     table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+    table = table.filter(table["resolved"])
     if table.num_rows == 0:
         return None
-    by_pid: dict[int, list[str]] = {}
-    for row in images:
-        if row.get("path") is not None:
-            by_pid.setdefault(int(row["pid"]), []).append(str(row["path"]))
+    by_pid = images_by_pid(images)
     env, cwd = dict(meta.get("loader_env") or {}), meta.get("cwd")
     # one process model per executable and set of images: 200 runs of one program are one model
     built: dict[tuple, tuple[Process, set[str]]] = {}

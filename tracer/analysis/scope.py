@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Iterable
 
 from ..binary import facts
 from ..binary.elf_dynsyms import DynObject
@@ -101,9 +102,19 @@ class Process:
         return _match(need, self.objects)
 
 
-def _readable(name: str, cwd: str | None) -> str | None:
+def readable(name: str, cwd: str | None) -> str | None:
+    """Where the file a session names is now (relative names: from the capture's cwd); None if gone."""
     path = name if os.path.isabs(name) or not cwd else os.path.join(cwd, name)
     return path if os.path.isfile(path) else None
+
+
+def images_by_pid(rows: Iterable[dict]) -> dict[int, list[str]]:
+    """The images table's rows as pid -> the paths that process mapped."""
+    out: dict[int, list[str]] = {}
+    for row in rows:
+        if row.get("path") is not None:
+            out.setdefault(int(row["pid"]), []).append(str(row["path"]))
+    return out
 
 
 def _match(need: str, objects: dict[str, Loaded]) -> str | None:
@@ -139,9 +150,9 @@ def build_process(exe: str, images: list[str], env: dict[str, str], cwd: str | N
     mapped = {}  # the session's images not placed yet, by name
     for name in images:
         how = "vdso" if os.path.basename(name) in VDSO_NAMES else "dlopen"
-        mapped[name] = _loaded(name, None if how == "vdso" else _readable(name, cwd), how)
+        mapped[name] = _loaded(name, None if how == "vdso" else readable(name, cwd), how)
     proc = Process(exe, {}, [], env=env)
-    main = mapped.pop(exe, None) or _loaded(exe, _readable(exe, cwd), "executable")
+    main = mapped.pop(exe, None) or _loaded(exe, readable(exe, cwd), "executable")
     main.how = "executable"
     proc.objects[exe] = main
     machine, bits = (main.obj.machine, main.obj.bits) if main.obj else (62, 64)
@@ -150,12 +161,12 @@ def build_process(exe: str, images: list[str], env: dict[str, str], cwd: str | N
     rtld = None
     if interp:
         named = next((n for n in mapped if os.path.realpath(n) == os.path.realpath(interp)), None)
-        rtld = mapped.pop(named) if named else _loaded(interp, _readable(interp, None), "interpreter")
+        rtld = mapped.pop(named) if named else _loaded(interp, readable(interp, None), "interpreter")
         rtld.how = "interpreter"
     order = [exe]
     for pre in preloads(env):
         name = _match(pre, mapped) or next((n for n in mapped if os.path.basename(n) == os.path.basename(pre)), None)
-        lo = mapped.pop(name) if name else _loaded(pre, _readable(pre, cwd), "preload")
+        lo = mapped.pop(name) if name else _loaded(pre, readable(pre, cwd), "preload")
         lo.how, lo.loader, lo.asked_as = "preload", exe, pre
         lo.needed_by.append(exe)
         proc.objects[lo.name] = lo

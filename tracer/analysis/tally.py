@@ -61,7 +61,7 @@ class EventTally:
         self.failed: Counter = Counter()
         self.failures: Counter = Counter()  # failed lookups by FAILURE_KEY (analysis/failures.py)
         self.pids: set[int] = set()  # processes with at least one binding
-        self.lookups: list[pa.Table] = []  # the bindings' LOOKUP_KEY columns, for interposition (analysis/interposed.py)
+        self.lookups: list[pa.Table] = []  # LOOKUP_KEY and resolved, for interposition (analysis/interposed.py)
         self._latency: dict[str, list] = {k: [] for k in KINDS}  # non-null latencies per kind
 
     def add(self, events: pa.Table) -> None:
@@ -84,7 +84,7 @@ class EventTally:
         if "pid" in events.column_names:
             self.pids.update(pc.unique(events["pid"]).to_pylist())
         if all(c in events.column_names for c in LOOKUP_KEY):
-            self.lookups.append(events.select(LOOKUP_KEY).filter(resolved))
+            self.lookups.append(events.select([*LOOKUP_KEY, "resolved"]))  # no copy while capturing
         if self.resolved != self.total:
             _count(pc.filter(events["symbol"], pc.invert(resolved)), self.failed)
             if all(c in events.column_names for c in FAILURE_KEY):

@@ -29,8 +29,8 @@ from typing import Any
 
 from ..binary import facts
 from ..binary.elf_dynsyms import Definition
-from ..session.reader import Session
-from .scope import VDSO_NAMES, Loaded, Process, build_process
+from ..session.reader import Session, frame_rows
+from .scope import VDSO_NAMES, Loaded, Process, build_process, images_by_pid
 from .why_macho import explain_macho
 
 WHY_VERSION = 1
@@ -312,16 +312,7 @@ def _reason(proc, requester, symbol, version, kind, provider, replay, agrees, ca
     return rule + also + weak_note + own_note + tail
 
 
-def _images_by_pid(s: Session) -> dict[int, list[str]]:
-    out: dict[int, list[str]] = {}
-    im = s.images
-    if len(im):
-        for pid, path in zip(im["pid"], im["path"].astype(str)):
-            out.setdefault(int(pid), []).append(path)
-    return out
-
-
-def _first_lookups(s: Session, pids: set[int]) -> dict[int, dict[str, int]]:
+def first_lookups(s: Session, pids: set[int]) -> dict[int, dict[str, int]]:
     """pid -> requester -> the time of its first lookup (an object's relocation follows its loading)."""
     ev = s.events
     if "ts_ns" not in ev.columns or not pids:
@@ -346,8 +337,8 @@ def why_symbol(s: Session, symbol: str, pid: int | None = None) -> dict[str, Any
         groups[key] += 1
     env = dict(s.meta.get("loader_env") or {})
     cwd = s.meta.get("cwd")
-    images = _images_by_pid(s)
-    first = _first_lookups(s, {int(k[0]) for k in groups})
+    images = images_by_pid(frame_rows(s.images))
+    first = first_lookups(s, {int(k[0]) for k in groups})
     macho = s.meta.get("backend") == "dyld-print" or str(s.meta.get("os") or "") == "Darwin"
     procs: dict[tuple, Process] = {}
     lookups = []

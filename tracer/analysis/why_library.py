@@ -14,8 +14,8 @@ from typing import Any
 
 from ..session.reader import Session, frame_rows
 from .libsearch import search
-from .scope import Loaded, Process, build_process
-from .why import _first_lookups, _images_by_pid
+from .scope import Loaded, Process, build_process, images_by_pid
+from .why import first_lookups
 
 HOW = {
     "executable": "the program itself (execve)",
@@ -71,9 +71,9 @@ def why_library(s: Session, name: str, pid: int | None = None) -> dict[str, Any]
     """Every process's load of library ``name`` (file name, soname, or path), grouped where identical."""
     env = dict(s.meta.get("loader_env") or {})
     cwd = s.meta.get("cwd")
-    images = _images_by_pid(s)
+    images = images_by_pid(frame_rows(s.images))
     rows = [r for r in frame_rows(s.processes) if r.get("exe") and (pid is None or r["pid"] == pid)]
-    first = _first_lookups(s, {int(r["pid"]) for r in rows}) if rows else {}
+    first = first_lookups(s, {int(r["pid"]) for r in rows}) if rows else {}
     groups: dict[str, dict[str, Any]] = {}
     built: dict[tuple, Process] = {}
     for r in rows:

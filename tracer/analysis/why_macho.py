@@ -22,17 +22,13 @@ import os
 from typing import Any
 
 from ..binary import facts
+from .scope import readable
 
 SPECIAL = ("<flat lookup>", "<main executable>", "<self>", "<weak lookup>")
 
 
 def _leaf(path) -> str:
     return os.path.basename(str(path)) if path else "-"
-
-
-def _readable(path: str, cwd: str | None) -> str | None:
-    p = path if os.path.isabs(path) or not cwd else os.path.join(cwd, path)
-    return p if os.path.isfile(p) else None
 
 
 def _inserted(env: dict[str, str]) -> list[str]:
@@ -46,7 +42,7 @@ def explain_macho(images: list[str], exe: str, requester: str, symbol: str, kind
     inserted = _inserted(env)
     notes: list[str] = []
     scope, agrees, interposed, reason = order, None, None, ""
-    file = _readable(requester, cwd)
+    file = readable(requester, cwd)
     binds = facts.macho_binds(file) if file else None
     lib = binds[1].get(symbol) if binds else None
     if kind == "dlsym":

@@ -111,9 +111,6 @@ class Definitions(Mapping):
     def __len__(self) -> int:
         return len(self._index)
 
-    def keys(self):
-        return self._index.keys()
-
 
 @dataclass
 class DynObject:
