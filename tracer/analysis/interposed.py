@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from typing import Any
+from typing import Any, Callable, Iterable
 
 from ..heavy import pa, pc
 from .scope import Process, build_process, images_by_pid
-from .tally import LOOKUP_KEY
 from .why import explain
+
+
+LOOKUP_KEY = ["pid", "exe", "requester", "symbol", "version", "provider", "kind"]  # one lookup, as replayed
 
 
 def _multiply_defined(proc: Process) -> set[str]:
@@ -32,38 +34,46 @@ def _multiply_defined(proc: Process) -> set[str]:
     return {s for s, n in seen.items() if n > 1} | plt
 
 
-def interposed_lookups(parts: list[pa.Table], images: list[dict], meta: dict[str, Any],
-                       top_n: int) -> dict[str, Any] | None:
+def interposed_lookups(parts: Callable[[list[str]], Iterable[pa.Table]], images: list[dict],
+                       meta: dict[str, Any], top_n: int,
+                       translators: Callable[[Any], bool] | None = None) -> dict[str, Any] | None:
     """Interposed bindings: how many, of which symbols, the top ones (symbol, requester, provider, whose
-    definition lost). None when there is nothing to replay (no binding, or a macOS session)."""
-    if not parts or meta.get("backend") == "dyld-print":
-        return None
-    table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
-    table = table.filter(table["resolved"])
-    if table.num_rows == 0:
+    definition lost). None when there is nothing to replay (no binding, or a macOS session).
+
+    ``parts(columns)`` yields the saved events part by part: read twice (which processes ran which
+    program, then only the lookups of symbols two of their objects define), so a session of any
+    size is replayed in the memory of one part. ``translators``: programs whose own lookups are
+    left out, as the report's tally leaves them."""
+    if meta.get("backend") == "dyld-print":
         return None
     by_pid = images_by_pid(images)
     env, cwd = dict(meta.get("loader_env") or {}), meta.get("cwd")
     # one process model per executable and set of images: 200 runs of one program are one model
     built: dict[tuple, tuple[Process, set[str]]] = {}
     shape: dict[tuple, tuple] = {}  # (pid, exe): a pid runs one program image after another
-    pairs = table.group_by(["pid", "exe"]).aggregate([])
-    for pid, exe in zip(pairs["pid"].to_pylist(), pairs["exe"].to_pylist()):
-        if exe is None:
-            continue
-        key = shape[(pid, exe)] = (str(exe), tuple(sorted(by_pid.get(pid, []))))
-        if key not in built:
-            proc = build_process(key[0], by_pid.get(pid, []), env, cwd)
-            built[key] = proc, _multiply_defined(proc)
-    candidates = set().union(*(m for _p, m in built.values())) if built else set()
-    if not candidates:
-        return {"lookups": 0, "symbols": 0, "replayed": 0, "disagreed": 0, "by_the_dynamic_linker": 0, "top": []}
-    symbol = table["symbol"]
-    if pa.types.is_dictionary(symbol.type):
-        symbol = symbol.cast(pa.string())
-    table = table.filter(pc.fill_null(pc.is_in(symbol, value_set=pa.array(sorted(candidates), pa.string())), False))
-    counts = table.group_by(LOOKUP_KEY).aggregate([([], "count_all")])
-    columns = [counts[c].to_pylist() for c in LOOKUP_KEY] + [counts["count_all"].to_pylist()]
+    for part in parts(["pid", "exe"]):
+        pairs = _without(part, translators).group_by(["pid", "exe"]).aggregate([])
+        for pid, exe in zip(pairs["pid"].to_pylist(), pairs["exe"].to_pylist()):
+            if exe is None or (pid, exe) in shape:
+                continue
+            key = shape[(pid, exe)] = (str(exe), tuple(sorted(by_pid.get(pid, []))))
+            if key not in built:
+                proc = build_process(key[0], by_pid.get(pid, []), env, cwd)
+                built[key] = proc, _multiply_defined(proc)
+    if not shape:
+        return None
+    candidates = pa.array(sorted(set().union(*(m for _p, m in built.values()))), pa.string())
+    kept = []
+    for part in parts([*LOOKUP_KEY, "resolved"]):
+        part = _without(part, translators)
+        part = part.filter(pc.and_(pc.fill_null(part["resolved"], False), _is_in(part["symbol"], candidates)))
+        if part.num_rows:
+            kept.append(part.select(LOOKUP_KEY).group_by(LOOKUP_KEY).aggregate([([], "count_all")]))
+    if kept:
+        counts = pa.concat_tables(kept).group_by(LOOKUP_KEY).aggregate([("count_all", "sum")])
+        columns = [counts[c].to_pylist() for c in LOOKUP_KEY] + [counts["count_all_sum"].to_pylist()]
+    else:
+        columns = [[] for _ in range(len(LOOKUP_KEY) + 1)]
     memo: dict[tuple, tuple[bool, bool, str | None]] = {}
     hits: Counter = Counter()
     pids: dict[tuple, set[int]] = {}
@@ -98,3 +108,26 @@ def interposed_lookups(parts: list[pa.Table], images: list[dict], meta: dict[str
         "top": [{"symbol": s, "provider": p, "instead_of": own, "requester": r, "lookups": n,
                  "processes": len(pids[(s, p, own, r)])} for (s, p, own, r), n in top],
     }
+
+
+def _is_in(column: pa.ChunkedArray, values: pa.Array) -> pa.ChunkedArray:
+    """Which rows hold one of ``values``; a dictionary column is looked up in its dictionary, never
+    decoded row by row."""
+    if not pa.types.is_dictionary(column.type):
+        return pc.fill_null(pc.is_in(column, value_set=values), False)
+    masks = [pc.fill_null(pc.take(pc.is_in(ch.dictionary, value_set=values), ch.indices), False)
+             for ch in column.chunks]
+    return pa.chunked_array(masks, pa.bool_())
+
+
+def _without(part: pa.Table, translators: Callable[[Any], bool] | None) -> pa.Table:
+    """The part without a binfmt_misc translator's own lookups (the tally's rule)."""
+    if translators is None or part.num_rows == 0:
+        return part
+    exe = part["exe"]
+    if pa.types.is_dictionary(exe.type):
+        exe = exe.cast(pa.string())
+    theirs = [e for e in pc.unique(exe).to_pylist() if e is not None and translators(e)]
+    if not theirs:
+        return part
+    return part.filter(pc.invert(pc.fill_null(pc.is_in(exe, value_set=pa.array(theirs, pa.string())), False)))

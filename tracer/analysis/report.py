@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..session.reader import frame_rows
+from ..session.reader import frame_rows, iter_event_parts
 from ..session.schema import latency_calibration
 from .failures import (exit_127_pids, exit_127_unexplained, failed_lookups, libraries_not_found, static_count,
                        without_bindings)
@@ -83,7 +83,8 @@ def summarize(path: str | Path, meta: dict[str, Any], tally: EventTally, process
         "fatal_lookups": fatal,
         # bindings that went to another object than the requester's own definition (or its first
         # dependency's): LD_PRELOAD, an earlier library of the global scope, an exporting executable
-        "interposed": interposed_lookups(tally.lookups, images or [], meta, top_n),
+        "interposed": interposed_lookups(lambda cols: _parts(path, meta, cols), images or [], meta, top_n,
+                                         tally.translators),
         "latency_ns": events["latency_ns"],
         "relocation": _relocation(relocations, top_n),
         # the translator's own bindings, left out of every figure above (None when there are none
@@ -92,6 +93,12 @@ def summarize(path: str | Path, meta: dict[str, Any], tally: EventTally, process
         "notes": notes(meta, processes, guests, translator, events["bindings"]["total"])
         + failure_notes(meta, processes, fatal, breakdown, images or []),
     }
+
+
+def _parts(path, meta: dict[str, Any], columns: list[str]):
+    """The saved events, part by part (none where the session saved no events directory)."""
+    if (Path(path) / "events").is_dir():
+        yield from iter_event_parts(Path(path), meta, columns)
 
 
 def _is_go_wrapper(p: dict) -> bool:
@@ -203,7 +210,7 @@ def failure_notes(meta: dict[str, Any], processes: list[dict], fatal: list[dict]
 
 def report_session(path: str | Path, top_n: int = 10, include_translator: bool = False) -> dict[str, Any]:
     """Report a saved session, reading its events one part at a time."""
-    from ..session.reader import iter_event_parts, read_meta, read_rows
+    from ..session.reader import read_meta, read_rows
 
     path = Path(path)
     meta = read_meta(path)

@@ -22,7 +22,6 @@ from ..session.schema import KINDS
 QUANTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
 COLUMNS = ["kind", "resolved", "symbol", "provider", "exe", "latency_ns", "pid", "requester", "version"]  # all it reads
 FAILURE_KEY = ["pid", "exe", "requester", "symbol", "version", "kind"]  # failed lookups are counted by these
-LOOKUP_KEY = ["pid", "exe", "requester", "symbol", "version", "provider", "kind"]  # bindings replayed by `why`
 
 
 def by_count(counts: Counter) -> list[tuple[str, int]]:
@@ -61,7 +60,6 @@ class EventTally:
         self.failed: Counter = Counter()
         self.failures: Counter = Counter()  # failed lookups by FAILURE_KEY (analysis/failures.py)
         self.pids: set[int] = set()  # processes with at least one binding
-        self.lookups: list[pa.Table] = []  # LOOKUP_KEY and resolved, for interposition (analysis/interposed.py)
         self._latency: dict[str, list] = {k: [] for k in KINDS}  # non-null latencies per kind
 
     def add(self, events: pa.Table) -> None:
@@ -83,8 +81,6 @@ class EventTally:
         _count(events["exe"], self.exes)
         if "pid" in events.column_names:
             self.pids.update(pc.unique(events["pid"]).to_pylist())
-        if all(c in events.column_names for c in LOOKUP_KEY):
-            self.lookups.append(events.select([*LOOKUP_KEY, "resolved"]))  # no copy while capturing
         if self.resolved != self.total:
             _count(pc.filter(events["symbol"], pc.invert(resolved)), self.failed)
             if all(c in events.column_names for c in FAILURE_KEY):
