@@ -1,0 +1,206 @@
+/* bindload.c — loads bindsnoop.bpf.o with libbpf, attaches it to ld.so and the sched tracepoints,
+ * and prints its ring buffer's records as dscripts/bindsnoop.bt prints them (the same decoder
+ * reads both): READY, N, R, F, E, A, X lines, and bindings as "@b[tid, ts]: (…)".
+ *
+ * USAGE: bindload OBJ LDSO ROOT_PID LOOKUP FIXUP_LO FIXUP_HI PFIXUP_LO PFIXUP_HI TEXT_LO TEXT_HI
+ *                 LOOKUP_OFF RELOC_OFF SIGNAL_OFF
+ *   addresses as bindsnoop.bt takes them (link-time, decimal); *_OFF: file offsets in LDSO of
+ *   _dl_lookup_symbol_x, _dl_relocate_object and _dl_signal_cexception, where the uprobes go.
+ * Stops on SIGTERM/SIGINT or when stdin closes: drains the buffer, prints "LOST\t<n>" (records
+ * the ring buffer had no room for) and "END", detaches.
+ * Build: cc -O2 -o bindload bindload.c -lbpf
+ */
+#include <bpf/libbpf.h>
+#include <bpf/bpf.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define STRLEN 128
+#define ARGS_MAX 1024
+enum { T_BIND = 1, T_NAME, T_RELOC, T_FORK, T_EXEC, T_EXIT };
+
+struct rec {
+	uint32_t type, tid;
+	uint64_t ts, pid, gen, a, b, c, d;
+	char s1[STRLEN];
+	char s2[STRLEN];
+};
+struct args_rec {
+	uint32_t type, tid;
+	uint64_t ts, pid, len;
+	char args[ARGS_MAX];
+};
+
+static volatile sig_atomic_t stop;
+static void on_signal(int sig) { (void)sig; stop = 1; }
+
+static void clean(char *s, size_t n)
+{
+	for (size_t i = 0; i < n && s[i]; i++)
+		if (s[i] == '\n')
+			s[i] = ' ';
+}
+
+static int handle(void *ctx, void *data, size_t size)
+{
+	(void)ctx;
+	struct rec *r = data;
+	if (r->type == T_EXEC + 100) {
+		struct args_rec *a = data;
+		size_t len = a->len < ARGS_MAX ? a->len : ARGS_MAX, i = 0;
+		for (int n = 0; i < len && n < 64; n++) {
+			size_t j = i;
+			while (j < len && a->args[j])
+				j++;
+			char arg[STRLEN];
+			size_t k = j - i < STRLEN - 1 ? j - i : STRLEN - 1;
+			memcpy(arg, a->args + i, k);
+			arg[k] = 0;
+			clean(arg, k);
+			printf("A\t%llu\t%d\t%s\n", (unsigned long long)a->pid, n, arg);
+			i = j + 1;
+		}
+		return 0;
+	}
+	if (size < sizeof(*r))
+		return 0;
+	switch (r->type) {
+	case T_BIND:
+		clean(r->s1, STRLEN);
+		clean(r->s2, STRLEN);
+		printf("@b[%u, %llu]: (%llu, %llu, %llu, %llu, %llu, %llu, %s, %s)\n", r->tid,
+		       (unsigned long long)r->ts, (unsigned long long)r->pid, (unsigned long long)r->gen,
+		       (unsigned long long)r->a, (unsigned long long)r->b, (unsigned long long)r->c,
+		       (unsigned long long)r->d, r->s1, r->s2);
+		break;
+	case T_NAME:
+		clean(r->s1, STRLEN);
+		printf("N\t%llu\t%llu\t%llu\t%llu\t%s\n", (unsigned long long)r->pid, (unsigned long long)r->gen,
+		       (unsigned long long)r->a, (unsigned long long)r->b, r->s1);
+		break;
+	case T_RELOC:
+		printf("R\t%llu\t%llu\t%llu\t%llu\t%llu\n", (unsigned long long)r->ts, (unsigned long long)r->pid,
+		       (unsigned long long)r->gen, (unsigned long long)r->a, (unsigned long long)r->b);
+		break;
+	case T_FORK:
+		printf("F\t%llu\t%llu\t%llu\t%llu\n", (unsigned long long)r->ts, (unsigned long long)r->pid,
+		       (unsigned long long)r->a, (unsigned long long)r->gen);
+		break;
+	case T_EXEC:
+		clean(r->s1, STRLEN);
+		printf("E\t%llu\t%llu\t%s\n", (unsigned long long)r->ts, (unsigned long long)r->pid, r->s1);
+		break;
+	case T_EXIT:
+		printf("X\t%llu\t%llu\t%d\n", (unsigned long long)r->ts, (unsigned long long)r->pid, (int)r->a);
+		break;
+	}
+	return 0;
+}
+
+static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	return level == LIBBPF_WARN ? vfprintf(stderr, fmt, ap) : 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 14) {
+		fprintf(stderr, "usage: bindload OBJ LDSO ROOT_PID LOOKUP FIXUP_LO FIXUP_HI PFIXUP_LO PFIXUP_HI "
+		                "TEXT_LO TEXT_HI LOOKUP_OFF RELOC_OFF SIGNAL_OFF\n");
+		return 2;
+	}
+	libbpf_set_print(libbpf_quiet);
+	const char *obj_path = argv[1], *ldso = argv[2];
+	uint64_t cfg[8];
+	/* config: LOOKUP FIXUP_LO FIXUP_HI PFIXUP_LO PFIXUP_HI TEXT_LO TEXT_HI ROOT */
+	for (int i = 0; i < 7; i++)
+		cfg[i] = strtoull(argv[4 + i], NULL, 10);
+	cfg[7] = strtoull(argv[3], NULL, 10);
+	size_t lookup_off = strtoull(argv[11], NULL, 10), reloc_off = strtoull(argv[12], NULL, 10),
+	       signal_off = strtoull(argv[13], NULL, 10);
+
+	struct bpf_object *obj = bpf_object__open_file(obj_path, NULL);
+	if (!obj) {
+		fprintf(stderr, "bindload: cannot open %s: %s\n", obj_path, strerror(errno));
+		return 1;
+	}
+	if (bpf_object__load(obj)) {
+		fprintf(stderr, "bindload: the kernel refused the BPF program: %s\n", strerror(errno));
+		return 1;
+	}
+	int cfd = bpf_object__find_map_fd_by_name(obj, "config");
+	for (uint32_t k = 0; k < 8; k++)
+		bpf_map_update_elem(cfd, &k, &cfg[k], BPF_ANY);
+
+	struct { const char *prog; int ret; size_t off; } up[] = {
+		{"on_lookup", 0, lookup_off}, {"on_lookup_ret", 1, lookup_off},
+		{"on_relocate", 0, reloc_off}, {"on_relocate_ret", 1, reloc_off}, {"on_signal", 0, signal_off},
+	};
+	struct bpf_link *links[16];
+	int nlinks = 0;
+	for (size_t i = 0; i < sizeof(up) / sizeof(up[0]); i++) {
+		struct bpf_program *p = bpf_object__find_program_by_name(obj, up[i].prog);
+		struct bpf_link *l = p ? bpf_program__attach_uprobe(p, up[i].ret, -1, ldso, up[i].off) : NULL;
+		if (!l) {
+			fprintf(stderr, "bindload: cannot attach %s to %s+%zu: %s\n", up[i].prog, ldso, up[i].off,
+			        strerror(errno));
+			return 1;
+		}
+		links[nlinks++] = l;
+	}
+	const char *tps[] = {"on_fork", "on_exec", "on_exit"};
+	for (size_t i = 0; i < 3; i++) {
+		struct bpf_link *l = bpf_program__attach(bpf_object__find_program_by_name(obj, tps[i]));
+		if (!l) {
+			fprintf(stderr, "bindload: cannot attach %s: %s\n", tps[i], strerror(errno));
+			return 1;
+		}
+		links[nlinks++] = l;
+	}
+	struct ring_buffer *rb = ring_buffer__new(bpf_object__find_map_fd_by_name(obj, "events"), handle, NULL, NULL);
+	if (!rb) {
+		fprintf(stderr, "bindload: cannot open the ring buffer: %s\n", strerror(errno));
+		return 1;
+	}
+	signal(SIGTERM, on_signal);
+	signal(SIGINT, on_signal);
+	printf("READY\t%llu\n", (unsigned long long)cfg[7]);
+	fflush(stdout);
+	/* wait on the ring buffer and stdin together: records as they come, the end at once */
+	struct pollfd fds[2] = {{ring_buffer__epoll_fd(rb), POLLIN, 0}, {0, POLLIN | POLLHUP, 0}};
+	while (!stop) {
+		int n = poll(fds, 2, 100);  /* records come without wake-ups: read them every 100 ms */
+		if (n < 0 && errno != EINTR)
+			break;
+		if (ring_buffer__consume(rb) < 0)
+			break;
+		fflush(stdout);
+		if (fds[1].revents) {  /* stdin closed (or spoke): the command is done */
+			char buf[64];
+			if (read(0, buf, sizeof(buf)) <= 0)
+				break;
+		}
+	}
+	ring_buffer__consume(rb);
+	uint64_t lost = 0;
+	int ncpu = libbpf_num_possible_cpus();
+	uint64_t *per = calloc(ncpu > 0 ? ncpu : 1, sizeof(uint64_t));
+	uint32_t zero = 0;
+	if (per && bpf_map_lookup_elem(bpf_object__find_map_fd_by_name(obj, "lost"), &zero, per) == 0)
+		for (int i = 0; i < ncpu; i++)
+			lost += per[i];
+	printf("LOST\t%llu\nEND\n", (unsigned long long)lost);
+	fflush(stdout);
+	for (int i = 0; i < nlinks; i++)
+		bpf_link__destroy(links[i]);
+	ring_buffer__free(rb);
+	bpf_object__close(obj);
+	return 0;
+}
