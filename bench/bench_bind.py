@@ -15,7 +15,7 @@ M   peak RSS of gotrace capturing a 1,000,000-event session, printing its summar
     same interpreter after importing the same libraries.
 
 Usage (as root for bpftrace):  .venv/bin/python bench/bench_bind.py [--rounds 3] [--only W1,W2,I,M]
-                               [--modes ld-debug-floor,ld-debug,bpftrace-floor,bpftrace]
+                               [--modes ld-debug-floor,ld-debug,bpftrace-floor,bpftrace,bpf]
 Machines here are shared and noisy: read the ratios, not the seconds.
 """
 from __future__ import annotations
@@ -66,6 +66,8 @@ def run(mode: str, argv: list[str], env: dict, cwd: Path, out: Path) -> tuple[fl
         raise SystemExit(f"{mode} run failed ({proc.returncode}): {proc.stderr.strip()[-300:]}")
     if mode == "bpftrace":
         wait_detached()
+    if mode == "bpf":
+        wait_loader_detached()
     if mode == "ld-debug-floor":
         bound = sum(p.read_bytes().count(b"binding file ") for p in out.iterdir())
         shutil.rmtree(out)
@@ -88,6 +90,18 @@ def wait_detached(timeout: float = 30) -> None:
     while bindsnoop_running():
         if time.monotonic() > deadline:
             raise SystemExit("a bindsnoop.bt bpftrace did not exit within 30 s")
+        time.sleep(0.05)
+
+
+def wait_loader_detached(timeout: float = 30) -> None:
+    """Until gotrace's BPF loader (csrc/bindload.c) has detached: it closes its output at once and
+    unregisters its uprobes (~0.5 s) after gotrace returned. Not timed, as for bpftrace."""
+    from tracer import procfs
+
+    deadline = time.monotonic() + timeout
+    while any(any("bindload" in a for a in procfs.cmdline(p)[:1]) for p in procfs.pids()):
+        if time.monotonic() > deadline:
+            raise SystemExit("gotrace's BPF loader did not exit within 30 s")
         time.sleep(0.05)
 
 
@@ -323,6 +337,9 @@ def main() -> None:
 
     modes = ["untraced", "ld-debug-floor", "ld-debug"]
     modes += ["bpftrace-floor", "bpftrace"] if BpftraceBackend().probe().ok else []
+    from tracer.capture.bpf.backend import BpfBackend
+
+    modes += ["bpf"] if BpfBackend().probe().ok else []
     if args.modes:
         modes = ["untraced"] + [m for m in modes if m in args.modes.split(",") and m != "untraced"]
     if "bpftrace" not in modes and not args.modes:

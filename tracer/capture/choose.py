@@ -13,11 +13,14 @@ import platform
 from .backend import Backend
 from ..errors import BackendUnavailable
 
-NAMES = ("auto", "bpftrace", "ld-debug", "lldb", "dyld-print", "dtrace")
+NAMES = ("auto", "bpf", "bpftrace", "ld-debug", "lldb", "dyld-print", "dtrace")
 
 
 def get(name: str) -> Backend:
     """The named backend; only its own module is imported (each costs start-up time)."""
+    if name == "bpf":
+        from .bpf.backend import BpfBackend
+        return BpfBackend()
     if name == "bpftrace":
         from .bpftrace.backend import BpftraceBackend
         return BpftraceBackend()

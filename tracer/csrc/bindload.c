@@ -6,8 +6,8 @@
  *                 LOOKUP_OFF RELOC_OFF SIGNAL_OFF
  *   addresses as bindsnoop.bt takes them (link-time, decimal); *_OFF: file offsets in LDSO of
  *   _dl_lookup_symbol_x, _dl_relocate_object and _dl_signal_cexception, where the uprobes go.
- * Stops on SIGTERM/SIGINT or when stdin closes: drains the buffer, prints "LOST\t<n>" (records
- * the ring buffer had no room for) and "END", detaches.
+ * Stops on SIGTERM/SIGINT or when stdin closes: drains the buffer, closes stdout (the records'
+ * end), prints "LOST\t<n>" (records the ring buffer had no room for) and "END" on stderr, detaches.
  * Build: cc -O2 -o bindload bindload.c -lbpf
  */
 #include <bpf/libbpf.h>
@@ -196,8 +196,11 @@ int main(int argc, char **argv)
 	if (per && bpf_map_lookup_elem(bpf_object__find_map_fd_by_name(obj, "lost"), &zero, per) == 0)
 		for (int i = 0; i < ncpu; i++)
 			lost += per[i];
-	printf("LOST\t%llu\nEND\n", (unsigned long long)lost);
+	/* stdout's end is the records' end: the reader need not wait ~0.5 s for the uprobes to detach */
 	fflush(stdout);
+	fclose(stdout);
+	fprintf(stderr, "LOST\t%llu\nEND\n", (unsigned long long)lost);
+	fflush(stderr);
 	for (int i = 0; i < nlinks; i++)
 		bpf_link__destroy(links[i]);
 	ring_buffer__free(rb);
