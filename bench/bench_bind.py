@@ -6,7 +6,11 @@ W2  200 runs of the built cgo-hello binary from one shell, same three ways.
     Each backend also has a floor row: the mechanism alone, no gotrace —
     ld-debug-floor sets LD_DEBUG/LD_DEBUG_OUTPUT itself and nobody reads the
     files; bpftrace-floor runs bindsnoop.bt with its output read and its
-    binding map emptied, both thrown away. gotrace's own share is the gap between a backend and its floor.
+    binding map emptied, both thrown away; bpf-floor runs gotrace's BPF loader
+    (csrc/bindload.c) with its output read and thrown away. gotrace's own share
+    is the gap between a backend and its floor. Each traced mode also reports the
+    peak RSS of gotrace plus its tracer process (bpftrace, the BPF loader),
+    sampled every 20 ms from /proc (VmHWM, the high-water mark of each).
 I   ingest: bindsnoop records (as read from its BPF map) decoded into pandas,
     events/s (baseline: the same records unpacked by struct.iter_unpack, the
     cheapest pass Python itself can make).
@@ -15,7 +19,7 @@ M   peak RSS of gotrace capturing a 1,000,000-event session, printing its summar
     same interpreter after importing the same libraries.
 
 Usage (as root for bpftrace):  .venv/bin/python bench/bench_bind.py [--rounds 3] [--only W1,W2,I,M]
-                               [--modes ld-debug-floor,ld-debug,bpftrace-floor,bpftrace,bpf]
+                               [--modes ld-debug-floor,ld-debug,bpftrace-floor,bpftrace,bpf-floor,bpf]
 Machines here are shared and noisy: read the ratios, not the seconds.
 """
 from __future__ import annotations
@@ -44,12 +48,14 @@ def go_env(cache: Path) -> dict[str, str]:
     return env
 
 
-def run(mode: str, argv: list[str], env: dict, cwd: Path, out: Path) -> tuple[float, int, int]:
-    """Wall seconds, events captured, events lost for one run."""
+def run(mode: str, argv: list[str], env: dict, cwd: Path, out: Path) -> tuple[float, int, int, int]:
+    """Wall seconds, events captured, events lost, peak RSS (KiB, gotrace + its tracer) for one run."""
     from tracer import load_session
 
     if mode == "bpftrace-floor":
-        return bpftrace_floor(argv, env, cwd)
+        return (*bpftrace_floor(argv, env, cwd), 0)
+    if mode == "bpf-floor":
+        return (*bpf_floor(argv, env, cwd), 0)
     if mode == "untraced":
         cmd = argv
     elif mode == "ld-debug-floor":  # the logs where gotrace puts them: tmpfs if there is room
@@ -60,10 +66,13 @@ def run(mode: str, argv: list[str], env: dict, cwd: Path, out: Path) -> tuple[fl
     else:
         cmd = [str(VENV_BIN / "gotrace"), "bind", "-q", "--force", "-o", str(out), "--backend", mode, "--", *argv]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    sampler = PeakRss(proc.pid) if mode in ("ld-debug", "bpftrace", "bpf") else None
+    _, stderr = proc.communicate()
     wall = time.perf_counter() - t0
+    peak = sampler.stop() if sampler else 0
     if proc.returncode != 0:
-        raise SystemExit(f"{mode} run failed ({proc.returncode}): {proc.stderr.strip()[-300:]}")
+        raise SystemExit(f"{mode} run failed ({proc.returncode}): {stderr.strip()[-300:]}")
     if mode == "bpftrace":
         wait_detached()
     if mode == "bpf":
@@ -71,11 +80,60 @@ def run(mode: str, argv: list[str], env: dict, cwd: Path, out: Path) -> tuple[fl
     if mode == "ld-debug-floor":
         bound = sum(p.read_bytes().count(b"binding file ") for p in out.iterdir())
         shutil.rmtree(out)
-        return wall, bound, 0
+        return wall, bound, 0, 0
     if mode == "untraced":
-        return wall, 0, 0
+        return wall, 0, 0, 0
     s = load_session(out)
-    return wall, len(s.events), int(s.meta.get("lost_events") or 0)
+    return wall, len(s.events), int(s.meta.get("lost_events") or 0), peak
+
+
+TRACERS = ("bpftrace", "bindload-")
+
+
+class PeakRss:
+    """The high-water RSS of gotrace (``pid``) and of its tracer child, sampled every 20 ms
+    from /proc/PID/status (VmHWM: each process's own peak, so a short peak between two
+    samples still counts as long as the process is alive at one of them)."""
+
+    def __init__(self, pid: int):
+        import threading
+
+        self.pid = pid
+        self.peaks: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _hwm(pid: int) -> int:
+        try:
+            with open(f"/proc/{pid}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    def _tracers(self) -> list[int]:
+        from tracer import procfs
+
+        try:
+            kids = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
+        except OSError:
+            return []
+        return [int(k) for k in kids if any(os.path.basename((procfs.cmdline(int(k)) or [""])[0]).startswith(t)
+                                            for t in TRACERS)]
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            for pid in [self.pid, *self._tracers()]:
+                self.peaks[pid] = max(self.peaks.get(pid, 0), self._hwm(pid))
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return sum(self.peaks.values())
 
 
 def wait_detached(timeout: float = 30) -> None:
@@ -163,6 +221,47 @@ def bpftrace_floor(argv: list[str], env: dict, cwd: Path) -> tuple[float, int, i
     return wall, made[0], 0
 
 
+def bpf_floor(argv: list[str], env: dict, cwd: Path) -> tuple[float, int, int]:
+    """gotrace's BPF loader alone: started, attached, its output read and dropped."""
+    import threading
+    from tracer.capture.bpf.launch import artifacts, start_gated
+
+    built = artifacts(build=True)
+    t0 = time.perf_counter()
+    here = os.getcwd()
+    os.chdir(cwd)  # the child's
+    try:
+        child, loader = start_gated(argv, env, built)
+    finally:
+        os.chdir(here)
+    while not loader.stdout.readline().startswith(b"READY"):
+        pass
+    lines = [0]
+
+    def drain() -> None:
+        fd = loader.stdout.fileno()
+        while block := os.read(fd, 1 << 20):
+            lines[0] += block.count(b"\n@b[")
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    child.release()
+    code = child.wait()
+    loader.stdin.close()  # the loader drains, closes its output, then detaches (not timed)
+    reader.join()
+    wall = time.perf_counter() - t0
+    lost = 0
+    for raw in loader.stderr:
+        if raw.startswith(b"LOST\t"):
+            lost = int(raw.split(b"\t")[1])
+        if raw.strip() == b"END":
+            break
+    threading.Thread(target=loader.wait, daemon=True).start()
+    wait_loader_detached()
+    if code != 0:
+        raise SystemExit(f"bpf-floor run failed ({code})")
+    return wall, lines[0], lost
+
+
 def workload(name: str, modes: list[str], rounds: int, make) -> None:
     """Every mode once per round, the order rotated each round (so no mode is
     always first after a pause, or always right after the heaviest one).
@@ -170,7 +269,7 @@ def workload(name: str, modes: list[str], rounds: int, make) -> None:
     Three ratios to untraced: of the medians; the median of each round's own
     ratio (the run against the untraced run minutes from it); and of the
     fastest runs (noise on a shared machine only ever adds time)."""
-    results: dict[str, list[tuple[float, int, int]]] = {m: [] for m in modes}
+    results: dict[str, list[tuple[float, int, int, int]]] = {m: [] for m in modes}
     for r in range(rounds):
         order = modes[r % len(modes):] + modes[:r % len(modes)]
         for m in order:  # interleaved, so drift hits every mode alike
@@ -178,18 +277,20 @@ def workload(name: str, modes: list[str], rounds: int, make) -> None:
                 argv, env, cwd = make(Path(tmp))
                 results[m].append(run(m, argv, env, cwd, Path(tmp) / "session"))
             print(f"  {name} round {r + 1}/{rounds} {m}: {results[m][-1][0]:.2f} s", file=sys.stderr, flush=True)
-    untraced = [w for w, _, _ in results["untraced"]]
+    untraced = [r[0] for r in results["untraced"]]
     base = statistics.median(untraced)
     print(f"\n{name}: {rounds} interleaved rounds")
-    print(f"  {'mode':14} {'median s':>9} {'ratio':>7} {'paired':>7} {'best':>7} {'events':>9} {'lost':>6}")
+    print(f"  {'mode':14} {'median s':>9} {'ratio':>7} {'paired':>7} {'best':>7} {'worst':>7} {'events':>9} "
+          f"{'lost':>6} {'peak RSS':>9}")
     for m in modes:
-        walls = [w for w, _, _ in results[m]]
+        walls = [r[0] for r in results[m]]
         med = statistics.median(walls)
         paired = statistics.median(w / u for w, u in zip(walls, untraced))
-        ev = statistics.median(e for _, e, _ in results[m])
-        lost = max(l for _, _, l in results[m])
+        ev = statistics.median(r[1] for r in results[m])
+        lost = max(r[2] for r in results[m])
+        rss = max(r[3] for r in results[m])
         print(f"  {m:14} {med:9.2f} {med / base:6.3f}x {paired:6.3f}x {min(walls) / min(untraced):6.3f}x "
-              f"{ev:9.0f} {lost:6d}")
+              f"{max(walls) / max(untraced):6.3f}x {ev:9.0f} {lost:6d} {f'{rss / 1024:.0f} MB' if rss else '-':>9}")
 
 
 def w1(tmp: Path):
@@ -339,7 +440,7 @@ def main() -> None:
     modes += ["bpftrace-floor", "bpftrace"] if BpftraceBackend().probe().ok else []
     from tracer.capture.bpf.backend import BpfBackend
 
-    modes += ["bpf"] if BpfBackend().probe().ok else []
+    modes += ["bpf-floor", "bpf"] if BpfBackend().probe().ok else []
     if args.modes:
         modes = ["untraced"] + [m for m in modes if m in args.modes.split(",") and m != "untraced"]
     if "bpftrace" not in modes and not args.modes:

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # setup.sh — install everything gotrace needs on Debian 12, idempotently.
 #
-#   Debian packages: bpftrace (the root backend), libc6-dbg (ld.so's internal
+#   Debian packages: clang-14 and libbpf-dev (gotrace's own BPF program and its
+#   loader, the root backend: built here once, see the end), bpftrace (the
+#   root backend through dscripts/bindsnoop.bt), libc6-dbg (ld.so's internal
 #   symbols for the probes), gcc + libc6-dev (cgo), binutils (objcopy,
 #   readelf) and procps (pgrep) for the tests; clang-14, lld-16 (ld64.lld)
 #   and llvm-16 (llvm-objdump, llvm-lipo) to build and check Mach-O test
@@ -56,11 +58,17 @@ if [[ $(uname -s) == Darwin ]]; then
     [[ -e /Library/Apple/usr/libexec/oah/libRosettaRuntime ]] ||
       echo "setup: Rosetta 2 is not installed (needed for --arch x86_64): softwareupdate --install-rosetta --agree-to-license" >&2
   fi
-  echo "setup: ready ($(.venv/bin/gotrace --version), $(.venv/bin/go version | cut -d' ' -f3-))"
+  # gotrace's BPF program and its loader, compiled once into ~/.cache/gotrace (CO-RE: one object for
+# every kernel with BTF); without this the first `gotrace bind` as root builds them (~2 s).
+if [[ $(id -u) -eq 0 ]]; then
+  .venv/bin/python -c "from tracer.capture.bpf.launch import artifacts; artifacts(build=True)" \
+    || echo "setup: warning: could not build gotrace's BPF program (the bpftrace backend stays)" >&2
+fi
+echo "setup: ready ($(.venv/bin/gotrace --version), $(.venv/bin/go version | cut -d' ' -f3-))"
   exit 0
 fi
 
-PACKAGES=(bpftrace libc6-dbg gcc libc6-dev binutils procps python3-venv clang-14 lld-16 llvm-16
+PACKAGES=(libbpf-dev bpftrace libc6-dbg gcc libc6-dev binutils procps python3-venv clang-14 lld-16 llvm-16
           lldb-16 python3-lldb-16 liblldb-16-dev
           qemu-user qemu-user-binfmt gcc-aarch64-linux-gnu libc6-dev-arm64-cross
           libc6:arm64 libc6-dbg:arm64)

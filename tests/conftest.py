@@ -38,6 +38,18 @@ def require_bpftrace() -> None:
     require(avail.ok, f"bpftrace backend unavailable: {avail.explain()}")
 
 
+def require_bpf() -> None:
+    from tracer.capture.bpf.backend import BpfBackend
+
+    avail = BpfBackend().probe()
+    require(avail.ok, f"bpf backend unavailable: {avail.explain()}")
+
+
+def require_backend(name: str) -> None:
+    """The capability the named backend needs (ld-debug needs none)."""
+    {"bpf": require_bpf, "bpftrace": require_bpftrace, "lldb": require_lldb}.get(name, lambda: None)()
+
+
 def require_lldb() -> None:
     from tracer.capture.lldb.backend import LldbBackend
 

@@ -12,11 +12,11 @@ import os
 
 import pytest
 
-from conftest import require_bpftrace, require_lldb
+from conftest import require_backend
 from tracer import bind, load_session
 from tracer.session import schema
 
-BACKENDS = ["bpftrace", "ld-debug", "lldb"]
+BACKENDS = ["bpf", "bpftrace", "ld-debug", "lldb"]
 
 
 def _kinds(session, exe: str, symbol: str) -> set[str]:
@@ -27,10 +27,7 @@ def _kinds(session, exe: str, symbol: str) -> set[str]:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_lazy_now_and_dlsym_kinds(backend, modes_bins, tmp_path):
-    if backend == "bpftrace":
-        require_bpftrace()
-    if backend == "lldb":
-        require_lldb()
+    require_backend(backend)
     seen = {}
     for mode, binary in modes_bins.items():
         res = bind([str(binary), "0.25"], out=tmp_path / f"{backend}-{mode}", backend=backend,

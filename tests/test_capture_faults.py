@@ -16,7 +16,8 @@ from tracer.capture.choose import choose
 
 
 def test_bpftrace_missing_is_one_line_and_auto_falls_back(tmp_path):
-    env = dict(os.environ, PATH="/usr/local/nowhere")
+    # no tools at all, and no BPF program built before (an empty cache): neither bpf nor bpftrace
+    env = dict(os.environ, PATH="/usr/local/nowhere", XDG_CACHE_HOME=str(tmp_path / "cache"))
     bash = shutil.which("bash")
     out = gotrace_cli("bind", "-o", str(tmp_path / "a"), "--backend", "bpftrace", "--", bash, "-c", "exit 0",
                       env=env)
@@ -25,7 +26,8 @@ def test_bpftrace_missing_is_one_line_and_auto_falls_back(tmp_path):
         "gotrace: bpftrace backend unavailable: bpftrace is not installed; install it: apt-get install bpftrace"]
     out = gotrace_cli("bind", "-o", str(tmp_path / "b"), "--", bash, "-c", "/bin/ls / >/dev/null", env=env)
     assert out.returncode == 0, out.stderr
-    assert "backend ld-debug (auto: bpftrace is not installed" in out.stderr
+    assert "backend ld-debug (auto: not bpf: " in out.stderr and "; not bpftrace: bpftrace is not installed" \
+        in out.stderr
     assert load_session(tmp_path / "b").meta["backend"] == "ld-debug"
 
 
@@ -37,6 +39,10 @@ def test_unresolvable_ldso_symbols_name_the_fix(tmp_path, monkeypatch):
     subprocess.run(["objcopy", "--strip-all", "--remove-section=.note.gnu.build-id",
                     bpf_mod.ldso_path(), str(stripped)], check=True)
     monkeypatch.setattr(bpf_mod, "ldso_path", lambda: str(stripped))
+    from tracer.capture.bpf import backend as own_bpf
+
+    monkeypatch.setattr(own_bpf, "ldso_path", lambda: str(stripped))
+    assert "_dl_fixup" in own_bpf.BpfBackend().probe().reason
     avail = bpf_mod.BpftraceBackend().probe()
     assert not avail.ok
     assert "_dl_fixup" in avail.reason and avail.fix == "install glibc's debug symbols: apt-get install libc6-dbg"

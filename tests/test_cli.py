@@ -10,15 +10,14 @@ import time
 
 import pytest
 
-from conftest import gotrace_cli, require_bpftrace
+from conftest import gotrace_cli, require_backend
 from tracer import load_session
 
-BACKENDS = ["bpftrace", "ld-debug"]
+BACKENDS = ["bpf", "bpftrace", "ld-debug"]
 
 
 def _need(backend):
-    if backend == "bpftrace":
-        require_bpftrace()
+    require_backend(backend)
 
 
 def test_help_teaches():
@@ -223,7 +222,7 @@ def _run(entry: str, *args: str, timeout=300) -> tuple[int, str, list[str], set[
             set(filter(None, loaded[-1].split(","))))
 
 
-@pytest.mark.parametrize("backend", ["ld-debug", "bpftrace"])
+@pytest.mark.parametrize("backend", ["ld-debug", "bpftrace", "bpf"])
 def test_summary_is_the_sessions_report_without_pandas(backend, tmp_path):
     """bind's summary is counted while the events are written, never read
     back; `report` counts the saved parts one by one. Both must be what
@@ -251,10 +250,11 @@ def test_summary_is_the_sessions_report_without_pandas(backend, tmp_path):
     assert got == expected
     assert summary["bindings"]["total"] > 500 and summary["processes"]["count"] >= 4
     assert build_report(load_session(sess)) == summary  # the notebook path: a loaded Session
-    if backend == "bpftrace":
+    if backend != "ld-debug":
         assert summary["latency_ns"]["all"]["count"] == summary["bindings"]["total"]
         assert summary["relocation"]["images"] > 0 and summary["bindings"]["failed"] > 0
         assert summary["processes"]["static"] == 1  # ldconfig, seen exec'ing though it never binds
+    if backend == "bpftrace":
         # asked while bpftrace compiled, read at the end: the same text bpftrace prints
         version = subprocess.run(["bpftrace", "--version"], capture_output=True, text=True).stdout.strip()
         assert load_session(sess).meta["bpftrace_version"] == version
@@ -327,7 +327,7 @@ console.main()
 """
 
 
-@pytest.mark.parametrize("backend", ["ld-debug", "bpftrace"])
+@pytest.mark.parametrize("backend", ["ld-debug", "bpftrace", "bpf"])
 def test_a_plain_bind_starts_its_command_before_typer_click_rich_or_pandas(backend, tmp_path):
     """The start-up budget: when a plain `gotrace bind … -- CMD` lets CMD run,
     neither Typer, click nor pandas is loaded, and with ld-debug not rich either

@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from conftest import gotrace_cli, require, require_bpftrace, require_lldb
+from conftest import gotrace_cli, require, require_backend
 from linkbins import build
 
 GLIBC_FATAL = re.compile(r"^(\S+): symbol lookup error: (\S+): undefined symbol: (\S+?)(?:, version (\S+))?$", re.M)
@@ -44,13 +44,9 @@ def report(session) -> dict:
     return json.loads(out.stdout)
 
 
-def _need(backend: str) -> None:
-    {"bpftrace": require_bpftrace, "lldb": require_lldb}.get(backend, lambda: None)()
-
-
-@pytest.mark.parametrize("backend", ["bpftrace", "lldb"])
+@pytest.mark.parametrize("backend", ["bpf", "bpftrace", "lldb"])
 def test_a_fatal_lookup_is_told_from_weak_misses(backend, bins, tmp_path):
-    _need(backend)
+    require_backend(backend)
     session = tmp_path / "s"
     out = gotrace_cli("bind", "--backend", backend, "-o", str(session), "--", str(bins["fatal"]))
     assert out.returncode == 127, out.stderr  # the program's own exit status
@@ -78,10 +74,11 @@ def test_a_fatal_lookup_is_told_from_weak_misses(backend, bins, tmp_path):
     assert "fatal lookups" in text and "died, exit 127" in text and "weak reference: skipped" in text
 
 
-def test_a_dlopen_that_fails_on_a_missing_symbol_is_caught_not_fatal(bins, tmp_path):
-    require_bpftrace()
+@pytest.mark.parametrize("backend", ["bpf", "bpftrace"])
+def test_a_dlopen_that_fails_on_a_missing_symbol_is_caught_not_fatal(backend, bins, tmp_path):
+    require_backend(backend)
     session = tmp_path / "s"
-    out = gotrace_cli("bind", "--backend", "bpftrace", "-o", str(session), "--", str(bins["opener"]),
+    out = gotrace_cli("bind", "--backend", backend, "-o", str(session), "--", str(bins["opener"]),
                       str(bins["libuser"]))
     assert out.returncode == 3, out.stderr
     m = re.search(r"dlopen failed: (\S+): undefined symbol: (\S+)", out.stdout)  # dlerror()'s account
@@ -106,12 +103,13 @@ def has_interp(path) -> bool:
     return any(l.split()[:1] == ["INTERP"] for l in out.splitlines())
 
 
-def test_static_processes_are_listed_as_static(binaries, tmp_path):
-    require_bpftrace()
+@pytest.mark.parametrize("backend", ["bpf", "bpftrace"])
+def test_static_processes_are_listed_as_static(backend, binaries, tmp_path):
+    require_backend(backend)
     static = binaries("go-linux-amd64-static")
     assert not has_interp(static) and has_interp(sys.executable)
     session = tmp_path / "s"
-    out = gotrace_cli("bind", "--backend", "bpftrace", "-o", str(session), "--", "/bin/sh", "-c",
+    out = gotrace_cli("bind", "--backend", backend, "-o", str(session), "--", "/bin/sh", "-c",
                       f"{static}; {static}; exit 0")
     assert out.returncode == 0, out.stderr
     r = report(session)

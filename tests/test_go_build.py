@@ -1,6 +1,6 @@
 """The main job: a cold `go build` of examples/cgo-hello under each backend.
 
-Oracle: glibc's own account. For the bpftrace backend, LD_DEBUG=bindings runs in
+Oracle: glibc's own account. For the bpf and bpftrace backends, LD_DEBUG=bindings runs in
 the very same processes (it only prints), so every pid LD_DEBUG reports must be
 in the session with exactly as many resolved bindings. The one systematic
 difference is explained and checked: bpftrace also sees failed lookups (weak
@@ -16,7 +16,7 @@ from collections import Counter
 
 import pytest
 
-from conftest import EXAMPLE, ld_debug_counts, require_bpftrace
+from conftest import EXAMPLE, ld_debug_counts, require_backend
 from tracer import bind, load_session
 
 pytestmark = pytest.mark.slow
@@ -51,14 +51,15 @@ def _providers_of(s, pids: set) -> Counter:
     return out
 
 
-def test_bpftrace_cold_go_build_matches_ld_debug(go_env, tmp_path, monkeypatch):
-    require_bpftrace()
+@pytest.mark.parametrize("backend", ["bpf", "bpftrace"])
+def test_cold_go_build_matches_ld_debug(backend, go_env, tmp_path, monkeypatch):
+    require_backend(backend)
     logs = tmp_path / "ld"
     logs.mkdir()
     env = dict(go_env, LD_DEBUG="bindings", LD_DEBUG_OUTPUT=str(logs / "ld"))
     monkeypatch.chdir(EXAMPLE)
     res = bind(["go", "build", "-o", str(tmp_path / "hello"), "."], out=tmp_path / "s",
-               backend="bpftrace", env=env)
+               backend=backend, env=env)
     assert res.exit_code == 0
     s = load_session(res.session)
     assert s.complete and s.meta["lost_events"] == 0

@@ -13,11 +13,11 @@ import subprocess
 
 import pytest
 
-from conftest import gotrace_cli, require, require_bpftrace
+from conftest import gotrace_cli, require, require_backend
 from linkbins import build
 from oracles import ld_debug_bindings, ld_debug_searches
 
-BACKENDS = ["ld-debug", "bpftrace"]
+BACKENDS = ["ld-debug", "bpftrace", "bpf"]
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +41,7 @@ def scenarios(bins) -> dict[str, tuple[list[str], dict]]:
 
 
 def record(backend: str, argv: list[str], extra: dict, session) -> subprocess.CompletedProcess:
-    if backend == "bpftrace":
-        require_bpftrace()
+    require_backend(backend)
     return gotrace_cli("bind", "-q", "-b", backend, "-o", str(session), "--", *argv, env={**os.environ, **extra})
 
 
@@ -173,9 +172,10 @@ def test_library_searches_are_glibcs(name, backend, bins, tmp_path):
         assert ld["hit"] == str(bins["liba"]) and ld["search"][0]["source"].startswith("RPATH from file")
 
 
-def test_a_failed_lookup_and_a_missing_library_are_explained(bins, tmp_path):
-    require_bpftrace()
-    out = gotrace_cli("bind", "-q", "-b", "bpftrace", "-o", str(tmp_path / "f"), "--", str(bins["fatal"]))
+@pytest.mark.parametrize("backend", ["bpf", "bpftrace"])
+def test_a_failed_lookup_and_a_missing_library_are_explained(backend, bins, tmp_path):
+    require_backend(backend)
+    out = gotrace_cli("bind", "-q", "-b", backend, "-o", str(tmp_path / "f"), "--", str(bins["fatal"]))
     assert out.returncode == 127
     (lk,) = why(tmp_path / "f", "gone")["lookups"]
     assert lk["chosen"] is None and lk["candidates"] == [] and lk["agrees"]

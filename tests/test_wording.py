@@ -18,7 +18,7 @@ def test_a_typo_gets_one_suggestion():
 
 def test_backend_choices_and_defaults_in_bind_help():
     text = " ".join(gotrace_cli("bind", "--help", env=dict(os.environ, COLUMNS="120")).stdout.split())
-    assert "auto|bpftrace|ld-debug|lldb" in text and "gotrace-sessions/<time>-<cmd>" in text
+    assert "auto|bpf|bpftrace|ld-debug|lldb" in text and "gotrace-sessions/<time>-<cmd>" in text
     assert " . " not in text  # an option help whose default was eaten left a stray " ."
 
 

@@ -38,3 +38,8 @@ class SessionError(GotraceError):
 
 class BackendUnavailable(GotraceError):
     """A capture backend cannot run here; the message says why and how to fix it."""
+
+
+class TracerDidNotStart(BackendUnavailable):
+    """The tracer failed to attach after the backend was chosen (a kernel that refuses
+    the program, say); the command never ran, so ``auto`` may try the next backend."""

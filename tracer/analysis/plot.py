@@ -139,7 +139,7 @@ def figure(sessions: list[Session], include_translator: bool = False):
         for ax, title in ((ax1, "Latency distribution"), (ax2, "Latency by library")):
             ax.set(title=title, xticks=[], yticks=[])
             ax.text(0.5, 0.5, "no resolver latency in these sessions\n(the ld-debug backend measures none;\n"
-                    "bpftrace and lldb do)", ha="center", va="center", transform=ax.transAxes)
+                    "bpf, bpftrace and lldb do)", ha="center", va="center", transform=ax.transAxes)
     ax3.set(xlabel="seconds since the session started", ylabel="bindings so far", title="Bindings over the run")
     ax3.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
     for ax in (ax1, ax2, ax3):

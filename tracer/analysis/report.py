@@ -125,7 +125,7 @@ def notes(meta: dict[str, Any], processes: list[dict], guests: list[dict], trans
         who = ", ".join(r["exe"].rsplit("/", 1)[-1] for r in translator["by_exe"][:3])
         out.append(f"the translator's own bindings ({translator['bindings']:,}, by {who}) are left out of these "
                    "figures; --include-translator counts them")
-    if guests and backend in ("bpftrace", "lldb") and not meta.get("translation"):
+    if guests and backend in ("bpf", "bpftrace", "lldb") and not meta.get("translation"):
         names = sorted({p["translator"] for p in guests})
         out.append(f"{len(guests)} program image{'s' if len(guests) != 1 else ''} ran translated by "
                    f"{', '.join(names)}: {backend} sees the translator, not the guest program's own bindings; "
@@ -137,7 +137,7 @@ def notes(meta: dict[str, Any], processes: list[dict], guests: list[dict], trans
                    "under python; put $(go env GOROOT)/bin first on PATH to trace the toolchain alone")
     if backend == "ld-debug":
         out.append("ld-debug sees only processes that start the dynamic linker: static programs (Go's "
-                   "compile, asm, link …) never do, so they are not counted (bpftrace counts them)")
+                   "compile, asm, link …) never do, so they are not counted (bpf and bpftrace count them)")
     imported = meta.get("imported")
     if imported:
         out.append(f"imported from a {imported['format']} log ({len(imported['from'])} file"
@@ -182,7 +182,7 @@ def failure_notes(meta: dict[str, Any], processes: list[dict], fatal: list[dict]
     out = []
     if meta.get("backend") == "ld-debug":
         out.append("glibc's LD_DEBUG=bindings account prints only lookups that succeeded: weak misses and fatal "
-                   "lookups are not in it (bpftrace and lldb record them)")
+                   "lookups are not in it (bpf, bpftrace and lldb record them)")
     died = [f for f in fatal if f["outcome"] == "died"]
     if died:
         f = died[0]

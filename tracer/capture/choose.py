@@ -1,8 +1,10 @@
 """Which capture backend runs: the registry of names, and the ``auto`` rule.
 
-On Linux ``auto`` prefers the backend that records most (bpftrace: latency,
-failed lookups, the full process tree) and falls back to the one that needs
-nothing (ld-debug), saying which it picked and why. On macOS it is DTrace when
+On Linux ``auto`` prefers the backends that record most (latency, failed
+lookups, the full process tree): gotrace's own BPF program, which costs no
+more than its probes, then bpftrace, which does the same through a compiler
+and a bigger runtime; and falls back to the one that needs nothing (ld-debug),
+saying which it picked and why the others could not run. On macOS it is DTrace when
 it can run (root, SIP allowing it), else dyld's own account (dyld-print), which
 needs no root and works under Rosetta.
 """
@@ -14,6 +16,11 @@ from .backend import Backend
 from ..errors import BackendUnavailable
 
 NAMES = ("auto", "bpf", "bpftrace", "ld-debug", "lldb", "dyld-print", "dtrace")
+LINUX_PREFERENCE = ("bpf", "bpftrace", "ld-debug")  # auto's order on Linux: most recorded at least cost first
+AUTO_WHY = {
+    "bpf": "root, BTF and ld.so symbols: gotrace's own BPF program, every lookup with its latency",
+    "bpftrace": "root, bpftrace and ld.so symbols: every lookup with its latency",
+}
 
 
 def get(name: str) -> Backend:
@@ -65,13 +72,23 @@ def choose(name: str, attach: int | None = None) -> tuple[Backend, str]:
         if avail.ok:
             return dt, "backend dtrace (auto: macOS, root and DTrace allowed: latency per bind target)"
         return get("dyld-print"), f"backend dyld-print (auto: {avail.explain()}; dyld's own account, no latency)"
-    bpf = get("bpftrace")
-    avail = bpf.probe()
-    if avail.ok:
-        return bpf, "backend bpftrace (auto: root, bpftrace and ld.so symbols available)"
+    reasons = []
+    for name in LINUX_PREFERENCE[:-1]:
+        backend = get(name)
+        avail = backend.probe()
+        if avail.ok:
+            said = f"; {'; '.join(reasons)}" if reasons else ""
+            return backend, f"backend {name} (auto: {AUTO_WHY[name]}{said})"
+        reasons.append(f"not {name}: {avail.explain()}")
     fallback = get("ld-debug")
     fb = fallback.probe()
     if not fb.ok:
-        raise BackendUnavailable(f"no backend can run: bpftrace: {avail.explain()}; ld-debug: {fb.explain()}")
-    return fallback, f"backend ld-debug (auto: {avail.explain()}; no latency without bpftrace)"
+        raise BackendUnavailable(f"no backend can run: {'; '.join(reasons)}; not ld-debug: {fb.explain()}")
+    return fallback, f"backend ld-debug (auto: {'; '.join(reasons)}; no latency without BPF)"
 
+
+def next_after(name: str) -> str | None:
+    """The backend ``auto`` tries when ``name`` was picked but failed to start (Linux)."""
+    if name in LINUX_PREFERENCE[:-1]:
+        return LINUX_PREFERENCE[LINUX_PREFERENCE.index(name) + 1]
+    return None

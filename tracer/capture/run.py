@@ -23,7 +23,7 @@ from ..heavy import pa, pd
 
 from . import choose
 from ..analysis.tally import EventTally
-from ..errors import GotraceError
+from ..errors import GotraceError, TracerDidNotStart
 from ..session.writer import SessionWriter, create_unique, prepare_directory
 from ..version import __version__
 from .backend import CaptureRequest
@@ -66,6 +66,18 @@ def _time_guest_lookups(path: Path, translation: translate.Translation) -> dict:
 
     records = guest_latency.read_records(translation.timing_dir)
     return guest_latency.apply(path / "events", records, translation.host_exe)
+
+
+def _fall_back(asked: str, failed, exc: TracerDidNotStart):
+    """auto's next backend after ``failed`` could not start its tracer, and the choice's account."""
+    name = choose.next_after(failed.name) if asked == "auto" else None
+    while name is not None:
+        backend = choose.get(name)
+        avail = backend.probe()
+        if avail.ok:
+            return backend, f"backend {name} (auto: {exc.message}; falling back)"
+        name = choose.next_after(name)
+    raise exc
 
 
 DEFAULT_PARENT = "gotrace-sessions"
@@ -134,7 +146,7 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
         wanted = translate.normalize(arch)
         translate.check_program(wanted, argv, env)
         foreign = wanted != translate.host_arch()
-        if foreign and backend in ("bpftrace", "lldb"):
+        if foreign and backend in ("bpf", "bpftrace", "lldb"):
             raise GotraceError(f"--backend {backend} cannot see translated guest code (uprobes and lldb's "
                                "breakpoints land in the translator, not the guest); use --backend ld-debug")
         if foreign and backend == "auto":
@@ -155,8 +167,8 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
         choice += (f"; running as {translation.arch} through {translation.handler.translator} "
                    f"(binfmt_misc {translation.handler.name}"
                    + (", registered for this run)" if translation.registered else ")"))
-    if chosen.name != "bpftrace":  # the console script's early bpftrace, if any, is not for this run
-        from .bpftrace import prelaunch
+    from . import prelaunch
+    if prelaunch.pending_backend() not in (None, chosen.name):  # the console script's early tracer is not for this run
         prelaunch.discard()
     if on_choice is not None:
         on_choice(choice)
@@ -186,7 +198,15 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
     result = None
     failure: str | None = None
     try:
-        result = chosen.capture(request)
+        while True:
+            try:
+                result = chosen.capture(request)
+                break
+            except TracerDidNotStart as exc:  # nothing ran: auto goes on to the next backend
+                chosen, choice = _fall_back(backend, chosen, exc)
+                writer.meta.update(backend=chosen.name, backend_choice=choice)
+                if on_choice is not None:
+                    on_choice(choice)
     except KeyboardInterrupt:
         failure = "interrupted"
         raise

@@ -16,7 +16,7 @@ def bind_command(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Session directory to create.",
                       show_default="gotrace-sessions/<time>-<cmd>")] = None,
     backend: Annotated[str, typer.Option("--backend", "-b", help="Which tracer records the bindings.",
-                       metavar="auto|bpftrace|ld-debug|lldb|dyld-print|dtrace")] = "auto",
+                       metavar="auto|bpf|bpftrace|ld-debug|lldb|dyld-print|dtrace")] = "auto",
     arch: Annotated[Optional[str], typer.Option("--arch", help="Run the command as this architecture (arm64, "
                     "x86_64) through its binfmt_misc translator (macOS: Rosetta 2); `go` becomes that arch's "
                     "toolchain. Backend: ld-debug (macOS: dyld-print).",
@@ -39,19 +39,22 @@ def bind_command(
 
       gotrace bind -- go build ./...
       gotrace bind -o sess --backend ld-debug -- go test ./pkg
+      gotrace bind -b bpftrace -- go test ./...   # through bindsnoop.bt
       gotrace bind --backend lldb -- ./hello      # one process, through lldb
       gotrace bind --pid 4242                     # a running process, from now
       gotrace bind --arch arm64 -- ./hello-arm64  # translated, by qemu-user
       gotrace bind --arch arm64 --register-binfmt -- go build
       gotrace bind --arch x86_64 -- go build      # macOS: under Rosetta 2
 
-    Backends: bpftrace (root; latency, failed lookups, full process tree),
-    ld-debug (no root; glibc's LD_DEBUG), lldb (one process, no descendants;
+    Backends: bpf (root, BTF; gotrace's own BPF program: latency, failed
+    lookups, full process tree, at little more than the probes' cost),
+    bpftrace (the same through dscripts/bindsnoop.bt, which you can read and
+    run by hand; ~0.3 s more per run), ld-debug (no root; glibc's LD_DEBUG), lldb (one process, no descendants;
     latency corrected for lldb's own stop cost, calibrated in the same run;
     works where uprobes cannot), dyld-print (macOS, no root: dyld's own
     account of every process, Rosetta included), dtrace (root: one dtrace
     per process; Linux: dlsym/dlopen only; macOS: every bind target with its
-    latency), auto (bpftrace if it can run, else ld-debug; on macOS dtrace,
+    latency), auto (bpf, else bpftrace, else ld-debug, saying why; on macOS dtrace,
     else dyld-print; never lldb, except for --attach). macOS paths are not
     run on macOS.
 

@@ -12,8 +12,8 @@ cost or lands on a traced command's wall time:
   what ``readelf`` needs for a whole library;
 * a plain ``bind [-o D] [-b B] [-q] [--force] [--json] -- CMD`` (plain_bind.py)
   — Typer and click would add ~40 ms before the command may start. For it,
-  bpftrace is started first of all, so it compiles its probes while the rest
-  loads (capture/bpftrace/prelaunch.py).
+  the tracer (gotrace's BPF loader, or bpftrace) is started first of all, so it
+  attaches its probes while the rest loads (capture/prelaunch.py).
 
 Every other command line, including any these scans are unsure of, goes to
 the Typer app (app.py), which owns the grammar, the help and usage errors.
@@ -45,11 +45,12 @@ def _run(argv: list[str], fast_paths: bool):
         if request is not None:
             return _inspect_json(*request)
         if argv[:1] == ["bind"]:
-            from ..capture.bpftrace import prelaunch
+            from ..capture import prelaunch
             from . import plain_bind
 
-            prelaunch.start(plain_bind.bind_command(argv))  # bpftrace compiles while the rest loads
             plain = plain_bind.scan(argv)
+            if plain is not None and plain.backend in plain_bind.PRELAUNCH_BACKENDS:
+                prelaunch.start(plain.command, plain.backend)  # the tracer attaches while the rest loads
             if plain is not None:  # no Typer: the command starts ~40 ms sooner
                 return plain_bind.run(plain)
     from .app import run_app
@@ -62,8 +63,8 @@ def _exit_now(code) -> None:
     finalising pandas, pyarrow and every module — takes ~0.1 s of the user's
     wall time for nothing: sessions and outputs are closed explicitly, and no
     gotrace code relies on atexit handlers."""
-    if "tracer.capture.bpftrace.prelaunch" in sys.modules:  # a launch nobody took: its command never runs
-        sys.modules["tracer.capture.bpftrace.prelaunch"].discard()
+    if "tracer.capture.prelaunch" in sys.modules:  # a launch nobody took: its command never runs
+        sys.modules["tracer.capture.prelaunch"].discard()
     if code is None:
         code = 0
     elif not isinstance(code, int):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..capture.choose import NAMES
 
-PRELAUNCH_BACKENDS = {"auto", "bpftrace"}  # a plain bind these may run gets bpftrace started early
+PRELAUNCH_BACKENDS = {"auto", "bpf", "bpftrace"}  # a plain bind these may run gets its tracer started early
 
 _VALUE_OPTIONS = {"-o": "output", "--output": "output", "-b": "backend", "--backend": "backend",
                   "--json-out": "json_out"}
@@ -68,8 +68,9 @@ def scan(cli_argv: list[str]) -> PlainBind | None:
 
 
 def bind_command(cli_argv: list[str]) -> list[str] | None:
-    """CMD of a plain bind that bpftrace may trace (``-b auto|bpftrace``): the
-    command the console starts bpftrace for early; None for anything else."""
+    """CMD of a plain bind that gotrace's BPF program or bpftrace may trace
+    (``-b auto|bpf|bpftrace``): the command the console starts a tracer for early;
+    None for anything else."""
     plain = scan(cli_argv)
     return plain.command if plain is not None and plain.backend in PRELAUNCH_BACKENDS else None
 

@@ -8,6 +8,7 @@
  *   _dl_lookup_symbol_x, _dl_relocate_object and _dl_signal_cexception, where the uprobes go.
  * Stops on SIGTERM/SIGINT or when stdin closes: drains the buffer, closes stdout (the records'
  * end), prints "LOST\t<n>" (records the ring buffer had no room for) and "END" on stderr, detaches.
+ * GOTRACE_BPF_RINGBUF_BYTES in the environment sets the ring buffer's size (a power of 2, at least a page).
  * Build: cc -O2 -o bindload bindload.c -lbpf
  */
 #include <bpf/libbpf.h>
@@ -131,6 +132,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bindload: cannot open %s: %s\n", obj_path, strerror(errno));
 		return 1;
 	}
+	const char *rb_bytes = getenv("GOTRACE_BPF_RINGBUF_BYTES");  /* tests shrink it to overflow it */
+	if (rb_bytes && *rb_bytes)
+		bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "events"), strtoul(rb_bytes, NULL, 10));
 	if (bpf_object__load(obj)) {
 		fprintf(stderr, "bindload: the kernel refused the BPF program: %s\n", strerror(errno));
 		return 1;

@@ -115,8 +115,10 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	__u64 *g = gen_of(ppid);
 	if (!g || BPF_CORE_READ(child, tgid) != cpid)  /* threads share the pid's entry */
 		return 0;
-	__u64 gen = *g;
-	bpf_map_update_elem(&traced, &cpid, &gen, BPF_ANY);
+	__u64 gen = *g, none = 0;
+	/* until it execs, the child's records carry gen 0 and its objects are the parent's at gen
+	   (the F record says which), as bindsnoop.bt's are */
+	bpf_map_update_elem(&traced, &cpid, &none, BPF_ANY);
 	struct rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
 	if (!r) {
 		count_lost();

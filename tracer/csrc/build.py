@@ -21,17 +21,29 @@ def cache_dir() -> Path:
     return Path(base) / "gotrace"
 
 
+def _target(stem: str, sources: list[str], cc: str, flags: list[str], libs: tuple[str, ...],
+            suffix: str) -> tuple[Path, list[bytes]]:
+    texts = [resources.files("tracer.csrc").joinpath(s).read_bytes() for s in sources]
+    tag = hashlib.sha256(b"\0".join(texts) + " ".join([cc, *flags, *libs]).encode()).hexdigest()[:12]
+    return cache_dir() / f"{stem}-{tag}{suffix}", texts
+
+
+def cached(stem: str, sources: list[str], cc: str, flags: list[str], libs: tuple[str, ...] = (),
+           suffix: str = "") -> Path | None:
+    """What compile_cached would return if it is already built, without building it."""
+    out, _ = _target(stem, sources, cc, flags, libs, suffix)
+    return out if out.exists() else None
+
+
 def compile_cached(stem: str, sources: list[str], cc: str, flags: list[str], libs: tuple[str, ...] = (),
                    suffix: str = "", what: str = "the probe") -> Path:
     """Build ``sources`` (the first is compiled; the rest are headers it includes)."""
-    if shutil.which(cc) is None:
-        raise GotraceError(f"building {what} needs {cc}, which is not installed")
-    texts = [resources.files("tracer.csrc").joinpath(s).read_bytes() for s in sources]
-    tag = hashlib.sha256(b"\0".join(texts) + " ".join([cc, *flags, *libs]).encode()).hexdigest()[:12]
-    out = cache_dir() / f"{stem}-{tag}{suffix}"
+    out, texts = _target(stem, sources, cc, flags, libs, suffix)
     if out.exists():
         return out
-    work = cache_dir() / f"{stem}-{tag}.src"
+    if shutil.which(cc) is None:
+        raise GotraceError(f"building {what} needs {cc}, which is not installed")
+    work = out.parent / (out.name.removesuffix(suffix) + ".src")
     work.mkdir(parents=True, exist_ok=True)
     for name, text in zip(sources, texts):
         (work / name).write_bytes(text)

@@ -11,72 +11,25 @@ counted (`lost_events`), never silent.
 from __future__ import annotations
 
 import os
-import platform
 import select
 import shutil
-import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
 
-from ...binary import facts
-from ...binary.elf import PT_LOAD, program_headers
-from ...errors import BackendUnavailable, GotraceError
+from ...errors import BackendUnavailable, GotraceError, TracerDidNotStart
 from ..backend import Availability, CaptureRequest, CaptureResult
 from ..background import preload
 from ..bpftrace.decode import BpftraceDecoder
-from ..child import GatedChild
-from ..ldso import ldso_path, require_layout, symbols_available
+from .. import prelaunch
+from ..ldso import ldso_path, symbols_available
+from .launch import INSTALL, LIBBPF_HEADER, bpf_cc, artifacts, host_problem, start_gated
 
-SUPPORTED_MACHINES = {"x86_64"}  # the program reads the return address at [sp] on entry
-BTF = Path("/sys/kernel/btf/vmlinux")
-BPF_CC = ("clang-14", "clang")
-BPF_FLAGS = ["-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_x86", "-I/usr/include/x86_64-linux-gnu", "-c"]
-LIBBPF_HEADER = Path("/usr/include/bpf/libbpf.h")
 READY_TIMEOUT_S = 30
 DECODE_SECONDS = 0.1
 STRLEN = 128
 LATENCY_METHOD = ("bpf_ktime_get_ns from uprobe entry to uretprobe of _dl_lookup_symbol_x (gotrace's BPF "
                   "program); includes the probes' own trap cost")
-
-
-def _bpf_cc() -> str | None:
-    return next((cc for cc in BPF_CC if shutil.which(cc)), None)
-
-
-def build() -> tuple[Path, Path]:
-    """The BPF object and its loader, built once per source version (csrc/build.py's cache)."""
-    from ...csrc.build import compile_cached
-
-    cc = _bpf_cc()
-    if cc is None:
-        raise GotraceError("building gotrace's BPF program needs clang, which is not installed")
-    obj = compile_cached("bindsnoop-bpf", ["bindsnoop.bpf.c"], cc, BPF_FLAGS, suffix=".o",
-                         what="gotrace's BPF program")
-    loader = compile_cached("bindload", ["bindload.c"], "cc", ["-O2"], ("-lbpf",), what="the BPF loader")
-    return obj, loader
-
-
-def file_offset(path: str, vaddr: int) -> int | None:
-    """Where a link-time address lies in the file (uprobes are placed by file offset)."""
-    for ptype, seg, _align in program_headers(path):
-        if ptype == PT_LOAD and seg.vmaddr <= vaddr < seg.vmaddr + seg.filesize:
-            return seg.fileoff + (vaddr - seg.vmaddr)
-    return None
-
-
-def loader_args(root_pid: int) -> tuple[str, list[str]]:
-    """bindload's arguments after OBJ (its USAGE): ld.so, the root, bindsnoop.bt's layout, file offsets."""
-    ldso, lay = require_layout()
-    funcs = facts.function_ranges(ldso, frozenset({"_dl_lookup_symbol_x", "_dl_relocate_object",
-                                                   "_dl_signal_cexception"}))
-    offsets = [file_offset(ldso, funcs[f][0]) for f in ("_dl_lookup_symbol_x", "_dl_relocate_object",
-                                                         "_dl_signal_cexception")]
-    if None in offsets:
-        raise BackendUnavailable(f"bpf backend unavailable: ld.so's functions lie outside its loaded segments")
-    layout = [lay.lookup, *lay.fixup, *lay.profile_fixup, *lay.text]
-    return ldso, [ldso, str(root_pid), *(str(v) for v in layout), *(str(o) for o in offsets)]
 
 
 class BpfBackend:
@@ -92,19 +45,9 @@ class BpfBackend:
         return self._probe
 
     def _check(self) -> Availability:
-        if os.geteuid() != 0:
-            return Availability(False, "gotrace's BPF program needs root (CAP_BPF and CAP_PERFMON)",
-                                "run gotrace as root, e.g. sudo -E gotrace bind ...")
-        machine = platform.machine()
-        if machine not in SUPPORTED_MACHINES:
-            return Availability(False, f"gotrace's BPF program supports x86_64 hosts only, not {machine}",
-                                "use --backend ld-debug")
-        if not BTF.exists():
-            return Availability(False, f"the kernel has no BTF ({BTF} is missing): CO-RE cannot place the "
-                                "program's reads", "use --backend bpftrace")
-        if _bpf_cc() is None or not LIBBPF_HEADER.exists() or shutil.which("cc") is None:
-            return Availability(False, "building gotrace's BPF program needs clang, a C compiler and libbpf's "
-                                "headers", "apt-get install clang-14 gcc libbpf-dev")
+        problem = host_problem()
+        if problem is not None:
+            return problem
         ldso = ldso_path()
         if ldso is None:
             return Availability(False, "cannot find glibc's ld.so on this host",
@@ -112,27 +55,31 @@ class BpfBackend:
         symbols = symbols_available(ldso)
         if not symbols.ok:
             return symbols
-        try:
-            self._built = build()
-        except GotraceError as exc:
-            return Availability(False, exc.message, "use --backend bpftrace")
+        self._built = artifacts(build=False)
+        if self._built is None:  # the first run: build (once per source version)
+            if bpf_cc() is None or not LIBBPF_HEADER.exists() or shutil.which("cc") is None:
+                return Availability(False, "building gotrace's BPF program needs clang, a C compiler and "
+                                    "libbpf's headers", INSTALL)
+            try:
+                self._built = artifacts(build=True)
+            except GotraceError as exc:
+                return Availability(False, exc.message, "use --backend bpftrace")
         return Availability(True, "root, BTF, libbpf and glibc debug symbols are present")
 
     def capture(self, request: CaptureRequest) -> CaptureResult:
         avail = self.probe()
         if not avail.ok or self._built is None:
             raise BackendUnavailable(f"bpf backend unavailable: {avail.explain()}")
-        obj, loader = self._built
         decoder = BpftraceDecoder(backend=self.name)
-        child = GatedChild(request.argv, request.env)
-        child.start()
-        try:
-            _ldso, args = loader_args(child.pid)
-            proc = subprocess.Popen([str(loader), str(obj), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, start_new_session=True)
-        except BaseException:
-            child.abort()
-            raise
+        early = prelaunch.take(self.name, request.argv, request.env)  # started while the CLI loaded
+        if early is not None and early.built == self._built:
+            child, proc = early.child, early.proc
+        else:
+            if early is not None:
+                prelaunch.stop(early)
+                early = None
+            child, proc = start_gated(request.argv, request.env, self._built)
+        obj, loader = self._built
         decoder.tree.root(child.pid, os.getpid(), request.argv, time.monotonic_ns())
         preload("pyarrow.csv")
         errors = _Stderr(proc.stderr)
@@ -144,7 +91,7 @@ class BpfBackend:
                 child.abort()
                 proc.kill()
                 errors.join(5)
-                raise BackendUnavailable(f"gotrace's BPF program failed to start: {errors.summary() or 'no READY'}")
+                raise TracerDidNotStart(f"gotrace's BPF program failed to start: {errors.summary() or 'no READY'}")
             stream.start()
             child.release()
             exit_code = child.wait()
@@ -180,6 +127,7 @@ class BpfBackend:
                 "latency_method": LATENCY_METHOD,
                 "string_limit_bytes": STRLEN - 1,
                 "bpf_program": obj.name, "bpf_loader": loader.name,
+                "bpf_started": "by the console script, while the CLI loaded" if early is not None else "by the backend",
                 "bpf_stderr": errors.summary() or None,
                 "ring_buffer_lost": errors.lost,
             },
@@ -267,4 +215,3 @@ class _Stream(threading.Thread):
             self.error = exc
 
 
-__all__ = ["BpfBackend", "signal"]

@@ -25,11 +25,11 @@ import threading
 import time
 from collections import deque
 
-from . import prelaunch
+from .. import prelaunch
 from .bpf_map import BpfMap
 from .decode import BINDING_KEY_SIZE, BINDING_VALUE_SIZE, BpftraceDecoder
 from .launch import STRLEN, bpftrace_env, start_gated
-from ...errors import BackendUnavailable
+from ...errors import BackendUnavailable, TracerDidNotStart
 from ..backend import Availability, CaptureRequest, CaptureResult
 from ..background import preload
 from ..ldso import ldso_path, symbols_available
@@ -105,7 +105,7 @@ class BpftraceBackend:
             raise BackendUnavailable(f"bpftrace backend unavailable: {avail.explain()}")
         decoder = BpftraceDecoder()
         env = bpftrace_env()
-        early = prelaunch.take(request.argv, request.env)  # started by the console script while the CLI loaded
+        early = prelaunch.take("bpftrace", request.argv, request.env)  # started by the console script while the CLI loaded
         child, proc = (early.child, early.proc) if early is not None else start_gated(request.argv, request.env)
         decoder.tree.root(child.pid, os.getpid(), request.argv, time.monotonic_ns())
         version = _VersionQuery()  # answered while bpftrace compiles, not after the command
@@ -119,7 +119,7 @@ class BpftraceBackend:
                 child.abort()
                 _stop(proc)
                 errors.join(5)
-                raise BackendUnavailable(f"bpftrace failed to start: {errors.summary() or 'no probes attached'}")
+                raise TracerDidNotStart(f"bpftrace failed to start: {errors.summary() or 'no probes attached'}")
             try:
                 stream.open_bindings(proc.pid)
             except BackendUnavailable:

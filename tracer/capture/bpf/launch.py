@@ -1,0 +1,139 @@
+"""Starting gotrace's BPF program: what the host must have, the build, the loader's arguments.
+
+Shared by the backend and the console script's early start (capture/prelaunch.py), so
+it imports nothing heavy: the early start runs before the CLI has loaded, and
+every millisecond here is on the traced command's wall time.
+
+The object is CO-RE (compiled once, relocated by libbpf against the running
+kernel's BTF), so one build serves every kernel; what depends on the host's
+ld.so (the addresses of its functions) is passed as arguments at each start,
+from ldso.py's layout, which is cached per ld.so.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+
+from ...binary import facts
+from ...binary.elf import PT_LOAD, program_headers
+from ...errors import BackendUnavailable, GotraceError
+from ..backend import Availability
+from ..child import GatedChild
+from ..ldso import require_layout
+
+SUPPORTED_MACHINES = {"x86_64"}  # the program reads the return address at [sp] on entry
+BTF = Path("/sys/kernel/btf/vmlinux")
+LOCKDOWN = Path("/sys/kernel/security/lockdown")
+MIN_KERNEL = (5, 8)  # the BPF ring buffer (5.8); tp_btf and bpf_probe_read_user_str came in 5.5
+BPF_CC = ("clang-14", "clang")
+BPF_FLAGS = ["-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_x86", "-I/usr/include/x86_64-linux-gnu", "-c"]
+LOADER_FLAGS = ["-O2"]
+LOADER_LIBS = ("-lbpf",)
+LIBBPF_HEADER = Path("/usr/include/bpf/libbpf.h")
+RINGBUF_ENV = "GOTRACE_BPF_RINGBUF_BYTES"  # the ring buffer's size (tests shrink it to make it overflow)
+FUNCTIONS = ("_dl_lookup_symbol_x", "_dl_relocate_object", "_dl_signal_cexception")
+INSTALL = "apt-get install clang-14 gcc libbpf-dev"
+
+
+def bpf_cc() -> str | None:
+    return next((cc for cc in BPF_CC if shutil.which(cc)), None)
+
+
+def _kernel_version(release: str) -> tuple[int, int]:
+    parts = release.split("-", 1)[0].split(".")
+    try:
+        return int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):
+        return (0, 0)
+
+
+def host_problem() -> Availability | None:
+    """Why this host cannot run the program at all (no build can change it), or None."""
+    if os.geteuid() != 0:
+        return Availability(False, "gotrace's BPF program needs root (CAP_BPF and CAP_PERFMON)",
+                            "run gotrace as root, e.g. sudo -E gotrace bind ...")
+    machine = platform.machine()
+    if machine not in SUPPORTED_MACHINES:
+        return Availability(False, f"gotrace's BPF program supports x86_64 hosts only, not {machine}",
+                            "use --backend bpftrace or ld-debug")
+    release = platform.release()
+    if _kernel_version(release) < MIN_KERNEL:
+        return Availability(False, f"kernel {release} is older than 5.8 (no BPF ring buffer)",
+                            "use --backend bpftrace")
+    if not BTF.exists():
+        return Availability(False, f"the kernel has no BTF ({BTF} is missing): CO-RE cannot place the "
+                            "program's reads", "use --backend bpftrace")
+    try:
+        lockdown = LOCKDOWN.read_text()
+    except OSError:
+        lockdown = ""
+    if "[confidentiality]" in lockdown:
+        return Availability(False, "the kernel is locked down (confidentiality): BPF may not read kernel memory",
+                            "use --backend ld-debug")
+    return None
+
+
+def artifacts(build: bool) -> tuple[Path, Path] | None:
+    """(the BPF object, its loader) from the cache; built first if ``build`` (once per source
+    version: csrc/build.py), else None when either is not built yet."""
+    from ...csrc.build import cached, compile_cached
+
+    cc = bpf_cc() or BPF_CC[0]
+    if not build:
+        obj = cached("bindsnoop-bpf", ["bindsnoop.bpf.c"], cc, BPF_FLAGS, suffix=".o")
+        loader = cached("bindload", ["bindload.c"], "cc", LOADER_FLAGS, LOADER_LIBS)
+        return (obj, loader) if obj and loader else None
+    obj = compile_cached("bindsnoop-bpf", ["bindsnoop.bpf.c"], cc, BPF_FLAGS, suffix=".o",
+                         what="gotrace's BPF program")
+    if not LIBBPF_HEADER.exists():
+        raise GotraceError(f"building gotrace's BPF loader needs libbpf's headers ({LIBBPF_HEADER}): {INSTALL}")
+    loader = compile_cached("bindload", ["bindload.c"], "cc", LOADER_FLAGS, LOADER_LIBS, what="the BPF loader")
+    return obj, loader
+
+
+def file_offset(path: str, vaddr: int) -> int | None:
+    """Where a link-time address lies in the file (uprobes are placed by file offset)."""
+    for ptype, seg, _align in program_headers(path):
+        if ptype == PT_LOAD and seg.vmaddr <= vaddr < seg.vmaddr + seg.filesize:
+            return seg.fileoff + (vaddr - seg.vmaddr)
+    return None
+
+
+def loader_args(root_pid: int) -> list[str]:
+    """bindload's arguments after OBJ (its USAGE): ld.so, the root, bindsnoop.bt's layout, file offsets."""
+    ldso, lay = require_layout()
+    funcs = facts.function_ranges(ldso, frozenset(FUNCTIONS))
+    offsets = [file_offset(ldso, funcs[f][0]) if f in funcs else None for f in FUNCTIONS]
+    if None in offsets:
+        raise BackendUnavailable("bpf backend unavailable: ld.so's functions are not where its symbols say")
+    layout = [lay.lookup, *lay.fixup, *lay.profile_fixup, *lay.text]
+    return [ldso, str(root_pid), *(str(v) for v in layout), *(str(o) for o in offsets)]
+
+
+def start_gated(argv: list[str], env: dict[str, str], built: tuple[Path, Path]) -> tuple[GatedChild, subprocess.Popen]:
+    """``argv``'s gated child and the loader attaching the program for it, in its own
+    session (a terminal's Ctrl-C is for the command). The loader's arguments are
+    resolved before the child exists, so a failure starts nothing."""
+    obj, loader = built
+    args = loader_args(0)  # raises before anything is started
+    child = GatedChild(argv, env)
+    child.start()
+    args[1] = str(child.pid)
+    try:
+        proc = subprocess.Popen([str(loader), str(obj), *args], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    except OSError as exc:
+        child.abort()
+        raise BackendUnavailable(f"cannot start gotrace's BPF loader: {exc.strerror}") from None
+    return child, proc
+
+
+def loader_pids() -> list[int]:
+    """Every bindload running (one told to stop still detaches its uprobes, ~0.5 s)."""
+    from ... import procfs
+
+    return [p for p in procfs.pids() if any(os.path.basename(a).startswith("bindload-")
+                                            for a in procfs.cmdline(p)[:1])]
