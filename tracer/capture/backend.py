@@ -25,6 +25,22 @@ class Availability:
         return f"{self.reason}; {self.fix}" if self.fix else self.reason
 
 
+def uprobes_problem(who: str, elsewhere: str) -> Availability | None:
+    """Why ``who`` (bindsnoop.bt, gotrace's BPF program) cannot put its uprobes here: it needs
+    root and reads the return address at [sp] on entry, which is x86_64's calling convention."""
+    import os
+    import platform
+
+    if os.geteuid() != 0:
+        return Availability(False, f"{who} needs root (CAP_BPF and CAP_PERFMON)",
+                            "run gotrace as root, e.g. sudo -E gotrace bind ...")
+    machine = platform.machine()
+    if machine != "x86_64":
+        return Availability(False, f"the uprobes of {who} support x86_64 hosts only, not {machine}",
+                            f"use --backend {elsewhere}")
+    return None
+
+
 @dataclass
 class CaptureRequest:
     argv: list[str]

@@ -11,7 +11,6 @@ counted (`lost_events`), never silent.
 from __future__ import annotations
 
 import os
-import select
 import shutil
 import threading
 import time
@@ -21,6 +20,7 @@ from ...errors import BackendUnavailable, GotraceError, TracerDidNotStart
 from ..backend import Availability, CaptureRequest, CaptureResult
 from ..background import preload
 from ..bpftrace.decode import BpftraceDecoder
+from ..bpftrace.lines import LineReader
 from .. import prelaunch
 from ..ldso import ldso_path, symbols_available
 from .launch import INSTALL, LIBBPF_HEADER, bpf_cc, artifacts, host_problem, start_gated
@@ -157,42 +157,11 @@ class _Stderr(threading.Thread):
         return self.lines[0] if self.lines else ""
 
 
-class _Stream(threading.Thread):
+class _Stream(LineReader):
     """The loader's stdout, decoded in batches until it closes (the last record is then out)."""
 
     def __init__(self, pipe, decoder: BpftraceDecoder, request: CaptureRequest):
-        super().__init__(name="gotrace-bpf-reader", daemon=True)
-        self.fd = pipe.fileno()
-        self.decoder = decoder
-        self.request = request
-        self.buf = b""
-        self.error: BaseException | None = None
-        self._procs = 0
-
-    def wait_ready(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while self.decoder.ready_pid is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
-                return False
-            data = os.read(self.fd, 1 << 16)
-            if not data:
-                return False
-            self._consume(data)
-        return True
-
-    def _consume(self, data: bytes) -> None:
-        data = self.buf + data
-        cut = data.rfind(b"\n") + 1
-        self.buf = data[cut:]
-        if cut:
-            table = self.decoder.feed(data[:cut])
-            if table is not None and table.num_rows:
-                self.request.sink(table)
-            n = len(self.decoder.tree.execed_pids)
-            if n != self._procs:
-                self._procs = n
-                self.request.on_process(n)
+        super().__init__(pipe, decoder, request, "gotrace-bpf-reader")
 
     def run(self) -> None:
         pending: list[bytes] = []

@@ -20,11 +20,10 @@ from pathlib import Path
 from ...binary import facts
 from ...binary.elf import PT_LOAD, program_headers
 from ...errors import BackendUnavailable, GotraceError
-from ..backend import Availability
+from ..backend import Availability, uprobes_problem
 from ..child import GatedChild
 from ..ldso import require_layout
 
-SUPPORTED_MACHINES = {"x86_64"}  # the program reads the return address at [sp] on entry
 BTF = Path("/sys/kernel/btf/vmlinux")
 LOCKDOWN = Path("/sys/kernel/security/lockdown")
 MIN_KERNEL = (5, 8)  # the BPF ring buffer (5.8); tp_btf and bpf_probe_read_user_str came in 5.5
@@ -52,13 +51,9 @@ def _kernel_version(release: str) -> tuple[int, int]:
 
 def host_problem() -> Availability | None:
     """Why this host cannot run the program at all (no build can change it), or None."""
-    if os.geteuid() != 0:
-        return Availability(False, "gotrace's BPF program needs root (CAP_BPF and CAP_PERFMON)",
-                            "run gotrace as root, e.g. sudo -E gotrace bind ...")
-    machine = platform.machine()
-    if machine not in SUPPORTED_MACHINES:
-        return Availability(False, f"gotrace's BPF program supports x86_64 hosts only, not {machine}",
-                            "use --backend bpftrace or ld-debug")
+    problem = uprobes_problem("gotrace's BPF program", "ld-debug")
+    if problem is not None:
+        return problem
     release = platform.release()
     if _kernel_version(release) < MIN_KERNEL:
         return Availability(False, f"kernel {release} is older than 5.8 (no BPF ring buffer)",

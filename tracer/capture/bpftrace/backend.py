@@ -16,7 +16,6 @@ background.
 from __future__ import annotations
 
 import os
-import platform
 import select
 import shutil
 import signal
@@ -27,14 +26,14 @@ from collections import deque
 
 from .. import prelaunch
 from .bpf_map import BpfMap
+from .lines import LineReader
 from .decode import BINDING_KEY_SIZE, BINDING_VALUE_SIZE, BpftraceDecoder
 from .launch import STRLEN, bpftrace_env, start_gated
 from ...errors import BackendUnavailable, TracerDidNotStart
-from ..backend import Availability, CaptureRequest, CaptureResult
+from ..backend import Availability, CaptureRequest, CaptureResult, uprobes_problem
 from ..background import preload
 from ..ldso import ldso_path, symbols_available
 
-SUPPORTED_MACHINES = {"x86_64"}  # the script reads the return address at [sp] on entry
 TRACEFS = "/sys/kernel/tracing"
 READY_TIMEOUT_S = 90
 DRAIN_S = 0.1  # bindsnoop.bt's binding map is emptied (and decoded) this often
@@ -80,13 +79,9 @@ class BpftraceBackend:
     def _check(self) -> Availability:
         if shutil.which("bpftrace") is None:
             return Availability(False, "bpftrace is not installed", "install it: apt-get install bpftrace")
-        if os.geteuid() != 0:
-            return Availability(False, "bpftrace needs root (CAP_BPF and CAP_PERFMON)",
-                                "run gotrace as root, e.g. sudo -E gotrace bind ...")
-        machine = platform.machine()
-        if machine not in SUPPORTED_MACHINES:
-            return Availability(False, f"bindsnoop.bt supports x86_64 hosts only, not {machine}",
-                                "use --backend ld-debug")
+        problem = uprobes_problem("bpftrace", "ld-debug")
+        if problem is not None:
+            return problem
         ldso = ldso_path()
         if ldso is None:
             return Availability(False, "cannot find glibc's ld.so on this host",
@@ -115,7 +110,7 @@ class BpftraceBackend:
         stream = _Stream(proc.stdout, decoder, request)
         exit_code = None
         try:
-            if not stream.wait_ready(proc, READY_TIMEOUT_S):
+            if not stream.wait_ready(READY_TIMEOUT_S):
                 child.abort()
                 _stop(proc)
                 errors.join(5)
@@ -260,21 +255,14 @@ class _StderrCollector(threading.Thread):
         return (errs or list(self.lines) or [""])[0]
 
 
-class _Stream(threading.Thread):
+class _Stream(LineReader):
     """Reads bpftrace's stdout in large blocks and decodes complete lines, and
     empties the script's binding map every DRAIN_S (see bpf_map)."""
 
     def __init__(self, pipe, decoder: BpftraceDecoder, request: CaptureRequest):
-        super().__init__(name="gotrace-bpftrace-reader", daemon=True)
-        self.fd = pipe.fileno()
-        self.pipe = pipe
-        self.decoder = decoder
-        self.request = request
-        self.buf = b""
-        self.error: BaseException | None = None
+        super().__init__(pipe, decoder, request, "gotrace-bpftrace-reader")
         self.done = threading.Event()  # output complete (marks arrived, or EOF)
         self._want_marks: set[int] | None = None
-        self._procs = 0
         self.bindings: BpfMap | None = None
 
     def open_bindings(self, bpftrace_pid: int) -> None:
@@ -311,31 +299,6 @@ class _Stream(threading.Thread):
 
     def _drained(self) -> bool:
         return self._want_marks is not None and self._want_marks <= self.decoder.marks
-
-    def wait_ready(self, proc: subprocess.Popen, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while self.decoder.ready_pid is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
-                return False
-            data = os.read(self.fd, 1 << 16)
-            if not data:
-                return False
-            self._consume(data)
-        return True
-
-    def _consume(self, data: bytes) -> None:
-        data = self.buf + data
-        cut = data.rfind(b"\n") + 1
-        self.buf = data[cut:]
-        if cut:
-            table = self.decoder.feed(data[:cut])
-            if table is not None and table.num_rows:
-                self.request.sink(table)
-            n = len(self.decoder.tree.execed_pids)
-            if n != self._procs:
-                self._procs = n
-                self.request.on_process(n)
 
     def run(self) -> None:
         """Read as it comes, decode in batches; empty the binding map.
