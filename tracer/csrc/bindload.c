@@ -21,7 +21,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/utsname.h>
 #include <unistd.h>
+
+/* Kernel 6.1 and later allocate hash map elements on demand in any program (bpf_mem_alloc);
+   before, tracing programs may only use preallocated maps. Preallocating four 65,536-entry maps
+   costs ~5-10 ms of every start, so they are preallocated only where they must be. */
+static int allocates_on_demand(void)
+{
+	struct utsname u;
+	int major = 0, minor = 0;
+	if (uname(&u) != 0 || sscanf(u.release, "%d.%d", &major, &minor) != 2)
+		return 0;
+	return major > 6 || (major == 6 && minor >= 1);
+}
 
 #define STRLEN 128
 #define ARGS_MAX 1024
@@ -135,6 +148,14 @@ int main(int argc, char **argv)
 	const char *rb_bytes = getenv("GOTRACE_BPF_RINGBUF_BYTES");  /* tests shrink it to overflow it */
 	if (rb_bytes && *rb_bytes)
 		bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "events"), strtoul(rb_bytes, NULL, 10));
+	if (allocates_on_demand()) {
+		const char *hashes[] = {"traced", "flight", "reloc_t", "reloc_m"};
+		for (size_t i = 0; i < sizeof(hashes) / sizeof(hashes[0]); i++) {
+			struct bpf_map *m = bpf_object__find_map_by_name(obj, hashes[i]);
+			if (m)
+				bpf_map__set_map_flags(m, bpf_map__map_flags(m) | BPF_F_NO_PREALLOC);
+		}
+	}
 	if (bpf_object__load(obj)) {
 		fprintf(stderr, "bindload: the kernel refused the BPF program: %s\n", strerror(errno));
 		return 1;
