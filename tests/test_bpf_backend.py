@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import gotrace_cli, require, require_bpf, require_bpftrace
+from conftest import gotrace_cli, require, require_backend, require_bpf, require_bpftrace
 from linkbins import build
 from tracer import bind, load_session
 from tracer.capture.bpf import launch
+from tracer.capture.bpftrace.launch import bindsnoop_pids
 from tracer.errors import TracerDidNotStart
 
 
@@ -243,3 +244,42 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "gone"
+
+
+@pytest.mark.parametrize("backend", ["bpf", "bpftrace"])
+def test_a_tracer_that_dies_during_the_run_leaves_an_incomplete_session(backend, tmp_path):
+    """The tracer (the BPF loader, bpftrace) killed while the command runs: the command goes on as it would without gotrace
+    (its exit code is gotrace's), what was recorded before is saved, and the session says it is
+    incomplete and why — never a complete-looking session with the end missing."""
+    import threading
+
+    require_backend(backend)
+    marker = tmp_path / "started"
+    script = f"ls / >/dev/null; touch {marker}; sleep 1; ls /tmp >/dev/null; exit 5"
+    killed = []
+
+    def kill_loader() -> None:
+        deadline = time.monotonic() + 30
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)  # the first ls's records are read (every 100 ms)
+        tracers = launch.loader_pids() if backend == "bpf" else bindsnoop_pids()
+        for pid in tracers:
+            if _ppid(pid) == os.getpid():
+                os.kill(pid, 9)
+                killed.append(pid)
+
+    killer = threading.Thread(target=kill_loader)
+    killer.start()
+    res = bind(["sh", "-c", script], out=tmp_path / "s", backend=backend)
+    killer.join()
+    assert killed and res.exit_code == 5
+    s = load_session(res.session)
+    who = "gotrace's BPF loader" if backend == "bpf" else "bpftrace"
+    assert not s.complete and s.meta["incomplete_reason"] == (f"{who} ended during the run (killed by signal 9): "
+                                                              "what ran after that is not recorded")
+    ls = s.events[s.events["exe"].astype(str).str.endswith("/ls")]
+    assert ls["pid"].nunique() == 1  # the first ls, recorded before the loader died; not the second
+    rep = gotrace_cli("report", str(tmp_path / "s"))
+    assert f"incomplete: {who} ended during the run" in rep.stdout
+

@@ -65,6 +65,23 @@ def ppid(pid: int) -> int | None:
         return None
 
 
+PF_EXITING = 0x4  # include/linux/sched.h: the task is in do_exit
+
+
+def ending(pid: int) -> int | None:
+    """A process on its way out (or a zombie): its wait status, as the kernel set it when the
+    exit began; None while it runs, -1 when it is already gone. A killed tracer still closing its
+    probes' files — up to a second for the kernel — is not a zombie yet, but already says this."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return -1
+    if fields[0] not in (b"Z", b"X") and not int(fields[6]) & PF_EXITING:
+        return None
+    return int(fields[49]) if len(fields) > 49 else -1  # field 52, exit_code (Linux 3.5)
+
+
 def auxv(pid: int) -> dict[int, int]:
     """The auxiliary vector the kernel gave the process (x86_64 and arm64 layout: u64 pairs)."""
     with open(f"/proc/{pid}/auxv", "rb") as fh:

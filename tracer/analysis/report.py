@@ -114,6 +114,8 @@ def notes(meta: dict[str, Any], processes: list[dict], guests: list[dict], trans
     """What a reader of the figures must know to read them right, one sentence each."""
     out = []
     backend = meta.get("backend")
+    if meta.get("incomplete_reason"):
+        out.append(f"incomplete: {meta['incomplete_reason']}")
     if not bindings and processes and not translator:
         if backend == "dyld-print":  # macOS has no static programs: silence is dyld's, not the program's
             out.append("no binding at all: dyld wrote no line for these processes (a SIP-protected program "

@@ -25,6 +25,14 @@ class Availability:
         return f"{self.reason}; {self.fix}" if self.fix else self.reason
 
 
+def tracer_gone(who: str, status: int, said: str) -> str:
+    """The session's incomplete_reason when the tracer process ended before it was told to:
+    what it said on stderr, else how it ended (``status``: procfs.ending's)."""
+    how = ("it is gone" if status < 0 else f"killed by signal {status & 0x7f}" if status & 0x7f
+           else f"exit status {status >> 8}")
+    return f"{who} ended during the run ({said or how}): what ran after that is not recorded"
+
+
 def uprobes_problem(who: str, elsewhere: str) -> Availability | None:
     """Why ``who`` (bindsnoop.bt, gotrace's BPF program) cannot put its uprobes here: it needs
     root and reads the return address at [sp] on entry, which is x86_64's calling convention."""
@@ -65,6 +73,8 @@ class CaptureResult:
     lost_events: int = 0
     malformed_records: int = 0
     meta: dict = field(default_factory=dict)  # backend-specific facts for meta.json
+    # why what was recorded is not all that happened (the tracer died during the run), or None
+    incomplete_reason: str | None = None
 
 
 class Backend(Protocol):

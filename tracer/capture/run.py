@@ -225,11 +225,12 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
             images = image_rows(result.images)
             writer.write_table("images", images)
             writer.write_table("relocations", result.relocations or [])
-            complete = not result.interrupted and writer.write_error is None
+            complete = not result.interrupted and writer.write_error is None and result.incomplete_reason is None
             writer.finish(complete, end_time=time.time(), end_ns=time.monotonic_ns(),
                           exit_code=result.exit_code, interrupted_by=result.interrupted or None,
                           lost_events=result.lost_events, malformed_records=result.malformed_records,
                           processes=len(procs),
+                          **({"incomplete_reason": result.incomplete_reason} if result.incomplete_reason else {}),
                           **result.meta, **({"guest_latency": guest_timing} if guest_timing else {}))
         elif writer.events_written == 0:
             shutil.rmtree(path, ignore_errors=True)  # nothing ran: leave no half session behind

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from ...errors import BackendUnavailable, GotraceError, TracerDidNotStart
-from ..backend import Availability, CaptureRequest, CaptureResult
+from ... import procfs
+from ..backend import Availability, CaptureRequest, CaptureResult, tracer_gone
 from ..background import preload
 from ..bpftrace.decode import BpftraceDecoder
 from ..bpftrace.lines import LineReader
@@ -85,7 +86,7 @@ class BpfBackend:
         errors = _Stderr(proc.stderr)
         errors.start()
         stream = _Stream(proc.stdout, decoder, request)
-        exit_code = None
+        exit_code = ended = None
         try:
             if not stream.wait_ready(READY_TIMEOUT_S):
                 child.abort()
@@ -95,6 +96,7 @@ class BpfBackend:
             stream.start()
             child.release()
             exit_code = child.wait()
+            ended = procfs.ending(proc.pid)  # before it was told to stop: what ran after its end is missing
             time.sleep(0.02)  # descendants still running now (daemons) are followed no further
         finally:
             if exit_code is None and child.pid:
@@ -115,6 +117,7 @@ class BpfBackend:
             request.sink(tail)
         seen_pids = {int(k.split(":", 1)[0]) for k in decoder.names}
         return CaptureResult(
+            incomplete_reason=None if ended is None else tracer_gone("gotrace's BPF loader", ended, errors.summary()),
             exit_code=exit_code,
             interrupted=child.interrupted,
             processes=decoder.tree.processes_rows(seen_pids),

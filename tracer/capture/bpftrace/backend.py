@@ -30,7 +30,8 @@ from .lines import LineReader
 from .decode import BINDING_KEY_SIZE, BINDING_VALUE_SIZE, BpftraceDecoder
 from .launch import STRLEN, bpftrace_env, start_gated
 from ...errors import BackendUnavailable, TracerDidNotStart
-from ..backend import Availability, CaptureRequest, CaptureResult, uprobes_problem
+from ... import procfs
+from ..backend import Availability, CaptureRequest, CaptureResult, tracer_gone, uprobes_problem
 from ..background import preload
 from ..ldso import ldso_path, symbols_available
 
@@ -108,7 +109,7 @@ class BpftraceBackend:
         errors = _StderrCollector(proc.stderr)
         errors.start()
         stream = _Stream(proc.stdout, decoder, request)
-        exit_code = None
+        exit_code = ended = None
         try:
             if not stream.wait_ready(READY_TIMEOUT_S):
                 child.abort()
@@ -123,6 +124,7 @@ class BpftraceBackend:
             stream.start()
             child.release()
             exit_code = child.wait()
+            ended = procfs.ending(proc.pid)  # before it was told to stop: what ran after its end is missing
             # descendants still running now (daemons) are followed no further
             time.sleep(0.02)
         finally:
@@ -143,6 +145,7 @@ class BpftraceBackend:
             request.sink(tail)
         seen_pids = {int(k.split(":", 1)[0]) for k in decoder.names}  # pids with bindings
         return CaptureResult(
+            incomplete_reason=None if ended is None else tracer_gone("bpftrace", ended, errors.summary()),
             exit_code=exit_code,
             interrupted=child.interrupted,
             processes=decoder.tree.processes_rows(seen_pids),
