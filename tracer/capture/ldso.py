@@ -76,6 +76,16 @@ def symbols_available(ldso: str) -> Availability:
     return Availability(True, "ld.so's internal symbols resolve")
 
 
+def ldso_problem(ldso: str | None, backend: str) -> Availability | None:
+    """Why ``backend``'s uprobes cannot go into ``ld.so`` (ldso_path's answer): none found, or its
+    internal symbols do not resolve; None when they can."""
+    if ldso is None:
+        return Availability(False, "cannot find glibc's ld.so on this host",
+                            f"the {backend} backend supports glibc systems only")
+    symbols = symbols_available(ldso)
+    return None if symbols.ok else symbols
+
+
 def require_layout(ldso: str | None = None) -> tuple[str, LdsoLayout]:
     """(ld.so's path, its layout), or BackendUnavailable saying what to install."""
     ldso = ldso or ldso_path()

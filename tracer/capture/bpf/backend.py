@@ -21,9 +21,9 @@ from ... import procfs
 from ..backend import Availability, CaptureRequest, CaptureResult, tracer_gone
 from ..background import preload
 from ..bpftrace.decode import BpftraceDecoder
-from ..bpftrace.lines import LineReader
+from ..bpftrace.lines import LineReader, capture_result
 from .. import prelaunch
-from ..ldso import ldso_path, symbols_available
+from ..ldso import ldso_path, ldso_problem
 from .launch import INSTALL, LIBBPF_HEADER, bpf_cc, artifacts, host_problem, start_gated
 
 READY_TIMEOUT_S = 30
@@ -49,13 +49,9 @@ class BpfBackend:
         problem = host_problem()
         if problem is not None:
             return problem
-        ldso = ldso_path()
-        if ldso is None:
-            return Availability(False, "cannot find glibc's ld.so on this host",
-                                "the bpf backend supports glibc systems only")
-        symbols = symbols_available(ldso)
-        if not symbols.ok:
-            return symbols
+        problem = ldso_problem(ldso_path(), "bpf")
+        if problem is not None:
+            return problem
         self._built = artifacts(build=False)
         if self._built is None:  # the first run: build (once per source version)
             if bpf_cc() is None or not LIBBPF_HEADER.exists() or shutil.which("cc") is None:
@@ -112,19 +108,9 @@ class BpfBackend:
         if stream.error is not None:
             raise stream.error
         decoder.lost_perf += errors.lost
-        tail = decoder.finish()
-        if tail is not None:
-            request.sink(tail)
-        seen_pids = {int(k.split(":", 1)[0]) for k in decoder.names}
-        return CaptureResult(
-            incomplete_reason=None if ended is None else tracer_gone("gotrace's BPF loader", ended, errors.summary()),
-            exit_code=exit_code,
-            interrupted=child.interrupted,
-            processes=decoder.tree.processes_rows(seen_pids),
-            images=decoder.image_biases(),
-            relocations=decoder.relocations_rows(),
-            lost_events=decoder.lost,
-            malformed_records=decoder.malformed,
+        return capture_result(
+            decoder, request, exit_code, child.interrupted,
+            None if ended is None else tracer_gone("gotrace's BPF loader", ended, errors.summary()),
             meta={
                 "ts_source": "CLOCK_MONOTONIC (bpf_ktime_get_ns)",
                 "latency_method": LATENCY_METHOD,

@@ -26,14 +26,14 @@ from collections import deque
 
 from .. import prelaunch
 from .bpf_map import BpfMap
-from .lines import LineReader
+from .lines import LineReader, capture_result
 from .decode import BINDING_KEY_SIZE, BINDING_VALUE_SIZE, BpftraceDecoder
 from .launch import STRLEN, bpftrace_env, start_gated
 from ...errors import BackendUnavailable, TracerDidNotStart
 from ... import procfs
 from ..backend import Availability, CaptureRequest, CaptureResult, tracer_gone, uprobes_problem
 from ..background import preload
-from ..ldso import ldso_path, symbols_available
+from ..ldso import ldso_path, ldso_problem
 
 TRACEFS = "/sys/kernel/tracing"
 READY_TIMEOUT_S = 90
@@ -83,13 +83,9 @@ class BpftraceBackend:
         problem = uprobes_problem("bpftrace", "ld-debug")
         if problem is not None:
             return problem
-        ldso = ldso_path()
-        if ldso is None:
-            return Availability(False, "cannot find glibc's ld.so on this host",
-                                "the bpftrace backend supports glibc systems only")
-        symbols = symbols_available(ldso)
-        if not symbols.ok:
-            return symbols
+        problem = ldso_problem(ldso_path(), "bpftrace")
+        if problem is not None:
+            return problem
         reason = ensure_tracefs()
         if reason:
             return Availability(False, reason)
@@ -140,19 +136,9 @@ class BpftraceBackend:
                 errors.join(5)
         if stream.error is not None:
             raise stream.error
-        tail = decoder.finish()
-        if tail is not None:
-            request.sink(tail)
-        seen_pids = {int(k.split(":", 1)[0]) for k in decoder.names}  # pids with bindings
-        return CaptureResult(
-            incomplete_reason=None if ended is None else tracer_gone("bpftrace", ended, errors.summary()),
-            exit_code=exit_code,
-            interrupted=child.interrupted,
-            processes=decoder.tree.processes_rows(seen_pids),
-            images=decoder.image_biases(),
-            relocations=decoder.relocations_rows(),
-            lost_events=decoder.lost,
-            malformed_records=decoder.malformed,
+        return capture_result(
+            decoder, request, exit_code, child.interrupted,
+            None if ended is None else tracer_gone("bpftrace", ended, errors.summary()),
             meta={
                 "ts_source": "CLOCK_MONOTONIC (bpftrace nsecs)",
                 "latency_method": LATENCY_METHOD,

@@ -7,7 +7,7 @@ import select
 import threading
 import time
 
-from ..backend import CaptureRequest
+from ..backend import CaptureRequest, CaptureResult
 from .decode import BpftraceDecoder
 
 
@@ -50,3 +50,24 @@ class LineReader(threading.Thread):
             if n != self._procs:
                 self._procs = n
                 self.request.on_process(n)
+
+
+def capture_result(decoder: BpftraceDecoder, request: CaptureRequest, exit_code: int | None, interrupted: int,
+                   incomplete_reason: str | None, meta: dict) -> CaptureResult:
+    """What the decoder holds once the tracer's output has ended: its last events to the sink,
+    the small tables, the counts; ``meta``: the backend's own facts."""
+    tail = decoder.finish()
+    if tail is not None:
+        request.sink(tail)
+    seen_pids = {int(k.split(":", 1)[0]) for k in decoder.names}  # pids with bindings
+    return CaptureResult(
+        incomplete_reason=incomplete_reason,
+        exit_code=exit_code,
+        interrupted=interrupted,
+        processes=decoder.tree.processes_rows(seen_pids),
+        images=decoder.image_biases(),
+        relocations=decoder.relocations_rows(),
+        lost_events=decoder.lost,
+        malformed_records=decoder.malformed,
+        meta=meta,
+    )
