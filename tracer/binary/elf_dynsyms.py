@@ -70,6 +70,11 @@ class Definitions(Mapping):
 
         plt = np.nonzero(undefined & (table["value"] != 0) & (stype == 2))[0]
         self.canonical_plt = {name_at(off) for off in table["name"][plt].tolist()}
+        # what the object asks others for: name -> referenced weakly (a failed lookup it survives)
+        refs = np.nonzero(undefined)[0]
+        refs = refs[refs > 0]
+        self.undefined = dict(zip(map(name_at, table["name"][refs].tolist()),
+                                  ((table["info"][refs] >> 4) == 2).tolist()))
         self._rows = np.nonzero(defined)[0]
         self._index: dict[str, list[int]] = {}
         for row, off in zip(self._rows.tolist(), table["name"][self._rows].tolist()):

@@ -79,30 +79,6 @@ def version_needs(path: str, data: bytes) -> list[Need]:
     return sorted(needs.values(), key=lambda n: (n.library, n.family or "~", n.number or (), n.version))
 
 
-def undefined_refs(path: str, data: bytes) -> dict[str, bool]:
-    """Every undefined dynamic symbol of an ELF file: name -> referenced weakly (STB_WEAK)?
-    A failed lookup of a weak reference is a miss the program was built to survive."""
-    hdr = _Header(path, data)
-    typed = _segments(path, data, hdr)
-    dynamic = next(((s.fileoff, s.filesize) for t, s in typed if t == PT_DYNAMIC), None)
-    dyn = _dynamic(path, data, dynamic, hdr)
-    count = _dynsym_count(data, hdr)
-    if not count or "DT_SYMTAB" not in dyn or "DT_STRTAB" not in dyn or "DT_STRSZ" not in dyn:
-        return {}
-    reader = _Reader(path, data, [s for t, s in typed if t == PT_LOAD])
-    strtab = reader.bytes_at(dyn["DT_STRTAB"][0], dyn["DT_STRSZ"][0])
-    wide = hdr.bits == 64
-    size, info_at, shndx_at = (24, 4, 6) if wide else (16, 12, 14)
-    syms = reader.bytes_at(dyn["DT_SYMTAB"][0], count * size)
-    out = {}
-    for i in range(1, count):
-        at = i * size
-        if struct.unpack_from(hdr.order + "H", syms, at + shndx_at)[0] == 0:
-            name = _cstr(strtab, struct.unpack_from(hdr.order + "I", syms, at)[0])
-            out[name] = (syms[at + info_at] >> 4) == 2  # STB_WEAK
-    return out
-
-
 def _dynsym_count(data: bytes, hdr: _Header) -> int:
     """Entries of .dynsym, from the section headers (0 when they were stripped)."""
     for _name, stype, _f, _a, _off, size, _link, _info, _al, entsize in _section_headers(data, hdr):

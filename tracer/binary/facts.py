@@ -165,12 +165,12 @@ def _from_elf(path: str, read):
         return None
 
 
-@functools.lru_cache(maxsize=1024)
 def undefined_refs(path: str) -> dict | None:
-    """An ELF file's undefined dynamic symbols: name -> weak reference? (None: not readable here)."""
-    from .elf_versions import undefined_refs as read
-
-    return _from_elf(path, read)
+    """An ELF file's undefined dynamic symbols: name -> weak reference? (None: not readable here).
+    Read with the rest of what ld.so reads of it (one read of the file, one pass over .dynsym);
+    shared by every caller, as the cached object is: not to be changed."""
+    obj = dyn_object(path)
+    return None if obj is None else getattr(obj.definitions, "undefined", {})
 
 
 @functools.lru_cache(maxsize=4096)
