@@ -154,10 +154,10 @@ def wait_detached(timeout: float = 30) -> None:
 def wait_loader_detached(timeout: float = 30) -> None:
     """Until gotrace's BPF loader (csrc/bindload.c) has detached: it closes its output at once and
     unregisters its uprobes (~0.5 s) after gotrace returned. Not timed, as for bpftrace."""
-    from tracer import procfs
+    from tracer.capture.bpf.launch import loader_pids
 
     deadline = time.monotonic() + timeout
-    while any(any("bindload" in a for a in procfs.cmdline(p)[:1]) for p in procfs.pids()):
+    while loader_pids():
         if time.monotonic() > deadline:
             raise SystemExit("gotrace's BPF loader did not exit within 30 s")
         time.sleep(0.05)

@@ -21,7 +21,7 @@ import pytest
 
 from conftest import gotrace_cli, require, require_backend, require_bpf, require_bpftrace
 from linkbins import build
-from tracer import bind, load_session
+from tracer import bind, load_session, procfs
 from tracer.capture.bpf import launch
 from tracer.capture.bpftrace.launch import bindsnoop_pids
 from tracer.errors import TracerDidNotStart
@@ -220,7 +220,7 @@ def test_the_loader_goes_when_gotrace_is_killed(tmp_path):
         while subprocess.run(["pgrep", "-f", f"^sleep {marker}$"], capture_output=True).returncode != 0:
             assert time.monotonic() < deadline, "traced command never started"
             time.sleep(0.1)
-        loaders = [p for p in launch.loader_pids() if _ppid(p) == proc.pid]
+        loaders = [p for p in launch.loader_pids() if procfs.ppid(p) == proc.pid]
         assert len(loaders) == 1
         proc.kill()
         proc.wait()
@@ -230,13 +230,6 @@ def test_the_loader_goes_when_gotrace_is_killed(tmp_path):
             time.sleep(0.1)
     finally:
         subprocess.run(["pkill", "-f", f"^sleep {marker}$"])
-
-
-def _ppid(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return -1
 
 
 def _state(pid: int) -> str:
@@ -265,7 +258,7 @@ def test_a_tracer_that_dies_during_the_run_leaves_an_incomplete_session(backend,
         time.sleep(0.2)  # the first ls's records are read (every 100 ms)
         tracers = launch.loader_pids() if backend == "bpf" else bindsnoop_pids()
         for pid in tracers:
-            if _ppid(pid) == os.getpid():
+            if procfs.ppid(pid) == os.getpid():
                 os.kill(pid, 9)
                 killed.append(pid)
 

@@ -9,6 +9,8 @@ bpftrace/, ld_debug/ and lldb/, registered in capture/choose.py.
 """
 from __future__ import annotations
 
+import os
+import platform
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
@@ -36,9 +38,6 @@ def tracer_gone(who: str, status: int, said: str) -> str:
 def uprobes_problem(who: str, elsewhere: str) -> Availability | None:
     """Why ``who`` (bindsnoop.bt, gotrace's BPF program) cannot put its uprobes here: it needs
     root and reads the return address at [sp] on entry, which is x86_64's calling convention."""
-    import os
-    import platform
-
     if os.geteuid() != 0:
         return Availability(False, f"{who} needs root (CAP_BPF and CAP_PERFMON)",
                             "run gotrace as root, e.g. sudo -E gotrace bind ...")

@@ -72,23 +72,31 @@ def choose(name: str, attach: int | None = None) -> tuple[Backend, str]:
         if avail.ok:
             return dt, "backend dtrace (auto: macOS, root and DTrace allowed: latency per bind target)"
         return get("dyld-print"), f"backend dyld-print (auto: {avail.explain()}; dyld's own account, no latency)"
+    backend, reasons = _first_that_runs(LINUX_PREFERENCE)
+    if backend is None:
+        raise BackendUnavailable(f"no backend can run: {'; '.join(reasons)}")
+    if backend.name == "ld-debug":
+        return backend, f"backend ld-debug (auto: {'; '.join(reasons)}; no latency without BPF)"
+    said = f"; {'; '.join(reasons)}" if reasons else ""
+    return backend, f"backend {backend.name} (auto: {AUTO_WHY[backend.name]}{said})"
+
+
+def fall_back(failed: str, why: str) -> tuple[Backend, str] | None:
+    """What ``auto`` runs instead when ``failed``, its choice, could not start its tracer (``why``)
+    before the command ran: the next of its Linux backends that can; None if none can."""
+    if failed not in LINUX_PREFERENCE:
+        return None
+    backend, _ = _first_that_runs(LINUX_PREFERENCE[LINUX_PREFERENCE.index(failed) + 1:])
+    return None if backend is None else (backend, f"backend {backend.name} (auto: {why}; falling back)")
+
+
+def _first_that_runs(names) -> tuple[Backend | None, list[str]]:
+    """The first of ``names`` whose probe passes, and why each before it could not run."""
     reasons = []
-    for name in LINUX_PREFERENCE[:-1]:
+    for name in names:
         backend = get(name)
         avail = backend.probe()
         if avail.ok:
-            said = f"; {'; '.join(reasons)}" if reasons else ""
-            return backend, f"backend {name} (auto: {AUTO_WHY[name]}{said})"
+            return backend, reasons
         reasons.append(f"not {name}: {avail.explain()}")
-    fallback = get("ld-debug")
-    fb = fallback.probe()
-    if not fb.ok:
-        raise BackendUnavailable(f"no backend can run: {'; '.join(reasons)}; not ld-debug: {fb.explain()}")
-    return fallback, f"backend ld-debug (auto: {'; '.join(reasons)}; no latency without BPF)"
-
-
-def next_after(name: str) -> str | None:
-    """The backend ``auto`` tries when ``name`` was picked but failed to start (Linux)."""
-    if name in LINUX_PREFERENCE[:-1]:
-        return LINUX_PREFERENCE[LINUX_PREFERENCE.index(name) + 1]
-    return None
+    return None, reasons

@@ -68,18 +68,6 @@ def _time_guest_lookups(path: Path, translation: translate.Translation) -> dict:
     return guest_latency.apply(path / "events", records, translation.host_exe)
 
 
-def _fall_back(asked: str, failed, exc: TracerDidNotStart):
-    """auto's next backend after ``failed`` could not start its tracer, and the choice's account."""
-    name = choose.next_after(failed.name) if asked == "auto" else None
-    while name is not None:
-        backend = choose.get(name)
-        avail = backend.probe()
-        if avail.ok:
-            return backend, f"backend {name} (auto: {exc.message}; falling back)"
-        name = choose.next_after(name)
-    raise exc
-
-
 DEFAULT_PARENT = "gotrace-sessions"
 
 
@@ -203,7 +191,10 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
                 result = chosen.capture(request)
                 break
             except TracerDidNotStart as exc:  # nothing ran: auto goes on to the next backend
-                chosen, choice = _fall_back(backend, chosen, exc)
+                instead = choose.fall_back(chosen.name, exc.message) if backend == "auto" else None
+                if instead is None:
+                    raise
+                chosen, choice = instead
                 writer.meta.update(backend=chosen.name, backend_choice=choice)
                 if on_choice is not None:
                     on_choice(choice)

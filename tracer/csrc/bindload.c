@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 /* Kernel 6.1 and later allocate hash map elements on demand in any program (bpf_mem_alloc);
-   before, tracing programs may only use preallocated maps. Preallocating four 65,536-entry maps
+   before, tracing programs may only use preallocated maps. Preallocating three 65,536-entry maps
    costs ~5-10 ms of every start, so they are preallocated only where they must be. */
 static int allocates_on_demand(void)
 {
@@ -149,7 +149,7 @@ int main(int argc, char **argv)
 	if (rb_bytes && *rb_bytes)
 		bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "events"), strtoul(rb_bytes, NULL, 10));
 	if (allocates_on_demand()) {
-		const char *hashes[] = {"traced", "flight", "reloc_t", "reloc_m"};
+		const char *hashes[] = {"traced", "flight", "reloc"};
 		for (size_t i = 0; i < sizeof(hashes) / sizeof(hashes[0]); i++) {
 			struct bpf_map *m = bpf_object__find_map_by_name(obj, hashes[i]);
 			if (m)

@@ -45,14 +45,14 @@ struct args_rec {
 
 struct inflight { __u64 start, kind, name, req, ver, gen; };
 struct seen_key { __u64 pid, gen, map; };
+struct relocating { __u64 start, map; };
 
 struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 1 << 24); } events SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, C_N); __type(key, __u32); __type(value, __u64); } config SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, __u64); } lost SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 65536); __type(key, __u32); __type(value, __u64); } traced SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 65536); __type(key, __u32); __type(value, struct inflight); } flight SEC(".maps");
-struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 65536); __type(key, __u32); __type(value, __u64); } reloc_t SEC(".maps");
-struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 65536); __type(key, __u32); __type(value, __u64); } reloc_m SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 65536); __type(key, __u32); __type(value, struct relocating); } reloc SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_LRU_HASH); __uint(max_entries, 32768); __type(key, struct seen_key); __type(value, __u8); } seen SEC(".maps");
 
 /* wake the reader only when a good share of the buffer waits (or at an exit): a wake-up per record
@@ -76,6 +76,21 @@ static __always_inline void count_lost(void)
 		*n += 1;
 }
 
+/* a record of `type` for `pid`, stamped now; NULL (counted in `lost`) when the buffer is full */
+static __always_inline struct rec *new_rec(__u32 type, __u64 pid)
+{
+	struct rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		count_lost();
+		return NULL;
+	}
+	r->type = type;
+	r->tid = 0;
+	r->ts = bpf_ktime_get_ns();
+	r->pid = pid;
+	return r;
+}
+
 /* gen: the ts of the pid's last exec (0 before it), stored as the traced map's value */
 static __always_inline __u64 *gen_of(__u32 pid)
 {
@@ -89,13 +104,9 @@ static __always_inline void announce(__u32 pid, __u64 gen, __u64 map)
 	if (bpf_map_lookup_elem(&seen, &k))
 		return;
 	bpf_map_update_elem(&seen, &k, &one, BPF_ANY);
-	struct rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
-	if (!r) {
-		count_lost();
+	struct rec *r = new_rec(T_NAME, pid);
+	if (!r)
 		return;
-	}
-	r->type = T_NAME;
-	r->pid = pid;
 	r->gen = gen;
 	r->a = map;
 	__u64 laddr = 0, lname = 0;
@@ -119,14 +130,9 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	/* until it execs, the child's records carry gen 0 and its objects are the parent's at gen
 	   (the F record says which), as bindsnoop.bt's are */
 	bpf_map_update_elem(&traced, &cpid, &none, BPF_ANY);
-	struct rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
-	if (!r) {
-		count_lost();
+	struct rec *r = new_rec(T_FORK, ppid);
+	if (!r)
 		return 0;
-	}
-	r->type = T_FORK;
-	r->ts = bpf_ktime_get_ns();
-	r->pid = ppid;
 	r->a = cpid;
 	r->gen = gen;
 	bpf_ringbuf_submit(r, wake());
@@ -141,14 +147,10 @@ int BPF_PROG(on_exec, struct task_struct *p, int old_pid, struct linux_binprm *b
 		return 0;
 	__u64 now = bpf_ktime_get_ns();
 	bpf_map_update_elem(&traced, &pid, &now, BPF_ANY);
-	struct rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
-	if (!r) {
-		count_lost();
+	struct rec *r = new_rec(T_EXEC, pid);
+	if (!r)
 		return 0;
-	}
-	r->type = T_EXEC;
-	r->ts = now;
-	r->pid = pid;
+	r->ts = now;  /* the generation the pid's records now carry */
 	bpf_probe_read_kernel_str(r->s1, STRLEN, BPF_CORE_READ(bprm, filename));
 	bpf_ringbuf_submit(r, wake());
 	/* argv: the whole area at once (NUL-separated), split by the loader: no loop to verify */
@@ -164,6 +166,7 @@ int BPF_PROG(on_exec, struct task_struct *p, int old_pid, struct linux_binprm *b
 	a->type = T_EXEC + 100;
 	a->pid = pid;
 	a->len = len;
+	/* the size spelled so the verifier sees it bounded by ARGS_MAX, whatever clang keeps in registers */
 	if (bpf_probe_read_user(a->args, len & (ARGS_MAX - 1) ? len & (ARGS_MAX - 1) : (len ? ARGS_MAX : 0),
 	                        (void *)start))
 		a->len = 0;
@@ -175,21 +178,14 @@ SEC("tp_btf/sched_process_exit")
 int BPF_PROG(on_exit, struct task_struct *p)
 {
 	__u32 tid = BPF_CORE_READ(p, pid), pid = BPF_CORE_READ(p, tgid);
-	if (!gen_of(tid) && !(tid == pid && gen_of(pid)))
+	if (tid != pid || !gen_of(pid))  /* the process ends with its leader; other threads are not followed */
 		return 0;
-	if (tid == pid) {
-		struct rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
-		if (r) {
-			r->type = T_EXIT;
-			r->ts = bpf_ktime_get_ns();
-			r->pid = pid;
-			r->a = (__u64)(__s64)BPF_CORE_READ(p, exit_code);
-			bpf_ringbuf_submit(r, BPF_RB_FORCE_WAKEUP);
-		} else {
-			count_lost();
-		}
-		bpf_map_delete_elem(&traced, &pid);
+	struct rec *r = new_rec(T_EXIT, pid);
+	if (r) {
+		r->a = (__u64)(__s64)BPF_CORE_READ(p, exit_code);
+		bpf_ringbuf_submit(r, BPF_RB_FORCE_WAKEUP);
 	}
+	bpf_map_delete_elem(&traced, &pid);
 	return 0;
 }
 
@@ -200,10 +196,9 @@ int on_relocate(struct pt_regs *ctx)
 	__u64 *g = gen_of(pid);
 	if (!g)
 		return 0;
-	__u64 now = bpf_ktime_get_ns(), map = PT_REGS_PARM1(ctx);
-	bpf_map_update_elem(&reloc_t, &tid, &now, BPF_ANY);
-	bpf_map_update_elem(&reloc_m, &tid, &map, BPF_ANY);
-	announce(pid, *g, map);
+	struct relocating x = { bpf_ktime_get_ns(), PT_REGS_PARM1(ctx) };
+	bpf_map_update_elem(&reloc, &tid, &x, BPF_ANY);
+	announce(pid, *g, x.map);
 	return 0;
 }
 
@@ -211,24 +206,18 @@ SEC("uretprobe")
 int on_relocate_ret(struct pt_regs *ctx)
 {
 	__u32 pid = bpf_get_current_pid_tgid() >> 32, tid = (__u32)bpf_get_current_pid_tgid();
-	__u64 *t = bpf_map_lookup_elem(&reloc_t, &tid), *m = bpf_map_lookup_elem(&reloc_m, &tid);
+	struct relocating *x = bpf_map_lookup_elem(&reloc, &tid);
 	__u64 *g = gen_of(pid);
-	if (!t || !m || !g)
+	if (!x || !g)
 		return 0;
-	struct rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	struct rec *r = new_rec(T_RELOC, pid);
 	if (r) {
-		r->type = T_RELOC;
-		r->ts = bpf_ktime_get_ns();
-		r->pid = pid;
 		r->gen = *g;
-		r->a = *m;
-		r->b = r->ts - *t;
+		r->a = x->map;
+		r->b = r->ts - x->start;
 		bpf_ringbuf_submit(r, wake());
-	} else {
-		count_lost();
 	}
-	bpf_map_delete_elem(&reloc_t, &tid);
-	bpf_map_delete_elem(&reloc_m, &tid);
+	bpf_map_delete_elem(&reloc, &tid);
 	return 0;
 }
 
@@ -255,15 +244,10 @@ int on_lookup(struct pt_regs *ctx)
 
 static __always_inline void emit(struct inflight *f, __u32 pid, __u32 tid, __u64 prov, __u64 lat, __u64 kind)
 {
-	struct rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
-	if (!r) {
-		count_lost();
+	struct rec *r = new_rec(T_BIND, pid);
+	if (!r)
 		return;
-	}
-	r->type = T_BIND;
 	r->tid = tid;
-	r->ts = bpf_ktime_get_ns();
-	r->pid = pid;
 	r->gen = f->gen;
 	r->a = f->req;
 	r->b = prov;

@@ -21,6 +21,7 @@ from ... import procfs
 from ..backend import Availability, CaptureRequest, CaptureResult, tracer_gone
 from ..background import preload
 from ..bpftrace.decode import BpftraceDecoder
+from ..bpftrace.launch import STRLEN  # the records' layout, bindsnoop.bpf.c's as bindsnoop.bt's
 from ..bpftrace.lines import LineReader, capture_result
 from .. import prelaunch
 from ..ldso import ldso_path, ldso_problem
@@ -28,7 +29,6 @@ from .launch import INSTALL, LIBBPF_HEADER, bpf_cc, artifacts, host_problem, sta
 
 READY_TIMEOUT_S = 30
 DECODE_SECONDS = 0.1
-STRLEN = 128
 LATENCY_METHOD = ("bpf_ktime_get_ns from uprobe entry to uretprobe of _dl_lookup_symbol_x (gotrace's BPF "
                   "program); includes the probes' own trap cost")
 

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from ... import procfs
 from ...binary import facts
 from ...binary.elf import PT_LOAD, program_headers
 from ...errors import BackendUnavailable, GotraceError
@@ -128,7 +129,5 @@ def start_gated(argv: list[str], env: dict[str, str], built: tuple[Path, Path]) 
 
 def loader_pids() -> list[int]:
     """Every bindload running (one told to stop still detaches its uprobes, ~0.5 s)."""
-    from ... import procfs
-
     return [p for p in procfs.pids() if any(os.path.basename(a).startswith("bindload-")
                                             for a in procfs.cmdline(p)[:1])]
