@@ -111,6 +111,24 @@ def test_lldb_exit_code_and_crash(cbins, tmp_path):
     assert int(load_session(tmp_path / "b").processes["exit_code"].iloc[0]) == 139
 
 
+def test_a_lookup_cut_short_by_the_process_end_is_counted_not_failed(cbins, tmp_path):
+    """A process that dies inside _dl_lookup_symbol_x (as a Go thread does when another calls
+    exit_group) did not fail that lookup: lldb counts it, as bindsnoop.bt leaves it unrecorded."""
+    require_lldb()
+    require_bpftrace()
+    runs = {}
+    for backend in ("lldb", "bpftrace"):
+        out = subprocess.run([GOTRACE, "bind", "-q", "-b", backend, "-o", str(tmp_path / backend), "--",
+                              str(cbins["selfmaps"]), str(tmp_path / "m"), "crash-in-lookup"],
+                             capture_output=True, text=True)
+        assert out.returncode == 128 + signal.SIGSEGV, out.stderr  # the real crash, passed on
+        runs[backend] = load_session(tmp_path / backend)
+    la, lb = runs["lldb"], runs["bpftrace"]
+    assert set(_multiset(la.events)) == set(_multiset(lb.events))
+    assert "dlsym" in set(la.events["symbol"].astype(str))  # the call that crashed was bound first
+    assert la.meta["lookups_cut_short"] == 1 and la.meta["unpaired_lookups"] == 0
+
+
 def test_go_program_gets_its_sigurg(tmp_path, go_env):
     require_lldb()
     prog = tmp_path / "gospin"

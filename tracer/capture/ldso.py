@@ -47,6 +47,7 @@ class LdsoLayout:
     fixup: tuple[int, int]
     profile_fixup: tuple[int, int]
     text: tuple[int, int]
+    signal_error: int = 0  # _dl_signal_cexception: a lookup that found nothing raising its error
 
     def kind_of(self, caller: int) -> str:
         """eager | lazy | dlsym for a link-time return address."""
@@ -64,7 +65,8 @@ def ldso_layout(ldso: str) -> LdsoLayout | None:
     if len(funcs) != len(LDSO_SYMBOLS) or text is None:
         return None
     return LdsoLayout(lookup=funcs["_dl_lookup_symbol_x"][0], lookup_end=funcs["_dl_lookup_symbol_x"][1],
-                      fixup=funcs["_dl_fixup"], profile_fixup=funcs["_dl_profile_fixup"], text=text)
+                      fixup=funcs["_dl_fixup"], profile_fixup=funcs["_dl_profile_fixup"], text=text,
+                      signal_error=funcs["_dl_signal_cexception"][0])
 
 
 def symbols_available(ldso: str) -> Availability:

@@ -243,6 +243,7 @@ def _bind_save(args, result) -> None:
         "ts_source": "CLOCK_MONOTONIC when gotrace saw the lookup's entry breakpoint stop",
         "latency_method": latency_method(rec.calibration.describe()),
         "lldb_stops": rec.stops, "unpaired_lookups": rec.unpaired,
+        "lookups_cut_short": rec.cut_short,
         "limits": ["descendants not traced: lldb follows one process", "no relocation times"],
     }
     n = write_session(args.dir, args.force, rec.rows, procs, rec.image_rows(), meta)

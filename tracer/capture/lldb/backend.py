@@ -93,6 +93,7 @@ class LldbBackend:
                 "lldb_exit": res.exit_detail,
                 "exit_code_unknown": res.exit_unknown,
                 "unpaired_lookups": res.unpaired,
+                "lookups_cut_short": res.cut_short,
                 "limits": limits + [note, "no relocation times (nested lookup stops would dominate them)",
                            "each binding stops the process twice (about 2 ms each here)"],
             },

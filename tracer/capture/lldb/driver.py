@@ -61,6 +61,7 @@ class DriverResult:
     fatal_signal: int = 0  # a signal delivered with no handler and a deadly default action
     exit_unknown: bool = False  # lldb lost the process at its end and its status with it
     unpaired: int = 0
+    cut_short: int = 0  # lookups in flight when their process ended (another thread's exit_group)
     calibration: dict | None = None
     images: list = field(default_factory=list)  # (pid, path, l_addr); dicts from the dyld profile
     relocations: list[dict] = field(default_factory=list)  # the dyld profile's per-image fixup times
@@ -416,12 +417,13 @@ class LldbDriver:
         rec.flush()
         res.stops += rec.stops
         res.unpaired += rec.unpaired
+        res.cut_short += rec.cut_short
         res.images.extend(r for r in rec.image_rows() if r not in res.images)
         res.calibration = rec.calibration.describe()
         res.relocations.extend(getattr(rec, "relocations", ()))
         if hasattr(rec, "relocations"):
             rec.relocations = []
-        rec.stops = rec.unpaired = 0
+        rec.stops = rec.unpaired = rec.cut_short = 0
 
     def _stop_tracing(self, attached: bool) -> None:
         """Ctrl-C: an attached process is detached clean; a launched one is interrupted."""

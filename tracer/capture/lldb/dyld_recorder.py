@@ -82,6 +82,7 @@ class DyldRecorder(RowSink):
         self.pending: dict[int, list[_Pending]] = {}
         self.stops = 0
         self.unpaired = 0
+        self.cut_short = 0  # dyld halts in a failing lookup: in-flight ones are failures (process_exited)
 
     # ---- set-up ---------------------------------------------------------------------------
     def arm(self) -> None:

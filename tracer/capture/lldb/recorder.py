@@ -116,6 +116,7 @@ class BindingRecorder(RowSink):
         self.rows: list[tuple] = []
         self.calibration = Calibration()
         self.entry_bp = None
+        self.error_bp = None
         self.return_bps: dict[int, int] = {}  # return address -> breakpoint id
         self.return_ids: set[int] = set()
         self.pending: dict[int, list[_Pending]] = {}
@@ -123,6 +124,7 @@ class BindingRecorder(RowSink):
         self.biases: dict[str, int] = {}  # object path -> l_addr
         self.stops = 0
         self.unpaired = 0
+        self.cut_short = 0  # lookups in flight when the process ended (exit_group, a crash)
 
     # ---- set-up -------------------------------------------------------
     def arm(self) -> None:
@@ -130,13 +132,21 @@ class BindingRecorder(RowSink):
         if not self.entry_bp.IsValid() or self.entry_bp.GetNumLocations() == 0:
             raise RuntimeError("lldb could not place a breakpoint on ld.so's _dl_lookup_symbol_x")
         self.on_breakpoint(self.entry_bp)
+        if self.layout.signal_error:
+            # a lookup that fails on a global reference never returns: it raises its error
+            # here (as bindsnoop.bt's probe); hit only on errors, so free for the rest
+            self.error_bp = self.target.BreakpointCreateByAddress(self.bias + self.layout.signal_error)
+            self.on_breakpoint(self.error_bp)
 
     def disarm(self) -> None:
         """Remove every breakpoint (before detaching, so the process runs on clean)."""
-        for bid in [self.entry_bp.GetID() if self.entry_bp else None, *self.return_bps.values()]:
-            if bid is not None:
-                self.target.BreakpointDelete(bid)
-        self.entry_bp = None
+        for bp in (self.entry_bp, self.error_bp):
+            if bp is not None:
+                self.target.BreakpointDelete(bp.GetID())
+        for bid in self.return_bps.values():
+            self.target.BreakpointDelete(bid)
+        self.entry_bp = self.error_bp = None
+        self.error_bp = None
         self.return_bps.clear()
         self.return_ids.clear()
 
@@ -252,6 +262,12 @@ class BindingRecorder(RowSink):
             self.stops += 1
             self._return(thread, now_ns)
             return True
+        if self.error_bp is not None and bp_id == self.error_bp.GetID():
+            self.stops += 1
+            stack = self.pending.get(thread.GetThreadID())
+            if stack:  # the innermost lookup in flight is the one raising
+                self._unreturned(thread.GetThreadID(), stack.pop())
+            return True
         return False
 
     def _name(self, lm: int) -> str:
@@ -314,10 +330,10 @@ class BindingRecorder(RowSink):
                    p.kind, False, None, None, self.backend))
 
     def process_exited(self) -> None:
-        """The process ended: lookups still in flight never returned (the fatal one)."""
-        for tid, stack in self.pending.items():
-            for p in stack:
-                self._unreturned(tid, p)
+        """The process ended with lookups still in flight: a thread cut short by another's
+        exit_group, or a crash. Neither failed (a failing one raised its error above), so
+        they are counted, not recorded, as bindsnoop.bt leaves them."""
+        self.cut_short += sum(len(stack) for stack in self.pending.values())
         self.pending.clear()
 
     def image_rows(self) -> list[tuple[int, str, int]]:
