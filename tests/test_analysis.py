@@ -55,9 +55,26 @@ def test_compare_against_pandas(pair):
             lat = ev.loc[ev["provider"].map(object_name) == row["name"], "latency_ns"].dropna().astype("int64")
             assert row[side]["median_ns"] == int(np.median(lat)) and row[side]["count"] == len(lat)
         assert row["median_ratio"] == round(row["b"]["median_ns"] / row["a"]["median_ns"], 3)
-    # B is the lldb session: its latencies are named for what they are, nothing else is wrong
-    assert res["warnings"] == ["B (lldb): latencies are calibrated estimates (stop-to-stop minus lldb's own "
-                               "stop/resume cost), not measurements: rank with them"]
+    # B is the lldb session: its latencies are named for what they are, and the two instruments differ
+    assert res["warnings"] == [
+        "B (lldb): latencies are calibrated estimates (stop-to-stop minus lldb's own stop/resume cost), not "
+        "measurements: rank with them",
+        "latencies measured differently: A by uprobes, B by lldb; a ratio mixes the instruments' own costs with the "
+        "workload's (compare like with like where both can run, e.g. --backend lldb on both sides)"]
+    cal = sb.meta["latency_method"]["calibration"]
+    assert res["a"]["latency_method"]["instrument"] == "uprobes"
+    assert res["b"]["latency_method"] == {"instrument": "lldb", "calibration_ns": cal["median_ns"],
+                                          "text": res["b"]["latency_method"]["text"]}
+    assert f"{cal['median_ns'] / 1e3:,.1f} µs over {cal['rounds']} rounds" in res["b"]["latency_method"]["text"]
+    # per symbol, as per library: pandas' medians over the symbols both sides timed
+    both = set(sa.events.loc[sa.events["latency_ns"].notna(), "symbol"].astype(str)) & \
+        set(sb.events.loc[sb.events["latency_ns"].notna(), "symbol"].astype(str))
+    assert {r["name"] for r in res["latency_by_symbol"]} == both
+    for row in res["latency_by_symbol"]:
+        lat = sb.events.loc[sb.events["symbol"].astype(str) == row["name"], "latency_ns"].dropna().astype("int64")
+        assert row["b"]["median_ns"] == int(np.median(lat))
+    # one instrument on both sides: no such warning
+    assert not [w for w in compare(sa, sa)["warnings"] if "measured differently" in w]
 
 
 def test_compare_cli_warns_on_different_workloads(pair, tmp_path):
@@ -114,6 +131,26 @@ def test_plot_png_and_svg(pair, tmp_path):
     assert svg.tag.endswith("svg")
     text = (tmp_path / "two.svg").read_text()
     assert "resolver latency" in text  # matplotlib keeps each label's text beside its glyph paths
+
+
+def test_plot_of_two_instruments_names_them_and_warns(pair):
+    """Per symbol as per library, each side's instrument in the legend, the mismatch said in the figure."""
+    from tracer.analysis.plot import figure
+
+    a, b, _ = pair
+    sa, sb = load_session(a), load_session(b)
+    fig = figure([sa, sb])
+    ax1, ax2, ax_sym, ax3 = fig.axes
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "timed by uprobes" in legend[0] and "timed by lldb" in legend[1], legend
+    assert any("measured differently: A by uprobes, B by lldb" in t.get_text() for t in fig.texts)
+    timed = [s.events[s.events["latency_ns"].notna()] for s in (sa, sb)]
+    both = set(timed[0]["symbol"].astype(str)) & set(timed[1]["symbol"].astype(str))
+    shown = [t.get_text() for t in ax_sym.get_yticklabels()]
+    assert shown and set(shown) <= both and "in both" in ax_sym.get_title()
+    counts = pd.concat(timed)["symbol"].astype(str).value_counts()
+    assert [counts[x] for x in shown] == sorted((counts[x] for x in shown), reverse=True)  # most-bound first
+    assert not any("measured differently" in t.get_text() for t in figure([sa, sa]).texts)
 
 
 def test_analysis_bad_input(pair, tmp_path):

@@ -233,7 +233,7 @@ def test_the_plot_encodes_latency_honestly(tmp_path):
                            "ls / >/dev/null").returncode == 0
     timed, untimed = load_session(tmp_path / "bpftrace"), load_session(tmp_path / "ld-debug")
     fig = figure([timed, untimed])
-    ax1, ax2, ax3 = fig.axes
+    ax1, ax2, _ax_sym, ax3 = fig.axes
     assert ax2.get_xscale() == "log" and not [p for p in ax2.patches if isinstance(p, Rectangle)]
     assert "(top 0)" not in ax2.get_title() and "with most timed bindings" in ax2.get_title()
     fig.canvas.draw()

@@ -1,7 +1,10 @@
 """Two sessions side by side: native against translated, before against after.
 
 Per executable: bindings, total resolver time (sum of latency) and total
-relocation time (the bpftrace backend's _dl_relocate_object spans).
+relocation time (the bpftrace backend's _dl_relocate_object spans). Per symbol,
+per providing library and per image (its relocation or dyld fixup time): the two
+sides' latencies side by side, each side's instrument named (analysis/methods.py),
+with a warning when they differ.
 
 Objects are compared by file name (`/usr/aarch64-linux-gnu/lib/libc.so.6` and
 `/lib/x86_64-linux-gnu/libc.so.6` are both `libc.so.6`) and every dynamic
@@ -18,6 +21,7 @@ from typing import Any
 from ..heavy import pd
 from ..session.reader import Session, frame_rows
 from ..session.schema import KINDS, latency_calibration
+from .methods import latency_method, mismatch
 from .naming import object_name
 from .translator import from_session, guest_events, guest_images
 
@@ -54,6 +58,7 @@ def _side(s: Session) -> dict[str, Any]:
                                                                              fill_value=0).items()},
         "failed": int((~ev["resolved"]).sum()) if len(ev) else 0,
         "latency_measured": bool(ev["latency_ns"].notna().any()) if len(ev) else False,
+        "latency_method": latency_method(meta),
         "relocation_ns": int(s.relocations["duration_ns"].sum()) if len(s.relocations) else None,
     }
 
@@ -125,6 +130,9 @@ def compare(a: Session, b: Session, top: int = 20, include_translator: bool = Fa
         if latency_calibration(s.meta.get("latency_method")):
             warnings.append(f"{name} ({s.meta.get('backend')}): latencies are calibrated estimates (stop-to-stop "
                             "minus lldb's own stop/resume cost), not measurements: rank with them")
+    differ = mismatch(a.meta, b.meta)
+    if differ:
+        warnings.append(differ)
     for side, name in ((sa, "A"), (sb, "B")):
         if not side["latency_measured"]:
             warnings.append(f"{name} ({side['backend']}) has no latency: latency tables compare only what both measured")
@@ -132,6 +140,11 @@ def compare(a: Session, b: Session, top: int = 20, include_translator: bool = Fa
     lat_sym = _pair_table(_grouped(ea, ea["symbol"].astype(str)), _grouped(eb, eb["symbol"].astype(str)), top)
     lat_lib = _pair_table(_grouped(ea, ea["provider"].map(object_name)), _grouped(eb, eb["provider"].map(object_name)),
                           top)
+    ra, rb = a.relocations, b.relocations
+    lat_img = _pair_table(_grouped(ra.rename(columns={"duration_ns": "latency_ns"}), ra["path"].map(object_name))
+                          if len(ra) else {},
+                          _grouped(rb.rename(columns={"duration_ns": "latency_ns"}), rb["path"].map(object_name))
+                          if len(rb) else {}, top)
     ka, kb = _binding_set(ea), _binding_set(eb)
     per_a, per_b = _per_exe(a), _per_exe(b)
     return {
@@ -141,6 +154,7 @@ def compare(a: Session, b: Session, top: int = 20, include_translator: bool = Fa
         "ratio": {"bindings": round(sb["bindings"] / sa["bindings"], 3) if sa["bindings"] else None},
         "latency_by_symbol": lat_sym,
         "latency_by_library": lat_lib,
+        "relocation_by_image": lat_img,
         "per_executable": {k: {"a": per_a.get(k), "b": per_b.get(k)} for k in sorted(set(per_a) | set(per_b))},
         "only_in_a": sorted(list(x) for x in ka - kb)[:500],
         "only_in_b": sorted(list(x) for x in kb - ka)[:500],

@@ -15,8 +15,12 @@ def render_compare(res: dict[str, Any], con: Console, top: int) -> None:
     rows = [[key, shown(a[key]), shown(b[key])] for key in ("path", "backend", "arch", "translator")]
     rows += [[key, count(a[key]), count(b[key])] for key in ("processes", "translated_images", "bindings", "failed")]
     rows += [[k, count(a["by_kind"][k]), count(b["by_kind"][k])] for k in KINDS]
+    rows.append(["latency method", a["latency_method"]["text"], b["latency_method"]["text"]])
     print_table(con, "sessions", [("", ID), ("A", TEXT), ("B", TEXT)], rows)
-    for title, rows in (("latency by symbol", res["latency_by_symbol"]), ("latency by library", res["latency_by_library"])):
+    for title, rows in (("latency by symbol", res["latency_by_symbol"]), ("latency by library", res["latency_by_library"]),
+                        ("relocation time by image (one value per load)", res.get("relocation_by_image") or [])):
+        if not rows and title.startswith("relocation"):
+            continue  # neither side times its images (ld-debug, lldb's glibc profile)
         if not rows:
             con.print(f"{title}: nothing measured in both")
             continue
