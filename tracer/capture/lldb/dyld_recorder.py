@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import calibrate as calibration
 from .recorder import Calibration, RowSink, read_cstr
 
 BREAKPOINTS = {  # role -> dyld4's function (demangled name, as lldb takes it)
@@ -75,7 +76,7 @@ class DyldRecorder(RowSink):
         self.on_breakpoint = on_breakpoint or (lambda bp: None)
         self.rows: list[tuple] = []
         self.relocations: list[dict] = []
-        self.calibration = Calibration(error="not calibrated: the dyld profile reports raw stop-to-stop times")
+        self.calibration = Calibration(where="dyld")
         self.entry_bps: dict[int, str] = {}  # breakpoint id -> role
         self.return_bps: dict[int, int] = {}  # return address -> breakpoint id
         self.return_ids: set[int] = set()
@@ -102,8 +103,38 @@ class DyldRecorder(RowSink):
         self.return_bps.clear()
         self.return_ids.clear()
 
-    def calibrate(self, thread, rounds: int = 0, wait_stop=None, abort=None) -> Calibration:
-        return self.calibration
+    def dyld_text(self) -> tuple[int, int] | None:
+        """dyld's __TEXT,__text as load addresses (where calibration finds its ``ret``s)."""
+        for module in self.target.module_iter():
+            if module.GetFileSpec().GetFilename() != DYLD_MODULE:
+                continue
+            seg = module.FindSection("__TEXT")
+            for i in range(seg.GetNumSubSections() if seg and seg.IsValid() else 0):
+                sub = seg.GetSubSectionAtIndex(i)
+                if sub.GetName() == "__text":
+                    lo = sub.GetLoadAddress(self.target)
+                    return lo, lo + sub.GetByteSize()
+        return None
+
+    def calibrate(self, thread, rounds: int = calibration.ROUNDS, wait_stop=None, abort=None) -> Calibration:
+        """lldb's stop/resume cost in this process, before dyld binds anything (calibrate.py): natively
+        and under Rosetta 2 (whose debugserver and translation make it a cost of its own). Not run on macOS."""
+        text = self.dyld_text()
+        if text is None:
+            self.calibration.error = "dyld's __TEXT,__text not found: latencies are raw stop-to-stop times"
+            return self.calibration
+        rets = calibration.find_rets(self.lldb, self.target, [text], calibration.RETS_NEEDED[self.arch], self.arch)
+        return calibration.calibrate(self.lldb, self.target, self.process, thread, self.arch, rets, self.calibration,
+                                     rounds, wait_stop, abort, read_like_entry=self._read_like_entry)
+
+    def _read_like_entry(self, thread) -> None:
+        """The reads a resolveSymbol entry stop makes (registers, the name, the loader's magic)."""
+        frame = thread.GetFrameAtIndex(0)
+        a = self.args
+        for name in (a["sp"], a["symbol"], a["result"], a["this"]):
+            self._reg(frame, name)
+        self._cstr(self._reg(frame, a["sp"]))
+        self._u(self._reg(frame, a["sp"]), 4)
 
     # ---- reading the process --------------------------------------------------------------
     def _reg(self, frame, name: str) -> int:
@@ -205,11 +236,16 @@ class DyldRecorder(RowSink):
             provider = self.loader_image(target)
             found = bool(target) or kind == KIND_ABSOLUTE
             self._add((p.t0, self.pid, tid, self.exe, p.requester, p.symbol, None, provider, "eager", found,
-                       None, raw, self.backend))
+                       self._corrected(raw), raw, self.backend))
             return
         value = self._reg(frame, self.args["return"])
         self._add((p.t0, self.pid, tid, self.exe, None, p.symbol, None, self.module_at(value) if value else None,
-                   "dlsym", bool(value), None, raw, self.backend))
+                   "dlsym", bool(value), self._corrected(raw), raw, self.backend))
+
+    def _corrected(self, raw: int) -> int | None:
+        """raw minus the calibrated stop/resume cost, floored at 0; None when not calibrated."""
+        cal = self.calibration.median_ns
+        return max(0, raw - cal) if cal is not None else None
 
     def image_rows(self) -> list[dict]:
         """Every module's load base, link-time base and slide, as `image list -o` computes them."""

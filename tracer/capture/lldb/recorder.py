@@ -1,8 +1,8 @@
 """Records dynamic-linker bindings of one process through lldb breakpoints.
 
 Linux, glibc ld.so, x86_64 only: the breakpoints go on ld.so's own lookup path
-and the registers read are the System V x86_64 ones. macOS (dyld fixups and
-dlsym) is not implemented: it cannot be built or verified on these machines.
+and the registers read are the System V x86_64 ones. macOS's dyld has its own
+profile (dyld_recorder.py, not run on macOS).
 
 One binding, the way bindsnoop.bt sees it, with breakpoints instead of uprobes:
 
@@ -17,23 +17,18 @@ One binding, the way bindsnoop.bt sees it, with breakpoints instead of uprobes:
 Latency. ``latency_raw_ns`` is the time between the two stops as gotrace
 observes them, so it holds one full lldb stop/resume cycle besides the
 lookup. ``calibrate`` measures that cycle in the same process before the
-first lookup: a breakpoint pair around an empty function (a ``ret`` in ld.so,
-entered by pointing a stopped thread at another ``ret`` with the return
-addresses on its stack; a third ``ret`` between it and the return-site
-breakpoint makes leaving it cost a step-over and a resume, like leaving a
-lookup's entry breakpoint), repeated; the thread's registers and stack are put
-back afterwards. ``latency_ns`` = raw minus the calibration median, floored at
+first lookup (calibrate.py: a breakpoint pair around a ``ret`` in ld.so,
+repeated). ``latency_ns`` = raw minus the calibration median, floored at
 0; the method, sample count and spread go into the session metadata.
 """
 from __future__ import annotations
 
 import statistics
-import time
 from dataclasses import dataclass, field
 
 from ..ldso import LdsoLayout
+from . import calibrate as calibration
 
-CALIBRATION_ROUNDS = 40
 STRING_MAX = 4096
 CHUNK_EVENTS = 4096  # rows handed to the sink at a time
 
@@ -54,6 +49,7 @@ class Calibration:
 
     samples_ns: list[int] = field(default_factory=list)
     error: str | None = None
+    where: str = "ld.so"  # the dynamic linker whose `ret` is the empty function
 
     @property
     def median_ns(self) -> int | None:
@@ -63,7 +59,7 @@ class Calibration:
         s = sorted(self.samples_ns)
         q = (lambda f: s[min(len(s) - 1, int(f * len(s)))]) if s else (lambda f: None)
         return {
-            "method": "breakpoint pair around an empty function (a `ret` in ld.so) in the traced process, "
+            "method": f"breakpoint pair around an empty function (a `ret` in {self.where}) in the traced process, "
                       "before its first lookup; the median is subtracted from each entry-to-return time",
             "rounds": len(s), "median_ns": self.median_ns, "p10_ns": q(0.10), "p90_ns": q(0.90),
             "error": self.error,
@@ -146,95 +142,21 @@ class BindingRecorder(RowSink):
         for bid in self.return_bps.values():
             self.target.BreakpointDelete(bid)
         self.entry_bp = self.error_bp = None
-        self.error_bp = None
         self.return_bps.clear()
         self.return_ids.clear()
 
     # ---- calibration ----------------------------------------------------
-    def _rets(self, count: int) -> list[int]:
-        """Load addresses of ``ret`` instructions inside ld.so's lookup and fixup code."""
-        found: list[int] = []
-        for lo, hi in ((self.layout.lookup, self.layout.lookup_end), self.layout.fixup, self.layout.profile_fixup):
-            insns = self.target.ReadInstructions(self.lldb.SBAddress(self.bias + lo, self.target),
-                                                 max(1, (hi - lo) // 2), "intel")
-            for i in range(insns.GetSize()):
-                ins = insns.GetInstructionAtIndex(i)
-                addr = ins.GetAddress().GetLoadAddress(self.target)
-                if addr >= self.bias + hi:
-                    break
-                if ins.GetMnemonic(self.target).strip() == "ret":
-                    found.append(addr)
-                    if len(found) == count:
-                        return found
-        return found
-
-    def calibrate(self, thread, rounds: int = CALIBRATION_ROUNDS, wait_stop=None, abort=None) -> Calibration:
-        """Time ``rounds`` breakpoint pairs around an empty function on ``thread``.
-
-        ``wait_stop`` resumes the process and returns once it has stopped again
-        (the driver's event loop; lldb's synchronous mode when None).
-        """
-        cal = self.calibration
-        rets = self._rets(3)
-        if len(rets) < 3:
-            cal.error = "not enough `ret` instructions found in ld.so's lookup code"
-            return cal
-        # r_start: where the thread is pointed; r_empty: the empty function (breakpoint);
-        # r_mid: a plain `ret` between it and the return site, so leaving the breakpoint
-        # costs a step-over *and* a resume, as leaving a real lookup's entry does
-        r_start, r_empty, r_mid = rets
-        frame = thread.GetFrameAtIndex(0)
-        regs = {n: frame.FindRegister(n) for n in ("rip", "rsp")}
-        pc0, sp0 = regs["rip"].GetValueAsUnsigned(), regs["rsp"].GetValueAsUnsigned()
-        tid = thread.GetThreadID()
-        scratch = (sp0 - 256) & ~0xF  # below the red zone
+    def calibrate(self, thread, rounds: int = calibration.ROUNDS, wait_stop=None, abort=None) -> Calibration:
+        """Time ``rounds`` breakpoint pairs around an empty function on ``thread`` (calibrate.py)."""
+        ranges = [(self.bias + lo, self.bias + hi) for lo, hi in
+                  ((self.layout.lookup, self.layout.lookup_end), self.layout.fixup, self.layout.profile_fixup)]
+        rets = calibration.find_rets(self.lldb, self.target, ranges, 3, "x86_64")
         err = self.lldb.SBError()
-        frame_bytes = r_empty.to_bytes(8, "little") + r_mid.to_bytes(8, "little") + pc0.to_bytes(8, "little")
-        saved = self.process.ReadMemory(scratch, len(frame_bytes), err)
-        if not err.Success():
-            cal.error = f"cannot read the stack: {err.GetCString()}"
-            return cal
-        probe_str = self.process.ReadPointerFromMemory(sp0 + 8, err)  # argv[0] at a launch's entry
-        bp_in = self.target.BreakpointCreateByAddress(r_empty)
-        bp_back = self.target.BreakpointCreateByAddress(pc0)
-        for bp in (bp_in, bp_back):
-            bp.SetThreadID(tid)
-        try:
-            for _ in range(rounds):
-                if abort is not None and abort():
-                    cal.error = cal.error or "interrupted"
-                    break
-                self.process.WriteMemory(scratch, frame_bytes, err)
-                if not err.Success():
-                    cal.error = f"cannot write the stack: {err.GetCString()}"
-                    break
-                _set_registers(thread, rip=r_start, rsp=scratch)
-                if not self._resume_until(thread, bp_in.GetID(), wait_stop):
-                    cal.error = "the calibration breakpoint was not reached"
-                    break
-                t0 = time.monotonic_ns()
-                self._read_like_entry(thread, probe_str)
-                if not self._resume_until(thread, bp_back.GetID(), wait_stop):
-                    cal.error = "the calibration return was not reached"
-                    break
-                cal.samples_ns.append(time.monotonic_ns() - t0)
-        finally:
-            self.target.BreakpointDelete(bp_in.GetID())
-            self.target.BreakpointDelete(bp_back.GetID())
-            self.process.WriteMemory(scratch, saved, err)
-            _set_registers(thread, rip=pc0, rsp=sp0)
-        return cal
-
-    def _resume_until(self, thread, bp_id: int, wait_stop) -> bool:
-        self.process.SetSelectedThread(thread)
-        if wait_stop is None:
-            self.process.Continue()
-        else:
-            wait_stop()
-        if self.process.GetState() != self.lldb.eStateStopped:
-            return False
-        return (thread.GetStopReason() == self.lldb.eStopReasonBreakpoint
-                and thread.GetStopReasonDataAtIndex(0) == bp_id)
+        sp = thread.GetFrameAtIndex(0).FindRegister("rsp").GetValueAsUnsigned()
+        probe_str = self.process.ReadPointerFromMemory(sp + 8, err)  # argv[0] at a launch's entry
+        return calibration.calibrate(self.lldb, self.target, self.process, thread, "x86_64", rets,
+                                     self.calibration, rounds, wait_stop, abort,
+                                     read_like_entry=lambda t: self._read_like_entry(t, probe_str))
 
     def _read_like_entry(self, thread, string_at: int) -> None:
         """The reads an entry stop makes, so calibration pays for them too."""
@@ -339,14 +261,3 @@ class BindingRecorder(RowSink):
     def image_rows(self) -> list[tuple[int, str, int]]:
         """(pid, path, l_addr) of every object seen in a lookup."""
         return [(self.pid, path, bias) for path, bias in self.biases.items()]
-
-
-def _set_registers(thread, **values: int) -> None:
-    """Write registers through the general-purpose set (FindRegister's values are read-only)."""
-    import lldb  # noqa: PLC0415 — loaded by now (loader.py)
-
-    gpr = thread.GetFrameAtIndex(0).GetRegisters().GetFirstValueByName("General Purpose Registers")
-    err = lldb.SBError()
-    for name, value in values.items():
-        if not gpr.GetChildMemberWithName(name).SetValueFromCString(hex(value), err):
-            raise RuntimeError(f"lldb cannot write register {name}: {err.GetCString()}")
