@@ -58,6 +58,9 @@ class CaptureRequest:
     # the argv to exec, given the command and the variables the backend adds: a translated run
     # under Rosetta prefixes `arch -x86_64 -e K=V …` (arch, SIP-protected, would drop DYLD_*)
     wrap: Callable[[list[str], dict[str, str]], list[str]] | None = None
+    # the lldb backend starts the program as this architecture itself (macOS: x86_64 under
+    # Rosetta 2, through an x86_64 launch shim; capture/lldb/launch_plan.py) instead of a wrap
+    arch: str | None = None
     on_warning: Callable[[str], None] = lambda text: None  # what the user should know before the run
 
 

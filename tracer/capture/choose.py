@@ -46,11 +46,13 @@ def get(name: str) -> Backend:
     raise BackendUnavailable(f"unknown backend {name!r}; choose one of {', '.join(NAMES)}")
 
 
-def choose(name: str, attach: int | None = None) -> tuple[Backend, str]:
+def choose(name: str, attach: int | None = None, rosetta: bool = False) -> tuple[Backend, str]:
     """The backend to use and a one-line account of the choice.
 
     ``auto`` never picks lldb for a command: lldb follows one process, and a
-    build is many. Attaching to a running process is lldb's alone.
+    build is many. Attaching to a running process is lldb's alone. Under Rosetta
+    (``rosetta``: macOS, --arch x86_64 on Apple Silicon) auto takes dyld-print:
+    DTrace refuses translated processes.
     """
     if attach is not None:
         if name not in ("auto", "lldb"):
@@ -66,6 +68,9 @@ def choose(name: str, attach: int | None = None) -> tuple[Backend, str]:
         if not avail.ok:
             raise BackendUnavailable(f"{name} backend unavailable: {avail.explain()}")
         return backend, f"backend {name}"
+    if platform.system() == "Darwin" and rosetta:  # not run on macOS
+        return get("dyld-print"), ("backend dyld-print (auto: Rosetta-translated processes, which DTrace refuses; "
+                                   "dyld's own account of every process, no latency; --backend lldb times one)")
     if platform.system() == "Darwin":  # not run on macOS
         dt = get("dtrace")
         avail = dt.probe()

@@ -118,9 +118,7 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
             raise GotraceError("--arch starts a command; it cannot be combined with --pid/--attach")
         rosetta_mod.check_program(arch, argv, env)
         rosetta = rosetta_mod.prepare(arch, argv, env)
-        if rosetta is not None and rosetta.translator and backend not in ("auto", "dyld-print"):
-            raise GotraceError(f"--backend {backend} cannot trace Rosetta-translated processes here; "
-                               "use --backend dyld-print")
+        rosetta_mod.check_backend(backend, rosetta)
         arch = None
     if attach is not None:
         from .lldb.backend import check_attachable
@@ -143,7 +141,7 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
     try:
         if attach is None:
             resolve_command(argv, env)  # unknown commands fail before anything is created
-        chosen, choice = choose.choose(backend, attach)
+        chosen, choice = choose.choose(backend, attach, rosetta=rosetta is not None and rosetta.translator is not None)
     except GotraceError:
         if translation is not None:  # a handler registered for this run goes again
             translation.close()
@@ -180,8 +178,10 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
     def on_process(n: int) -> None:
         progress.processes = n
 
+    lldb_arch = rosetta is not None and rosetta.translator is not None and chosen.name == "lldb"
     request = CaptureRequest(argv=list(argv), env=env, sink=sink, on_process=on_process, attach=attach,
-                             wrap=rosetta.wrap if rosetta is not None else None,
+                             wrap=rosetta.wrap if rosetta is not None and not lldb_arch else None,
+                             arch=rosetta.arch if lldb_arch else None,
                              on_warning=on_warning or (lambda text: None))
     result = None
     failure: str | None = None

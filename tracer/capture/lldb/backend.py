@@ -23,6 +23,7 @@ from ..backend import Availability, CaptureRequest, CaptureResult
 from ..bpftrace.launch import wait_for_bindsnoop_to_go
 from ..child import resolve_command
 from ..ldso import DEBUG_SYMBOLS_FIX, UNRESOLVABLE, ldso_layout, ldso_path
+from .launch_plan import NATIVE, rosetta_plan
 
 class LldbBackend:
     name = "lldb"
@@ -54,6 +55,9 @@ class LldbBackend:
         from .loader import import_lldb
         from .tables import latency_method, processes_rows
 
+        plan = NATIVE
+        if request.arch is not None:  # macOS, x86_64 on Apple Silicon (run.py); not run on macOS
+            plan = rosetta_plan(command_env=request.env)
         lldb = import_lldb()
         wait_for_bindsnoop_to_go("hide lldb's breakpoints")
 
@@ -66,7 +70,7 @@ class LldbBackend:
         else:
             exe = resolve_command(request.argv, request.env)
             _one_elf_program(request.argv[0], exe)
-            res = driver.launch(request.argv, exe, request.env)
+            res = driver.launch(request.argv, exe, request.env, plan)
         request.on_process(1)
         processes = processes_rows(res.pid, res.ppid, res.runs, res.exit_code)
         limits = []
@@ -94,6 +98,7 @@ class LldbBackend:
                 "exit_code_unknown": res.exit_unknown,
                 "unpaired_lookups": res.unpaired,
                 "lookups_cut_short": res.cut_short,
+                **({"lldb_launch": plan.meta()} if plan.translated else {}),
                 "limits": limits + [note, "no relocation times (nested lookup stops would dominate them)",
                            "each binding stops the process twice (about 2 ms each here)"],
             },

@@ -27,6 +27,7 @@ from ... import procfs
 from ...procfs import AT_BASE, auxv, cmdline, ppid as read_ppid
 from ..child import exit_code_from_wait_status
 from ..ldso import ldso_path, require_layout
+from .launch_plan import NATIVE, LaunchPlan
 from .recorder import BindingRecorder
 
 DARWIN = os.uname().sysname == "Darwin"
@@ -210,9 +211,9 @@ class LldbDriver:
         self.recorder.arm()
 
     # ---- launch ------------------------------------------------------------
-    def launch(self, argv: list[str], exe: str, env: dict[str, str]) -> DriverResult:
+    def launch(self, argv: list[str], exe: str, env: dict[str, str], plan: LaunchPlan = NATIVE) -> DriverResult:
         with self._signals_caught():
-            return self._launch(argv, exe, env)
+            return self._launch(argv, exe, env, plan)
 
     def attach(self, pid: int) -> DriverResult:
         with self._signals_caught():
@@ -230,17 +231,18 @@ class LldbDriver:
             for s, h in old.items():
                 signal.signal(s, h)
 
-    def _launch(self, argv: list[str], exe: str, env: dict[str, str]) -> DriverResult:
+    def _launch(self, argv: list[str], exe: str, env: dict[str, str], plan: LaunchPlan) -> DriverResult:
         L = self.lldb
         _become_subreaper()
         self._need_layout()
         err = L.SBError()
-        self.target = self.debugger.CreateTarget(exe, None, None, True, err)
+        self.target = self.debugger.CreateTarget(exe, plan.triple, plan.platform, True, err)
         if not self.target or not self.target.IsValid():
             raise GotraceError(f"lldb cannot load {exe}: {err.GetCString() or 'not an executable it understands'}")
-        shim = _exec_shim()  # the program starts with default dispositions, not lldb-server's
+        shim = _exec_shim(plan)  # the program starts with default dispositions, not lldb-server's
         self.debugger.DeleteTarget(self.target)  # it loads: now launch it through the shim
-        self.target = self.debugger.CreateTarget(str(shim), None, None, True, err)
+        # (built for the plan's architecture: under Rosetta the process is translated from the start)
+        self.target = self.debugger.CreateTarget(str(shim), plan.triple, plan.platform, True, err)
         info = L.SBLaunchInfo([",".join(str(int(s)) for s in PYTHON_IGNORED), exe, *argv])
         info.SetExecutableFile(L.SBFileSpec(str(shim)), True)
         info.SetEnvironmentEntries([f"{k}={v}" for k, v in env.items()], False)
@@ -470,11 +472,11 @@ class LldbDriver:
             self.lldb.SBDebugger.Destroy(self.debugger)
 
 
-def _exec_shim():
-    """csrc/execdefault.c, built once per source version (see its header)."""
+def _exec_shim(plan: LaunchPlan = NATIVE):
+    """csrc/execdefault.c, built once per source version and architecture (see its header)."""
     from ...csrc.build import compile_cached
 
-    return compile_cached("execdefault", ["execdefault.c"], "cc", ["-O2"], what="the lldb launch shim")
+    return compile_cached(plan.shim_stem, ["execdefault.c"], "cc", plan.shim_flags, what="the lldb launch shim")
 
 
 def _become_subreaper() -> None:

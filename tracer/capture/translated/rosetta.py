@@ -114,6 +114,17 @@ def prepare(arch: str, argv: list[str], env: dict[str, str], hardware: str | Non
     return run
 
 
+ROSETTA_BACKENDS = ("auto", "dyld-print", "lldb")
+
+
+def check_backend(backend: str, run: RosettaRun | None) -> None:
+    """Refuse a backend that cannot see inside a translated process: DTrace refuses them
+    (libproc.c); lldb times them (through Rosetta's debugserver), dyld-print counts them."""
+    if run is not None and run.translator and backend not in ROSETTA_BACKENDS:
+        raise GotraceError(f"--backend {backend} cannot trace Rosetta-translated processes (DTrace refuses them); "
+                           "use --backend lldb (latency, one process) or dyld-print (every process, no latency)")
+
+
 def check_program(arch: str, argv: list[str], env: dict[str, str]) -> None:
     """Refuse a program that has no slice for ``arch`` (it would run as what it is)."""
     from ...binary.macho_slices import slices
