@@ -72,3 +72,113 @@ def test_cli_json_and_bad_input():
                                               max(data["sides"][0]["median_bind_ns"], 1), 2)
     out = subprocess.run([GOTRACE, "bench-bind", "--arch", "sparc"], capture_output=True, text=True)
     assert out.returncode == 2 and "unknown architecture" in out.stderr and "Traceback" not in out.stderr
+
+
+# ---- --stage load: exec to main with N imports and none (macOS's only stage) ----------------
+
+def _require_arm64_handler() -> None:
+    require(shutil.which("aarch64-linux-gnu-gcc") is not None, "aarch64 cross gcc is not installed")
+    if translate.handler_for("arm64") is None:
+        require(os.geteuid() == 0, "no arm64 binfmt_misc handler and not root to register one")
+
+
+def _undefined(probe) -> set[str]:
+    out = subprocess.run(["readelf", "-W", "--dyn-syms", str(probe)], capture_output=True, text=True,
+                         check=True).stdout
+    return {f[7] for f in (line.split() for line in out.splitlines()) if len(f) >= 8 and f[6] == "UND"
+            and f[7].startswith("gtb_f")}
+
+
+def _needed(probe) -> list[str]:
+    out = subprocess.run(["readelf", "-d", str(probe)], capture_output=True, text=True, check=True).stdout
+    return re.findall(r"\(NEEDED\)\s+Shared library: \[(\S+)\]", out)
+
+
+def _bound_before_main(probe, env, tmp_path) -> Counter:
+    """glibc's account: gtb_ bindings of one run, and how many of them came from the probe."""
+    env = dict(env, LD_DEBUG="bindings", LD_DEBUG_OUTPUT=str(tmp_path / f"ld-{probe.parent.name}-{probe.name}"))
+    out = subprocess.run([str(probe)], env=env, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip().isdigit(), out
+    counts: Counter = Counter()
+    for f in tmp_path.glob(f"ld-{probe.parent.name}-{probe.name}.*"):
+        for line in f.read_text(errors="replace").splitlines():
+            m = re.search(r"binding file (\S+) \[0\] to (\S+) \[0\]: normal symbol `(gtb_f\d+)'", line)
+            if m and m.group(1).endswith(probe.name) and m.group(2).endswith("libgtbind.so"):
+                counts[m.group(3)] += 1
+    return counts
+
+
+def test_load_probes_import_what_they_say(tmp_path):
+    """readelf: the probe with N imports has N undefined gtb_ symbols, the other none, both need
+    the library; glibc's LD_DEBUG: each of the N bound once, from the library, before main printed."""
+    require(shutil.which("gcc") is not None, "gcc is not installed")
+    from tracer.goenv import loadbench
+
+    n = 300
+    probes = loadbench.build(loadbench.toolchain(translate.host_arch()), n)
+    assert _undefined(probes["imports"]) == {f"gtb_f{i}" for i in range(n)}
+    assert _undefined(probes["none"]) == set()
+    assert all("libgtbind.so" in _needed(p) for p in probes.values())
+    bound = _bound_before_main(probes["imports"], dict(os.environ), tmp_path)
+    assert len(bound) == n and set(bound.values()) == {1}
+    assert _bound_before_main(probes["none"], dict(os.environ), tmp_path) == Counter()
+
+
+def test_load_stage_native_and_under_qemu(tmp_path):
+    _require_arm64_handler()
+    from tracer.goenv import loadbench
+
+    n = 2000
+    out = subprocess.run([GOTRACE, "bench-bind", "--stage", "load", "--arch", "arm64", "--register-binfmt",
+                          "-N", str(n), "--runs", "8", "--json"], capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["stage"] == "load" and data["imports"] == n
+    native, guest = data["sides"]
+    assert (native["arch"], native["translator"]) == (translate.host_arch(), None)
+    assert (guest["arch"], guest["translator"]) == ("arm64", "qemu-aarch64")
+    for side in (native, guest):
+        e = side["exec_to_main_ns"]
+        assert side["runs"] == 8 and e["none"] > 0 and e["imports"] > 0
+        lo, hi = side["per_import_iqr_ns"]
+        assert lo <= side["per_import_ns"] <= hi and side["per_import_resolved"] == (lo > 0)
+    assert data["ratio_exec_to_main"] == round(guest["exec_to_main_ns"]["imports"] /
+                                               native["exec_to_main_ns"]["imports"], 2)
+    # the guest probe is the arm64 build, and under its ld.so glibc binds all N from the library
+    probes = loadbench.build(loadbench.toolchain("arm64"), n)
+    head = subprocess.run(["readelf", "-h", str(probes["imports"])], capture_output=True, text=True).stdout
+    assert "AArch64" in head and _undefined(probes["imports"]) == {f"gtb_f{i}" for i in range(n)}
+    if translate.handler_for("arm64") is not None:  # still registered (not only for that run)
+        env = dict(os.environ, QEMU_LD_PREFIX="/usr/aarch64-linux-gnu")
+        assert len(_bound_before_main(probes["imports"], env, tmp_path)) == n
+    text = subprocess.run([GOTRACE, "bench-bind", "--stage", "load", "-N", "500", "--runs", "4"],
+                          capture_output=True, text=True, timeout=600)
+    assert text.returncode == 0 and "exec to main" in text.stdout and "500 imports" in text.stdout, text.stderr
+
+
+def test_macos_load_probe_build_commands():
+    """What a Mac would run (not run on macOS): clang -arch per side, a dylib named @rpath, the
+    probe finding it beside itself; the Linux commands keep every import bound before main."""
+    from pathlib import Path
+
+    from tracer.goenv import loadbench
+
+    work = Path("/w")
+    for arch in ("arm64", "x86_64"):
+        tc = loadbench.toolchain(arch, system="Darwin")
+        cmds = tc.commands(work)
+        assert cmds["library"][:4] == ["clang", "-arch", arch, "-dynamiclib"]
+        assert "@rpath/libgtbind.dylib" in cmds["library"] and cmds["library"][-3:-1] == ["-o", "/w/libgtbind.dylib"]
+        for variant in ("none", "imports"):
+            c = cmds[variant]
+            assert c[:3] == ["clang", "-arch", arch] and f"/w/inc-{variant}" in c and "-lgtbind" in c
+            assert "-Wl,-rpath,@executable_path" in c and c[c.index("-o") + 1] == f"/w/probe-{variant}"
+    linux = loadbench.toolchain(translate.host_arch(), system="Linux").commands(work)["imports"]
+    assert {"-Wl,-z,now", "-Wl,--no-as-needed", "-Wl,-rpath,$ORIGIN"} <= set(linux)
+    import pytest
+
+    from tracer.errors import GotraceError
+    with pytest.raises(GotraceError, match="x86_64 \\(Rosetta 2\\) or arm64"):
+        loadbench.toolchain("riscv64", system="Darwin")
+    assert "#define GTB_TABLE \n" == loadbench.header_source(0)
+    assert loadbench.header_source(2).endswith("#define GTB_TABLE gtb_f0, gtb_f1, \n")

@@ -9,6 +9,11 @@
  * launches programs through this, stopped at its entry and followed across the
  * exec, so they run with the dispositions they would have without gotrace.
  * Exit 127 when PROGRAM cannot be exec'd (errno on stderr), 125 on bad usage.
+ *
+ * Built for x86_64 on a Mac (clang -arch x86_64: lldb under Rosetta 2), the shim
+ * itself runs translated and execs PROGRAM with an x86_64 binary preference
+ * (posix_spawn with POSIX_SPAWN_SETEXEC, as arch(1) does), so a universal
+ * program's x86_64 slice runs. Not run on macOS.
  */
 #include <errno.h>
 #include <signal.h>
@@ -16,6 +21,26 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#if defined(__APPLE__) && defined(__x86_64__)
+#include <mach/machine.h>
+#include <spawn.h>
+extern char **environ;
+
+/* returns only when the exec failed (then execv below says why) */
+static void exec_x86_64(char *path, char **argv)
+{
+    posix_spawnattr_t attr;
+    cpu_type_t pref = CPU_TYPE_X86_64;
+    size_t done;
+    if (posix_spawnattr_init(&attr) != 0)
+        return;
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETEXEC);
+    posix_spawnattr_setbinpref_np(&attr, 1, &pref, &done);
+    posix_spawn(NULL, path, NULL, &attr, argv, environ);
+    posix_spawnattr_destroy(&attr);
+}
+#endif
 
 int main(int argc, char **argv)
 {
@@ -30,6 +55,9 @@ int main(int argc, char **argv)
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+#if defined(__APPLE__) && defined(__x86_64__)
+    exec_x86_64(argv[2], argv + 3);
+#endif
     execv(argv[2], argv + 3);
     fprintf(stderr, "execdefault: cannot run %s: %s\n", argv[2], strerror(errno));
     return 127;

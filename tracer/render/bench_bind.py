@@ -7,7 +7,8 @@ from .format import ID, NUM, print_table
 
 
 def _who(side) -> str:
-    return f"{side.arch}" + (f" via {side.translator}" if side.translator else " native")
+    arch, translator = (side["arch"], side["translator"]) if isinstance(side, dict) else (side.arch, side.translator)
+    return f"{arch}" + (f" via {translator}" if translator else " native")
 
 
 def render_bench(sides: list, runs: int, con: Console) -> None:
@@ -34,3 +35,30 @@ def render_bench(sides: list, runs: int, con: Console) -> None:
     if len(sides) == 2:
         a, b = (s.summary()["median_bind_ns"] for s in sides)
         con.print(f"translation multiplies the median binding cost by {b / max(a, 1):,.0f}×")
+
+
+def _ms(ns: float) -> str:
+    return f"{ns / 1e6:,.2f} ms" if ns >= 1e5 else f"{ns / 1e3:,.1f} µs"
+
+
+def render_load(res: dict, con: Console) -> None:
+    """`gotrace bench-bind --stage load`: exec to main per side, with N imports and none."""
+    n = res["imports"]
+    rows = []
+    for s in res["sides"]:
+        e = s["exec_to_main_ns"]
+        lo, hi = s["per_import_iqr_ns"]
+        per = (f"{s['per_import_ns']:,.0f} ns ({lo:,.0f}–{hi:,.0f})" if s["per_import_resolved"]
+               else f"below noise ({lo:,.0f}–{hi:,.0f} ns)")
+        rows.append([_who(s), _ms(e["none"]), _ms(e["imports"]), per, str(s["runs"])])
+    print_table(con, f"exec to main, median over fresh processes ({n:,} imports against none)",
+                [("side", ID), ("no imports", NUM), (f"{n:,} imports", NUM), ("per import (IQR)", NUM),
+                 ("runs", NUM)],
+                rows)
+    if "ratio_exec_to_main" in res:
+        a, b = (_who(s) for s in res["sides"])
+        per = res["ratio_per_import"]
+        con.print(f"{b} against {a}: exec to main {res['ratio_exec_to_main']:,.1f}× as long", highlight=False)
+        con.print(f"binding per import {per:,.1f}× as costly" if per is not None else
+                  "binding per import: not resolved above the run-to-run noise on both sides; "
+                  "raise --imports or --runs", highlight=False)
