@@ -146,7 +146,10 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
         if translation is not None:  # a handler registered for this run goes again
             translation.close()
         raise
-    if rosetta is not None:
+    if rosetta is not None and rosetta.translator and chosen.name == "lldb":
+        choice += (f"; running as {rosetta.arch} under Rosetta 2 (an {rosetta.arch} launch shim; lldb's debugserver "
+                   "hands the process to Rosetta's)")
+    elif rosetta is not None:
         choice += f"; running as {rosetta.arch} through `arch -{rosetta.arch}`" + (
             " (Rosetta 2)" if rosetta.translator else "")
     if translation is not None:

@@ -36,7 +36,7 @@ def bench_bind_command(
                                "handler for this run if none is (root).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """What binding costs, native and translated, with no tracer in the way.
+    """Binding cost, native and translated, without a tracer.
 
     --stage first-call (Linux): a probe built for the target architecture
     times each of 26 libm functions' first call (ld.so binds its PLT slot,
@@ -56,10 +56,10 @@ def bench_bind_command(
 
     With --arch the ratio translated / native is printed. Examples:
 
-      gotrace bench-bind                                  # Linux: first-call cost per symbol
-      gotrace bench-bind --arch arm64 --register-binfmt   # ... and under qemu-user
+      gotrace bench-bind                         # Linux: cost per symbol
+      gotrace bench-bind --arch arm64 --register-binfmt   # and under qemu
       gotrace bench-bind --stage load --arch arm64 -N 2000 --json
-      gotrace bench-bind --arch x86_64                    # a Mac: native against Rosetta 2
+      gotrace bench-bind --arch x86_64           # a Mac: against Rosetta 2
 
     The probes are built with the target's C compiler on first use and cached.
     """

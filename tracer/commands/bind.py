@@ -19,7 +19,7 @@ def bind_command(
                        metavar="auto|bpf|bpftrace|ld-debug|lldb|dyld-print|dtrace")] = "auto",
     arch: Annotated[Optional[str], typer.Option("--arch", help="Run the command as this architecture (arm64, "
                     "x86_64) through its binfmt_misc translator (macOS: Rosetta 2); `go` becomes that arch's "
-                    "toolchain. Backend: ld-debug (macOS: dyld-print).",
+                    "toolchain. Backend: ld-debug (macOS: dyld-print, or lldb for latency in one process).",
                     show_default=False)] = None,
     register_binfmt: Annotated[bool, typer.Option("--register-binfmt", help="With --arch: register qemu-user's "
                                "binfmt_misc handler for this run if none is (root; removed afterwards).")] = False,
@@ -45,6 +45,7 @@ def bind_command(
       gotrace bind --arch arm64 -- ./hello-arm64  # translated, by qemu-user
       gotrace bind --arch arm64 --register-binfmt -- go build
       gotrace bind --arch x86_64 -- go build      # macOS: under Rosetta 2
+      gotrace bind --arch x86_64 -b lldb -- ./hello-amd64  # Rosetta, timed
 
     Backends: bpf (root, BTF; gotrace's own BPF program: latency, failed
     lookups, full process tree, at little more than the probes' cost),
@@ -55,7 +56,9 @@ def bind_command(
     account of every process, Rosetta included), dtrace (root: one dtrace
     per process; Linux: dlsym/dlopen only; macOS: every bind target with its
     latency), auto (bpf, else bpftrace, else ld-debug, saying why; on macOS dtrace,
-    else dyld-print; never lldb, except for --attach). macOS paths are not
+    else dyld-print, and dyld-print under Rosetta, which DTrace refuses; never
+    lldb, except for --attach). Under Rosetta only lldb times a binding (its
+    stop cost calibrated inside the translated process). macOS paths are not
     run on macOS.
 
     The command's exit code becomes gotrace's; Ctrl-C saves the session marked

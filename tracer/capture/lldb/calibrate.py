@@ -77,13 +77,17 @@ class _Rounds:
     def __init__(self, lldb, target, process, thread, cal, wait_stop, abort, read_like_entry):
         self.lldb, self.target, self.process, self.thread = lldb, target, process, thread
         self.cal, self.wait_stop, self.abort, self.read_like_entry = cal, wait_stop, abort, read_like_entry
+        self.stopped_ns = 0
 
     def resume_until(self, bp_id: int) -> bool:
+        """Resume; True at a stop of ``bp_id``, its time in ``self.stopped_ns`` — taken as soon as
+        the stop is known, before asking lldb about it, as the driver stamps a lookup's stops."""
         self.process.SetSelectedThread(self.thread)
         if self.wait_stop is None:
             self.process.Continue()
         else:
             self.wait_stop()
+        self.stopped_ns = time.monotonic_ns()
         if self.process.GetState() != self.lldb.eStateStopped:
             return False
         return (self.thread.GetStopReason() == self.lldb.eStopReasonBreakpoint
@@ -107,13 +111,13 @@ class _Rounds:
                 if not self.resume_until(bp_in.GetID()):
                     self.cal.error = "the calibration breakpoint was not reached"
                     return
-                t0 = time.monotonic_ns()
+                t0 = self.stopped_ns
                 self.read_like_entry(self.thread)
                 at_entry()
                 if not self.resume_until(bp_back.GetID()):
                     self.cal.error = "the calibration return was not reached"
                     return
-                self.cal.samples_ns.append(time.monotonic_ns() - t0)
+                self.cal.samples_ns.append(self.stopped_ns - t0)
         finally:
             self.target.BreakpointDelete(bp_in.GetID())
             self.target.BreakpointDelete(bp_back.GetID())
