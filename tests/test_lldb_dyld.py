@@ -14,7 +14,7 @@ import struct
 
 import pytest
 
-from conftest import require_lldb
+from conftest import require_lldb, run_notebook
 from tracer.capture.lldb import dyld_recorder as D
 
 
@@ -259,3 +259,80 @@ def test_lldb_slides_are_image_list_o(modes_bins):
     assert len(checked) >= 3, (rows, offsets)
     assert all(r["slide"] == offsets[r["path"]] for r in checked), (checked, offsets)
     assert any(r["slide"] for r in checked)  # stopped in main: the libraries are mapped, somewhere
+
+
+def _recorded(arch: str, calibration_ns: int):
+    """The dyld profile's rows and fixup times for one hello run, as lldb would record them
+    (arm64 natively, x86_64 under Rosetta), with a calibration of ``calibration_ns``."""
+    mem, target = _world()
+    rec = D.DyldRecorder(_Lldb, target, _Process(mem), "/Users/me/hello", arch)
+    rec.calibration.samples_ns = [calibration_ns] * 40
+    rec.arm()
+    t = _Thread(1)
+    result = 0x16FDFE000
+    mem.put(result, struct.pack("<QQQQI", 0x6000_1000, 0, 0x2C1A4, 0, 1))
+    entry = ({"x0": 0x6000_0000, "x4": 0x7000_0000, "x8": result} if arch == "arm64"
+             else {"rdi": result, "rsi": 0x6000_0000, "r9": 0x7000_0000})
+    bp = _entry(rec, target, t, "dyld4::Loader::resolveSymbol", arch, entry, mem=mem)
+    _return(rec, t, bp, arch, {}, now=1000 + calibration_ns + (300 if arch == "arm64" else 2100))
+    bp = _entry(rec, target, t, "dyld4::JustInTimeLoader::applyFixups", arch,
+                {"x0" if arch == "arm64" else "rdi": 0x6000_2000}, ret=0x18000_1234, mem=mem)
+    _return(rec, t, bp, arch, {}, now=1000 + (90_000 if arch == "arm64" else 400_000))
+    return rec
+
+
+def _save(path, rec, meta):
+    from tracer.capture.lldb.tables import processes_rows
+    from tracer.capture.lldb.driver import ImageRun
+    from tracer.session.schema import events_from_rows
+    from tracer.session.writer import SessionWriter, prepare_directory
+
+    w = SessionWriter(prepare_directory(path, False), {"command": "/Users/me/hello", "argv": ["/Users/me/hello"], "os": "Darwin",
+                             "start_ns": 0, **meta})
+    w.append_events(events_from_rows(rec.rows))
+    w.write_table("processes", processes_rows(4242, 1, [ImageRun("/Users/me/hello", ["hello"], 0, 10**6)], 0))
+    w.write_table("images", [])
+    w.write_table("relocations", rec.relocations)
+    w.finish(True, processes=1, lost_events=0, malformed_records=0)
+    return path
+
+
+def test_a_native_and_a_rosetta_session_side_by_side(tmp_path):
+    """What the dyld profile records natively (timed by DTrace there, or lldb) and under Rosetta
+    (lldb only) goes through compare, plot and their warnings. Not run on macOS: the rows come
+    from the profile driven by the stand-in above."""
+    from tracer import load_session
+    from tracer.analysis.compare import compare
+    from tracer.analysis.plot import figure
+    from tracer.capture.lldb.tables import latency_method
+    from tracer.capture.translated.rosetta import RosettaRun
+
+    native, rosetta = _recorded("arm64", 1_500_000), _recorded("x86_64", 4_000_000)
+    assert [r[10] for r in rosetta.rows] == [2100] and [r[11] for r in rosetta.rows] == [4_002_100]  # raw - calibration
+    translated = {"backend": "lldb", "arch": "arm64", "translation": RosettaRun("x86_64").meta(),
+                  "latency_method": latency_method(rosetta.calibration.describe())}
+    b = load_session(_save(tmp_path / "rosetta", rosetta, translated))
+    for backend, meta in (("lldb", {"latency_method": latency_method(native.calibration.describe())}),
+                          ("dtrace", {"latency_method": {"method": "DTrace pid provider, entry to return"}})):
+        a = load_session(_save(tmp_path / backend, native, {"backend": backend, "arch": "arm64", **meta}))
+        res = compare(a, b)
+        assert res["b"]["translator"] == "rosetta" and res["b"]["arch"] == "x86_64"
+        assert res["a"]["latency_method"]["instrument"] == backend and res["b"]["latency_method"]["instrument"] == "lldb"
+        assert "dyld" in b.meta["latency_method"]["calibration"]["method"]
+        (sym,) = res["latency_by_symbol"]
+        assert (sym["name"], sym["a"]["median_ns"], sym["b"]["median_ns"]) == ("_malloc", 300, 2100)
+        (img,) = res["relocation_by_image"]
+        assert (img["name"], img["a"]["median_ns"], img["b"]["median_ns"]) == ("libz.1.dylib", 90_000, 400_000)
+        mismatch = [w for w in res["warnings"] if "measured differently" in w]
+        assert mismatch == ([] if backend == "lldb" else [mismatch[0]])
+        if backend == "dtrace":
+            assert "A by dtrace, B by lldb" in mismatch[0]
+        fig = figure([a, b])
+        legend = [t.get_text() for t in fig.legends[0].get_texts()]
+        assert f"timed by {backend}" in legend[0] and "x86_64 via rosetta, timed by lldb" in legend[1]
+        assert any("measured differently" in t.get_text() for t in fig.texts) == (backend == "dtrace")
+    # the notebook takes the pair (the last A: DTrace natively), and says how each side was timed
+    outputs = run_notebook(a.path, b.path, tmp_path)
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    printed = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    assert "latencies measured differently: A by dtrace, B by lldb" in printed
