@@ -9,25 +9,12 @@
  *
  *     main_ns
  *
- * on the clock loadstart.c read just before its exec: CLOCK_MONOTONIC on Linux (a
- * guest under qemu-user reads the host's), CLOCK_UPTIME_RAW in nanoseconds on macOS
- * (clock_gettime_nsec_np: nanoseconds natively and under Rosetta 2 alike). Not run on macOS.
+ * on the clock loadstart.c read just before its exec (bench_clock.h).
  */
 #include <stdio.h>
-#include <time.h>
 
+#include "bench_clock.h"
 #include "gtb_imports.h"
-
-static long long now(void)
-{
-#ifdef __APPLE__
-    return (long long)clock_gettime_nsec_np(CLOCK_UPTIME_RAW);
-#else
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-#endif
-}
 
 typedef int (*gtb_fn)(void);
 static gtb_fn const table[] = {GTB_TABLE 0};

@@ -12,25 +12,15 @@
  * dynamic linker loading and binding the program's imports, and, for a foreign
  * program, starting its translator (binfmt_misc's qemu-user on Linux; Rosetta 2 on a
  * Mac, where an x86_64-only PROGRAM runs translated by itself). The clock is the one
- * loadprobe.c reads. Exit 125 on bad usage, 126 when a round cannot be run.
+ * loadprobe.c reads (bench_clock.h). Exit 125 on bad usage, 126 when a round cannot be run.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-static long long now(void)
-{
-#ifdef __APPLE__
-    return (long long)clock_gettime_nsec_np(CLOCK_UPTIME_RAW);
-#else
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-#endif
-}
+#include "bench_clock.h"
 
 int main(int argc, char **argv)
 {

@@ -64,7 +64,8 @@ class Toolchain:
 
     def commands(self, work: Path) -> dict[str, list[str]]:
         """The three build commands (library, probe without imports, probe with them), run in ``work``."""
-        probe = str(resources.files("tracer.csrc").joinpath("loadprobe.c"))
+        csrc = resources.files("tracer.csrc")
+        probe = str(csrc.joinpath("loadprobe.c"))
         if self.system == "Darwin":
             lib = [*self.cc, "-dynamiclib", "-O1", "-install_name", f"@rpath/{self.library}"]
             link = ["-O1", "-Wl,-rpath,@executable_path", "-L", str(work), "-lgtbind"]
@@ -75,8 +76,8 @@ class Toolchain:
             link = ["-O1", "-Wl,-z,now", "-Wl,--no-as-needed", "-Wl,-rpath,$ORIGIN", "-L", str(work), "-lgtbind"]
         out = {"library": [*lib, "-o", str(work / self.library), str(work / "gtbind.c")]}
         for variant in VARIANTS:
-            out[variant] = [*self.cc, "-I", str(work / f"inc-{variant}"), "-o", str(work / f"probe-{variant}"),
-                            probe, *link]
+            out[variant] = [*self.cc, "-I", str(work / f"inc-{variant}"), "-I", str(csrc), "-o",
+                            str(work / f"probe-{variant}"), probe, *link]
         return out
 
 
@@ -97,7 +98,8 @@ def build(tc: Toolchain, imports: int) -> dict[str, Path]:
     """The probes for ``tc`` with ``imports`` imports, built once into the cache; name -> path."""
     if not 1 <= imports <= MAX_IMPORTS:
         raise GotraceError(f"--imports must be between 1 and {MAX_IMPORTS:,} (got {imports})")
-    probe_text = resources.files("tracer.csrc").joinpath("loadprobe.c").read_bytes()
+    csrc = resources.files("tracer.csrc")
+    probe_text = csrc.joinpath("loadprobe.c").read_bytes() + csrc.joinpath("bench_clock.h").read_bytes()
     key = hashlib.sha256(probe_text + repr((tc.cc, tc.system, imports)).encode()).hexdigest()[:12]
     work = cache_dir() / f"loadbench-{tc.arch}-{imports}-{key}"
     done = {v: work / f"probe-{v}" for v in VARIANTS}
@@ -117,7 +119,7 @@ def build(tc: Toolchain, imports: int) -> dict[str, Path]:
 
 
 def launcher() -> Path:
-    return compile_cached("loadstart", ["loadstart.c"], "cc", ["-O2"], what="the exec-to-main timer")
+    return compile_cached("loadstart", ["loadstart.c", "bench_clock.h"], "cc", ["-O2"], what="the exec-to-main timer")
 
 
 @dataclass
