@@ -119,6 +119,9 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
         rosetta_mod.check_program(arch, argv, env)
         rosetta = rosetta_mod.prepare(arch, argv, env)
         rosetta_mod.check_backend(backend, rosetta)
+        if backend == "lldb" and rosetta is not None and rosetta.translator:
+            from .lldb.launch_plan import rosetta_plan
+            rosetta_plan(command_env=env)  # its refusals before anything starts
         arch = None
     if attach is not None:
         from .lldb.backend import check_attachable

@@ -99,7 +99,8 @@ class LldbBackend:
                 "unpaired_lookups": res.unpaired,
                 "lookups_cut_short": res.cut_short,
                 **({"lldb_launch": plan.meta()} if plan.translated else {}),
-                "limits": limits + [note, "no relocation times (nested lookup stops would dominate them)",
+                "limits": limits + [note, *(["no relocation times (nested lookup stops would dominate them)"]
+                                            if platform.system() != "Darwin" else []),
                            "each binding stops the process twice (about 2 ms each here)"],
             },
         )
