@@ -37,9 +37,10 @@ def test_the_rosetta_plan_and_what_it_records():
 
 @pytest.mark.parametrize("where", ["environ", "command_env"])
 def test_the_rosetta_plan_refuses_a_named_debugserver(where):
-    env = {"LLDB_DEBUGSERVER_PATH": "/usr/local/bin/debugserver"}
+    envs = {"environ": {}, "command_env": {}}
+    envs[where] = {"LLDB_DEBUGSERVER_PATH": "/usr/local/bin/debugserver"}
     with pytest.raises(GotraceError) as exc:
-        P.rosetta_plan(**{where: env}, **({"environ": {}} if where == "command_env" else {}), exists=ALWAYS)
+        P.rosetta_plan(**envs, exists=ALWAYS)
     msg = exc.value.message
     assert "LLDB_DEBUGSERVER_PATH is set" in msg and "unset LLDB_DEBUGSERVER_PATH" in msg and "\n" not in msg
     assert ("gotrace's environment" if where == "environ" else "the command's environment") in msg

@@ -72,6 +72,13 @@ def _grouped(ev: pd.DataFrame, key: pd.Series) -> dict[str, dict]:
     return out
 
 
+def _by_image(rel: pd.DataFrame) -> dict[str, dict]:
+    """Relocation (dyld: fixup) times per image name, quantified as latencies are."""
+    if not len(rel):
+        return {}
+    return _grouped(rel.rename(columns={"duration_ns": "latency_ns"}), rel["path"].map(object_name))
+
+
 def _pair_table(a: dict[str, dict], b: dict[str, dict], top: int) -> list[dict[str, Any]]:
     rows = []
     for k in set(a) & set(b):
@@ -140,11 +147,7 @@ def compare(a: Session, b: Session, top: int = 20, include_translator: bool = Fa
     lat_sym = _pair_table(_grouped(ea, ea["symbol"].astype(str)), _grouped(eb, eb["symbol"].astype(str)), top)
     lat_lib = _pair_table(_grouped(ea, ea["provider"].map(object_name)), _grouped(eb, eb["provider"].map(object_name)),
                           top)
-    ra, rb = a.relocations, b.relocations
-    lat_img = _pair_table(_grouped(ra.rename(columns={"duration_ns": "latency_ns"}), ra["path"].map(object_name))
-                          if len(ra) else {},
-                          _grouped(rb.rename(columns={"duration_ns": "latency_ns"}), rb["path"].map(object_name))
-                          if len(rb) else {}, top)
+    lat_img = _pair_table(_by_image(a.relocations), _by_image(b.relocations), top)
     ka, kb = _binding_set(ea), _binding_set(eb)
     per_a, per_b = _per_exe(a), _per_exe(b)
     return {

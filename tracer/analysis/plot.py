@@ -179,8 +179,7 @@ def figure(sessions: list[Session], include_translator: bool = False):
         ax.grid(alpha=0.3)
     handles, labels = ax3.get_legend_handles_labels()  # one entry per session, its colour in every panel
     if handles:  # above the panels: never over the data
-        fig.legend(handles, labels, loc="upper center", ncol=1 if len(handles) > 1 else len(handles),
-                   fontsize=9, frameon=False)
+        fig.legend(handles, labels, loc="upper center", ncol=1, fontsize=9, frameon=False)
     warning = mismatch(sessions[0].meta, sessions[1].meta) if len(sessions) == 2 else None
     if warning:
         fig.text(0.5, 0.925, "⚠ " + warning, ha="center", fontsize=8.5, color="tab:red", wrap=True)

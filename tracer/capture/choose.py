@@ -68,10 +68,11 @@ def choose(name: str, attach: int | None = None, rosetta: bool = False) -> tuple
         if not avail.ok:
             raise BackendUnavailable(f"{name} backend unavailable: {avail.explain()}")
         return backend, f"backend {name}"
-    if platform.system() == "Darwin" and rosetta:  # not run on macOS
-        return get("dyld-print"), ("backend dyld-print (auto: Rosetta-translated processes, which DTrace refuses; "
-                                   "dyld's own account of every process, no latency; --backend lldb times one)")
     if platform.system() == "Darwin":  # not run on macOS
+        if rosetta:
+            return get("dyld-print"), ("backend dyld-print (auto: Rosetta-translated processes, which DTrace "
+                                       "refuses; dyld's own account of every process, no latency; --backend lldb "
+                                       "times one)")
         dt = get("dtrace")
         avail = dt.probe()
         if avail.ok:

@@ -110,7 +110,8 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
     ``on_warning`` hears what the user should know before the run (SIP).
     """
     env = dict(os.environ if env is None else env)
-    rosetta = None
+    rosetta = None  # the RosettaRun of an --arch run on macOS
+    translated_by_rosetta = False
     if arch is not None and platform.system() == "Darwin":  # not run on macOS (no Mac here)
         from .translated import rosetta as rosetta_mod
 
@@ -118,8 +119,9 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
             raise GotraceError("--arch starts a command; it cannot be combined with --pid/--attach")
         rosetta_mod.check_program(arch, argv, env)
         rosetta = rosetta_mod.prepare(arch, argv, env)
+        translated_by_rosetta = rosetta is not None and rosetta.translator is not None
         rosetta_mod.check_backend(backend, rosetta)
-        if backend == "lldb" and rosetta is not None and rosetta.translator:
+        if backend == "lldb" and translated_by_rosetta:
             from .lldb.launch_plan import rosetta_plan
             rosetta_plan(command_env=env)  # its refusals before anything starts
         arch = None
@@ -144,12 +146,13 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
     try:
         if attach is None:
             resolve_command(argv, env)  # unknown commands fail before anything is created
-        chosen, choice = choose.choose(backend, attach, rosetta=rosetta is not None and rosetta.translator is not None)
+        chosen, choice = choose.choose(backend, attach, rosetta=translated_by_rosetta)
     except GotraceError:
         if translation is not None:  # a handler registered for this run goes again
             translation.close()
         raise
-    if rosetta is not None and rosetta.translator and chosen.name == "lldb":
+    lldb_arch = translated_by_rosetta and chosen.name == "lldb"  # lldb starts it as x86_64 itself, no `arch`
+    if lldb_arch:
         choice += (f"; running as {rosetta.arch} under Rosetta 2 (an {rosetta.arch} launch shim; lldb's debugserver "
                    "hands the process to Rosetta's)")
     elif rosetta is not None:
@@ -184,7 +187,6 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
     def on_process(n: int) -> None:
         progress.processes = n
 
-    lldb_arch = rosetta is not None and rosetta.translator is not None and chosen.name == "lldb"
     request = CaptureRequest(argv=list(argv), env=env, sink=sink, on_process=on_process, attach=attach,
                              wrap=rosetta.wrap if rosetta is not None and not lldb_arch else None,
                              arch=rosetta.arch if lldb_arch else None,

@@ -33,7 +33,6 @@ from pathlib import Path
 from ..csrc.build import cache_dir, compile_cached
 from ..errors import GotraceError
 
-DEFAULT_IMPORTS = 4000
 MAX_IMPORTS = 20000
 LINUX_CC = {"x86_64": "gcc", "arm64": "aarch64-linux-gnu-gcc"}
 LINUX_PACKAGES = {"x86_64": "gcc", "arm64": "gcc-aarch64-linux-gnu libc6-dev-arm64-cross"}
@@ -147,7 +146,7 @@ class LoadSide:
 
 
 def _one(timer: Path, probe: Path, env: dict[str, str]) -> int:
-    res = subprocess.run([str(timer), "1", str(probe)], capture_output=True, text=True, env=env, timeout=120)
+    res = subprocess.run([str(timer), str(probe)], capture_output=True, text=True, env=env, timeout=120)
     fields = res.stdout.split()
     if res.returncode != 0 or len(fields) != 3 or fields[2] != "0" or fields[1] == "0":
         status = fields[2] if len(fields) == 3 else f"timer exit {res.returncode}"
@@ -156,15 +155,15 @@ def _one(timer: Path, probe: Path, env: dict[str, str]) -> int:
     return int(fields[1]) - int(fields[0])
 
 
-def run(arch: str | None = None, runs: int = 20, imports: int = DEFAULT_IMPORTS, register_binfmt: bool = False,
-        progress=None) -> tuple[LoadSide, ...]:
+def run(arch: str | None, runs: int, imports: int, register_binfmt: bool = False, progress=None) -> tuple[LoadSide, ...]:
     """The native side, and the ``arch`` side when it is foreign, measured in interleaved rounds."""
+    from .. import arch as archs
     from ..capture.translated import rosetta
     from ..capture.translated import translation as translate
 
     darwin = platform.system() == "Darwin"
     host = rosetta.hardware_arch() if darwin else translate.host_arch()
-    wanted = (rosetta_arch(arch) if darwin else translate.normalize(arch)) if arch else host
+    wanted = (archs.canonical(arch) or arch if darwin else translate.normalize(arch)) if arch else host
     archs = [host] + ([wanted] if wanted != host else [])
     env = dict(os.environ)
     t = None
@@ -189,12 +188,6 @@ def run(arch: str | None = None, runs: int = 20, imports: int = DEFAULT_IMPORTS,
         if t is not None:
             t.close()
     return tuple(sides[a] for a in archs)
-
-
-def rosetta_arch(arch: str) -> str:
-    from .. import arch as archs
-
-    return archs.canonical(arch) or arch
 
 
 def report(sides: tuple[LoadSide, ...], imports: int) -> dict:

@@ -17,10 +17,13 @@ def render_compare(res: dict[str, Any], con: Console, top: int) -> None:
     rows += [[k, count(a["by_kind"][k]), count(b["by_kind"][k])] for k in KINDS]
     rows.append(["latency method", a["latency_method"]["text"], b["latency_method"]["text"]])
     print_table(con, "sessions", [("", ID), ("A", TEXT), ("B", TEXT)], rows)
-    for title, rows in (("latency by symbol", res["latency_by_symbol"]), ("latency by library", res["latency_by_library"]),
-                        ("relocation time by image (one value per load)", res.get("relocation_by_image") or [])):
-        if not rows and title.startswith("relocation"):
-            continue  # neither side times its images (ld-debug, lldb's glibc profile)
+    # (title, rows, said when empty): neither side timing its images (ld-debug, lldb's glibc
+    # profile) is the common case, not worth a line
+    for title, rows, say_empty in (("latency by symbol", res["latency_by_symbol"], True),
+                                   ("latency by library", res["latency_by_library"], True),
+                                   ("relocation time by image (one value per load)", res["relocation_by_image"], False)):
+        if not rows and not say_empty:
+            continue
         if not rows:
             con.print(f"{title}: nothing measured in both")
             continue

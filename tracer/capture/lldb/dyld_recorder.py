@@ -236,16 +236,11 @@ class DyldRecorder(RowSink):
             provider = self.loader_image(target)
             found = bool(target) or kind == KIND_ABSOLUTE
             self._add((p.t0, self.pid, tid, self.exe, p.requester, p.symbol, None, provider, "eager", found,
-                       self._corrected(raw), raw, self.backend))
+                       self.calibration.corrected(raw), raw, self.backend))
             return
         value = self._reg(frame, self.args["return"])
         self._add((p.t0, self.pid, tid, self.exe, None, p.symbol, None, self.module_at(value) if value else None,
-                   "dlsym", bool(value), self._corrected(raw), raw, self.backend))
-
-    def _corrected(self, raw: int) -> int | None:
-        """raw minus the calibrated stop/resume cost, floored at 0; None when not calibrated."""
-        cal = self.calibration.median_ns
-        return max(0, raw - cal) if cal is not None else None
+                   "dlsym", bool(value), self.calibration.corrected(raw), raw, self.backend))
 
     def image_rows(self) -> list[dict]:
         """Every module's load base, link-time base and slide, as `image list -o` computes them."""

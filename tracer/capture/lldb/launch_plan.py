@@ -24,7 +24,7 @@ from ...errors import GotraceError
 
 ROSETTA_DEBUGSERVER = "/Library/Apple/usr/libexec/oah/debugserver"
 SERVER_ENV = "LLDB_DEBUGSERVER_PATH"
-TRIPLES = {"x86_64": "x86_64-apple-macosx", "arm64": "arm64-apple-macosx"}
+ROSETTA_TRIPLE = "x86_64-apple-macosx"
 
 
 @dataclass
@@ -71,5 +71,5 @@ def rosetta_plan(environ: dict[str, str] | None = None, command_env: dict[str, s
     if not exists(ROSETTA_DEBUGSERVER):
         raise GotraceError(f"Rosetta's debugserver is missing ({ROSETTA_DEBUGSERVER}), so lldb cannot debug a "
                            "translated process: softwareupdate --install-rosetta --agree-to-license")
-    return LaunchPlan(arch="x86_64", triple=TRIPLES["x86_64"], shim_flags=["-arch", "x86_64", "-O2"],
+    return LaunchPlan(arch="x86_64", triple=ROSETTA_TRIPLE, shim_flags=["-arch", "x86_64", "-O2"],
                       translated=True)

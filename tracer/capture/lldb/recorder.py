@@ -51,6 +51,10 @@ class Calibration:
     error: str | None = None
     where: str = "ld.so"  # the dynamic linker whose `ret` is the empty function
 
+    def corrected(self, raw_ns: int) -> int | None:
+        """A raw stop-to-stop time minus the median cycle, floored at 0; None when not calibrated."""
+        return max(0, raw_ns - self.median_ns) if self.samples_ns else None
+
     @property
     def median_ns(self) -> int | None:
         return int(statistics.median(self.samples_ns)) if self.samples_ns else None
@@ -238,11 +242,9 @@ class BindingRecorder(RowSink):
         p = stack.pop()
         result = frame.FindRegister("rax").GetValueAsUnsigned()
         raw = now - p.t0
-        cal = self.calibration.median_ns
-        latency = max(0, raw - cal) if cal is not None else None
         provider = self._name(result) if result else None
         self._add((p.t0, self.pid, thread.GetThreadID(), self.exe, p.requester, p.symbol, p.version, provider,
-                   p.kind, bool(result), latency, raw, self.backend))
+                   p.kind, bool(result), self.calibration.corrected(raw), raw, self.backend))
 
     def _unreturned(self, tid: int, p: _Pending) -> None:
         """A lookup ld.so's error path left (_dl_signal_error: a longjmp back into a failing
