@@ -203,14 +203,42 @@ def test_why_errors_are_one_line(bins, tmp_path):
     assert out.returncode == 1 and "no process" in out.stderr
 
 
+def test_a_session_keeps_what_its_answers_need_when_the_files_are_gone(bins, tmp_path):
+    """The session keeps what ld.so read of every object (its OBJECTS, SYMBOLS and LOADED tables), so
+    `why` and the report answer the same once the program and its libraries are deleted — as `go test`
+    deletes its binaries. Oracle: glibc's LD_DEBUG=symbols,bindings of the same run, taken while the
+    files were there (which object each lookup bound to, which objects were searched before it)."""
+    import shutil
+
+    moved = tmp_path / "moved"
+    shutil.copytree(bins["picker"].parent, moved)
+    argv = [str(moved / "picker")]
+    truth = [b for b in ld_debug_bindings(ld_debug(argv, {}, "symbols,bindings")) if b["symbol"] == "pick"]
+    assert truth and all(os.path.basename(b["provider"]) == "libb.so" for b in truth)
+    assert record("ld-debug", argv, {}, tmp_path / "s").returncode == 0
+    before = why(tmp_path / "s", "pick")
+    shutil.rmtree(moved)
+    after = why(tmp_path / "s", "pick")
+    assert after["lookups"] and after["lookups"] == before["lookups"]
+    for lk in after["lookups"]:
+        assert lk["agrees"] is True and os.path.basename(lk["replayed"]) == "libb.so"
+        want = next(b for b in truth if os.path.basename(b["requester"]) == os.path.basename(lk["requester"]))
+        assert [os.path.basename(x) for x in lk["searched"]] == [os.path.basename(x) for x in want["searched"]]
+    (ld,) = why(tmp_path / "s", "--library", "liba.so")["loads"]
+    assert ld["how"] == "needed" and os.path.basename(ld["loader"]) == "picker"
+
+
 def test_files_gone_are_said_not_guessed(bins, tmp_path):
-    """The replay reads the files the session names: when they are gone, `why` says so instead of
-    inventing a verdict or a load order."""
+    """A session that kept no objects (written before they were kept, or imported from a log) is
+    replayed on today's files: when they are gone, `why` says so instead of inventing a verdict or a
+    load order."""
     import shutil
 
     moved = tmp_path / "moved"
     shutil.copytree(bins["picker"].parent, moved)
     assert record("ld-debug", [str(moved / "picker")], {}, tmp_path / "s").returncode == 0
+    for table in ("objects", "symbols", "loaded"):
+        (tmp_path / "s" / f"{table}.parquet").unlink()
     shutil.rmtree(moved)
     res = why(tmp_path / "s", "pick")
     assert res["lookups"] and all(lk["agrees"] is None and lk["reason"].startswith("cannot be replayed")

@@ -30,6 +30,7 @@ from ..errors import GotraceError
 from ..session.reader import Session, frame_rows
 from .naming import object_name
 from .failures import failed_lookups
+from .objects import KeptObjects
 from .tally import FAILURE_KEY
 
 COUNTS = ("bindings", "failed", "fatal", "processes")
@@ -95,16 +96,24 @@ def measures(s: Session) -> dict[str, Any]:
         bad = ev.loc[~ev["resolved"], FAILURE_KEY]
         for row in bad.astype(object).where(bad.notna(), None).itertuples(index=False, name=None):
             failures[row] += 1
-    _, fatal = failed_lookups(failures, frame_rows(procs), top_n=0)
+    kept = KeptObjects(s.path, s.meta.get("cwd"))
+    _, fatal = failed_lookups(failures, frame_rows(procs), top_n=0, kept=kept)
     lat = ev["latency_ns"].dropna()
     providers: Counter = Counter()
     versions: dict[tuple[str, str], set[str]] = {}
     symbols: Counter = Counter()
-    for provider, symbol, version in zip(ok["provider"].map(object_name), ok["symbol"].astype(str), ok["version"]):
-        providers[provider] += 1
+    owners: dict[tuple, str | None] = {}
+    for pid, provider, symbol, version in zip(ok["pid"], ok["provider"], ok["symbol"].astype(str), ok["version"]):
+        name = object_name(provider)
+        providers[name] += 1
         symbols[symbol] += 1
         if isinstance(version, str) and version:
-            versions.setdefault((provider, version), set()).add(symbol)
+            # a version is the library's that defines it: an executable's copy relocation or canonical
+            # PLT entry of libc's symbol binds there, but GLIBC_2.2.5 is still libc.so.6's
+            key = (int(pid), str(provider), version)
+            if key not in owners:
+                owners[key] = kept.version_owner(int(pid), str(provider), version)
+            versions.setdefault((owners[key] or name, version), set()).add(symbol)
     return {
         "bindings": int(len(ev)),
         "failed": int((~ev["resolved"]).sum()) if len(ev) else 0,

@@ -22,6 +22,7 @@ from collections import Counter
 from typing import Any, Iterable
 
 from ..binary import facts
+from .objects import KeptObjects
 from .tally import by_count, ranked
 
 EXIT_LOAD_ERROR = 127  # glibc's ld.so (_dl_signal_error, no catcher): also a shell's "command not found"
@@ -45,10 +46,13 @@ def _outcome(kind: str, code) -> str:
     return "caught" if kind == "eager" else "unknown"  # a failing dlopen reported it; the process went on
 
 
-def failed_lookups(failures: Counter, processes: list[dict], top_n: int) -> dict[str, Any]:
+def failed_lookups(failures: Counter, processes: list[dict], top_n: int, kept: KeptObjects | None = None
+                   ) -> dict[str, Any]:
     """The failed lookups by what they mean.
 
-    ``failures`` counts failed lookups by (pid, exe, requester, symbol, version, kind)."""
+    ``failures`` counts failed lookups by (pid, exe, requester, symbol, version, kind); ``kept``: the
+    objects the session kept (else today's files are read)."""
+    kept = kept or KeptObjects(None, None)
     codes = last_exit_codes(processes)
     weak, dlsym, unknown = Counter(), Counter(), Counter()
     fatal: list[dict] = []
@@ -57,7 +61,7 @@ def failed_lookups(failures: Counter, processes: list[dict], top_n: int) -> dict
         if kind == "dlsym":
             dlsym[symbol] += n
             continue
-        refs = facts.undefined_refs(requester) if requester else None
+        refs = kept.undefined_refs(pid, requester) if requester else None
         if refs is None and requester:
             unreadable.add(requester)
         is_weak = None if refs is None else refs.get(symbol)
@@ -80,24 +84,30 @@ def failed_lookups(failures: Counter, processes: list[dict], top_n: int) -> dict
     }, fatal
 
 
-def without_bindings(processes: list[dict], bound_pids: set[int], silent: list[dict]) -> list[dict[str, Any]]:
+def without_bindings(processes: list[dict], bound_pids: set[int], silent: list[dict],
+                     kept: KeptObjects | None = None) -> list[dict[str, Any]]:
     """Processes that recorded no binding, by executable, each with what that means."""
+    kept = kept or KeptObjects(None, None)
     told = {p.get("pid") for p in silent}
     groups: Counter = Counter()
     for p in processes:
         if p["pid"] in bound_pids or p["pid"] in told:
             continue
         exe = p.get("exe")
-        groups[(str(exe) if exe is not None else "?", _why_quiet(exe, p.get("translator")))] += 1
+        groups[(str(exe) if exe is not None else "?", _why_quiet(p, kept))] += 1
     rows = [{"exe": exe, "processes": n, "reason": why} for (exe, why), n in groups.items()]
     rows.sort(key=lambda r: (-r["processes"], r["exe"], r["reason"]))
     return rows
 
 
-def _why_quiet(exe, translator) -> str:
-    if translator:
-        return f"translated by {translator}: its bindings are the guest's"
-    linked = facts.dynamically_linked(str(exe)) if exe else None
+def _why_quiet(p: dict, kept: KeptObjects) -> str:
+    exe = p.get("exe")
+    if p.get("translator"):
+        return f"translated by {p['translator']}: its bindings are the guest's"
+    linked = None
+    if exe:
+        _file, obj = kept.resolve(int(p["pid"]), str(exe))
+        linked = (obj.interpreter is not None) if obj is not None else facts.dynamically_linked(str(exe))
     if linked is False:
         return "static: no dynamic linker"
     if linked is True:
@@ -122,18 +132,22 @@ def exit_127_unexplained(processes: list[dict], fatal: list[dict]) -> list[str]:
     return [n for n, _c in by_count(Counter(exit_127_pids(processes, fatal).values()))]
 
 
-def libraries_not_found(pids: dict[int, str], images: list[dict], meta: dict) -> list[tuple[str, str, str]]:
+def libraries_not_found(pids: dict[int, str], images: list[dict], meta: dict, processes: list[dict] | None = None,
+                        kept: KeptObjects | None = None) -> list[tuple[str, str, str]]:
     """(executable, needer, library) for each DT_NEEDED no file answers, in those processes: what ld.so
     stopped them for ("error while loading shared libraries"), replayed on today's files."""
-    from .scope import build_process, images_by_pid
+    from .scope import build_process, images_by_pid, loader_envs
 
     by_pid = images_by_pid(images)
-    env, cwd = dict(meta.get("loader_env") or {}), meta.get("cwd")
+    cwd = meta.get("cwd")
+    env_of = loader_envs(processes or [], meta)
+    kept = kept or KeptObjects(None, cwd)
     out, seen = [], set()
     for pid, exe in sorted(pids.items()):
-        if exe in seen or exe == "?":
+        env = env_of(pid, exe)
+        if (exe, tuple(sorted(env.items()))) in seen or exe == "?":
             continue
-        seen.add(exe)
-        proc = build_process(exe, by_pid.get(pid, []), env, cwd)
+        seen.add((exe, tuple(sorted(env.items()))))
+        proc = build_process(exe, by_pid.get(pid, []), env, cwd, resolve=kept.for_pid(pid))
         out += [(exe, needer, lib) for needer, lib in proc.missing]
     return out

@@ -16,7 +16,8 @@ from collections import Counter
 from typing import Any, Callable, Iterable
 
 from ..heavy import pa, pc
-from .scope import Process, build_process, images_by_pid
+from .objects import KeptObjects
+from .scope import Process, build_process, images_by_pid, loader_envs, process_key
 from .why import explain
 
 
@@ -36,19 +37,24 @@ def _multiply_defined(proc: Process) -> set[str]:
 
 def interposed_lookups(parts: Callable[[list[str]], Iterable[pa.Table]], images: list[dict],
                        meta: dict[str, Any], top_n: int,
-                       translators: Callable[[Any], bool] | None = None) -> dict[str, Any] | None:
+                       translators: Callable[[Any], bool] | None = None,
+                       processes: list[dict] | None = None, kept: KeptObjects | None = None
+                       ) -> dict[str, Any] | None:
     """Interposed bindings: how many, of which symbols, the top ones (symbol, requester, provider, whose
     definition lost). None when there is nothing to replay (no binding, or a macOS session).
 
     ``parts(columns)`` yields the saved events part by part: read twice (which processes ran which
     program, then only the lookups of symbols two of their objects define), so a session of any
     size is replayed in the memory of one part. ``translators``: programs whose own lookups are
-    left out, as the report's tally leaves them."""
+    left out, as the report's tally leaves them. ``processes``: the processes table's rows (each
+    program image's loader variables); ``kept``: the objects the session kept (else today's files)."""
     if meta.get("backend") == "dyld-print":
         return None
     by_pid = images_by_pid(images)
-    env, cwd = dict(meta.get("loader_env") or {}), meta.get("cwd")
-    # one process model per executable and set of images: 200 runs of one program are one model
+    cwd = meta.get("cwd")
+    env_of = loader_envs(processes or [], meta)
+    kept = kept or KeptObjects(None, cwd)
+    # one process model per program, its objects and its loader variables: 200 runs of one program are one model
     built: dict[tuple, tuple[Process, set[str]]] = {}
     shape: dict[tuple, tuple] = {}  # (pid, exe): a pid runs one program image after another
     for part in parts(["pid", "exe"]):
@@ -56,9 +62,10 @@ def interposed_lookups(parts: Callable[[list[str]], Iterable[pa.Table]], images:
         for pid, exe in zip(pairs["pid"].to_pylist(), pairs["exe"].to_pylist()):
             if exe is None or (pid, exe) in shape:
                 continue
-            key = shape[(pid, exe)] = (str(exe), tuple(sorted(by_pid.get(pid, []))))
+            env = env_of(pid, exe)
+            key = shape[(pid, exe)] = process_key(kept, pid, str(exe), by_pid.get(pid, []), env)
             if key not in built:
-                proc = build_process(key[0], by_pid.get(pid, []), env, cwd)
+                proc = build_process(str(exe), by_pid.get(pid, []), env, cwd, resolve=kept.for_pid(pid))
                 built[key] = proc, _multiply_defined(proc)
     if not shape:
         return None
@@ -78,7 +85,8 @@ def interposed_lookups(parts: Callable[[list[str]], Iterable[pa.Table]], images:
     hits: Counter = Counter()
     pids: dict[tuple, set[int]] = {}
     symbols: set[str] = set()
-    total = replayed = disagreed = internal = 0
+    total = replayed = disagreed = internal = blind = 0
+    blind_objects: Counter = Counter()  # programs whose files were gone: their lookups not replayed
     for pid, exe, requester, sym, version, provider, kind, n in zip(*columns):
         if (pid, exe) not in shape or requester is None or sym is None:
             continue
@@ -91,8 +99,12 @@ def interposed_lookups(parts: Callable[[list[str]], Iterable[pa.Table]], images:
             by_ldso = requester in proc.objects and proc.objects[requester].how == "interpreter"
             memo[key] = (one["interposed"], one["agrees"], one["own_definition"], by_ldso)
         interposed, agrees, own, by_ldso = memo[key]
+        if agrees is None and provider is not None:  # files gone, not kept: nothing replayed, no verdict
+            blind += n
+            blind_objects[os.path.basename(str(exe))] += n
+            continue
         replayed += 1
-        disagreed += agrees is False  # None: files gone, nothing replayed
+        disagreed += agrees is False
         if interposed and by_ldso:
             internal += n  # ld.so's own error handling, which libc.so.6 takes over by design
         elif interposed:
@@ -105,6 +117,9 @@ def interposed_lookups(parts: Callable[[list[str]], Iterable[pa.Table]], images:
     return {
         "lookups": total, "symbols": len(symbols), "replayed": replayed, "disagreed": disagreed,
         "by_the_dynamic_linker": internal,
+        # lookups that could not be replayed: objects of their scope gone and not kept by the session
+        # (a program deleted before gotrace could read it); which programs, most lookups first
+        "not_replayed": blind, "not_replayed_programs": [p for p, _n in blind_objects.most_common(top_n)],
         "top": [{"symbol": s, "provider": p, "instead_of": own, "requester": r, "lookups": n,
                  "processes": len(pids[(s, p, own, r)])} for (s, p, own, r), n in top],
     }

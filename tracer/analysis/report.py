@@ -20,6 +20,7 @@ from ..session.schema import latency_calibration
 from .failures import (exit_127_pids, exit_127_unexplained, failed_lookups, libraries_not_found, static_count,
                        without_bindings)
 from .interposed import interposed_lookups
+from .objects import KeptObjects
 from .tally import COLUMNS, EventTally, by_count, ranked
 from .translator import from_session, guest_images
 
@@ -35,9 +36,10 @@ def summarize(path: str | Path, meta: dict[str, Any], tally: EventTally, process
     translators = from_session(meta, processes)
     guests = guest_images(processes, translators)
     translator = tally.translator_section(top_n)
-    breakdown, fatal = failed_lookups(tally.failures, processes, top_n)
+    kept = KeptObjects(path, meta.get("cwd"))  # what the session kept of each object, else today's files
+    breakdown, fatal = failed_lookups(tally.failures, processes, top_n, kept)
     silent = meta.get("silent_processes") or []
-    quiet = without_bindings(processes, tally.pids, silent) if tally.total or processes else []
+    quiet = without_bindings(processes, tally.pids, silent, kept) if tally.total or processes else []
     return {
         "report_version": REPORT_VERSION,
         "session": {
@@ -84,14 +86,14 @@ def summarize(path: str | Path, meta: dict[str, Any], tally: EventTally, process
         # bindings that went to another object than the requester's own definition (or its first
         # dependency's): LD_PRELOAD, an earlier library of the global scope, an exporting executable
         "interposed": interposed_lookups(lambda cols: _parts(path, meta, cols), images or [], meta, top_n,
-                                         tally.translators),
+                                         tally.translators, processes, kept),
         "latency_ns": events["latency_ns"],
         "relocation": _relocation(relocations, top_n),
         # the translator's own bindings, left out of every figure above (None when there are none
         # or when they were counted in: --include-translator)
         "translator_bindings": translator,
         "notes": notes(meta, processes, guests, translator, events["bindings"]["total"])
-        + failure_notes(meta, processes, fatal, breakdown, images or []),
+        + failure_notes(meta, processes, fatal, breakdown, images or [], kept),
     }
 
 
@@ -179,7 +181,7 @@ def notes(meta: dict[str, Any], processes: list[dict], guests: list[dict], trans
 
 
 def failure_notes(meta: dict[str, Any], processes: list[dict], fatal: list[dict], breakdown: dict,
-                  images: list[dict] | None = None) -> list[str]:
+                  images: list[dict] | None = None, kept: KeptObjects | None = None) -> list[str]:
     """What the failed lookups and the exit codes say together."""
     out = []
     if meta.get("backend") == "ld-debug":
@@ -193,7 +195,7 @@ def failure_notes(meta: dict[str, Any], processes: list[dict], fatal: list[dict]
                    f"{f['symbol']}{'@' + f['version'] if f['version'] else ''} needed by {f['requester']}, defined "
                    f"by no loaded object{more}; gotrace why SESSION {f['symbol']} shows where it was looked for")
     unexplained = exit_127_unexplained(processes, fatal)
-    missing = libraries_not_found(exit_127_pids(processes, fatal), images, meta) if unexplained else []
+    missing = libraries_not_found(exit_127_pids(processes, fatal), images, meta, processes, kept) if unexplained else []
     for exe, needer, lib in missing[:4]:
         out.append(f"{exe.rsplit('/', 1)[-1]} exited 127: {lib}, DT_NEEDED of {needer.rsplit('/', 1)[-1]}, is found "
                    f"nowhere (\"error while loading shared libraries\"); gotrace why SESSION --library {lib} shows "

@@ -8,18 +8,19 @@ that is in none of it was dlopen'ed: its own lookups search the global scope,
 then its local scope (itself and its dependencies, breadth-first).
 
 Which files those were comes from the session (the images each process
-mapped, by path); what each file needs and defines from the files themselves,
-which must still be there: what is gone is said, never guessed.
+mapped, by path); what each file needs and defines from what the session kept
+of it (analysis/objects.py), else from today's files: what is gone is said,
+never guessed.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Callable, Iterable
 
-from ..binary import facts
 from ..binary.elf_dynsyms import DynObject
 from .libsearch import Step, search
+from .objects import KeptObjects, Resolver, readable
 
 VDSO_NAMES = ("linux-vdso.so.1", "linux-gate.so.1", "linux-vdso64.so.1")
 PRELOAD_FILE = "/etc/ld.so.preload"
@@ -102,10 +103,31 @@ class Process:
         return _match(need, self.objects)
 
 
-def readable(name: str, cwd: str | None) -> str | None:
-    """Where the file a session names is now (relative names: from the capture's cwd); None if gone."""
-    path = name if os.path.isabs(name) or not cwd else os.path.join(cwd, name)
-    return path if os.path.isfile(path) else None
+def loader_envs(processes: Iterable[dict], meta: dict) -> "Callable[[int, str], dict[str, str]]":
+    """(pid, exe) -> the loader variables that program image exec'd with (LD_PRELOAD set inside the
+    traced tree included): the processes table's ``loader_env`` where the backend recorded it, else
+    the environment gotrace gave the command (meta.json's ``loader_env``)."""
+    top = {k: str(v) for k, v in (meta.get("loader_env") or {}).items()}
+    recorded: dict[tuple[int, str], dict[str, str]] = {}
+    for row in processes:
+        entries = row.get("loader_env")
+        if entries is None or row.get("pid") is None or row.get("exe") is None:
+            continue
+        env = {}
+        for entry in entries:
+            name, sep, value = str(entry).partition("=")
+            if sep:
+                env[name] = value
+        recorded[(int(row["pid"]), str(row["exe"]))] = env
+    return lambda pid, exe: recorded.get((int(pid), str(exe)), top)
+
+
+def process_key(kept: KeptObjects, pid: int, exe: str, images: list[str], env: dict[str, str]) -> tuple:
+    """What makes two processes one model: the same program and images — the same files where the
+    session kept them (a rebuilt program under the same path is another) — and the same loader
+    variables (200 runs of one program are one model)."""
+    return (exe, tuple(sorted((n, kept.identity(pid, n)) for n in [exe, *images])),
+            tuple(sorted(env.items())))
 
 
 def images_by_pid(rows: Iterable[dict]) -> dict[int, list[str]]:
@@ -141,32 +163,44 @@ def preloads(env: dict[str, str], preload_file: str = PRELOAD_FILE) -> list[str]
 
 
 def build_process(exe: str, images: list[str], env: dict[str, str], cwd: str | None,
-                  first_seen: dict[str, int] | None = None) -> Process:
+                  first_seen: dict[str, int] | None = None, resolve: Resolver | None = None) -> Process:
     """The process's objects: the executable, its preloads and dependencies in ld.so's
     order (the global scope), then the images nothing needed (dlopen'ed).
 
     ``first_seen``: when each object first made a lookup (its relocation, at load):
-    which of two dlopen'ed objects needing the same library loaded it."""
+    which of two dlopen'ed objects needing the same library loaded it. ``resolve``: name ->
+    (file, what ld.so reads of it) for this process (KeptObjects.for_pid); today's files if None."""
+    resolve = resolve or KeptObjects(None, cwd).for_pid(0)
+
+    def _loaded(name: str, how: str) -> Loaded:
+        file, obj = (None, None) if how == "vdso" else resolve(name)
+        return Loaded(name, file, obj, how)
+
     mapped = {}  # the session's images not placed yet, by name
     for name in images:
-        how = "vdso" if os.path.basename(name) in VDSO_NAMES else "dlopen"
-        mapped[name] = _loaded(name, None if how == "vdso" else readable(name, cwd), how)
+        mapped[name] = _loaded(name, "vdso" if os.path.basename(name) in VDSO_NAMES else "dlopen")
     proc = Process(exe, {}, [], env=env)
-    main = mapped.pop(exe, None) or _loaded(exe, readable(exe, cwd), "executable")
+    main = mapped.pop(exe, None) or _loaded(exe, "executable")
     main.how = "executable"
     proc.objects[exe] = main
     machine, bits = (main.obj.machine, main.obj.bits) if main.obj else (62, 64)
+    if main.obj is not None:
+        # a translated program shares its pid with its translator (qemu-user maps the guest's
+        # objects beside its own): ld.so's open_verify takes only objects of the program's machine
+        # and class, so the other architecture's objects are the translator's, not this program's
+        mapped = {n: lo for n, lo in mapped.items()
+                  if lo.obj is None or (lo.obj.machine, lo.obj.bits) == (machine, bits)}
     # ld.so is loaded before anything asks for it: a DT_NEEDED of its soname finds it (PT_INTERP's path)
     interp = main.obj.interpreter if main.obj else None
     rtld = None
     if interp:
         named = next((n for n in mapped if os.path.realpath(n) == os.path.realpath(interp)), None)
-        rtld = mapped.pop(named) if named else _loaded(interp, readable(interp, None), "interpreter")
+        rtld = mapped.pop(named) if named else _loaded(interp, "interpreter")
         rtld.how = "interpreter"
     order = [exe]
     for pre in preloads(env):
         name = _match(pre, mapped) or next((n for n in mapped if os.path.basename(n) == os.path.basename(pre)), None)
-        lo = mapped.pop(name) if name else _loaded(pre, readable(pre, cwd), "preload")
+        lo = mapped.pop(name) if name else _loaded(pre, "preload")
         lo.how, lo.loader, lo.asked_as = "preload", exe, pre
         lo.needed_by.append(exe)
         proc.objects[lo.name] = lo
@@ -191,7 +225,7 @@ def build_process(exe: str, images: list[str], env: dict[str, str], cwd: str | N
                     if hit is None:
                         proc.missing.append((asker.name, need))
                         continue
-                    lo = _loaded(hit, hit, "needed")
+                    lo = _loaded(hit, "needed")
                 lo.how, lo.loader, lo.search, lo.asked_as = "needed", asker.name, steps, need
                 proc.objects[lo.name] = lo
                 name = lo.name
@@ -227,6 +261,3 @@ def build_process(exe: str, images: list[str], env: dict[str, str], cwd: str | N
                 lo.loader = next((m for m in proc.local_scope(root) if m in lo.needed_by), None)
     return proc
 
-
-def _loaded(name: str, file: str | None, how: str) -> Loaded:
-    return Loaded(name, file, facts.dyn_object(file) if file else None, how)

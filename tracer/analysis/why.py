@@ -27,10 +27,10 @@ import os
 from collections import Counter
 from typing import Any
 
-from ..binary import facts
 from ..binary.elf_dynsyms import Definition
 from ..session.reader import Session, frame_rows
-from .scope import VDSO_NAMES, Loaded, Process, build_process, images_by_pid
+from .objects import KeptObjects
+from .scope import VDSO_NAMES, Loaded, Process, build_process, images_by_pid, loader_envs, process_key
 from .why_macho import explain_macho
 
 WHY_VERSION = 1
@@ -105,12 +105,15 @@ def scopes(proc: Process, requester: str, symbol: str) -> list[tuple[list[str], 
     variable, whose R_*_COPY lookup skips the executable while its other references do not."""
     scope, notes = lookup_scope(proc, requester, symbol)
     lo = proc.objects.get(requester)
-    if lo is None or lo.how != "executable" or symbol not in facts.copy_relocated(lo.file or ""):
+    if lo is None or lo.how != "executable" or lo.obj is None or symbol not in lo.obj.copy_relocated:
         return [(scope, notes)]
     return [(scope, notes),
             ([n for n in scope if n != requester], notes + [
                 f"the copy relocation's own lookup: the executable holds a copy of {symbol}, so this lookup "
                 "skips it and fills the copy from the first other object that defines it"])]
+
+
+DLSYM_FORMS = ("handle", "RTLD_DEFAULT", "RTLD_NEXT")  # dlsym_scopes' first three, in its order
 
 
 def dlsym_scopes(proc: Process, requester: str, symbol: str) -> list[tuple[list[str], list[str]]]:
@@ -167,8 +170,9 @@ def _replay(proc: Process, scope: list[str], symbol: str, version: str | None, n
 
 
 def _copy_in_executable(proc: Process, provider: str | None, symbol: str) -> bool:
+    """Whether ``provider`` is the executable holding a copy of the variable (or an alias of one)."""
     lo = proc.objects.get(provider) if provider else None
-    return lo is not None and lo.how == "executable" and symbol in facts.copy_relocated(lo.file or "")
+    return lo is not None and lo.how == "executable" and lo.obj is not None and symbol in lo.obj.copy_relocated
 
 
 def _first_own(proc: Process, requester: str, symbol: str, version: str | None, newest: bool) -> str | None:
@@ -195,13 +199,21 @@ def explain(proc: Process, requester: str, symbol: str, version: str | None, kin
         scopes(proc, requester, symbol)
     # an eager lookup is a call slot's (bind-now) or a data reference's: they differ on canonical PLT entries
     classes = (False, True) if kind == "eager" else (True,)
-    for (scope, notes), plt_class in ((o, c) for o in options for c in classes):
+    explained: list[str] = []  # dlsym: the forms whose scope gives the recorded result
+    first = None
+    for i, ((scope, notes), plt_class) in enumerate((o, c) for o in options for c in classes):
         candidates, unreadable, replay = _replay(proc, scope, symbol, version, newest, plt_class)
         if vdso and provider == requester:  # no file to read: the kernel's image answers for itself
             replay = provider
         agrees = _same(replay, provider, proc)
-        if agrees:  # dlsym: the first scope that explains the result
+        if agrees and kind == "dlsym" and i < len(DLSYM_FORMS):
+            explained.append(DLSYM_FORMS[i])
+            first = first or (scope, notes, candidates, unreadable, replay, agrees)
+            continue
+        if agrees:
             break
+    if first is not None:  # dlsym: the first scope that explains the result
+        scope, notes, candidates, unreadable, replay, agrees = first
     blind = [u for u in unreadable if u in scope[:scope.index(provider) + 1 if provider in scope else len(scope)]]
     if blind and not vdso:  # what the replay would have searched first is gone: no verdict either way
         agrees = None
@@ -212,8 +224,14 @@ def explain(proc: Process, requester: str, symbol: str, version: str | None, kin
     # a canonical PLT entry jumps to the definition a call would get, a copy relocation holds the library's
     # variable: the same function or data, not another one
     interposed = bool(provider and own and not canonical and not copied and not _same(own, provider, proc))
+    if agrees is None and provider:  # what would have been searched first is gone: no verdict either way
+        interposed = None
+    # ld.so names a dlsym's requester by its handle's object for dlsym(handle, …), by the caller's
+    # object for RTLD_DEFAULT and RTLD_NEXT (dl-sym.c): only the latter tells who called
+    caller = requester if kind != "dlsym" or (explained and "handle" not in explained) else None
     return {
         "requester": requester, "symbol": symbol, "version": version, "kind": kind,
+        "caller": caller, "dlsym_forms": explained if kind == "dlsym" else None,
         "scope": scope, "searched": searched,
         "candidates": candidates, "chosen": provider, "replayed": replay, "agrees": agrees,
         "reason": _reason(proc, requester, symbol, version, kind, provider, replay, agrees, candidates, own, notes,
@@ -241,7 +259,7 @@ def _miss(proc: Process, requester: str, symbol: str, kind: str) -> str:
     if kind == "dlsym":
         return "dlsym returned NULL to its caller"
     lo = proc.objects.get(requester)
-    refs = facts.undefined_refs(lo.file) if lo is not None and lo.file else None
+    refs = getattr(lo.obj.definitions, "undefined", None) if lo is not None and lo.obj is not None else None
     weak = refs.get(symbol) if refs else None
     if weak:
         return f"{os.path.basename(requester)} references it weakly: ld.so leaves it NULL and goes on"
@@ -285,9 +303,11 @@ def _reason(proc, requester, symbol, version, kind, provider, replay, agrees, ca
                 "PLT entry the function's one address (an undefined symbol with a value), so every reference "
                 "but its own call slots binds there — the entry jumps on to the definition")
     elif _copy_in_executable(proc, provider, symbol):
-        rule = (f"{os.path.basename(provider)} holds a copy of the variable {symbol} (a copy relocation: not "
-                "position-independent, it reads it at a fixed address), so every reference binds to that copy, "
-                "the library's own included")
+        copied = lo.obj.copy_aliases.get(symbol) if lo is not None and lo.obj is not None else None
+        what = (f"{symbol}, an alias of the variable {copied} at the same address: ld defined it at its copy of "
+                f"{copied} (a copy relocation" if copied else f"the variable {symbol} (a copy relocation")
+        rule = (f"{os.path.basename(provider)} holds a copy of {what}: not position-independent, it reads it at a "
+                "fixed address), so every reference binds to that copy, the library's own included")
     elif kind == "dlsym" and notes:
         rule = f"{notes[0]}; {os.path.basename(provider)} is the first there that defines {sym}"
     elif lo is not None and lo.how == "vdso":
@@ -335,25 +355,29 @@ def why_symbol(s: Session, symbol: str, pid: int | None = None) -> dict[str, Any
     for r in rows[["pid", "exe", "requester", "version", "provider", "kind"]].astype(object).itertuples(index=False):
         key = tuple(None if (isinstance(x, float) and x != x) else x for x in r)
         groups[key] += 1
-    env = dict(s.meta.get("loader_env") or {})
+    top_env = dict(s.meta.get("loader_env") or {})
+    env_of = loader_envs(frame_rows(s.processes), s.meta)
     cwd = s.meta.get("cwd")
     images = images_by_pid(frame_rows(s.images))
+    kept = KeptObjects(s.path, cwd)
     first = first_lookups(s, {int(k[0]) for k in groups})
     macho = s.meta.get("backend") == "dyld-print" or str(s.meta.get("os") or "") == "Darwin"
     procs: dict[tuple, Process] = {}
     lookups = []
     for (p, exe, requester, version, provider, kind), n in sorted(groups.items(), key=lambda kv: (
             kv[0][0], str(kv[0][2]), str(kv[0][4]))):
+        env = env_of(p, exe)
         if macho:
             one = explain_macho(images.get(int(p), []), str(exe), str(requester), symbol, str(kind), provider,
                                 env, cwd)
             lookups.append({"pid": int(p), "exe": exe, "lookups": n, **one})
             continue
-        key = (exe, tuple(sorted(images.get(int(p), []))))
+        key = process_key(kept, int(p), str(exe), images.get(int(p), []), env)
         if key not in procs:
-            procs[key] = build_process(str(exe), images.get(int(p), []), env, cwd, first.get(int(p)))
+            procs[key] = build_process(str(exe), images.get(int(p), []), env, cwd, first.get(int(p)),
+                                       kept.for_pid(int(p)))
         one = explain(procs[key], str(requester), symbol, version, str(kind), provider)
-        lookups.append({"pid": int(p), "exe": exe, "lookups": n, **one})
+        lookups.append({"pid": int(p), "exe": exe, "lookups": n, "loader_env": env, **one})
     return {"why_version": WHY_VERSION, "session": str(s.path), "symbol": symbol, "pid": pid,
-            "backend": s.meta.get("backend"), "loader_env": env, "lookups": lookups,
+            "backend": s.meta.get("backend"), "loader_env": top_env, "lookups": lookups,
             "interposed": sum(1 for x in lookups if x["interposed"])}

@@ -14,7 +14,8 @@ from typing import Any
 
 from ..session.reader import Session, frame_rows
 from .libsearch import search
-from .scope import Loaded, Process, build_process, images_by_pid
+from .objects import KeptObjects
+from .scope import Loaded, Process, build_process, images_by_pid, loader_envs, process_key
 from .why import first_lookups
 
 HOW = {
@@ -69,26 +70,30 @@ def _missing(proc: Process, asker: str, name: str) -> dict[str, Any]:
 
 def why_library(s: Session, name: str, pid: int | None = None) -> dict[str, Any]:
     """Every process's load of library ``name`` (file name, soname, or path), grouped where identical."""
-    env = dict(s.meta.get("loader_env") or {})
+    top_env = dict(s.meta.get("loader_env") or {})
     cwd = s.meta.get("cwd")
     images = images_by_pid(frame_rows(s.images))
-    rows = [r for r in frame_rows(s.processes) if r.get("exe") and (pid is None or r["pid"] == pid)]
+    processes = frame_rows(s.processes)
+    env_of = loader_envs(processes, s.meta)
+    kept = KeptObjects(s.path, cwd)
+    rows = [r for r in processes if r.get("exe") and (pid is None or r["pid"] == pid)]
     first = first_lookups(s, {int(r["pid"]) for r in rows}) if rows else {}
     groups: dict[str, dict[str, Any]] = {}
     built: dict[tuple, Process] = {}
     for r in rows:
         p, exe = int(r["pid"]), str(r["exe"])
-        key = (exe, tuple(sorted(images.get(p, []))))
+        env = env_of(p, exe)
+        key = process_key(kept, p, exe, images.get(p, []), env)
         if key not in built:
-            built[key] = build_process(exe, images.get(p, []), env, cwd, first.get(p))
+            built[key] = build_process(exe, images.get(p, []), env, cwd, first.get(p), kept.for_pid(p))
         proc = built[key]
         found = [_load(proc, lo) for lo in proc.objects.values() if _answers(lo, name)]
         found += [_missing(proc, asker, need) for asker, need in proc.missing
                   if need == name or os.path.basename(need) == name]
         for load in found:
-            sig = repr((exe, load["path"], load["how"], load["needed_by"], load["search"]))
-            g = groups.setdefault(sig, {"exe": exe, "pids": [], **load})
+            sig = repr((exe, load["path"], load["how"], load["needed_by"], load["search"], env))
+            g = groups.setdefault(sig, {"exe": exe, "pids": [], "loader_env": env, **load})
             g["pids"].append(p)
     loads = sorted(groups.values(), key=lambda g: (-len(g["pids"]), g["exe"], str(g["path"])))
     return {"why_version": 1, "session": str(s.path), "library": name, "pid": pid, "backend": s.meta.get("backend"),
-            "loader_env": env, "loads": loads}
+            "loader_env": top_env, "loads": loads}

@@ -22,7 +22,7 @@ import os
 from typing import Any
 
 from ..binary import facts
-from .scope import readable
+from .objects import readable
 
 SPECIAL = ("<flat lookup>", "<main executable>", "<self>", "<weak lookup>")
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from .elf import PT_DYNAMIC, PT_INTERP, PT_LOAD, _cstr, _dynamic, _Header, _Reader, _segments, _versions
+from .elf import PT_DYNAMIC, PT_INTERP, PT_LOAD, PT_NOTE, _build_id, _cstr, _dynamic, _Header, _Reader, _segments, _versions
 from .elf_versions import _dynsym_count
 
 DF_SYMBOLIC, DF_1_NODEFLIB = 0x2, 0x800
@@ -92,6 +92,18 @@ class Definitions(Mapping):
         """The name of the table's entry ``row`` (a relocation's symbol index)."""
         return self._name_at(int(self._table["name"][row]))
 
+    def defined_at(self, addresses) -> dict[int, set[str]]:
+        """address -> the names this object defines there, for each of ``addresses``."""
+        import numpy as np
+
+        if not len(addresses):
+            return {}
+        rows = self._rows[np.isin(self._table["value"][self._rows], np.asarray(list(addresses), np.uint64))]
+        out: dict[int, set[str]] = {}
+        for value, off in zip(self._table["value"][rows].tolist(), self._table["name"][rows].tolist()):
+            out.setdefault(int(value), set()).add(self._name_at(int(off)))
+        return out
+
     def __getitem__(self, name: str) -> list[Definition]:
         if name not in self._made:
             rows = self._index[name]  # KeyError: not defined here
@@ -106,6 +118,29 @@ class Definitions(Mapping):
         return Definition(name, self._names.get(index) if index >= 2 else None, index, bool(raw & 0x8000),
                           BINDINGS.get(info >> 4, f"binding {info >> 4}"), VISIBILITY[other & 3],
                           TYPES[info & 0xF])
+
+    def columns(self) -> dict[str, list]:
+        """Every definition as columns (Definition's fields), in bulk: what a session keeps of it."""
+        import numpy as np
+
+        rows = self._rows
+        names = [self._name_at(int(off)) for off in self._table["name"][rows].tolist()]
+        if self._versym is not None:
+            raw = np.frombuffer(self._versym, self._order + "u2")[rows].astype(np.int64)
+        else:
+            raw = np.ones(len(rows), np.int64)
+        index = (raw & 0x7FFF).tolist()
+        info = self._table["info"][rows].astype(np.int64)
+        other = self._table["other"][rows].astype(np.int64)
+        return {
+            "name": names,
+            "version": [self._names.get(i) if i >= 2 else None for i in index],
+            "version_index": index,
+            "hidden": ((raw & 0x8000) != 0).tolist(),
+            "binding": [BINDINGS.get(b, f"binding {b}") for b in (info >> 4).tolist()],
+            "visibility": [VISIBILITY[v] for v in (other & 3).tolist()],
+            "type": [TYPES[t] for t in (info & 0xF).tolist()],
+        }
 
     def __contains__(self, name) -> bool:
         return name in self._index
@@ -134,9 +169,16 @@ class DynObject:
     versioned: bool = False  # has DT_VERSYM (a lookup with a version then checks it)
     definitions: Mapping[str, list[Definition]] = field(default_factory=dict)
     copy_relocated: set[str] = field(default_factory=set)  # R_*_COPY: an executable's copies of library data
+    # a copied variable's other names: when ld copies a library's variable into an executable it
+    # defines there every alias the library gives it at that address (program_invocation_name
+    # beside __progname_full), so references by either name reach the one copy: alias -> the copied name
+    copy_aliases: dict[str, str] = field(default_factory=dict)
     # undefined functions with a value: a non-PIE executable's PLT entries that stand for the function's
     # address (the program takes it); lookups other than its own call slots (PLT class) bind to them
     canonical_plt: set[str] = field(default_factory=set)
+    version_defs: list[str] = field(default_factory=list)  # DT_VERDEF's names, the base (the file's own) first
+    version_needs: list[tuple[str, str]] = field(default_factory=list)  # DT_VERNEED: (library file, version)
+    build_id: str | None = None  # NT_GNU_BUILD_ID as hex
 
 
 def _count_from_hash(reader: _Reader, dyn: dict, hdr: _Header) -> int:
@@ -189,6 +231,7 @@ def read_dyn_object(path: str, data: bytes) -> DynObject:
         elif ptype == PT_DYNAMIC:
             dynamic = (seg.fileoff, seg.filesize)
     dyn = _dynamic(path, data, dynamic, hdr)
+    obj.build_id = _build_id(data, [(s.fileoff, s.filesize) for t, s in typed if t == PT_NOTE], hdr.little)
     if "DT_STRTAB" not in dyn or "DT_STRSZ" not in dyn:
         return obj
     reader = _Reader(path, data, [s for t, s in typed if t == PT_LOAD])
@@ -210,11 +253,15 @@ def read_dyn_object(path: str, data: bytes) -> DynObject:
     obj.versioned = versym is not None
     # a version index names a version this object defines (DT_VERDEF) or one it needs (DT_VERNEED): an
     # executable's copy of libc's stdout carries GLIBC_2.2.5 through the latter, as ld.so's l_versions does
-    names = {i: ver for i, (_lib, ver) in _versions(reader, dyn, strtab, hdr.little).items()}
-    names.update(_verdefs(reader, dyn, strtab, hdr.order))
+    needs = _versions(reader, dyn, strtab, hdr.little)
+    names = {i: ver for i, (_lib, ver) in needs.items()}
+    defs = _verdefs(reader, dyn, strtab, hdr.order)
+    names.update(defs)
+    obj.version_defs = [defs[i] for i in sorted(defs)]
+    obj.version_needs = [needs[i] for i in sorted(needs)]
     obj.definitions = Definitions(syms, versym, strtab, names, hdr)
     obj.canonical_plt = obj.definitions.canonical_plt
-    obj.copy_relocated = _copy_relocated(reader, dyn, hdr, obj.definitions)
+    obj.copy_relocated, obj.copy_aliases = _copy_relocated(reader, dyn, hdr, obj.definitions)
     return obj
 
 
@@ -227,15 +274,18 @@ def _name(text: str, strtab: bytes, off: int) -> str:
 COPY_RELOC = {62: 5, 183: 1024, 3: 5, 40: 20, 243: 4, 21: 19, 22: 9}  # R_<machine>_COPY by e_machine
 
 
-def _copy_relocated(reader: _Reader, dyn: dict, hdr: _Header, defs: "Definitions") -> set[str]:
-    """The symbols an executable's R_*_COPY relocations copy into it (in DT_RELA or DT_REL)."""
+def _copy_relocated(reader: _Reader, dyn: dict, hdr: _Header, defs: "Definitions"
+                    ) -> tuple[set[str], dict[str, str]]:
+    """The symbols an executable's R_*_COPY relocations copy into it (in DT_RELA or DT_REL), and
+    the aliases ld defined at those copies' addresses (alias -> the copied symbol)."""
     import numpy as np
 
     rtype = COPY_RELOC.get(hdr.machine)
     if rtype is None:
-        return set()
+        return set(), {}
     o, wide = hdr.order, hdr.bits == 64
     out: set[str] = set()
+    copies: dict[int, str] = {}  # the copies' addresses (r_offset) -> the copied symbol
     for table, size, rela in (("DT_RELA", "DT_RELASZ", True), ("DT_REL", "DT_RELSZ", False)):
         if table not in dyn or size not in dyn:
             continue
@@ -243,7 +293,12 @@ def _copy_relocated(reader: _Reader, dyn: dict, hdr: _Header, defs: "Definitions
         fields = [("offset", word), ("info", word)] + ([("addend", word)] if rela else [])
         dt = np.dtype(fields)
         blob = reader.bytes_at(dyn[table][0], dyn[size][0] - dyn[size][0] % dt.itemsize)
-        info = np.frombuffer(blob, dt)["info"]
+        rows = np.frombuffer(blob, dt)
+        info = rows["info"]
         types, syms = (info & 0xFFFFFFFF, info >> 32) if wide else (info & 0xFF, info >> 8)
-        out.update(defs.name_of(int(i)) for i in syms[types == rtype].tolist())
-    return out
+        for i, at in zip(syms[types == rtype].tolist(), rows["offset"][types == rtype].tolist()):
+            copies[int(at)] = defs.name_of(int(i))
+    out.update(copies.values())
+    aliases = {alias: copies[at] for at, names in defs.defined_at(copies).items()
+               for alias in names if alias not in out}
+    return out | set(aliases), aliases

@@ -181,6 +181,16 @@ def dyn_object(path: str):
     return _from_elf(path, read_dyn_object)
 
 
+def dyn_object_from_bytes(name: str, data: bytes):
+    """dyn_object of a file already read (a descriptor kept on a file that may be deleted since)."""
+    from .elf_dynsyms import read_dyn_object
+
+    try:
+        return read_dyn_object(name, data) if data[:4] == b"\x7fELF" else None
+    except (GotraceError, struct.error, IndexError, ValueError):
+        return None
+
+
 def copy_relocated(path: str) -> frozenset[str]:
     """Symbols an executable copies into itself (R_*_COPY): their lookups skip the executable."""
     obj = dyn_object(path) if path else None

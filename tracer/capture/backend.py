@@ -62,6 +62,8 @@ class CaptureRequest:
     # Rosetta 2, through an x86_64 launch shim; capture/lldb/launch_plan.py) instead of a wrap
     arch: str | None = None
     on_warning: Callable[[str], None] = lambda text: None  # what the user should know before the run
+    # each exec as the backend learns of it (pid, program path): the run keeps the program's file
+    on_exec: Callable[[int, str], None] = lambda pid, exe: None
 
 
 @dataclass

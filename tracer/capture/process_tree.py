@@ -8,6 +8,7 @@ and never exit as a thread-group leader were threads, and are dropped.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 
 @dataclass
@@ -25,6 +26,8 @@ class _Image:
 
 @dataclass
 class ProcessTree:
+    # told of each exec as soon as it is decoded (object_keeper: keep the program's file while it is there)
+    on_exec: Callable[[int, str], None] | None = None
     rows: list[_Image] = field(default_factory=list)
     current: dict[int, _Image] = field(default_factory=dict)
     pending_argv: dict[int, list[str]] = field(default_factory=dict)
@@ -65,6 +68,8 @@ class ProcessTree:
         self.images[(pid, ts_ns)] = exe
         self.execed_pids.add(pid)
         img.argv = argv if argv is not None else img.argv
+        if self.on_exec is not None:
+            self.on_exec(pid, exe)
 
     def exit(self, ts_ns: int, pid: int, exit_code: int | None) -> None:
         img = self.current.get(pid)

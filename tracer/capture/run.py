@@ -29,6 +29,7 @@ from ..version import __version__
 from .backend import CaptureRequest
 from .child import resolve_command
 from .images import image_rows
+from .object_keeper import ObjectKeeper
 from .sink import ChunkSink, Progress
 from .translated import translation as translate
 
@@ -182,7 +183,9 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
         "translation": translation.meta() if translation is not None else (
             rosetta.meta() if rosetta is not None else None),
     })
-    sink = ChunkSink(writer, progress, on_chunk, translators=lambda: translate.translator_filter(translation))
+    keeper = ObjectKeeper(os.getcwd())
+    sink = ChunkSink(writer, progress, on_chunk, translators=lambda: translate.translator_filter(translation),
+                     on_table=keeper.see)
 
     def on_process(n: int) -> None:
         progress.processes = n
@@ -190,7 +193,7 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
     request = CaptureRequest(argv=list(argv), env=env, sink=sink, on_process=on_process, attach=attach,
                              wrap=rosetta.wrap if rosetta is not None and not lldb_arch else None,
                              arch=rosetta.arch if lldb_arch else None,
-                             on_warning=on_warning or (lambda text: None))
+                             on_warning=on_warning or (lambda text: None), on_exec=keeper.exec)
     result = None
     failure: str | None = None
     try:
@@ -224,6 +227,8 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
             images = image_rows(result.images)
             writer.write_table("images", images)
             writer.write_table("relocations", result.relocations or [])
+            for name, table in keeper.finish(procs, images).items():  # what the analyses read of each object
+                writer.write_table(name, table)
             complete = not result.interrupted and writer.write_error is None and result.incomplete_reason is None
             writer.finish(complete, end_time=time.time(), end_ns=time.monotonic_ns(),
                           exit_code=result.exit_code, interrupted_by=result.interrupted or None,
@@ -232,8 +237,11 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
                           **({"incomplete_reason": result.incomplete_reason} if result.incomplete_reason else {}),
                           **result.meta, **({"guest_latency": guest_timing} if guest_timing else {}))
         elif writer.events_written == 0:
+            keeper.finish([], [])
             shutil.rmtree(path, ignore_errors=True)  # nothing ran: leave no half session behind
         else:
+            for name, table in keeper.finish([], []).items():
+                writer.write_table(name, table)
             writer.finish(False, end_time=time.time(), end_ns=time.monotonic_ns(),
                           failure=failure or "capture failed")
     # interrupted: the shell convention for the signal (130 for Ctrl-C), whatever the child did

@@ -46,8 +46,10 @@ class ChunkSink:
     """
 
     def __init__(self, writer: SessionWriter, progress: Progress,
-                 on_chunk: Callable[[pd.DataFrame], None] | None = None, translators: Callable | None = None):
+                 on_chunk: Callable[[pd.DataFrame], None] | None = None, translators: Callable | None = None,
+                 on_table: Callable[[pa.Table], None] | None = None):
         self.writer = writer
+        self.on_table = on_table  # sees each table as it arrives (object_keeper: pins what it names)
         # of what reached disk: the report of the saved session. ``translators`` makes the
         # translator filter (analysis/translator.py) on the writer thread: reading binfmt_misc
         # and importing the rule stay off the command's start
@@ -65,6 +67,8 @@ class ChunkSink:
         self._writer.start()
 
     def __call__(self, table: pa.Table) -> None:
+        if self.on_table is not None:
+            self.on_table(table)
         with self.lock:
             self.buffer.append(table)
             self.rows += table.num_rows

@@ -152,7 +152,9 @@ int BPF_PROG(on_exec, struct task_struct *p, int old_pid, struct linux_binprm *b
 		return 0;
 	r->ts = now;  /* the generation the pid's records now carry */
 	bpf_probe_read_kernel_str(r->s1, STRLEN, BPF_CORE_READ(bprm, filename));
-	bpf_ringbuf_submit(r, wake());
+	/* woken at once: gotrace keeps the program's file while it is there (`go test` deletes
+	   its binaries as soon as they ran; capture/object_keeper.py) */
+	bpf_ringbuf_submit(r, BPF_RB_FORCE_WAKEUP);
 	/* argv: the whole area at once (NUL-separated), split by the loader: no loop to verify */
 	struct args_rec *a = bpf_ringbuf_reserve(&events, sizeof(*a), 0);
 	if (!a) {

@@ -120,6 +120,10 @@ def _failures(report: dict[str, Any], console: Console) -> None:
 def _interposed(report: dict[str, Any], console: Console) -> None:
     """Bindings taken from another object than the requester's own definition (or its first dependency's)."""
     ip = report.get("interposed")
+    if ip and ip.get("not_replayed"):
+        console.print(f"[bold]note:[/] {plural(ip['not_replayed'], 'lookup')} could not be checked for interposition: "
+                      f"files of {', '.join(escape(p) for p in ip['not_replayed_programs'][:3])} were gone before "
+                      "gotrace could keep them", soft_wrap=True)
     if not ip or not ip["top"]:
         return
     print_table(console, f"interposed symbols ({plural(ip['lookups'], 'lookup')} of {plural(ip['symbols'], 'symbol')}; "

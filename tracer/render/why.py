@@ -37,7 +37,7 @@ def render_why_symbol(res: dict[str, Any], con: Console) -> None:
         n = sum(g["lookups"] for g in group)
         sym = res["symbol"] + (f"@{lk['version']}" if lk["version"] else "")
         con.print()
-        con.print(escape(f"{_pids(sorted({g['pid'] for g in group}))}, {exe}: {_b(requester)} looks up {sym} "
+        con.print(escape(f"{_pids(sorted({g['pid'] for g in group}))}, {exe}: {_asker(lk, requester, sym)} "
                          f"({kind}, {n:,} time{'s' if n != 1 else ''})"), soft_wrap=True)
         con.print(escape(f"  searched  {' → '.join(_b(x) for x in searched) or '-'}"), soft_wrap=True)
         for c in lk["candidates"]:
@@ -57,6 +57,20 @@ def render_why_symbol(res: dict[str, Any], con: Console) -> None:
         if lk["unreadable"] and lk["agrees"] is not None:
             con.print(escape(f"  note      gone or unreadable now, so not searched here: "
                              f"{', '.join(_b(u) for u in lk['unreadable'])}"), soft_wrap=True)
+
+
+def _asker(lk: dict, requester: str, sym: str) -> str:
+    """Who looked the symbol up: for dlsym ld.so records the handle's object, not the caller, when a
+    handle was passed (RTLD_DEFAULT and RTLD_NEXT record the caller's object)."""
+    forms = lk.get("dlsym_forms")
+    if lk["kind"] != "dlsym" or forms is None:
+        return f"{_b(requester)} looks up {sym}"
+    if forms and "handle" not in forms:
+        return f"{_b(requester)} calls dlsym({' or '.join(forms)}, {sym})"
+    if forms == ["handle"]:
+        return f"dlsym(handle of {_b(requester)}, {sym}) — the caller is not recorded"
+    return (f"dlsym of {sym}, recorded for {_b(requester)}: its caller, or the object whose handle was passed "
+            "(then the caller is not recorded)")
 
 
 def render_why_library(res: dict[str, Any], con: Console) -> None:

@@ -87,18 +87,76 @@ def _build() -> dict:
         ]
     )
 
+    # What the analyses read of each object the processes loaded, kept at capture (the files may
+    # be gone when the session is read: `go test` deletes its binaries, builds replace theirs).
+    # One row per distinct file (object_id); LOADED says which file each process's name was.
+    OBJECTS = pa.schema(
+        [
+            ("object_id", pa.string()),  # "build-id:HEX", else "file:DEV:INODE:SIZE:MTIME" (this capture's)
+            ("path", pa.string()),  # a name it was loaded under
+            ("format", pa.string()),  # elf
+            ("size", pa.int64()),
+            ("build_id", pa.string()),
+            ("machine", pa.int32()),  # ELF e_machine
+            ("bits", pa.int32()),
+            ("soname", pa.string()),
+            ("interpreter", pa.string()),  # PT_INTERP
+            ("needed", pa.list_(pa.string())),  # DT_NEEDED, in order
+            ("rpath", pa.list_(pa.string())),  # DT_RPATH as written ($ORIGIN not expanded)
+            ("runpath", pa.list_(pa.string())),
+            ("symbolic", pa.bool_()),  # DT_SYMBOLIC / DF_SYMBOLIC
+            ("nodeflib", pa.bool_()),  # DF_1_NODEFLIB
+            ("versioned", pa.bool_()),  # has DT_VERSYM
+            ("copy_relocated", pa.list_(pa.string())),  # R_*_COPY targets and their aliases
+            ("copy_aliases", pa.list_(pa.struct([("alias", pa.string()), ("of", pa.string())]))),
+            ("canonical_plt", pa.list_(pa.string())),  # undefined functions with a value (non-PIE)
+            ("version_defs", pa.list_(pa.string())),  # DT_VERDEF, base first
+            ("version_needs", pa.list_(pa.struct([("file", pa.string()), ("version", pa.string())]))),
+            # how it was kept: "from the running process" (/proc/PID/exe or its mapping: the very file),
+            # "by path during the run" (the process had ended), "by path after the run"
+            ("kept", pa.string()),
+        ]
+    )
+
+    SYMBOLS = pa.schema(
+        [
+            ("object_id", pa.string()),
+            ("name", pa.string()),
+            ("defined", pa.bool_()),  # false: an undefined reference (binding weak or global)
+            ("version", pa.string()),
+            ("version_index", pa.int32()),  # DT_VERSYM's, without the hidden bit
+            ("hidden", pa.bool_()),  # name@VERSION rather than name@@VERSION
+            ("binding", pa.string()),  # global | weak | unique
+            ("visibility", pa.string()),
+            ("type", pa.string()),
+        ]
+    )
+
+    LOADED = pa.schema(
+        [
+            ("pid", pa.int32()),
+            ("path", pa.string()),  # as the session names it (events, images, processes)
+            ("object_id", pa.string()),
+            ("real_path", pa.string()),  # the file it was, symlinks resolved, as the process saw it
+        ]
+    )
+
     TABLES = {
         "events": EVENTS,
         "processes": PROCESSES,
         "images": IMAGES,
         "relocations": RELOCATIONS,
+        "objects": OBJECTS,
+        "symbols": SYMBOLS,
+        "loaded": LOADED,
     }
     return {"EVENTS": EVENTS, "PROCESSES": PROCESSES, "IMAGES": IMAGES,
-            "RELOCATIONS": RELOCATIONS, "TABLES": TABLES}
+            "RELOCATIONS": RELOCATIONS, "OBJECTS": OBJECTS, "SYMBOLS": SYMBOLS, "LOADED": LOADED,
+            "TABLES": TABLES}
 
 
 def __getattr__(name: str):
-    if name in ("EVENTS", "PROCESSES", "IMAGES", "RELOCATIONS", "TABLES"):
+    if name in ("EVENTS", "PROCESSES", "IMAGES", "RELOCATIONS", "OBJECTS", "SYMBOLS", "LOADED", "TABLES"):
         globals().update(_build())
         return globals()[name]
     raise AttributeError(name)
@@ -138,6 +196,17 @@ def from_rows(table: str, rows: list[dict]) -> pa.Table:
     if extra:
         raise ValueError(f"{table} rows have columns outside the contract: {sorted(extra)}")
     return pa.Table.from_pylist(rows, schema=schema)
+
+
+def from_columns(table: str, columns: dict[str, list]) -> pa.Table:
+    """Columns (lists by column name, all of one length) as the contract's table."""
+    schema = __getattr__("TABLES")[table]
+    extra = set(columns) - set(schema.names)
+    if extra:
+        raise ValueError(f"{table} columns outside the contract: {sorted(extra)}")
+    n = len(next(iter(columns.values()))) if columns else 0
+    return pa.Table.from_arrays([pa.array(columns[f.name], f.type) if f.name in columns else pa.nulls(n, f.type)
+                                 for f in schema], schema=schema)
 
 
 def events_table(columns: dict, backend: str | None = None) -> pa.Table:

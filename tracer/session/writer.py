@@ -147,10 +147,11 @@ class SessionWriter:
         self.meta["events_dropped"] = self.meta.get("events_dropped", 0) + table.num_rows
         return table
 
-    def write_table(self, name: str, data: pd.DataFrame | list[dict]) -> None:
-        """Write a small table, given as rows (dicts by column) or a DataFrame."""
+    def write_table(self, name: str, data: pd.DataFrame | list[dict] | pa.Table) -> None:
+        """Write a small table, given as rows (dicts by column), a DataFrame or an Arrow table."""
         try:
-            table = schema.from_rows(name, data) if isinstance(data, list) else schema.to_arrow(name, data)
+            table = (data.cast(schema.TABLES[name]) if isinstance(data, pa.Table) else
+                     schema.from_rows(name, data) if isinstance(data, list) else schema.to_arrow(name, data))
             write_atomic(table, self.path / f"{name}.parquet")
         except OSError as exc:
             self.write_error = self.write_error or f"writing {name} failed: {exc.strerror or exc}"

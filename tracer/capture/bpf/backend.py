@@ -21,6 +21,7 @@ from ... import procfs
 from ..backend import Availability, CaptureRequest, CaptureResult, tracer_gone
 from ..background import preload
 from ..bpftrace.decode import BpftraceDecoder
+from ..process_tree import ProcessTree
 from ..bpftrace.launch import STRLEN  # the records' layout, bindsnoop.bpf.c's as bindsnoop.bt's
 from ..bpftrace.lines import LineReader, capture_result
 from .. import prelaunch
@@ -67,7 +68,7 @@ class BpfBackend:
         avail = self.probe()
         if not avail.ok or self._built is None:
             raise BackendUnavailable(f"bpf backend unavailable: {avail.explain()}")
-        decoder = BpftraceDecoder(backend=self.name)
+        decoder = BpftraceDecoder(backend=self.name, tree=ProcessTree(on_exec=request.on_exec))
         early = prelaunch.take(self.name, request.argv, request.env)  # started while the CLI loaded
         if early is not None and early.built == self._built:
             child, proc = early.child, early.proc
@@ -160,6 +161,7 @@ class _Stream(LineReader):
                 data = os.read(self.fd, 1 << 20)
                 if not data:
                     break
+                self.announce_execs(data)
                 pending.append(data)
                 now = time.monotonic()
                 if now - last >= DECODE_SECONDS or sum(map(len, pending)) >= 1 << 20:

@@ -27,6 +27,7 @@ from collections import deque
 from .. import prelaunch
 from .bpf_map import BpfMap
 from .lines import LineReader, capture_result
+from ..process_tree import ProcessTree
 from .decode import BINDING_KEY_SIZE, BINDING_VALUE_SIZE, BpftraceDecoder
 from .launch import STRLEN, bpftrace_env, start_gated
 from ...errors import BackendUnavailable, TracerDidNotStart
@@ -95,7 +96,7 @@ class BpftraceBackend:
         avail = self.probe()
         if not avail.ok:
             raise BackendUnavailable(f"bpftrace backend unavailable: {avail.explain()}")
-        decoder = BpftraceDecoder()
+        decoder = BpftraceDecoder(tree=ProcessTree(on_exec=request.on_exec))
         env = bpftrace_env()
         early = prelaunch.take("bpftrace", request.argv, request.env)  # started by the console script while the CLI loaded
         child, proc = (early.child, early.proc) if early is not None else start_gated(request.argv, request.env)
@@ -310,6 +311,7 @@ class _Stream(LineReader):
                     data = os.read(self.fd, 1 << 20)
                     if not data:
                         break
+                    self.announce_execs(data)
                     pending.append(data)
                     size += len(data)
                     if len(data) < READ_BATCH_BYTES:

@@ -8,6 +8,7 @@ import threading
 import time
 
 from ..backend import CaptureRequest, CaptureResult
+from ...binary.facts import script_interpreter
 from .decode import BpftraceDecoder
 
 
@@ -37,6 +38,22 @@ class LineReader(threading.Thread):
                 return False
             self._consume(data)
         return True
+
+    def announce_execs(self, data: bytes) -> None:
+        """Tell the request of each exec in ``data`` as soon as it is read, before its batch is decoded
+        (~0.1 s later): the run keeps the program's file while it is there. Complete lines only; the
+        decoder's own exec reaches the request too, so a line cut between two reads is not lost."""
+        at = 0 if data.startswith(b"E\t") else data.find(b"\nE\t")
+        while at >= 0:
+            start = at + (0 if data[at:at + 2] == b"E\t" else 1)
+            end = data.find(b"\n", start)
+            if end < 0:
+                return
+            fields = data[start:end].decode("utf-8", "replace").split("\t", 3)
+            if len(fields) == 4 and fields[2].isdigit():
+                exe = fields[3]
+                self.request.on_exec(int(fields[2]), (script_interpreter(exe) if exe.startswith("/") else None) or exe)
+            at = data.find(b"\nE\t", end)
 
     def _consume(self, data: bytes) -> None:
         data = self.buf + data
