@@ -64,6 +64,9 @@ class CaptureRequest:
     on_warning: Callable[[str], None] = lambda text: None  # what the user should know before the run
     # each exec as the backend learns of it (pid, program path): the run keeps the program's file
     on_exec: Callable[[int, str], None] = lambda pid, exe: None
+    # an object a tracer opened as soon as a record named it (pid, name, an open descriptor or None,
+    # (st_dev, st_ino)): the very file, kept for the session (capture/object_keeper.py owns the fd)
+    keep_object: Callable[..., None] = lambda pid, name, fd, inode: fd is not None and os.close(fd)
 
 
 @dataclass

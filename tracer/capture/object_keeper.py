@@ -69,13 +69,29 @@ class ObjectKeeper:
                 continue
 
     def exec(self, pid: int, exe: str) -> None:
-        """A program exec'd (the backend's decoder, as soon as it reads the exec): keep its file now,
-        from the decoder's thread — a test binary `go test` deletes may be gone ~ms after it ends."""
+        """A program exec'd (a decoder, as soon as it reads the exec): keep its file now — a test
+        binary `go test` deletes may be gone ~ms after it ends."""
         try:
             if (pid, exe) not in self._names:
                 self._pin(int(pid), str(exe), True)
         except Exception:  # noqa: BLE001 - keeping objects must never disturb a capture
             pass
+
+    def keep(self, pid: int, name: str, fd: int | None, inode: tuple[int, int]) -> None:
+        """An object the tracer opened the moment its record was read (bpf's loader: microseconds
+        after the exec or the load): ``fd`` is the very file (None: one sent before, by ``inode``)."""
+        try:
+            with self._lock:
+                if (pid, name) not in self._names and (fd is not None or inode in self._fds or inode in self._read):
+                    if fd is not None:
+                        self._hold(fd, os.fstat(fd))
+                        fd = None
+                    self._names[(pid, name)] = inode
+        except Exception:  # noqa: BLE001 - keeping objects must never disturb a capture
+            pass
+        finally:
+            if fd is not None:
+                os.close(fd)
 
     def _take(self, table: pa.Table) -> None:
         if "pid" not in table.column_names or table.num_rows == 0:

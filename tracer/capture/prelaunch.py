@@ -102,6 +102,6 @@ def stop(launch: Launch) -> None:
     launch.child.abort()
     if launch.proc.poll() is None:
         launch.proc.send_signal(signal.SIGINT)  # it detaches in the background, as after a capture
-    for pipe in (launch.proc.stdin, launch.proc.stdout, launch.proc.stderr):
+    for pipe in (launch.proc.stdin, launch.proc.stdout, launch.proc.stderr, getattr(launch.proc, "kept_files", None)):
         if pipe is not None:
             pipe.close()

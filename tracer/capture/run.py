@@ -193,7 +193,8 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
     request = CaptureRequest(argv=list(argv), env=env, sink=sink, on_process=on_process, attach=attach,
                              wrap=rosetta.wrap if rosetta is not None and not lldb_arch else None,
                              arch=rosetta.arch if lldb_arch else None,
-                             on_warning=on_warning or (lambda text: None), on_exec=keeper.exec)
+                             on_warning=on_warning or (lambda text: None), on_exec=keeper.exec,
+                             keep_object=keeper.keep)
     result = None
     failure: str | None = None
     try:

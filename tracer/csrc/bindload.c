@@ -9,6 +9,9 @@
  * Stops on SIGTERM/SIGINT or when stdin closes: drains the buffer, closes stdout (the records'
  * end), prints "LOST\t<n>" (records the ring buffer had no room for) and "END" on stderr, detaches.
  * GOTRACE_BPF_RINGBUF_BYTES in the environment sets the ring buffer's size (a power of 2, at least a page).
+ * GOTRACE_KEEP_FD=N (a SOCK_SEQPACKET socket): on each exec record (/proc/PID/exe) and object name,
+ * the file is opened at once and sent there (SCM_RIGHTS, see keep()), so gotrace keeps it even when
+ * it is deleted as soon as it ran (`go test`'s binaries); never blocks.
  * Build: cc -O2 -o bindload bindload.c -lbpf
  */
 #include <bpf/libbpf.h>
@@ -21,6 +24,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -51,6 +58,81 @@ struct args_rec {
 	uint64_t ts, pid, len;
 	char args[ARGS_MAX];
 };
+
+static int keep_fd = -1;  /* GOTRACE_KEEP_FD: where each program's and object's file goes */
+
+/* The files already sent, by (device, inode): each is sent open once, then named only. */
+#define KEPT_SLOTS 8192
+static struct { uint64_t dev, ino; } kept[KEPT_SLOTS];
+
+static int kept_before(uint64_t dev, uint64_t ino)
+{
+	uint64_t h = (dev * 0x9E3779B97F4A7C15ull ^ ino) % KEPT_SLOTS;
+	for (int i = 0; i < KEPT_SLOTS; i++, h = (h + 1) % KEPT_SLOTS) {
+		if (kept[h].ino == ino && kept[h].dev == dev)
+			return 1;
+		if (kept[h].ino == 0 && kept[h].dev == 0) {
+			kept[h].dev = dev;
+			kept[h].ino = ino;
+			return 0;
+		}
+	}
+	return 1;  /* full: named only, gotrace finds it by path */
+}
+
+/* What pid runs (its exe) or mapped under name (an object's l_name), kept the moment the record is
+   read: "E|N<TAB>pid<TAB>name<TAB>dev:ino" (E: an exec's filename, N: an l_name), with the open file attached the first time that file is seen —
+   the very file, readable even once deleted (`go test` deletes its test binaries as soon as they
+   ran). Never blocks: a full socket drops the message, and gotrace then finds the file by path. */
+static void keep(unsigned long long pid, const char *name, int exe)
+{
+	char path[STRLEN + 64], msg[STRLEN + 64];
+	if (name[0] == '/')
+		snprintf(path, sizeof(path), "%s", name);
+	else
+		snprintf(path, sizeof(path), "/proc/%llu/cwd/%s", pid, name);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st, running;
+	if (exe) {
+		/* the running program is the very file; unless the pid has exec'd again since (`env` runs
+		   the next one at once) or the name is a script (what runs is its interpreter) */
+		char head[2] = {0, 0}, self[64];
+		snprintf(self, sizeof(self), "/proc/%llu/exe", pid);
+		int rfd = open(self, O_RDONLY | O_CLOEXEC);
+		int script = fd >= 0 && pread(fd, head, 2, 0) == 2 && head[0] == '#' && head[1] == '!';
+		if (rfd >= 0 && (fd < 0 || script || (fstat(rfd, &running) == 0 && fstat(fd, &st) == 0 &&
+		                                      running.st_dev == st.st_dev && running.st_ino == st.st_ino))) {
+			if (fd >= 0)
+				close(fd);
+			fd = rfd;
+		} else if (rfd >= 0) {
+			close(rfd);
+		}
+	}
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) != 0) {
+		close(fd);
+		return;
+	}
+	int len = snprintf(msg, sizeof(msg), "%c\t%llu\t%s\t%llu:%llu", exe ? 'E' : 'N', pid, name,
+	                   (unsigned long long)st.st_dev,
+	                   (unsigned long long)st.st_ino);
+	struct iovec iov = {msg, (size_t)(len < (int)sizeof(msg) ? len : (int)sizeof(msg) - 1)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+	if (!kept_before(st.st_dev, st.st_ino)) {
+		mh.msg_control = u.buf;
+		mh.msg_controllen = sizeof(u.buf);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	sendmsg(keep_fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+	close(fd);
+}
 
 static volatile sig_atomic_t stop;
 static void on_signal(int sig) { (void)sig; stop = 1; }
@@ -96,6 +178,8 @@ static int handle(void *ctx, void *data, size_t size)
 		break;
 	case T_NAME:
 		clean(r->s1, STRLEN);
+		if (keep_fd >= 0 && r->s1[0])  /* "": the main program, kept at its exec */
+			keep((unsigned long long)r->pid, r->s1, 0);
 		printf("N\t%llu\t%llu\t%llu\t%llu\t%s\n", (unsigned long long)r->pid, (unsigned long long)r->gen,
 		       (unsigned long long)r->a, (unsigned long long)r->b, r->s1);
 		break;
@@ -109,6 +193,8 @@ static int handle(void *ctx, void *data, size_t size)
 		break;
 	case T_EXEC:
 		clean(r->s1, STRLEN);
+		if (keep_fd >= 0)
+			keep((unsigned long long)r->pid, r->s1, 1);
 		printf("E\t%llu\t%llu\t%s\n", (unsigned long long)r->ts, (unsigned long long)r->pid, r->s1);
 		break;
 	case T_EXIT:
@@ -146,6 +232,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	const char *rb_bytes = getenv("GOTRACE_BPF_RINGBUF_BYTES");  /* tests shrink it to overflow it */
+	const char *keep = getenv("GOTRACE_KEEP_FD");
+	if (keep && *keep)
+		keep_fd = atoi(keep);
 	if (rb_bytes && *rb_bytes)
 		bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "events"), strtoul(rb_bytes, NULL, 10));
 	if (allocates_on_demand()) {

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import threading
 import time
 from pathlib import Path
 
+from ...binary.facts import script_interpreter
 from ...errors import BackendUnavailable, GotraceError, TracerDidNotStart
 from ... import procfs
 from ..backend import Availability, CaptureRequest, CaptureResult, tracer_gone
@@ -82,6 +84,8 @@ class BpfBackend:
         preload("pyarrow.csv")
         errors = _Stderr(proc.stderr)
         errors.start()
+        kept = _KeptFiles(getattr(proc, "kept_files", None), request)
+        kept.start()
         stream = _Stream(proc.stdout, decoder, request)
         exit_code = ended = None
         try:
@@ -105,6 +109,7 @@ class BpfBackend:
             if stream.ident is not None:
                 stream.join()
             errors.join(10)
+            kept.join(10)  # the loader has closed its end: every program it sent is kept
             threading.Thread(target=proc.wait, name="gotrace-bpf-detach", daemon=True).start()
         if stream.error is not None:
             raise stream.error
@@ -122,6 +127,41 @@ class BpfBackend:
                 "ring_buffer_lost": errors.lost,
             },
         )
+
+
+class _KeptFiles(threading.Thread):
+    """The files the loader opened the moment a record named them (GOTRACE_KEEP_FD in bindload.c):
+    "E|N<TAB>pid<TAB>name<TAB>dev:ino", the file attached the first time it is seen; each handed to
+    the request's keep_object (capture/object_keeper.py), which then owns the descriptor."""
+
+    def __init__(self, sock, request: CaptureRequest):
+        super().__init__(name="gotrace-bpf-kept", daemon=True)
+        self.sock = sock
+        self.request = request
+
+    def run(self) -> None:
+        if self.sock is None:
+            return
+        try:
+            while True:
+                msg, fds, _flags, _addr = socket.recv_fds(self.sock, 4096, 1)
+                if not msg and not fds:
+                    return  # the loader is gone
+                fd = fds[0] if fds else None
+                parts = msg.decode("utf-8", "replace").split("\t")
+                if len(parts) != 4 or not parts[1].isdigit() or ":" not in parts[3]:
+                    if fd is not None:
+                        os.close(fd)
+                    continue
+                kind, pid, name, inode = parts
+                if kind == "E":  # a script's exec runs its interpreter: the decoder names it so
+                    name = (script_interpreter(name) if name.startswith("/") else None) or name
+                dev, _, ino = inode.partition(":")
+                self.request.keep_object(int(pid), name, fd, (int(dev), int(ino)))
+        except (OSError, ValueError):
+            return
+        finally:
+            self.sock.close()
 
 
 class _Stderr(threading.Thread):

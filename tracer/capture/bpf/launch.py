@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -118,12 +119,20 @@ def start_gated(argv: list[str], env: dict[str, str], built: tuple[Path, Path]) 
     child = GatedChild(argv, env)
     child.start()
     args[1] = str(child.pid)
+    # the loader sends each program's and object's file here as it is named (bpf/backend.py: _KeptFiles)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         proc = subprocess.Popen([str(loader), str(obj), *args], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                                pass_fds=(theirs.fileno(),),
+                                env={**os.environ, "GOTRACE_KEEP_FD": str(theirs.fileno())})
     except OSError as exc:
         child.abort()
+        ours.close()
         raise BackendUnavailable(f"cannot start gotrace's BPF loader: {exc.strerror}") from None
+    finally:
+        theirs.close()
+    proc.kept_files = ours  # type: ignore[attr-defined]
     return child, proc
 
 
