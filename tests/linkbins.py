@@ -8,6 +8,8 @@
 - opener + libuser.so: a dlopen that fails on the same missing symbol; opener + libplug.so
   (needs libb.so): a dlopen that works, and dlsym(handle, "plug").
 - needy: needs libnothere.so, deleted after the link: found nowhere, exit 127.
+- hi + libnext.so: hi calls puts; libnext.so (for LD_PRELOAD) defines puts and calls the next one
+  through dlsym(RTLD_NEXT, "puts").
 """
 from __future__ import annotations
 
@@ -49,4 +51,7 @@ def build(out: Path) -> dict[str, Path]:
     _cc("-o", out / "needy", SRC / "needy.c", f"-L{run}", "-lnothere", "-Wl,--enable-new-dtags,-rpath,$ORIGIN/run")
     gone.unlink()  # needy now fails to start: libnothere.so is found nowhere
     b["needy"] = out / "needy"
+    b["libnext"] = _lib(out / "libnext.so", "nextputs.c", "-ldl")
+    _cc("-o", out / "hi", SRC / "hi.c")
+    b["hi"] = out / "hi"
     return b

@@ -248,3 +248,45 @@ def test_files_gone_are_said_not_guessed(bins, tmp_path):
     assert ld["how"] == "unknown" and "gone or unreadable" in ld["meaning"]
     rep = json.loads(gotrace_cli("report", "--json", str(tmp_path / "s")).stdout)["interposed"]
     assert rep["disagreed"] == 0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_environment_set_inside_the_traced_tree_is_replayed(bins, backend, tmp_path):
+    """`gotrace bind -- env LD_PRELOAD=libnext.so ./hi`: gotrace's own environment has no LD_PRELOAD;
+    the program image hi exec'd with one. The replay uses each process's own loader variables:
+    hi's puts bound to libnext.so by LD_PRELOAD, and libnext's dlsym(RTLD_NEXT, "puts") to libc,
+    its caller libnext.so. Oracle: glibc's LD_DEBUG=bindings of the same command, and nextputs.c
+    (it calls dlsym with RTLD_NEXT)."""
+    argv = ["env", f"LD_PRELOAD={bins['libnext']}", str(bins["hi"])]
+    truth = {(os.path.basename(b["requester"]), os.path.basename(b["provider"]))
+             for b in ld_debug_bindings(ld_debug(argv, {}, "bindings")) if b["symbol"] == "puts"}
+    assert ("hi", "libnext.so") in truth and ("libnext.so", "libc.so.6") in truth
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    require_backend(backend)
+    out = gotrace_cli("bind", "-q", "-b", backend, "-o", str(tmp_path / "s"), "--", *argv, env=env)
+    assert out.returncode == 0 and "next: hi" in out.stdout, out.stderr
+    res = why(tmp_path / "s", "puts")
+    by = {(os.path.basename(lk["requester"]), lk["kind"]): lk for lk in res["lookups"]
+          if os.path.basename(str(lk["exe"])) == "hi"}
+    call = next(lk for (req, kind), lk in by.items() if req == "hi" and kind != "dlsym")
+    assert call["agrees"] is True and os.path.basename(call["chosen"]) == "libnext.so"
+    assert call["loader_env"].get("LD_PRELOAD") == str(bins["libnext"])
+    assert "LD_PRELOAD" in call["reason"] and call["interposed"] is True
+    nxt = by[("libnext.so", "dlsym")]
+    assert nxt["agrees"] is True and os.path.basename(nxt["chosen"]) == "libc.so.6"
+    assert nxt["dlsym_forms"] == ["RTLD_NEXT"] and os.path.basename(nxt["caller"]) == "libnext.so"
+
+
+def test_a_dlsym_on_a_handle_does_not_name_the_caller(bins, tmp_path):
+    """dlsym(handle, "plug") in opener: ld.so records the handle's object (libplug.so) as the
+    requester, not the caller (opener.c calls it). `why` must not claim libplug.so called it.
+    Oracle: LD_DEBUG=bindings names libplug.so as the requester of plug; opener.c's source."""
+    argv = [str(bins["opener"]), str(bins["libplug"]), "plug"]
+    truth = [b for b in ld_debug_bindings(ld_debug(argv, {}, "bindings")) if b["symbol"] == "plug"]
+    assert [os.path.basename(b["requester"]) for b in truth] == ["libplug.so"]
+    assert record("bpf", argv, {}, tmp_path / "s").returncode == 0
+    (lk,) = [lk for lk in why(tmp_path / "s", "plug")["lookups"] if lk["kind"] == "dlsym"]
+    assert os.path.basename(lk["requester"]) == "libplug.so" and "handle" in lk["dlsym_forms"]
+    assert lk["caller"] is None
+    text = gotrace_cli("why", str(tmp_path / "s"), "plug").stdout
+    assert "libplug.so looks up plug" not in text and "calls dlsym" not in text

@@ -34,6 +34,7 @@ class KeptObjects:
         self.rows: dict[str, dict] = {}
         self._symbols: pa.Table | None = None
         self._made: dict[str, DynObject] = {}
+        self._runs: dict[str, tuple[int, int]] = {}
         self.kept = False
         if path is None:
             return
@@ -46,6 +47,17 @@ class KeptObjects:
             return  # not kept (an older or imported session), or damaged: today's files answer
         self.kept = True
         self.rows = {r["object_id"]: r for r in objects}
+        # each object's rows are written together: where each one's run starts and ends
+        ids = self._symbols["object_id"].to_pylist()
+        self._runs: dict[str, tuple[int, int]] = {}
+        start = 0
+        for i in range(1, len(ids) + 1):
+            if i == len(ids) or ids[i] != ids[start]:
+                if ids[start] in self._runs:  # not written together after all: filter instead
+                    self._runs = {}
+                    break
+                self._runs[ids[start]] = (start, i)
+                start = i
         for r in loaded:
             self.names[(int(r["pid"]), r["path"])] = (r["object_id"], r["real_path"])
 
@@ -54,8 +66,12 @@ class KeptObjects:
             row = self.rows.get(object_id)
             if row is None or self._symbols is None:
                 return None
-            mine = self._symbols.filter(pc.equal(self._symbols["object_id"], object_id))
-            self._made[object_id] = dynrecord.from_rows(row, mine.to_pydict())
+            run = self._runs.get(object_id)
+            if run is not None:
+                mine = self._symbols.slice(run[0], run[1] - run[0])
+            else:
+                mine = self._symbols.filter(pc.equal(self._symbols["object_id"], object_id))
+            self._made[object_id] = dynrecord.from_rows(row, mine)
         return self._made[object_id]
 
     def identity(self, pid: int, name: str) -> str | None:

@@ -53,28 +53,50 @@ def _columns_of(defs: Mapping) -> dict[str, list]:
     return cols
 
 
-class KeptDefinitions(dict):
-    """name -> [Definition], from a session's SYMBOLS rows; ``undefined`` as Definitions has it."""
+class KeptDefinitions(Mapping):
+    """name -> [Definition], from a session's SYMBOLS rows of one object (an Arrow table), made into
+    Definitions only when asked for (a replay asks for a few names of cc1's 28,000); ``undefined``
+    as Definitions has it. Only the names are read up front."""
 
-    def __init__(self, symbols: dict[str, list]):
-        super().__init__()
-        self.undefined: dict[str, bool] = {}
-        cols = [symbols[f] for f in SYMBOL_FIELDS]
-        for defined, row in zip(symbols["defined"], zip(*cols), strict=True):
-            name = row[0]
-            if not defined:
-                self.undefined[name] = row[4] == "weak"
+    def __init__(self, symbols):
+        import pyarrow.compute as pc
+
+        self._table = symbols
+        defined = symbols["defined"]
+        refs = symbols.filter(pc.invert(defined))
+        self.undefined: dict[str, bool] = dict(zip(refs["name"].to_pylist(),
+                                                   pc.equal(refs["binding"], "weak").to_pylist()))
+        self._index: dict[str, list[int]] = {}
+        for row, (name, is_def) in enumerate(zip(symbols["name"].to_pylist(), defined.to_pylist())):
+            if not is_def:
                 continue
-            d = Definition(name, row[1], int(row[2]), bool(row[3]), row[4], row[5], row[6])
-            if name in self:
-                self[name].append(d)
+            if name in self._index:
+                self._index[name].append(row)
             else:
-                self[name] = [d]
+                self._index[name] = [row]
+        self._made: dict[str, list[Definition]] = {}
         self.canonical_plt: set[str] = set()
 
+    def __getitem__(self, name: str) -> list[Definition]:
+        if name not in self._made:
+            rows = self._table.take(self._index[name]).select(list(SYMBOL_FIELDS)).to_pylist()
+            self._made[name] = [Definition(name, r["version"], int(r["version_index"]), bool(r["hidden"]),
+                                           r["binding"], r["visibility"], r["type"]) for r in rows]
+        return self._made[name]
 
-def from_rows(row: dict, symbols: dict[str, list]) -> DynObject:
-    """The DynObject a session kept: what the analyses read of the file, without the file."""
+    def __contains__(self, name) -> bool:
+        return name in self._index
+
+    def __iter__(self):
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+
+def from_rows(row: dict, symbols) -> DynObject:
+    """The DynObject a session kept (its OBJECTS row and its SYMBOLS rows as an Arrow table): what
+    the analyses read of the file, without the file."""
     defs = KeptDefinitions(symbols)
     defs.canonical_plt = set(row.get("canonical_plt") or ())
     return DynObject(
