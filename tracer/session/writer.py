@@ -7,6 +7,9 @@ A session is a directory::
     processes.parquet         one row per program image a traced pid ran
     images.parquet            objects loaded in each process, bases and slides
     relocations.parquet       per-image relocation time (where measured)
+    objects.parquet           what ld.so read of each object loaded (capture/object_keeper.py)
+    symbols.parquet           their dynamic symbols: definitions with versions, undefined references
+    loaded.parquet            which object each process's name was (pid, path -> object_id)
 
 Events go to disk in independent Parquet parts as they arrive, so memory stays
 flat however long the build, and a session that dies mid-way still holds every
