@@ -3,7 +3,8 @@
 The oracle is tests/csrc/offcpu_lookup.c itself: one dlsym whose symbol name lies on a
 userfaultfd page, so ld.so's _dl_lookup_symbol_x blocks on its first read of the name until the
 program's handler thread, after a sleep it times with clock_gettime, fills the page. The
-program prints that sleep (slept_ns) and its own clock around the dlsym (dlsym_ns): the block
+program prints that sleep (slept_ns), its own clock around the dlsym (dlsym_ns) and the id of the
+thread that made it (not the process's, so a tracer keyed by process would be caught): the block
 lies inside the lookup, so slept_ns <= offcpu_ns <= latency_ns <= dlsym_ns, and the lookup's
 time on a CPU (latency - offcpu) is a small part of the sleep. The N other dlsym lookups are
 timed by the program too (oncpu_dlsym_ns, their sum): no lookup's latency can exceed it.
@@ -25,7 +26,7 @@ from conftest import gotrace_cli, require, require_backend
 
 SRC = Path(__file__).resolve().parent / "csrc" / "offcpu_lookup.c"
 SLOW, OTHER = "gotrace_offcpu_target", "gotrace_oncpu_target"
-OUT = re.compile(r"slept_ns=(\d+) dlsym_ns=(\d+) oncpu_dlsym_ns=(\d+)")
+OUT = re.compile(r"slept_ns=(\d+) dlsym_ns=(\d+) oncpu_dlsym_ns=(\d+) looker_tid=(\d+)")
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def capture(prog: Path, out: Path, backend: str, sleep_ms: int, n: int) -> dict[
     assert res.returncode == 0, res.stderr
     m = OUT.search(res.stdout)
     assert m, res.stdout
-    return {"slept_ns": int(m[1]), "dlsym_ns": int(m[2]), "others_ns": int(m[3])}
+    return {"slept_ns": int(m[1]), "dlsym_ns": int(m[2]), "others_ns": int(m[3]), "tid": int(m[4])}
 
 
 def events(session: Path):
@@ -62,6 +63,7 @@ def test_a_lookup_blocked_off_cpu_is_measured_so(prog, tmp_path, backend):
     ev = events(tmp_path / "s")
     sym = ev["symbol"].astype(str)
     (slow,) = ev[sym == SLOW].itertuples()
+    assert slow.tid == told["tid"] != slow.pid  # a thread of its own
     assert told["slept_ns"] <= slow.offcpu_ns <= slow.latency_ns <= told["dlsym_ns"]
     assert slow.latency_ns - slow.offcpu_ns < told["slept_ns"] / 10
     others = ev[sym == OTHER]

@@ -8,9 +8,10 @@
  * lookup's latency <= dlsym_ns (the main thread's clock around that dlsym). SLEEP_MS 0 is the same
  * workload without the wait (the fault and the handler's wake-up still happen). Then N dlsym
  * lookups of gotrace_oncpu_target that nothing slows, each timed by the program (oncpu_dlsym_ns:
- * their sum).
+ * their sum). The slow dlsym runs in a thread of its own (looker_tid), the N others in main.
  *
  * Prints: slept_ns=<the handler's sleep> dlsym_ns=<the slow dlsym> oncpu_dlsym_ns=<the N others>
+ *         looker_tid=<the slow dlsym's thread>
  * USAGE: offcpu_lookup SLEEP_MS N   (userfaultfd: root, or vm.unprivileged_userfaultfd=1)
  * Build: cc -O1 -rdynamic -pthread -o offcpu_lookup offcpu_lookup.c -ldl
  * (-rdynamic: dlsym(RTLD_DEFAULT) finds the program's own two functions)
@@ -37,7 +38,9 @@ int gotrace_oncpu_target(void) { return 2; }
 static int uffd;
 static long page;
 static long sleep_ms;
-static long long slept_ns;
+static long long slept_ns, dlsym_ns;
+static long looker_tid;
+static void *name, *slow;
 
 static long long now_ns(void)
 {
@@ -69,6 +72,17 @@ static void *handler(void *arg)
 	return NULL;
 }
 
+/* the slow dlsym, in a thread of its own: a thread id that is not the process id */
+static void *looker(void *arg)
+{
+	(void)arg;
+	looker_tid = syscall(SYS_gettid);
+	long long t0 = now_ns();
+	slow = dlsym(RTLD_DEFAULT, name);
+	dlsym_ns = now_ns() - t0;
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
@@ -84,18 +98,17 @@ int main(int argc, char **argv)
 		perror("userfaultfd");
 		return 4;
 	}
-	char *name = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	name = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	struct uffdio_register reg = {{(uintptr_t)name, page}, UFFDIO_REGISTER_MODE_MISSING, 0};
 	if (name == MAP_FAILED || ioctl(uffd, UFFDIO_REGISTER, &reg) != 0) {
 		perror("UFFDIO_REGISTER");
 		return 4;
 	}
-	pthread_t t;
-	pthread_create(&t, NULL, handler, NULL);
-	long long t0 = now_ns();
-	void *slow = dlsym(RTLD_DEFAULT, name);
-	long long dlsym_ns = now_ns() - t0;
-	pthread_join(t, NULL);
+	pthread_t h, l;
+	pthread_create(&h, NULL, handler, NULL);
+	pthread_create(&l, NULL, looker, NULL);
+	pthread_join(l, NULL);
+	pthread_join(h, NULL);
 	long long others = 0;
 	for (long i = 0; i < n; i++) {
 		long long t1 = now_ns();
@@ -104,6 +117,7 @@ int main(int argc, char **argv)
 		if (p != (void *)gotrace_oncpu_target)
 			return 5;
 	}
-	printf("slept_ns=%lld dlsym_ns=%lld oncpu_dlsym_ns=%lld\n", slept_ns, dlsym_ns, others);
+	printf("slept_ns=%lld dlsym_ns=%lld oncpu_dlsym_ns=%lld looker_tid=%ld\n", slept_ns, dlsym_ns, others,
+	       looker_tid);
 	return slow == (void *)gotrace_offcpu_target ? 0 : 6;
 }
