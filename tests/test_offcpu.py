@@ -236,3 +236,28 @@ def test_resolver_statistics_are_read_or_refused_in_one_line(tmp_path):
         res = gotrace_cli("compare", str(tmp_path / "x"), str(tmp_path / "x"), "--fail-on", bad)
         assert res.returncode == 2 and says in res.stderr, (bad, res.stderr)
         assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_resolver_statistics_by_hand():
+    """Four lookups, 1, 2, 3 and 100 µs, the slow one 99 µs switched out: the median is a lookup's own
+    (the lower one of an even count), the trimmed sum leaves out the slowest 1 % (at least one lookup),
+    on-CPU time subtracts the time switched out; a session missing one lookup's off-CPU time has none."""
+    import pandas as pd
+
+    from tracer.analysis.budgets import measures
+    from tracer.session import schema
+    from tracer.session.reader import Session
+
+    def session(offcpu):
+        ev = pd.DataFrame({"symbol": ["a", "b", "c", "d"], "kind": ["lazy"] * 4, "resolved": [True] * 4,
+                           "provider": ["/lib/x.so"] * 4, "requester": ["/bin/p"] * 4, "exe": ["/bin/p"] * 4,
+                           "version": [None] * 4, "pid": [1] * 4,
+                           "latency_ns": pd.array([1000, 2000, 3000, 100_000], "Int64"),
+                           "offcpu_ns": pd.array(offcpu, "Int64")})
+        return Session(path=Path("x"), meta={"backend": "bpf"}, events=ev, processes=schema.empty("processes"),
+                       images=schema.empty("images"))
+
+    m = measures(session([0, 0, 0, 99_000]))
+    assert (m["resolver-wall"], m["resolver-oncpu"], m["resolver-median"], m["resolver-trimmed"]) == (
+        106_000, 7_000, 2000, 6000)
+    assert measures(session([0, None, 0, 99_000]))["resolver-oncpu"] is None
