@@ -166,7 +166,7 @@ class EventTally:
         out = _percentiles(latency)
         on = _percentiles(oncpu) if oncpu else None
         if on is not None:
-            on["offcpu_total"] = int(pc.sum(pa.chunked_array(offcpu, pa.int64())).as_py() or 0)
+            on["offcpu_total"] = int(pc.sum(_values(offcpu)).as_py() or 0)
         out["oncpu"] = on
         return out
 
@@ -194,8 +194,15 @@ class EventTally:
         }
 
 
+def _values(chunks: list) -> pa.ChunkedArray:
+    """Arrays and chunked arrays as one chunked array: given a ChunkedArray as an element,
+    pa.chunked_array would convert it value by value in Python (~80 ms per 100,000)."""
+    return pa.chunked_array([c for x in chunks for c in (x.chunks if isinstance(x, pa.ChunkedArray) else [x])],
+                            pa.int64())
+
+
 def _percentiles(chunks: list) -> dict[str, Any]:
-    values = pa.chunked_array(chunks, pa.int64())
+    values = _values(chunks)
     qs = pc.quantile(values, q=list(QUANTILES.values()), interpolation="nearest").to_pylist()
     out = {k: int(v) for k, v in zip(QUANTILES, qs)}
     out.update(max=int(pc.max(values).as_py()), mean=float(pc.mean(values).as_py()), count=len(values),
@@ -205,7 +212,7 @@ def _percentiles(chunks: list) -> dict[str, Any]:
 
 def _tail(chunks: list) -> dict[str, Any]:
     """How much of the total the slowest TAIL_FRACTION of lookups make (at least one lookup)."""
-    values = pa.chunked_array(chunks, pa.int64())
+    values = _values(chunks)
     k = max(1, math.ceil(len(values) * TAIL_FRACTION))
     top = pc.select_k_unstable(values, k=k, sort_keys=[("dummy", "descending")])
     part = int(pc.sum(values.take(top)).as_py() or 0)
