@@ -282,7 +282,9 @@ int on_lookup_ret(struct pt_regs *ctx)
    part of its latency but not the resolver's work: it is added up here, so the off-CPU share can be
    told apart (one 64 ms lookup of a build's 110,000 was the thread waiting). This runs at every
    context switch on the machine: two lookups of the in-flight map by tid (the idle task, tid 0,
-   skipped), nothing written unless a lookup is in flight. */
+   skipped), nothing written unless a lookup is in flight. Measured here (kernel.bpf_stats_enabled,
+   2 shared vCPUs, bench_bind's W2): 200-250 ns a switch, 2-3 ms of a 2-s run, where the lookup
+   probes took 60-130 ms. */
 SEC("tp_btf/sched_switch")
 int BPF_PROG(on_switch, _Bool preempt, struct task_struct *prev, struct task_struct *next)
 {
