@@ -176,7 +176,7 @@ def _growth(b: Budget, base: int, new: int, stat: str | None = None, why: str = 
     line = (f"{b.text}: {LABELS.get(stat, stat)}{why} {_fmt(stat, base)} → {_fmt(stat, new)} ({change}; "
             f"{'over' if broken else 'within'} the allowed {allowed})")
     return {"budget": b.text, "broken": broken, "baseline": base, "new": new, "limit": limit, "line": line,
-            "culprits": [], **({"statistic": stat} if stat != b.metric or stat in RESOLVER_STATS else {})}
+            "culprits": [], **({"statistic": stat} if stat in RESOLVER_STATS else {})}
 
 
 def _new_items(b: Budget, ma: dict, mb: dict) -> dict[str, Any]:
