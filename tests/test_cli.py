@@ -144,6 +144,7 @@ def _pandas_report(sess, top: int = 10) -> dict:
     count chunk by chunk in Arrow. Orders as documented: count descending,
     then name; percentiles numpy's nearest-rank."""
     import numpy as np
+    import pandas as pd
 
     s = load_session(sess)
     ev, pr, rel = s.events, s.processes, s.relocations
@@ -152,14 +153,33 @@ def _pandas_report(sess, top: int = 10) -> dict:
         counts = series.dropna().astype(str).value_counts()
         return [{key: k, unit: int(v)} for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]]
 
-    def latency(series):
-        v = series.dropna().astype("int64").to_numpy()
+    def quantiles(v):
+        out = {k: int(np.percentile(v, q, method="nearest")) for k, q in (("p50", 50), ("p90", 90), ("p99", 99))}
+        return {**out, "max": int(v.max()), "mean": pytest.approx(float(v.mean())), "count": len(v),
+                "total": int(v.sum())}
+
+    def latency(rows, tail=False):
+        timed = rows[rows["latency_ns"].notna()]
+        v = timed["latency_ns"].astype("int64").to_numpy()
         if not len(v):
             return None
-        out = {k: int(np.percentile(v, q, method="nearest")) for k, q in (("p50", 50), ("p90", 90), ("p99", 99))}
-        return {**out, "max": int(v.max()), "mean": pytest.approx(float(v.mean())), "count": len(v)}
+        out = quantiles(v)
+        both = timed[timed["offcpu_ns"].notna()]
+        off = both["offcpu_ns"].astype("int64").to_numpy()
+        out["oncpu"] = None if not len(off) else {
+            **quantiles(both["latency_ns"].astype("int64").to_numpy() - off), "offcpu_total": int(off.sum())}
+        if tail:
+            k = -(-len(v) // 1000)  # the slowest 0.1 %, at least one
+            part = int(np.sort(v)[-k:].sum())
+            out["tail"] = {"fraction": 0.001, "lookups": k, "total": part, "share": round(part / int(v.sum()), 4)}
+        return out
 
-    lat = {k: latency(ev.loc[ev["kind"] == k, "latency_ns"]) for k in ("eager", "lazy", "dlsym")}
+    lat = {k: latency(ev.loc[ev["kind"] == k]) for k in ("eager", "lazy", "dlsym")}
+    cols = ["latency_ns", "offcpu_ns", "symbol", "version", "exe", "pid", "requester", "provider", "kind"]
+    slow = [{c: (None if pd.isna(r[c]) else (int(r[c]) if c in ("latency_ns", "offcpu_ns", "pid") else str(r[c])))
+             for c in cols} for r in ev.loc[ev["latency_ns"].notna(), cols].astype(object).to_dict("records")]
+    slow.sort(key=lambda r: (-r["latency_ns"], *(str(r[c]) for c in cols[1:])))
+    slow = [{**r, "oncpu_ns": None if r["offcpu_ns"] is None else r["latency_ns"] - r["offcpu_ns"]} for r in slow[:top]]
     relocation = None
     if len(rel):
         g = rel.groupby("path", observed=True)["duration_ns"]
@@ -191,7 +211,8 @@ def _pandas_report(sess, top: int = 10) -> dict:
         "by_exe": ranked(ev["exe"], "exe"),
         "failed_symbols": ranked(ev.loc[~ev["resolved"], "symbol"], "symbol"),
         "latency_ns": None if lat["eager"] is lat["lazy"] is lat["dlsym"] is None else
-        {"all": latency(ev["latency_ns"]), **{k: v for k, v in lat.items() if v is not None}},
+        {"all": latency(ev, tail=True), **{k: v for k, v in lat.items() if v is not None}},
+        "slowest_lookups": slow,
         "relocation": relocation,
     }
 

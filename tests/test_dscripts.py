@@ -152,9 +152,11 @@ def test_binding_map_read_by_gotrace_is_what_bpftrace_prints(modes_bins):
     out, code, (ours, one_by_one, key_size, value_size) = run_by_hand(
         ["bash", "-c", f"{modes_bins['lazy']} 1 >/dev/null && {sys.executable} -c \"{burst}\""], after_exit=read)
     assert code == 0
-    assert (key_size, value_size) == (bpf_mod.BINDING_KEY_SIZE, bpf_mod.BINDING_VALUE_SIZE) == (16, 6 * 8 + 2 * 128)
+    assert (key_size, value_size) == (bpf_mod.BINDING_KEY_SIZE, bpf_mod.BINDING_VALUE_SIZE) == (16, 7 * 8 + 2 * 128)
     lines = [l for l in out.split(b"\n") if l.startswith(b"@b[")]
-    theirs = BpftraceDecoder()._parse_bindings(_b_rows(lines)).drop(["map"])
+    printed = BpftraceDecoder()
+    printed.feed(next(l for l in out.split(b"\n") if l.startswith(b"READY")))  # the record's size
+    theirs = printed._parse_bindings(_b_rows(lines, printed.record_ints + 3)).drop(["map"])
     emitted = int(out.split(b"@emitted: ", 1)[1].split(b"\n", 1)[0])
     assert ours.num_rows == theirs.num_rows == emitted > n_dlsym
     key = [("tid", "ascending"), ("ts_ns", "ascending")]
@@ -173,7 +175,7 @@ def test_a_binding_map_laid_out_otherwise_is_refused(monkeypatch):
     closed = []
 
     class Other:
-        key_size, value_size = 16, 6 * 8 + 2 * 128 - 4
+        key_size, value_size = 16, 7 * 8 + 2 * 128 - 4
 
         def close(self):
             closed.append(True)

@@ -4,8 +4,14 @@ A budget is a short text, so it fits a CI file and reads back as what it checks:
 
   bindings+10%      more than 10 % more bindings than the baseline
   bindings+500      more than 500 more bindings
-  resolver+20%      resolver time (the sum of lookup latencies) up by more than 20 %
+  resolver+20%      resolver time up by more than 20 %: on-CPU time where both sessions measured
+                    the time lookups spent switched out (bpf, bpftrace), else wall time
   resolver+5ms      … or by more than 5 ms (ns, us, ms, s)
+  resolver-wall+20%     the sum of lookup latencies, as measured (a thread preempted or
+                        blocked mid-lookup counts: one such lookup can be most of a build's total)
+  resolver-oncpu+20%    the sum of latency - offcpu_ns: the resolver's own work
+  resolver-median+20%   the median lookup latency
+  resolver-trimmed+20%  the sum of lookup latencies without the slowest 1 % of lookups
   relocation+20%    relocation time (bpftrace's _dl_relocate_object spans), the same way
   failed+0          any more failed lookups   processes+N   any more than N more processes
   fatal+0           any more fatal lookups (a process died, or a dlopen failed, of an undefined symbol)
@@ -21,6 +27,7 @@ times nothing) is an error, never a budget kept: a gate that cannot fail is no g
 """
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -34,12 +41,21 @@ from .objects import KeptObjects
 from .tally import FAILURE_KEY
 
 COUNTS = ("bindings", "failed", "fatal", "processes")
-TIMES = ("resolver", "relocation")
+RESOLVER_STATS = ("resolver-wall", "resolver-oncpu", "resolver-median", "resolver-trimmed")
+TIMES = ("resolver", "relocation", *RESOLVER_STATS)
+TRIM = 0.01  # resolver-trimmed leaves out this share of the lookups, the slowest
+# what each time statistic is, in a budget's line
+LABELS = {
+    "resolver-wall": "resolver wall time",
+    "resolver-oncpu": "resolver on-CPU time",
+    "resolver-median": "median lookup latency",
+    "resolver-trimmed": f"resolver time without the slowest {TRIM * 100:g} % of lookups",
+}
 NEW = ("new-provider", "new-version", "new-symbol", "new-fatal")
 UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
-_GROWTH = re.compile(r"^(?P<metric>[a-z]+)\+(?P<amount>\d+(?:\.\d+)?)(?P<unit>%|ns|us|µs|ms|s)?$")
-SYNTAX = ("bindings|failed|fatal|processes+N or +P%, resolver|relocation+P% or +TIME (5ms), "
-          "new-provider, new-version, new-symbol, new-fatal")
+_GROWTH = re.compile(r"^(?P<metric>[a-z]+(?:-[a-z]+)?)\+(?P<amount>\d+(?:\.\d+)?)(?P<unit>%|ns|us|µs|ms|s)?$")
+SYNTAX = ("bindings|failed|fatal|processes+N or +P%, resolver|resolver-wall|resolver-oncpu|resolver-median|"
+          "resolver-trimmed|relocation+P% or +TIME (5ms), new-provider, new-version, new-symbol, new-fatal")
 FAILURES = ("failed", "fatal", "new-fatal")  # what an LD_DEBUG account cannot show
 SHOWN = 5  # culprits named in a broken budget's line
 
@@ -98,7 +114,6 @@ def measures(s: Session) -> dict[str, Any]:
             failures[row] += 1
     kept = KeptObjects(s.path, s.meta.get("cwd"))
     _, fatal = failed_lookups(failures, frame_rows(procs), top_n=0, kept=kept)
-    lat = ev["latency_ns"].dropna()
     providers: Counter = Counter()
     versions: dict[tuple[str, str], set[str]] = {}
     symbols: Counter = Counter()
@@ -119,12 +134,31 @@ def measures(s: Session) -> dict[str, Any]:
         "failed": int((~ev["resolved"]).sum()) if len(ev) else 0,
         "fatal": sum(f["lookups"] for f in fatal),
         "processes": int(procs["pid"].nunique()) if len(procs) else 0,
-        "resolver": int(lat.sum()) if len(lat) else None,
+        **_resolver(ev),
         "relocation": int(s.relocations["duration_ns"].sum()) if len(s.relocations) else None,
         "providers": providers, "versions": versions, "symbols": symbols,
         "fatal_keys": {(object_name(f["exe"]), object_name(f["requester"]), f["symbol"], f["version"])
                        for f in fatal},
         "backend": s.meta.get("backend"),
+    }
+
+
+def _resolver(ev) -> dict[str, Any]:
+    """The resolver statistics a budget can hold (None: the session cannot measure it). On-CPU time needs
+    the time switched out of every timed lookup (offcpu_ns: bpf and bpftrace)."""
+    timed = ev[ev["latency_ns"].notna()] if len(ev) else ev
+    if not len(timed):
+        return {k: None for k in RESOLVER_STATS}
+    lat = timed["latency_ns"].astype("int64")
+    off = timed["offcpu_ns"] if "offcpu_ns" in timed.columns else None
+    measured = off is not None and bool(off.notna().all())
+    ordered = lat.sort_values(ignore_index=True)
+    keep = len(ordered) - math.ceil(len(ordered) * TRIM)
+    return {
+        "resolver-wall": int(lat.sum()),
+        "resolver-oncpu": int((lat - off.astype("int64")).sum()) if measured else None,
+        "resolver-median": int(ordered.iloc[(len(ordered) - 1) // 2]),  # the lower median: a lookup's own
+        "resolver-trimmed": int(ordered.iloc[:keep].sum()),
     }
 
 
@@ -134,20 +168,24 @@ def _named(items: list[str]) -> str:
 
 
 def _fmt(metric: str, v: float) -> str:
+    if metric == "resolver-median":  # one lookup: microseconds
+        return f"{v / 1e3:,.3f} µs"
     if metric in TIMES:
         return f"{v / 1e6:,.3f} ms"
     return f"{int(v):,}"
 
 
-def _growth(b: Budget, base: int, new: int) -> dict[str, Any]:
+def _growth(b: Budget, base: int, new: int, stat: str | None = None, why: str = "") -> dict[str, Any]:
+    """``stat``: the statistic measured (the resolver's, for resolver+…), named in the line."""
+    stat = stat or b.metric
     limit = base * (1 + b.amount / 100) if b.percent else base + b.amount
     broken = new > limit
     change = f"{(new - base) / base * 100:+.1f}%" if base else ("+∞%" if new else "+0%")
-    allowed = f"+{b.amount:g}%" if b.percent else f"+{_fmt(b.metric, b.amount)}"
-    line = (f"{b.text}: {b.metric} {_fmt(b.metric, base)} → {_fmt(b.metric, new)} ({change}; "
+    allowed = f"+{b.amount:g}%" if b.percent else f"+{_fmt(stat, b.amount)}"
+    line = (f"{b.text}: {LABELS.get(stat, stat)}{why} {_fmt(stat, base)} → {_fmt(stat, new)} ({change}; "
             f"{'over' if broken else 'within'} the allowed {allowed})")
     return {"budget": b.text, "broken": broken, "baseline": base, "new": new, "limit": limit, "line": line,
-            "culprits": []}
+            "culprits": [], **({"statistic": stat} if stat in RESOLVER_STATS else {})}
 
 
 def _new_items(b: Budget, ma: dict, mb: dict) -> dict[str, Any]:
@@ -184,12 +222,26 @@ def check_budgets(budgets: list[Budget], a: Session, b: Session) -> list[dict[st
         if bud.metric in NEW:
             out.append(_new_items(bud, ma, mb))
             continue
+        stat, why = bud.metric, ""
+        if stat == "resolver":  # on-CPU time, which a thread preempted or blocked mid-lookup does not move
+            both = ma["resolver-oncpu"] is not None and mb["resolver-oncpu"] is not None
+            stat = "resolver-oncpu" if both or ma["resolver-wall"] is None or mb["resolver-wall"] is None \
+                else "resolver-wall"
+            if stat == "resolver-wall":
+                side = "the baseline" if ma["resolver-oncpu"] is None else "the new run"
+                why = f", as {side} measured no time switched out"
         for m, side in ((ma, "the baseline"), (mb, "the new run")):
-            if m[bud.metric] is None:
-                what = ("times no lookup" if bud.metric == "resolver" else "recorded no relocation")
-                raise BudgetError(f"budget {bud.text!r} cannot be checked: {side} ({m['backend']}) {what}; "
-                                  "record both runs with --backend bpftrace")
-        out.append(_growth(bud, ma[bud.metric], mb[bud.metric]))
+            if m[stat] is None:
+                if stat == "relocation":
+                    what, hint = "recorded no relocation", "record both runs with --backend bpf or bpftrace"
+                elif m["resolver-wall"] is None:
+                    what, hint = "times no lookup", "record both runs with --backend bpf or bpftrace"
+                else:
+                    what, hint = ("did not measure the time lookups spent switched out (offcpu_ns: bpf and "
+                                  "bpftrace sessions record it)", "use resolver-wall, resolver-median or "
+                                  "resolver-trimmed, or record both runs again")
+                raise BudgetError(f"budget {bud.text!r} cannot be checked: {side} ({m['backend']}) {what}; {hint}")
+        out.append(_growth(bud, ma[stat], mb[stat], stat, why))
     return out
 
 

@@ -59,8 +59,23 @@ def _side(s: Session) -> dict[str, Any]:
         "failed": int((~ev["resolved"]).sum()) if len(ev) else 0,
         "latency_measured": bool(ev["latency_ns"].notna().any()) if len(ev) else False,
         "latency_method": latency_method(meta),
+        **_resolver_time(ev),
         "relocation_ns": int(s.relocations["duration_ns"].sum()) if len(s.relocations) else None,
     }
+
+
+def _resolver_time(ev: pd.DataFrame) -> dict[str, int | None]:
+    """Resolver time, wall, and split into on a CPU and switched out where every timed lookup's
+    off-CPU time was measured (bpf, bpftrace); None where not measured."""
+    timed = ev[ev["latency_ns"].notna()] if len(ev) else ev
+    if not len(timed):
+        return {"resolver_ns": None, "resolver_oncpu_ns": None, "resolver_offcpu_ns": None}
+    wall = int(timed["latency_ns"].astype("int64").sum())
+    off = timed["offcpu_ns"] if "offcpu_ns" in timed.columns else None
+    if off is None or not off.notna().all():
+        return {"resolver_ns": wall, "resolver_oncpu_ns": None, "resolver_offcpu_ns": None}
+    off_total = int(off.astype("int64").sum())
+    return {"resolver_ns": wall, "resolver_oncpu_ns": wall - off_total, "resolver_offcpu_ns": off_total}
 
 
 def _grouped(ev: pd.DataFrame, key: pd.Series) -> dict[str, dict]:
@@ -94,14 +109,15 @@ def _per_exe(s: Session) -> dict[str, dict[str, int]]:
     if len(ev):
         names = ev["exe"].map(object_name)
         for exe, grp in ev.groupby(names, observed=True):
-            lat = grp["latency_ns"].dropna()
-            out[str(exe)] = {"bindings": int(len(grp)), "resolver_ns": int(lat.sum()) if len(lat) else None,
-                             "relocation_ns": None}
+            rt = _resolver_time(grp)
+            out[str(exe)] = {"bindings": int(len(grp)), "resolver_ns": rt["resolver_ns"], "relocation_ns": None,
+                             "resolver_oncpu_ns": rt["resolver_oncpu_ns"]}
     rel, procs = s.relocations, s.processes
     if len(rel) and len(procs):
         exe_of = dict(zip(procs["pid"], procs["exe"].map(object_name)))  # a pid's last image
         for pid, dur in rel.groupby("pid", observed=True)["duration_ns"].sum().items():
-            row = out.setdefault(str(exe_of.get(pid)), {"bindings": 0, "resolver_ns": None, "relocation_ns": None})
+            row = out.setdefault(str(exe_of.get(pid)), {"bindings": 0, "resolver_ns": None, "relocation_ns": None,
+                                                        "resolver_oncpu_ns": None})
             row["relocation_ns"] = (row["relocation_ns"] or 0) + int(dur)
     return out
 

@@ -88,6 +88,8 @@ def summarize(path: str | Path, meta: dict[str, Any], tally: EventTally, process
         "interposed": interposed_lookups(lambda cols: _parts(path, meta, cols), images or [], meta, top_n,
                                          tally.translators, processes, kept),
         "latency_ns": events["latency_ns"],
+        # the slowest timed lookups, slowest first, each with the time its thread was switched out
+        "slowest_lookups": events["slowest_lookups"],
         "relocation": _relocation(relocations, top_n),
         # the translator's own bindings, left out of every figure above (None when there are none
         # or when they were counted in: --include-translator)

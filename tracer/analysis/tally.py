@@ -13,6 +13,7 @@ round(q·(n−1)), ties to even — numpy's and pandas' ``nearest``.
 """
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Any, Callable
 
@@ -20,7 +21,11 @@ from ..heavy import pa, pc
 from ..session.schema import KINDS
 
 QUANTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
-COLUMNS = ["kind", "resolved", "symbol", "provider", "exe", "latency_ns", "pid", "requester", "version"]  # all it reads
+COLUMNS = ["kind", "resolved", "symbol", "provider", "exe", "latency_ns", "pid", "requester", "version",
+           "offcpu_ns"]  # all it reads (a session from before offcpu_ns lacks it: not measured)
+SLOWEST = 50  # slowest lookups kept for the report (--top shows fewer)
+SLOWEST_KEYS = ["latency_ns", "offcpu_ns", "symbol", "version", "exe", "pid", "requester", "provider", "kind"]
+TAIL_FRACTION = 0.001  # the slowest 0.1 % of lookups: how much of the total they make
 FAILURE_KEY = ["pid", "exe", "requester", "symbol", "version", "kind"]  # failed lookups are counted by these
 
 
@@ -61,6 +66,10 @@ class EventTally:
         self.failures: Counter = Counter()  # failed lookups by FAILURE_KEY (analysis/failures.py)
         self.pids: set[int] = set()  # processes with at least one binding
         self._latency: dict[str, list] = {k: [] for k in KINDS}  # non-null latencies per kind
+        # per kind, of the timed lookups whose off-CPU time was measured: latency - offcpu, and offcpu
+        self._oncpu: dict[str, list] = {k: [] for k in KINDS}
+        self._offcpu: dict[str, list] = {k: [] for k in KINDS}
+        self._slowest: list[dict] = []  # the SLOWEST slowest timed lookups so far, slowest first
 
     def add(self, events: pa.Table) -> None:
         n = events.num_rows
@@ -88,11 +97,36 @@ class EventTally:
                 for row in zip(*(failed[c].to_pylist() for c in FAILURE_KEY)):
                     self.failures[row] += 1
         if "latency_ns" in events.column_names and events["latency_ns"].null_count < n:
-            measured = pc.is_valid(events["latency_ns"])
+            latency = events["latency_ns"]
+            measured = pc.is_valid(latency)
+            offcpu = events["offcpu_ns"] if "offcpu_ns" in events.column_names else None
+            both = None if offcpu is None or offcpu.null_count == n else pc.and_(measured, pc.is_valid(offcpu))
             for k in KINDS:
-                lat = pc.filter(events["latency_ns"], pc.and_(measured, pc.equal(kind, k)))
+                of_kind = pc.equal(kind, k)
+                lat = pc.filter(latency, pc.and_(measured, of_kind))
                 if len(lat):
                     self._latency[k].append(pc.cast(lat, pa.int64()))
+                if both is not None:
+                    sel = pc.and_(both, of_kind)
+                    off = pc.cast(pc.filter(offcpu, sel), pa.int64())
+                    if len(off):
+                        self._offcpu[k].append(off)
+                        self._oncpu[k].append(pc.subtract(pc.cast(pc.filter(latency, sel), pa.int64()), off))
+            self._keep_slowest(events, measured)
+
+    def _keep_slowest(self, events: pa.Table, measured) -> None:
+        """Merge this chunk's slowest timed lookups into the SLOWEST kept: every row at least as slow as
+        the chunk's SLOWEST-th (ties too), then one total order, so chunks in any order give one list."""
+        timed = events.filter(measured)
+        if timed.num_rows > SLOWEST:
+            cut = pc.select_k_unstable(timed["latency_ns"], k=SLOWEST, sort_keys=[("dummy", "descending")])
+            floor = pc.min(timed["latency_ns"].take(cut)).as_py()
+            timed = timed.filter(pc.greater_equal(timed["latency_ns"], floor))
+        cols = {c: (timed[c].to_pylist() if c in timed.column_names else [None] * timed.num_rows)
+                for c in SLOWEST_KEYS}
+        rows = self._slowest + [dict(zip(SLOWEST_KEYS, r)) for r in zip(*(cols[c] for c in SLOWEST_KEYS))]
+        rows.sort(key=lambda r: (-r["latency_ns"], *(str(r[c]) for c in SLOWEST_KEYS[1:])))
+        self._slowest = rows[:SLOWEST]
 
     def _split(self, events: pa.Table) -> pa.Table:
         """The events of translated programs; the translator's own to self.translator."""
@@ -115,10 +149,32 @@ class EventTally:
                 "top_providers": ranked(t.providers, top_n, "provider")}
 
     def latency(self) -> dict[str, Any] | None:
-        per_kind = {k: _percentiles(chunks) for k, chunks in self._latency.items() if chunks}
+        per_kind = {k: self._kind_latency(self._latency[k], self._oncpu[k], self._offcpu[k])
+                    for k, chunks in self._latency.items() if chunks}
         if not per_kind:
             return None
-        return {"all": _percentiles([c for k in KINDS for c in self._latency[k]]), **per_kind}
+        every = [c for k in KINDS for c in self._latency[k]]
+        out = self._kind_latency(every, [c for k in KINDS for c in self._oncpu[k]],
+                                 [c for k in KINDS for c in self._offcpu[k]])
+        out["tail"] = _tail(every)
+        return {"all": out, **per_kind}
+
+    @staticmethod
+    def _kind_latency(latency: list, oncpu: list, offcpu: list) -> dict[str, Any]:
+        """Wall percentiles and total; on-CPU (latency - offcpu) percentiles and total beside them,
+        where off-CPU time was measured (else null)."""
+        out = _percentiles(latency)
+        on = _percentiles(oncpu) if oncpu else None
+        if on is not None:
+            on["offcpu_total"] = int(pc.sum(_values(offcpu)).as_py() or 0)
+        out["oncpu"] = on
+        return out
+
+    def slowest(self, top_n: int) -> list[dict[str, Any]]:
+        """The slowest timed lookups, slowest first: wall time, and of it the time switched out."""
+        return [{**r, "pid": None if r["pid"] is None else int(r["pid"]),
+                 "oncpu_ns": None if r["offcpu_ns"] is None else r["latency_ns"] - r["offcpu_ns"]}
+                for r in self._slowest[:top_n]]
 
     def sections(self, top_n: int) -> dict[str, Any]:
         """The report's event keys, as report.build_report places them."""
@@ -134,12 +190,31 @@ class EventTally:
             "by_exe": ranked(self.exes, top_n, "exe"),
             "failed_symbols": ranked(self.failed, top_n, "symbol"),
             "latency_ns": self.latency(),
+            "slowest_lookups": self.slowest(top_n),
         }
 
 
+def _values(chunks: list) -> pa.ChunkedArray:
+    """Arrays and chunked arrays as one chunked array: given a ChunkedArray as an element,
+    pa.chunked_array would convert it value by value in Python (~80 ms per 100,000)."""
+    return pa.chunked_array([c for x in chunks for c in (x.chunks if isinstance(x, pa.ChunkedArray) else [x])],
+                            pa.int64())
+
+
 def _percentiles(chunks: list) -> dict[str, Any]:
-    values = pa.chunked_array(chunks, pa.int64())
+    values = _values(chunks)
     qs = pc.quantile(values, q=list(QUANTILES.values()), interpolation="nearest").to_pylist()
     out = {k: int(v) for k, v in zip(QUANTILES, qs)}
-    out.update(max=int(pc.max(values).as_py()), mean=float(pc.mean(values).as_py()), count=len(values))
+    out.update(max=int(pc.max(values).as_py()), mean=float(pc.mean(values).as_py()), count=len(values),
+               total=int(pc.sum(values).as_py() or 0))
     return out
+
+
+def _tail(chunks: list) -> dict[str, Any]:
+    """How much of the total the slowest TAIL_FRACTION of lookups make (at least one lookup)."""
+    values = _values(chunks)
+    k = max(1, math.ceil(len(values) * TAIL_FRACTION))
+    top = pc.select_k_unstable(values, k=k, sort_keys=[("dummy", "descending")])
+    part = int(pc.sum(values.take(top)).as_py() or 0)
+    total = int(pc.sum(values).as_py() or 0)
+    return {"fraction": TAIL_FRACTION, "lookups": k, "total": part, "share": round(part / total, 4) if total else None}

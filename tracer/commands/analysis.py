@@ -24,12 +24,16 @@ def compare_command(
         "--fail-on", metavar="BUDGET[,BUDGET…]",
         help="Exit 1 when B, the new run, breaks a budget against A, the baseline: bindings+10%, "
              "bindings+500, resolver+20%, resolver+5ms, relocation+20%, failed+0, fatal+0, processes+N, "
-             "new-provider, new-version, new-symbol, new-fatal. Repeat it or separate with commas.",
+             "new-provider, new-version, new-symbol, new-fatal. resolver gates on-CPU time (latency minus the "
+             "time switched out) where both sessions measured it, else wall time; resolver-oncpu, "
+             "resolver-wall, resolver-median (the median lookup) and resolver-trimmed (without the slowest "
+             "1 % of lookups) name the statistic. Repeat it or separate with commas.",
         show_default=False)] = None,
 ) -> None:
     """Two sessions side by side; with --fail-on, a CI gate.
 
-    Processes, bindings by kind, per-symbol and per-library latency (median,
+    Processes, bindings by kind, resolver time (wall, on a CPU, switched
+    out), per-symbol and per-library latency (median,
     p99, ratio B/A), resolver and relocation time per executable, and the
     bindings found in only one of them. Objects match by file name and every
     ld.so is `ld.so`, so a native and a translated run of one workload line
@@ -43,7 +47,14 @@ def compare_command(
 
       gotrace compare base new --fail-on bindings+10%,new-provider
       gotrace compare base new --fail-on resolver+20% --fail-on new-fatal
+      gotrace compare base new --fail-on resolver-median+20%,resolver-wall+5ms
       gotrace compare base new --fail-on new-version --json  # "budgets"
+
+    A lookup's latency is wall time: a thread preempted or blocked (a page
+    fault, a lock) mid-lookup counts, and one such lookup can be most of a
+    build's total. The bpf and bpftrace backends record that time
+    (offcpu_ns), so resolver+P% gates the on-CPU sum, which identical runs
+    keep; the budget's line names the statistic it measured.
 
     Sessions of different commands are compared anyway, with a warning; a
     translator's own bindings are left out unless --include-translator.

@@ -1,6 +1,7 @@
 /* bindload.c — loads bindsnoop.bpf.o with libbpf, attaches it to ld.so and the sched tracepoints,
  * and prints its ring buffer's records as dscripts/bindsnoop.bt prints them (the same decoder
- * reads both): READY, N, R, F, E, A, X lines, and bindings as "@b[tid, ts]: (…)".
+ * reads both): READY, N, R, F, E, A, X lines, and bindings as "@b[tid, ts]: (…)" (with the
+ * lookup's off-CPU time after its kind: READY's second field says so, 7 numbers before the strings).
  *
  * USAGE: bindload OBJ LDSO ROOT_PID LOOKUP FIXUP_LO FIXUP_HI PFIXUP_LO PFIXUP_HI TEXT_LO TEXT_HI
  *                 LOOKUP_OFF RELOC_OFF SIGNAL_OFF
@@ -49,7 +50,7 @@ enum { T_BIND = 1, T_NAME, T_RELOC, T_FORK, T_EXEC, T_EXIT };
 
 struct rec {
 	uint32_t type, tid;
-	uint64_t ts, pid, gen, a, b, c, d;
+	uint64_t ts, pid, gen, a, b, c, d, e;
 	char s1[STRLEN];
 	char s2[STRLEN];
 };
@@ -171,10 +172,10 @@ static int handle(void *ctx, void *data, size_t size)
 	case T_BIND:
 		clean(r->s1, STRLEN);
 		clean(r->s2, STRLEN);
-		printf("@b[%u, %llu]: (%llu, %llu, %llu, %llu, %llu, %llu, %s, %s)\n", r->tid,
+		printf("@b[%u, %llu]: (%llu, %llu, %llu, %llu, %llu, %llu, %llu, %s, %s)\n", r->tid,
 		       (unsigned long long)r->ts, (unsigned long long)r->pid, (unsigned long long)r->gen,
 		       (unsigned long long)r->a, (unsigned long long)r->b, (unsigned long long)r->c,
-		       (unsigned long long)r->d, r->s1, r->s2);
+		       (unsigned long long)r->d, (unsigned long long)r->e, r->s1, r->s2);
 		break;
 	case T_NAME:
 		clean(r->s1, STRLEN);
@@ -269,8 +270,8 @@ int main(int argc, char **argv)
 		}
 		links[nlinks++] = l;
 	}
-	const char *tps[] = {"on_fork", "on_exec", "on_exit"};
-	for (size_t i = 0; i < 3; i++) {
+	const char *tps[] = {"on_fork", "on_exec", "on_exit", "on_switch"};
+	for (size_t i = 0; i < sizeof(tps) / sizeof(tps[0]); i++) {
 		struct bpf_link *l = bpf_program__attach(bpf_object__find_program_by_name(obj, tps[i]));
 		if (!l) {
 			fprintf(stderr, "bindload: cannot attach %s: %s\n", tps[i], strerror(errno));
@@ -285,7 +286,7 @@ int main(int argc, char **argv)
 	}
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
-	printf("READY\t%llu\n", (unsigned long long)cfg[7]);
+	printf("READY\t%llu\t7\n", (unsigned long long)cfg[7]);  /* 7: numbers per binding record */
 	fflush(stdout);
 	/* wait on the ring buffer and stdin together: records as they come, the end at once */
 	struct pollfd fds[2] = {{ring_buffer__epoll_fd(rb), POLLIN, 0}, {0, POLLIN | POLLHUP, 0}};

@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from ..session.schema import KINDS
-from .format import ID, NUM, TEXT, count, micros, print_table, shown
+from .format import ID, NUM, TEXT, count, duration, micros, print_table, shown
 
 
 def render_compare(res: dict[str, Any], con: Console, top: int) -> None:
@@ -16,6 +16,9 @@ def render_compare(res: dict[str, Any], con: Console, top: int) -> None:
     rows += [[key, count(a[key]), count(b[key])] for key in ("processes", "translated_images", "bindings", "failed")]
     rows += [[k, count(a["by_kind"][k]), count(b["by_kind"][k])] for k in KINDS]
     rows.append(["latency method", a["latency_method"]["text"], b["latency_method"]["text"]])
+    rows += [[label, duration(a.get(key)), duration(b.get(key))]
+             for label, key in (("resolver time (wall)", "resolver_ns"), ("  on a CPU", "resolver_oncpu_ns"),
+                                ("  switched out", "resolver_offcpu_ns"))]
     print_table(con, "sessions", [("", ID), ("A", TEXT), ("B", TEXT)], rows)
     # (title, rows, said when empty): neither side timing its images (ld-debug, lldb's glibc
     # profile) is the common case, not worth a line

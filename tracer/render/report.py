@@ -61,10 +61,8 @@ def render_report(report: dict[str, Any], console: Console) -> None:
         console.print(f"[dim]note:[/] {escape(note)}")
     lat = report.get("latency_ns")
     if lat:
-        print_table(console, _latency_title(s), [("kind", ID), ("n", NUM), ("p50", NUM), ("p90", NUM), ("p99", NUM),
-                                                 ("max", NUM)],
-                    [[k, count(v["count"]), _ns(v["p50"]), _ns(v["p90"]), _ns(v["p99"]), _ns(v["max"])]
-                     for k, v in lat.items()])
+        _latency(lat, s, console)
+        _slowest(report.get("slowest_lookups") or [], console)
     else:
         console.print("resolver latency: not measured by this backend")
     print_table(console, "top symbols", [("symbol", ID), ("bindings", NUM)],
@@ -91,6 +89,49 @@ def render_report(report: dict[str, Any], console: Console) -> None:
                     [("image", TEXT), ("relocations", NUM), ("total", NUM), ("median", NUM), ("max", NUM)],
                     [[r["path"], count(r["relocations"]), _ns(r["total_ns"]), _ns(r["median_ns"]), _ns(r["max_ns"])]
                      for r in rel["top_images"]])
+
+
+def _latency(lat: dict[str, Any], s: dict[str, Any], console: Console) -> None:
+    """Percentiles of wall time per kind; where the backend measured the time each lookup's thread was
+    switched out, the totals split into on-CPU and off-CPU, and how much the slowest few make."""
+    split = all((v.get("oncpu") is not None) for v in lat.values())
+    cols = [("kind", ID), ("n", NUM), ("p50", NUM), ("p90", NUM), ("p99", NUM), ("max", NUM), ("total", NUM)]
+    if split:
+        cols += [("on-CPU p50", NUM), ("on-CPU total", NUM), ("off-CPU total", NUM)]
+    rows = []
+    for k, v in lat.items():
+        row = [k, count(v["count"]), _ns(v["p50"]), _ns(v["p90"]), _ns(v["p99"]), _ns(v["max"]), _ns(v.get("total"))]
+        if split:
+            row += [_ns(v["oncpu"]["p50"]), _ns(v["oncpu"]["total"]), _ns(v["oncpu"]["offcpu_total"])]
+        rows.append(row)
+    print_table(console, _latency_title(s) + (" (wall; on-CPU: minus the time the thread was switched out)"
+                                              if split else ""), cols, rows)
+    every = lat.get("all") or {}
+    on, tail = every.get("oncpu"), every.get("tail")
+    if split and on and every.get("total") is not None:
+        console.print(f"resolver time {_ns(every['total'])} wall = {_ns(on['total'])} on a CPU + "
+                      f"{_ns(on['offcpu_total'])} switched out (preempted, or waiting on a page fault or a lock)",
+                      highlight=False)
+    if tail and tail.get("share") is not None:
+        console.print(f"the slowest {tail['fraction'] * 100:g} % of lookups ({tail['lookups']:,}) make "
+                      f"{tail['share'] * 100:.1f} % of the wall total", highlight=False)
+
+
+def _slowest(rows: list[dict[str, Any]], console: Console) -> None:
+    if not rows:
+        return
+    measured = any(r.get("offcpu_ns") is not None for r in rows)
+    cols = [("symbol", ID), ("process", TEXT), ("kind", ID), ("wall", NUM)]
+    if measured:
+        cols += [("off-CPU", NUM), ("on-CPU", NUM)]
+    out = []
+    for r in rows:
+        row = [r["symbol"], f"{str(r.get('exe') or '?').rsplit('/', 1)[-1]} ({r['pid']})", r["kind"],
+               _ns(r["latency_ns"])]
+        if measured:
+            row += [_ns(r.get("offcpu_ns")), _ns(r.get("oncpu_ns"))]
+        out.append(row)
+    print_table(console, "slowest lookups", cols, out)
 
 
 def _failures(report: dict[str, Any], console: Console) -> None:
@@ -165,10 +206,13 @@ def render_summary(report: dict[str, Any], console: Console, show_choice: bool =
     if lat:
         cal = latency_calibration(s.get("latency_method"))
         what = "resolver latency" if cal is None else "resolver latency (calibrated estimates)"
+        on = lat.get("oncpu")
         console.print(f"[bold]gotrace:[/] {what} p50 {_ns(lat['p50'])}, p99 {_ns(lat['p99'])}, "
                       f"max {_ns(lat['max'])}"
                       + (f" (lldb's own stop/resume cost, {_ns(cal['median_ns'])} median of {cal['rounds']}, "
-                         "subtracted)" if cal else ""))
+                         "subtracted)" if cal else "")
+                      + (f"; total {_ns(lat['total'])}, of it {_ns(on['total'])} on a CPU"
+                         if on and lat.get("total") is not None else ""))
     if report["top_providers"]:
         tops = ", ".join(f"{r['provider']} {r['bindings']:,}" for r in report["top_providers"][:3])
         console.print(f"[bold]gotrace:[/] top providers: {escape(tops)}")

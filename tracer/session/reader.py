@@ -90,13 +90,14 @@ def _read(path: Path, name: str, optional: bool, columns: list[str] | None = Non
             # order, so astype would keep the order the part files happened to have
             frame["kind"] = (kind.cat.set_categories(list(schema.KINDS)) if isinstance(kind.dtype, pd.CategoricalDtype)
                              else kind.astype(schema.kind_dtype()))
-        for col, dtype in (("latency_ns", "Int64"), ("latency_raw_ns", "Int64"),
-                           ("tid", "Int32")):  # tid: null for ld-debug
-            if col in frame:
-                frame[col] = frame[col].astype(dtype)
     for col in schema.OPTIONAL.get(name, ()):  # older schemas: not recorded
         if col not in frame.columns and (columns is None or col in columns):
             frame[col] = None
+    if name == "events":
+        for col, dtype in (("latency_ns", "Int64"), ("latency_raw_ns", "Int64"), ("offcpu_ns", "Int64"),
+                           ("tid", "Int32")):  # tid: null for ld-debug
+            if col in frame:
+                frame[col] = frame[col].astype(dtype)
     for col in ("ppid", "exit_code", "end_ns", "start_ns"):
         if col in frame.columns:
             frame[col] = frame[col].astype("Int64" if "ns" in col else "Int32")

@@ -50,6 +50,11 @@ def _build() -> dict:
             # session's latency_method); equal to latency_ns where none applies
             ("latency_raw_ns", pa.int64()),
             ("backend", pa.string()),
+            # of latency_ns, the time the lookup's thread was switched out (preempted, or blocked on a
+            # page fault or a lock: sched_switch, bpf and bpftrace backends); latency_ns - offcpu_ns is
+            # the time on a CPU. Null where not measured (ld-debug, lldb, dtrace, imported logs, and
+            # sessions recorded before it existed). Last: the lldb recorder's rows are positional.
+            ("offcpu_ns", pa.int64()),
         ]
     )
 
@@ -162,8 +167,9 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
-# Columns filled later in the pipeline (translate.annotate); null when a writer has none.
-OPTIONAL = {"processes": ("arch", "translator"), "images": ("uuid",)}
+# Columns filled later in the pipeline (translate.annotate), or added after sessions were
+# already written (events' offcpu_ns); null when a writer or an older session has none.
+OPTIONAL = {"processes": ("arch", "translator"), "images": ("uuid",), "events": ("offcpu_ns",)}
 
 
 def latency_calibration(latency_method) -> dict | None:
@@ -214,7 +220,7 @@ def events_table(columns: dict, backend: str | None = None) -> pa.Table:
 
     ``columns`` maps event column names to Arrow arrays or Python sequences
     of equal length. What a backend cannot see it leaves out: ``tid``,
-    ``version``, ``provider`` and ``latency_ns`` are then null,
+    ``version``, ``provider``, ``latency_ns`` and ``offcpu_ns`` are then null,
     ``latency_raw_ns`` is ``latency_ns`` (nothing was corrected), ``resolved``
     is true (a backend that sees only successful bindings) and ``backend``
     is the ``backend`` argument on every row.

@@ -136,6 +136,9 @@ class SessionWriter:
 
         Returns the chunk coerced to the events contract (what was written).
         """
+        for name in schema.OPTIONAL["events"]:  # a chunk made without it (older code, a notebook): null
+            if name not in table.column_names:
+                table = table.append_column(name, pa.nulls(table.num_rows, schema.EVENTS.field(name).type))
         table = table.select(schema.EVENTS.names).cast(schema.EVENTS)
         if table.num_rows == 0:
             return table

@@ -31,9 +31,12 @@ from ..child import exit_code_from_wait_status
 from ..process_tree import ProcessTree
 from .launch import STRLEN
 
-# @b[tid, ts_ns]: (pid, gen, req_map, prov_map, latency_ns, kind, version, symbol)
-B_COLUMNS = ["map", "tid", "ts_ns", "pid", "gen", "req", "prov", "latency_ns", "kind", "version", "symbol"]
-B_SEPARATORS = len(B_COLUMNS) - 2  # between the key's and the value's fields
+# @b[tid, ts_ns]: (pid, gen, req_map, prov_map, latency_ns, kind, offcpu_ns, version, symbol); records
+# made before offcpu_ns existed (READY without a second field) lack it
+B_COLUMNS = ["map", "tid", "ts_ns", "pid", "gen", "req", "prov", "latency_ns", "kind", "offcpu_ns", "version",
+             "symbol"]
+B_COLUMNS_OLD = [c for c in B_COLUMNS if c != "offcpu_ns"]
+B_SEPARATORS = len(B_COLUMNS) - 2  # between the key's and the value's fields: the numbers' count + 3
 KIND_NAMES = ("", *KINDS)  # by the script's kind code: 1 eager, 2 lazy, 3 dlsym (KINDS' order)
 UNRETURNED = 4  # added to the kind code: a lookup that never returned (failed, not timed)
 LOST = re.compile(rb"^Lost (\d+) events")
@@ -43,37 +46,37 @@ def _b_types() -> dict:
     return {
         "map": pa.string(), "ts_ns": pa.int64(), "pid": pa.int32(), "tid": pa.int32(), "gen": pa.string(),
         "symbol": pa.string(), "version": pa.string(), "req": pa.string(), "prov": pa.string(),
-        "latency_ns": pa.int64(), "kind": pa.int8(),
+        "latency_ns": pa.int64(), "kind": pa.int8(), "offcpu_ns": pa.int64(),
     }
 
 
 _B_TABLE = bytes.maketrans(b",[]", b"\t\t\t")
 _B_DELETE = b" :()"
-_B_DELETED = B_SEPARATORS + 3  # per line: a space after each comma and in "]: (", then ":", "(", ")"
 
 
-def _b_rows(lines: list[bytes]) -> bytes:
+def _b_rows(lines: list[bytes], separators: int = B_SEPARATORS) -> bytes:
     """Binding map lines -> TSV rows (first field the map's name), in bulk.
 
-    ``@b[7, 99]: (7, 0, 1, 1, 5, 1, GLIBC_2.2.5, free)`` becomes
-    ``@b 7 99 7 0 1 1 5 1 GLIBC_2.2.5 free`` (tab-separated) with one
-    translate. That is exact only if no version or symbol holds any of the
+    ``@b[7, 99]: (7, 0, 1, 1, 5, 1, 0, GLIBC_2.2.5, free)`` becomes
+    ``@b 7 99 7 0 1 1 5 1 0 GLIBC_2.2.5 free`` (tab-separated) with one
+    translate (``separators``: one fewer for a record without offcpu_ns). That is exact only if no version or symbol holds any of the
     punctuation: then every line loses exactly its own and gains exactly its
     separators. When the counts say otherwise, the rows are redone one by one,
     splitting only the fixed fields (the symbol, last, keeps what it holds)."""
     data = b"\n".join(lines)
     out = data.translate(_B_TABLE, _B_DELETE)
     n = len(lines)
-    if len(data) - len(out) == _B_DELETED * n and out.count(b"\t") == (B_SEPARATORS + 1) * n:
+    deleted = separators + 3  # per line: a space after each comma and in "]: (", then ":", "(", ")"
+    if len(data) - len(out) == deleted * n and out.count(b"\t") == (separators + 1) * n:
         return out
-    return b"\n".join(l[:-1].replace(b"[", b"\t", 1).replace(b"]: (", b", ", 1).replace(b", ", b"\t", B_SEPARATORS)
+    return b"\n".join(l[:-1].replace(b"[", b"\t", 1).replace(b"]: (", b", ", 1).replace(b", ", b"\t", separators)
                       for l in lines)
 
 
 # @b as bpftrace 0.17 lays it out: key (tid, ts_ns); value RECORD_INTS u64 (pid, gen,
-# req, prov, latency_ns, kind), then version and symbol as char[STRLEN] (the
+# req, prov, latency_ns, kind, offcpu_ns), then version and symbol as char[STRLEN] (the
 # BPFTRACE_STRLEN that launch.py starts bpftrace with)
-RECORD_INTS = 6
+RECORD_INTS = 7
 BINDING_KEY_SIZE = 2 * 8
 BINDING_VALUE_SIZE = 8 * RECORD_INTS + 2 * STRLEN
 
@@ -96,17 +99,20 @@ def _c_strings(chars) -> pa.Array:
 def records_table(keys: bytes, values: bytes, n: int, value_size: int) -> pa.Table:
     """@b's entries as the kernel holds them -> the columns _parse_bindings makes.
 
-    Key: tid, ts_ns (u64 each). Value: RECORD_INTS u64 then version and symbol,
+    Key: tid, ts_ns (u64 each). Value: u64s then version and symbol,
     char[BPFTRACE_STRLEN] each — bpftrace lays tuples out like a C struct, and
-    nothing here needs padding. Object addresses become decimal strings, as in
-    the printed form, so both paths name objects the same way."""
+    nothing here needs padding: RECORD_INTS u64s, or one fewer (no offcpu_ns)
+    in a map made before it existed. Object addresses become decimal strings,
+    as in the printed form, so both paths name objects the same way."""
     import numpy as np
 
     k = np.frombuffer(keys, np.uint64, count=2 * n).reshape(n, 2)
     raw = np.frombuffer(values, np.uint8, count=n * value_size).reshape(n, value_size)
-    ints = raw[:, :8 * RECORD_INTS].copy().view(np.uint64)  # n x 6
-    width = (value_size - 8 * RECORD_INTS) // 2
-    strings = raw[:, 8 * RECORD_INTS:]
+    n_ints = (value_size - 2 * STRLEN) // 8
+    ints = raw[:, :8 * n_ints].copy().view(np.uint64)  # n x n_ints
+    width = STRLEN
+    strings = raw[:, 8 * n_ints:]
+    offcpu = {"offcpu_ns": pa.array(ints[:, 6].astype(np.int64))} if n_ints > 6 else {}
     return pa.table({
         "tid": pa.array(k[:, 0].astype(np.int32)), "ts_ns": pa.array(k[:, 1].astype(np.int64)),
         "pid": pa.array(ints[:, 0].astype(np.int32)),
@@ -114,6 +120,7 @@ def records_table(keys: bytes, values: bytes, n: int, value_size: int) -> pa.Tab
         "req": pc.cast(pa.array(ints[:, 2]), pa.string()),
         "prov": pc.cast(pa.array(ints[:, 3]), pa.string()),
         "latency_ns": pa.array(ints[:, 4].astype(np.int64)), "kind": pa.array(ints[:, 5].astype(np.int8)),
+        **offcpu,
         "version": _c_strings(strings[:, :width]), "symbol": _c_strings(strings[:, width:2 * width]),
     })
 
@@ -145,6 +152,7 @@ class BpftraceDecoder:
     received: int = 0  # binding lines that arrived (malformed ones too: counted there)
     malformed: int = 0
     ready_pid: int | None = None
+    record_ints: int = RECORD_INTS - 1  # numbers in a printed binding's value: READY says 7 where offcpu_ns is in
     marks: set = field(default_factory=set)  # CPUs whose drain marker arrived
 
     # ---- small records -------------------------------------------------
@@ -174,6 +182,8 @@ class BpftraceDecoder:
                 self.relocs.append((int(f[1]), int(f[2]), f"{int(f[2])}:{int(f[3])}:{int(f[4])}", int(f[5])))
             elif t == "READY":
                 self.ready_pid = int(f[1])
+                if len(f) > 2:
+                    self.record_ints = int(f[2])
             elif t == "MARK":
                 self.marks.add(int(f[1]))
             else:
@@ -198,7 +208,8 @@ class BpftraceDecoder:
             else:
                 self._control(line)
         self.received += len(bind_lines)
-        return self._ready(self._parse_bindings(_b_rows(bind_lines)).drop(["map"]) if bind_lines else None)
+        return self._ready(self._parse_bindings(_b_rows(bind_lines, self.record_ints + 3)).drop(["map"])
+                           if bind_lines else None)
 
     def feed_records(self, keys: bytes, values: bytes, n: int, value_size: int) -> pa.Table | None:
         """Decode binding records read from the script's map (see bpf_map);
@@ -223,7 +234,8 @@ class BpftraceDecoder:
 
         return pacsv.read_csv(
             io.BytesIO(data),
-            read_options=pacsv.ReadOptions(column_names=B_COLUMNS, block_size=1 << 24),
+            read_options=pacsv.ReadOptions(column_names=B_COLUMNS if self.record_ints > 6 else B_COLUMNS_OLD,
+                                           block_size=1 << 24),
             parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False, escape_char=False,
                                               invalid_row_handler=skip),
             convert_options=pacsv.ConvertOptions(column_types=_b_types(), strings_can_be_null=False,
@@ -288,10 +300,13 @@ class BpftraceDecoder:
         unreturned = pc.greater_equal(code, UNRETURNED)  # ld.so's error path left the lookup: no latency
         kind = pc.take(pa.array(KIND_NAMES, pa.string()), pc.bit_wise_and(code, UNRETURNED - 1))
         latency = pc.if_else(unreturned, pa.scalar(None, pa.int64()), t["latency_ns"].combine_chunks())
+        offcpu = (pc.if_else(unreturned, pa.scalar(None, pa.int64()), t["offcpu_ns"].combine_chunks())
+                  if "offcpu_ns" in t.column_names else None)  # records made before it existed: not measured
         return events_table({
             "ts_ns": t["ts_ns"], "pid": t["pid"], "tid": t["tid"], "exe": exe,
             "requester": requester, "symbol": t["symbol"], "version": version,
             "provider": provider, "kind": kind, "resolved": resolved, "latency_ns": latency,
+            "offcpu_ns": offcpu,
         }, self.backend)
 
     def finish(self) -> pa.Table | None:
