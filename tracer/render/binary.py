@@ -71,6 +71,8 @@ def render_stubs(rep: StubReport, console: Console, limit: int | None) -> None:
     for sec in rep.sections:
         if not sec.slots:
             console.print(f"[bold]{escape(sec.name)}[/] ({sec.kind}, {_hex(sec.address)}, {sec.size:#x} bytes)")
+            if sec.note:
+                console.print(f"  [yellow]note[/] {escape(sec.note)}")
             continue
         rows = sec.slots if limit is None else sec.slots[:limit]
         print_table(console, f"{sec.name} ({sec.kind}, {_hex(sec.address)}, {sec.size:#x} bytes, "
@@ -79,6 +81,8 @@ def render_stubs(rep: StubReport, console: Console, limit: int | None) -> None:
                     [[_hex(x.address), x.symbol or "-", x.value, x.action] for x in rows])
         if len(rows) < len(sec.slots):
             console.print(f"  … {len(sec.slots) - len(rows):,} more slots (--all or --json shows every one)")
+        if sec.note:
+            console.print(f"  [yellow]note[/] {escape(sec.note)}")
     if rep.anomalies:
         console.print(f"[bold red]{len(rep.anomalies)} anomal{'y' if len(rep.anomalies) == 1 else 'ies'}[/]")
         for a in rep.anomalies:
