@@ -347,3 +347,61 @@ def test_sparc_relocations_named_and_lazy():
         assert {(i.reloc, i.mode) for i in img.imports} == {("R_SPARC_JMP_SLOT", "lazy")}
         raw = path.read_bytes()
         assert struct.unpack(">H", raw[18:20])[0] == (18 if arch == "sparcv8plus" else 43)
+
+
+def test_objects_and_core_dumps_are_not_called_static():
+    """A relocatable object or a core dump has no PLT because no loader loads it, not because it
+    is statically linked (inspect said "static: no dynamic linker", stubs "a static binary?").
+    Oracle: readelf -h's Type."""
+    for name, kind in ((READELF_TESTS / "aarch64-relocs-le.o.elf", "REL"), (READELF_TESTS / "core_simple64.elf", "CORE"),
+                       (UNITTESTS / "simple_gcc.elf.riscv", "EXEC")):
+        path = _need(name)
+        assert oracle.readelf(path).header["Type"].startswith(kind)
+        env = {"COLUMNS": "300", "PATH": "/usr/bin:/bin"}
+        inspect = " ".join(subprocess.run([GOTRACE, "inspect", str(path)], capture_output=True, text=True,
+                                          env=env).stdout.split())
+        stubs_text = " ".join(subprocess.run([GOTRACE, "stubs", str(path)], capture_output=True, text=True,
+                                             env=env).stdout.split())
+        if kind == "EXEC":  # statically linked indeed: readelf -l shows no INTERP, no DYNAMIC
+            assert "INTERP" not in oracle.run("readelf", "-lW", path).stdout
+            assert "binding static" in inspect and "a static binary?" in stubs_text
+        else:
+            assert "static" not in inspect and "static" not in stubs_text
+            assert ("relocatable object" if kind == "REL" else "core dump") in stubs_text
+
+
+BTI_SOURCE = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+int main(int argc, char **argv) {
+    char *p = malloc(strlen(argv[0]) + 1);
+    strcpy(p, argv[0]); puts(p); free(p);
+    return printf("%zu\n", strlen(argv[0]));
+}
+"""
+
+
+@pytest.mark.parametrize("flags", [["-Wl,-z,force-bti"], ["-no-pie", "-Wl,-z,force-bti"],
+                                   ["-Wl,-z,pac-plt"], ["-shared", "-fPIC", "-Wl,-z,force-bti,-z,pac-plt"]],
+                         ids=["bti-pie", "bti-exec", "pac", "bti-pac-shared"])
+def test_arm64_bti_and_pac_plt_entries(tmp_path, flags):
+    """GNU ld's arm64 PLT entries are 24 bytes with PAC (autia1716 before br x17) or, in a
+    non-PIE executable, with BTI (bti c first), else 16; sh_entsize is 0. Oracle: objdump's
+    sym@plt labels; built with Debian's aarch64 cross gcc and -mbranch-protection=standard."""
+    from tracer.binary import stubs
+
+    cc = shutil.which("aarch64-linux-gnu-gcc")
+    require(cc is not None, "gcc-aarch64-linux-gnu is not installed")
+    src = tmp_path / "bti.c"
+    src.write_text(BTI_SOURCE)
+    out = tmp_path / "bti"
+    subprocess.run([cc, "-O1", "-mbranch-protection=standard", *flags, "-o", str(out), str(src)], check=True,
+                   capture_output=True)
+    labels = oracle.objdump_plt_labels(out, [".plt"])[".plt"]
+    report = stubs.check(_image(out), out.read_bytes())
+    plt = next(s for s in report.sections if s.name == ".plt")
+    assert labels and {(x.address, x.symbol) for x in plt.slots if x.action.startswith("jumps")} == set(labels)
+    starts = sorted(a for a, _ in labels)
+    sizes = {starts[i + 1] - starts[i] for i in range(len(starts) - 1)}  # objdump's entry size
+    assert sizes == {len(bytes.fromhex(x.value)) for x in plt.slots if x.action.startswith("jumps")}

@@ -54,6 +54,7 @@ class StubReport:
     arch: str
     sections: list[StubSection]
     anomalies: list[Anomaly]
+    file_type: str = ""  # Image.file_type: a relocatable object or a core dump has no stubs by nature
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -106,7 +107,7 @@ def check(img: Image, data: bytes, want_arch: str | None = None, host_arch: str 
     if target and img.arch != target:
         who = "requested" if want_arch else "host's"
         anomalies.append(Anomaly("wrong-arch", img.arch, f"built for {img.arch}, the {who} architecture is {target}"))
-    return StubReport(img.path, img.format, img.arch, sections, anomalies)
+    return StubReport(img.path, img.format, img.arch, sections, anomalies, img.file_type)
 
 
 # ---------------------------------------------------------------- ELF
