@@ -379,3 +379,15 @@ def objdump_ibt_lazy(path) -> list[tuple[int, int]]:
         else:
             start = None
     return out
+
+
+def mips_reserved_got(path) -> dict[int, str]:
+    """address -> readelf -A's Purpose of each reserved entry (the primary GOT's and the PLT GOT's)."""
+    out = {}
+    for block in run("readelf", "-W", "-A", path).stdout.split(" Reserved entries:")[1:]:
+        for line in block.splitlines()[2:]:
+            m = re.match(r"^\s+([0-9a-f]+)\s+(?:-?\d+\(gp\)\s+)?[0-9a-f]+\s+(\S.*)$", line)
+            if not m:
+                break
+            out[_hex(m.group(1))] = m.group(2).strip()
+    return out

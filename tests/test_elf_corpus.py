@@ -140,9 +140,12 @@ def test_imports_match_readelf(path):
     composed R_MIPS_REL32/R_MIPS_64, SPARC's R_SPARC_JMP_SLOT), eager or lazy, version and its
     library — each once (Solaris' DT_RELA spans DT_JMPREL: its PLT imports were listed twice),
     MIPS's global GOT entries included (they have no relocations)."""
+    _check_imports(_need(path))
+
+
+def _check_imports(path: Path) -> None:
     from tracer.binary.sniff import BadBinary
 
-    path = _need(path)
     want = oracle.readelf(path)
     try:
         img = _image(path)
@@ -174,9 +177,12 @@ def test_plt_entries_match_objdump(path):
     entries), else llvm-objdump-16's decoding (lld's 32-byte ARM header; LoongArch) mapped
     through readelf's relocations, and for .MIPS.stubs each stub's ``li t8, N`` with readelf's
     dynamic symbol N, the stub readelf -A's GOT entry for that symbol first leads to."""
+    _check_plt(_need(path))
+
+
+def _check_plt(path: Path) -> None:
     from tracer.binary import stubs
 
-    path = _need(path)
     want = oracle.readelf(path)
     img = _image(path)
     report = stubs.check(img, path.read_bytes())
@@ -405,3 +411,72 @@ def test_arm64_bti_and_pac_plt_entries(tmp_path, flags):
     starts = sorted(a for a, _ in labels)
     sizes = {starts[i + 1] - starts[i] for i in range(len(starts) - 1)}  # objdump's entry size
     assert sizes == {len(bytes.fromhex(x.value)) for x in plt.slots if x.action.startswith("jumps")}
+
+
+MIPS_LIB = "int shared_var = 7; int other_var[4] = {1, 2, 3, 4}; int get(void) { return shared_var; }\n"
+MIPS_EXE = ("extern int shared_var; extern int other_var[4]; int get(void);\n"
+            "void __start(void) { shared_var = other_var[2] + get(); for (;;); }\n")
+
+
+@pytest.mark.parametrize("triple", ["mips64el-linux-gnuabi64", "mips64-linux-gnuabi64", "mipsel-linux-gnu",
+                                    "mips-linux-gnu"])
+def test_mips_non_pic_executable(tmp_path, triple):
+    """A non-PIC MIPS executable (clang-14, ld.lld-16; both byte orders, 32 and 64 bits): its
+    .plt entries against objdump's labels, its R_MIPS_COPY and R_MIPS_JUMP_SLOT imports
+    against readelf, and the copies ld.so's lookups skip (elf_dynsyms: MIPS64's r_info is
+    not one word) against readelf's R_MIPS_COPY relocations."""
+    from tracer.binary.facts import dyn_object
+
+    require(shutil.which("clang-14") is not None and shutil.which("ld.lld-16") is not None,
+            "clang-14 and lld-16 are not installed")
+    _need(FILES[0] if FILES else None)
+    (tmp_path / "lib.c").write_text(MIPS_LIB)
+    (tmp_path / "exe.c").write_text(MIPS_EXE)
+    cc = ["clang-14", f"--target={triple}", "-c"]
+    subprocess.run([*cc, "-fPIC", "-o", str(tmp_path / "lib.o"), str(tmp_path / "lib.c")], check=True)
+    subprocess.run(["ld.lld-16", "-shared", "-o", str(tmp_path / "libv.so"), str(tmp_path / "lib.o")], check=True)
+    subprocess.run([*cc, "-fno-pic", "-mno-abicalls", "-G0", "-o", str(tmp_path / "exe.o"), str(tmp_path / "exe.c")],
+                   check=True)
+    exe = tmp_path / "exe"
+    subprocess.run(["ld.lld-16", "-no-pie", "-o", str(exe), str(tmp_path / "exe.o"), str(tmp_path / "libv.so")],
+                   check=True)
+    want = oracle.readelf(exe)
+    assert oracle.objdump_plt_labels(exe, [".plt"])[".plt"], "no MIPS .plt to check"
+    _check_plt(exe)
+    _check_imports(exe)
+    _check_imports(tmp_path / "libv.so")
+    copies = {r.symbol for r in want.relocs if r.type == "R_MIPS_COPY"}
+    assert copies == {"shared_var", "other_var"} == dyn_object(str(exe)).copy_relocated
+
+
+@pytest.mark.parametrize("where", ["arm64/zlib1g", "armhf/zlib1g", "i386/zlib1g", "s390x/zlib1g", "riscv64/zlib1g",
+                                   "loong64/zlib1g", "mipsel/zlib1g", "mips64el/zlib1g"])
+def test_reserved_got_words(where):
+    """The GOT words ld.so reserves at DT_PLTGOT, by glibc's elf_machine_runtime_setup: got[1]
+    the link_map and got[2] the resolver (x86, ARM, arm64, s390x), got[0] the resolver and
+    got[1] the link_map (RISC-V, LoongArch: .got.plt[0] was called "address of _DYNAMIC"),
+    got[0] "address of _DYNAMIC" only where it holds .dynamic's address (readelf -S); MIPS:
+    readelf -A's Purpose of each reserved entry."""
+    from tracer.binary import stubs
+
+    path = _need(next((p for p in FILES if where in str(p) and ".so" in p.name), None))
+    want = oracle.readelf(path)
+    report = stubs.check(_image(path), path.read_bytes())
+    labels = {x.address: (x.action, x.value) for s in report.sections if s.kind == "pointers" for x in s.slots}
+    got = int(want.dynamic["PLTGOT"][0], 16)
+    width = 8 if want.header["Class"] == "ELF64" else 4
+    if want.machine == "MIPS R3000":
+        purposes = oracle.mips_reserved_got(path)
+        assert purposes == {got: "Lazy resolver", got + width: "Module pointer (GNU extension)"}
+        assert "lazy resolver" in labels[got][0] and "module pointer" in labels[got + width][0]
+        return
+    if want.machine in ("RISC-V", "LoongArch"):
+        assert "resolver" in labels[got][0] and "link_map" in labels[got + width][0]
+        return
+    assert "link_map" in labels[got + width][0] and "resolver" in labels[got + 2 * width][0]
+    dynamic = want.section(".dynamic")["addr"]
+    holds = int(labels[got][1], 16)
+    sec = next(s for s in want.sections if s["addr"] <= got < s["addr"] + s["size"] and s["type"] == "PROGBITS")
+    raw = path.read_bytes()[sec["off"] + got - sec["addr"]:][:width]
+    assert holds == int.from_bytes(raw, "little" if "little" in want.header["Data"] else "big")
+    assert ("_DYNAMIC" in labels[got][0]) == (holds == dynamic)

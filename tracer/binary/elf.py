@@ -267,7 +267,8 @@ _DT = {1: "DT_NEEDED", 14: "DT_SONAME", 5: "DT_STRTAB", 6: "DT_SYMTAB", 7: "DT_R
        15: "DT_RPATH", 29: "DT_RUNPATH", 16: "DT_SYMBOLIC", 0x6ffffffc: "DT_VERDEF", 0x6ffffffd: "DT_VERDEFNUM",
        3: "DT_PLTGOT"}
 # processor-specific tags mean something only on their machine: MIPS's GOT layout (readelf -A)
-_DT_MIPS = {**_DT, 0x7000000a: "DT_MIPS_LOCAL_GOTNO", 0x70000011: "DT_MIPS_SYMTABNO", 0x70000013: "DT_MIPS_GOTSYM"}
+_DT_MIPS = {**_DT, 0x7000000a: "DT_MIPS_LOCAL_GOTNO", 0x70000011: "DT_MIPS_SYMTABNO", 0x70000013: "DT_MIPS_GOTSYM",
+            0x70000032: "DT_MIPS_PLTGOT"}
 EM_MIPS = 8
 
 
@@ -467,6 +468,13 @@ def _relocations(reader: _Reader, vaddr: int, size: int, is_rela: bool, hdr: _He
     n = size // struct.calcsize(fmt)
     return [(e[0], e[1] >> shift, e[1] & mask)
             for e in struct.iter_unpack(fmt, reader.bytes_at(vaddr, n * struct.calcsize(fmt)))]
+
+
+def dynamic_tags(path: str, data: bytes) -> dict[str, list[int]]:
+    """The dynamic section's tags by name (stubs labels the GOT words ld.so reserves at DT_PLTGOT)."""
+    hdr = _Header(path, data)
+    dynamic = next(((s.fileoff, s.filesize) for t, s in _segments(path, data, hdr) if t == PT_DYNAMIC), None)
+    return _dynamic(path, data, dynamic, hdr)
 
 
 def plt_symbols(path: str) -> frozenset[str]:

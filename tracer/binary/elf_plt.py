@@ -16,10 +16,11 @@ objdump's ``sym@plt`` labels or llvm-objdump's disassembly:
   Thumb interworking stubs before some);
 - s390x: 32-byte header and entries; riscv and loong64: a 32-byte header, 16-byte entries;
 - SPARC: four reserved entries, then 12-byte (32-bit) or 32-byte (64-bit) entries;
-- MIPS: the lazy stubs of ``.MIPS.stubs``.
+- MIPS: the lazy stubs of ``.MIPS.stubs``, and a non-PIC executable's ``.plt`` (a 32-byte
+  header, 16-byte entries).
 
-Anything else (MIPS's ``.plt``, PowerPC's ``.glink``, an unknown machine or an entry
-that matches none of these) is said so in one line, not cut by a guess.
+Anything else (microMIPS's compressed PLT, PowerPC's ``.glink``, an unknown machine or an
+entry that matches none of these) is said so in one line, not cut by a guess.
 """
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ def layout(arch: str, name: str, addr: int, blob: bytes, entsize: int, got_base:
     if arch in ("sparc", "sparcv8plus", "sparcv9"):
         return _sparc(arch, addr, blob)
     if arch.startswith("mips"):
-        return Layout([], "MIPS's .plt (non-PIC executables) is not decoded")
+        return _fixed(blob, 32, 16, lambda off, chunk: _mips_plt_target(chunk, little), arch)
     if arch.startswith("ppc"):
         return Layout([], f"{arch}'s .plt holding code (the old BSS PLT) is not decoded")
     return Layout([], f"the PLT layout of {arch} is not known to gotrace: its entries are not cut")
@@ -252,6 +253,17 @@ def _sparc(arch: str, addr: int, blob: bytes) -> Layout:
     if (len(blob) - 4 * size) // size > 32768 and size == 32:
         return Layout([], "a SPARC V9 PLT of more than 32,768 entries (its far layout) is not decoded")
     return _fixed(blob, 4 * size, size, lambda off, chunk: addr + off, arch)
+
+
+def _mips_plt_target(chunk: bytes, little: bool) -> int | None:
+    """A non-PIC executable's PLT entry (GNU ld, lld): lui $15, %hi(slot); l[wd] $25, %lo(slot)($15);
+    jr $25; [d]addiu $24, $15, %lo(slot). (microMIPS's and MIPS16's compressed entries are not these.)"""
+    if len(chunk) < 8:
+        return None
+    lui, load = struct.unpack_from(("<" if little else ">") + "II", chunk)
+    if lui >> 16 != 0x3C0F or load >> 16 not in (0x8DF9, 0xDDF9):
+        return None
+    return (_sext((lui & 0xFFFF) << 16, 32) + _sext(load & 0xFFFF, 16)) & 0xFFFFFFFFFFFFFFFF
 
 
 STUB_LOAD = (0x8F998010, 0xDF998010)  # lw / ld t9, -0x7ff0(gp): GOT[0], ld.so's lazy resolver

@@ -113,7 +113,7 @@ def check(img: Image, data: bytes, want_arch: str | None = None, host_arch: str 
 # ---------------------------------------------------------------- ELF
 
 def _elf(img: Image, data: bytes) -> tuple[list[StubSection], list[Anomaly]]:
-    from .elf import section_entsizes
+    from .elf import dynamic_tags, section_entsizes
     from .elf_plt import layout
 
     by_name = {s.name: s for s in img.sections}
@@ -134,6 +134,7 @@ def _elf(img: Image, data: bytes) -> tuple[list[StubSection], list[Anomaly]]:
             first_use.setdefault(value, imp)
     got = by_name.get(".got.plt") or by_name.get(".got")
     entsizes = section_entsizes(img.path, data)
+    reserved = _reserved_got(img, data, dynamic_tags(img.path, data), by_name.get(".dynamic"), fmt, width)
     for name in ELF_STUBS:
         sec = by_name.get(name)
         if sec is None or sec.size == 0:
@@ -170,21 +171,48 @@ def _elf(img: Image, data: bytes) -> tuple[list[StubSection], list[Anomaly]]:
                     else:
                         action = f"eager: ld.so binds it at load ({imp.reloc})"
                     sym = imp.symbol + (f"@{imp.version}" if imp.version else "")
-                elif name == ".got.plt" and i < 3 * width:
-                    sym = None
-                    action = ("address of _DYNAMIC", "ld.so stores the link_map here",
-                              "ld.so stores its resolver here")[i // width]
-                elif name == ".got" and img.arch.startswith("mips") and i < 2 * width \
-                        and (i == 0 or value >> (8 * width - 1)):
-                    sym = None  # GOT[1] with its top bit set: GNU ld's module pointer
-                    action = ("ld.so stores its lazy resolver here (the stubs call GOT[0])",
-                              "module pointer (GNU extension): ld.so stores the link_map here")[i // width]
+                elif addr in reserved:
+                    sym, action = None, reserved[addr]
                 else:
                     sym = None
                     action = "rebased at load (relative) or constant"
                 ss.slots.append(Slot(addr, sym, f"{value:#x}", action))
         out.append(ss)
     return out, anomalies
+
+
+# what ld.so keeps in the first words at DT_PLTGOT (glibc's elf_machine_runtime_setup per
+# machine): got[1] the link_map and got[2] the resolver, got[0] the linker's _DYNAMIC or unused;
+# RISC-V and LoongArch put the resolver first; MIPS has its own two GOTs
+LINK_MAP, RESOLVER = "ld.so stores the link_map here", "ld.so stores its resolver here"
+GOT_THREE = ("x86_64", "i386", "arm", "arm64", "s390x", "s390")
+GOT_TWO = ("riscv64", "riscv32", "loong64")
+
+
+def _reserved_got(img: Image, data: bytes, dyn: dict, dynamic: Section | None, fmt: str,
+                  width: int) -> dict[int, str]:
+    """Link-time address -> what ld.so keeps there, for the GOT words it reserves."""
+    out: dict[int, str] = {}
+    got = dyn.get("DT_PLTGOT", [None])[0]
+    if got is None:
+        return out
+    if img.arch in GOT_THREE:
+        first = _word_at(img, data, got, fmt, width)
+        out[got] = ("address of _DYNAMIC" if dynamic is not None and first == dynamic.addr
+                    else "reserved (ld.so does not read it)")
+        out[got + width], out[got + 2 * width] = LINK_MAP, RESOLVER
+    elif img.arch in GOT_TWO:
+        out[got], out[got + width] = RESOLVER, LINK_MAP
+    elif img.arch.startswith("mips"):
+        out[got] = "ld.so stores its lazy resolver here (the lazy stubs call GOT[0])"
+        second = _word_at(img, data, got + width, fmt, width)
+        if second is not None and second >> (8 * width - 1):  # GNU ld's mark: a module pointer
+            out[got + width] = "module pointer (GNU extension): ld.so stores the link_map here"
+        if "DT_MIPS_PLTGOT" in dyn:  # .got.plt: the PLT's own resolver and link_map
+            plt_got = dyn["DT_MIPS_PLTGOT"][0]
+            out[plt_got] = "ld.so stores its PLT resolver here (.plt's header calls it)"
+            out[plt_got + width] = LINK_MAP
+    return out
 
 
 PLT_HEADER = {"x86_64": "PLT0: pushes the link_map and jumps to ld.so's resolver",
