@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import json
+import re
 import shutil
 import struct
 import subprocess
@@ -217,6 +218,25 @@ def _check_plt(path: Path) -> None:
             have, expect = {a for a, _ in have}, {a for a, _ in expect}
         assert have == expect, name
     assert all(s.note is None for s in report.sections if s.name in names), [s.note for s in report.sections]
+    if want.errors or not want.has_dynamic:
+        return
+    # what each entry says it does, against readelf: the slot it jumps through is a relocation of
+    # its symbol, an IBT lazy entry's pushed index is its symbol's place in DT_JMPREL's table, a MIPS
+    # stub's index is its symbol's in .dynsym
+    relocated = {(r.offset, r.symbol) for r in want.relocs} | {(g["address"], g["name"]) for g in want.mips_global_got}
+    plt_relocs = [r for r in want.relocs if r.table == want.jmprel_table()]
+    dynsym = {d["num"]: d["name"] for d in want.dynsyms}
+    for sec in report.sections:
+        for x in sec.slots if sec.name in names else ():
+            jump = re.match(r"jumps through (0x[0-9a-f]+)", x.action)
+            if jump:
+                assert (int(jump.group(1), 16), x.symbol) in relocated, (hex(x.address), x.action)
+            push = re.match(r"lazy entry: pushes relocation (\d+)", x.action)
+            if push:
+                assert plt_relocs[int(push.group(1))].symbol == x.symbol, (hex(x.address), x.action)
+            stub = re.search(r"for dynamic symbol (\d+)", x.action)
+            if stub:
+                assert dynsym[int(stub.group(1))] == x.symbol, (hex(x.address), x.action)
 
 
 def test_ppc64_plt_is_a_pointer_table_said_in_one_line():
@@ -444,6 +464,11 @@ def test_mips_non_pic_executable(tmp_path, triple):
     assert oracle.objdump_plt_labels(exe, [".plt"])[".plt"], "no MIPS .plt to check"
     _check_plt(exe)
     _check_imports(exe)
+    far = tmp_path / "exe-far"  # .got.plt where %lo(slot) is negative: lui's half is one more
+    subprocess.run(["ld.lld-16", "-no-pie", "--section-start=.got.plt=0x3c000", "-o", str(far), str(tmp_path / "exe.o"),
+                    str(tmp_path / "libv.so")], check=True)
+    assert oracle.objdump_plt_labels(far, [".plt"])[".plt"]
+    _check_plt(far)
     _check_imports(tmp_path / "libv.so")
     copies = {r.symbol for r in want.relocs if r.type == "R_MIPS_COPY"}
     assert copies == {"shared_var", "other_var"} == dyn_object(str(exe)).copy_relocated
@@ -480,3 +505,29 @@ def test_reserved_got_words(where):
     raw = path.read_bytes()[sec["off"] + got - sec["addr"]:][:width]
     assert holds == int.from_bytes(raw, "little" if "little" in want.header["Data"] else "big")
     assert ("_DYNAMIC" in labels[got][0]) == (holds == dynamic)
+
+
+I386_SOURCE = """
+int puts(const char *); void free(void *); void *malloc(unsigned int);
+void *keep[2];
+int entry(const char *s) { keep[0] = (void *)puts; char *p = malloc(8); puts(p); free(p); return puts(s); }
+"""
+
+
+def test_i386_ibt_plt(tmp_path):
+    """i386 with IBT (clang-14 -fcf-protection, GNU ld -m elf_i386 -z ibtplt): .plt.got and .plt.sec
+    entries jump through *disp(%ebx), from _GLOBAL_OFFSET_TABLE_; each lazy .plt entry pushes a
+    byte offset into .rel.plt (8 bytes an entry), not an index. Oracle: objdump's labels and
+    pushes, readelf's relocations."""
+    require(shutil.which("clang-14") is not None and shutil.which("ld") is not None, "clang-14 or ld is missing")
+    _need(FILES[0] if FILES else None)
+    (tmp_path / "x.c").write_text(I386_SOURCE)
+    subprocess.run(["clang-14", "--target=i386-linux-gnu", "-O1", "-fPIC", "-fcf-protection", "-w", "-c", "-o",
+                    str(tmp_path / "x.o"), str(tmp_path / "x.c")], check=True)
+    lib = tmp_path / "libx.so"
+    subprocess.run(["ld", "-m", "elf_i386", "-shared", "-z", "ibtplt", "-o", str(lib), str(tmp_path / "x.o")],
+                   check=True)
+    pushes = oracle.objdump_ibt_lazy(lib)
+    assert len(pushes) == 2 and sorted(n for _, n in pushes) == [0, 8]  # byte offsets: the test's premise
+    _check_plt(lib)
+    _check_imports(lib)

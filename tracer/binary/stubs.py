@@ -230,8 +230,9 @@ def _stub_slot(img: Image, addr: int, chunk: bytes, e, imports: dict[int, Import
                                                                   "lazy resolver"))
     if e.kind == "padding":
         return Slot(addr, None, chunk.hex(), "padding after the last entry")
-    imp = imports.get(e.target) if e.target is not None else None
-    if imp is None:
+    if e.target is not None:
+        imp = imports.get(e.target)
+    else:  # an entry that loads no slot: named by the slot whose first use leads into it
         imp = next((first_use[v] for v in range(addr, addr + e.size) if v in first_use), None)
     how = f" ({imp.mode} {imp.reloc})" if imp is not None else ""
     if e.target == addr:
