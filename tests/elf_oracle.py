@@ -127,14 +127,14 @@ def readelf(path) -> Readelf:
             key, value = line.split(":", 1)
             out.header[key.strip()] = value.strip()
     for line in text.splitlines():
-        m = re.match(r"^\s*\[\s*\d+\]\s+(\S+)\s+(\S+)\s+(.*)$", line)
+        m = re.match(r"^\s*\[\s*(\d+)\]\s+(\S+)\s+(\S+)\s+(.*)$", line)
         if m and not line.strip().startswith("[Nr]"):
-            rest = m.group(3).split()
+            rest = m.group(4).split()
             if len(rest) in (7, 8) and all(re.fullmatch(r"[0-9a-f]+", x) for x in rest[:4]):
                 flags = rest[4] if len(rest) == 8 else ""
-                out.sections.append({"name": m.group(1), "type": m.group(2), "addr": _hex(rest[0]),
-                                     "off": _hex(rest[1]), "size": _hex(rest[2]), "es": _hex(rest[3]),
-                                     "flags": flags})
+                out.sections.append({"index": int(m.group(1)), "name": m.group(2), "type": m.group(3),
+                                     "addr": _hex(rest[0]), "off": _hex(rest[1]), "size": _hex(rest[2]),
+                                     "es": _hex(rest[3]), "flags": flags})
         m = re.match(r"^\s*0x[0-9a-f]+\s+\((\w+)\)\s+(.*)$", line)
         if m:
             out.dynamic.setdefault(m.group(1), []).append(m.group(2).strip())
@@ -143,6 +143,47 @@ def readelf(path) -> Readelf:
     out.dynsyms = _dynsyms(text)
     out.mips_global_got = _mips_global_got(text)
     out.relocs = _relocs(path, bool(out.sections))
+    if any(s["type"] in ANDROID_PACKED for s in out.sections):
+        out.relocs += llvm_android_relocs(path, out)
+    return out
+
+
+ANDROID_PACKED = ("LOOS+0x1", "LOOS+0x2")  # SHT_ANDROID_REL, SHT_ANDROID_RELA: GNU readelf does not unpack them
+
+
+def llvm_android_relocs(path, want: "Readelf") -> list[Reloc]:
+    """Android's packed relocations as llvm-readelf-16 -r unpacks them. Their section headers
+    link no symbol table (sh_link 0), so llvm-readelf names no symbol: it reads a copy whose
+    headers link .dynsym (the bytes ld.so reads are not touched)."""
+    import struct
+    import tempfile
+
+    data = bytearray(Path(path).read_bytes())
+    wide = want.header["Class"] == "ELF64"
+    order = "<" if "little" in want.header["Data"] else ">"
+    shoff = struct.unpack_from(order + ("Q" if wide else "I"), data, 40 if wide else 32)[0]
+    shentsize = struct.unpack_from(order + "H", data, 58 if wide else 46)[0]
+    dynsym = next(s["index"] for s in want.sections if s["type"] == "DYNSYM")
+    packed = {s["name"] for s in want.sections if s["type"] in ANDROID_PACKED}
+    for s in want.sections:
+        if s["type"] in ANDROID_PACKED:
+            struct.pack_into(order + "I", data, shoff + s["index"] * shentsize + (40 if wide else 24), dynsym)
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "linked.so"
+        copy.write_bytes(bytes(data))
+        text = run("llvm-readelf-16", "-r", copy).stdout
+    out = []
+    table = None
+    for line in text.splitlines():
+        m = re.match(r"^Relocation section '([^']+)'", line)
+        if m:
+            table = m.group(1) if m.group(1) in packed else None
+            continue
+        m = RELOC_LINE.match(line)
+        if table and m and m.group(3).startswith("R_"):
+            name = m.group(5) or None
+            sym, ver = _split_version(name) if name else (None, None)
+            out.append(Reloc(_hex(m.group(1)), m.group(3), sym, ver, table))
     return out
 
 

@@ -265,7 +265,8 @@ _DT = {1: "DT_NEEDED", 14: "DT_SONAME", 5: "DT_STRTAB", 6: "DT_SYMTAB", 7: "DT_R
        24: "DT_BIND_NOW", 30: "DT_FLAGS", 0x6ffffffb: "DT_FLAGS_1", 0x6ffffff0: "DT_VERSYM",
        0x6ffffffe: "DT_VERNEED", 0x6fffffff: "DT_VERNEEDNUM", 4: "DT_HASH", 0x6ffffef5: "DT_GNU_HASH",
        15: "DT_RPATH", 29: "DT_RUNPATH", 16: "DT_SYMBOLIC", 0x6ffffffc: "DT_VERDEF", 0x6ffffffd: "DT_VERDEFNUM",
-       3: "DT_PLTGOT"}
+       3: "DT_PLTGOT", 0x6000000f: "DT_ANDROID_REL", 0x60000010: "DT_ANDROID_RELSZ", 0x60000011: "DT_ANDROID_RELA",
+       0x60000012: "DT_ANDROID_RELASZ"}
 # processor-specific tags mean something only on their machine: MIPS's GOT layout (readelf -A)
 _DT_MIPS = {**_DT, 0x7000000a: "DT_MIPS_LOCAL_GOTNO", 0x70000011: "DT_MIPS_SYMTABNO", 0x70000013: "DT_MIPS_GOTSYM",
             0x70000032: "DT_MIPS_PLTGOT"}
@@ -321,17 +322,21 @@ def _versions(reader: _Reader, dyn: dict, strtab: bytes, little: bool) -> dict[i
     return out
 
 
-def _reloc_tables(dyn: dict) -> list[tuple[int, int, bool, bool]]:
-    """``(vaddr, size, is_rela, from_plt)`` of the dynamic relocation tables, each entry once.
+def _reloc_tables(dyn: dict) -> list[tuple[int, int, bool, bool, bool]]:
+    """``(vaddr, size, is_rela, from_plt, packed)`` of the dynamic relocation tables, each entry once.
 
     Solaris' ld (and some others) make DT_RELA/DT_REL cover DT_JMPREL too; ld.so
     then takes the PLT part out of the eager range (glibc's elf/dynamic-link.h:
     "ranges[0].size -= size"), so here the JMPREL range is cut out of the others.
+    Android's linker also reads DT_ANDROID_REL(A): relocations packed by lld/relocation_packer.
     """
     plt = None
     if "DT_JMPREL" in dyn and "DT_PLTRELSZ" in dyn:
-        plt = (dyn["DT_JMPREL"][0], dyn["DT_PLTRELSZ"][0], dyn.get("DT_PLTREL", [7])[0] == 7, True)
-    tables = []
+        plt = (dyn["DT_JMPREL"][0], dyn["DT_PLTRELSZ"][0], dyn.get("DT_PLTREL", [7])[0] == 7, True, False)
+    tables = [(dyn[key][0], dyn[size_key][0], rela, False, True)
+              for key, size_key, rela in (("DT_ANDROID_RELA", "DT_ANDROID_RELASZ", True),
+                                          ("DT_ANDROID_REL", "DT_ANDROID_RELSZ", False))
+              if key in dyn and size_key in dyn]
     for key, size_key, rela in (("DT_RELA", "DT_RELASZ", True), ("DT_REL", "DT_RELSZ", False)):
         if key not in dyn or size_key not in dyn:
             continue
@@ -340,7 +345,7 @@ def _reloc_tables(dyn: dict) -> list[tuple[int, int, bool, bool]]:
             pieces = [(start, plt[0]), (plt[0] + plt[1], end)]
         else:
             pieces = [(start, end)]
-        tables += [(a, b - a, rela, False) for a, b in pieces if b > a]
+        tables += [(a, b - a, rela, False, False) for a, b in pieces if b > a]
     return tables + ([plt] if plt else [])
 
 
@@ -353,8 +358,9 @@ def _imports(img: Image, reader: _Reader, dyn: dict, strtab: bytes, hdr: _Header
         return []
     o, wide = hdr.order, hdr.bits == 64
     rels = [(offset, sym, rtype, from_plt)  # relocations that name a symbol
-            for vaddr, size, is_rela, from_plt in tables
-            for offset, sym, rtype in _relocations(reader, vaddr, size, is_rela, hdr) if sym]
+            for vaddr, size, is_rela, from_plt, packed in tables
+            for offset, sym, rtype in (_packed_relocations(reader, vaddr, size, is_rela, hdr) if packed
+                                       else _relocations(reader, vaddr, size, is_rela, hdr)) if sym]
     if not rels and mips_got is None:
         return []
     nsyms = max((r[1] for r in rels), default=0) + 1
@@ -475,6 +481,51 @@ def dynamic_tags(path: str, data: bytes) -> dict[str, list[int]]:
     hdr = _Header(path, data)
     dynamic = next(((s.fileoff, s.filesize) for t, s in _segments(path, data, hdr) if t == PT_DYNAMIC), None)
     return _dynamic(path, data, dynamic, hdr)
+
+
+def _packed_relocations(reader: _Reader, vaddr: int, size: int, is_rela: bool, hdr: _Header):
+    """``(r_offset, symbol index, type)`` of Android's packed relocations ("APS2": SLEB128
+    numbers in groups sharing an offset delta, an r_info or an addend: bionic's
+    linker/linker_reloc_iterators.h and lld's AndroidPackedRelocationSection)."""
+    blob = reader.bytes_at(vaddr, size)
+    if blob[:4] != b"APS2":
+        raise BadBinary(f"{reader.path}: Android packed relocations at {vaddr:#x} are not in the APS2 format")
+    pos = 4
+
+    def sleb() -> int:
+        nonlocal pos
+        value = shift = 0
+        while True:
+            if pos >= len(blob):
+                raise Truncated(reader.path, len(reader.data))
+            byte = blob[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return value - (1 << shift) if byte & 0x40 else value
+
+    by_info, by_offset_delta, by_addend, has_addend = 1, 2, 4, 8
+    count, offset = sleb(), sleb()
+    shift, mask = (32, 0xFFFFFFFF) if hdr.bits == 64 else (8, 0xFF)
+    word = (1 << hdr.bits) - 1
+    out = []
+    info = 0
+    while len(out) < count:
+        group, flags = sleb(), sleb()
+        delta = sleb() if flags & by_offset_delta else 0
+        if flags & by_info:
+            info = sleb()
+        if flags & has_addend and flags & by_addend:
+            sleb()  # the group's addend: not needed here
+        for _ in range(min(group, count - len(out))):
+            offset = (offset + (delta if flags & by_offset_delta else sleb())) & word
+            if not flags & by_info:
+                info = sleb()
+            if flags & has_addend and not flags & by_addend:
+                sleb()
+            out.append((offset, (info & word) >> shift, info & mask))
+    return out
 
 
 def plt_symbols(path: str) -> frozenset[str]:
