@@ -542,3 +542,22 @@ def test_android_packed_relocations():
     assert len(want) > 100
     got = sorted((i.address, i.symbol, i.reloc) for i in _image(path).imports if i.reloc != "R_386_JUMP_SLOT")
     assert got == sorted((r.offset, r.symbol, r.type) for r in want)
+
+
+def test_a_wrong_count_is_not_called_truncation(tmp_path):
+    """A relocation naming symbol 0x7fffffff asks for a symbol table far past the file's end: the
+    file is whole (same size, readelf -h reads it), so the reason is a corrupt count, not
+    "truncated at offset N" (N the file's size, what the valid MIPS64 object got)."""
+    from tracer.binary.sniff import BadBinary
+
+    lib = _need(next((p for p in FILES if "arm64/zlib1g" in str(p) and ".so" in p.name), None))
+    want = oracle.readelf(lib)
+    rela_plt = want.section(".rela.plt")
+    data = bytearray(lib.read_bytes())
+    struct.pack_into("<I", data, rela_plt["off"] + 8 + 4, 0x7FFFFFFF)  # r_info's symbol half, first entry
+    bad = tmp_path / lib.name
+    bad.write_bytes(bytes(data))
+    assert oracle.readelf(bad).relocs  # readelf still reads its relocations
+    with pytest.raises(BadBinary) as exc:
+        _image(bad)
+    assert "truncated" not in str(exc.value) and "corrupt" in str(exc.value) and "\n" not in str(exc.value)

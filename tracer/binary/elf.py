@@ -47,7 +47,10 @@ class _Reader:
         if off is None or size < 0:
             raise BadBinary(f"{self.path}: dynamic table at {vaddr:#x} lies outside every loaded segment")
         if off + size > len(self.data):
-            raise Truncated(self.path, len(self.data))
+            # every PT_LOAD lies within the file (_segments), so this is a count or size read from
+            # the file that is wrong, not a cut file (a valid MIPS64 object was "truncated" so)
+            raise BadBinary(f"{self.path}: corrupt ELF file (a dynamic table at {vaddr:#x} is said to hold "
+                            f"{size:,} bytes, past the end of the file: a wrong count or size)")
         return self.data[off:off + size]
 
 
