@@ -360,6 +360,9 @@ def _imports(img: Image, reader: _Reader, dyn: dict, strtab: bytes, hdr: _Header
     if not tables and mips_got is None:
         return []
     o, wide = hdr.order, hdr.bits == 64
+    # 0x6000000f-0x60000012 are OS-specific: Android's packed tables only where they hold its
+    # "APS2" format (Solaris' DT_SUNW_* tags use the same numbers)
+    tables = [t for t in tables if not t[4] or _android_packed(reader, t[0])]
     rels = [(offset, sym, rtype, from_plt)  # relocations that name a symbol
             for vaddr, size, is_rela, from_plt, packed in tables
             for offset, sym, rtype in (_packed_relocations(reader, vaddr, size, is_rela, hdr) if packed
@@ -486,14 +489,17 @@ def dynamic_tags(path: str, data: bytes) -> dict[str, list[int]]:
     return _dynamic(path, data, dynamic, hdr)
 
 
+def _android_packed(reader: _Reader, vaddr: int) -> bool:
+    off = reader.offset(vaddr)
+    return off is not None and reader.data[off:off + 4] == b"APS2"
+
+
 def _packed_relocations(reader: _Reader, vaddr: int, size: int, is_rela: bool, hdr: _Header):
     """``(r_offset, symbol index, type)`` of Android's packed relocations ("APS2": SLEB128
     numbers in groups sharing an offset delta, an r_info or an addend: bionic's
     linker/linker_reloc_iterators.h and lld's AndroidPackedRelocationSection)."""
     blob = reader.bytes_at(vaddr, size)
-    if blob[:4] != b"APS2":
-        raise BadBinary(f"{reader.path}: Android packed relocations at {vaddr:#x} are not in the APS2 format")
-    pos = 4
+    pos = 4  # past "APS2"
 
     def sleb() -> int:
         nonlocal pos
