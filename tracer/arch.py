@@ -21,16 +21,20 @@ ALIASES = {
     "i386": "i386", "i486": "i386", "i586": "i386", "i686": "i386", "386": "i386", "x86": "i386",
     "arm": "arm", "armv6l": "arm", "armv7l": "arm", "armv7": "arm", "armhf": "arm",
     "riscv64": "riscv64", "ppc64le": "ppc64le", "powerpc64le": "ppc64le", "ppc64": "ppc64",
-    "powerpc64": "ppc64", "ppc": "ppc", "powerpc": "ppc", "s390x": "s390x", "loong64": "loong64",
-    "loongarch64": "loong64", "mips": "mips", "sparc": "sparc", "sparcv9": "sparcv9", "sparc64": "sparcv9",
-    "ia64": "ia64", "arm64_32": "arm64_32",
+    "powerpc64": "ppc64", "ppc": "ppc", "powerpc": "ppc", "s390x": "s390x", "s390": "s390", "loong64": "loong64",
+    "loongarch64": "loong64", "mips": "mips", "mipsle": "mipsle", "mipsel": "mipsle", "mips64": "mips64",
+    "mips64le": "mips64le", "mips64el": "mips64le", "sparc": "sparc", "sparcv8plus": "sparcv8plus",
+    "sparc32plus": "sparcv8plus", "sparcv9": "sparcv9", "sparc64": "sparcv9", "ia64": "ia64", "arm64_32": "arm64_32",
 }
 
-# ELF e_machine -> name; riscv and ppc64 are refined by class and byte order (elf_arch)
+# ELF e_machine -> name; riscv, ppc64, s390 and mips are refined by class and byte order (elf_arch),
+# MIPS as Go spells it (mips, mipsle, mips64, mips64le); EM_SPARC32PLUS (18) is Solaris' sparcv8plus:
+# 32-bit SPARC code that needs a V9 CPU
 ELF_MACHINES = {62: "x86_64", 183: "arm64", 3: "i386", 40: "arm", 243: "riscv", 21: "ppc64", 20: "ppc",
-                22: "s390x", 8: "mips", 258: "loong64", 2: "sparc", 43: "sparcv9", 50: "ia64"}
+                22: "s390x", 8: "mips", 258: "loong64", 2: "sparc", 18: "sparcv8plus", 43: "sparcv9", 50: "ia64"}
 E_MACHINE = {"x86_64": 62, "arm64": 183, "i386": 3, "arm": 40, "riscv64": 243, "ppc64le": 21, "ppc64": 21,
-             "ppc": 20, "s390x": 22, "mips": 8, "loong64": 258, "sparc": 2, "sparcv9": 43, "ia64": 50}
+             "ppc": 20, "s390x": 22, "s390": 22, "mips": 8, "mipsle": 8, "mips64": 8, "mips64le": 8, "loong64": 258,
+             "sparc": 2, "sparcv8plus": 18, "sparcv9": 43, "ia64": 50}
 
 # name -> Go's GOARCH (names Go spells the same way are left out)
 _GOARCH = {"x86_64": "amd64", "i386": "386"}
@@ -70,6 +74,10 @@ def elf_arch(machine: int, bits: int = 64, little: bool = True) -> str:
         return f"riscv{bits}"
     if name == "ppc64" and little:
         return "ppc64le"
+    if name == "s390x" and bits == 32:
+        return "s390"
+    if name == "mips":
+        return "mips" + ("64" if bits == 64 else "") + ("le" if little else "")
     return name
 
 

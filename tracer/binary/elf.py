@@ -47,7 +47,10 @@ class _Reader:
         if off is None or size < 0:
             raise BadBinary(f"{self.path}: dynamic table at {vaddr:#x} lies outside every loaded segment")
         if off + size > len(self.data):
-            raise Truncated(self.path, len(self.data))
+            # every PT_LOAD lies within the file (_segments), so this is a count or size read from
+            # the file that is wrong, not a cut file (a valid MIPS64 object was "truncated" so)
+            raise BadBinary(f"{self.path}: corrupt ELF file (a dynamic table at {vaddr:#x} is said to hold "
+                            f"{size:,} bytes, past the end of the file: a wrong count or size)")
         return self.data[off:off + size]
 
 
@@ -154,6 +157,16 @@ def _section_headers(data: bytes, hdr: _Header) -> list[tuple]:
     return [struct.unpack_from(hdr.shdr_fmt, data, hdr.shoff + i * hdr.shentsize) for i in range(hdr.shnum)]
 
 
+def section_entsizes(path: str, data: bytes) -> dict[str, int]:
+    """name -> sh_entsize of each section (stubs reads the PLTs' entry sizes; inspect needs none)."""
+    hdr = _Header(path, data)
+    raw = _section_headers(data, hdr)
+    if not raw or hdr.shstrndx >= len(raw):
+        return {}
+    names = data[raw[hdr.shstrndx][4]:raw[hdr.shstrndx][4] + raw[hdr.shstrndx][5]]
+    return {_cstr(names, r[0]): r[9] for r in raw}
+
+
 def _sections(path: str, data: bytes, hdr: _Header) -> list[Section]:
     raw = _section_headers(data, hdr)
     if not raw:
@@ -254,7 +267,13 @@ _DT = {1: "DT_NEEDED", 14: "DT_SONAME", 5: "DT_STRTAB", 6: "DT_SYMTAB", 7: "DT_R
        11: "DT_SYMENT", 17: "DT_REL", 18: "DT_RELSZ", 20: "DT_PLTREL", 23: "DT_JMPREL", 2: "DT_PLTRELSZ",
        24: "DT_BIND_NOW", 30: "DT_FLAGS", 0x6ffffffb: "DT_FLAGS_1", 0x6ffffff0: "DT_VERSYM",
        0x6ffffffe: "DT_VERNEED", 0x6fffffff: "DT_VERNEEDNUM", 4: "DT_HASH", 0x6ffffef5: "DT_GNU_HASH",
-       15: "DT_RPATH", 29: "DT_RUNPATH", 16: "DT_SYMBOLIC", 0x6ffffffc: "DT_VERDEF", 0x6ffffffd: "DT_VERDEFNUM"}
+       15: "DT_RPATH", 29: "DT_RUNPATH", 16: "DT_SYMBOLIC", 0x6ffffffc: "DT_VERDEF", 0x6ffffffd: "DT_VERDEFNUM",
+       3: "DT_PLTGOT", 0x6000000f: "DT_ANDROID_REL", 0x60000010: "DT_ANDROID_RELSZ", 0x60000011: "DT_ANDROID_RELA",
+       0x60000012: "DT_ANDROID_RELASZ"}
+# processor-specific tags mean something only on their machine: MIPS's GOT layout (readelf -A)
+_DT_MIPS = {**_DT, 0x7000000a: "DT_MIPS_LOCAL_GOTNO", 0x70000011: "DT_MIPS_SYMTABNO", 0x70000013: "DT_MIPS_GOTSYM",
+            0x70000032: "DT_MIPS_PLTGOT"}
+EM_MIPS = 8
 
 
 def _dynamic(path: str, data: bytes, where: tuple[int, int] | None, hdr: _Header) -> dict[str, list[int]]:
@@ -266,10 +285,11 @@ def _dynamic(path: str, data: bytes, where: tuple[int, int] | None, hdr: _Header
     fmt = hdr.order + ("qQ" if hdr.bits == 64 else "iI")
     usable = size - size % struct.calcsize(fmt)
     out: dict[str, list[int]] = {}
+    names = _DT_MIPS if hdr.machine == EM_MIPS else _DT
     for tag, val in struct.iter_unpack(fmt, data[off:off + usable]):
         if tag == 0:
             break
-        name = _DT.get(tag)
+        name = names.get(tag)
         if name:
             out.setdefault(name, []).append(val)
     return out
@@ -305,33 +325,63 @@ def _versions(reader: _Reader, dyn: dict, strtab: bytes, little: bool) -> dict[i
     return out
 
 
-def _imports(img: Image, reader: _Reader, dyn: dict, strtab: bytes, hdr: _Header) -> list[ImportSlot]:
-    tables = []  # (vaddr, size, is_rela, from_plt)
-    if "DT_RELA" in dyn and "DT_RELASZ" in dyn:
-        tables.append((dyn["DT_RELA"][0], dyn["DT_RELASZ"][0], True, False))
-    if "DT_REL" in dyn and "DT_RELSZ" in dyn:
-        tables.append((dyn["DT_REL"][0], dyn["DT_RELSZ"][0], False, False))
+def _reloc_tables(dyn: dict) -> list[tuple[int, int, bool, bool, bool]]:
+    """``(vaddr, size, is_rela, from_plt, packed)`` of the dynamic relocation tables, each entry once.
+
+    Solaris' ld (and some others) make DT_RELA/DT_REL cover DT_JMPREL too; ld.so
+    then takes the PLT part out of the eager range (glibc's elf/dynamic-link.h:
+    "ranges[0].size -= size"), so here the JMPREL range is cut out of the others.
+    Android's linker also reads DT_ANDROID_REL(A): relocations packed by lld/relocation_packer.
+    """
+    plt = None
     if "DT_JMPREL" in dyn and "DT_PLTRELSZ" in dyn:
-        rela = dyn.get("DT_PLTREL", [7])[0] == 7
-        tables.append((dyn["DT_JMPREL"][0], dyn["DT_PLTRELSZ"][0], rela, True))
-    if not tables or "DT_SYMTAB" not in dyn:
+        plt = (dyn["DT_JMPREL"][0], dyn["DT_PLTRELSZ"][0], dyn.get("DT_PLTREL", [7])[0] == 7, True, False)
+    tables = [(dyn[key][0], dyn[size_key][0], rela, False, True)
+              for key, size_key, rela in (("DT_ANDROID_RELA", "DT_ANDROID_RELASZ", True),
+                                          ("DT_ANDROID_REL", "DT_ANDROID_RELSZ", False))
+              if key in dyn and size_key in dyn]
+    for key, size_key, rela in (("DT_RELA", "DT_RELASZ", True), ("DT_REL", "DT_RELSZ", False)):
+        if key not in dyn or size_key not in dyn:
+            continue
+        start, end = dyn[key][0], dyn[key][0] + dyn[size_key][0]
+        if plt is not None and plt[0] < end and start < plt[0] + plt[1]:
+            pieces = [(start, plt[0]), (plt[0] + plt[1], end)]
+        else:
+            pieces = [(start, end)]
+        tables += [(a, b - a, rela, False, False) for a, b in pieces if b > a]
+    return tables + ([plt] if plt else [])
+
+
+def _imports(img: Image, reader: _Reader, dyn: dict, strtab: bytes, hdr: _Header) -> list[ImportSlot]:
+    tables = _reloc_tables(dyn)
+    if "DT_SYMTAB" not in dyn:
+        return []
+    mips_got = _mips_global_got(dyn, hdr) if hdr.machine == EM_MIPS else None
+    if not tables and mips_got is None:
         return []
     o, wide = hdr.order, hdr.bits == 64
+    # 0x6000000f-0x60000012 are OS-specific: Android's packed tables only where they hold its
+    # "APS2" format (Solaris' DT_SUNW_* tags use the same numbers)
+    tables = [t for t in tables if not t[4] or _android_packed(reader, t[0])]
     rels = [(offset, sym, rtype, from_plt)  # relocations that name a symbol
-            for vaddr, size, is_rela, from_plt in tables
-            for offset, sym, rtype in _relocations(reader, vaddr, size, is_rela, hdr) if sym]
-    if not rels:
+            for vaddr, size, is_rela, from_plt, packed in tables
+            for offset, sym, rtype in (_packed_relocations(reader, vaddr, size, is_rela, hdr) if packed
+                                       else _relocations(reader, vaddr, size, is_rela, hdr)) if sym]
+    if not rels and mips_got is None:
         return []
-    nsyms = max(r[1] for r in rels) + 1
+    nsyms = max((r[1] for r in rels), default=0) + 1
+    if mips_got is not None:
+        nsyms = max(nsyms, mips_got[1])
     sym_size = 24 if wide else 16  # st_name first; st_info at 4 (64-bit) or 12 (32-bit)
     syms = reader.bytes_at(dyn["DT_SYMTAB"][0], nsyms * sym_size)
     versym = reader.bytes_at(dyn["DT_VERSYM"][0], nsyms * 2) if "DT_VERSYM" in dyn else None
     versions = _versions(reader, dyn, strtab, hdr.little)
     name_of = reloc_namer(hdr.machine)
+    jump_slot = JUMP_SLOT.get(hdr.machine)
     info_at = 4 if wide else 12
     per_symbol: dict[int, tuple[str, str | None, str | None, bool]] = {}
-    slots: list[ImportSlot] = []
-    for addr, si, rtype, from_plt in rels:
+
+    def symbol(si: int) -> tuple[str, str | None, str | None, bool]:
         known = per_symbol.get(si)
         if known is None:
             at = si * sym_size
@@ -341,23 +391,150 @@ def _imports(img: Image, reader: _Reader, dyn: dict, strtab: bytes, hdr: _Header
                 lib, ver = versions.get(vi, (None, None))
             weak = (syms[at + info_at] >> 4) == 2  # STB_WEAK
             known = per_symbol[si] = (_cstr(strtab, struct.unpack_from(o + "I", syms, at)[0]), lib, ver, weak)
-        name, lib, ver, weak = known
+        return known
+
+    slots: list[ImportSlot] = []
+    for addr, si, rtype, from_plt in rels:
+        name, lib, ver, weak = symbol(si)
         rname = name_of(rtype)
-        lazy = from_plt and "JUMP_SLOT" in rname and not img.bind_now
+        plt_type = rtype == jump_slot if jump_slot is not None else ("JUMP_SLOT" in rname or "JMP_SLOT" in rname)
+        lazy = from_plt and plt_type and not img.bind_now
         sec = img.section_of(addr)
         slots.append(ImportSlot(name, lib, addr, sec.name if sec else None, "lazy" if lazy else "eager",
                                 rname, ver, weak))
+    if mips_got is not None:
+        for addr, si, lazy in _mips_got_lookups(reader, dyn, hdr, mips_got, syms, img.bind_now):
+            name, lib, ver, weak = symbol(si)
+            sec = img.section_of(addr)
+            slots.append(ImportSlot(name, lib, addr, sec.name if sec else None, "lazy" if lazy else "eager",
+                                    MIPS_GLOBAL_GOT, ver, weak))
     return slots
+
+
+MIPS_GLOBAL_GOT = "MIPS global GOT"  # the reloc label of a slot bound through MIPS's GOT, not by a relocation
+SHN_COMMON, STT_FUNC, STT_SECTION, STO_MIPS_PLT = 0xFFF2, 2, 3, 0x8
+
+
+def _mips_global_got(dyn: dict, hdr: _Header) -> tuple[int, int, int, int] | None:
+    """``(gotsym, symtabno, local_gotno, got)``: MIPS binds no symbol through relocations of
+    its GOT; dynamic symbols from DT_MIPS_GOTSYM on each own one global GOT entry, after
+    the DT_MIPS_LOCAL_GOTNO local ones (the "Global entries" of ``readelf -A``)."""
+    keys = ("DT_MIPS_GOTSYM", "DT_MIPS_SYMTABNO", "DT_MIPS_LOCAL_GOTNO", "DT_PLTGOT")
+    if not all(k in dyn for k in keys):
+        return None
+    gotsym, symtabno, local_gotno, got = (dyn[k][0] for k in keys)
+    if gotsym >= symtabno:
+        return None
+    return gotsym, symtabno, local_gotno, got
+
+
+def _mips_got_lookups(reader: _Reader, dyn: dict, hdr: _Header, mips_got: tuple[int, int, int, int], syms: bytes,
+                      bind_now: bool) -> list[tuple[int, int, bool]]:
+    """``(slot, symbol index, lazy)`` of the global GOT entries ld.so fills by a lookup, by
+    glibc's elf_machine_got_rel (sysdeps/mips/dl-machine.h): an undefined function with a
+    value (its lazy stub in .MIPS.stubs, no STO_MIPS_PLT) is bound on its first call; a
+    defined function whose entry differs from its value, or a section symbol, is only
+    rebased; everything else is looked up at load."""
+    gotsym, symtabno, local_gotno, got = mips_got
+    o, wide = hdr.order, hdr.bits == 64
+    word = 8 if wide else 4
+    count = symtabno - gotsym
+    entries = struct.unpack(o + ("Q" if wide else "I") * count,
+                            reader.bytes_at(got + local_gotno * word, count * word))
+    if wide:  # st_name, st_info, st_other, st_shndx, st_value
+        fmt, info_i, other_i, shndx_i, value_i = o + "IBBHQ", 1, 2, 3, 4
+    else:  # st_name, st_value, st_size, st_info, st_other, st_shndx
+        fmt, info_i, other_i, shndx_i, value_i = o + "IIIBBH", 3, 4, 5, 1
+    size = 24 if wide else 16
+    out = []
+    for n in range(count):
+        si = gotsym + n
+        sym = struct.unpack_from(fmt, syms, si * size)
+        stype, shndx, value = sym[info_i] & 0xF, sym[shndx_i], sym[value_i]
+        slot = got + (local_gotno + n) * word
+        if shndx == 0:  # SHN_UNDEF
+            stub = stype == STT_FUNC and value != 0 and not sym[other_i] & STO_MIPS_PLT
+            out.append((slot, si, stub and not bind_now))
+        elif shndx == SHN_COMMON:
+            out.append((slot, si, False))
+        elif stype == STT_FUNC and entries[n] != value:
+            if bind_now:
+                out.append((slot, si, False))
+        elif stype != STT_SECTION:
+            out.append((slot, si, False))
+    return out
 
 
 def _relocations(reader: _Reader, vaddr: int, size: int, is_rela: bool, hdr: _Header):
     """``(r_offset, symbol index, type)`` of each entry of a REL or RELA table, unpacked in bulk."""
     wide = hdr.bits == 64
+    if wide and hdr.machine == EM_MIPS:
+        # MIPS64's r_info: r_sym (32 bits), r_ssym, r_type3, r_type2, r_type (a byte each), in
+        # that order in the file whatever its byte order: not one 64-bit word as elsewhere
+        fmt = hdr.order + "QIBBBB" + ("q" if is_rela else "")
+        n = size // struct.calcsize(fmt)
+        return [(e[0], e[1], e[5] | e[4] << 8 | e[3] << 16)
+                for e in struct.iter_unpack(fmt, reader.bytes_at(vaddr, n * struct.calcsize(fmt)))]
     shift, mask = (32, 0xFFFFFFFF) if wide else (8, 0xFF)
     fmt = hdr.order + ("QQ" if wide else "II") + (("q" if wide else "i") if is_rela else "")
     n = size // struct.calcsize(fmt)
     return [(e[0], e[1] >> shift, e[1] & mask)
             for e in struct.iter_unpack(fmt, reader.bytes_at(vaddr, n * struct.calcsize(fmt)))]
+
+
+def dynamic_tags(path: str, data: bytes) -> dict[str, list[int]]:
+    """The dynamic section's tags by name (stubs labels the GOT words ld.so reserves at DT_PLTGOT)."""
+    hdr = _Header(path, data)
+    dynamic = next(((s.fileoff, s.filesize) for t, s in _segments(path, data, hdr) if t == PT_DYNAMIC), None)
+    return _dynamic(path, data, dynamic, hdr)
+
+
+def _android_packed(reader: _Reader, vaddr: int) -> bool:
+    off = reader.offset(vaddr)
+    return off is not None and reader.data[off:off + 4] == b"APS2"
+
+
+def _packed_relocations(reader: _Reader, vaddr: int, size: int, is_rela: bool, hdr: _Header):
+    """``(r_offset, symbol index, type)`` of Android's packed relocations ("APS2": SLEB128
+    numbers in groups sharing an offset delta, an r_info or an addend: bionic's
+    linker/linker_reloc_iterators.h and lld's AndroidPackedRelocationSection)."""
+    blob = reader.bytes_at(vaddr, size)
+    pos = 4  # past "APS2"
+
+    def sleb() -> int:
+        nonlocal pos
+        value = shift = 0
+        while True:
+            if pos >= len(blob):
+                raise Truncated(reader.path, len(reader.data))
+            byte = blob[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return value - (1 << shift) if byte & 0x40 else value
+
+    by_info, by_offset_delta, by_addend, has_addend = 1, 2, 4, 8
+    count, offset = sleb(), sleb()
+    shift, mask = (32, 0xFFFFFFFF) if hdr.bits == 64 else (8, 0xFF)
+    word = (1 << hdr.bits) - 1
+    out = []
+    info = 0
+    while len(out) < count:
+        group, flags = sleb(), sleb()
+        delta = sleb() if flags & by_offset_delta else 0
+        if flags & by_info:
+            info = sleb()
+        if flags & has_addend and flags & by_addend:
+            sleb()  # the group's addend: not needed here
+        for _ in range(min(group, count - len(out))):
+            offset = (offset + (delta if flags & by_offset_delta else sleb())) & word
+            if not flags & by_info:
+                info = sleb()
+            if flags & has_addend and not flags & by_addend:
+                sleb()
+            out.append((offset, (info & word) >> shift, info & mask))
+    return out
 
 
 def plt_symbols(path: str) -> frozenset[str]:

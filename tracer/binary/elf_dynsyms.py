@@ -181,28 +181,6 @@ class DynObject:
     build_id: str | None = None  # NT_GNU_BUILD_ID as hex
 
 
-def _count_from_hash(reader: _Reader, dyn: dict, hdr: _Header) -> int:
-    """Entries of the dynamic symbol table without section headers: DT_HASH's nchain,
-    or the highest index a DT_GNU_HASH chain reaches."""
-    o = hdr.order
-    if "DT_HASH" in dyn:
-        return struct.unpack(o + "II", reader.bytes_at(dyn["DT_HASH"][0], 8))[1]
-    if "DT_GNU_HASH" not in dyn:
-        return 0
-    at = dyn["DT_GNU_HASH"][0]
-    nbuckets, symoffset, bloom_size, _shift = struct.unpack(o + "IIII", reader.bytes_at(at, 16))
-    word = 8 if hdr.bits == 64 else 4
-    buckets_at = at + 16 + bloom_size * word
-    buckets = struct.unpack(o + f"{nbuckets}I", reader.bytes_at(buckets_at, 4 * nbuckets))
-    last = max(buckets, default=0)
-    if last < symoffset:
-        return symoffset
-    chain_at = buckets_at + 4 * nbuckets
-    while not struct.unpack(o + "I", reader.bytes_at(chain_at + 4 * (last - symoffset), 4))[0] & 1:
-        last += 1
-    return last + 1
-
-
 def _verdefs(reader: _Reader, dyn: dict, strtab: bytes, order: str) -> dict[int, str]:
     """Version index -> name, from DT_VERDEF (index 1 is the base: the file's own name)."""
     out: dict[int, str] = {}
@@ -245,7 +223,7 @@ def read_dyn_object(path: str, data: bytes) -> DynObject:
     obj.nodeflib = bool(dyn.get("DT_FLAGS_1", [0])[0] & DF_1_NODEFLIB)
     if "DT_SYMTAB" not in dyn:
         return obj
-    count = _dynsym_count(data, hdr) or _count_from_hash(reader, dyn, hdr)
+    count = _dynsym_count(data, hdr, reader, dyn)
     wide = hdr.bits == 64
     size = 24 if wide else 16
     syms = reader.bytes_at(dyn["DT_SYMTAB"][0], count * size)
@@ -271,7 +249,8 @@ def _name(text: str, strtab: bytes, off: int) -> str:
     return name if name.isascii() else _cstr(strtab, off)
 
 
-COPY_RELOC = {62: 5, 183: 1024, 3: 5, 40: 20, 243: 4, 21: 19, 22: 9}  # R_<machine>_COPY by e_machine
+COPY_RELOC = {62: 5, 183: 1024, 3: 5, 40: 20, 243: 4, 21: 19, 20: 19, 22: 9, 8: 126, 258: 4, 2: 19, 18: 19,
+              43: 19}  # R_<machine>_COPY by e_machine
 
 
 def _copy_relocated(reader: _Reader, dyn: dict, hdr: _Header, defs: "Definitions"
@@ -283,22 +262,40 @@ def _copy_relocated(reader: _Reader, dyn: dict, hdr: _Header, defs: "Definitions
     rtype = COPY_RELOC.get(hdr.machine)
     if rtype is None:
         return set(), {}
-    o, wide = hdr.order, hdr.bits == 64
     out: set[str] = set()
     copies: dict[int, str] = {}  # the copies' addresses (r_offset) -> the copied symbol
     for table, size, rela in (("DT_RELA", "DT_RELASZ", True), ("DT_REL", "DT_RELSZ", False)):
         if table not in dyn or size not in dyn:
             continue
-        word = o + ("u8" if wide else "u4")
-        fields = [("offset", word), ("info", word)] + ([("addend", word)] if rela else [])
-        dt = np.dtype(fields)
+        dt = _reloc_dtype(hdr, rela)
         blob = reader.bytes_at(dyn[table][0], dyn[size][0] - dyn[size][0] % dt.itemsize)
         rows = np.frombuffer(blob, dt)
-        info = rows["info"]
-        types, syms = (info & 0xFFFFFFFF, info >> 32) if wide else (info & 0xFF, info >> 8)
+        syms, types = _sym_and_type(rows, hdr)
         for i, at in zip(syms[types == rtype].tolist(), rows["offset"][types == rtype].tolist()):
             copies[int(at)] = defs.name_of(int(i))
     out.update(copies.values())
     aliases = {alias: copies[at] for at, names in defs.defined_at(copies).items()
                for alias in names if alias not in out}
     return out | set(aliases), aliases
+
+
+def _reloc_dtype(hdr: _Header, rela: bool):
+    """A numpy record of one REL/RELA entry; MIPS64's r_info is r_sym (32 bits), then r_ssym,
+    r_type3, r_type2, r_type (a byte each), not one word (as elf._relocations reads it)."""
+    import numpy as np
+
+    o, wide = hdr.order, hdr.bits == 64
+    word = o + ("u8" if wide else "u4")
+    if wide and hdr.machine == 8:
+        info = [("sym", o + "u4"), ("ssym", "u1"), ("type3", "u1"), ("type2", "u1"), ("type", "u1")]
+    else:
+        info = [("info", word)]
+    return np.dtype([("offset", word)] + info + ([("addend", word)] if rela else []))
+
+
+def _sym_and_type(rows, hdr: _Header):
+    """(symbol indexes, types) of rows of ``_reloc_dtype``: MIPS64's types composed as elf.py does."""
+    if "sym" in rows.dtype.names:
+        return rows["sym"], rows["type"] | rows["type2"].astype("u4") << 8 | rows["type3"].astype("u4") << 16
+    info = rows["info"]
+    return (info >> 32, info & 0xFFFFFFFF) if hdr.bits == 64 else (info >> 8, info & 0xFF)

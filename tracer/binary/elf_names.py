@@ -42,11 +42,38 @@ DYNAMIC_RELOCS = {
     40: {2: "R_ARM_ABS32", 17: "R_ARM_TLS_DTPMOD32", 18: "R_ARM_TLS_DTPOFF32", 19: "R_ARM_TLS_TPOFF32",
          20: "R_ARM_COPY", 21: "R_ARM_GLOB_DAT", 22: "R_ARM_JUMP_SLOT", 23: "R_ARM_RELATIVE",
          160: "R_ARM_IRELATIVE"},
+    8: {0: "R_MIPS_NONE", 2: "R_MIPS_32", 3: "R_MIPS_REL32", 18: "R_MIPS_64", 38: "R_MIPS_TLS_DTPMOD32",
+        39: "R_MIPS_TLS_DTPREL32", 40: "R_MIPS_TLS_DTPMOD64", 41: "R_MIPS_TLS_DTPREL64", 47: "R_MIPS_TLS_TPREL32",
+        48: "R_MIPS_TLS_TPREL64", 51: "R_MIPS_GLOB_DAT", 126: "R_MIPS_COPY", 127: "R_MIPS_JUMP_SLOT"},
+    21: {1: "R_PPC64_ADDR32", 19: "R_PPC64_COPY", 20: "R_PPC64_GLOB_DAT", 21: "R_PPC64_JMP_SLOT",
+         22: "R_PPC64_RELATIVE", 26: "R_PPC64_REL32", 38: "R_PPC64_ADDR64", 68: "R_PPC64_DTPMOD64",
+         73: "R_PPC64_TPREL64", 78: "R_PPC64_DTPREL64", 248: "R_PPC64_IRELATIVE"},
+    20: {1: "R_PPC_ADDR32", 19: "R_PPC_COPY", 20: "R_PPC_GLOB_DAT", 21: "R_PPC_JMP_SLOT", 22: "R_PPC_RELATIVE",
+         26: "R_PPC_REL32", 68: "R_PPC_DTPMOD32", 73: "R_PPC_TPREL32", 78: "R_PPC_DTPREL32",
+         248: "R_PPC_IRELATIVE"},
+    22: {4: "R_390_32", 9: "R_390_COPY", 10: "R_390_GLOB_DAT", 11: "R_390_JMP_SLOT", 12: "R_390_RELATIVE",
+         22: "R_390_64", 54: "R_390_TLS_DTPMOD", 55: "R_390_TLS_DTPOFF", 56: "R_390_TLS_TPOFF",
+         61: "R_390_IRELATIVE"},
+    243: {0: "R_RISCV_NONE", 1: "R_RISCV_32", 2: "R_RISCV_64", 3: "R_RISCV_RELATIVE", 4: "R_RISCV_COPY",
+          5: "R_RISCV_JUMP_SLOT", 6: "R_RISCV_TLS_DTPMOD32", 7: "R_RISCV_TLS_DTPMOD64", 8: "R_RISCV_TLS_DTPREL32",
+          9: "R_RISCV_TLS_DTPREL64", 10: "R_RISCV_TLS_TPREL32", 11: "R_RISCV_TLS_TPREL64",
+          12: "R_RISCV_TLSDESC", 58: "R_RISCV_IRELATIVE"},
+    258: {0: "R_LARCH_NONE", 1: "R_LARCH_32", 2: "R_LARCH_64", 3: "R_LARCH_RELATIVE", 4: "R_LARCH_COPY",
+          5: "R_LARCH_JUMP_SLOT", 6: "R_LARCH_TLS_DTPMOD32", 7: "R_LARCH_TLS_DTPMOD64", 8: "R_LARCH_TLS_DTPREL32",
+          9: "R_LARCH_TLS_DTPREL64", 10: "R_LARCH_TLS_TPREL32", 11: "R_LARCH_TLS_TPREL64", 12: "R_LARCH_IRELATIVE",
+          13: "R_LARCH_TLS_DESC32", 14: "R_LARCH_TLS_DESC64"},
+    # SPARC (EM_SPARC 2, EM_SPARC32PLUS 18, EM_SPARCV9 43 share one set): Solaris' and glibc's dynamic ones
+    2: {0: "R_SPARC_NONE", 3: "R_SPARC_32", 19: "R_SPARC_COPY", 20: "R_SPARC_GLOB_DAT", 21: "R_SPARC_JMP_SLOT",
+        22: "R_SPARC_RELATIVE", 23: "R_SPARC_UA32", 32: "R_SPARC_64", 54: "R_SPARC_UA64",
+        74: "R_SPARC_TLS_DTPMOD32", 75: "R_SPARC_TLS_DTPMOD64", 76: "R_SPARC_TLS_DTPOFF32",
+        77: "R_SPARC_TLS_DTPOFF64", 78: "R_SPARC_TLS_TPOFF32", 79: "R_SPARC_TLS_TPOFF64", 249: "R_SPARC_IRELATIVE"},
 }
-# the lazy-binding (PLT slot) relocation type per machine
-JUMP_SLOT = {62: 7, 183: 1026, 3: 7, 40: 22, 243: 5}
+DYNAMIC_RELOCS[18] = DYNAMIC_RELOCS[43] = DYNAMIC_RELOCS[2]
+# the lazy-binding (PLT slot) relocation type per machine: readelf spells it JUMP_SLOT or JMP_SLOT
+JUMP_SLOT = {62: 7, 183: 1026, 3: 7, 40: 22, 243: 5, 8: 127, 21: 21, 20: 21, 22: 11, 258: 5, 2: 21, 18: 21, 43: 21}
 # pyelftools' enum for machines without a table above (imported only then)
-_PYELFTOOLS_RELOC_ENUMS = {21: "ENUM_RELOC_TYPE_PPC64", 22: "ENUM_RELOC_TYPE_S390X", 8: "ENUM_RELOC_TYPE_MIPS"}
+_PYELFTOOLS_RELOC_ENUMS = {21: "ENUM_RELOC_TYPE_PPC64", 20: "ENUM_RELOC_TYPE_PPC", 22: "ENUM_RELOC_TYPE_S390X",
+                           8: "ENUM_RELOC_TYPE_MIPS", 258: "ENUM_RELOC_TYPE_LOONGARCH"}
 
 
 def reloc_namer(machine: int):
@@ -54,7 +81,7 @@ def reloc_namer(machine: int):
     table = dict(DYNAMIC_RELOCS.get(machine, {}))
     fallback: dict[int, str] | None = None
 
-    def name(rtype: int) -> str:
+    def one(rtype: int) -> str:
         nonlocal fallback
         found = table.get(rtype)
         if found:
@@ -63,7 +90,16 @@ def reloc_namer(machine: int):
             fallback = _pyelftools_names(machine)
         return fallback.get(rtype, f"type {rtype}")
 
-    return name
+    def composed(rtype: int) -> str:
+        # MIPS64: up to three types applied in turn (r_type, r_type2, r_type3: elf.c reads them
+        # as type | type2 << 8 | type3 << 16, as glibc's ld.so does); readelf prints each, here
+        # they are joined, the trailing R_MIPS_NONEs left out: R_MIPS_REL32/R_MIPS_64
+        parts = [(rtype >> shift) & 0xFF for shift in (0, 8, 16)]
+        while len(parts) > 1 and parts[-1] == 0:
+            parts.pop()
+        return "/".join(one(p) for p in parts)
+
+    return composed if machine == 8 else one
 
 
 def _pyelftools_names(machine: int) -> dict[int, str]:

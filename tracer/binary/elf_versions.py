@@ -62,7 +62,7 @@ def version_needs(path: str, data: bytes) -> list[Need]:
     strtab = reader.bytes_at(dyn["DT_STRTAB"][0], dyn["DT_STRSZ"][0])
     index = _versions(reader, dyn, strtab, hdr.little)  # version index -> (library, version)
     needs = {vi: Need(lib, ver) for vi, (lib, ver) in index.items()}
-    count = _dynsym_count(data, hdr)
+    count = _dynsym_count(data, hdr, reader, dyn)
     if count and "DT_SYMTAB" in dyn and "DT_VERSYM" in dyn:
         wide = hdr.bits == 64
         size = 24 if wide else 16
@@ -79,9 +79,33 @@ def version_needs(path: str, data: bytes) -> list[Need]:
     return sorted(needs.values(), key=lambda n: (n.library, n.family or "~", n.number or (), n.version))
 
 
-def _dynsym_count(data: bytes, hdr: _Header) -> int:
-    """Entries of .dynsym, from the section headers (0 when they were stripped)."""
+def _dynsym_count(data: bytes, hdr: _Header, reader: _Reader | None = None,
+                  dyn: dict | None = None) -> int:
+    """Entries of .dynsym: from the section headers, or — stripped, and given the dynamic
+    section — from its hash table, as ld.so and ``readelf -D --dyn-syms`` find them."""
     for _name, stype, _f, _a, _off, size, _link, _info, _al, entsize in _section_headers(data, hdr):
         if stype == 11 and entsize:  # SHT_DYNSYM
             return size // entsize
-    return 0
+    return _count_from_hash(reader, dyn, hdr) if reader is not None and dyn is not None else 0
+
+
+def _count_from_hash(reader: _Reader, dyn: dict, hdr: _Header) -> int:
+    """Entries of the dynamic symbol table without section headers: DT_HASH's nchain,
+    or the highest index a DT_GNU_HASH chain reaches."""
+    o = hdr.order
+    if "DT_HASH" in dyn:
+        return struct.unpack(o + "II", reader.bytes_at(dyn["DT_HASH"][0], 8))[1]
+    if "DT_GNU_HASH" not in dyn:
+        return 0
+    at = dyn["DT_GNU_HASH"][0]
+    nbuckets, symoffset, bloom_size, _shift = struct.unpack(o + "IIII", reader.bytes_at(at, 16))
+    word = 8 if hdr.bits == 64 else 4
+    buckets_at = at + 16 + bloom_size * word
+    buckets = struct.unpack(o + f"{nbuckets}I", reader.bytes_at(buckets_at, 4 * nbuckets))
+    last = max(buckets, default=0)
+    if last < symoffset:
+        return symoffset
+    chain_at = buckets_at + 4 * nbuckets
+    while not struct.unpack(o + "I", reader.bytes_at(chain_at + 4 * (last - symoffset), 4))[0] & 1:
+        last += 1
+    return last + 1

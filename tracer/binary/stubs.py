@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 from .model import Image, ImportSlot, Section
 
-ELF_STUBS = (".plt", ".plt.sec", ".plt.got")
+ELF_STUBS = (".plt", ".plt.sec", ".plt.got", ".MIPS.stubs")
 ELF_POINTERS = (".got", ".got.plt")
 MACHO_POINTER_NAMES = ("__la_symbol_ptr", "__got", "__nl_symbol_ptr", "__auth_got")
 
@@ -37,6 +37,7 @@ class StubSection:
     size: int
     kind: str  # stubs | pointers | helper
     slots: list[Slot] = field(default_factory=list)
+    note: str | None = None  # what of the section is not decoded, and why
 
 
 @dataclass
@@ -53,6 +54,7 @@ class StubReport:
     arch: str
     sections: list[StubSection]
     anomalies: list[Anomaly]
+    file_type: str = ""  # Image.file_type: a relocatable object or a core dump has no stubs by nature
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -105,12 +107,15 @@ def check(img: Image, data: bytes, want_arch: str | None = None, host_arch: str 
     if target and img.arch != target:
         who = "requested" if want_arch else "host's"
         anomalies.append(Anomaly("wrong-arch", img.arch, f"built for {img.arch}, the {who} architecture is {target}"))
-    return StubReport(img.path, img.format, img.arch, sections, anomalies)
+    return StubReport(img.path, img.format, img.arch, sections, anomalies, img.file_type)
 
 
 # ---------------------------------------------------------------- ELF
 
 def _elf(img: Image, data: bytes) -> tuple[list[StubSection], list[Anomaly]]:
+    from .elf import dynamic_tags, section_entsizes
+    from .elf_plt import layout
+
     by_name = {s.name: s for s in img.sections}
     imports = {i.address: i for i in img.imports}
     width = img.bits // 8
@@ -118,32 +123,35 @@ def _elf(img: Image, data: bytes) -> tuple[list[StubSection], list[Anomaly]]:
     fmt = order + ("Q" if width == 8 else "I")
     out: list[StubSection] = []
     anomalies: list[Anomaly] = []
-    stub_ranges = [(by_name[n].addr, by_name[n].addr + by_name[n].size) for n in ELF_STUBS if n in by_name]
+    stub_ranges = [(by_name[n].addr, by_name[n].addr + by_name[n].size) for n in ELF_STUBS
+                   if n in by_name and by_name[n].kind != "SHT_NOBITS"]
+    # where each slot's first use goes before ld.so binds it: an IBT lazy entry or a MIPS
+    # lazy stub is named by the slot that leads to it
+    first_use: dict[int, ImportSlot] = {}
+    for imp in img.imports:
+        value = _word_at(img, data, imp.address, fmt, width)
+        if value:
+            first_use.setdefault(value, imp)
+    got = by_name.get(".got.plt") or by_name.get(".got")
+    entsizes = section_entsizes(img.path, data)
+    reserved = _reserved_got(img, data, dynamic_tags(img.path, data), by_name.get(".dynamic"), fmt, width)
     for name in ELF_STUBS:
         sec = by_name.get(name)
         if sec is None or sec.size == 0:
+            continue
+        if sec.kind == "SHT_NOBITS":  # PowerPC's .plt: pointers ld.so fills, no code
+            out.append(_nobits_pointers(img, sec, imports, width))
             continue
         blob = _sec_bytes(data, sec)
         ss = StubSection(name, sec.addr, sec.size, "stubs")
         if blob is not None:
             _check_filled(anomalies, name, blob)
-            entry = 8 if name == ".plt.got" else 16
-            first = 32 if (name == ".plt" and img.arch == "arm64") else entry  # arm64's PLT0 is 32 bytes
-            starts = [0] + list(range(first, len(blob) - entry + 1, entry))
-            for i in starts:
-                addr = sec.addr + i
-                chunk = blob[i:i + (first if i == 0 else entry)]
-                slot = _plt_target(img.arch, addr, chunk)
-                imp = imports.get(slot) if slot is not None else None
-                if name == ".plt" and i == 0:
-                    action = "PLT0: pushes the link_map and jumps to ld.so's resolver"
-                elif imp is not None:
-                    action = f"jumps through {slot:#x} ({imp.mode} {imp.reloc})"
-                elif slot is not None:
-                    action = f"jumps through {slot:#x}"
-                else:
-                    action = "not decoded"
-                ss.slots.append(Slot(addr, imp.symbol if imp else None, chunk.hex(), action))
+            found = layout(img.arch, name, sec.addr, blob, entsizes.get(name, 0), got.addr if got else None,
+                           img.endian == "little")
+            ss.note = found.note
+            for e in found.entries:
+                ss.slots.append(_stub_slot(img, sec.addr + e.offset, blob[e.offset:e.offset + e.size], e,
+                                           imports, first_use))
         out.append(ss)
     for name in ELF_POINTERS:
         sec = by_name.get(name)
@@ -163,16 +171,97 @@ def _elf(img: Image, data: bytes) -> tuple[list[StubSection], list[Anomaly]]:
                     else:
                         action = f"eager: ld.so binds it at load ({imp.reloc})"
                     sym = imp.symbol + (f"@{imp.version}" if imp.version else "")
-                elif name == ".got.plt" and i < 3 * width:
-                    sym = None
-                    action = ("address of _DYNAMIC", "ld.so stores the link_map here",
-                              "ld.so stores its resolver here")[i // width]
+                elif addr in reserved:
+                    sym, action = None, reserved[addr]
                 else:
                     sym = None
                     action = "rebased at load (relative) or constant"
                 ss.slots.append(Slot(addr, sym, f"{value:#x}", action))
         out.append(ss)
     return out, anomalies
+
+
+# what ld.so keeps in the first words at DT_PLTGOT (glibc's elf_machine_runtime_setup per
+# machine): got[1] the link_map and got[2] the resolver, got[0] the linker's _DYNAMIC or unused;
+# RISC-V and LoongArch put the resolver first; MIPS has its own two GOTs
+LINK_MAP, RESOLVER = "ld.so stores the link_map here", "ld.so stores its resolver here"
+GOT_THREE = ("x86_64", "i386", "arm", "arm64", "s390x", "s390")
+GOT_TWO = ("riscv64", "riscv32", "loong64")
+
+
+def _reserved_got(img: Image, data: bytes, dyn: dict, dynamic: Section | None, fmt: str,
+                  width: int) -> dict[int, str]:
+    """Link-time address -> what ld.so keeps there, for the GOT words it reserves."""
+    out: dict[int, str] = {}
+    got = dyn.get("DT_PLTGOT", [None])[0]
+    if got is None:
+        return out
+    if img.arch in GOT_THREE:
+        first = _word_at(img, data, got, fmt, width)
+        out[got] = ("address of _DYNAMIC" if dynamic is not None and first == dynamic.addr
+                    else "reserved (ld.so does not read it)")
+        out[got + width], out[got + 2 * width] = LINK_MAP, RESOLVER
+    elif img.arch in GOT_TWO:
+        out[got], out[got + width] = RESOLVER, LINK_MAP
+    elif img.arch.startswith("mips"):
+        out[got] = "ld.so stores its lazy resolver here (the lazy stubs call GOT[0])"
+        second = _word_at(img, data, got + width, fmt, width)
+        if second is not None and second >> (8 * width - 1):  # GNU ld's mark: a module pointer
+            out[got + width] = "module pointer (GNU extension): ld.so stores the link_map here"
+        if "DT_MIPS_PLTGOT" in dyn:  # .got.plt: the PLT's own resolver and link_map
+            plt_got = dyn["DT_MIPS_PLTGOT"][0]
+            out[plt_got] = "ld.so stores its PLT resolver here (.plt's header calls it)"
+            out[plt_got + width] = LINK_MAP
+    return out
+
+
+PLT_HEADER = {"x86_64": "PLT0: pushes the link_map and jumps to ld.so's resolver",
+              "i386": "PLT0: pushes the link_map and jumps to ld.so's resolver",
+              "sparc": "reserved entries (.PLT0-.PLT3): ld.so writes its resolver call here"}
+
+
+def _stub_slot(img: Image, addr: int, chunk: bytes, e, imports: dict[int, ImportSlot],
+               first_use: dict[int, ImportSlot]) -> Slot:
+    """One entry of elf_plt's layout as a slot: its symbol from the slot it jumps through (or,
+    for a lazy entry that loads none, from the slot whose first use leads into it)."""
+    if e.kind == "header":
+        arch = "sparc" if img.arch.startswith("sparc") else img.arch
+        return Slot(addr, None, chunk.hex(), PLT_HEADER.get(arch, "PLT header: hands the link_map to ld.so's "
+                                                                  "lazy resolver"))
+    if e.kind == "padding":
+        return Slot(addr, None, chunk.hex(), "padding after the last entry")
+    if e.target is not None:
+        imp = imports.get(e.target)
+    else:  # an entry that loads no slot: named by the slot whose first use leads into it
+        imp = next((first_use[v] for v in range(addr, addr + e.size) if v in first_use), None)
+    how = f" ({imp.mode} {imp.reloc})" if imp is not None else ""
+    if e.target == addr:
+        action = "ld.so rewrites this entry's instructions to reach the symbol" + how
+    elif e.target is not None:
+        action = f"jumps through {e.target:#x}" + how
+    elif e.reloc_index is not None:
+        action = f"lazy entry: pushes relocation {e.reloc_index} and jumps to PLT0 (its slot's first call)"
+    elif e.symbol_index is not None:
+        action = f"lazy stub: calls ld.so's resolver (GOT[0]) for dynamic symbol {e.symbol_index}"
+    else:
+        action = "not decoded"
+    return Slot(addr, imp.symbol if imp else None, chunk.hex(), action)
+
+
+def _nobits_pointers(img: Image, sec: Section, imports: dict[int, ImportSlot], width: int) -> StubSection:
+    ss = StubSection(sec.name, sec.addr, sec.size, "pointers",
+                     note=f"{img.arch}'s {sec.name} is a table of pointers ld.so fills (no bytes in the file); "
+                          "calls reach it through linker-made stubs in .text (and .glink), which are not read")
+    for addr in range(sec.addr, sec.addr + sec.size - width + 1, width):
+        imp = imports.get(addr)
+        if imp is None:
+            ss.slots.append(Slot(addr, None, "zero-fill", "ld.so's own (resolver, link_map) or unused"))
+        else:
+            sym = imp.symbol + (f"@{imp.version}" if imp.version else "")
+            ss.slots.append(Slot(addr, sym, "zero-fill", ("lazy: bound by ld.so on the first call"
+                                                          if imp.mode == "lazy" else
+                                                          f"eager: ld.so binds it at load ({imp.reloc})")))
+    return ss
 
 
 def _check_lazy(img: Image, anomalies: list[Anomaly], section: str, addr: int, value: int, imp: ImportSlot,
@@ -186,23 +275,13 @@ def _check_lazy(img: Image, anomalies: list[Anomaly], section: str, addr: int, v
                                  f"lazy pointer {value:#x} does not lead back into the PLT: the call never reaches ld.so"))
 
 
-def _plt_target(arch: str, addr: int, chunk: bytes) -> int | None:
-    """The GOT slot a PLT entry jumps through (x86_64 jmp *disp(%rip), arm64 adrp+ldr)."""
-    if arch == "x86_64":
-        i = chunk.find(b"\xff\x25")
-        if i >= 0 and i + 6 <= len(chunk):
-            disp = struct.unpack_from("<i", chunk, i + 2)[0]
-            return addr + i + 6 + disp
-        return None
-    if arch == "arm64" and len(chunk) >= 8:
-        for i in range(0, len(chunk) - 7, 4):
-            adrp, ldr = struct.unpack_from("<II", chunk, i)
-            if adrp & 0x9F000000 == 0x90000000 and ldr & 0xFFC00000 == 0xF9400000:
-                immlo, immhi = (adrp >> 29) & 3, (adrp >> 5) & 0x7FFFF
-                page = ((immhi << 2) | immlo) << 12
-                if page & (1 << 32):
-                    page -= 1 << 33
-                return ((addr + i) & ~0xFFF) + page + ((ldr >> 10) & 0xFFF) * 8
+def _word_at(img: Image, data: bytes, addr: int, fmt: str, width: int) -> int | None:
+    """The pointer the file holds at link-time address ``addr`` (None: not in the file)."""
+    for seg in img.segments:
+        if seg.name == "LOAD" and seg.vmaddr <= addr and addr + width <= seg.vmaddr + seg.filesize:
+            off = seg.fileoff + addr - seg.vmaddr
+            if off + width <= len(data):
+                return struct.unpack_from(fmt, data, off)[0]
     return None
 
 

@@ -18,8 +18,13 @@ def describe(img: Image) -> str:
     return f"{img.format} {img.bits}-bit {img.endian}-endian {img.arch} {kind}"
 
 
+# files no loader loads: saying "static" of them would give a wrong reason for their empty tables
+NOT_LOADED = {"relocatable": "a relocatable object: the linker combines it into a program, no loader binds in it",
+              "core": "a core dump: a process's memory, not a program to load"}
+
+
 def _static(img: Image) -> bool:
-    return not img.interpreter and not img.libraries and not img.imports
+    return not img.interpreter and not img.libraries and not img.imports and img.file_type not in NOT_LOADED
 
 
 def render_image(img: Image, console: Console, limit: int | None) -> None:
@@ -28,10 +33,13 @@ def render_image(img: Image, console: Console, limit: int | None) -> None:
         console.print(f"  slices         {', '.join(img.slices)} (showing {img.arch}; --arch picks another)")
     for note in img.notes:
         console.print(f"  [yellow]note[/]           {escape(note)}")
-    console.print(f"  {'dylinker' if img.format == 'Mach-O' else 'interpreter':14} {img.interpreter or '- (static)'}")
+    console.print(f"  {'dylinker' if img.format == 'Mach-O' else 'interpreter':14} "
+                  f"{img.interpreter or ('- (static)' if _static(img) else '-')}")
     console.print(f"  {'LC_UUID' if img.format == 'Mach-O' else 'build-id':14} {img.uuid or '[yellow]none[/]'}")
     if img.format == "Mach-O":
         console.print(f"  code signature {'yes' if img.code_signature else 'no'}")
+    elif img.file_type in NOT_LOADED:
+        console.print(f"  binding        none: {NOT_LOADED[img.file_type]}")
     elif _static(img):
         console.print("  binding        static: no dynamic linker, nothing is bound at load or run time")
     else:
@@ -67,10 +75,13 @@ def render_image(img: Image, console: Console, limit: int | None) -> None:
 def render_stubs(rep: StubReport, console: Console, limit: int | None) -> None:
     console.print(f"[bold]{escape(rep.path)}[/]: {rep.format} {rep.arch}")
     if not rep.sections:
-        console.print("  no stub or pointer sections (a static binary?)")
+        why = NOT_LOADED.get(rep.file_type)
+        console.print(f"  no stub or pointer sections ({why or 'a static binary?'})")
     for sec in rep.sections:
         if not sec.slots:
             console.print(f"[bold]{escape(sec.name)}[/] ({sec.kind}, {_hex(sec.address)}, {sec.size:#x} bytes)")
+            if sec.note:
+                console.print(f"  [yellow]note[/] {escape(sec.note)}")
             continue
         rows = sec.slots if limit is None else sec.slots[:limit]
         print_table(console, f"{sec.name} ({sec.kind}, {_hex(sec.address)}, {sec.size:#x} bytes, "
@@ -79,6 +90,8 @@ def render_stubs(rep: StubReport, console: Console, limit: int | None) -> None:
                     [[_hex(x.address), x.symbol or "-", x.value, x.action] for x in rows])
         if len(rows) < len(sec.slots):
             console.print(f"  … {len(sec.slots) - len(rows):,} more slots (--all or --json shows every one)")
+        if sec.note:
+            console.print(f"  [yellow]note[/] {escape(sec.note)}")
     if rep.anomalies:
         console.print(f"[bold red]{len(rep.anomalies)} anomal{'y' if len(rep.anomalies) == 1 else 'ies'}[/]")
         for a in rep.anomalies:

@@ -11,7 +11,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...arch import E_MACHINE, elf_arch
+from ...arch import E_MACHINE, elf_header_arch
 from ...errors import GotraceError
 
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
@@ -32,11 +32,9 @@ class Handler:
 
     @property
     def guest_arch(self) -> str | None:
-        """The architecture of the ELF files this handler runs (little-endian 64-bit magic), None if not ELF."""
-        if self.magic[:4] != b"\x7fELF" or len(self.magic) < 20:
-            return None
-        arch = elf_arch(int.from_bytes(self.magic[18:20], "little"))
-        return None if arch.startswith("machine-") else arch
+        """The architecture of the ELF files this handler runs (class and byte order from its magic), None if not ELF."""
+        arch = elf_header_arch(self.magic[:20])
+        return None if arch is None or arch.startswith("machine-") else arch
 
 
 def mounted() -> bool:
