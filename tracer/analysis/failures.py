@@ -125,15 +125,43 @@ def exit_127_unexplained(processes: list[dict], fatal: list[dict]) -> list[str]:
 def libraries_not_found(pids: dict[int, str], images: list[dict], meta: dict) -> list[tuple[str, str, str]]:
     """(executable, needer, library) for each DT_NEEDED no file answers, in those processes: what ld.so
     stopped them for ("error while loading shared libraries"), replayed on today's files."""
+    out, seen = [], set()
+    for pid, exe, missing in _missing_by_pid(pids, images, meta):
+        if exe not in seen:
+            seen.add(exe)
+            out += [(exe, needer, lib) for needer, lib in missing]
+    return out
+
+
+def _missing_by_pid(pids: dict[int, str], images: list[dict], meta: dict):
+    """(pid, executable, [(needer, library)…]) of each of ``pids``, each executable replayed once."""
     from .scope import build_process, images_by_pid
 
     by_pid = images_by_pid(images)
     env, cwd = dict(meta.get("loader_env") or {}), meta.get("cwd")
-    out, seen = [], set()
+    done: dict[str, list[tuple[str, str]]] = {}
     for pid, exe in sorted(pids.items()):
-        if exe in seen or exe == "?":
+        if exe == "?":
             continue
-        seen.add(exe)
-        proc = build_process(exe, by_pid.get(pid, []), env, cwd)
-        out += [(exe, needer, lib) for needer, lib in proc.missing]
+        if exe not in done:
+            done[exe] = list(build_process(exe, by_pid.get(pid, []), env, cwd).missing)
+        yield pid, exe, done[exe]
+
+
+def loader_deaths(processes: list[dict], fatal: list[dict], images: list[dict], meta: dict) -> list[dict[str, Any]]:
+    """The processes the dynamic linker stopped, one row each: exit 127 with a fatal lookup that
+    killed it (glibc's "symbol lookup error"), or with a DT_NEEDED library found nowhere
+    ("error while loading shared libraries", replayed on today's files). A 127 neither explains is
+    left out: a shell passing on its child's status, or "command not found", exits 127 too."""
+    out = []
+    for f in fatal:
+        if f["outcome"] == "died" and f["pid"] not in {d["pid"] for d in out}:
+            out.append({"pid": f["pid"], "exe": f["exe"], "cause": "undefined symbol", "symbol": f["symbol"],
+                        "version": f["version"], "library": None, "needed_by": f["requester"]})
+    for pid, exe, missing in _missing_by_pid(exit_127_pids(processes, fatal), images, meta):
+        if missing:
+            needer, lib = missing[0]
+            out.append({"pid": pid, "exe": exe, "cause": "library not found", "symbol": None, "version": None,
+                        "library": lib, "needed_by": needer})
+    out.sort(key=lambda d: d["pid"])
     return out

@@ -24,7 +24,9 @@ def compare_command(
         "--fail-on", metavar="BUDGET[,BUDGET…]",
         help="Exit 1 when B, the new run, breaks a budget against A, the baseline: bindings+10%, "
              "bindings+500, resolver+20%, resolver+5ms, relocation+20%, failed+0, fatal+0, processes+N, "
-             "new-provider, new-version, new-symbol, new-fatal. Repeat it or separate with commas.",
+             "new-provider, new-version, new-symbol, new-fatal; on outcomes: exit-status (the command's "
+             "status changed), loader-deaths+N (processes the dynamic linker stopped, exit 127), "
+             "new-missing-library. Repeat it or separate with commas.",
         show_default=False)] = None,
 ) -> None:
     """Two sessions side by side; with --fail-on, a CI gate.
@@ -44,6 +46,7 @@ def compare_command(
       gotrace compare base new --fail-on bindings+10%,new-provider
       gotrace compare base new --fail-on resolver+20% --fail-on new-fatal
       gotrace compare base new --fail-on new-version --json  # "budgets"
+      gotrace compare base new --fail-on exit-status,loader-deaths+0
 
     Sessions of different commands are compared anyway, with a warning; a
     translator's own bindings are left out unless --include-translator.
