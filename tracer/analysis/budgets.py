@@ -204,6 +204,15 @@ def _exit_status(b: Budget, ma: dict, mb: dict) -> dict[str, Any]:
 
 def check_budgets(budgets: list[Budget], a: Session, b: Session) -> list[dict[str, Any]]:
     """Each budget against baseline ``a`` and new run ``b``: broken or kept, with a line saying why."""
+    for sess, side in ((a, "the baseline"), (b, "the new run")):
+        partial = [f"{d['file']} ({d['rows']:,} bindings)" if d.get("rows") is not None else d["file"]
+                   for d in getattr(sess, "damaged", None) or ()]
+        if partial:
+            raise BudgetError(f"budgets cannot be checked: {side} ({sess.path}) is damaged, {', '.join(partial)} "
+                              "cannot be read; a gate on part of a run could keep what the whole run breaks")
+        if int(sess.meta.get("events_dropped") or 0):
+            raise BudgetError(f"budgets cannot be checked: {side} ({sess.path}) saved only part of its events "
+                              f"({sess.meta['events_dropped']:,} were never written: {sess.meta.get('write_error')})")
     ma, mb = measures(a), measures(b)
     out = []
     for bud in budgets:

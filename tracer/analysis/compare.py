@@ -61,6 +61,8 @@ def _side(s: Session) -> dict[str, Any]:
         "latency_measured": bool(ev["latency_ns"].notna().any()) if len(ev) else False,
         "latency_method": latency_method(meta),
         "relocation_ns": int(s.relocations["duration_ns"].sum()) if len(s.relocations) else None,
+        # events parts that could not be read ({file, rows, error}): this side's figures are partial
+        "damaged_parts": list(getattr(s, "damaged", None) or []),
     }
 
 

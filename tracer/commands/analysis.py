@@ -10,7 +10,7 @@ import typer
 
 from ..errors import GotraceError
 from .options import JsonOpt, SessionArg, TopOpt, TranslatorOpt
-from .output import err_console
+from .output import err_console, warn_damaged
 
 
 def compare_command(
@@ -60,6 +60,8 @@ def compare_command(
 
     budgets = parse_budgets(fail_on) if fail_on is not None else None  # a typo fails before any session is read
     sa, sb = load_session(a), load_session(b)
+    warn_damaged(sa)
+    warn_damaged(sb)
     res = compare(sa, sb, top=top, include_translator=include_translator, budgets=budgets)
     if plot_file is not None:
         from ..analysis.plot import plot
@@ -104,7 +106,10 @@ def plot_command(
 
     if not 1 <= len(sessions) <= 2:
         raise GotraceError("give one session, or two to compare")
-    plot([load_session(p) for p in sessions], output, fmt, include_translator)
+    loaded = [load_session(p) for p in sessions]
+    for s in loaded:
+        warn_damaged(s)
+    plot(loaded, output, fmt, include_translator)
     if output != "-":
         err_console.print(f"gotrace: plot written: {output}")
 
@@ -128,5 +133,7 @@ def export_command(
     from ..analysis.export import export
     from ..session.reader import load_session
 
-    n = export(load_session(session), fmt, output)
+    s = load_session(session)
+    warn_damaged(s)
+    n = export(s, fmt, output)
     err_console.print(f"gotrace: {n:,} bindings written to {'stdout' if output == '-' else output} ({fmt})")

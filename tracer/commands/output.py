@@ -38,6 +38,14 @@ def print_error(message: str) -> None:
     sys.stderr.flush()
 
 
+def warn_damaged(session) -> None:
+    """One line per events part a loaded session could not read: what follows leaves its rows out."""
+    for d in getattr(session, "damaged", None) or ():
+        rows = f"{d['rows']:,} bindings" if d.get("rows") is not None else "bindings the writer did not record"
+        print_error(f"warning: {session.path}: {d['file']} cannot be read ({d['error']}); it held {rows}, left "
+                    "out of what follows: the answers are partial")
+
+
 def report_failure(exc: BaseException) -> int:
     """Say what went wrong in one line (errors.one_line's rule); the exit code."""
     if isinstance(exc, BrokenPipeError):  # stdout's reader went away: nothing left to tell it

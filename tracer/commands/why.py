@@ -44,11 +44,13 @@ def why_command(
     """
     from ..session.reader import load_session
     from .options import stdout_console
+    from .output import warn_damaged
 
     if (symbol is None) == (library is None):
         raise GotraceError("name a symbol (gotrace why SESSION SYMBOL) or a library (gotrace why SESSION "
                            "--library NAME), one of the two")
     s = load_session(session)
+    warn_damaged(s)
     if library is not None and (s.meta.get("backend") == "dyld-print" or s.meta.get("os") == "Darwin"):
         raise GotraceError("--library follows glibc's search; this session is from macOS, where dyld loads each "
                            "library by the install name in its requester's LC_LOAD_DYLIB (@rpath, @loader_path): "
@@ -71,6 +73,8 @@ def why_command(
         if not res["lookups"]:
             raise GotraceError(f"no lookup of {symbol} recorded{_of(pid)} in {session}{_did_you_mean(s, symbol)}", 1)
     if as_json:
+        if s.damaged:  # the answer leaves out the rows of these parts
+            res = {**res, "damaged_parts": s.damaged}
         sys.stdout.write(json.dumps(res, indent=2) + "\n")
     else:
         render(res, stdout_console())

@@ -26,9 +26,14 @@ def _exit(s: dict[str, Any]) -> str:
     return "exit unknown" if s.get("exit_code") is None else f"exit {s['exit_code']}"
 
 
-def _processes_line(b: dict, p: dict) -> str:
+def _at_least(s: dict) -> str:
+    """Counts of a session missing events it recorded (dropped, lost, damaged) are lower bounds."""
+    return "at least " if s.get("counts_lower_bound") else ""
+
+
+def _processes_line(b: dict, p: dict, s: dict | None = None) -> str:
     kinds = ", ".join(f"{k} {v:,}" for k, v in b["by_kind"].items())
-    return (f"{plural(b['total'], 'binding')} in {plural(p['count'], 'process')} "
+    return (f"{_at_least(s or {})}{plural(b['total'], 'binding')} in {plural(p['count'], 'process')} "
             f"({plural(p['images'], 'program image')}, {p['failed']:,} exited non-zero"
             + (f", {p['static']:,} static" if p.get("static") else "") + f"): {kinds}; "
             f"resolved {b['resolved']:,}, failed {b['failed']:,}")
@@ -41,13 +46,15 @@ def _translated(p: dict) -> str:
 def render_report(report: dict[str, Any], console: Console) -> None:
     s, b, p = report["session"], report["bindings"], report["processes"]
     state = "complete" if s["complete"] else "[yellow]INCOMPLETE[/]"
+    if s.get("damaged_parts"):
+        state += f", [bold red]DAMAGED[/]: {plural(len(s['damaged_parts']), 'events part')} unreadable"
     console.print(f"[bold]session[/] {escape(s['path'])}  ({state}, backend {s['backend']}, "
                   f"{_exit(s)}, {shown(s['duration_s'])} s)")
     if s.get("imported"):
         console.print(f"[bold]imported[/] {s['imported']['format']} log: {escape(', '.join(s['imported']['from']))}")
     else:
         console.print(f"[bold]command[/] {escape(' '.join(s['argv'] or []))}")
-    console.print(escape(_processes_line(b, p)))
+    console.print(escape(_processes_line(b, p, s)))
     if s["lost_events"]:
         console.print(f"[bold red]{s['lost_events']:,} events were lost[/] (perf buffer overflow or a full "
                       "binding map): counts are lower bounds")
@@ -145,7 +152,7 @@ def render_summary(report: dict[str, Any], console: Console, show_choice: bool =
         console.print(f"[bold]gotrace:[/] {escape(s['backend_choice'])}")
     fl = report.get("failed_lookups") or {}
     fatal = f", {fl['fatal']:,} fatal" if fl.get("fatal") else ""
-    console.print(f"[bold]gotrace:[/] {plural(b['total'], 'binding')} in {plural(p['count'], 'process')} "
+    console.print(f"[bold]gotrace:[/] {_at_least(s)}{plural(b['total'], 'binding')} in {plural(p['count'], 'process')} "
                   f"({kinds}; {plural(b['failed'], 'failed lookup')}{fatal})")
     if p.get("translated"):
         console.print("[bold]gotrace:[/] translated: " + _translated(p))
