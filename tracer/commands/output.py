@@ -73,12 +73,22 @@ def check_json_out(path: str | None) -> None:
         raise GotraceError(f"--json-out {path}: is a directory; give a file name")
     if _in_place(path):
         if not os.access(path, os.W_OK):
-            raise GotraceError(f"--json-out {path}: permission denied")
+            raise GotraceError(f"--json-out {path}: {_denied(path)}")
         return
     if not parent.is_dir():
         raise GotraceError(f"--json-out {path}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK) or (target.exists() and not os.access(target, os.W_OK)):
-        raise GotraceError(f"--json-out {path}: permission denied")
+        raise GotraceError(f"--json-out {path}: {_denied(parent)}")
+
+
+def _denied(path) -> str:
+    """Why a file cannot be written: the file system, or the permissions (root passes those)."""
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return "read-only file system; choose another file"
+    except OSError:
+        pass
+    return "permission denied"
 
 
 def _in_place(path: str) -> bool:

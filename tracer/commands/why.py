@@ -55,6 +55,8 @@ def why_command(
         raise GotraceError("--library follows glibc's search; this session is from macOS, where dyld loads each "
                            "library by the install name in its requester's LC_LOAD_DYLIB (@rpath, @loader_path): "
                            "gotrace inspect FILE lists them")
+    if pid is not None:
+        _check_pid(s, session, pid, symbol)
     if library is not None:
         from ..analysis.why_library import why_library
         from ..render.why import render_why_library
@@ -78,6 +80,25 @@ def why_command(
         sys.stdout.write(json.dumps(res, indent=2) + "\n")
     else:
         render(res, stdout_console())
+
+
+def _check_pid(s, session, pid: int, symbol: str | None) -> None:
+    """A --pid the session never saw is said as such, with the pids it did see: never a symbol's fault."""
+    procs, ev = s.processes, s.events
+    known = set(int(p) for p in procs["pid"]) | set(int(p) for p in ev["pid"].unique())
+    if pid in known:
+        return
+    exe = {int(p): str(e).rsplit("/", 1)[-1] for p, e in zip(procs["pid"], procs["exe"]) if e is not None}
+    where, what = known, "its processes"
+    if symbol is not None:
+        asked = set(int(p) for p in ev.loc[ev["symbol"].astype(str) == symbol, "pid"].unique())
+        if asked:
+            where, what = asked, f"{symbol} was looked up in"
+    shown = sorted(where)[:6]
+    listed = ", ".join(f"{p} ({exe[p]})" if p in exe else str(p) for p in shown)
+    more = f" and {len(where) - len(shown):,} more" if len(where) > len(shown) else ""
+    raise GotraceError(f"process {pid} is not in {session}" + (f"; {what}: {listed}{more}" if where else
+                       ": it recorded no process") + "; gotrace report SESSION lists them by executable", 1)
 
 
 def _of(pid: int | None) -> str:
