@@ -153,3 +153,21 @@ def test_why_pid_not_in_the_session_says_so(tmp_path):
     out = gotrace_cli("why", str(sess), "malloc", "--pid", "1")
     listed = {int(p) for p in re.findall(r"(\d+) \(", out.stderr.split("looked up in:")[1])}
     assert listed and listed <= set(ev.loc[ev["symbol"] == "malloc", "pid"])
+
+
+def test_lldb_time_per_lookup_is_not_called_resolver_latency(tmp_path):
+    """lldb's figure is stop to stop minus a calibration: its own handling of each stop stays in it,
+    so it is named as lldb's time per lookup, never as the resolver's latency, in the summary and the
+    report; a bpf session's figure is the resolver's and keeps that name."""
+    from conftest import require_backend
+
+    for backend in ("lldb", "bpf"):
+        require_backend(backend)
+        out = gotrace_cli("bind", "-q", "-b", backend, "-o", str(tmp_path / backend), "--", "ls", "/")
+        assert out.returncode == 0, out.stderr
+        text = out.stderr + gotrace_cli("report", str(tmp_path / backend)).stdout
+        if backend == "lldb":
+            assert "resolver latency" not in text and "time per lookup under lldb" in text, text
+            assert "not the resolver's own time" in text
+        else:
+            assert "resolver latency" in text and "under lldb" not in text

@@ -18,8 +18,10 @@ def _latency_title(session: dict[str, Any]) -> str:
     cal = latency_calibration(session.get("latency_method"))
     if cal is None:
         return "resolver latency"
-    return (f"resolver latency, calibrated estimates (lldb: stop to stop, minus its own stop/resume cost "
-            f"{_ns(cal['median_ns'])}, median of {cal['rounds']})")
+    # not the resolver's time: lldb's own handling of each stop stays in it (bpf measures the resolver)
+    return (f"time per lookup under lldb, calibrated estimates (stop to stop, minus its own stop/resume cost "
+            f"{_ns(cal['median_ns'])}, median of {cal['rounds']}): ranks lookups; not the resolver's own time, "
+            "which bpf or bpftrace measure")
 
 
 def _exit(s: dict[str, Any]) -> str:
@@ -116,12 +118,15 @@ def _failures(report: dict[str, Any], console: Console) -> None:
                         [[r["symbol"], count(r["bindings"])] for r in report["failed_symbols"]])
         return
     rows = ([[r["symbol"], "weak reference: skipped", count(r["lookups"])] for r in fl["weak_symbols"]]
-            + [[r["symbol"], "dlsym: returned NULL", count(r["lookups"])] for r in fl["dlsym_symbols"]]
-            + [[r["symbol"], "requester unreadable", count(r["lookups"])] for r in fl["unknown_symbols"]])
+            + [[r["symbol"], "dlsym: returned NULL", count(r["lookups"])] for r in fl["dlsym_symbols"]])
     if rows:
-        print_table(console, f"harmless failed lookups (weak {fl['weak']:,}, dlsym {fl['dlsym']:,}"
-                    + (f", unknown {fl['unknown']:,}" if fl["unknown"] else "") + ")",
+        print_table(console, f"failed lookups that stopped nothing (weak {fl['weak']:,}, dlsym {fl['dlsym']:,})",
                     [("symbol", ID), ("meaning", TEXT), ("lookups", NUM)], rows)
+    if fl["unknown_symbols"]:  # weak (skipped) or global (fatal): the requester's file no longer says
+        print_table(console, f"failed lookups that may have been fatal ({fl['unknown']:,}: the requester is gone or "
+                    "unreadable, so whether its reference was weak cannot be told)",
+                    [("symbol", ID), ("lookups", NUM)],
+                    [[r["symbol"], count(r["lookups"])] for r in fl["unknown_symbols"]])
 
 
 def _interposed(report: dict[str, Any], console: Console) -> None:
@@ -167,11 +172,12 @@ def render_summary(report: dict[str, Any], console: Console, show_choice: bool =
     lat = (report.get("latency_ns") or {}).get("all")
     if lat:
         cal = latency_calibration(s.get("latency_method"))
-        what = "resolver latency" if cal is None else "resolver latency (calibrated estimates)"
+        what = "resolver latency" if cal is None else "time per lookup under lldb (calibrated estimates)"
         console.print(f"[bold]gotrace:[/] {what} p50 {_ns(lat['p50'])}, p99 {_ns(lat['p99'])}, "
                       f"max {_ns(lat['max'])}"
-                      + (f" (lldb's own stop/resume cost, {_ns(cal['median_ns'])} median of {cal['rounds']}, "
-                         "subtracted)" if cal else ""))
+                      + (f" (stop to stop, lldb's own stop/resume cost, {_ns(cal['median_ns'])} median of "
+                         f"{cal['rounds']}, subtracted): ranks lookups; not the resolver's own time, which bpf "
+                         "or bpftrace measure" if cal else ""))
     if report["top_providers"]:
         tops = ", ".join(f"{r['provider']} {r['bindings']:,}" for r in report["top_providers"][:3])
         console.print(f"[bold]gotrace:[/] top providers: {escape(tops)}")
