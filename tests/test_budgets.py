@@ -202,6 +202,8 @@ def test_outcome_budgets_on_a_log_of_the_loader_alone(tmp_path):
     t, f = {"session": tmp_path / "t"}, {"session": tmp_path / "f"}
     res = gate(t, f, "exit-status")
     assert res.returncode == 1 and broken_lines(res.stderr) == ["exit-status: the command exited 0 → 1"]
+    res = gate(f, t, "exit-status")  # a change either way: the gate holds a status, not a direction
+    assert res.returncode == 1 and broken_lines(res.stderr) == ["exit-status: the command exited 1 → 0"]
     for budget in ("loader-deaths+0", "new-missing-library"):
         res = gate(t, f, budget)
         assert res.returncode == 2 and "records the exit status of the command alone" in res.stderr, res.stderr

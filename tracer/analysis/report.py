@@ -106,15 +106,14 @@ def summarize(path: str | Path, meta: dict[str, Any], tally: EventTally, process
 def lower_bound(meta: dict[str, Any], damaged: list[dict] | None) -> bool:
     """Whether the session holds fewer events than the run recorded: lost on the way, not written
     (a full disk), or written and no longer readable."""
-    return bool(int(meta.get("lost_events") or 0) or int(meta.get("events_dropped") or 0) or damaged
-                or str(meta.get("write_error") or "").startswith("writing events"))
+    return bool(int(meta.get("lost_events") or 0) or int(meta.get("events_dropped") or 0) or damaged)
 
 
 def partial_notes(meta: dict[str, Any], damaged: list[dict] | None) -> list[str]:
     """What a reader must know first: the figures below leave out events the run recorded."""
     out = []
     dropped = int(meta.get("events_dropped") or 0)
-    if dropped or str(meta.get("write_error") or "").startswith("writing events"):
+    if dropped:  # a failed write counts its chunk and every later one here
         out.append(f"{dropped:,} recorded bindings were never saved ({meta.get('write_error') or 'a write failed'}):"
                    " every count here is a lower bound")
     for d in damaged or ():
