@@ -130,7 +130,12 @@ def test_plot_png_and_svg(pair, tmp_path):
     svg = ET.parse(tmp_path / "two.svg").getroot()
     assert svg.tag.endswith("svg")
     text = (tmp_path / "two.svg").read_text()
-    assert "resolver latency" in text  # matplotlib keeps each label's text beside its glyph paths
+    # matplotlib keeps each label's text beside its glyph paths; B is an lldb session, whose figure is
+    # its own time per lookup, not the resolver's latency
+    assert "time per lookup" in text and "resolver latency" not in text
+    only_bpftrace = tmp_path / "a.svg"
+    assert subprocess.run([GOTRACE, "plot", str(a), "-o", str(only_bpftrace)], capture_output=True).returncode == 0
+    assert "resolver latency" in only_bpftrace.read_text()
 
 
 def test_plot_of_two_instruments_names_them_and_warns(pair):
@@ -168,3 +173,47 @@ def test_notebook_runs_headless(pair, tmp_path):
     outputs = run_notebook(a, b, tmp_path)
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert any(o.get("output_type") == "display_data" and "image/png" in o.get("data", {}) for o in outputs)
+
+
+@pytest.fixture(scope="module")
+def big_pair(tmp_path_factory):
+    """Two ld-debug sessions of real programs that differ by thousands of bindings:
+    `python3 -c 'import ssl'` (libpython, libssl, libcrypto, C extensions) and `git --version`."""
+    out = tmp_path_factory.mktemp("bigpair")
+    for name, argv in (("ssl", ["python3", "-c", "import ssl"]), ("git", ["git", "--version"])):
+        res = subprocess.run([GOTRACE, "bind", "-q", "-b", "ld-debug", "-o", str(out / name), "--", *argv],
+                             capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr
+    return out / "ssl", out / "git"
+
+
+def _parquet_binding_set(session) -> set:
+    """(requester, symbol, provider) by file name, from the session's Parquet parts with plain pandas."""
+    ev = pd.concat([pd.read_parquet(p) for p in sorted((session / "events").glob("part-*.parquet"))])
+    ok = ev[ev["resolved"]]
+    base = lambda s: os.path.basename(str(s))  # noqa: E731
+    return set(zip(ok["requester"].map(base), ok["symbol"].astype(str), ok["provider"].map(base)))
+
+
+def test_compare_counts_are_whole_and_the_lists_say_they_are_cut(big_pair, tmp_path):
+    """Oracle: pandas reading the two sessions' Parquet parts. compare's only-in counts are every
+    binding of one side (thousands here), never the length of the list it cuts at 500; the text
+    says how many it lists."""
+    a, b = big_pair
+    sa, sb = _parquet_binding_set(a), _parquet_binding_set(b)
+    assert len(sa - sb) > 1000, "the workload must differ by more than a cut list holds"
+    out = subprocess.run([GOTRACE, "compare", "--json", str(a), str(b)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    assert res["only_in_a_count"] == len(sa - sb) and res["only_in_b_count"] == len(sb - sa)
+    assert res["in_both"] == len(sa & sb)
+    assert len(res["only_in_a"]) < res["only_in_a_count"]  # the list is cut …
+    assert {tuple(r) for r in res["only_in_a"]} <= {tuple(r) for r in (sa - sb)}  # … and holds real rows
+    text = subprocess.run([GOTRACE, "compare", "--top", "3", str(a), str(b)], capture_output=True, text=True).stdout
+    assert f"only in A: {len(sa - sb):,}; only in B: {len(sb - sa):,}" in text
+    assert f"only in A: 3 of {len(sa - sb):,} listed" in text
+    # the notebook counts with pandas and checks compare's counts against its own
+    outputs = run_notebook(a, b, tmp_path)
+    assert not [o for o in outputs if o.get("output_type") == "error"], outputs
+    printed = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    assert f"only in A: {len(sa - sb):,}, only in B: {len(sb - sa):,}" in printed

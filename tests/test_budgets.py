@@ -149,3 +149,70 @@ def test_budgets_that_cannot_be_read_or_checked_are_errors(runs, tmp_path):
         assert res.returncode == 2 and says in res.stderr, (budget, res.stderr)
     # what ld-debug does record is gated as well
     assert gotrace_cli("compare", str(ld), str(ld), "--fail-on", "bindings+0,new-provider").returncode == 0
+
+
+@pytest.mark.parametrize("backend", ["bpf", "bpftrace"])
+def test_a_program_that_no_longer_starts_breaks_the_outcome_budgets(backend, tmp_path):
+    """A library goes missing between two runs. Oracles: the program's own exit status run without
+    gotrace (127) and glibc's "error while loading shared libraries: LIB" naming the library; the
+    script around it exits 0 either way (its own status, without gotrace), so only the budgets on
+    processes see the death there, and exit-status sees it where the program is the command."""
+    import shutil
+
+    from conftest import require_backend
+
+    require(shutil.which("gcc") is not None, "gcc is not installed")
+    require_backend(backend)
+    bins = build(tmp_path / "bins")
+    picker = str(bins["picker"])
+    script = ["sh", "-c", '"$0"; echo after', picker]
+
+    def record(name: str, argv: list[str]) -> dict:
+        res = gotrace_cli("bind", "-q", "-b", backend, "-o", str(tmp_path / name), "--", *argv)
+        return {"session": tmp_path / name, "code": res.returncode}
+
+    base, base_direct = record("base", script), record("base-direct", [picker])
+    assert (base["code"], base_direct["code"]) == (0, 0)
+    lib = bins["libb"]
+    lib.rename(lib.with_suffix(".gone"))
+    own = subprocess.run([picker], capture_output=True, text=True)
+    m = re.search(r"error while loading shared libraries: (\S+): cannot open shared object file", own.stderr)
+    assert own.returncode == 127 and m, own.stderr
+    script_own = subprocess.run(script, capture_output=True, text=True).returncode
+    new, new_direct = record("new", script), record("new-direct", [picker])
+    assert (new["code"], new_direct["code"]) == (script_own, 127)
+
+    res = gate(base, new, "loader-deaths+0,new-missing-library,exit-status", json_out=True)
+    assert res.returncode == 1, res.stderr
+    budgets = {b["budget"]: b for b in json.loads(res.stdout)["budgets"]}
+    death = f"{m.group(1)}, needed by picker (process picker, exit 127)"
+    assert budgets["loader-deaths+0"]["broken"] and budgets["loader-deaths+0"]["culprits"] == [death]
+    assert (budgets["loader-deaths+0"]["baseline"], budgets["loader-deaths+0"]["new"]) == (0, 1)
+    assert budgets["new-missing-library"]["broken"] and budgets["new-missing-library"]["culprits"] == [death]
+    assert not budgets["exit-status"]["broken"] and budgets["exit-status"]["new"] == script_own == 0
+    assert broken_lines(res.stderr) == [f"loader-deaths+0: loader-deaths 0 → 1 (+∞%; over the allowed +0): {death}",
+                                        f"new-missing-library: 1 new missing library: {death}"]
+    res = gate(base_direct, new_direct, "exit-status", json_out=True)
+    assert res.returncode == 1
+    (b,) = json.loads(res.stdout)["budgets"]
+    assert (b["baseline"], b["new"]) == (0, own.returncode) and b["culprits"] == [death]
+    # a run against itself keeps them all
+    assert gate(new, new, "loader-deaths+0,new-missing-library,exit-status").returncode == 0
+    assert gate(base, base, "loader-deaths+0,new-missing-library,exit-status").returncode == 0
+
+
+def test_outcome_budgets_on_a_log_of_the_loader_alone(tmp_path):
+    """ld-debug knows the command's exit status (the oracle: `false` exits 1) but not its children's:
+    exit-status is checked, the budgets on processes are refused in one line (exit 2)."""
+    for name, cmd in (("t", "true"), ("f", "false")):
+        assert gotrace_cli("bind", "-q", "-b", "ld-debug", "-o", str(tmp_path / name), "--", cmd).returncode == \
+            subprocess.run([cmd]).returncode
+    t, f = {"session": tmp_path / "t"}, {"session": tmp_path / "f"}
+    res = gate(t, f, "exit-status")
+    assert res.returncode == 1 and broken_lines(res.stderr) == ["exit-status: the command exited 0 → 1"]
+    res = gate(f, t, "exit-status")  # a change either way: the gate holds a status, not a direction
+    assert res.returncode == 1 and broken_lines(res.stderr) == ["exit-status: the command exited 1 → 0"]
+    for budget in ("loader-deaths+0", "new-missing-library"):
+        res = gate(t, f, budget)
+        assert res.returncode == 2 and "records the exit status of the command alone" in res.stderr, res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1

@@ -1,14 +1,18 @@
 """Faults around capture: missing tools, lost events, a full disk, streaming."""
 from __future__ import annotations
 
+import json
 import os
 import sys
 import shutil
 import subprocess
 import time
 
+import pandas as pd
+import pytest
 
-from conftest import gotrace_cli, require, require_bpftrace, tmpfs
+
+from conftest import gotrace_cli, ld_debug_counts, require, require_backend, require_bpftrace, tmpfs
 from tracer import bind, load_session
 from tracer.capture.bpftrace import backend as bpf_mod
 from tracer.capture.bpftrace import launch as bpftrace_launch
@@ -202,3 +206,42 @@ def test_ld_debug_logs_of_a_reused_pid_are_retired_apart(tmp_path):
         assert rows[0] > 0 and rows[1] == 2 * rows[0]
         left = sorted(p.name for p in logs.iterdir())
         assert left == ([f"ld.{gone}.2.done", f"ld.{gone}.done"] if keep else []), left
+
+
+@pytest.mark.parametrize("backend", ["bpf", "ld-debug"])
+def test_a_full_disk_says_its_counts_are_lower_bounds(backend, tmp_path):
+    """`-o` on a 96 KiB tmpfs. Oracles: glibc's LD_DEBUG=bindings count of the same workload (far more
+    than the session could save, and no more than gotrace recorded: saved + never saved + lost), and
+    the workload's own exit status. The summary, --json, report and meta.json all say the count is a
+    lower bound; the exit status stays the command's."""
+    require_backend(backend)
+    script = "ls / >/dev/null; sleep 2.5; for i in 1 2 3; do python3 -c 'import ssl, json, decimal'; done; exit 3"
+    logs = tmp_path / "ld"
+    logs.mkdir()
+    own = subprocess.run(["bash", "-c", script], env={**os.environ, "LD_DEBUG": "bindings",
+                                                      "LD_DEBUG_OUTPUT": str(logs / "ld")})
+    oracle = sum(ld_debug_counts(logs).values())
+    with tmpfs(tmp_path / "tiny", "96k") as mnt:
+        out = gotrace_cli("bind", "-o", str(mnt / "s"), "--backend", backend, "--json-out", str(tmp_path / "r.json"),
+                          "--", "bash", "-c", script)
+        assert out.returncode == own.returncode == 3, out.stderr
+        assert "No space left" in out.stderr and "Traceback" not in out.stderr
+        parts = sorted((mnt / "s" / "events").glob("part-*.parquet"))
+        saved = sum(len(pd.read_parquet(p)) for p in parts)
+        meta = json.loads((mnt / "s" / "meta.json").read_text())
+        report = json.loads(gotrace_cli("report", "--json", str(mnt / "s")).stdout)
+        text = gotrace_cli("report", str(mnt / "s")).stdout
+    assert saved < oracle / 2  # a fraction of the run
+    recorded = saved + meta["events_dropped"] + meta["lost_events"]
+    assert recorded >= oracle  # what gotrace recorded is the whole run (failed lookups too, for bpf)
+    assert meta["events"] == saved and not meta["complete"] and "No space left" in meta["write_error"]
+    assert sum(meta["event_parts"].values()) == saved
+    summary = json.loads((tmp_path / "r.json").read_text())
+    for doc in (summary, report):
+        assert doc["bindings"]["total"] == saved
+        assert doc["session"]["counts_lower_bound"] is True and doc["session"]["events_dropped"] == \
+            meta["events_dropped"]
+    assert f"gotrace: at least {saved:,} binding" in out.stderr
+    assert f"{meta['events_dropped']:,} recorded bindings were never saved" in out.stderr
+    assert "statically linked" not in out.stderr  # silence that is the disk's, not the programs'
+    assert f"at least {saved:,} binding" in text and "lower bound" in text

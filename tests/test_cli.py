@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -364,3 +365,46 @@ def test_a_plain_bind_starts_its_command_before_typer_click_rich_or_pandas(backe
     assert not heavy & {"typer", "click", "pandas"}, heavy
     if backend == "ld-debug":
         assert "rich" not in heavy, heavy
+
+
+def _ctrl_c_on_a_script(tmp_path, prefix: list[str]) -> tuple[int, str]:
+    """A script that runs a command (behind ``prefix``: gotrace bind …, or nothing) as its background job (SIGINT ignored, as a non-interactive shell
+    does for `&`), and a Ctrl-C to the script's whole process group while the job runs: the job's
+    exit status as the script's `wait` reports it, and what the job wrote to stderr.
+
+    No timing: the job's command blocks reading a FIFO; the test's open of the FIFO for writing
+    returns only once the command has it open, the signal is sent then, and only after it the
+    command is let go on by writing one line."""
+    fifo, out = tmp_path / "go-on", tmp_path / "built"
+    os.mkfifo(fifo)
+    job = [*prefix, "sh", "-c", 'read x < "$0"; ls / > /dev/null; echo built > "$1"', str(fifo), str(out)]
+    script = (" ".join(shlex.quote(a) for a in job) + " 2>" + shlex.quote(str(tmp_path / "job.err"))
+              + " &\npid=$!\ntrap '' INT\nwait $pid\necho \"job $?\"\n")  # the script itself outlives the Ctrl-C
+    proc = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)  # the script leads its group, as a terminal's job would
+    with open(fifo, "w") as w:  # the command is running, reading the FIFO
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: to the script's foreground group
+        w.write("go\n")
+    stdout, _ = proc.communicate(timeout=120)
+    assert out.read_text() == "built\n"  # the job ran to its end either way
+    return int(stdout.split("job ")[-1]), (tmp_path / "job.err").read_text()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ctrl_c_on_a_command_that_ignores_it_leaves_a_complete_session(backend, tmp_path):
+    """Oracle: the same script, the same signal, without gotrace: the command's own exit status (0).
+    The command ignored SIGINT and ran to its end, every event drained: gotrace exits as the command
+    did and the session is complete, its events those of the whole run (ls's, after the signal)."""
+    _need(backend)
+    (tmp_path / "own").mkdir()
+    own, _ = _ctrl_c_on_a_script(tmp_path / "own", [])
+    (tmp_path / "traced").mkdir()
+    sess = tmp_path / "traced" / "s"
+    gotrace = [sys.executable, "-m", "tracer", "bind", "-q", "-o", str(sess), "--backend", backend, "--"]
+    traced, err = _ctrl_c_on_a_script(tmp_path / "traced", gotrace)
+    assert own == 0
+    assert traced == own, err
+    s = load_session(sess)
+    assert s.complete and s.meta["exit_code"] == own and not s.meta.get("interrupted_by"), s.meta
+    assert (s.events["exe"].map(os.path.basename).astype(str) == "ls").sum() > 0
+    assert "marked incomplete" not in err

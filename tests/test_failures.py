@@ -118,3 +118,35 @@ def test_static_processes_are_listed_as_static(backend, binaries, tmp_path):
     assert r["processes"]["static"] == 2
     assert "/bin/sh" not in rows and "/usr/bin/dash" not in rows  # the shell bound symbols
     assert "static: no dynamic linker" in gotrace_cli("report", str(session)).stdout
+
+
+def test_a_failed_lookup_of_unknown_kind_is_never_called_harmless(bins, tmp_path, monkeypatch):
+    """Oracle: glibc's "symbol lookup error … undefined symbol: gone" on the program's stderr and its
+    exit status 127: that lookup killed the program. With its requester's file unreadable (as when a
+    file is gone) the report cannot tell weak from fatal; it lists the lookup apart, under no title
+    that calls it harmless or says it stopped nothing."""
+    import io
+
+    from rich.console import Console
+
+    from tracer.analysis.report import report_session
+    from tracer.binary import facts
+    from tracer.render.report import render_report
+
+    require_backend("bpf")
+    session = tmp_path / "s"
+    out = gotrace_cli("bind", "-q", "--backend", "bpf", "-o", str(session), "--", str(bins["fatal"]))
+    ((_prog, requester, symbol, _ver),) = GLIBC_FATAL.findall(out.stderr)
+    assert out.returncode == 127
+    monkeypatch.setattr(facts, "undefined_refs", lambda path: None)  # every requester unreadable
+    rep = report_session(session)
+    assert symbol in {r["symbol"] for r in rep["failed_lookups"]["unknown_symbols"]}
+    buf = io.StringIO()
+    render_report(rep, Console(file=buf, width=300, highlight=False))
+    text = buf.getvalue()
+    lines = text.splitlines()
+    row = max(i for i, line in enumerate(lines) if line.split()[:1] == [symbol])  # the failed-lookups table's
+    header = max(i for i in range(row) if lines[i].split()[:2] == ["symbol", "lookups"])
+    title = lines[header - 1]
+    assert "harmless" not in text, text
+    assert "stopped nothing" not in title and "may have been fatal" in title, title

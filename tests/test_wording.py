@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 
 from conftest import VENV_BIN, gotrace_cli, require, require_bpftrace, require_lldb
@@ -88,3 +89,85 @@ def test_no_none_and_one_number_style_in_compare(tmp_path):
     numbers = re.findall(r"\d[\d,]*", row)
     assert len(numbers) == 2 and all(int(n.replace(",", "")) >= 1000 for n in numbers), row
     assert all("," in n for n in numbers), row  # thousands separated, the same way on both sides
+
+
+def test_bind_help_names_every_backend_that_times_lookups(tmp_path):
+    """Oracle: the sessions themselves. Each backend that runs here traces the same program; those
+    whose events carry a latency are exactly the ones bind's help names as timing lookups (ld-debug's
+    carry none, and it is not named)."""
+    from conftest import require_backend
+
+    text = " ".join(gotrace_cli("bind", "--help", env=dict(os.environ, COLUMNS="200")).stdout.split())
+    said = text.split("how long the lookup took")[0].rsplit("(", 1)[1]
+    named = {w.strip(" ,;)") for w in said.replace(";", ",").split(",")}
+    timed = {}
+    for backend in ("lldb", "ld-debug", "bpf", "bpftrace"):  # lldb first: a tracer's uprobes linger ~1 s
+        require_backend(backend)
+        out = gotrace_cli("bind", "-q", "-b", backend, "-o", str(tmp_path / backend), "--", "ls", "/")
+        assert out.returncode == 0, out.stderr
+        timed[backend] = bool(load_session(tmp_path / backend).events["latency_ns"].notna().any())
+    assert {b for b, t in timed.items() if t} == {b for b in timed if b in named}, (said, timed)
+
+
+def test_import_help_speaks_of_no_traced_program():
+    """import reads a log; nothing is traced, so its help has no traced program's output to keep apart."""
+    text = " ".join(gotrace_cli("import", "--help", env=dict(os.environ, COLUMNS="200")).stdout.split())
+    assert "--json-out" in text and "traced program" not in text
+
+
+def test_json_out_on_a_read_only_file_system_says_so(tmp_path):
+    """Oracle: the kernel's own refusal to create a file there (EROFS), as strerror words it."""
+    import errno
+
+    from conftest import tmpfs
+
+    with tmpfs(tmp_path / "ro", "64k") as mnt:
+        subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+        try:
+            open(mnt / "probe.json", "w")
+        except OSError as exc:
+            kernel = exc.errno
+        assert kernel == errno.EROFS
+        for argv in (["bind", "-q", "-b", "ld-debug", "-o", str(tmp_path / "s"), "--json-out", str(mnt / "r.json"),
+                      "--", "true"], ["import", "ld-debug", str(tmp_path), "--json-out", str(mnt / "r.json")]):
+            out = gotrace_cli(*argv)
+            assert out.returncode == 2 and os.strerror(kernel).lower() in out.stderr.lower(), out.stderr
+            assert "permission denied" not in out.stderr
+
+
+def test_why_pid_not_in_the_session_says_so(tmp_path):
+    """`why S malloc --pid 1`: pid 1 is the system's init (/proc/1), never a process of the traced
+    command. The answer says the pid is not in the session and lists pids that are: those that looked
+    up the symbol, as pandas finds them in the session's Parquet; no symbol is suggested."""
+    import pandas as pd
+
+    sess = tmp_path / "s"
+    assert gotrace_cli("bind", "-q", "-b", "ld-debug", "-o", str(sess), "--", "sh", "-c",
+                       "ls / >/dev/null; id >/dev/null").returncode == 0
+    ev = pd.concat(pd.read_parquet(p) for p in (sess / "events").glob("part-*.parquet"))
+    assert 1 not in set(ev["pid"]) and 1 not in set(pd.read_parquet(sess / "processes.parquet")["pid"])
+    for argv in (["malloc", "--pid", "1"], ["--library", "libc.so.6", "--pid", "1"]):
+        out = gotrace_cli("why", str(sess), *argv)
+        assert out.returncode == 1 and "Traceback" not in out.stderr
+        assert "process 1 is not in" in out.stderr and "did you mean" not in out.stderr, out.stderr
+    out = gotrace_cli("why", str(sess), "malloc", "--pid", "1")
+    listed = {int(p) for p in re.findall(r"(\d+) \(", out.stderr.split("looked up in:")[1])}
+    assert listed and listed <= set(ev.loc[ev["symbol"] == "malloc", "pid"])
+
+
+def test_lldb_time_per_lookup_is_not_called_resolver_latency(tmp_path):
+    """lldb's figure is stop to stop minus a calibration: its own handling of each stop stays in it,
+    so it is named as lldb's time per lookup, never as the resolver's latency, in the summary and the
+    report; a bpf session's figure is the resolver's and keeps that name."""
+    from conftest import require_backend
+
+    for backend in ("lldb", "bpf"):
+        require_backend(backend)
+        out = gotrace_cli("bind", "-q", "-b", backend, "-o", str(tmp_path / backend), "--", "ls", "/")
+        assert out.returncode == 0, out.stderr
+        text = out.stderr + gotrace_cli("report", str(tmp_path / backend)).stdout
+        if backend == "lldb":
+            assert "resolver latency" not in text and "time per lookup under lldb" in text, text
+            assert "not the resolver's own time" in text
+        else:
+            assert "resolver latency" in text and "under lldb" not in text

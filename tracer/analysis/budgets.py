@@ -19,6 +19,11 @@ A budget is a short text, so it fits a CI file and reads back as what it checks:
   new-version       a symbol version bound (libc.so.6 GLIBC_2.38) the baseline never bound
   new-symbol        a symbol bound that the baseline never bound
   new-fatal         a fatal lookup (exe, requester, symbol, version) the baseline did not have
+  exit-status       the command's exit status is not the baseline's (0 → 127)
+  loader-deaths+0   any more processes the dynamic linker stopped (exit 127: a library found
+                    nowhere, or an undefined symbol)
+  new-missing-library  a library found nowhere ("error while loading shared libraries") that the
+                    baseline did not miss
 
 Objects are named by file name, as `compare` lines them up, so a baseline
 recorded on another machine or in another directory still matches. A budget
@@ -36,11 +41,11 @@ from typing import Any
 from ..errors import GotraceError
 from ..session.reader import Session, frame_rows
 from .naming import object_name
-from .failures import failed_lookups
+from .failures import failed_lookups, loader_deaths
 from .objects import KeptObjects
 from .tally import FAILURE_KEY
 
-COUNTS = ("bindings", "failed", "fatal", "processes")
+COUNTS = ("bindings", "failed", "fatal", "processes", "loader-deaths")
 RESOLVER_STATS = ("resolver-wall", "resolver-oncpu", "resolver-median", "resolver-trimmed")
 TIMES = ("resolver", "relocation", *RESOLVER_STATS)
 TRIM = 0.01  # resolver-trimmed leaves out this share of the lookups, the slowest
@@ -51,12 +56,18 @@ LABELS = {
     "resolver-median": "median lookup latency",
     "resolver-trimmed": f"resolver time without the slowest {TRIM * 100:g} % of lookups",
 }
-NEW = ("new-provider", "new-version", "new-symbol", "new-fatal")
+NEW = ("new-provider", "new-version", "new-symbol", "new-fatal", "new-missing-library")
+OUTCOMES = ("exit-status",)
 UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 _GROWTH = re.compile(r"^(?P<metric>[a-z]+(?:-[a-z]+)?)\+(?P<amount>\d+(?:\.\d+)?)(?P<unit>%|ns|us|µs|ms|s)?$")
-SYNTAX = ("bindings|failed|fatal|processes+N or +P%, resolver|resolver-wall|resolver-oncpu|resolver-median|"
-          "resolver-trimmed|relocation+P% or +TIME (5ms), new-provider, new-version, new-symbol, new-fatal")
+SYNTAX = ("bindings|failed|fatal|processes|loader-deaths+N or +P%, resolver|resolver-wall|resolver-oncpu|"
+          "resolver-median|resolver-trimmed|relocation+P% or +TIME (5ms), new-provider, new-version, new-symbol, "
+          "new-fatal, new-missing-library, exit-status")
 FAILURES = ("failed", "fatal", "new-fatal")  # what an LD_DEBUG account cannot show
+# what needs the exit status of every process, not only the command's: ld-debug and dyld-print
+# learn the command's alone (their accounts are the loader's log, not the process tree's)
+DEATHS = ("loader-deaths", "new-missing-library")
+NO_CHILD_EXIT = ("ld-debug", "dyld-print")
 SHOWN = 5  # culprits named in a broken budget's line
 
 
@@ -78,7 +89,7 @@ def parse_budgets(texts: list[str]) -> "Budgets":
     for text in (t.strip() for value in texts for t in value.split(",")):
         if not text:
             continue
-        if text in NEW:
+        if text in NEW or text in OUTCOMES:
             out.append(Budget(text, text))
             continue
         m = _GROWTH.match(text)
@@ -112,8 +123,10 @@ def measures(s: Session) -> dict[str, Any]:
         bad = ev.loc[~ev["resolved"], FAILURE_KEY]
         for row in bad.astype(object).where(bad.notna(), None).itertuples(index=False, name=None):
             failures[row] += 1
+    rows = frame_rows(procs)
     kept = KeptObjects(s.path, s.meta.get("cwd"))
-    _, fatal = failed_lookups(failures, frame_rows(procs), top_n=0, kept=kept)
+    _, fatal = failed_lookups(failures, rows, top_n=0, kept=kept)
+    deaths = loader_deaths(rows, fatal, frame_rows(s.images), s.meta, kept)
     providers: Counter = Counter()
     versions: dict[tuple[str, str], set[str]] = {}
     symbols: Counter = Counter()
@@ -140,6 +153,10 @@ def measures(s: Session) -> dict[str, Any]:
         "fatal_keys": {(object_name(f["exe"]), object_name(f["requester"]), f["symbol"], f["version"])
                        for f in fatal},
         "backend": s.meta.get("backend"),
+        "loader-deaths": len(deaths), "deaths": deaths,
+        "missing_libraries": {d["library"]: d for d in deaths if d["library"]},
+        "exit_code": s.meta.get("exit_code"),
+        "exit_code_unknown": bool(s.meta.get("exit_code_unknown")) or s.meta.get("exit_code") is None,
     }
 
 
@@ -198,18 +215,52 @@ def _new_items(b: Budget, ma: dict, mb: dict) -> dict[str, Any]:
     elif b.metric == "new-symbol":
         new = sorted(set(mb["symbols"]) - set(ma["symbols"]))
         culprits = list(new)
+    elif b.metric == "new-missing-library":
+        new = sorted(set(mb["missing_libraries"]) - set(ma["missing_libraries"]))
+        culprits = [_death(mb["missing_libraries"][lib]) for lib in new]
     else:
         new = sorted(mb["fatal_keys"] - ma["fatal_keys"], key=lambda k: tuple(str(x) for x in k))
         culprits = [f"{sym}{'@' + ver if ver else ''} in {req} (process {exe})" for exe, req, sym, ver in new]
-    what = b.metric.removeprefix("new-")
+    what = b.metric.removeprefix("new-").replace("-", " ")
+    if b.metric == "new-missing-library" and len(culprits) != 1:
+        what = "missing librarie"
     line = (f"{b.text}: {len(culprits):,} new {what}{'s' if len(culprits) != 1 else ''}: {_named(culprits)}"
             if culprits else f"{b.text}: no new {what}")
     return {"budget": b.text, "broken": bool(culprits), "baseline": None, "new": len(culprits), "limit": 0,
             "line": line, "culprits": culprits}
 
 
+def _death(d: dict) -> str:
+    """One process the dynamic linker stopped, as glibc's own message would name it."""
+    exe = object_name(d["exe"])
+    if d["library"]:
+        return f"{d['library']}, needed by {object_name(d['needed_by'])} (process {exe}, exit 127)"
+    sym = f"{d['symbol']}{'@' + d['version'] if d['version'] else ''}"
+    return f"undefined symbol {sym} in {object_name(d['needed_by'])} (process {exe}, exit 127)"
+
+
+def _exit_status(b: Budget, ma: dict, mb: dict) -> dict[str, Any]:
+    base, new = ma["exit_code"], mb["exit_code"]
+    broken = base != new
+    culprits = [_death(d) for d in mb["deaths"]] if broken else []
+    line = (f"{b.text}: the command exited {base} → {new}" + (f"; the dynamic linker stopped {_named(culprits)}"
+                                                               if culprits else "")
+            if broken else f"{b.text}: the command exited {new}, as the baseline did")
+    return {"budget": b.text, "broken": broken, "baseline": base, "new": new, "limit": base, "line": line,
+            "culprits": culprits}
+
+
 def check_budgets(budgets: list[Budget], a: Session, b: Session) -> list[dict[str, Any]]:
     """Each budget against baseline ``a`` and new run ``b``: broken or kept, with a line saying why."""
+    for sess, side in ((a, "the baseline"), (b, "the new run")):
+        partial = [f"{d['file']} ({d['rows']:,} bindings)" if d.get("rows") is not None else d["file"]
+                   for d in getattr(sess, "damaged", None) or ()]
+        if partial:
+            raise BudgetError(f"budgets cannot be checked: {side} ({sess.path}) is damaged, {', '.join(partial)} "
+                              "cannot be read; a gate on part of a run could keep what the whole run breaks")
+        if int(sess.meta.get("events_dropped") or 0):
+            raise BudgetError(f"budgets cannot be checked: {side} ({sess.path}) saved only part of its events "
+                              f"({sess.meta['events_dropped']:,} were never written: {sess.meta.get('write_error')})")
     ma, mb = measures(a), measures(b)
     out = []
     for bud in budgets:
@@ -219,6 +270,19 @@ def check_budgets(budgets: list[Budget], a: Session, b: Session) -> list[dict[st
                     raise BudgetError(f"budget {bud.text!r} cannot be checked: {side} is an ld-debug session, and "
                                       "LD_DEBUG prints only lookups that succeeded; record both runs with "
                                       "--backend bpftrace (or lldb)")
+        if bud.metric in DEATHS:
+            for m, side in ((ma, "the baseline"), (mb, "the new run")):
+                if m["backend"] in NO_CHILD_EXIT:
+                    raise BudgetError(f"budget {bud.text!r} cannot be checked: {side} ({m['backend']}) records the "
+                                      "exit status of the command alone, not of the processes it started; record both runs with --backend bpf or bpftrace (exit-status "
+                                      "checks the command's own)")
+        if bud.metric == "exit-status":
+            for m, side in ((ma, "the baseline"), (mb, "the new run")):
+                if m["exit_code_unknown"]:
+                    raise BudgetError(f"budget {bud.text!r} cannot be checked: {side}'s exit status is unknown "
+                                      f"({m['backend']} lost it, or the capture failed)")
+            out.append(_exit_status(bud, ma, mb))
+            continue
         if bud.metric in NEW:
             out.append(_new_items(bud, ma, mb))
             continue
@@ -241,7 +305,14 @@ def check_budgets(budgets: list[Budget], a: Session, b: Session) -> list[dict[st
                                   "bpftrace sessions record it)", "use resolver-wall, resolver-median or "
                                   "resolver-trimmed, or record both runs again")
                 raise BudgetError(f"budget {bud.text!r} cannot be checked: {side} ({m['backend']}) {what}; {hint}")
-        out.append(_growth(bud, ma[stat], mb[stat], stat, why))
+        res = _growth(bud, ma[stat], mb[stat], stat, why)
+        if bud.metric == "loader-deaths":
+            before = {(object_name(d["exe"]), d["library"], d["symbol"]) for d in ma["deaths"]}
+            res["culprits"] = [_death(d) for d in mb["deaths"]
+                               if (object_name(d["exe"]), d["library"], d["symbol"]) not in before]
+            if res["broken"] and res["culprits"]:
+                res["line"] += f": {_named(res['culprits'])}"
+        out.append(res)
     return out
 
 

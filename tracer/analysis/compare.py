@@ -26,6 +26,7 @@ from .naming import object_name
 from .translator import from_session, guest_events, guest_images
 
 COMPARE_VERSION = 1
+LISTED = 500  # only_in_a/only_in_b list at most this many rows; their counts are always whole
 
 
 def _quant(series: pd.Series) -> dict[str, Any] | None:
@@ -61,6 +62,8 @@ def _side(s: Session) -> dict[str, Any]:
         "latency_method": latency_method(meta),
         **_resolver_time(ev),
         "relocation_ns": int(s.relocations["duration_ns"].sum()) if len(s.relocations) else None,
+        # events parts that could not be read ({file, rows, error}): this side's figures are partial
+        "damaged_parts": list(getattr(s, "damaged", None) or []),
     }
 
 
@@ -165,6 +168,7 @@ def compare(a: Session, b: Session, top: int = 20, include_translator: bool = Fa
                           top)
     lat_img = _pair_table(_by_image(a.relocations), _by_image(b.relocations), top)
     ka, kb = _binding_set(ea), _binding_set(eb)
+    only_a, only_b = sorted(list(x) for x in ka - kb), sorted(list(x) for x in kb - ka)
     per_a, per_b = _per_exe(a), _per_exe(b)
     return {
         "compare_version": COMPARE_VERSION,
@@ -175,8 +179,12 @@ def compare(a: Session, b: Session, top: int = 20, include_translator: bool = Fa
         "latency_by_library": lat_lib,
         "relocation_by_image": lat_img,
         "per_executable": {k: {"a": per_a.get(k), "b": per_b.get(k)} for k in sorted(set(per_a) | set(per_b))},
-        "only_in_a": sorted(list(x) for x in ka - kb)[:500],
-        "only_in_b": sorted(list(x) for x in kb - ka)[:500],
+        # the lists are cut at LISTED rows (sorted); the counts are of every binding
+        "only_in_a": only_a[:LISTED],
+        "only_in_b": only_b[:LISTED],
+        "only_in_a_count": len(only_a),
+        "only_in_b_count": len(only_b),
+        "only_in_listed_max": LISTED,
         "in_both": len(ka & kb),
         **({"budgets": checked} if checked is not None else {}),
     }

@@ -136,18 +136,50 @@ def libraries_not_found(pids: dict[int, str], images: list[dict], meta: dict, pr
                         kept: KeptObjects | None = None) -> list[tuple[str, str, str]]:
     """(executable, needer, library) for each DT_NEEDED no file answers, in those processes: what ld.so
     stopped them for ("error while loading shared libraries"), replayed on today's files."""
+    out, seen = [], set()
+    for pid, exe, missing in _missing_by_pid(pids, images, meta, processes, kept):
+        if exe not in seen:
+            seen.add(exe)
+            out += [(exe, needer, lib) for needer, lib in missing]
+    return out
+
+
+def _missing_by_pid(pids: dict[int, str], images: list[dict], meta: dict, processes: list[dict] | None = None,
+                    kept: KeptObjects | None = None):
+    """(pid, executable, [(needer, library)…]) of each of ``pids``, each executable (with its loader
+    variables) replayed once."""
     from .scope import build_process, images_by_pid, loader_envs
 
     by_pid = images_by_pid(images)
     cwd = meta.get("cwd")
     env_of = loader_envs(processes or [], meta)
     kept = kept or KeptObjects(None, cwd)
-    out, seen = [], set()
+    done: dict[tuple, list[tuple[str, str]]] = {}
     for pid, exe in sorted(pids.items()):
-        env = env_of(pid, exe)
-        if (exe, tuple(sorted(env.items()))) in seen or exe == "?":
+        if exe == "?":
             continue
-        seen.add((exe, tuple(sorted(env.items()))))
-        proc = build_process(exe, by_pid.get(pid, []), env, cwd, resolve=kept.for_pid(pid))
-        out += [(exe, needer, lib) for needer, lib in proc.missing]
+        env = env_of(pid, exe)
+        key = (exe, tuple(sorted(env.items())))
+        if key not in done:
+            done[key] = list(build_process(exe, by_pid.get(pid, []), env, cwd, resolve=kept.for_pid(pid)).missing)
+        yield pid, exe, done[key]
+
+
+def loader_deaths(processes: list[dict], fatal: list[dict], images: list[dict], meta: dict,
+                  kept: KeptObjects | None = None) -> list[dict[str, Any]]:
+    """The processes the dynamic linker stopped, one row each: exit 127 with a fatal lookup that
+    killed it (glibc's "symbol lookup error"), or with a DT_NEEDED library found nowhere
+    ("error while loading shared libraries", replayed on today's files). A 127 neither explains is
+    left out: a shell passing on its child's status, or "command not found", exits 127 too."""
+    out = []
+    for f in fatal:
+        if f["outcome"] == "died" and f["pid"] not in {d["pid"] for d in out}:
+            out.append({"pid": f["pid"], "exe": f["exe"], "cause": "undefined symbol", "symbol": f["symbol"],
+                        "version": f["version"], "library": None, "needed_by": f["requester"]})
+    for pid, exe, missing in _missing_by_pid(exit_127_pids(processes, fatal), images, meta, processes, kept):
+        if missing:
+            needer, lib = missing[0]
+            out.append({"pid": pid, "exe": exe, "cause": "library not found", "symbol": None, "version": None,
+                        "library": lib, "needed_by": needer})
+    out.sort(key=lambda d: d["pid"])
     return out

@@ -155,13 +155,17 @@ def figure(sessions: list[Session], include_translator: bool = False):
             ax3.plot(ts, np.arange(1, len(ts) + 1), color=color, label=label)
         else:
             ax3.plot([], [], color=color, label=label + " — no bindings")
+    # lldb's figure is its own time per lookup (stop to stop minus a calibration), not the resolver's
+    what = ("resolver latency" if not any(latency_calibration(s.meta.get("latency_method"))
+                                          for s, ev in zip(sessions, timed) if len(ev))
+            else "time per lookup (lldb's: calibrated estimates, not the resolver's own time)")
     if libs:
-        ax1.set(xscale="log", xlabel="resolver latency (µs, log scale)", ylabel="fraction of bindings ≤ x",
+        ax1.set(xscale="log", xlabel=f"{what} (µs, log scale)", ylabel="fraction of bindings ≤ x",
                 title="Latency distribution (ECDF)")
         for ax, names, what in ((ax2, libs, f"library: the {len(libs)} with most timed bindings"),
                                 (ax4, syms, f"symbol: the {len(syms)} with most timed bindings"
                                  + (" in both" if len(with_latency) > 1 else ""))):
-            ax.set(xscale="log", xlabel="resolver latency (µs, log scale): median ●, p10–p90 line",
+            ax.set(xscale="log", xlabel=f"{what} (µs, log scale): median ●, p10–p90 line",
                    title=f"Latency by {what}")
             ax.set_yticks(range(len(names)), names, fontsize=8)
             ax.set_ylim(len(names) - 0.5, -0.5)

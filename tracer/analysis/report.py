@@ -28,9 +28,11 @@ REPORT_VERSION = 1
 
 
 def summarize(path: str | Path, meta: dict[str, Any], tally: EventTally, processes: list[dict],
-              relocations: list[dict], top_n: int = 10, images: list[dict] | None = None) -> dict[str, Any]:
+              relocations: list[dict], top_n: int = 10, images: list[dict] | None = None,
+              damaged: list[dict] | None = None) -> dict[str, Any]:
     """The report of one session from its parts: meta.json's dict, the events'
-    tally, and processes, relocations and images as rows (dicts by column)."""
+    tally, and processes, relocations and images as rows (dicts by column);
+    ``damaged``: the events parts that could not be read (session/reader.py)."""
     start, end = meta.get("start_ns"), meta.get("end_ns")
     events = tally.sections(top_n)
     translators = from_session(meta, processes)
@@ -64,6 +66,12 @@ def summarize(path: str | Path, meta: dict[str, Any], tally: EventTally, process
             "dyld_print": meta.get("dyld_print"),  # dyld's lines: read, unknown, ambiguous between pids, lost
             # processes that ran and left no account (SIP dropped their DYLD_* variables ...): never "no bindings"
             "silent_processes": meta.get("silent_processes") or [],
+            # events recorded but never saved (a write failed: a full disk), and saved parts that can no
+            # longer be read ({file, rows, error}); with lost_events, what makes every count a lower bound
+            "events_dropped": int(meta.get("events_dropped") or 0),
+            "write_error": meta.get("write_error"),
+            "damaged_parts": list(damaged or []),
+            "counts_lower_bound": lower_bound(meta, damaged),
         },
         "processes": {
             "count": len({p["pid"] for p in processes}),
@@ -94,15 +102,35 @@ def summarize(path: str | Path, meta: dict[str, Any], tally: EventTally, process
         # the translator's own bindings, left out of every figure above (None when there are none
         # or when they were counted in: --include-translator)
         "translator_bindings": translator,
-        "notes": notes(meta, processes, guests, translator, events["bindings"]["total"])
+        "notes": partial_notes(meta, damaged) + notes(meta, processes, guests, translator, events["bindings"]["total"])
         + failure_notes(meta, processes, fatal, breakdown, images or [], kept),
     }
+
+
+def lower_bound(meta: dict[str, Any], damaged: list[dict] | None) -> bool:
+    """Whether the session holds fewer events than the run recorded: lost on the way, not written
+    (a full disk), or written and no longer readable."""
+    return bool(int(meta.get("lost_events") or 0) or int(meta.get("events_dropped") or 0) or damaged)
+
+
+def partial_notes(meta: dict[str, Any], damaged: list[dict] | None) -> list[str]:
+    """What a reader must know first: the figures below leave out events the run recorded."""
+    out = []
+    dropped = int(meta.get("events_dropped") or 0)
+    if dropped:  # a failed write counts its chunk and every later one here
+        out.append(f"{dropped:,} recorded bindings were never saved ({meta.get('write_error') or 'a write failed'}):"
+                   " every count here is a lower bound")
+    for d in damaged or ():
+        rows = f"{d['rows']:,} bindings" if d.get("rows") is not None else "bindings the writer did not record"
+        out.append(f"damaged: {d['file']} cannot be read ({d['error']}); it held {rows}, left out of every figure "
+                   "here: the answers are partial")
+    return out
 
 
 def _parts(path, meta: dict[str, Any], columns: list[str]):
     """The saved events, part by part (none where the session saved no events directory)."""
     if (Path(path) / "events").is_dir():
-        yield from iter_event_parts(Path(path), meta, columns)
+        yield from iter_event_parts(Path(path), meta, columns, damaged=[])  # said by the first pass
 
 
 def _is_go_wrapper(p: dict) -> bool:
@@ -120,7 +148,7 @@ def notes(meta: dict[str, Any], processes: list[dict], guests: list[dict], trans
     backend = meta.get("backend")
     if meta.get("incomplete_reason"):
         out.append(f"incomplete: {meta['incomplete_reason']}")
-    if not bindings and processes and not translator:
+    if not bindings and processes and not translator and not lower_bound(meta, None):
         if backend == "dyld-print":  # macOS has no static programs: silence is dyld's, not the program's
             out.append("no binding at all: dyld wrote no line for these processes (a SIP-protected program "
                        "drops DYLD_*, see the processes that left no account)")
@@ -223,10 +251,11 @@ def report_session(path: str | Path, top_n: int = 10, include_translator: bool =
     required = bool(meta.get("complete"))
     processes = read_rows(path, "processes", optional=not required)
     tally = EventTally(None if include_translator else from_session(meta, processes))
-    for part in iter_event_parts(path, meta, COLUMNS):
+    damaged: list[dict] = []
+    for part in iter_event_parts(path, meta, COLUMNS, damaged):
         tally.add(part)
     return summarize(path, meta, tally, processes, read_rows(path, "relocations", optional=True), top_n,
-                     read_rows(path, "images", optional=True))
+                     read_rows(path, "images", optional=True), damaged)
 
 
 def build_report(session, top: int = 10, include_translator: bool = False) -> dict[str, Any]:
@@ -239,7 +268,7 @@ def build_report(session, top: int = 10, include_translator: bool = False) -> di
     if len(ev):
         tally.add(pa.Table.from_pandas(ev[[c for c in COLUMNS if c in ev.columns]], preserve_index=False))
     return summarize(session.path, session.meta, tally, processes, frame_rows(session.relocations), top,
-                     frame_rows(session.images))
+                     frame_rows(session.images), getattr(session, "damaged", None))
 
 
 def _relocation(rows: Iterable[dict], top_n: int) -> dict[str, Any] | None:

@@ -8,8 +8,10 @@ The child leads a process group of its own, like a shell job: on a terminal it
 becomes the foreground group, so Ctrl-C reaches the command and everything it
 started, while gotrace keeps capturing. SIGINT/SIGTERM/SIGHUP sent to gotrace
 itself are forwarded to that whole group, so no grandchild is left running.
-Either way the run counts as interrupted; a command that dies of a signal
-nobody sent gotrace or its terminal (it killed itself) simply exited.
+Either way the run counts as interrupted when the command dies of it; a
+command that ignores or handles the signal and exits by itself ran to its end
+(its status is gotrace's), and one that dies of a signal nobody sent gotrace or
+its terminal (it killed itself) simply exited.
 """
 from __future__ import annotations
 
@@ -198,6 +200,11 @@ class GatedChild:
             # foreground), not us: the run was interrupted all the same. Any other death
             # by a signal (a command that kills itself) is the command's own exit.
             self.interrupted = os.WTERMSIG(status)
+        if self.interrupted and os.WIFEXITED(status):
+            # the command ran to its own end, the signal notwithstanding (it ignored it, as a
+            # script's background job does SIGINT, or handled it): the run was not cut short,
+            # and its exit status is the command's
+            self.interrupted = 0
         self._exit_code = exit_code_from_wait_status(status)
         return self._exit_code
 

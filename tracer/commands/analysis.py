@@ -10,7 +10,7 @@ import typer
 
 from ..errors import GotraceError
 from .options import JsonOpt, SessionArg, TopOpt, TranslatorOpt
-from .output import err_console
+from .output import err_console, warn_damaged
 
 
 def compare_command(
@@ -24,10 +24,12 @@ def compare_command(
         "--fail-on", metavar="BUDGET[,BUDGET…]",
         help="Exit 1 when B, the new run, breaks a budget against A, the baseline: bindings+10%, "
              "bindings+500, resolver+20%, resolver+5ms, relocation+20%, failed+0, fatal+0, processes+N, "
-             "new-provider, new-version, new-symbol, new-fatal. resolver gates on-CPU time (latency minus the "
-             "time switched out) where both sessions measured it, else wall time; resolver-oncpu, "
-             "resolver-wall, resolver-median (the median lookup) and resolver-trimmed (without the slowest "
-             "1 % of lookups) name the statistic. Repeat it or separate with commas.",
+             "new-provider, new-version, new-symbol, new-fatal; on outcomes: exit-status (the command's "
+             "status changed), loader-deaths+N (processes the dynamic linker stopped, exit 127), "
+             "new-missing-library. resolver gates on-CPU time (latency minus the time switched out) where "
+             "both sessions measured it, else wall time; resolver-oncpu, resolver-wall, resolver-median (the "
+             "median lookup) and resolver-trimmed (without the slowest 1 % of lookups) name the statistic. "
+             "Repeat it or separate with commas.",
         show_default=False)] = None,
 ) -> None:
     """Two sessions side by side; with --fail-on, a CI gate.
@@ -49,6 +51,7 @@ def compare_command(
       gotrace compare base new --fail-on resolver+20% --fail-on new-fatal
       gotrace compare base new --fail-on resolver-median+20%,resolver-wall+5ms
       gotrace compare base new --fail-on new-version --json  # "budgets"
+      gotrace compare base new --fail-on exit-status,loader-deaths+0
 
     A lookup's latency is wall time: a thread preempted or blocked (a page
     fault, a lock) mid-lookup counts, and one such lookup can be most of a
@@ -68,6 +71,8 @@ def compare_command(
 
     budgets = parse_budgets(fail_on) if fail_on is not None else None  # a typo fails before any session is read
     sa, sb = load_session(a), load_session(b)
+    warn_damaged(sa)
+    warn_damaged(sb)
     res = compare(sa, sb, top=top, include_translator=include_translator, budgets=budgets)
     if plot_file is not None:
         from ..analysis.plot import plot
@@ -112,7 +117,10 @@ def plot_command(
 
     if not 1 <= len(sessions) <= 2:
         raise GotraceError("give one session, or two to compare")
-    plot([load_session(p) for p in sessions], output, fmt, include_translator)
+    loaded = [load_session(p) for p in sessions]
+    for s in loaded:
+        warn_damaged(s)
+    plot(loaded, output, fmt, include_translator)
     if output != "-":
         err_console.print(f"gotrace: plot written: {output}")
 
@@ -136,5 +144,7 @@ def export_command(
     from ..analysis.export import export
     from ..session.reader import load_session
 
-    n = export(load_session(session), fmt, output)
+    s = load_session(session)
+    warn_damaged(s)
+    n = export(s, fmt, output)
     err_console.print(f"gotrace: {n:,} bindings written to {'stdout' if output == '-' else output} ({fmt})")

@@ -43,7 +43,8 @@ def bench_bind_command(
     --stage first-call (Linux): a probe built for the target architecture
     times each of 26 libm functions' first call (ld.so binds its PLT slot,
     then the call runs) against its second, in fresh processes: first - warm
-    is the lazy-binding cost per symbol.
+    is the lazy binding natively; translated it also holds the translation
+    of the function's code (most of it under qemu).
 
     --stage load (macOS's only stage: dyld binds every import while it loads):
     two probes per architecture, one importing N functions of a generated
@@ -100,6 +101,9 @@ def bench_bind_command(
         err_console.print("")
     if as_json:
         out = {"stage": "first-call",
+               # what bind_ns is: first call minus warm call (translated: code translation included)
+               "measures": "first call minus second call per symbol: the lazy binding, and under a translator the "
+                           "translation of the function's code",
                "sides": [dict(s.summary(), per_symbol=s.per_symbol.to_dict(orient="records")) for s in sides]}
         if len(sides) == 2:
             out["ratio_median_bind"] = round(sides[1].summary()["median_bind_ns"] /

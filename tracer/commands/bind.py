@@ -34,8 +34,8 @@ def bind_command(
     """Run a command and every process it spawns; record each binding.
 
     Every symbol binding the dynamic linker makes: who asked, for which symbol
-    and version, who provided it, eager, lazy or dlsym, and (bpftrace, lldb)
-    how long the lookup took. Put the command after `--`. Examples:
+    and version, who provided it, eager, lazy or dlsym, and (bpf, bpftrace,
+    lldb, dtrace; qemu's plugin under --arch) how long the lookup took. Put the command after `--`. Examples:
 
       gotrace bind -- go build ./...
       gotrace bind -o sess --backend ld-debug -- go test ./pkg
@@ -61,8 +61,8 @@ def bind_command(
     stop cost calibrated inside the translated process). macOS paths are not
     run on macOS.
 
-    The command's exit code becomes gotrace's; Ctrl-C saves the session marked
-    incomplete. The session is analysed with `gotrace report DIR`. Scripts take
+    The command's exit code becomes gotrace's; Ctrl-C goes to the command, and
+    if it dies of it the session is saved marked incomplete. The session is analysed with `gotrace report DIR`. Scripts take
     the summary as JSON with --json-out FILE: the command's own stdout stays
     the command's (--json shares stdout with it).
     """

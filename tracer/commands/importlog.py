@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .options import JsonOpt, JsonOutOpt
+from .options import JsonOpt, ReportJsonOutOpt
 
 
 def import_command(
@@ -18,7 +18,7 @@ def import_command(
                       show_default="gotrace-sessions/<time>-import-<format>")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing session directory.")] = False,
     as_json: JsonOpt = False,
-    json_out: JsonOutOpt = None,
+    json_out: ReportJsonOutOpt = None,
 ) -> None:
     """Turn a dynamic linker's log captured elsewhere into a session.
 

@@ -38,6 +38,14 @@ def print_error(message: str) -> None:
     sys.stderr.flush()
 
 
+def warn_damaged(session) -> None:
+    """One line per events part a loaded session could not read: what follows leaves its rows out."""
+    for d in getattr(session, "damaged", None) or ():
+        rows = f"{d['rows']:,} bindings" if d.get("rows") is not None else "bindings the writer did not record"
+        print_error(f"warning: {session.path}: {d['file']} cannot be read ({d['error']}); it held {rows}, left "
+                    "out of what follows: the answers are partial")
+
+
 def report_failure(exc: BaseException) -> int:
     """Say what went wrong in one line (errors.one_line's rule); the exit code."""
     if isinstance(exc, BrokenPipeError):  # stdout's reader went away: nothing left to tell it
@@ -65,12 +73,22 @@ def check_json_out(path: str | None) -> None:
         raise GotraceError(f"--json-out {path}: is a directory; give a file name")
     if _in_place(path):
         if not os.access(path, os.W_OK):
-            raise GotraceError(f"--json-out {path}: permission denied")
+            raise GotraceError(f"--json-out {path}: {_denied(path)}")
         return
     if not parent.is_dir():
         raise GotraceError(f"--json-out {path}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK) or (target.exists() and not os.access(target, os.W_OK)):
-        raise GotraceError(f"--json-out {path}: permission denied")
+        raise GotraceError(f"--json-out {path}: {_denied(parent)}")
+
+
+def _denied(path) -> str:
+    """Why a file cannot be written: the file system, or the permissions (root passes those)."""
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return "read-only file system; choose another file"
+    except OSError:
+        pass
+    return "permission denied"
 
 
 def _in_place(path: str) -> bool:

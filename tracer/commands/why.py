@@ -44,15 +44,19 @@ def why_command(
     """
     from ..session.reader import load_session
     from .options import stdout_console
+    from .output import warn_damaged
 
     if (symbol is None) == (library is None):
         raise GotraceError("name a symbol (gotrace why SESSION SYMBOL) or a library (gotrace why SESSION "
                            "--library NAME), one of the two")
     s = load_session(session)
+    warn_damaged(s)
     if library is not None and (s.meta.get("backend") == "dyld-print" or s.meta.get("os") == "Darwin"):
         raise GotraceError("--library follows glibc's search; this session is from macOS, where dyld loads each "
                            "library by the install name in its requester's LC_LOAD_DYLIB (@rpath, @loader_path): "
                            "gotrace inspect FILE lists them")
+    if pid is not None:
+        _check_pid(s, session, pid, symbol)
     if library is not None:
         from ..analysis.why_library import why_library
         from ..render.why import render_why_library
@@ -71,9 +75,30 @@ def why_command(
         if not res["lookups"]:
             raise GotraceError(f"no lookup of {symbol} recorded{_of(pid)} in {session}{_did_you_mean(s, symbol)}", 1)
     if as_json:
+        if s.damaged:  # the answer leaves out the rows of these parts
+            res = {**res, "damaged_parts": s.damaged}
         sys.stdout.write(json.dumps(res, indent=2) + "\n")
     else:
         render(res, stdout_console())
+
+
+def _check_pid(s, session, pid: int, symbol: str | None) -> None:
+    """A --pid the session never saw is said as such, with the pids it did see: never a symbol's fault."""
+    procs, ev = s.processes, s.events
+    known = set(int(p) for p in procs["pid"]) | set(int(p) for p in ev["pid"].unique())
+    if pid in known:
+        return
+    exe = {int(p): str(e).rsplit("/", 1)[-1] for p, e in zip(procs["pid"], procs["exe"]) if e is not None}
+    where, what = known, "its processes"
+    if symbol is not None:
+        asked = set(int(p) for p in ev.loc[ev["symbol"].astype(str) == symbol, "pid"].unique())
+        if asked:
+            where, what = asked, f"{symbol} was looked up in"
+    shown = sorted(where)[:6]
+    listed = ", ".join(f"{p} ({exe[p]})" if p in exe else str(p) for p in shown)
+    more = f" and {len(where) - len(shown):,} more" if len(where) > len(shown) else ""
+    raise GotraceError(f"process {pid} is not in {session}" + (f"; {what}: {listed}{more}" if where else
+                       ": it recorded no process") + "; gotrace report SESSION lists them by executable", 1)
 
 
 def _of(pid: int | None) -> str:

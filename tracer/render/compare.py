@@ -36,11 +36,16 @@ def render_compare(res: dict[str, Any], con: Console, top: int) -> None:
                       f"{r['median_ratio']:.2f}×" if r["median_ratio"] is not None else "-",
                       micros(r["a"]["p99_ns"]), micros(r["b"]["p99_ns"]), count(r["a"]["count"]),
                       count(r["b"]["count"])] for r in rows])
+    counts = {key: res.get(f"{key}_count", len(res[key])) for key in ("only_in_a", "only_in_b")}  # older dicts
     con.print(f"bindings (requester, symbol, provider) in both: {res['in_both']:,}; only in A: "
-              f"{len(res['only_in_a']):,}; only in B: {len(res['only_in_b']):,}")
+              f"{counts['only_in_a']:,}; only in B: {counts['only_in_b']:,}", soft_wrap=True)
     for name, key in (("only in A", "only_in_a"), ("only in B", "only_in_b")):
-        for row in res[key][:top]:
-            con.print(escape(f"  {name}: {row[0]} → {row[1]} from {row[2]}"))
+        shown_rows = res[key][:top]
+        for row in shown_rows:
+            con.print(escape(f"  {name}: {row[0]} → {row[1]} from {row[2]}"), soft_wrap=True)
+        if len(shown_rows) < counts[key]:
+            con.print(f"  {name}: {len(shown_rows):,} of {counts[key]:,} listed (--top N lists more; --json "
+                      f"lists up to {res.get('only_in_listed_max', len(res[key])):,})", soft_wrap=True)
 
 
 def render_budgets(results: list[dict[str, Any]], con: Console) -> None:

@@ -18,17 +18,24 @@ def _latency_title(session: dict[str, Any]) -> str:
     cal = latency_calibration(session.get("latency_method"))
     if cal is None:
         return "resolver latency"
-    return (f"resolver latency, calibrated estimates (lldb: stop to stop, minus its own stop/resume cost "
-            f"{_ns(cal['median_ns'])}, median of {cal['rounds']})")
+    # not the resolver's time: lldb's own handling of each stop stays in it (bpf measures the resolver)
+    return (f"time per lookup under lldb, calibrated estimates (stop to stop, minus its own stop/resume cost "
+            f"{_ns(cal['median_ns'])}, median of {cal['rounds']}): ranks lookups; not the resolver's own time, "
+            "which bpf or bpftrace measure")
 
 
 def _exit(s: dict[str, Any]) -> str:
     return "exit unknown" if s.get("exit_code") is None else f"exit {s['exit_code']}"
 
 
-def _processes_line(b: dict, p: dict) -> str:
+def _at_least(s: dict) -> str:
+    """Counts of a session missing events it recorded (dropped, lost, damaged) are lower bounds."""
+    return "at least " if s.get("counts_lower_bound") else ""
+
+
+def _processes_line(b: dict, p: dict, s: dict | None = None) -> str:
     kinds = ", ".join(f"{k} {v:,}" for k, v in b["by_kind"].items())
-    return (f"{plural(b['total'], 'binding')} in {plural(p['count'], 'process')} "
+    return (f"{_at_least(s or {})}{plural(b['total'], 'binding')} in {plural(p['count'], 'process')} "
             f"({plural(p['images'], 'program image')}, {p['failed']:,} exited non-zero"
             + (f", {p['static']:,} static" if p.get("static") else "") + f"): {kinds}; "
             f"resolved {b['resolved']:,}, failed {b['failed']:,}")
@@ -41,13 +48,15 @@ def _translated(p: dict) -> str:
 def render_report(report: dict[str, Any], console: Console) -> None:
     s, b, p = report["session"], report["bindings"], report["processes"]
     state = "complete" if s["complete"] else "[yellow]INCOMPLETE[/]"
+    if s.get("damaged_parts"):
+        state += f", [bold red]DAMAGED[/]: {plural(len(s['damaged_parts']), 'events part')} unreadable"
     console.print(f"[bold]session[/] {escape(s['path'])}  ({state}, backend {s['backend']}, "
                   f"{_exit(s)}, {shown(s['duration_s'])} s)")
     if s.get("imported"):
         console.print(f"[bold]imported[/] {s['imported']['format']} log: {escape(', '.join(s['imported']['from']))}")
     else:
         console.print(f"[bold]command[/] {escape(' '.join(s['argv'] or []))}")
-    console.print(escape(_processes_line(b, p)))
+    console.print(escape(_processes_line(b, p, s)))
     if s["lost_events"]:
         console.print(f"[bold red]{s['lost_events']:,} events were lost[/] (perf buffer overflow or a full "
                       "binding map): counts are lower bounds")
@@ -150,12 +159,15 @@ def _failures(report: dict[str, Any], console: Console) -> None:
                         [[r["symbol"], count(r["bindings"])] for r in report["failed_symbols"]])
         return
     rows = ([[r["symbol"], "weak reference: skipped", count(r["lookups"])] for r in fl["weak_symbols"]]
-            + [[r["symbol"], "dlsym: returned NULL", count(r["lookups"])] for r in fl["dlsym_symbols"]]
-            + [[r["symbol"], "requester unreadable", count(r["lookups"])] for r in fl["unknown_symbols"]])
+            + [[r["symbol"], "dlsym: returned NULL", count(r["lookups"])] for r in fl["dlsym_symbols"]])
     if rows:
-        print_table(console, f"harmless failed lookups (weak {fl['weak']:,}, dlsym {fl['dlsym']:,}"
-                    + (f", unknown {fl['unknown']:,}" if fl["unknown"] else "") + ")",
+        print_table(console, f"failed lookups that stopped nothing (weak {fl['weak']:,}, dlsym {fl['dlsym']:,})",
                     [("symbol", ID), ("meaning", TEXT), ("lookups", NUM)], rows)
+    if fl["unknown_symbols"]:  # weak (skipped) or global (fatal): the requester's file no longer says
+        print_table(console, f"failed lookups that may have been fatal ({fl['unknown']:,}: the requester is gone or "
+                    "unreadable, so whether its reference was weak cannot be told)",
+                    [("symbol", ID), ("lookups", NUM)],
+                    [[r["symbol"], count(r["lookups"])] for r in fl["unknown_symbols"]])
 
 
 def _interposed(report: dict[str, Any], console: Console) -> None:
@@ -190,7 +202,7 @@ def render_summary(report: dict[str, Any], console: Console, show_choice: bool =
         console.print(f"[bold]gotrace:[/] {escape(s['backend_choice'])}")
     fl = report.get("failed_lookups") or {}
     fatal = f", {fl['fatal']:,} fatal" if fl.get("fatal") else ""
-    console.print(f"[bold]gotrace:[/] {plural(b['total'], 'binding')} in {plural(p['count'], 'process')} "
+    console.print(f"[bold]gotrace:[/] {_at_least(s)}{plural(b['total'], 'binding')} in {plural(p['count'], 'process')} "
                   f"({kinds}; {plural(b['failed'], 'failed lookup')}{fatal})")
     if p.get("translated"):
         console.print("[bold]gotrace:[/] translated: " + _translated(p))
@@ -205,12 +217,13 @@ def render_summary(report: dict[str, Any], console: Console, show_choice: bool =
     lat = (report.get("latency_ns") or {}).get("all")
     if lat:
         cal = latency_calibration(s.get("latency_method"))
-        what = "resolver latency" if cal is None else "resolver latency (calibrated estimates)"
+        what = "resolver latency" if cal is None else "time per lookup under lldb (calibrated estimates)"
         on = lat.get("oncpu")
         console.print(f"[bold]gotrace:[/] {what} p50 {_ns(lat['p50'])}, p99 {_ns(lat['p99'])}, "
                       f"max {_ns(lat['max'])}"
-                      + (f" (lldb's own stop/resume cost, {_ns(cal['median_ns'])} median of {cal['rounds']}, "
-                         "subtracted)" if cal else "")
+                      + (f" (stop to stop, lldb's own stop/resume cost, {_ns(cal['median_ns'])} median of "
+                         f"{cal['rounds']}, subtracted): ranks lookups; not the resolver's own time, which bpf "
+                         "or bpftrace measure" if cal else "")
                       + (f"; total {_ns(lat['total'])}, of it {_ns(on['total'])} on a CPU"
                          if on and lat.get("total") is not None else ""))
     if report["top_providers"]:

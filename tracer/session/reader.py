@@ -3,6 +3,11 @@
 The layout is the writer's (session/writer.py). ``load_session`` is what
 notebooks and the pandas analyses use; ``iter_event_parts`` and
 ``read_rows`` serve the report, which never loads pandas.
+
+One damaged events part (a disk error, a copy cut short) must not cost the
+session: the parts that read are read, and each one that does not is named
+with the rows the writer recorded for it (meta.json's ``event_parts``), so
+every answer can say it is partial and by how much (``Session.damaged``).
 """
 from __future__ import annotations
 
@@ -37,10 +42,28 @@ class Session:
     processes: pd.DataFrame
     images: pd.DataFrame
     relocations: pd.DataFrame = field(default_factory=lambda: schema.empty("relocations"))
+    # events parts that could not be read, each {"file", "rows" (None: not recorded), "error"}
+    damaged: list[dict] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
         return bool(self.meta.get("complete"))
+
+
+def _part_damage(meta: dict[str, Any], name: str, error: str) -> dict[str, Any]:
+    rows = (meta.get("event_parts") or {}).get(name)
+    return {"file": f"events/{name}", "rows": int(rows) if rows is not None else None, "error": error}
+
+
+def _first_sentence(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.split(". ")[0].rstrip(".")
+
+
+def _missing_parts(target: Path, meta: dict[str, Any], present: list[Path]) -> list[dict[str, Any]]:
+    """Parts the writer recorded that are no longer there."""
+    have = {p.name for p in present}
+    return [_part_damage(meta, name, "missing") for name in sorted(meta.get("event_parts") or {}) if name not in have]
 
 
 def read_meta(path: Path) -> dict[str, Any]:
@@ -63,7 +86,8 @@ def read_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
-def _read(path: Path, name: str, optional: bool, columns: list[str] | None = None) -> pd.DataFrame:
+def _read(path: Path, name: str, optional: bool, columns: list[str] | None = None,
+          meta: dict[str, Any] | None = None, damaged: list[dict] | None = None) -> pd.DataFrame:
     target = path / (name if name == "events" else f"{name}.parquet")
     if not target.exists():
         if optional:
@@ -73,7 +97,10 @@ def _read(path: Path, name: str, optional: bool, columns: list[str] | None = Non
         columns = list(dict.fromkeys([*columns, "latency_ns"]))  # schema 1 derives one from the other
     try:
         if target.is_dir():
-            frame = _read_parts(sorted(target.glob("part-*.parquet")), name, columns)
+            parts = sorted(target.glob("part-*.parquet"))
+            if damaged is not None:
+                damaged += _missing_parts(target, meta or {}, parts)
+            frame = _read_parts(parts, name, columns, meta or {}, damaged)
         else:
             table = pq.read_table(target, read_dictionary=STRING_COLUMNS[name])
             frame = table.to_pandas(self_destruct=True, split_blocks=True)
@@ -104,20 +131,29 @@ def _read(path: Path, name: str, optional: bool, columns: list[str] | None = Non
     return frame
 
 
-def iter_event_parts(path: Path, meta: dict[str, Any], columns: list[str]):
+def iter_event_parts(path: Path, meta: dict[str, Any], columns: list[str], damaged: list[dict] | None = None):
     """The events as Arrow tables, one part at a time (those of ``columns`` a
-    part has): for a pass over a session of any size in the memory of one part."""
+    part has): for a pass over a session of any size in the memory of one part.
+    A part that cannot be read is skipped and added to ``damaged`` (with the rows
+    the writer recorded for it); without that list it is an error naming the file."""
     target = path / "events"
     if not target.is_dir():
         if meta.get("complete"):
             raise SessionError(f"{path} is truncated: events is missing")
         return
-    for p in sorted(target.glob("part-*.parquet")):
+    parts = sorted(target.glob("part-*.parquet"))
+    if damaged is not None:
+        damaged += _missing_parts(target, meta, parts)
+    for p in parts:
         try:
             part = pq.ParquetFile(p, pre_buffer=False)
-            yield part.read(columns=[c for c in columns if c in part.schema_arrow.names], use_threads=False)
+            table = part.read(columns=[c for c in columns if c in part.schema_arrow.names], use_threads=False)
         except (OSError, pa.ArrowException) as exc:
-            raise SessionError(f"{path} is truncated or corrupt: {p.name}: {exc}") from None
+            if damaged is None:
+                raise SessionError(f"{path} is truncated or corrupt: events/{p.name}: {_first_sentence(exc)}") from None
+            damaged.append(_part_damage(meta, p.name, _first_sentence(exc)))
+            continue
+        yield table
 
 
 def read_rows(path: Path, name: str, optional: bool) -> list[dict[str, Any]]:
@@ -133,7 +169,8 @@ def read_rows(path: Path, name: str, optional: bool) -> list[dict[str, Any]]:
         raise SessionError(f"{path} is truncated or corrupt: {target.name}: {exc}") from None
 
 
-def _read_parts(parts: list[Path], name: str, columns: list[str] | None = None) -> pd.DataFrame:
+def _read_parts(parts: list[Path], name: str, columns: list[str] | None = None, meta: dict[str, Any] | None = None,
+                damaged: list[dict] | None = None) -> pd.DataFrame:
     """Read part files one at a time and merge their categoricals.
 
     Converting part by part, then joining column by column (each dropped from
@@ -141,16 +178,23 @@ def _read_parts(parts: list[Path], name: str, columns: list[str] | None = None) 
     frame; one big Arrow table plus its pandas copy, or pd.concat of the
     parts, would double it.
     """
-    if not parts:
-        return schema.empty(name) if columns is None else schema.empty(name)[columns]
     frames = []
     for p in parts:
-        part = pq.ParquetFile(p, read_dictionary=STRING_COLUMNS[name], pre_buffer=False)  # one footer read
-        present = None if columns is None else [c for c in columns if c in part.schema_arrow.names]
-        table = part.read(columns=present, use_threads=False)
+        try:
+            part = pq.ParquetFile(p, read_dictionary=STRING_COLUMNS[name], pre_buffer=False)  # one footer read
+            present = None if columns is None else [c for c in columns if c in part.schema_arrow.names]
+            table = part.read(columns=present, use_threads=False)
+        except (OSError, pa.ArrowException) as exc:
+            if damaged is None:
+                raise SessionError(f"{p.parent.parent} is truncated or corrupt: {name}/{p.name}: "
+                                   f"{_first_sentence(exc)}") from None
+            damaged.append(_part_damage(meta or {}, p.name, _first_sentence(exc)))
+            continue
         frames.append(table.to_pandas(self_destruct=True, split_blocks=True))
         del table
         _trim_heap()
+    if not frames:
+        return schema.empty(name) if columns is None else schema.empty(name)[columns]
     if len(frames) == 1:
         return frames[0]
     from pandas.api.types import union_categoricals
@@ -202,11 +246,14 @@ def load_session(path: str | os.PathLike, event_columns: list[str] | None = None
     """
     path = Path(path)
     meta = read_meta(path)
+    damaged: list[dict] = []
     return Session(
         path=path,
         meta=meta,
-        events=_read(path, "events", optional=not meta.get("complete", False), columns=event_columns),
+        events=_read(path, "events", optional=not meta.get("complete", False), columns=event_columns, meta=meta,
+                     damaged=damaged),
         processes=_read(path, "processes", optional=not meta.get("complete", False)),
         images=_read(path, "images", optional=True),
         relocations=_read(path, "relocations", optional=True),
+        damaged=damaged,
     )

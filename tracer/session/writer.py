@@ -15,12 +15,18 @@ Events go to disk in independent Parquet parts as they arrive, so memory stays
 flat however long the build, and a session that dies mid-way still holds every
 part already flushed. ``meta.json`` is written first with ``complete: false``
 and rewritten at the end, so an interrupted capture is recognisable as such.
+It is also rewritten after every part, listing each part with its row count
+(``event_parts``): a part damaged later is named with the rows it held, the rest
+still read (session/reader.py). A full disk must not cost the one file that
+says so: a little space is held back from the start (``meta.json.reserve``)
+and given to ``meta.json`` at the end.
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -115,21 +121,37 @@ def write_atomic(table: pa.Table, dest: Path) -> None:
         raise
 
 
+RESERVE = META + ".reserve"
+RESERVE_BYTES = 32 * 1024  # meta.json's final rewrite (a few KiB) on a disk the events filled
+
+
 class SessionWriter:
     """Appends event chunks as Parquet parts and writes the small tables at the end."""
 
     def __init__(self, path: Path, meta: dict[str, Any]):
         self.path = Path(path)
-        self.meta = {"format": FORMAT, "schema_version": schema.SCHEMA_VERSION, **meta, "complete": False}
+        self.meta = {"format": FORMAT, "schema_version": schema.SCHEMA_VERSION, **meta, "complete": False,
+                     "event_parts": {}}
         self.parts = 0
         self.events_written = 0
         self.write_error: str | None = None
+        self._lock = threading.Lock()  # meta.json is rewritten by the writer thread and at the end
         self._write_meta()
+        try:
+            with open(self.path / RESERVE, "wb") as fh:  # real blocks, not a sparse file
+                fh.write(b"\0" * RESERVE_BYTES)
+        except OSError:
+            (self.path / RESERVE).unlink(missing_ok=True)
 
     def _write_meta(self) -> None:
-        tmp = self.path / (META + ".tmp")
-        tmp.write_text(json.dumps(self.meta, indent=2, sort_keys=True, default=str) + "\n")
-        os.replace(tmp, self.path / META)
+        with self._lock:
+            tmp = self.path / (META + ".tmp")
+            try:
+                tmp.write_text(json.dumps(self.meta, indent=2, sort_keys=True, default=str) + "\n")
+                os.replace(tmp, self.path / META)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
 
     def append_events(self, table: pa.Table) -> pa.Table:
         """Write one chunk as its own part; after a write error, count but drop.
@@ -143,10 +165,17 @@ class SessionWriter:
         if table.num_rows == 0:
             return table
         if self.write_error is None:
+            name = f"part-{self.parts:05d}.parquet"
             try:
-                write_atomic(table, self.path / "events" / f"part-{self.parts:05d}.parquet")
+                write_atomic(table, self.path / "events" / name)
                 self.parts += 1
                 self.events_written += table.num_rows
+                self.meta["event_parts"][name] = table.num_rows
+                self.meta["events"] = self.events_written
+                try:
+                    self._write_meta()  # the part's row count, should the part be damaged later
+                except OSError:
+                    pass  # said again at the end (the reserve makes room for it)
                 return table
             except OSError as exc:  # full disk, removed directory ...
                 self.write_error = f"writing events failed: {exc.strerror or exc}"
@@ -169,6 +198,7 @@ class SessionWriter:
             self.meta["write_error"] = self.write_error
             complete = False
         self.meta["complete"] = complete
+        (self.path / RESERVE).unlink(missing_ok=True)  # its room is meta.json's now
         try:
             self._write_meta()
         except OSError as exc:
