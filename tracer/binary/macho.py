@@ -117,39 +117,61 @@ def _check_load_commands(path: str, data: bytes, base: int = 0, size: int | None
         raise BadBinary(f"{path}: corrupt Mach-O file ({exc})") from None
 
 
+def cpu_budget(size: int) -> float:
+    """Seconds of CPU time the parse may use: about 15 times what a healthy
+    file needs (an 8 MB Apple-ld dylib takes ~0.07 s, a 2.5 MB Go binary ~0.01 s)."""
+    return 1.0 + size / 20e6
+
+
+WALL_BACKSTOP = 300.0  # s: only for a child that stops using CPU and never ends (never seen)
+
+
+def _walk(path: str) -> None:
+    """What read_macho asks of LIEF, done once in the child."""
+    fat = _lief().MachO.parse(path)
+    if fat is None:
+        raise ValueError("LIEF could not parse it")
+    for i in range(fat.size):
+        b = fat.at(i)
+        list(b.bindings), len(b.symbols), list(b.sections), list(b.segments)
+
+
 def _parse_in_child_first(path: str, size: int) -> None:
-    """Let LIEF parse the file once in a forked child, with a deadline.
+    """Let LIEF parse the file once in a forked child, on a CPU-time budget.
 
     Hostile or corrupt files have made LIEF spin for tens of seconds (fuzzing
     found some); a child that overruns is killed, one that crashes cannot take
-    gotrace with it, and either way the user gets one line. A good file costs
-    a fork and a second parse (milliseconds).
+    gotrace with it, and either way the user gets one line. The budget is CPU
+    time (ITIMER_PROF: SIGPROF, whose default action ends the child), never
+    wall-clock time: on a busy machine a healthy file takes longer to parse
+    but no more CPU, and a wall-clock deadline refused it as corrupt. A good
+    file costs a fork and a second parse (milliseconds).
     """
-    deadline = 0.25 + size / 50e6  # a good 2.5 MB Go binary parses in ~10 ms
-    _lief()  # imported before the fork, so the deadline times the parse, not the import
+    budget = cpu_budget(size)
+    _lief()  # imported before the fork, so the budget covers the parse, not the import
     pid = os.fork()
     if pid == 0:  # child: parse, walk what read_macho walks, report by exit code
         code = 1
         try:
-            lief = _lief()
-            fat = lief.MachO.parse(path)
-            if fat is not None:
-                for i in range(fat.size):
-                    b = fat.at(i)
-                    list(b.bindings), len(b.symbols), list(b.sections), list(b.segments)
-                code = 0
+            signal.signal(signal.SIGPROF, signal.SIG_DFL)
+            signal.setitimer(signal.ITIMER_PROF, budget)
+            _walk(path)
+            code = 0
         finally:
             os._exit(code)
-    end = time.monotonic() + deadline
+    start, pause = time.monotonic(), 0.001
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
             break
-        if time.monotonic() > end:
+        if time.monotonic() - start > WALL_BACKSTOP:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
-            raise BadBinary(f"{path}: corrupt Mach-O file (the parser did not finish within {deadline:.1f} s)")
-        time.sleep(0.002)
+            raise BadBinary(f"{path}: corrupt Mach-O file (the parser was still running after {WALL_BACKSTOP:.0f} s)")
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+    if os.WIFSIGNALED(status) and os.WTERMSIG(status) in (signal.SIGPROF, signal.SIGXCPU):
+        raise BadBinary(f"{path}: corrupt Mach-O file (the parser did not finish within {budget:.1f} s of CPU time)")
     if os.WIFSIGNALED(status):
         raise BadBinary(f"{path}: corrupt Mach-O file (the parser crashed: signal {os.WTERMSIG(status)})")
 
