@@ -186,8 +186,11 @@ def test_apple_stubs_with_a_wrong_reserved2_are_flagged(name, wrong, tmp_path):
     assert right == {6: 12, 12: 6}[wrong]
     bad = _patch_u32(src, tmp_path / "bad", _section_header_offset(src, "__TEXT,__stubs") + 72, wrong)
     rc, doc = stubs_json(bad)
-    assert rc == 1 and {a["kind"] for a in doc["anomalies"]} == {"stub-size-mismatch"}
-    assert len(stub_section(doc)["slots"]) == len(objdump_stub_pointers(src, "__stubs"))
+    (a,) = doc["anomalies"]
+    stubs = objdump_stub_pointers(src, "__stubs")
+    assert rc == 1 and a["kind"] == "stub-size-mismatch"
+    assert f"reserved2 declares {wrong}-byte stubs, but the code is {len(stubs)} stubs of {right} bytes" in a["reason"]
+    assert [s["address"] for s in stub_section(doc)["slots"]] == [addr for addr, _ptr in stubs]
 
 
 def test_stub_whose_indirect_entry_names_another_symbol_is_flagged(tmp_path):
