@@ -115,3 +115,22 @@ def test_cli_prints_json_or_one_line_exit_2(tmp_path):
             doc = json.loads(out.stdout)
             seen_escaped |= "\\x" in json.dumps(doc)
     assert seen_escaped, "no mutant put a non-UTF-8 name into the output"
+
+
+def test_a_huge_pointer_section_size_ends(tmp_path):
+    """__got's size made 2**62 in Go's file: stubs --json still ends (it once counted
+    every slot that size claims: it never ended) and names the stubs as llvm-objdump's
+    disassembly and binds of the original file do. The timeout only guards the run."""
+    from test_macho_real import _name_of, _section_header_offset, objdump_stub_pointers
+
+    src = wheel_file("shfmt-arm64")
+    data = bytearray(src.read_bytes())
+    struct.pack_into("<Q", data, _section_header_offset(src, "__DATA_CONST,__got") + 40, 2**62)
+    bad = tmp_path / "huge-got"
+    bad.write_bytes(bytes(data))
+    out = gotrace_cli("stubs", "--json", str(bad), timeout=600)
+    assert out.returncode in (0, 1), out.stderr
+    stubs = next(s for s in json.loads(out.stdout)["sections"] if s["name"] == "__TEXT,__symbol_stub1")
+    names = _name_of(src)
+    assert [(s["address"], s["symbol"]) for s in stubs["slots"]] == \
+        [(a, names[p]) for a, p in objdump_stub_pointers(src, "__symbol_stub1")]

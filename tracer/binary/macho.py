@@ -8,7 +8,7 @@ stderr chatter.
 
 Verified here against llvm-objdump on Mach-O files built on Linux (Go's
 internal linker, ld64.lld) and on files Apple's ld and Go's linker made for
-PyPI's macOS wheels (tests/fixtures/wheels.json); never run on macOS.
+PyPI's macOS wheels (tests/fixtures/macho-wheels.json); never run on macOS.
 
 LIEF hands back ``bytes`` for a name that is not UTF-8 (a corrupt file's):
 every name goes through ``_text`` so JSON and the terminal always get text.
@@ -237,8 +237,8 @@ def _image(path: str, b, lief) -> Image:
                      for lib in b.libraries]
     img.segments = [Segment(_text(s.name), int(s.virtual_address), int(s.virtual_size), int(s.file_offset),
                             int(s.file_size), _prot(int(s.init_protection))) for s in b.segments]
-    img.sections = [Section(f"{_text(s.segment_name)},{_text(s.name)}", int(s.virtual_address), int(s.size), int(s.offset),
-                            _enum_name(s.type)) for s in b.sections]
+    img.sections = [Section(f"{_text(s.segment_name)},{_text(s.name)}", int(s.virtual_address), int(s.size),
+                            int(s.offset), _enum_name(s.type)) for s in b.sections]
     if b.has_uuid:
         h = bytes(b.uuid.uuid).hex().upper()
         img.uuid = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

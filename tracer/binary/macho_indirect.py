@@ -93,7 +93,7 @@ def indirect_spans(records: list[dict], data: bytes, base: int = 0) -> dict[int,
     section owns the entries up to the next section's first (or the table's end):
     what it may claim whatever its size and reserved2 say."""
     dysymtab = _tables(data, base)[1]
-    total = dysymtab[1] if dysymtab else 0
+    total = min(dysymtab[1], max(len(data) - base - dysymtab[0], 0) // 4) if dysymtab else 0  # what the file holds
     users = sorted((r["reserved1"], n) for n, r in enumerate(records)
                    if r["flags"] & 0xFF in INDIRECT_SECTION_TYPES and r["size"])
     out = {}

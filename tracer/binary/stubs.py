@@ -222,11 +222,13 @@ def _macho(img: Image, data: bytes, base: int) -> tuple[list[StubSection], list[
         binds.setdefault(imp.address, []).append(imp)
     width = 8 if img.bits == 64 else 4
     pointer_names: dict[int, str] = {}  # pointer slot -> the name its indirect entry gives
-    for rec in records:
+    for pos, rec in enumerate(records):
         if rec["flags"] & 0xFF in INDIRECT_SECTION_TYPES and rec["flags"] & 0xFF != 8:
-            for n in range(rec["size"] // width):
-                if rec["reserved1"] + n in names:
-                    pointer_names[rec["addr"] + n * width] = names[rec["reserved1"] + n]
+            first = rec["reserved1"]
+            end = first + min(rec["size"] // width, spans.get(pos, (0, None))[0])
+            for idx, name in names.items():  # the entries the file holds, whatever a corrupt size says
+                if first <= idx < end:
+                    pointer_names[rec["addr"] + (idx - first) * width] = name
     out: list[StubSection] = []
     anomalies: list[Anomaly] = []
     helper = next((s for s in img.sections if s.name.endswith(",__stub_helper")), None)
