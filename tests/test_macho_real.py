@@ -213,6 +213,22 @@ def test_stub_whose_indirect_entry_names_another_symbol_is_flagged(tmp_path):
 
 # ------------------------------------------------------------ item 5: weak binds, one label
 
+SPECIAL = {"flat-namespace": "<flat lookup>", "weak": "<weak lookup>", "this-image": "<self>",
+           "main-executable": "<main executable>"}  # llvm-objdump's words for the special ordinals
+
+
+@pytest.mark.parametrize("name", WHEEL_FILES)
+def test_every_bind_agrees_with_llvm_objdump(name):
+    """inspect's rows are llvm-objdump's --bind, --lazy-bind, --weak-bind and (chained
+    fixups) --dyld-info rows, one for one: address, library, symbol."""
+    path = wheel_file(name)
+    want = {(a, SPECIAL.get(lib, lib), s) for a, lib, s in oracles.objdump_binds(path)}
+    want |= {(a, "<weak lookup>", s) for a, _l, s in objdump_bind_rows(path, "weak-bind")}
+    img = open_image(path)
+    short = lambda lib: lib if lib.startswith("<") else lib.rsplit("/", 1)[-1].split(".")[0]  # noqa: E731
+    rows = [(i.address, short(i.library), i.symbol) for i in img.imports]
+    assert len(rows) == len(set(rows)) and set(rows) == want
+
 @pytest.mark.parametrize("name", ["numpy-arm64", "xgboost-x86_64"])
 def test_weak_bind_table_entries_are_weak_lookups(name):
     """Every --weak-bind row (classic opcodes) is a `<weak lookup>` slot, not `<self>` and
