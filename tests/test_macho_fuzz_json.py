@@ -17,6 +17,7 @@ import struct
 
 import pytest
 
+import oracles
 from conftest import gotrace_cli
 from macho_wheels import wheel_file
 from tracer.binary import BadBinary
@@ -134,3 +135,21 @@ def test_a_huge_pointer_section_size_ends(tmp_path):
     names = _name_of(src)
     assert [(s["address"], s["symbol"]) for s in stubs["slots"]] == \
         [(a, names[p]) for a, p in objdump_stub_pointers(src, "__symbol_stub1")]
+
+
+def test_names_that_look_like_markup_are_printed_as_they_are(tmp_path):
+    """libSystem's install name rewritten to hold ``[/x]`` (rich's closing-tag syntax): the
+    terminal views print it as llvm-objdump --private-headers reads it; they once ended in
+    "internal error: MarkupError"."""
+    src = wheel_file("shfmt-arm64")
+    data = bytearray(src.read_bytes())
+    old = b"/usr/lib/libSystem.B.dylib"
+    at = data.index(old + b"\0")
+    data[at:at + len(old)] = b"/usr/lib/[/x][bold]System.B.dylib"[:len(old)]
+    bad = tmp_path / "markup"
+    bad.write_bytes(bytes(data))
+    (name,) = [n for n in oracles.objdump_load_commands(bad)["dylibs"] if "[" in n]
+    for command in ("inspect", "stubs"):
+        out = gotrace_cli(command, "--all", str(bad), timeout=600)
+        assert out.returncode in (0, 1) and out.stderr == "", out.stderr
+        assert name in out.stdout
