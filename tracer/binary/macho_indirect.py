@@ -69,15 +69,47 @@ def section_records(data: bytes, base: int = 0) -> list[dict]:
     return out
 
 
+def _tables(data: bytes, base: int) -> tuple[tuple | None, tuple | None]:
+    symtab = dysymtab = None
+    order = header(data, base)[0]
+    for _order, _is64, cmd, pos, size in load_commands(data, base):
+        if cmd == LC_SYMTAB and size >= 24:
+            symtab = struct.unpack_from(order + "IIII", data, pos + 8)
+        elif cmd == LC_DYSYMTAB and size >= 64:
+            dysymtab = struct.unpack_from(order + "II", data, pos + 56)
+    return symtab, dysymtab
+
+
+# Section types whose records index the indirect table through reserved1
+S_NON_LAZY_SYMBOL_POINTERS, S_LAZY_SYMBOL_POINTERS, S_SYMBOL_STUBS = 0x6, 0x7, 0x8
+S_LAZY_DYLIB_SYMBOL_POINTERS, S_THREAD_LOCAL_VARIABLE_POINTERS = 0x10, 0x14
+INDIRECT_SECTION_TYPES = (S_NON_LAZY_SYMBOL_POINTERS, S_LAZY_SYMBOL_POINTERS, S_SYMBOL_STUBS,
+                          S_LAZY_DYLIB_SYMBOL_POINTERS, S_THREAD_LOCAL_VARIABLE_POINTERS)
+
+
+def indirect_spans(records: list[dict], data: bytes, base: int = 0) -> dict[int, tuple[int, str | None]]:
+    """Position in ``records`` -> (how many indirect entries the section owns, the
+    section whose entries come next). The table is shared in reserved1 order, so a
+    section owns the entries up to the next section's first (or the table's end):
+    what it may claim whatever its size and reserved2 say."""
+    dysymtab = _tables(data, base)[1]
+    total = min(dysymtab[1], max(len(data) - base - dysymtab[0], 0) // 4) if dysymtab else 0  # what the file holds
+    users = sorted((r["reserved1"], n) for n, r in enumerate(records)
+                   if r["flags"] & 0xFF in INDIRECT_SECTION_TYPES and r["size"])
+    out = {}
+    for k, (first, n) in enumerate(users):
+        later = [(f, m) for f, m in users[k + 1:] if f > first]
+        if later:
+            out[n] = (later[0][0] - first, f"{records[later[0][1]]['segname']},{records[later[0][1]]['sectname']}")
+        else:
+            out[n] = (max(total - first, 0), None)
+    return out
+
+
 def indirect_symbols(path: str, data: bytes, base: int = 0) -> dict[int, str]:
     """Indirect table index -> symbol name (or ``<local>`` / ``<absolute>``)."""
-    symtab = dysymtab = None
     order, is64 = header(data, base)[:2]
-    for _order, _is64, cmd, pos, _size in load_commands(data, base):
-        if cmd == LC_SYMTAB:
-            symtab = struct.unpack_from(order + "IIII", data, pos + 8)
-        elif cmd == LC_DYSYMTAB:
-            dysymtab = struct.unpack_from(order + "II", data, pos + 56)
+    symtab, dysymtab = _tables(data, base)
     if symtab is None or dysymtab is None:
         return {}
     symoff, nsyms, stroff, strsize = symtab

@@ -287,16 +287,31 @@ def _word_at(img: Image, data: bytes, addr: int, fmt: str, width: int) -> int | 
 
 # ---------------------------------------------------------------- Mach-O
 
+WEAK_LOOKUP = "<weak lookup>"  # macho.py's label for a coalesced definition (weak-bind table, weak-lookup ordinal)
+
+
 def _macho(img: Image, data: bytes, base: int) -> tuple[list[StubSection], list[Anomaly]]:
-    from .macho_indirect import indirect_symbols, section_records
+    from .macho_indirect import INDIRECT_SECTION_TYPES, indirect_spans, indirect_symbols, section_records
 
     names = indirect_symbols(img.path, data, base)
     records = section_records(data, base)
-    imports = {i.address: i for i in img.imports}
+    spans = indirect_spans(records, data, base)
+    binds: dict[int, list[ImportSlot]] = {}
+    for imp in img.imports:
+        binds.setdefault(imp.address, []).append(imp)
+    width = 8 if img.bits == 64 else 4
+    pointer_names: dict[int, str] = {}  # pointer slot -> the name its indirect entry gives
+    for pos, rec in enumerate(records):
+        if rec["flags"] & 0xFF in INDIRECT_SECTION_TYPES and rec["flags"] & 0xFF != 8:
+            first = rec["reserved1"]
+            end = first + min(rec["size"] // width, spans.get(pos, (0, None))[0])
+            for idx, name in names.items():  # the entries the file holds, whatever a corrupt size says
+                if first <= idx < end:
+                    pointer_names[rec["addr"] + (idx - first) * width] = name
     out: list[StubSection] = []
     anomalies: list[Anomaly] = []
     helper = next((s for s in img.sections if s.name.endswith(",__stub_helper")), None)
-    for rec in records:
+    for pos, rec in enumerate(records):
         full = f"{rec['segname']},{rec['sectname']}"
         stype = rec["flags"] & 0xFF
         is_stub = stype == 8  # S_SYMBOL_STUBS
@@ -310,21 +325,17 @@ def _macho(img: Image, data: bytes, base: int) -> tuple[list[StubSection], list[
         if blob is not None and kind in ("stubs", "helper"):
             _check_filled(anomalies, full, blob)
         if blob is not None and kind == "stubs":
-            size = rec["reserved2"] or 6
-            for n, i in enumerate(range(0, len(blob) - size + 1, size)):
-                sym = names.get(rec["reserved1"] + n)
-                ss.slots.append(Slot(rec["addr"] + i, sym, blob[i:i + size].hex(), "jumps through its pointer"))
+            _macho_stubs(img, ss, rec, blob, names, spans.get(pos), binds, pointer_names, anomalies)
         elif blob is not None and kind == "pointers":
             for n, i in enumerate(range(0, len(blob) - 7, 8)):
                 addr = rec["addr"] + i
                 value = struct.unpack_from("<Q", blob, i)[0]
-                imp = imports.get(addr)
-                sym = imp.symbol if imp else names.get(rec["reserved1"] + n)
-                if imp is not None:
-                    action = f"dyld binds it at load to {imp.library} ({imp.reloc})"
+                here = binds.get(addr, [])
+                sym = here[0].symbol if here else names.get(rec["reserved1"] + n)
+                if here:
+                    action = _macho_bind_action(here)
+                    imp = here[0]
                     if imp.mode == "lazy":
-                        action = ("lazy bind: dyld < 12 binds it on first call through __stub_helper; "
-                                  "macOS 12+ binds it at load")
                         where = f"{full} {addr:#x} ({sym})"
                         if img.segment_of(value) is None:
                             anomalies.append(Anomaly("lazy-pointer-outside", where,
@@ -337,3 +348,73 @@ def _macho(img: Image, data: bytes, base: int) -> tuple[list[StubSection], list[
                 ss.slots.append(Slot(addr, sym, f"{value:#x}", action))
         out.append(ss)
     return out, anomalies
+
+
+def _macho_bind_action(here: list[ImportSlot]) -> str:
+    """What dyld does with a pointer slot, from its binds (a bind and a weak-bind may share one)."""
+    regular = [i for i in here if i.library != WEAK_LOOKUP]
+    coalesced = [i for i in here if i.library == WEAK_LOOKUP]
+    if regular and regular[0].mode == "lazy":
+        text = ("lazy bind: dyld < 12 binds it on first call through __stub_helper; macOS 12+ binds it at load "
+                f"to {regular[0].library}")
+    elif regular:
+        text = f"dyld binds it at load to {regular[0].library} ({regular[0].reloc})"
+    else:
+        return ("dyld binds it at load to the first definition in load order (a coalesced weak definition, "
+                f"{coalesced[0].reloc})")
+    if coalesced:
+        text += "; then, as a weak-bind entry, to the first definition in load order (coalesced)"
+    return text
+
+
+def _macho_stubs(img: Image, ss: StubSection, rec: dict, blob: bytes, names: dict[int, str],
+                 span: tuple[int, str | None] | None, binds: dict[int, list[ImportSlot]],
+                 pointer_names: dict[int, str], anomalies: list[Anomaly]) -> None:
+    """The stubs as their code has them (see macho_stubcode), each named by the pointer it
+    jumps through; a section whose reserved2 disagrees with its code or its share of the
+    indirect table is an anomaly: otool, lldb and llvm-objdump name its stubs wrongly."""
+    from .macho_stubcode import PATTERN, STUB_SIZE, decode
+
+    declared, first = rec["reserved2"], rec["reserved1"]
+    decoded = decode(img.arch, rec["addr"], blob)
+    if decoded is None:  # not a stub this reader knows: cut as the file says
+        size = declared or 6
+        for n, i in enumerate(range(0, len(blob) - size + 1, size)):
+            ss.slots.append(Slot(rec["addr"] + i, names.get(first + n), blob[i:i + size].hex(),
+                                 f"not decoded: {size}-byte slots, as reserved2 declares"))
+        return
+    size = STUB_SIZE[img.arch]
+    disagree = []
+    for n, (i, ptr) in enumerate(decoded):
+        own = names.get(first + n) if span is None or n < span[0] else None
+        if ptr is None:
+            ss.slots.append(Slot(rec["addr"] + i, own, blob[i:i + size].hex(), "not a stub: no pointer load decoded"))
+            continue
+        here = binds.get(ptr, [])
+        sym = here[0].symbol if here else pointer_names.get(ptr)
+        where = img.section_of(ptr)
+        action = f"jumps through {ptr:#x}" + (f" ({where.name})" if where else " (outside every section)")
+        if here:
+            action += ", " + _macho_bind_action(here).replace("dyld binds it", "which dyld binds", 1)
+        if sym and own and not own.startswith("<") and own != sym:
+            disagree.append((rec["addr"] + i, own, sym))
+        ss.slots.append(Slot(rec["addr"] + i, sym or own, blob[i:i + size].hex(), action))
+    problems = []
+    if declared != size:
+        problems.append(f"reserved2 declares {declared}-byte stubs, but the code is {len(decoded)} stubs of "
+                        f"{size} bytes ({PATTERN[img.arch]})")
+    claimed = rec["size"] // declared if declared else 0
+    if span is not None and claimed != span[0]:
+        nxt = f" ({span[1]}'s begin at index {first + span[0]})" if span[1] else " (the table ends there)"
+        problems.append(f"reserved2 makes it {claimed} stubs, but the indirect symbol table gives it {span[0]} "
+                        f"entries{nxt}")
+    if problems:
+        anomalies.append(Anomaly("stub-size-mismatch", ss.name, "; ".join(problems) +
+                                 ": tools that cut stubs by reserved2 (otool -Iv, lldb, llvm-objdump) put "
+                                 "names on the wrong addresses"))
+    if disagree:
+        at, own, sym = disagree[0]
+        anomalies.append(Anomaly("stub-name-mismatch", ss.name,
+                                 f"{len(disagree)} stub(s) jump through a pointer bound to another symbol than "
+                                 f"their indirect entry names (first: {at:#x}, {own} by the table, {sym} by "
+                                 "its pointer)"))

@@ -30,11 +30,12 @@ def _static(img: Image) -> bool:
 def render_image(img: Image, console: Console, limit: int | None) -> None:
     console.print(f"[bold]{escape(img.path)}[/]: {describe(img)}")
     if len(img.slices) > 1:
-        console.print(f"  slices         {', '.join(img.slices)} (showing {img.arch}; --arch picks another)")
+        console.print(f"  slices         {escape(', '.join(img.slices))} (showing {escape(img.arch)}; "
+                      "--arch picks another)")
     for note in img.notes:
         console.print(f"  [yellow]note[/]           {escape(note)}")
     console.print(f"  {'dylinker' if img.format == 'Mach-O' else 'interpreter':14} "
-                  f"{img.interpreter or ('- (static)' if _static(img) else '-')}")
+                  f"{escape(img.interpreter or ('- (static)' if _static(img) else '-'))}")
     console.print(f"  {'LC_UUID' if img.format == 'Mach-O' else 'build-id':14} {img.uuid or '[yellow]none[/]'}")
     if img.format == "Mach-O":
         console.print(f"  code signature {'yes' if img.code_signature else 'no'}")
@@ -48,14 +49,14 @@ def render_image(img: Image, console: Console, limit: int | None) -> None:
     console.print(f"  entry          {_hex(img.entry)}   link-time base {_hex(img.link_base)}   "
                   f"symbols {img.symbols:,}" + (f" (+{img.dynamic_symbols:,} dynamic)" if img.dynamic_symbols else ""))
     libs = ", ".join(l.name + ("" if l.kind == "needed" else f" ({l.kind})") for l in img.libraries)
-    console.print(f"  libraries      {libs or '-'}")
+    console.print(f"  libraries      {escape(libs or '-')}")
     if img.go:
         g = img.go
         settings = g.get("settings") or {}
         keys = [k for k in ("-buildmode", "CGO_ENABLED", "GOOS", "GOARCH", "-ldflags") if k in settings]
         main = (g.get("main") or {}).get("path") or g.get("path") or ""
-        console.print(f"  Go             {g.get('version') or g.get('note')} {main} "
-                      f"({', '.join(f'{k}={settings[k]}' for k in keys)})")
+        console.print("  Go             " + escape(f"{g.get('version') or g.get('note')} {main} "
+                                                 f"({', '.join(f'{k}={settings[k]}' for k in keys)})"))
     print_table(console, "segments", [("name", ID), ("vmaddr", ID), ("vmsize", NUM), ("fileoff", NUM),
                                       ("filesize", NUM), ("prot", ID)],
                 [[g.name, _hex(g.vmaddr), f"{g.vmsize:#x}", f"{g.fileoff:#x}", f"{g.filesize:#x}", g.prot]
