@@ -82,7 +82,9 @@ class ObjectKeeper:
         after the exec or the load): ``fd`` is the very file (None: one sent before, by ``inode``)."""
         try:
             with self._lock:
-                if (pid, name) not in self._names and (fd is not None or inode in self._fds or inode in self._read):
+                # a None there: the decoders' path found nothing first; the tracer's file is the very one
+                if self._names.get((pid, name)) is None and (fd is not None or inode in self._fds
+                                                               or inode in self._read):
                     if fd is not None:
                         self._hold(fd, os.fstat(fd))
                         fd = None

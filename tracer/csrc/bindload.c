@@ -81,13 +81,65 @@ static int kept_before(uint64_t dev, uint64_t ino)
 	return 1;  /* full: named only, gotrace finds it by path */
 }
 
+/* Messages for gotrace not sent yet: its socket takes ~10 at a time (net.unix.max_dgram_qlen), and
+   its reader may wait for the CPU, so they queue here, each with its open file, and go out as the
+   socket has room (flush_kept, after every read of the ring buffer and when the socket is writable). */
+#define KEEP_QUEUE 4096
+static struct { int fd; int len; char msg[STRLEN + 64]; } keepq[KEEP_QUEUE];
+static unsigned keep_head, keep_tail;  /* keepq[keep_head .. keep_tail) waits, modulo KEEP_QUEUE */
+static unsigned long long keep_dropped;
+
+static long long now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Sends what waits; with wait_ms, waits that long at most, in all, for room (the end of the run). */
+static int flush_kept(int wait_ms)
+{
+	long long deadline = now_ms() + wait_ms;
+	while (keep_head != keep_tail) {
+		unsigned i = keep_head % KEEP_QUEUE;
+		struct iovec iov = {keepq[i].msg, (size_t)keepq[i].len};
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+		union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+		if (keepq[i].fd >= 0) {
+			mh.msg_control = u.buf;
+			mh.msg_controllen = sizeof(u.buf);
+			struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+			c->cmsg_level = SOL_SOCKET;
+			c->cmsg_type = SCM_RIGHTS;
+			c->cmsg_len = CMSG_LEN(sizeof(int));
+			memcpy(CMSG_DATA(c), &keepq[i].fd, sizeof(int));
+		}
+		if (sendmsg(keep_fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+			long long left = deadline - now_ms();
+			if (errno == EAGAIN && left > 0) {  /* at the end: give gotrace's reader its time */
+				struct pollfd w = {keep_fd, POLLOUT, 0};
+				if (poll(&w, 1, (int)left) > 0)
+					continue;
+			}
+			if (errno == EAGAIN || errno == EINTR)
+				return 1;  /* the socket is full: later */
+			keep_dropped++;  /* gotrace is gone: nothing more to send */
+		}
+		if (keepq[i].fd >= 0)
+			close(keepq[i].fd);
+		keep_head++;
+	}
+	return 0;
+}
+
 /* What pid runs (its exe) or mapped under name (an object's l_name), kept the moment the record is
-   read: "E|N<TAB>pid<TAB>name<TAB>dev:ino" (E: an exec's filename, N: an l_name), with the open file attached the first time that file is seen —
+   read: "E|N<TAB>pid<TAB>name<TAB>dev:ino" (E: an exec's filename, N: an l_name; an N only for a
+   file not sent before), with the open file attached the first time that file is seen —
    the very file, readable even once deleted (`go test` deletes its test binaries as soon as they
-   ran). Never blocks: a full socket drops the message, and gotrace then finds the file by path. */
+   ran). Never blocks: the message waits in keepq until the socket has room. */
 static void keep(unsigned long long pid, const char *name, int exe)
 {
-	char path[STRLEN + 64], msg[STRLEN + 64];
+	char path[STRLEN + 64];
 	if (name[0] == '/')
 		snprintf(path, sizeof(path), "%s", name);
 	else
@@ -112,27 +164,27 @@ static void keep(unsigned long long pid, const char *name, int exe)
 	}
 	if (fd < 0)
 		return;
-	if (fstat(fd, &st) != 0) {
+	if (fstat(fd, &st) != 0 || keep_tail - keep_head >= KEEP_QUEUE) {
+		keep_dropped += fd >= 0;
 		close(fd);
 		return;
 	}
-	int len = snprintf(msg, sizeof(msg), "%c\t%llu\t%s\t%llu:%llu", exe ? 'E' : 'N', pid, name,
-	                   (unsigned long long)st.st_dev,
-	                   (unsigned long long)st.st_ino);
-	struct iovec iov = {msg, (size_t)(len < (int)sizeof(msg) ? len : (int)sizeof(msg) - 1)};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-	union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
-	if (!kept_before(st.st_dev, st.st_ino)) {
-		mh.msg_control = u.buf;
-		mh.msg_controllen = sizeof(u.buf);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	int known = kept_before(st.st_dev, st.st_ino);
+	if (known && !exe) {  /* a library sent before: gotrace finds this process's mapping of it */
+		close(fd);
+		return;
 	}
-	sendmsg(keep_fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-	close(fd);
+	if (known) {  /* the program is named only: gotrace has its file */
+		close(fd);
+		fd = -1;
+	}
+	unsigned i = keep_tail % KEEP_QUEUE;
+	int len = snprintf(keepq[i].msg, sizeof(keepq[i].msg), "%c\t%llu\t%s\t%llu:%llu", exe ? 'E' : 'N', pid, name,
+	                   (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+	keepq[i].len = len < (int)sizeof(keepq[i].msg) ? len : (int)sizeof(keepq[i].msg) - 1;
+	keepq[i].fd = fd;
+	keep_tail++;
+	flush_kept(0);
 }
 
 static volatile sig_atomic_t stop;
@@ -289,14 +341,17 @@ int main(int argc, char **argv)
 	printf("READY\t%llu\t7\n", (unsigned long long)cfg[7]);  /* 7: numbers per binding record */
 	fflush(stdout);
 	/* wait on the ring buffer and stdin together: records as they come, the end at once */
-	struct pollfd fds[2] = {{ring_buffer__epoll_fd(rb), POLLIN, 0}, {0, POLLIN | POLLHUP, 0}};
+	struct pollfd fds[3] = {{ring_buffer__epoll_fd(rb), POLLIN, 0}, {0, POLLIN | POLLHUP, 0}, {-1, POLLOUT, 0}};
 	while (!stop) {
-		int n = poll(fds, 2, 100);  /* records come without wake-ups: read them every 100 ms */
+		fds[2].fd = keep_head != keep_tail ? keep_fd : -1;  /* wake when gotrace can take what waits */
+		int n = poll(fds, 3, 100);  /* records come without wake-ups: read them every 100 ms */
 		if (n < 0 && errno != EINTR)
 			break;
 		if (ring_buffer__consume(rb) < 0)
 			break;
 		fflush(stdout);
+		if (keep_fd >= 0)
+			flush_kept(0);
 		if (fds[1].revents) {  /* stdin closed (or spoke): the command is done */
 			char buf[64];
 			if (read(0, buf, sizeof(buf)) <= 0)
@@ -311,6 +366,10 @@ int main(int argc, char **argv)
 	if (per && bpf_map_lookup_elem(bpf_object__find_map_fd_by_name(obj, "lost"), &zero, per) == 0)
 		for (int i = 0; i < ncpu; i++)
 			lost += per[i];
+	if (keep_fd >= 0) {  /* every file named, before the records' end; then gotrace's reader sees the end */
+		flush_kept(5000);
+		close(keep_fd);
+	}
 	/* stdout's end is the records' end: the reader need not wait ~0.5 s for the uprobes to detach */
 	fflush(stdout);
 	fclose(stdout);

@@ -121,6 +121,11 @@ def start_gated(argv: list[str], env: dict[str, str], built: tuple[Path, Path]) 
     args[1] = str(child.pid)
     # the loader sends each program's and object's file here as it is named (bpf/backend.py: _KeptFiles)
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:  # room for a burst of execs while gotrace's reader waits for the CPU (the loader never blocks)
+        theirs.setsockopt(socket.SOL_SOCKET, 32, 8 << 20)  # SO_SNDBUFFORCE: root may exceed wmem_max
+        ours.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)  # SO_RCVBUFFORCE
+    except OSError:
+        pass
     try:
         proc = subprocess.Popen([str(loader), str(obj), *args], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
