@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .elf_dynsyms import Definition, DynObject
+from .elf_dynsyms import Definition, DynObject, NameIndex
 
 SYMBOL_FIELDS = ("name", "version", "version_index", "hidden", "binding", "visibility", "type")
 
@@ -53,7 +53,7 @@ def _columns_of(defs: Mapping) -> dict[str, list]:
     return cols
 
 
-class KeptDefinitions(Mapping):
+class KeptDefinitions(NameIndex):
     """name -> [Definition], from a session's SYMBOLS rows of one object (an Arrow table), made into
     Definitions only when asked for (a replay asks for a few names of cc1's 28,000); ``undefined``
     as Definitions has it. Only the names are read up front."""
@@ -84,14 +84,6 @@ class KeptDefinitions(Mapping):
                                            r["binding"], r["visibility"], r["type"]) for r in rows]
         return self._made[name]
 
-    def __contains__(self, name) -> bool:
-        return name in self._index
-
-    def __iter__(self):
-        return iter(self._index)
-
-    def __len__(self) -> int:
-        return len(self._index)
 
 
 def from_rows(row: dict, symbols) -> DynObject:

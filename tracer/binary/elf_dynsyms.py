@@ -37,7 +37,23 @@ class Definition(NamedTuple):
     type: str
 
 
-class Definitions(Mapping):
+class NameIndex(Mapping):
+    """name -> [Definition] over ``self._index`` (name -> rows): the names known up front, each name's
+    Definitions made by ``__getitem__`` when asked for."""
+
+    _index: dict[str, list[int]]
+
+    def __contains__(self, name) -> bool:
+        return name in self._index
+
+    def __iter__(self):
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+
+class Definitions(NameIndex):
     """name -> [Definition], read in bulk (numpy over the table: cc1 exports 28,000 symbols) and made
     into Definitions only when asked for: a replay asks for a few names, the report for which exist."""
 
@@ -141,15 +157,6 @@ class Definitions(Mapping):
             "visibility": [VISIBILITY[v] for v in (other & 3).tolist()],
             "type": [TYPES[t] for t in (info & 0xF).tolist()],
         }
-
-    def __contains__(self, name) -> bool:
-        return name in self._index
-
-    def __iter__(self):
-        return iter(self._index)
-
-    def __len__(self) -> int:
-        return len(self._index)
 
 
 @dataclass
