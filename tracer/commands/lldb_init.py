@@ -61,6 +61,9 @@ def _check_save(lldb: str, line: str) -> None:
 
     from ..session.reader import read_meta
 
+    from ..capture.bpftrace.launch import wait_for_bindsnoop_to_go
+
+    wait_for_bindsnoop_to_go("hide lldb's breakpoints")  # a tracer that just ended is still detaching
     with tempfile.TemporaryDirectory(prefix="gotrace-lldb-check-") as tmp:
         dest = f"{tmp}/s"
         steps = [line, "target create /bin/true", "process launch --stop-at-entry", "gotrace bind start --no-calibrate",

@@ -176,6 +176,9 @@ def _bind_start(debugger, target, args, result) -> None:
     base = auxv(pid).get(AT_BASE)
     if not base:
         raise GotraceError("this process has no dynamic linker (static binary): nothing to record")
+    from ..capture.bpftrace.launch import wait_for_bindsnoop_to_go
+
+    wait_for_bindsnoop_to_go("hide lldb's breakpoints")  # else every breakpoint in ld.so stays silent
     exe = target.GetExecutable().fullpath or "?"
     rec = BindingRecorder(lldb, target, process, layout, base, exe, on_breakpoint=_with_callback)
     if not args.no_calibrate:

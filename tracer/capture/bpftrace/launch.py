@@ -90,13 +90,16 @@ def wait_for_bindsnoop_to_go(whose: str) -> None:
     few seconds; meanwhile another tracer's probe on the same code fails or sees nothing
     (lldb's breakpoints, DTrace's "Failed to enable probe"). Wait for it, and refuse in
     one line if one stays."""
+    from ..bpf.launch import loader_pids  # gotrace's BPF loader detaches its uprobes the same way
+
     deadline = time.monotonic() + UPROBE_WAIT_S
     while True:
-        pids = bindsnoop_pids()
+        pids = [("bpftrace", p) for p in bindsnoop_pids()] + [("gotrace's BPF loader", p) for p in loader_pids()]
         if not pids:
             return
         if time.monotonic() > deadline:
-            raise GotraceError(f"bpftrace (pid {pids[0]}) still has uprobes on ld.so, which {whose}; "
+            who, pid = pids[0]
+            raise GotraceError(f"{who} (pid {pid}) still has uprobes on ld.so, which {whose}; "
                                "wait for it to finish (or stop it), then run again", 2)
         time.sleep(0.2)
 
