@@ -35,9 +35,10 @@ def script_args(root_pid: int, mark_pid: int) -> list[str]:
     except BackendUnavailable as exc:
         raise BackendUnavailable(f"bpftrace backend unavailable: {exc.message}") from None
     layout = [lay.lookup, *lay.fixup, *lay.profile_fixup, *lay.text]
-    from .btf import task_exit_code_offset
+    from .btf import cwd_offsets, task_exit_code_offset
 
-    return [str(root_pid), ldso, str(mark_pid), *(str(v) for v in layout), str(task_exit_code_offset() or 0)]
+    return [str(root_pid), ldso, str(mark_pid), *(str(v) for v in layout), str(task_exit_code_offset() or 0),
+            *(str(v) for v in (cwd_offsets() or [0] * 9))]
 
 
 def bpftrace_env() -> dict[str, str]:

@@ -1,0 +1,31 @@
+/* selfstop.c — a program that stops itself (SIGSTOP) so a test can read what the kernel holds of it
+ * in /proc (cmdline, environ, exe) while it still runs the image it exec'd, then continue it.
+ *   selfstop ARGS...            stop, then exit 0
+ *   selfstop fork ARGS...       fork: the child (no exec: its parent's argv and environment) stops and
+ *                               exits; then the parent stops, waits for it and exits 0
+ *   selfstop exec PROG ARGS...  stop, then exec PROG ARGS... (execv: the same environment)
+ */
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+    pid_t child = -1;
+    if (argc > 1 && !strcmp(argv[1], "fork")) {
+        child = fork();
+        if (child == 0) {
+            raise(SIGSTOP);
+            _exit(0);
+        }
+    }
+    raise(SIGSTOP);
+    if (child > 0)
+        waitpid(child, NULL, 0);
+    if (argc > 2 && !strcmp(argv[1], "exec")) {
+        execv(argv[2], argv + 2);
+        return 127;
+    }
+    return 0;
+}
