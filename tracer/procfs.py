@@ -33,6 +33,72 @@ def cmdline(pid: int) -> list[str]:
         return []
 
 
+def environ(pid: int) -> list[str] | None:
+    """The environment a process's image holds as it was exec'd (the strings the kernel copied at
+    the exec; /proc/PID/environ on Linux, KERN_PROCARGS2 on macOS), None if it is gone or
+    unreadable. Exact while the process is stopped; read while it runs, another exec may come
+    first, which callers must allow for."""
+    if os.uname().sysname == "Darwin":  # not run on macOS
+        raw = _darwin_procargs(pid)
+        return None if raw is None else procargs_environ(raw)
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    return [e.decode("utf-8", "replace") for e in data.split(b"\0") if e]
+
+
+def cwd(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return None
+
+
+def procargs_environ(raw: bytes) -> list[str] | None:
+    """The environment in a KERN_PROCARGS2 buffer (xnu kern_sysctl.c sysctl_procargsx: argc as an
+    int, the exec path, NUL padding, argc argument strings, then the environment strings up to an
+    empty one); None when the buffer is shorter than argc says. Not run on macOS: checked on
+    buffers laid out as xnu writes them."""
+    if len(raw) < 4:
+        return None
+    argc = struct.unpack_from("<i", raw)[0]
+    pos = raw.find(b"\0", 4)  # the exec path
+    if pos < 0:
+        return None
+    while pos < len(raw) and raw[pos] == 0:
+        pos += 1
+    for _ in range(argc):
+        end = raw.find(b"\0", pos)
+        if end < 0:
+            return None
+        pos = end + 1
+    env = []
+    while pos < len(raw):
+        end = raw.find(b"\0", pos)
+        if end < 0 or end == pos:
+            break
+        env.append(raw[pos:end].decode("utf-8", "replace"))
+        pos = end + 1
+    return env
+
+
+def _darwin_procargs(pid: int) -> bytes | None:
+    """sysctl(CTL_KERN, KERN_PROCARGS2, pid): the process's exec'd arguments and environment."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    mib = (ctypes.c_int * 3)(1, 49, pid)  # CTL_KERN, KERN_PROCARGS2
+    size = ctypes.c_size_t(0)
+    if libc.sysctl(mib, 3, None, ctypes.byref(size), None, 0) != 0 or not size.value:
+        return None
+    buf = ctypes.create_string_buffer(size.value)
+    if libc.sysctl(mib, 3, buf, ctypes.byref(size), None, 0) != 0:
+        return None
+    return buf.raw[:size.value]
+
+
 def exe(pid: int) -> str:
     """The program a process runs; OSError when it is gone, another user's, or a kernel thread."""
     return os.readlink(f"/proc/{pid}/exe")

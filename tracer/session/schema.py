@@ -32,6 +32,11 @@ def loader_variable(entry: str) -> bool:
     return name.startswith(LOADER_PREFIXES) or name in LOADER_NAMES
 
 
+def loader_env(environment) -> list[str]:
+    """The entries of an environment ("NAME=VALUE" strings, in order) the dynamic linker reads."""
+    return [e for e in environment if loader_variable(e)]
+
+
 TS_MARKS = {
     # What instant of a lookup ``ts_ns`` is, by the events' ``backend``:
     # "end": when the lookup returned (its start is ts_ns - latency_raw_ns: the probes stamp it at
