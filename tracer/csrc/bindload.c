@@ -229,7 +229,7 @@ int main(int argc, char **argv)
 	int ncpus = libbpf_num_possible_cpus();  /* an exec's scratch space: one per CPU */
 	bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "scratch"), ncpus > 0 ? ncpus : 1);
 	if (allocates_on_demand()) {
-		const char *hashes[] = {"traced", "flight", "reloc"};
+		const char *hashes[] = {"traced", "flight", "depth", "reloc"};
 		for (size_t i = 0; i < sizeof(hashes) / sizeof(hashes[0]); i++) {
 			struct bpf_map *m = bpf_object__find_map_by_name(obj, hashes[i]);
 			if (m)

@@ -68,7 +68,10 @@ struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 1 << 24); } eve
 struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, C_N); __type(key, __u32); __type(value, __u64); } config SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, __u64); } lost SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 65536); __type(key, __u32); __type(value, __u64); } traced SEC(".maps");
-struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 65536); __type(key, __u32); __type(value, struct inflight); } flight SEC(".maps");
+/* lookups in flight by (tid << 32 | depth): a lookup can run inside another (an interposed malloc's
+   lazy PLT call from ld.so's unique-symbol table), and keyed by tid alone the outer one was lost */
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 65536); __type(key, __u64); __type(value, struct inflight); } flight SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 65536); __type(key, __u32); __type(value, __u64); } depth SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 65536); __type(key, __u32); __type(value, struct relocating); } reloc SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_LRU_HASH); __uint(max_entries, 32768); __type(key, struct seen_key); __type(value, __u8); } seen SEC(".maps");
 /* an exec's argv and environment are gathered here (too big for the stack, and for a per-CPU map's
@@ -310,7 +313,10 @@ int on_lookup(struct pt_regs *ctx)
 	             ((at >= cfg(C_TEXT_LO) && at < cfg(C_TEXT_HI)) ? 1 : 3);
 	struct inflight f = { bpf_ktime_get_ns(), kind, PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx),
 	                      PT_REGS_PARM5(ctx), *g };
-	bpf_map_update_elem(&flight, &tid, &f, BPF_ANY);
+	__u64 *dp = bpf_map_lookup_elem(&depth, &tid), d = dp ? *dp : 0, key = (__u64)tid << 32 | d;
+	bpf_map_update_elem(&flight, &key, &f, BPF_ANY);
+	d += 1;
+	bpf_map_update_elem(&depth, &tid, &d, BPF_ANY);
 	announce(pid, f.gen, f.req);
 	return 0;
 }
@@ -336,15 +342,31 @@ static __always_inline void emit(struct inflight *f, __u32 pid, __u32 tid, __u64
 	bpf_ringbuf_submit(r, wake());
 }
 
+/* the thread's innermost lookup in flight, taken off its depth (its key in *key) */
+static __always_inline struct inflight *innermost(__u32 tid, __u64 *key)
+{
+	__u64 *dp = bpf_map_lookup_elem(&depth, &tid);
+	if (!dp || !*dp)
+		return NULL;
+	__u64 d = *dp - 1;
+	if (d)
+		*dp = d;
+	else
+		bpf_map_delete_elem(&depth, &tid);
+	*key = (__u64)tid << 32 | d;
+	return bpf_map_lookup_elem(&flight, key);
+}
+
 SEC("uretprobe")
 int on_lookup_ret(struct pt_regs *ctx)
 {
 	__u32 pid = bpf_get_current_pid_tgid() >> 32, tid = (__u32)bpf_get_current_pid_tgid();
-	struct inflight *f = bpf_map_lookup_elem(&flight, &tid);
+	__u64 key;
+	struct inflight *f = innermost(tid, &key);
 	if (!f)
 		return 0;
 	emit(f, pid, tid, PT_REGS_RC(ctx), bpf_ktime_get_ns() - f->start, f->kind);
-	bpf_map_delete_elem(&flight, &tid);
+	bpf_map_delete_elem(&flight, &key);
 	return 0;
 }
 
@@ -353,11 +375,12 @@ SEC("uprobe")
 int on_signal(struct pt_regs *ctx)
 {
 	__u32 pid = bpf_get_current_pid_tgid() >> 32, tid = (__u32)bpf_get_current_pid_tgid();
-	struct inflight *f = bpf_map_lookup_elem(&flight, &tid);
+	__u64 key;
+	struct inflight *f = innermost(tid, &key);
 	if (!f)
 		return 0;
 	emit(f, pid, tid, 0, 0, f->kind + 4);
-	bpf_map_delete_elem(&flight, &tid);
+	bpf_map_delete_elem(&flight, &key);
 	return 0;
 }
 
