@@ -49,6 +49,17 @@ def environ(pid: int) -> list[str] | None:
     return [e.decode("utf-8", "replace") for e in data.split(b"\0") if e]
 
 
+def image_identity(pid: int) -> tuple[str, int] | None:
+    """(exe, stack start) of the image a process runs now: an exec changes both, or at least the
+    stack start (ASLR), so reads between two equal identities are of one image. None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        return os.readlink(f"/proc/{pid}/exe"), int(fields[25])  # field 28, startstack
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def cwd(pid: int) -> str | None:
     try:
         return os.readlink(f"/proc/{pid}/cwd")
