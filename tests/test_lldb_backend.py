@@ -307,3 +307,29 @@ def test_a_static_target_is_refused_untouched(tmp_path, go_env):
         proc.kill()
     assert code == 2 and "not dynamically linked" in err
     assert proc.returncode == 0 and out == "got still here\n"
+
+
+def test_each_image_has_the_loader_variables_it_was_execd_with(tmp_path):
+    """lldb follows one process across its execs: each image's loader_env as the program itself
+    has it (tests/csrc/selfstop.c env prints its LD_*/GLIBC_TUNABLES entries), the executable stored
+    absolute though typed relative (issue 26, items 9 and 18)."""
+    require_lldb()
+    subprocess.run(["gcc", "-O0", "-o", str(tmp_path / "selfstop"), str(ROOT / "tests/csrc/selfstop.c")], check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LD_", "GLIBC_TUNABLES"))}
+    env["LD_BIND_NOW"] = "1"
+    out = subprocess.run([GOTRACE, "bind", "-q", "-b", "lldb", "-o", str(tmp_path / "s"), "--", "/usr/bin/env",
+                          "LD_LIBRARY_PATH=/nowhere", "GLIBC_TUNABLES=glibc.malloc.check=0", "./selfstop", "env"],
+                         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    own = out.stdout.splitlines()
+    assert own == ["LD_BIND_NOW=1", "LD_LIBRARY_PATH=/nowhere", "GLIBC_TUNABLES=glibc.malloc.check=0"]
+    procs = load_session(tmp_path / "s").processes
+    assert [str(e) for e in procs["exe"]] == ["/usr/bin/env", str(tmp_path / "selfstop")]
+    assert [list(e) for e in procs["loader_env"]] == [["LD_BIND_NOW=1"], own]
+    # typed relative, stored absolute
+    out = subprocess.run([GOTRACE, "bind", "-q", "-b", "lldb", "-o", str(tmp_path / "r"), "--", "./selfstop", "env"],
+                         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    procs = load_session(tmp_path / "r").processes
+    assert [str(e) for e in procs["exe"]] == [str(tmp_path / "selfstop")]
+    assert [list(e) for e in procs["loader_env"]] == [out.stdout.splitlines()]

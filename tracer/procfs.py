@@ -33,6 +33,21 @@ def cmdline(pid: int) -> list[str]:
         return []
 
 
+def exec_environment(pid: int) -> tuple[str, list[str]] | None:
+    """(the program, its environment as exec'd) of the image a process runs, read as one: on macOS
+    KERN_PROCARGS2 holds both; on Linux /proc/PID/exe and environ, kept only when no exec came
+    between them (image_identity the same before and after). None if gone or unreadable."""
+    if os.uname().sysname == "Darwin":  # not run on macOS
+        raw = _darwin_procargs(pid)
+        got = None if raw is None else procargs(raw)
+        return None if got is None else (got[0], got[1])
+    before = image_identity(pid)
+    env = environ(pid)
+    if before is None or env is None or image_identity(pid) != before:
+        return None
+    return before[0], env
+
+
 def environ(pid: int) -> list[str] | None:
     """The environment a process's image holds as it was exec'd (the strings the kernel copied at
     the exec; /proc/PID/environ on Linux, KERN_PROCARGS2 on macOS), None if it is gone or
@@ -40,7 +55,8 @@ def environ(pid: int) -> list[str] | None:
     first, which callers must allow for."""
     if os.uname().sysname == "Darwin":  # not run on macOS
         raw = _darwin_procargs(pid)
-        return None if raw is None else procargs_environ(raw)
+        got = None if raw is None else procargs(raw)
+        return None if got is None else got[1]
     try:
         with open(f"/proc/{pid}/environ", "rb") as fh:
             data = fh.read()
@@ -68,16 +84,23 @@ def cwd(pid: int) -> str | None:
 
 
 def procargs_environ(raw: bytes) -> list[str] | None:
-    """The environment in a KERN_PROCARGS2 buffer (xnu kern_sysctl.c sysctl_procargsx: argc as an
-    int, the exec path, NUL padding, argc argument strings, then the environment strings up to an
-    empty one); None when the buffer is shorter than argc says. Not run on macOS: checked on
-    buffers laid out as xnu writes them."""
+    """The environment in a KERN_PROCARGS2 buffer (see procargs)."""
+    got = procargs(raw)
+    return None if got is None else got[1]
+
+
+def procargs(raw: bytes) -> tuple[str, list[str]] | None:
+    """(exec path, environment) of a KERN_PROCARGS2 buffer (xnu kern_sysctl.c sysctl_procargsx: argc
+    as an int, the exec path, NUL padding, argc argument strings, then the environment strings up
+    to an empty one); None when the buffer is shorter than argc says. Not run on macOS: checked
+    on buffers laid out as xnu writes them."""
     if len(raw) < 4:
         return None
     argc = struct.unpack_from("<i", raw)[0]
     pos = raw.find(b"\0", 4)  # the exec path
     if pos < 0:
         return None
+    path = raw[4:pos].decode("utf-8", "replace")
     while pos < len(raw) and raw[pos] == 0:
         pos += 1
     for _ in range(argc):
@@ -92,7 +115,7 @@ def procargs_environ(raw: bytes) -> list[str] | None:
             break
         env.append(raw[pos:end].decode("utf-8", "replace"))
         pos = end + 1
-    return env
+    return path, env
 
 
 def _darwin_procargs(pid: int) -> bytes | None:

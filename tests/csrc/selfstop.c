@@ -4,14 +4,25 @@
  *   selfstop fork ARGS...       fork: the child (no exec: its parent's argv and environment) stops and
  *                               exits; then the parent stops, waits for it and exits 0
  *   selfstop exec PROG ARGS...  stop, then exec PROG ARGS... (execv: the same environment)
+ *   selfstop env                print the environment entries the dynamic linker reads (LD_*,
+ *                               GLIBC_TUNABLES, DYLD_*), one a line, in order: its own account; exit 0
  */
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+extern char **environ;
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "env")) {
+        for (char **e = environ; *e; e++)
+            if (!strncmp(*e, "LD_", 3) || !strncmp(*e, "DYLD_", 5) || !strncmp(*e, "GLIBC_TUNABLES=", 15))
+                printf("%s\n", *e);
+        return 0;
+    }
     pid_t child = -1;
     if (argc > 1 && !strcmp(argv[1], "fork")) {
         child = fork();

@@ -68,7 +68,7 @@ class LldbBackend:
         if request.attach:
             res = driver.attach(request.attach)
         else:
-            exe = resolve_command(request.argv, request.env)
+            exe = os.path.abspath(resolve_command(request.argv, request.env))  # as typed, it may be relative
             _one_elf_program(request.argv[0], exe)
             res = driver.launch(request.argv, exe, request.env, plan)
         request.on_process(1)
