@@ -97,11 +97,13 @@ def test_each_image_has_its_own_argv_environment_and_absolute_exe(tree, backend,
             assert len(rows) == 1, (snap, [(r["exe"], r["argv"]) for r in rows])
             row = rows[0]
         else:  # the same program twice in a pid (selfstop exec ./selfstop): its images in order
-            if backend in RACY:  # a script's image is named by the script: its interpreter is what runs
-                rows = [r for _i, r in procs[procs["pid"] == snap["pid"]].iterrows()
+            if backend in RACY:  # what it read of the pid's images of this program (a script's image is
+                # named by the script, its interpreter is what runs) is one of their accounts; the rest null
+                read = [r for _i, r in procs[procs["pid"] == snap["pid"]].iterrows()
                         if r["loader_env"] is not None and _runs(str(r["exe"]), snap["exe"])]
-                if not rows:
-                    continue  # not read in time: said so (null), never a wrong account
+                accounts = [x["loader_env"] for x in stopped if (x["pid"], x["exe"]) == (snap["pid"], snap["exe"])]
+                assert all(list(r["loader_env"]) in accounts and os.path.isabs(str(r["exe"])) for r in read), read
+                continue
             k = nth[(snap["pid"], snap["exe"])] = nth.get((snap["pid"], snap["exe"]), -1) + 1
             assert len(rows) > k, (snap, [r["exe"] for r in rows])
             row = rows[k]
