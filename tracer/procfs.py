@@ -65,15 +65,17 @@ def environ(pid: int) -> list[str] | None:
     return [e.decode("utf-8", "replace") for e in data.split(b"\0") if e]
 
 
-def image_identity(pid: int) -> tuple[str, int] | None:
-    """(exe, stack start) of the image a process runs now: an exec changes both, or at least the
-    stack start (ASLR), so reads between two equal identities are of one image. None if gone."""
+def image_identity(pid: int) -> tuple[str, int, int] | None:
+    """(exe, stack start, environment start) of the image a process runs now: an exec changes them
+    (ASLR), so reads between two equal identities are of one image. None if gone, or while an exec
+    is under way (the new stack is set before the environment is copied there: field 50 is 0)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             fields = fh.read().rsplit(b")", 1)[1].split()
-        return os.readlink(f"/proc/{pid}/exe"), int(fields[25])  # field 28, startstack
+        ident = os.readlink(f"/proc/{pid}/exe"), int(fields[25]), int(fields[47])  # fields 28 and 50
     except (OSError, IndexError, ValueError):
         return None
+    return ident if ident[1] and ident[2] else None
 
 
 def cwd(pid: int) -> str | None:

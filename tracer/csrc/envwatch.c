@@ -5,8 +5,10 @@
  *   envwatch DIR        until stdin closes; one line per program image seen writing to a log
  *                       ld.<pid> in DIR (LD_DEBUG_OUTPUT: glibc's ld.so writes there from its start):
  *                       PID \t STATE \t STACK \t EXE \t CWD [\t NAME=VALUE ...]
- *   STACK: the image's stack start (/proc/PID/stat's startstack: a new image, a new stack); an
- *   image is read once, when its ld.so first writes (inotify: the log created or written to).
+ *   STACK: the image's identity (from /proc/PID/stat: its stack start and where its environment
+ *   begins: a new image, new ones); an image is read once, when its ld.so first writes (inotify:
+ *   the log created or written to), not while an exec is under way; every log is looked at again
+ *   after 20 ms without events, or when inotify's queue overflowed.
  *   STATE: "ok"; "gone" (no /proc left to read); "moved" (exe or stack changed during the read: the
  *   process exec'd meanwhile, so the environment read may be either image's). Tabs and newlines in
  *   a value are printed as \t and \n, a backslash as \\.
@@ -14,6 +16,7 @@
  * In C, not a Python thread: a process that lives a millisecond is gone before a thread waiting
  * for the interpreter's lock (5 ms at worst) has read it. Build: cc -O2 -o envwatch envwatch.c
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -70,7 +73,10 @@ static ssize_t slurp(const char *path, char *buf, size_t size)
 	return (ssize_t)got;
 }
 
-static unsigned long long startstack(const char *pid)
+/* The image's identity: its stack start (/proc/PID/stat field 28) and where its environment begins
+ * (field 50); 0 while an exec is under way: the new image's stack is set before its environment is
+ * copied (binfmt_elf: setup_arg_pages, then create_elf_tables), and a read then finds it empty. */
+static unsigned long long identity(const char *pid)
 {
 	char path[64], buf[4096];
 	snprintf(path, sizeof(path), "/proc/%s/stat", pid);
@@ -79,9 +85,15 @@ static unsigned long long startstack(const char *pid)
 		return 0;
 	buf[n] = 0;
 	char *p = strrchr(buf, ')');  /* the name may hold anything: fields count from after it */
-	for (int field = 2; p && field < 28; field++)
+	unsigned long long stack = 0, env_start = 0;
+	for (int field = 2; p && field < 50; field++) {
 		p = strchr(p + 1, ' ');
-	return p ? strtoull(p + 1, NULL, 10) : 0;
+		if (p && field + 1 == 28)
+			stack = strtoull(p + 1, NULL, 10);
+	}
+	if (p)
+		env_start = strtoull(p + 1, NULL, 10);
+	return stack && env_start ? stack ^ (env_start << 1) : 0;
 }
 
 static void one(const char *name, int created)
@@ -96,9 +108,9 @@ static void one(const char *name, int created)
 	if (!created && slot[k].pid == id && since < 100000)
 		return;  /* written to again within 100 us: the same image, most likely; looked at soon again */
 	slot[k].at = now;
-	unsigned long long stack = startstack(pid);
+	unsigned long long stack = identity(pid);
 	if (!stack || (slot[k].pid == id && slot[k].stack == stack))
-		return;  /* gone, or an image already read */
+		return;  /* gone, being exec'd (looked at again at its next write), or an image already read */
 	char path[PATH_MAX], exe[PATH_MAX], exe2[PATH_MAX], cwd[PATH_MAX];
 	snprintf(path, sizeof(path), "/proc/%s/exe", pid);
 	ssize_t e = readlink(path, exe, sizeof(exe) - 1);
@@ -108,7 +120,7 @@ static void one(const char *name, int created)
 	ssize_t c = readlink(path, cwd, sizeof(cwd) - 1);
 	snprintf(path, sizeof(path), "/proc/%s/exe", pid);
 	ssize_t e2 = readlink(path, exe2, sizeof(exe2) - 1);
-	unsigned long long stack2 = startstack(pid);
+	unsigned long long stack2 = identity(pid);
 	exe[e > 0 ? e : 0] = 0;
 	exe2[e2 > 0 ? e2 : 0] = 0;
 	cwd[c > 0 ? c : 0] = 0;
@@ -136,6 +148,16 @@ static void one(const char *name, int created)
 	fflush(stdout);
 }
 
+static void scan(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	for (struct dirent *e; (e = readdir(d));)
+		one(e->d_name, 1);
+	closedir(d);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -153,16 +175,22 @@ int main(int argc, char **argv)
 	struct pollfd fds[2] = {{fd, POLLIN, 0}, {0, POLLIN | POLLHUP, 0}};
 	int closing = 0;  /* stdin closed: the command is done; what is queued is read, then the end */
 	for (;;) {
-		int ready = poll(fds, closing ? 1 : 2, closing ? 0 : -1);
+		int ready = poll(fds, closing ? 1 : 2, closing ? 0 : 20);
 		if (ready < 0 && errno != EINTR)
 			return 1;
 		if (closing && ready == 0)
 			return 0;
+		if (ready == 0) {  /* quiet for 20 ms: every log looked at, in case an event was lost */
+			scan(argv[1]);
+			continue;
+		}
 		if (fds[0].revents) {
 			ssize_t n = read(fd, buf, sizeof(buf));
 			for (ssize_t i = 0; i < n;) {
 				struct inotify_event *ev = (struct inotify_event *)(buf + i);
-				if (ev->len)
+				if (ev->mask & IN_Q_OVERFLOW)
+					scan(argv[1]);  /* the queue was full: events were dropped */
+				else if (ev->len)
 					one(ev->name, !!(ev->mask & IN_CREATE));
 				i += (ssize_t)sizeof(*ev) + ev->len;
 			}
