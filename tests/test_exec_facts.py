@@ -38,7 +38,7 @@ def tree(tmp_path_factory):
     command = ("ls -d / >/dev/null; git --version >/dev/null; LD_BIND_NOW=1 ./sub/selfstop a b; cd sub; "
                "LD_BIND_NOT=1 ./selfstop fork x; "  # lazy: the forked child binds raise() itself (ld-debug sees it)
                "env LD_LIBRARY_PATH=/nowhere GLIBC_TUNABLES=glibc.malloc.check=0 ./selfstop exec ./selfstop again; "
-               "LD_PRELOAD= ./stopper.sh c d")
+               "LD_PRELOAD= ./stopper.sh c d; ./selfstop retry /nowhere/x ./selfstop retried")
     return d, command
 
 
@@ -82,11 +82,13 @@ def test_each_image_has_its_own_argv_environment_and_absolute_exe(tree, backend,
     d, command = tree
     s, stopped = _run(backend, d, command, tmp_path / "s")
     procs = s.processes
-    # six stops (the harness saw them all): selfstop a b; the forked child and its parent; both images
-    # of selfstop exec; the script, whose argv the kernel begins with its interpreter
+    # eight stops (the harness saw them all): selfstop a b; the forked child and its parent; both images
+    # of selfstop exec; the script, whose argv the kernel begins with its interpreter; selfstop retry
+    # and the image its second exec ran (the first failed: its argv and environment are nobody's)
     assert sorted(x["argv"] for x in stopped) == sorted([
         ["./sub/selfstop", "a", "b"], ["./selfstop", "fork", "x"], ["./selfstop", "fork", "x"],
-        ["./selfstop", "exec", "./selfstop", "again"], ["./selfstop", "again"], ["/bin/sh", "./stopper.sh", "c", "d"]])
+        ["./selfstop", "exec", "./selfstop", "again"], ["./selfstop", "again"], ["/bin/sh", "./stopper.sh", "c", "d"],
+        ["./selfstop", "retry", "/nowhere/x", "./selfstop", "retried"], ["./selfstop", "retried"]])
     nth: dict = {}
     for snap in stopped:
         rows = procs[(procs["pid"] == snap["pid"])

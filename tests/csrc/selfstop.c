@@ -4,11 +4,15 @@
  *   selfstop fork ARGS...       fork: the child (no exec: its parent's argv and environment) stops and
  *                               exits; then the parent stops, waits for it and exits 0
  *   selfstop exec PROG ARGS...  stop, then exec PROG ARGS... (execv: the same environment)
+ *   selfstop retry MISSING PROG ARGS...  an exec that fails (MISSING, with other arguments and
+ *                               LD_PRELOAD=/never set), then exec PROG ARGS... with LD_BIND_NOT=1 instead,
+ *                               as a launcher that tries its way along a search path does
  *   selfstop env                print the environment entries the dynamic linker reads (LD_*,
  *                               GLIBC_TUNABLES, DYLD_*), one a line, in order: its own account; exit 0
  */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -36,6 +40,14 @@ int main(int argc, char **argv)
         waitpid(child, NULL, 0);
     if (argc > 2 && !strcmp(argv[1], "exec")) {
         execv(argv[2], argv + 2);
+        return 127;
+    }
+    if (argc > 3 && !strcmp(argv[1], "retry")) {
+        setenv("LD_PRELOAD", "/never", 1);
+        execl(argv[2], argv[2], "never", (char *)NULL);
+        unsetenv("LD_PRELOAD");
+        setenv("LD_BIND_NOT", "1", 1);
+        execv(argv[3], argv + 3);
         return 127;
     }
     return 0;
