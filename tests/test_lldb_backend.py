@@ -235,9 +235,11 @@ def _armed(pid: int, timeout_s: float = 120) -> None:
     addr = auxv(pid)[AT_BASE] + layout.lookup
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/status") as fh:
+            traced = next(int(line.split()[1]) for line in fh if line.startswith("TracerPid:"))
         with open(f"/proc/{pid}/mem", "rb") as fh:
             fh.seek(addr)
-            if fh.read(1) == b"\xcc":
+            if traced and fh.read(1) == b"\xcc":  # lldb-server attached, and its breakpoint placed
                 return
         time.sleep(0.05)
     raise AssertionError("gotrace never armed its breakpoint")

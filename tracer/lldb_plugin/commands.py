@@ -170,6 +170,9 @@ def _bind_start(debugger, target, args, result) -> None:
         return
     try:
         _, layout = require_layout()
+        from ..capture.bpftrace.launch import wait_for_bindsnoop_to_go
+
+        wait_for_bindsnoop_to_go("hide lldb's breakpoints")  # gotrace's own tracers, still detaching
     except BackendUnavailable as exc:
         raise GotraceError(exc.message) from None
     pid = process.GetProcessID()

@@ -140,6 +140,7 @@ def check_attachable(pid: int) -> None:
     layout = ldso_layout(ldso_path()) if ldso_path() else None
     if layout is None:
         return
+    wait_for_bindsnoop_to_go("hide lldb's breakpoints")  # gotrace's own tracers, still detaching
     try:
         with open(f"/proc/{pid}/mem", "rb") as fh:
             fh.seek(base + layout.lookup)
