@@ -335,3 +335,28 @@ def test_each_image_has_the_loader_variables_it_was_execd_with(tmp_path):
     procs = load_session(tmp_path / "r").processes
     assert [str(e) for e in procs["exe"]] == [str(tmp_path / "selfstop")]
     assert [list(e) for e in procs["loader_env"]] == [out.stdout.splitlines()]
+
+
+def test_an_empty_attached_session_gets_no_wrong_reason(tmp_path):
+    """A target that makes no lookup while attached leaves an empty session: its note must not call
+    a dynamically linked program statically linked (it did). Oracle: readelf's program headers
+    (an INTERP: a dynamic linker) and the target's own exit status."""
+    require_lldb()
+    headers = subprocess.run(["readelf", "-lW", "/usr/bin/python3"], capture_output=True, text=True, check=True)
+    assert "INTERP" in headers.stdout
+    proc = subprocess.Popen(["/usr/bin/python3", "-c", "import sys; print('ready', flush=True); sys.stdin.readline()"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        tracer = subprocess.Popen([GOTRACE, "bind", "--pid", str(proc.pid), "-o", str(tmp_path / "s")],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _armed(proc.pid)
+        proc.communicate("done\n", timeout=60)
+        _, err = tracer.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0 and tracer.returncode == 0, err
+    rep = subprocess.run([GOTRACE, "report", str(tmp_path / "s")], capture_output=True, text=True)
+    for text in (err, rep.stdout):
+        assert "statically linked" not in text
+    assert "while gotrace was attached" in " ".join(rep.stdout.split())
