@@ -47,7 +47,15 @@ def require_bpf() -> None:
 
 def require_backend(name: str) -> None:
     """The capability the named backend needs (ld-debug needs none)."""
-    {"bpf": require_bpf, "bpftrace": require_bpftrace, "lldb": require_lldb}.get(name, lambda: None)()
+    {"bpf": require_bpf, "bpftrace": require_bpftrace, "lldb": require_lldb,
+     "dtrace": require_dtrace_backend}.get(name, lambda: None)()
+
+
+def require_dtrace_backend() -> None:
+    from tracer.capture.dtrace.backend import DtraceBackend
+
+    avail = DtraceBackend().probe()
+    require(avail.ok, f"dtrace backend unavailable: {avail.explain()} (CI builds DTrace for Linux: GOTRACE_DTRACE)")
 
 
 def require_lldb() -> None:

@@ -46,7 +46,9 @@ def main() -> int:
                 time.sleep(0.0005)
         os.close(fd)
         with open(os.environ["FAKEDYLD_TRUTH"], "a") as fh:  # the oracle: what this process wrote
-            fh.write(json.dumps({"pid": os.getpid(), "exe": spec["exe"], "bindings": p.bindings}) + "\n")
+            own = [f"{k}={v}" for k, v in os.environ.items() if k.startswith(("LD_", "DYLD_")) or k == "GLIBC_TUNABLES"]
+            fh.write(json.dumps({"pid": os.getpid(), "exe": spec["exe"], "bindings": p.bindings,
+                                 "loader_env": own}) + "\n")
     time.sleep(spec.get("sleep", 0))
     for c in children:
         c.wait()

@@ -199,3 +199,47 @@ def ld_debug_searches(text: str) -> list[dict]:
         if m:
             out[-1]["last_tried"] = m.group(1)
     return out
+
+
+LOADER_PREFIXES = ("LD_", "DYLD_", "GLIBC_TUNABLES=")  # written out here, not imported from tracer
+
+
+def stopped_images(proc, marker: str, timeout_s: float = 300) -> list[dict]:
+    """The kernel's account of every program image of a traced tree that stopped itself (SIGSTOP:
+    tests/csrc/selfstop.c, or a script's `kill -STOP $$`) while ``proc`` (gotrace) runs: its
+    /proc/PID/cmdline, the dynamic linker's variables of /proc/PID/environ in order, and
+    readlink(/proc/PID/exe), read while it is stopped; then it is continued. The tree's
+    processes are those whose environment holds ``marker`` (an entry NAME=VALUE)."""
+    import signal
+    import time
+
+    seen: list[dict] = []
+    last: dict[int, dict] = {}
+    deadline = time.monotonic() + timeout_s
+    want = marker.encode()
+    while proc.poll() is None and time.monotonic() < deadline:
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            pid = int(name)
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as fh:
+                    state = fh.read().rsplit(b")", 1)[1].split()[0]
+                if state != b"T":
+                    continue
+                with open(f"/proc/{pid}/environ", "rb") as fh:
+                    environ = fh.read().split(b"\0")
+                if want not in environ:
+                    continue
+                with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                    argv = [a.decode() for a in fh.read().split(b"\0")[:-1]]
+                snap = {"pid": pid, "argv": argv, "exe": os.readlink(f"/proc/{pid}/exe"),
+                        "loader_env": [e.decode() for e in environ if e.startswith(tuple(p.encode() for p in LOADER_PREFIXES))]}
+                if last.get(pid) != snap:  # not one still shown stopped just after its SIGCONT
+                    seen.append(snap)
+                    last[pid] = snap
+                os.kill(pid, signal.SIGCONT)
+            except (OSError, IndexError):
+                continue
+        time.sleep(0.005)
+    return seen

@@ -103,7 +103,7 @@ def test_chrome_trace_is_valid_trace_event_json(pair, tmp_path):
         assert isinstance(e["name"], str) and isinstance(e["pid"], int) and isinstance(e["tid"], int)
         assert isinstance(e["ts"], (int, float)) and e["ts"] >= 0 and e["pid"] in named
         if e["ph"] == "X":
-            assert e["dur"] == e["args"]["latency_ns"] / 1000.0 and e["dur"] >= 0
+            assert e["dur"] == e["args"]["latency_raw_ns"] / 1000.0 and e["dur"] >= 0
     assert all(e["ph"] in ("M", "X", "i") for e in events)
 
 

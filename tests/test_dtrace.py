@@ -11,6 +11,7 @@ import collections
 import glob
 import os
 import re
+import struct
 import subprocess
 from pathlib import Path
 
@@ -117,6 +118,29 @@ def test_macos_records_decode():
     assert d.relocations == [{"ts_ns": 300, "pid": 7, "duration_ns": 98112, "path": "/Users/me/hello"}]
     d.feed("garbage\n")
     assert d.malformed == 1
+
+
+def test_macos_environment_reads_go_to_their_images():
+    """On macOS execstop.d holds each process at its exec (STOP) and gotrace reads KERN_PROCARGS2 then:
+    each read belongs to the image exec'd just before its STOP, and a child that never exec'd keeps
+    its parent's image's (not run on macOS: records in proctree.d's and execstop.d's formats, and a
+    KERN_PROCARGS2 buffer laid out as xnu's sysctl_procargsx writes it: argc, the exec path, NUL
+    padding, the arguments, the environment)."""
+    from tracer.procfs import procargs_environ
+
+    raw = (struct.pack("<i", 2) + b"/usr/bin/env\0\0\0\0" + b"env\0./hello\0"
+           + b"PATH=/usr/bin\0DYLD_INSERT_LIBRARIES=/tmp/libpre.dylib\0HOME=/Users/me\0\0executable_path=x\0")
+    environment = procargs_environ(raw)
+    assert environment == ["PATH=/usr/bin", "DYLD_INSERT_LIBRARIES=/tmp/libpre.dylib", "HOME=/Users/me"]
+    assert procargs_environ(struct.pack("<i", 5) + b"/bin/x\0a\0") is None  # shorter than argc says
+    d = DtraceDecoder(lambda pid, a: None)
+    for line in ("E\t100\t7\t1\t/usr/bin/env\n", "E\t200\t7\t1\t./hello\n", "F\t300\t7\t8\n", "X\t400\t8\t7\t1\n"):
+        d.feed(line)
+    d.environments[(7, 105)] = ([], None)  # STOP of the first image
+    d.environments[(7, 203)] = (["DYLD_INSERT_LIBRARIES=/tmp/libpre.dylib"], None)
+    rows = {(r["pid"], r["exe"]): r["loader_env"] for r in d.processes_rows(7, ["env", "./hello"], 0, 1, 2, 1)}
+    assert rows == {(7, "/usr/bin/env"): [], (7, "./hello"): ["DYLD_INSERT_LIBRARIES=/tmp/libpre.dylib"],
+                    (8, "./hello"): ["DYLD_INSERT_LIBRARIES=/tmp/libpre.dylib"]}
 
 
 def test_macos_commands_and_sip():

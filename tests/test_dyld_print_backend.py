@@ -55,6 +55,9 @@ def test_a_process_tree_through_the_backend(tmp_path):
     procs = {p["pid"]: p for p in res.processes}
     root = next(p for p in res.processes if p.get("argv"))
     assert root["exe"] == "/usr/local/go/bin/go" and root["exit_code"] == 3
+    # its loader variables (DYLD_PRINT_* among them): as the process itself has them in os.environ
+    own = {json.loads(x)["pid"]: json.loads(x)["loader_env"] for x in truth_file.read_text().splitlines()}
+    assert root["loader_env"] == own[root["pid"]] and any(e.startswith("DYLD_PRINT_TO_FILE=") for e in own[root["pid"]])
     writers = {json.loads(x)["pid"] for x in truth_file.read_text().splitlines()}
     assert writers <= set(procs)
     assert all(procs[p]["ppid"] == root["pid"] for p in writers if p != root["pid"])  # from ps
@@ -116,6 +119,13 @@ def test_ps_listings():
     # a reused pid under an unrelated parent is not the traced process
     w.take([(502, 503, 0x4004, "/usr/bin/other")])
     assert w.seen[502].exes[-1].endswith("/ld")
+    # each new image's program and environment, read as one (KERN_PROCARGS2), go to the row of that program
+    reads = {501: ("/usr/local/go/bin/go", ["PATH=/usr/bin", "DYLD_LIBRARY_PATH=/opt/lib"]), 502: None}
+    w = procwatch.TreeWatch(501, environment=reads.get)
+    w.take(rows)
+    assert procwatch.image_environment(w.seen[501], "/usr/local/go/bin/go") == ["DYLD_LIBRARY_PATH=/opt/lib"]
+    assert procwatch.image_environment(w.seen[502], "/Library/Developer/CommandLineTools/usr/bin/clang") is None
+    assert procwatch.image_environment(w.seen[501], "/usr/bin/other") is None  # a read of another program
 
 
 def test_rosetta_run_is_built_around_arch(tmp_path):

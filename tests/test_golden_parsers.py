@@ -60,7 +60,7 @@ def test_bpftrace_golden(golden):
     data = (GOLDEN / "bpftrace" / "modes-fork-exec.tsv").read_bytes()
     dec = BpftraceDecoder()
     root = int(data.split(b"READY\t", 1)[1].split(b"\n", 1)[0])
-    dec.tree.root(root, 1, ["bash"], 0)
+    dec.tree.root(root, 1, ["bash", "-c", "/tmp/modes-lazy 0.25 >/dev/null; exec /tmp/modes-lazy 1 >/dev/null"], 0)
     cut = data.index(b"\n@b", len(data) // 2) + 1  # split mid-stream, on a line boundary
     tables = [t for t in (dec.feed(data[:cut]), dec.feed(data[cut:]), dec.finish()) if t is not None]
     events = pa.concat_tables(tables)

@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -213,3 +214,149 @@ def _kernel_thread() -> int | None:
             if "\nPPid:\t2\n" in status or "\nKthread:\t1" in status:
                 return int(entry)
     return None
+
+
+PY_WAITS = {  # Debian's python3 parked in a system call when gotrace attaches, then looking up symbols
+    "read": "import sys; print('ready', flush=True); line = sys.stdin.readline()\n",
+    "sleep": ("import os, sys, time; print('ready', flush=True)\n"
+              "while not os.path.exists(sys.argv[1]): time.sleep(0.05)\nline = open(sys.argv[1]).read()\n"),
+}
+PY_AFTER = ("import ctypes; m = ctypes.CDLL('libm.so.6'); m.cos.restype = ctypes.c_double\n"
+            "m.cos.argtypes = [ctypes.c_double]; print('cos', format(m.cos(len(line)), '.3f'))\n")
+
+
+def _armed(pid: int, timeout_s: float = 120) -> None:
+    """Until lldb's breakpoint is on ld.so's lookup in the process (an int3 there in /proc/PID/mem):
+    gotrace is attached and recording. Synchronisation only: nothing is concluded from it."""
+    from tracer.capture.ldso import require_layout
+    from tracer.procfs import AT_BASE, auxv
+
+    _, layout = require_layout()
+    addr = auxv(pid)[AT_BASE] + layout.lookup
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/status") as fh:
+            traced = next(int(line.split()[1]) for line in fh if line.startswith("TracerPid:"))
+        with open(f"/proc/{pid}/mem", "rb") as fh:
+            fh.seek(addr)
+            if traced and fh.read(1) == b"\xcc":  # lldb-server attached, and its breakpoint placed
+                return
+        time.sleep(0.05)
+    raise AssertionError("gotrace never armed its breakpoint")
+
+
+@pytest.fixture(scope="module")
+def attach_targets(tmp_path_factory, cbins):
+    """Programs parked in a system call, waiting to be told to go on: each then binds cos lazily."""
+    require(Path("/usr/bin/python3").exists(), "Debian's python3 is not installed")
+    out = tmp_path_factory.mktemp("attach")
+    c = out / "attach_wait"
+    subprocess.run(["gcc", "-O1", "-fno-builtin", "-o", str(c), str(ROOT / "tests/csrc/attach_wait.c"), "-lm"],
+                   check=True)
+    return {"c": c, "out": out}
+
+
+@pytest.mark.parametrize("target", ["python-read", "python-sleep", "c", "go"])
+def test_an_attach_never_harms_its_target(target, attach_targets, tmp_path, go_env):
+    """Issue 26, item 2: `gotrace bind --pid` of a python3 sleeping in clock_nanosleep killed it with
+    SIGSEGV (the calibration moved a thread the kernel then rewound into an instruction, restarting
+    its system call). Oracle: the target's own output and exit status, which must be what they are
+    without gotrace, and the lookups it made while attached recorded, after a calibration."""
+    require_lldb()
+    flag = tmp_path / "go-on"
+    if target.startswith("python"):
+        argv = ["/usr/bin/python3", "-c", PY_WAITS[target.split("-")[1]] + PY_AFTER, str(flag)]
+    elif target == "c":
+        argv = [str(attach_targets["c"])]
+    else:
+        prog = tmp_path / "gospin"
+        subprocess.run([str(VENV_BIN / "go"), "build", "-o", str(prog), "."], cwd=ROOT / "tests/fixtures/gospin",
+                       env=go_env, check=True)
+        argv = [str(prog), "wait"]
+    line = "go on\n"
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        tracer = subprocess.Popen([GOTRACE, "bind", "-q", "--pid", str(proc.pid), "-o", str(tmp_path / "s")],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _armed(proc.pid)
+        flag.write_text(line)
+        out, err = proc.communicate(line, timeout=120)
+        _, gerr = tracer.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, (proc.returncode, err)
+    assert out == f"cos {math.cos(len(line)):.3f}\n"
+    assert tracer.returncode == 0, gerr
+    s = load_session(tmp_path / "s")
+    assert "cos" in set(s.events["symbol"].astype(str))
+    assert s.meta["latency_method"]["calibration"]["rounds"] > 0, s.meta["latency_method"]
+
+
+def test_a_static_target_is_refused_untouched(tmp_path, go_env):
+    """A program with no dynamic linker: one line, exit 2, before lldb attaches — it ran on as it would
+    (before, gotrace attached, found no ld.so, and killed it on the way out)."""
+    require_lldb()
+    prog = tmp_path / "gowait"
+    subprocess.run([str(VENV_BIN / "go"), "build", "-o", str(prog), "."], cwd=ROOT / "tests/fixtures/gowait",
+                   env=dict(go_env, CGO_ENABLED="0"), check=True)
+    proc = subprocess.Popen([str(prog)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        code, err = _one_line_error(["bind", "-q", "--pid", str(proc.pid), "-o", str(tmp_path / "s")])
+        out, _ = proc.communicate("still here\n", timeout=60)
+    finally:
+        proc.kill()
+    assert code == 2 and "not dynamically linked" in err
+    assert proc.returncode == 0 and out == "got still here\n"
+
+
+def test_each_image_has_the_loader_variables_it_was_execd_with(tmp_path):
+    """lldb follows one process across its execs: each image's loader_env as the program itself
+    has it (tests/csrc/selfstop.c env prints its LD_*/GLIBC_TUNABLES entries), the executable stored
+    absolute though typed relative (issue 26, items 9 and 18)."""
+    require_lldb()
+    subprocess.run(["gcc", "-O0", "-o", str(tmp_path / "selfstop"), str(ROOT / "tests/csrc/selfstop.c")], check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LD_", "GLIBC_TUNABLES"))}
+    env["LD_BIND_NOW"] = "1"
+    out = subprocess.run([GOTRACE, "bind", "-q", "-b", "lldb", "-o", str(tmp_path / "s"), "--", "/usr/bin/env",
+                          "LD_LIBRARY_PATH=/nowhere", "GLIBC_TUNABLES=glibc.malloc.check=0", "./selfstop", "env"],
+                         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    own = out.stdout.splitlines()
+    assert own == ["LD_BIND_NOW=1", "LD_LIBRARY_PATH=/nowhere", "GLIBC_TUNABLES=glibc.malloc.check=0"]
+    procs = load_session(tmp_path / "s").processes
+    assert [str(e) for e in procs["exe"]] == ["/usr/bin/env", str(tmp_path / "selfstop")]
+    assert [list(e) for e in procs["loader_env"]] == [["LD_BIND_NOW=1"], own]
+    # typed relative, stored absolute
+    out = subprocess.run([GOTRACE, "bind", "-q", "-b", "lldb", "-o", str(tmp_path / "r"), "--", "./selfstop", "env"],
+                         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    procs = load_session(tmp_path / "r").processes
+    assert [str(e) for e in procs["exe"]] == [str(tmp_path / "selfstop")]
+    assert [list(e) for e in procs["loader_env"]] == [out.stdout.splitlines()]
+
+
+def test_an_empty_attached_session_gets_no_wrong_reason(tmp_path):
+    """A target that makes no lookup while attached leaves an empty session: its note must not call
+    a dynamically linked program statically linked (it did). Oracle: readelf's program headers
+    (an INTERP: a dynamic linker) and the target's own exit status."""
+    require_lldb()
+    headers = subprocess.run(["readelf", "-lW", "/usr/bin/python3"], capture_output=True, text=True, check=True)
+    assert "INTERP" in headers.stdout
+    proc = subprocess.Popen(["/usr/bin/python3", "-c", "import sys; print('ready', flush=True); sys.stdin.readline()"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        tracer = subprocess.Popen([GOTRACE, "bind", "--pid", str(proc.pid), "-o", str(tmp_path / "s")],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _armed(proc.pid)
+        proc.communicate("done\n", timeout=60)
+        _, err = tracer.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0 and tracer.returncode == 0, err
+    rep = subprocess.run([GOTRACE, "report", str(tmp_path / "s")], capture_output=True, text=True)
+    for text in (err, rep.stdout):
+        assert "statically linked" not in text
+    assert "while gotrace was attached" in " ".join(rep.stdout.split())

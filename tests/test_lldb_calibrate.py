@@ -97,3 +97,45 @@ def test_arm64_calibration_in_a_real_arm64_process(tmp_path):
             qemu.kill()
             out, _ = qemu.communicate()
     assert out == "hello arm64\n" and qemu.returncode == 7
+
+
+def test_a_thread_inside_a_system_call_is_not_moved(tmp_path):
+    """calibrate() on a thread stopped inside an interrupted system call (python3 blocked reading
+    stdin, attached): it refuses to touch the thread, and the program goes on to its own output and
+    exit status once detached. Moving that thread is what made the kernel's restart of the call
+    land inside an instruction (issue 26, item 2)."""
+    require_lldb()
+    from tracer.capture.ldso import require_layout
+    from tracer.capture.lldb.loader import import_lldb
+    from tracer.capture.lldb.recorder import BindingRecorder
+    from tracer.procfs import AT_BASE, auxv
+
+    proc = subprocess.Popen(["/usr/bin/python3", "-c", "import sys; print('ready', flush=True); "
+                             "print(len(sys.stdin.readline()))"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    lldb = import_lldb()
+    dbg = lldb.SBDebugger.Create(False)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        deadline = time.monotonic() + 60
+        while Path(f"/proc/{proc.pid}/syscall").read_text().split()[0] != "0":  # until blocked in read(2)
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        dbg.SetAsync(False)
+        target = dbg.CreateTarget("")
+        err = lldb.SBError()
+        process = target.AttachToProcessWithID(dbg.GetListener(), proc.pid, err)
+        assert err.Success(), err.GetCString()
+        _, layout = require_layout()
+        rec = BindingRecorder(lldb, target, process, layout, auxv(proc.pid)[AT_BASE], "/usr/bin/python3")
+        thread = process.GetSelectedThread()
+        pc = thread.GetFrameAtIndex(0).FindRegister("rip").GetValueAsUnsigned()
+        cal = rec.calibrate(thread)
+        assert thread.GetFrameAtIndex(0).FindRegister("rip").GetValueAsUnsigned() == pc
+        assert cal.samples_ns == [] and "system call" in (cal.error or "")
+        process.Detach()
+        out, _ = proc.communicate("12345\n", timeout=60)
+    finally:
+        proc.kill()
+        lldb.SBDebugger.Destroy(dbg)
+    assert proc.returncode == 0 and out == "6\n"

@@ -33,6 +33,108 @@ def cmdline(pid: int) -> list[str]:
         return []
 
 
+def exec_environment(pid: int) -> tuple[str, list[str]] | None:
+    """(the program, its environment as exec'd) of the image a process runs, read as one: on macOS
+    KERN_PROCARGS2 holds both; on Linux /proc/PID/exe and environ, kept only when no exec came
+    between them (image_identity the same before and after). None if gone or unreadable."""
+    if os.uname().sysname == "Darwin":  # not run on macOS
+        raw = _darwin_procargs(pid)
+        got = None if raw is None else procargs(raw)
+        return None if got is None else (got[0], got[1])
+    before = image_identity(pid)
+    env = environ(pid)
+    if before is None or env is None or image_identity(pid) != before:
+        return None
+    return before[0], env
+
+
+def environ(pid: int) -> list[str] | None:
+    """The environment a process's image holds as it was exec'd (the strings the kernel copied at
+    the exec; /proc/PID/environ on Linux, KERN_PROCARGS2 on macOS), None if it is gone or
+    unreadable. Exact while the process is stopped; read while it runs, another exec may come
+    first, which callers must allow for."""
+    if os.uname().sysname == "Darwin":  # not run on macOS
+        raw = _darwin_procargs(pid)
+        got = None if raw is None else procargs(raw)
+        return None if got is None else got[1]
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    return [e.decode("utf-8", "replace") for e in data.split(b"\0") if e]
+
+
+def image_identity(pid: int) -> tuple[str, int, int] | None:
+    """(exe, stack start, environment start) of the image a process runs now: an exec changes them
+    (ASLR), so reads between two equal identities are of one image. None if gone, or while an exec
+    is under way (the new stack is set before the environment is copied there: field 50 is 0)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        ident = os.readlink(f"/proc/{pid}/exe"), int(fields[25]), int(fields[47])  # fields 28 and 50
+    except (OSError, IndexError, ValueError):
+        return None
+    return ident if ident[1] and ident[2] else None
+
+
+def cwd(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return None
+
+
+def procargs_environ(raw: bytes) -> list[str] | None:
+    """The environment in a KERN_PROCARGS2 buffer (see procargs)."""
+    got = procargs(raw)
+    return None if got is None else got[1]
+
+
+def procargs(raw: bytes) -> tuple[str, list[str]] | None:
+    """(exec path, environment) of a KERN_PROCARGS2 buffer (xnu kern_sysctl.c sysctl_procargsx: argc
+    as an int, the exec path, NUL padding, argc argument strings, then the environment strings up
+    to an empty one); None when the buffer is shorter than argc says. Not run on macOS: checked
+    on buffers laid out as xnu writes them."""
+    if len(raw) < 4:
+        return None
+    argc = struct.unpack_from("<i", raw)[0]
+    pos = raw.find(b"\0", 4)  # the exec path
+    if pos < 0:
+        return None
+    path = raw[4:pos].decode("utf-8", "replace")
+    while pos < len(raw) and raw[pos] == 0:
+        pos += 1
+    for _ in range(argc):
+        end = raw.find(b"\0", pos)
+        if end < 0:
+            return None
+        pos = end + 1
+    env = []
+    while pos < len(raw):
+        end = raw.find(b"\0", pos)
+        if end < 0 or end == pos:
+            break
+        env.append(raw[pos:end].decode("utf-8", "replace"))
+        pos = end + 1
+    return path, env
+
+
+def _darwin_procargs(pid: int) -> bytes | None:
+    """sysctl(CTL_KERN, KERN_PROCARGS2, pid): the process's exec'd arguments and environment."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    mib = (ctypes.c_int * 3)(1, 49, pid)  # CTL_KERN, KERN_PROCARGS2
+    size = ctypes.c_size_t(0)
+    if libc.sysctl(mib, 3, None, ctypes.byref(size), None, 0) != 0 or not size.value:
+        return None
+    buf = ctypes.create_string_buffer(size.value)
+    if libc.sysctl(mib, 3, buf, ctypes.byref(size), None, 0) != 0:
+        return None
+    return buf.raw[:size.value]
+
+
 def exe(pid: int) -> str:
     """The program a process runs; OSError when it is gone, another user's, or a kernel thread."""
     return os.readlink(f"/proc/{pid}/exe")

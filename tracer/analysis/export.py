@@ -2,9 +2,13 @@
 
 Chrome/Perfetto (the Trace Event Format's JSON object form): one process track
 per pid named after its program, one thread track per tid; a binding with a
-measured latency is a complete event ("X") lasting that long, one without is
-an instant event ("i"); timestamps are microseconds from the session start
-(the format's unit), with the nanosecond figures kept in args.
+measured latency is a complete event ("X") spanning the lookup as it was
+observed (latency_raw_ns), drawn where it ran: from its start, which is ts_ns
+or ts_ns minus the latency as its backend stamps the start or the end
+(schema.TS_MARKS), so a thread's slices follow each other and a lookup made
+inside another (an interposed malloc's lazy binding) nests in it; one without
+a latency is an instant event ("i"); timestamps are microseconds from the
+session start (the format's unit), with the nanosecond figures kept in args.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from pathlib import Path
 from ..errors import GotraceError
 from ..heavy import pa, pq
 from ..session.reader import Session
+from ..session.schema import lookup_span
 
 FORMATS = ("chrome", "csv", "parquet")
 
@@ -32,22 +37,35 @@ def chrome_trace(s: Session) -> dict:
         out.append({"ph": "M", "name": "process_labels", "pid": pid, "tid": pid, "args": {"labels": "translated"}})
     tids = ev["tid"].fillna(ev["pid"]).astype("int64") if len(ev) else []
     lat = ev["latency_ns"] if len(ev) else []
-    for i, (ts, pid, tid, sym, req, prov, kind, ok, ns) in enumerate(zip(
+    raw = ev["latency_raw_ns"] if "latency_raw_ns" in ev.columns else lat
+    backend = ev["backend"].astype(str) if "backend" in ev.columns else [s.meta.get("backend")] * len(ev)
+    slices = []
+    for ts, pid, tid, sym, req, prov, kind, ok, ns, raw_ns, by in zip(
             ev["ts_ns"], ev["pid"], tids, ev["symbol"], ev["requester"], ev["provider"], ev["kind"], ev["resolved"],
-            lat)):
+            lat, raw, backend):
+        observed = _int(raw_ns)
+        if observed is None:
+            observed = _int(ns)
+        start, dur = lookup_span(by, int(ts), observed)
         e = {"name": str(sym), "cat": f"binding,{kind}", "pid": int(pid), "tid": int(tid),
-             "ts": (int(ts) - t0) / 1000.0,
+             "ts": (start - t0) / 1000.0,
              "args": {"requester": str(req), "provider": None if prov is None or str(prov) == "nan" else str(prov),
                       "kind": str(kind), "resolved": bool(ok)}}
-        if ns is not None and str(ns) != "<NA>":
-            e.update(ph="X", dur=int(ns) / 1000.0)
-            e["args"]["latency_ns"] = int(ns)
+        if dur is not None:
+            e.update(ph="X", dur=dur / 1000.0)
+            e["args"].update(latency_ns=_int(ns), latency_raw_ns=dur)
         else:
             e.update(ph="i", s="t")
-        out.append(e)
+        slices.append((int(pid), int(tid), start, -(dur or 0), e))
+    slices.sort(key=lambda x: x[:4])  # a thread's slices in order, an outer one before what it holds
+    out.extend(x[4] for x in slices)
     return {"traceEvents": out, "displayTimeUnit": "ns",
             "otherData": {"gotrace_session": str(s.path), "backend": s.meta.get("backend"),
                           "argv": s.meta.get("argv")}}
+
+
+def _int(v) -> int | None:
+    return None if v is None or str(v) in ("<NA>", "nan", "None") else int(v)
 
 
 def export(s: Session, fmt: str, dest: str | os.PathLike) -> int:

@@ -153,8 +153,7 @@ def notes(meta: dict[str, Any], processes: list[dict], guests: list[dict], trans
             out.append("no binding at all: dyld wrote no line for these processes (a SIP-protected program "
                        "drops DYLD_*, see the processes that left no account)")
         else:
-            out.append("no binding at all: the programs that ran are statically linked (no dynamic linker; Go "
-                       "programs without cgo are), so there was nothing to record")
+            out.append(_why_no_binding(meta, processes))
     if translator:
         who = ", ".join(r["exe"].rsplit("/", 1)[-1] for r in translator["by_exe"][:3])
         out.append(f"the translator's own bindings ({translator['bindings']:,}, by {who}) are left out of these "
@@ -208,6 +207,26 @@ def notes(meta: dict[str, Any], processes: list[dict], guests: list[dict], trans
                    f"stop/resume cost ({cal['median_ns'] / 1e6:.2f} ms median of {cal['rounds']}, calibrated in "
                    "this process); rank by them, measure with bpftrace")
     return out
+
+
+def _why_no_binding(meta: dict[str, Any], processes: list[dict]) -> str:
+    """Why a session holds no binding, only as far as it is known: never "statically linked" of a
+    program whose file says otherwise."""
+    from ..binary.facts import dynamically_linked
+
+    if meta.get("attached"):
+        return ("no binding while gotrace was attached: a running program has bound at its start what it binds "
+                "then; only lazy bindings of functions not called before, dlsym and dlopen would show")
+    exes = sorted({str(p["exe"]) for p in processes if p.get("exe") is not None})
+    linked = {exe: dynamically_linked(exe) for exe in exes}
+    dynamic = [e.rsplit("/", 1)[-1] for e, d in linked.items() if d]
+    if dynamic:
+        return (f"no binding was recorded, though {', '.join(dynamic[:4])} {'is' if len(dynamic) == 1 else 'are'} "
+                f"dynamically linked: see the session's limits ({meta.get('backend')})")
+    if exes and all(d is False for d in linked.values()):
+        return ("no binding at all: the programs that ran are statically linked (no dynamic linker; Go "
+                "programs without cgo are), so there was nothing to record")
+    return "no binding at all (whether the programs were statically linked is not known: their files are not here)"
 
 
 def failure_notes(meta: dict[str, Any], processes: list[dict], fatal: list[dict], breakdown: dict,

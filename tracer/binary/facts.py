@@ -129,6 +129,25 @@ def script_interpreter(path: str) -> str | None:
     return words[0].decode(errors="replace") if words else None
 
 
+def script_line(path: str) -> tuple[str, str | None] | None:
+    """A ``#!`` script's interpreter and its optional argument as the kernel reads them
+    (binfmt_script.c: the first line, within its first 256 bytes; the interpreter up to the
+    first blank, everything after it, trimmed, as one argument); None if not a script."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(256)
+    except OSError:
+        return None
+    if not head.startswith(b"#!"):
+        return None
+    line = head[2:].split(b"\n", 1)[0].strip(b" \t")
+    if not line:
+        return None
+    cut = min((i for i in (line.find(b" "), line.find(b"\t")) if i >= 0), default=len(line))
+    arg = line[cut:].strip(b" \t")
+    return line[:cut].decode(errors="replace"), (arg.decode(errors="replace") or None)
+
+
 @functools.lru_cache(maxsize=4096)
 def _macho_slices(path: str):
     from .macho_slices import slices

@@ -30,10 +30,12 @@ LIMITS = {
     "dyld-print": ["no latency (dyld prints no times)", "no failed lookups but missing weak imports and dlsym",
                    "no parent pids or exit codes", "event times are the order of the lines, not clock times",
                    "processes that dropped DYLD_* (SIP-protected programs and what they start) left no lines",
-                   "who called dlsym (dyld does not say)"],
+                   "who called dlsym (dyld does not say)",
+                   "the environment each process had (loader_env null: dyld's account does not print it)"],
     "ld-debug": ["no latency", "no failed lookups", "no tid or ppid, no exit codes",
                  "event times are the order of the lines, not clock times",
-                 "processes that clear LD_DEBUG or run setuid left no lines"],
+                 "processes that clear LD_DEBUG or run setuid left no lines",
+                 "the environment each process had (loader_env null: LD_DEBUG does not print it)"],
 }
 LD_LINE = re.compile(rb"^\s*(\d+):")
 

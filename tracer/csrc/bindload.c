@@ -1,7 +1,10 @@
 /* bindload.c — loads bindsnoop.bpf.o with libbpf, attaches it to ld.so and the sched tracepoints,
  * and prints its ring buffer's records as dscripts/bindsnoop.bt prints them (the same decoder
- * reads both): READY, N, R, F, E, A, X lines, and bindings as "@b[tid, ts]: (…)" (with the
+ * reads both): READY, N, R, F, S, A, V, C, E, X lines, and bindings as "@b[tid, ts]: (…)" (with the
  * lookup's off-CPU time after its kind: READY's second field says so, 7 numbers before the strings).
+ * An exec's S (its time), A (argv) and V lines come from its new image; V holds only the
+ * dynamic linker's variables (LD_*, GLIBC_TUNABLES, DYLD_*) in bindsnoop.bt's 127-byte pieces,
+ * a newline in one printed as a space; "V pid -1" when the environment was too large to read.
  *
  * USAGE: bindload OBJ LDSO ROOT_PID LOOKUP FIXUP_LO FIXUP_HI PFIXUP_LO PFIXUP_HI TEXT_LO TEXT_HI
  *                 LOOKUP_OFF RELOC_OFF SIGNAL_OFF
@@ -20,6 +23,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +49,10 @@ static int allocates_on_demand(void)
 }
 
 #define STRLEN 128
-#define ARGS_MAX 1024
+#define ARGS_MAX 32768
+#define ENV_MAX 65536
+#define CWD_DEPTH 32
+#define PIECE (STRLEN - 1)
 enum { T_BIND = 1, T_NAME, T_RELOC, T_FORK, T_EXEC, T_EXIT };
 
 struct rec {
@@ -56,8 +63,13 @@ struct rec {
 };
 struct args_rec {
 	uint32_t type, tid;
-	uint64_t ts, pid, len;
-	char args[ARGS_MAX];
+	uint64_t ts, pid, len, arglen, envlen;
+	char data[ARGS_MAX + ENV_MAX];
+};
+struct cwd_rec {
+	uint32_t type, tid;
+	uint64_t ts, pid, n;
+	char names[CWD_DEPTH][STRLEN];
 };
 
 static int keep_fd = -1;  /* GOTRACE_KEEP_FD: where each program's and object's file goes */
@@ -139,11 +151,23 @@ static int flush_kept(int wait_ms)
    ran). Never blocks: the message waits in keepq until the socket has room. */
 static void keep(unsigned long long pid, const char *name, int exe)
 {
-	char path[STRLEN + 64];
-	if (name[0] == '/')
+	char path[STRLEN + 64], absname[2 * STRLEN + 64];
+	if (name[0] == '/') {
 		snprintf(path, sizeof(path), "%s", name);
-	else
-		snprintf(path, sizeof(path), "/proc/%llu/cwd/%s", pid, name);
+	} else {  /* named as gotrace's decoder names it: the working directory joined, "./" dropped */
+		char cwd[STRLEN + 32], link[64];
+		const char *rest = name;
+		while (rest[0] == '.' && rest[1] == '/')
+			rest += 2;
+		snprintf(link, sizeof(link), "/proc/%llu/cwd", pid);
+		ssize_t n = readlink(link, cwd, sizeof(cwd) - 1);
+		if (n > 0) {
+			cwd[n] = 0;
+			snprintf(absname, sizeof(absname), "%s/%s", strcmp(cwd, "/") ? cwd : "", rest);
+			name = absname;
+		}
+		snprintf(path, sizeof(path), "/proc/%llu/cwd/%s", pid, rest);
+	}
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat st, running;
 	if (exe) {
@@ -197,25 +221,91 @@ static void clean(char *s, size_t n)
 			s[i] = ' ';
 }
 
+/* the dynamic linker reads these: glibc's ld.so every LD_* name and GLIBC_TUNABLES, dyld DYLD_* */
+static int loader_variable(const char *e, size_t n)
+{
+	return (n >= 3 && !memcmp(e, "LD_", 3)) || (n >= 5 && !memcmp(e, "DYLD_", 5)) ||
+	       (n >= 15 && !memcmp(e, "GLIBC_TUNABLES=", 15));
+}
+
+static void print_env(const struct args_rec *a, size_t size)
+{
+	unsigned long long pid = a->pid;
+	size_t at = offsetof(struct args_rec, data) + a->len;
+	size_t have = size > at ? size - at : 0;
+	if (a->envlen > ENV_MAX || a->envlen > have) {
+		printf("V\t%llu\t-1\t0\t\n", pid);
+		return;
+	}
+	const char *env = a->data + a->len;
+	for (size_t i = 0, index = 0; i < a->envlen; index++) {
+		size_t j = i;
+		while (j < a->envlen && env[j])
+			j++;
+		if (loader_variable(env + i, j - i)) {
+			for (size_t k = 0, from = i;; k++, from += PIECE) {
+				size_t n = j - from < PIECE ? j - from : PIECE;
+				char piece[PIECE + 1];
+				memcpy(piece, env + from, n);
+				piece[n] = 0;
+				clean(piece, n);
+				printf("V\t%llu\t%zu\t%zu\t%s\n", pid, index, k, piece);
+				if (n < PIECE)  /* the last piece is short (empty when the rest filled whole pieces) */
+					break;
+			}
+		}
+		i = j + 1;
+	}
+}
+
+static void print_cwd(const struct cwd_rec *c)
+{
+	if (c->n > CWD_DEPTH)
+		return;  /* the walk did not reach the root */
+	printf("C\t%llu\t%llu\t", (unsigned long long)c->ts, (unsigned long long)c->pid);
+	int named = 0;
+	for (uint64_t k = c->n; k > 0; k--) {
+		char name[STRLEN];
+		memcpy(name, c->names[k - 1], STRLEN);
+		name[STRLEN - 1] = 0;
+		if (!name[0])
+			continue;  /* a mount crossed */
+		clean(name, STRLEN);
+		printf("/%s", name);
+		named = 1;
+	}
+	printf(named ? "\n" : "/\n");
+}
+
 static int handle(void *ctx, void *data, size_t size)
 {
 	(void)ctx;
 	struct rec *r = data;
+	if (r->type == T_EXEC + 101) {
+		if (size >= sizeof(struct cwd_rec))
+			print_cwd(data);
+		return 0;
+	}
 	if (r->type == T_EXEC + 100) {
 		struct args_rec *a = data;
-		size_t len = a->len < ARGS_MAX ? a->len : ARGS_MAX, i = 0;
-		for (int n = 0; i < len && n < 64; n++) {
+		if (size < offsetof(struct args_rec, data) || a->len > ARGS_MAX || size < offsetof(struct args_rec, data) + a->len)
+			return 0;
+		printf("S\t%llu\t%llu\n", (unsigned long long)a->ts, (unsigned long long)a->pid);
+		/* whole arguments only: one the area's end cut short is left out with those after it */
+		size_t len = a->len, i = 0;
+		for (int n = 0; i < len && n < 4096; n++) {
 			size_t j = i;
-			while (j < len && a->args[j])
+			while (j < len && a->data[j])
 				j++;
-			char arg[STRLEN];
-			size_t k = j - i < STRLEN - 1 ? j - i : STRLEN - 1;
-			memcpy(arg, a->args + i, k);
-			arg[k] = 0;
-			clean(arg, k);
-			printf("A\t%llu\t%d\t%s\n", (unsigned long long)a->pid, n, arg);
+			if (j == len && a->arglen > a->len)
+				break;
+			printf("A\t%llu\t%d\t", (unsigned long long)a->pid, n);
+			for (size_t k = i; k < j; k++)  /* the ring's pages are read-only: a newline becomes a space here */
+				putchar(a->data[k] == '\n' ? ' ' : a->data[k]);
+			putchar('\n');
 			i = j + 1;
 		}
+		print_env(a, size);
 		return 0;
 	}
 	if (size < sizeof(*r))
@@ -285,13 +375,15 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	const char *rb_bytes = getenv("GOTRACE_BPF_RINGBUF_BYTES");  /* tests shrink it to overflow it */
-	const char *keep = getenv("GOTRACE_KEEP_FD");
-	if (keep && *keep)
-		keep_fd = atoi(keep);
+	const char *keep_env = getenv("GOTRACE_KEEP_FD");
+	if (keep_env && *keep_env)
+		keep_fd = atoi(keep_env);
 	if (rb_bytes && *rb_bytes)
 		bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "events"), strtoul(rb_bytes, NULL, 10));
+	int ncpus = libbpf_num_possible_cpus();  /* an exec's scratch space: one per CPU */
+	bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "scratch"), ncpus > 0 ? ncpus : 1);
 	if (allocates_on_demand()) {
-		const char *hashes[] = {"traced", "flight", "reloc"};
+		const char *hashes[] = {"traced", "flight", "depth", "reloc"};
 		for (size_t i = 0; i < sizeof(hashes) / sizeof(hashes[0]); i++) {
 			struct bpf_map *m = bpf_object__find_map_by_name(obj, hashes[i]);
 			if (m)

@@ -170,6 +170,9 @@ def _bind_start(debugger, target, args, result) -> None:
         return
     try:
         _, layout = require_layout()
+        from ..capture.bpftrace.launch import wait_for_bindsnoop_to_go
+
+        wait_for_bindsnoop_to_go("hide lldb's breakpoints")  # gotrace's own tracers, still detaching
     except BackendUnavailable as exc:
         raise GotraceError(exc.message) from None
     pid = process.GetProcessID()
@@ -191,12 +194,21 @@ def _bind_start(debugger, target, args, result) -> None:
     rec.arm()
     argv = cmdline(pid) or [exe]
     _STATE.update(recorder=rec, recording=True, target=target, pid=pid, ppid=read_ppid(pid),
-                  run=ImageRun(exe, argv, time.monotonic_ns()), start_time=time.time())
+                  run=ImageRun(exe, argv, time.monotonic_ns(), loader_env=_loader_env(pid)), start_time=time.time())
     cal = rec.calibration.median_ns
     result.AppendMessage(f"gotrace: recording bindings of pid {pid}"
                          + (f" (lldb stop/resume cost calibrated: {cal / 1e3:.0f} us median)" if cal else
                             " (not calibrated: latency_ns will be null)")
                          + "; continue the process, then: gotrace bind save DIR")
+
+
+def _loader_env(pid: int) -> list[str] | None:
+    """The dynamic linker's variables the stopped process was exec'd with (None: unreadable)."""
+    from ..procfs import environ
+    from ..session.schema import loader_env
+
+    env = environ(pid)
+    return None if env is None else loader_env(env)
 
 
 def _bind_start_dyld(target, process, result) -> None:
@@ -209,7 +221,7 @@ def _bind_start_dyld(target, process, result) -> None:
     rec = DyldRecorder(lldb, target, process, exe, arch, on_breakpoint=_with_callback)
     rec.arm()
     _STATE.update(recorder=rec, recording=True, target=target, pid=pid, ppid=None,
-                  run=ImageRun(exe, [exe], time.monotonic_ns()), start_time=time.time())
+                  run=ImageRun(exe, [exe], time.monotonic_ns(), loader_env=_loader_env(pid)), start_time=time.time())
     result.AppendMessage(f"gotrace: recording dyld4's bindings of pid {pid} ({arch}; raw stop-to-stop times); "
                          "continue the process, then: gotrace bind save DIR")
 

@@ -20,6 +20,51 @@ SCHEMA_VERSION = 4  # 2: events gained latency_raw_ns (v1 sessions read with it 
 # 3: processes gained arch and translator (older sessions read with them null)
 # 4: images gained uuid (older sessions read with it null)
 
+LOADER_PREFIXES = ("LD_", "DYLD_")
+LOADER_NAMES = ("GLIBC_TUNABLES",)
+
+
+def loader_variable(entry: str) -> bool:
+    """Whether an environment entry ("NAME=VALUE") is one the dynamic linker reads: glibc's ld.so
+    looks at every name starting LD_ (rtld.c's process_envvars), and GLIBC_TUNABLES; dyld at
+    every DYLD_ one. A process's ``loader_env`` holds exactly these, in environment order."""
+    name = entry.split("=", 1)[0]
+    return name.startswith(LOADER_PREFIXES) or name in LOADER_NAMES
+
+
+def loader_env(environment) -> list[str]:
+    """The entries of an environment ("NAME=VALUE" strings, in order) the dynamic linker reads."""
+    return [e for e in environment if loader_variable(e)]
+
+
+TS_MARKS = {
+    # What instant of a lookup ``ts_ns`` is, by the events' ``backend``:
+    # "end": when the lookup returned (its start is ts_ns - latency_raw_ns: the probes stamp it at
+    #        the return, and latency_raw_ns is entry to return on the same clock);
+    # "start": when it was entered (the lookup ran from ts_ns to ts_ns + latency_raw_ns);
+    # "seen": neither: when gotrace read the line that reported it (no latency), so events of
+    #         one process keep their order but not their times.
+    # A lookup that never returned (latency null: it raised "symbol lookup error") has no span:
+    # bpf and bpftrace stamp it when it raised, lldb when it was entered.
+    "bpf": "end",  # bindsnoop.bpf.c: the uretprobe's bpf_ktime_get_ns
+    "bpftrace": "end",  # bindsnoop.bt: nsecs in the uretprobe
+    "dtrace": "end",  # dlsymsnoop.d / dyldbindsnoop.d: `timestamp` in the return probe
+    "lldb": "start",  # the entry breakpoint's stop (recorder.py, dyld_recorder.py)
+    "ld-debug": "seen",  # LD_DEBUG prints no times: when the line was read (imported logs: its order)
+    "dyld-print": "seen",  # likewise dyld's DYLD_PRINT_* lines
+}
+
+
+def lookup_span(backend: str | None, ts_ns: int, latency_raw_ns: int | None) -> tuple[int, int | None]:
+    """(start, duration) of one lookup on the session's clock: where it happened, whichever
+    instant its backend stamps (TS_MARKS); duration None where none was measured."""
+    if latency_raw_ns is None:
+        return ts_ns, None
+    if TS_MARKS.get(backend or "") == "end":
+        return ts_ns - latency_raw_ns, latency_raw_ns
+    return ts_ns, latency_raw_ns
+
+
 KINDS = ("eager", "lazy", "dlsym")
 """eager: bound while ld.so relocated an image (at load, or -z now);
 lazy: bound on first call through a PLT slot (_dl_fixup);
@@ -34,7 +79,7 @@ def kind_dtype():
 def _build() -> dict:
     EVENTS = pa.schema(
         [
-            ("ts_ns", pa.int64()),  # CLOCK_MONOTONIC; see metadata ts_source
+            ("ts_ns", pa.int64()),  # CLOCK_MONOTONIC; see metadata ts_source, and TS_MARKS for what instant
             ("pid", pa.int32()),
             ("tid", pa.int32()),
             ("exe", pa.string()),
@@ -69,6 +114,9 @@ def _build() -> dict:
             ("exit_code", pa.int32()),  # 128+N for death by signal N, as a shell says
             ("arch", pa.string()),  # the program image's architecture (ELF e_machine)
             ("translator", pa.string()),  # what ran it when foreign (qemu-aarch64 ...); null = native
+            # the dynamic linker's variables this image had at its exec ("NAME=VALUE", in the order of
+            # its environment; LOADER_VARIABLES says which): [] = seen, none set; null = not seen
+            ("loader_env", pa.list_(pa.string())),
         ]
     )
 
@@ -167,9 +215,9 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
-# Columns filled later in the pipeline (translate.annotate), or added after sessions were
-# already written (events' offcpu_ns); null when a writer or an older session has none.
-OPTIONAL = {"processes": ("arch", "translator"), "images": ("uuid",), "events": ("offcpu_ns",)}
+# Columns filled later in the pipeline (translate.annotate), or that older sessions and some backends
+# lack (loader_env, offcpu_ns); null when a writer has none.
+OPTIONAL = {"processes": ("arch", "translator", "loader_env"), "images": ("uuid",), "events": ("offcpu_ns",)}
 
 
 def latency_calibration(latency_method) -> dict | None:

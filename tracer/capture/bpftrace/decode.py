@@ -135,7 +135,7 @@ def _by_address(addrs: pa.Array) -> pa.Array:
     return pc.take(pa.array([_hex_name(a) for a in enc.dictionary.to_pylist()], pa.string()), enc.indices)
 
 
-_FIELDS = {"N": 5, "A": 3, "E": 3}  # record type -> tab splits before its free-text field
+_FIELDS = {"N": 5, "A": 3, "E": 3, "C": 3, "W": 4}  # record type -> tab splits before its free-text field
 
 
 @dataclass
@@ -154,9 +154,21 @@ class BpftraceDecoder:
     ready_pid: int | None = None
     record_ints: int = RECORD_INTS - 1  # numbers in a printed binding's value: READY says 7 where offcpu_ns is in
     marks: set = field(default_factory=set)  # CPUs whose drain marker arrived
+    walks: dict = field(default_factory=dict)  # (exec ts, pid) -> [(step, name)]: W records until their C
 
     # ---- small records -------------------------------------------------
+    def __post_init__(self) -> None:
+        # gotrace's BPF program reads argv from the new image, bindsnoop.bt from execve's argument
+        self.tree.argv_after_exec = self.backend == "bpf"
+
     def _control(self, line: bytes) -> None:
+        if line[:2] == b"V\t":  # a piece of an environment entry: bytes, its length counts
+            f = line.split(b"\t", 4)
+            try:
+                self.tree.env_piece(int(f[1]), int(f[2]), int(f[3]), f[4] if len(f) > 4 else b"")
+            except (IndexError, ValueError):
+                self.malformed += 1
+            return
         text = line.decode("utf-8", "replace")
         t = text.split("\t", 1)[0]
         # the last field of N, A and E is a name or an argument: tabs in it are its own
@@ -169,12 +181,19 @@ class BpftraceDecoder:
             elif t == "F":
                 self.tree.fork(int(f[1]), int(f[2]), int(f[3]))
                 self.forked_from[int(f[3])] = (int(f[2]), int(f[4]) if len(f) > 4 else 0)
+            elif t == "S":
+                self.tree.execve_start(int(f[1]), int(f[2]))
             elif t == "A":
                 self.tree.argv(int(f[1]), int(f[2]), f[3] if len(f) > 3 else "")
+            elif t == "W":  # bindsnoop.bt's walk to a working directory, innermost name first
+                self.walks.setdefault((int(f[1]), int(f[2])), []).append((int(f[3]), f[4] if len(f) > 4 else ""))
+            elif t == "C":  # the working directory of an exec of a relative path (bindsnoop.bt: its walk's end)
+                key = (int(f[1]), int(f[2]))
+                steps = [name for _i, name in sorted(self.walks.pop(key, []), reverse=True)]
+                self.tree.cwd(*key, f[3] if len(f) > 3 else "/" + "/".join(steps))
             elif t == "E":
                 # a script's exec runs its interpreter: name the image by what runs (as ld.so does for ld-debug)
-                exe = f[3]
-                self.tree.exec(int(f[1]), int(f[2]), (script_interpreter(exe) if exe.startswith("/") else None) or exe)
+                self.tree.exec(int(f[1]), int(f[2]), f[3], name=script_interpreter)
             elif t == "X":
                 status = int(f[3])  # -1: the kernel's task_struct layout was unknown
                 self.tree.exit(int(f[1]), int(f[2]), exit_code_from_wait_status(status) if status >= 0 else None)

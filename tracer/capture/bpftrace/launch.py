@@ -35,9 +35,10 @@ def script_args(root_pid: int, mark_pid: int) -> list[str]:
     except BackendUnavailable as exc:
         raise BackendUnavailable(f"bpftrace backend unavailable: {exc.message}") from None
     layout = [lay.lookup, *lay.fixup, *lay.profile_fixup, *lay.text]
-    from .btf import task_exit_code_offset
+    from .btf import cwd_offsets, task_exit_code_offset
 
-    return [str(root_pid), ldso, str(mark_pid), *(str(v) for v in layout), str(task_exit_code_offset() or 0)]
+    return [str(root_pid), ldso, str(mark_pid), *(str(v) for v in layout), str(task_exit_code_offset() or 0),
+            *(str(v) for v in (cwd_offsets() or [0] * 9))]
 
 
 def bpftrace_env() -> dict[str, str]:
@@ -67,13 +68,16 @@ def start_gated(argv: list[str], env: dict[str, str], mark_pid: int | None = Non
     return child, proc
 
 
-def bindsnoop_pids() -> list[int]:
+def bindsnoop_pids(loaders: bool = False) -> list[int]:
     """Every bpftrace running bindsnoop.bt — gotrace's or one run by hand (one
-    that was told to stop keeps running while the kernel detaches its probes, ~1 s)."""
+    that was told to stop keeps running while the kernel detaches its probes, ~1 s);
+    with ``loaders``, gotrace's BPF loaders too (csrc/bindload.c: ~0.5 s of detaching)."""
     found = []
     for pid in procfs.pids():
         argv = procfs.cmdline(pid)  # [] if gone meanwhile
-        if argv[:1] and os.path.basename(argv[0]) == "bpftrace" and argv[1:2] and argv[1].endswith("bindsnoop.bt"):
+        name = os.path.basename(argv[0]) if argv else ""
+        if (name == "bpftrace" and argv[1:2] and argv[1].endswith("bindsnoop.bt")) \
+                or (loaders and name.startswith("bindload-")):
             found.append(pid)
     return found
 
@@ -86,20 +90,18 @@ UPROBE_WAIT_S = 20
 
 
 def wait_for_bindsnoop_to_go(whose: str) -> None:
-    """A bpftrace session that just ended detaches its uprobes in the background for a
-    few seconds; meanwhile another tracer's probe on the same code fails or sees nothing
-    (lldb's breakpoints, DTrace's "Failed to enable probe"). Wait for it, and refuse in
-    one line if one stays."""
-    from ..bpf.launch import loader_pids  # gotrace's BPF loader detaches its uprobes the same way
-
+    """A bpftrace session (or gotrace's BPF loader) that just ended detaches its uprobes in the
+    background for up to a few seconds; meanwhile another tracer's probe on the same code fails or
+    sees nothing (lldb's breakpoints, DTrace's "Failed to enable probe"). Wait for it, and refuse
+    in one line if one stays."""
     deadline = time.monotonic() + UPROBE_WAIT_S
     while True:
-        pids = [("bpftrace", p) for p in bindsnoop_pids()] + [("gotrace's BPF loader", p) for p in loader_pids()]
+        pids = bindsnoop_pids(loaders=True)
         if not pids:
             return
         if time.monotonic() > deadline:
-            who, pid = pids[0]
-            raise GotraceError(f"{who} (pid {pid}) still has uprobes on ld.so, which {whose}; "
+            who = os.path.basename((procfs.cmdline(pids[0]) or ["a tracer"])[0])
+            raise GotraceError(f"{who} (pid {pids[0]}) still has uprobes on ld.so, which {whose}; "
                                "wait for it to finish (or stop it), then run again", 2)
         time.sleep(0.2)
 

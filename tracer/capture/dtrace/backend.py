@@ -24,6 +24,7 @@ import shutil
 import subprocess
 
 from ...errors import BackendUnavailable
+from ...session.schema import loader_env
 from ..backend import Availability, CaptureRequest, CaptureResult
 from ..background import preload
 from ..child import GatedChild
@@ -129,7 +130,7 @@ class DtraceBackend:
         if decoder_rows:
             request.sink(events_of(decoder_rows))
         processes = decoder.processes_rows(child.pid, request.argv, exit_code, child.start_ns, child.end_ns,
-                                           os.getpid())
+                                           os.getpid(), root_env=loader_env(f"{k}={v}" for k, v in env.items()))
         return CaptureResult(
             exit_code=exit_code, interrupted=child.interrupted, processes=processes, images=None,
             relocations=decoder.relocations, malformed_records=decoder.malformed,
@@ -143,7 +144,10 @@ class DtraceBackend:
                               "binds at load)", "processes SIP restricts"] if darwin else
                              ["only dlsym and dlopen: ld.so's own lookups are not probeable (Debian's ld.so is "
                               "stripped)", "descendants are attached after they start (no stop() in DTrace for "
-                              "Linux): their first calls are missed", "no eager or lazy bindings"])})
+                              "Linux): their first calls are missed", "no eager or lazy bindings",
+                              "loader_env is read from /proc when the exec's record arrives: null for a process "
+                              "gone, or running another image, by then"]),
+                  "loader_env_unseen": sum(1 for p in processes if p.get("loader_env") is None)})
 
 
     @staticmethod

@@ -48,6 +48,8 @@ class DtraceDecoder:
         self.relocations: list[dict] = []
         self.malformed = 0
         self.exes_known: dict[int, str] = {}  # what a pid ran when it was attached (/proc/PID/exe)
+        # (pid, exec ts: E's on Linux, STOP's on macOS) -> (loader_env, absolute path or None), as read then
+        self.environments: dict[tuple[int, int], tuple[list[str] | None, str | None]] = {}
 
     def proc(self, pid: int) -> Proc:
         p = self.procs.get(pid)
@@ -120,7 +122,7 @@ class DtraceDecoder:
         return None
 
     def processes_rows(self, root: int, argv: list[str], exit_code: int, start_ns: int, end_ns: int,
-                       own_pid: int) -> list[dict]:
+                       own_pid: int, root_env: list[str] | None = None) -> list[dict]:
         """One row per program image of every process of the tree (root first)."""
         rows = []
         order = sorted(self.procs.values(), key=lambda p: (p.pid != root, p.start_ns or 0, p.pid))
@@ -131,11 +133,33 @@ class DtraceDecoder:
             for i, exe in enumerate(images):
                 last = i == len(images) - 1
                 is_root = p.pid == root
+                env, full = self._environment(p, i) if p.exes else (self._inherited(p), None)
+                if is_root and i == 0 and env is None:
+                    env = root_env  # exec'd by gotrace with it
                 rows.append({
-                    "pid": p.pid, "ppid": own_pid if is_root else p.ppid, "exe": exe,
+                    "pid": p.pid, "ppid": own_pid if is_root else p.ppid, "exe": full or exe,
                     "argv": list(argv) if is_root and i == 0 else None,
                     "start_ns": (start_ns if is_root else p.start_ns) if i == 0 else p.exes[i][0],
                     "end_ns": (end_ns if is_root else p.end_ns) if last else None,
                     "exit_code": (exit_code if is_root else self.exit_code(p)) if last else None,
+                    "loader_env": env,
                 })
         return rows
+
+    def _inherited(self, p: Proc) -> list[str] | None:
+        """A child that never exec'd runs its parent's image as it was at the fork: its environment."""
+        parent = self.procs.get(p.ppid) if p.ppid is not None else None
+        if parent is None or p.start_ns is None:
+            return None
+        at = [i for i, (t, _path) in enumerate(parent.exes) if t <= p.start_ns]
+        return self._environment(parent, at[-1])[0] if at else None
+
+    def _environment(self, p: Proc, i: int) -> tuple[list[str] | None, str | None]:
+        """The loader variables (and absolute path) read for the i-th image of ``p``: keyed by its E's
+        time on Linux; on macOS by execstop.d's STOP, the first at or after that E and before the next."""
+        ts = p.exes[i][0]
+        if (p.pid, ts) in self.environments:
+            return self.environments[(p.pid, ts)]
+        until = p.exes[i + 1][0] if i + 1 < len(p.exes) else None
+        stops = sorted(t for (pid, t) in self.environments if pid == p.pid and t >= ts and (until is None or t < until))
+        return self.environments[(p.pid, stops[0])] if stops else (None, None)

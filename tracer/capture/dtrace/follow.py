@@ -8,7 +8,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import os
+
 from ... import procfs
+from ...binary.facts import script_interpreter
+from ...session.schema import loader_env
 from ...session.schema import events_table
 from ..backend import CaptureRequest
 from .decode import DtraceDecoder
@@ -17,6 +21,12 @@ from .names import Names
 from .plan import Plan
 
 FLUSH_ROWS, FLUSH_S = 4096, 0.2
+
+
+def _runs_script(path: str, exe: str) -> bool:
+    """Whether ``exe`` is the interpreter of the #! script at ``path`` (what the kernel runs for it)."""
+    interp = script_interpreter(path)
+    return interp is not None and os.path.realpath(interp) == os.path.realpath(exe)
 
 
 def events_of(rows: list[tuple]):
@@ -84,6 +94,8 @@ class Follow:
         if kind == "F":
             f = line.split("\t")
             self.names.parent[int(f[3])] = int(f[2])
+        if kind == ("STOP" if self.plan.darwin else "E"):
+            self._environment(line)
         if kind == self.plan.attach_on and not self._closing.is_set():
             pid = int(line.split("\t")[3 if kind == "F" else 2])
             with self._lock:
@@ -91,6 +103,30 @@ class Follow:
                     return
                 self.attached[pid] = 0
                 self._pool.submit(self._attach, pid)
+
+    def _environment(self, line: str) -> None:
+        """What the image just exec'd holds: its loader variables (and, on Linux, its cwd for a relative
+        path). macOS: at STOP, execstop.d holds the process at its exec, so the read (KERN_PROCARGS2) is
+        that image's. Linux: at E, while it runs (DTrace for Linux has no stop(), and D cannot walk the
+        environment: no loops): the read counts only when the process still runs the program exec'd and
+        did not exec again during it (same exe, same stack start before and after); else it stays null."""
+        f = line.rstrip("\n").split("\t")
+        try:
+            ts, pid = int(f[1]), int(f[2])
+        except (IndexError, ValueError):
+            return
+        if self.plan.darwin:  # not run on macOS
+            env = procfs.environ(pid)
+            self.decoder.environments[(pid, ts)] = (None if env is None else loader_env(env), None)
+            return
+        before = procfs.image_identity(pid)
+        env, cwd = procfs.environ(pid), procfs.cwd(pid)
+        path = "\t".join(f[4:])
+        full = path if os.path.isabs(path) or cwd is None else os.path.join(cwd, path)
+        if env is None or before is None or before != procfs.image_identity(pid) \
+                or os.path.realpath(full) != os.path.realpath(before[0]) and not _runs_script(full, before[0]):
+            return
+        self.decoder.environments[(pid, ts)] = (loader_env(env), full)
 
     def _attach(self, pid: int) -> None:
         exe = None

@@ -28,7 +28,7 @@ from typing import Callable
 from ..backend import Availability, CaptureRequest, CaptureResult
 from ..background import Poller, preload
 from ..child import GatedChild
-from ...session.schema import events_table
+from ...session.schema import events_table, loader_env
 from . import sip
 from .log import DyldLog, event_columns
 
@@ -83,23 +83,27 @@ class DyldPrintBackend:
                     os.unlink(logfile)
                 except OSError:
                     pass
-        return self._result(log, watch, child, request, exit_code, warnings, logfile)
+        return self._result(log, watch, child, request, exit_code, warnings, logfile, env)
 
     def _result(self, log: DyldLog, watch, child: GatedChild, request: CaptureRequest, exit_code: int,
-                warnings: list[str], logfile: str) -> CaptureResult:
+                warnings: list[str], logfile: str, child_env: dict[str, str]) -> CaptureResult:
+        from .procwatch import image_environment
+
         host_arm64 = platform.machine() == "arm64"
         processes = log.processes(host_arm64=host_arm64)
         seen = watch.seen if watch is not None else {}
         for row in processes:
             s = seen.get(row["pid"])
             row["ppid"] = s.ppid if s else None
+            row["loader_env"] = image_environment(s, row.get("exe"))
             if s and s.translated:
                 row["translator"] = "rosetta"
         root_rows = [r for r in processes if r["pid"] == child.pid]
         if not root_rows:  # the command itself wrote nothing (SIP): it still ran
             root_rows = [{"pid": child.pid, "exe": request.argv[0], "arch": None, "translator": None}]
             processes.insert(0, root_rows[0])
-        root_rows[0].update(argv=list(request.argv), start_ns=child.start_ns)
+        root_rows[0].update(argv=list(request.argv), start_ns=child.start_ns,
+                            loader_env=loader_env(f"{k}={v}" for k, v in child_env.items()))  # exec'd so by gotrace
         root_rows[0]["ppid"] = os.getpid()
         root_rows[-1].update(exit_code=exit_code, end_ns=child.end_ns)
         accounted = {r["pid"] for r in processes if r.get("exe") is not None and r["pid"] in log.accounts}
@@ -113,7 +117,9 @@ class DyldPrintBackend:
                                  "unknown_lines": st.unknown, "ambiguous_lines": st.ambiguous,
                                  "lost_lines": st.lost, "stray_text": st.stray, "unnamed_binds": st.prebuilt,
                                  "log": logfile if os.environ.get("GOTRACE_DYLD_LOG") else None},
-                  "process_tree": {"method": "ps sampled every 0.25 s (processes shorter than that can be missed)",
+                  "loader_env_unseen": sum(1 for p in processes if p.get("loader_env") is None),
+                  "process_tree": {"method": "ps sampled every 0.25 s (processes shorter than that can be missed; "
+                                             "each image's environment read then, KERN_PROCARGS2)",
                                    "samples": watch.samples if watch else 0,
                                    "error": watch.error if watch else None},
                   "sip_warnings": warnings, "silent_processes": silent,

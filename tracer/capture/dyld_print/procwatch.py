@@ -7,14 +7,20 @@ macOS gives an unprivileged process no event for a child's fork or exec
 pid=,ppid=,flags=,comm=`` every POLL_S. ``flags`` is the kernel's p_flag, in
 hex, which carries P_TRANSLATED (0x20000, xnu bsd/sys/proc.h): the process
 runs under Rosetta. A process shorter than a poll can be missed; the session
-says how the tree was seen. Not run on macOS: tested on `ps` output in its
+says how the tree was seen. Each new image a listing shows has its program and
+environment read at once (KERN_PROCARGS2: the exec path and the strings exec
+copied, in one read): its loader_env, null for an image missed. Not run on macOS: tested on `ps` output in its
 documented form.
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 from dataclasses import dataclass, field
+
+from ... import procfs
+from ...session.schema import loader_env
 
 POLL_S = 0.25
 P_TRANSLATED = 0x20000
@@ -27,6 +33,17 @@ class Seen:
     ppid: int
     exes: list = field(default_factory=list)  # what it ran, in the order seen (exec keeps the pid)
     translated: bool = False
+    # (program, loader variables) of each image read (KERN_PROCARGS2) when a listing first showed it
+    environments: list = field(default_factory=list)
+
+
+def image_environment(seen: Seen | None, exe: str | None) -> list[str] | None:
+    """The loader variables read for the image of ``seen``'s pid that ran ``exe`` (the same file),
+    when exactly one read was of it; None otherwise."""
+    if seen is None or exe is None:
+        return None
+    mine = [env for path, env in seen.environments if os.path.realpath(path) == os.path.realpath(exe)]
+    return mine[0] if len(mine) == 1 else None
 
 
 def parse_ps(text: str) -> list[tuple[int, int, int, str]]:
@@ -46,8 +63,9 @@ def parse_ps(text: str) -> list[tuple[int, int, int, str]]:
 class TreeWatch(threading.Thread):
     """Samples the descendants of ``root`` until stopped."""
 
-    def __init__(self, root: int, run=subprocess.run):
+    def __init__(self, root: int, run=subprocess.run, environment=None):
         super().__init__(name="gotrace-ps", daemon=True)
+        self._environment = environment or procfs.exec_environment
         self.root = root
         self.seen: dict[int, Seen] = {}
         self.samples = 0
@@ -89,6 +107,9 @@ class TreeWatch(threading.Thread):
                 s = self.seen[pid] = Seen(pid, ppid)
             if not s.exes or s.exes[-1] != comm:
                 s.exes.append(comm)
+                got = self._environment(pid)  # the image and its environment, read as one
+                if got is not None:
+                    s.environments.append((got[0], loader_env(got[1])))
             s.translated = s.translated or bool(flags & P_TRANSLATED)
 
     def _descends(self, pid: int, parent: dict[int, int]) -> bool:

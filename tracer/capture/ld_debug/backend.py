@@ -24,11 +24,12 @@ import time
 
 from ... import procfs
 from ...binary import facts
-from ...session.schema import events_table
+from ...session.schema import events_table, loader_env
 from ..backend import Availability, CaptureRequest, CaptureResult
 from ..background import Poller, preload
 from ..child import GatedChild
 from ..ldso import ldso_path
+from .envwatch import EnvWatch, match_images
 from .parse import LdDebugFileParser
 
 POLL_S = 0.2  # each sweep stats every live process's log file
@@ -56,8 +57,10 @@ class LdDebugBackend:
         env["LD_DEBUG"] = LD_DEBUG_VALUE
         env["LD_DEBUG_OUTPUT"] = os.path.join(logdir, "ld")
         reader = _Tailer(logdir, request, env.get("PATH", os.defpath), keep_logs=bool(keep))
+        first = EnvWatch(logdir)  # each process's environment, read as its ld.so starts
         child = GatedChild(request.argv, env)
         try:
+            first.start()
             child.start()
             reader.start()
             child.release()
@@ -65,9 +68,11 @@ class LdDebugBackend:
             exit_code = child.wait()
         finally:
             reader.stop()
+            first.stop()
             if not keep:
                 shutil.rmtree(logdir, ignore_errors=True)
-        processes = reader.processes_rows(child.pid, request.argv, exit_code, child.start_ns, child.end_ns)
+        processes = processes_rows(reader.parsers, child.pid, request.argv, exit_code, child.start_ns, child.end_ns,
+                                   image_reads=first.seen, root_env=loader_env(f"{k}={v}" for k, v in env.items()))
         return CaptureResult(
             exit_code=exit_code,
             interrupted=child.interrupted,
@@ -81,7 +86,11 @@ class LdDebugBackend:
                 "ld_debug_logs": keep,
                 "ld_debug_log_dir": os.path.dirname(logdir),
                 "limits": ["no latency", "no failed lookups", "no tid or ppid",
-                           "processes that clear LD_DEBUG or run setuid are not seen"],
+                           "processes that clear LD_DEBUG or run setuid are not seen",
+                           "loader_env is read from /proc as each process's ld.so starts (csrc/envwatch.c): null "
+                           "for a process gone or already running its program by then, and for a pid's later images"],
+                "loader_env_unseen": sum(1 for p in processes if p.get("loader_env") is None),
+                **({"loader_env_problem": first.problem} if first.problem else {}),
             },
         )
 
@@ -208,10 +217,6 @@ class _Tailer(Poller):
     def image_rows(self) -> list[tuple[int, str, int]]:
         return [row for p in self.parsers.values() for row in p.image_rows()]
 
-    def processes_rows(self, root_pid: int, argv: list[str], exit_code: int,
-                       start_ns: int, end_ns: int) -> list[dict]:
-        return processes_rows(self.parsers, root_pid, argv, exit_code, start_ns, end_ns)
-
 
 def events_of(rows: list[tuple]):
     """The parser's binding tuples as the events table. LD_DEBUG prints successful
@@ -234,26 +239,44 @@ def log_pid(name: str) -> int | None:
 
 def processes_rows(parsers: dict, root_pid: int | None = None, argv: list[str] | None = None,
                    exit_code: int | None = None, start_ns: int | None = None,
-                   end_ns: int | None = None) -> list[dict]:
+                   end_ns: int | None = None, image_reads: dict | None = None,
+                   root_env: list[str] | None = None) -> list[dict]:
     """One row per program image each pid's log shows (the root's from what gotrace
-    knows of the command it ran; none for a log imported from elsewhere)."""
+    knows of the command it ran; none for a log imported from elsewhere). ``image_reads``:
+    envwatch's reads of each pid's images (their loader_env, and the exe made absolute where
+    ld.so named it by a relative argv[0]: envwatch.match_images); ``root_env``: the root's loader
+    variables, as gotrace exec'd it."""
     rows = []
     pids = set(parsers) | ({root_pid} if root_pid is not None else set())
     forked = {}  # children seen only in their parent's file: they ran the parent's program
     for parser in parsers.values():
         for child in parser.other_pids - pids:
-            forked[child] = parser.exes()[-1] if parser.images else None
-    for pid in sorted(pids | set(forked)):
+            forked[child] = parser.pid
+    matched = {pid: match_images(parsers[pid].exes(), reads) for pid, reads in (image_reads or {}).items()
+               if pid in parsers and parsers[pid].images}
+    for pid in [*sorted(pids), *sorted(set(forked) - pids)]:  # a forked child after the parent it copies
         parser = parsers.get(pid)
-        exes = parser.exes() if parser and parser.images else [forked.get(pid)]
+        parent = parsers.get(forked.get(pid))
+        exes = parser.exes() if parser and parser.images else [parent.exes()[-1] if parent and parent.images else None]
         for i, exe in enumerate(exes):
             root = pid == root_pid
+            exe = exe if exe or not root else shutil.which(argv[0]) or argv[0]
+            env = None
+            if root and i == 0:
+                env = root_env
+                exe = os.path.abspath(exe) if exe and os.sep in exe else exe  # run in gotrace's directory
+            elif pid in matched:
+                exe, env = matched[pid][i]
+            elif pid in forked and not (parser and parser.images):  # the parent's last image, as it was
+                parent_rows = [r for r in rows if r["pid"] == forked[pid]]
+                exe, env = (parent_rows[-1]["exe"], parent_rows[-1]["loader_env"]) if parent_rows else (exe, None)
             rows.append({
                 "pid": pid, "ppid": os.getpid() if root else None,
-                "exe": exe if exe or not root else shutil.which(argv[0]) or argv[0],
+                "exe": exe,
                 "argv": list(argv) if root and i == 0 else None,
                 "start_ns": start_ns if root and i == 0 else None,
                 "end_ns": end_ns if root and i == len(exes) - 1 else None,
                 "exit_code": exit_code if root and i == len(exes) - 1 else None,
+                "loader_env": env,
             })
     return rows

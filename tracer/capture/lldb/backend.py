@@ -68,7 +68,7 @@ class LldbBackend:
         if request.attach:
             res = driver.attach(request.attach)
         else:
-            exe = resolve_command(request.argv, request.env)
+            exe = os.path.abspath(resolve_command(request.argv, request.env))  # as typed, it may be relative
             _one_elf_program(request.argv[0], exe)
             res = driver.launch(request.argv, exe, request.env, plan)
         request.on_process(1)
@@ -122,6 +122,32 @@ def _one_elf_program(name: str, exe: str) -> None:
 
 
 def check_attachable(pid: int) -> None:
-    """A one-line error before anything starts, when PID cannot be traced."""
+    """A one-line error before anything touches the process, when PID cannot be traced safely: gone,
+    not dynamically linked (nothing to trace: the refusal must not come after lldb attached), or its
+    ld.so lookup already trapped by another tracer (see recorder.foreign_probe)."""
     if pid <= 0 or not procfs.alive(pid):
         raise GotraceError(f"no process {pid}: check the PID with ps", 2)
+    if platform.system() != "Linux":
+        return
+    try:
+        exe = procfs.exe(pid)
+        base = procfs.auxv(pid).get(procfs.AT_BASE)
+    except OSError:
+        return  # another user's, a kernel thread, a zombie: the attach says which
+    if not base:
+        raise GotraceError(f"process {pid} ({exe}) is not dynamically linked: there are no dynamic-linker bindings "
+                           "to trace (static Go binaries have none); it was left alone", 2)
+    layout = ldso_layout(ldso_path()) if ldso_path() else None
+    if layout is None:
+        return
+    wait_for_bindsnoop_to_go("hide lldb's breakpoints")  # gotrace's own tracers, still detaching
+    try:
+        with open(f"/proc/{pid}/mem", "rb") as fh:
+            fh.seek(base + layout.lookup)
+            first = fh.read(1)
+    except OSError:
+        return  # not readable here: checked again once attached, before any breakpoint
+    from .recorder import TRAP, foreign_probe
+
+    if first == TRAP:
+        raise GotraceError(foreign_probe(pid), 2)

@@ -11,7 +11,11 @@ times; its registers (and, on x86_64, the stack words used) are put back afterwa
 x86_64 (glibc's ld.so; dyld under Rosetta): the thread starts at one ``ret`` with the
 return addresses on its stack: the breakpoint's ``ret``, a third ``ret`` between it and
 the return-site breakpoint (leaving the breakpoint then costs a step-over and a resume,
-as leaving a lookup's entry does), then the thread's own pc.
+as leaving a lookup's entry does), then the first ``ret`` again, where the return-site
+breakpoint is: the thread never runs its own code meanwhile, and no breakpoint shares an
+address with another (an attach calibrates at a lookup's entry stop, where the recorder's
+breakpoint is: returning onto it let the thread run on into the lookup on the crafted stack,
+SIGBUS, 1 run in 10).
 arm64 (dyld, native): ``ret`` jumps to lr, so the thread starts at one ``ret`` with lr
 at the breakpoint's, and lr is pointed back at the thread's pc at that stop. Only plain
 ``ret`` is used: arm64e code returns with ``retab``, which would check lr's signature.
@@ -19,6 +23,7 @@ The arm64 and Rosetta paths are not run on macOS.
 """
 from __future__ import annotations
 
+import os
 import time
 
 ROUNDS = 40
@@ -90,8 +95,12 @@ class _Rounds:
         self.stopped_ns = time.monotonic_ns()
         if self.process.GetState() != self.lldb.eStateStopped:
             return False
-        return (self.thread.GetStopReason() == self.lldb.eStopReasonBreakpoint
-                and self.thread.GetStopReasonDataAtIndex(0) == bp_id)
+        if self.thread.GetStopReason() != self.lldb.eStopReasonBreakpoint:
+            return False
+        # (breakpoint id, location id) pairs: another breakpoint may share the address (at a lookup's
+        # entry, where an attach calibrates, the return is onto the entry's own breakpoint)
+        n = self.thread.GetStopReasonDataCount()
+        return any(self.thread.GetStopReasonDataAtIndex(i) == bp_id for i in range(0, n, 2))
 
     def run(self, rounds: int, r_empty: int, back: int, enter, at_entry) -> None:
         """``enter()`` points the thread at the empty function; ``at_entry()`` runs at its stop."""
@@ -123,6 +132,30 @@ class _Rounds:
             self.target.BreakpointDelete(bp_back.GetID())
 
 
+# x86_64 Linux: a thread stopped inside an interrupted system call has rax = -ERESTART* and its pc
+# just after the `syscall` instruction; when it resumes, the kernel restarts the call by moving pc
+# back 2 bytes (arch/x86/kernel/signal.c) — wherever pc then points. A thread pointed elsewhere
+# there resumes inside an instruction: Python sleeping in clock_nanosleep died of SIGSEGV.
+ERESTART = {-512, -513, -514, -516}  # ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK
+SYSCALL = b"\x0f\x05"
+
+
+def in_interrupted_syscall(lldb, process, thread, arch: str) -> bool:
+    """Whether the stopped thread is inside a system call the kernel will restart on resume (so its
+    pc must not be moved): always False off x86_64 Linux, where the restart is not done this way."""
+    if arch != "x86_64" or os.uname().sysname != "Linux":
+        return False
+    frame = thread.GetFrameAtIndex(0)
+    rax = frame.FindRegister("rax").GetValueAsUnsigned()
+    pc = frame.FindRegister("rip").GetValueAsUnsigned()
+    rax = rax - (1 << 64) if rax >= 1 << 63 else rax
+    if rax not in ERESTART:
+        return False
+    err = lldb.SBError()
+    before = process.ReadMemory(pc - 2, 2, err)
+    return not err.Success() or before == SYSCALL
+
+
 def calibrate(lldb, target, process, thread, arch: str, rets: list[int], cal, rounds: int = ROUNDS,
               wait_stop=None, abort=None, read_like_entry=lambda thread: None):
     """Fill ``cal`` (recorder.Calibration) with ``rounds`` stop-pair times on ``thread``.
@@ -136,6 +169,9 @@ def calibrate(lldb, target, process, thread, arch: str, rets: list[int], cal, ro
         return cal
     if len(rets) < RETS_NEEDED[arch]:
         cal.error = "not enough `ret` instructions found in the dynamic linker's code"
+        return cal
+    if in_interrupted_syscall(lldb, process, thread, arch):  # its pc must stay where it is
+        cal.error = "not calibrated: the thread was stopped inside a system call, where it must not be moved"
         return cal
     pc_name, sp_name, lr_name = REGISTERS[arch]
     frame = thread.GetFrameAtIndex(0)
@@ -153,8 +189,9 @@ def calibrate(lldb, target, process, thread, arch: str, rets: list[int], cal, ro
             set_registers(lldb, thread, **{pc_name: pc0, lr_name: lr0, sp_name: sp0})
         return cal
     r_start, r_empty, r_mid = rets[:3]
+    r_back = r_start  # the return-site breakpoint: a round then starts on it (lldb steps over it, untimed)
     scratch = (sp0 - 256) & ~0xF  # below the red zone
-    frame_bytes = r_empty.to_bytes(8, "little") + r_mid.to_bytes(8, "little") + pc0.to_bytes(8, "little")
+    frame_bytes = b"".join(a.to_bytes(8, "little") for a in (r_empty, r_mid, r_back))
     saved = process.ReadMemory(scratch, len(frame_bytes), err)
     if not err.Success():
         cal.error = f"cannot read the stack: {err.GetCString()}"
@@ -168,7 +205,7 @@ def calibrate(lldb, target, process, thread, arch: str, rets: list[int], cal, ro
         return None
 
     try:
-        r.run(rounds, r_empty, pc0, enter=enter, at_entry=lambda: None)
+        r.run(rounds, r_empty, r_back, enter=enter, at_entry=lambda: None)
     finally:
         process.WriteMemory(scratch, saved, err)
         set_registers(lldb, thread, **{pc_name: pc0, sp_name: sp0})

@@ -25,6 +25,7 @@ from ...dispositions import PYTHON_IGNORED
 from ...errors import BackendUnavailable, GotraceError
 from ... import procfs
 from ...procfs import AT_BASE, auxv, cmdline, ppid as read_ppid
+from ...session.schema import loader_env
 from ..child import exit_code_from_wait_status
 from ..ldso import ldso_path, require_layout
 from .launch_plan import NATIVE, LaunchPlan
@@ -47,6 +48,7 @@ class ImageRun:
     argv: list[str]
     start_ns: int
     end_ns: int | None = None
+    loader_env: list[str] | None = None  # the dynamic linker's variables it was exec'd with
 
 
 @dataclass
@@ -136,6 +138,8 @@ class LldbDriver:
         self.result: DriverResult | None = None
         self._interrupt = 0
         self._detached = False
+        self._calibrate_at_entry = False  # an attach calibrates at the first lookup's entry stop
+        self._attached = False  # an attached process is detached, never killed
         self.layout = None
         self.ldso = ldso_path()
 
@@ -267,7 +271,11 @@ class LldbDriver:
             self._quiet_signals()  # lldb starts the new image with its default signal handling
             pid = self.process.GetProcessID()
             self.result = DriverResult(pid=pid, exit_code=None, ppid=read_ppid(pid))
-            self.result.runs.append(ImageRun(exe, list(argv), start))
+            # stopped at its exec: the environment the kernel holds is the one it was exec'd with (the
+            # shim's, unchanged); without /proc (macOS), the one lldb was told to launch it with
+            env_now = procfs.environ(pid)
+            self.result.runs.append(ImageRun(exe, list(argv), start, loader_env=loader_env(
+                env_now if env_now is not None else [f"{k}={v}" for k, v in env.items()])))
             self._new_recorder(exe)
             thread = self.process.GetSelectedThread()
             self.recorder.calibrate(thread, wait_stop=self._wait_stop, abort=lambda: bool(self._interrupt))
@@ -308,6 +316,7 @@ class LldbDriver:
                 from None
         err = L.SBError()
         self.target = self.debugger.CreateTarget("")
+        self._attached = True
         self.process = self.target.AttachToProcessWithID(self.listener, pid, err)
         if not err.Success() or not self.process.IsValid():
             raise GotraceError(f"cannot attach to process {pid}: {err.GetCString()} "
@@ -319,12 +328,16 @@ class LldbDriver:
             if state != L.eStateStopped:
                 raise GotraceError(f"process {pid} ended while lldb attached")
             argv = cmdline(pid) or [exe]
+            env_now = procfs.environ(pid)  # stopped: what its image was exec'd with (unless it wrote there)
             self.result = DriverResult(pid=pid, exit_code=None, ppid=read_ppid(pid))
-            self.result.runs.append(ImageRun(exe, argv, time.monotonic_ns()))
+            self.result.runs.append(ImageRun(exe, argv, time.monotonic_ns(),
+                                             loader_env=None if env_now is None else loader_env(env_now)))
             self._quiet_signals()
             self._new_recorder(exe)
-            self.recorder.calibrate(self.process.GetSelectedThread(), wait_stop=self._wait_stop,
-                                    abort=lambda: bool(self._interrupt))
+            # not here: attached, its threads stopped wherever they were, inside system calls too, where a
+            # thread pointed elsewhere is moved by the kernel's restart on resume (Python died of it). The
+            # first lookup's entry is a breakpoint stop: the calibration runs there (_handle_stop).
+            self._calibrate_at_entry = True
             return self._run(attached=True)
         finally:
             self._collect()
@@ -383,10 +396,14 @@ class LldbDriver:
 
     def _handle_stop(self, now: int) -> None:
         L = self.lldb
-        for thread in self.process:
-            reason = thread.GetStopReason()
+        stops = [(thread, thread.GetStopReason()) for thread in self.process]  # before a calibration resumes it
+        for thread, reason in stops:
             if reason == L.eStopReasonBreakpoint:
-                self.recorder.on_stop(thread, thread.GetStopReasonDataAtIndex(0), now)
+                bp_id = thread.GetStopReasonDataAtIndex(0)
+                if self._calibrate_at_entry and self.recorder.is_entry(bp_id):
+                    self._calibrate_here(thread)
+                    now = time.monotonic_ns()  # the lookup starts when the process goes on
+                self.recorder.on_stop(thread, bp_id, now)
             elif reason == L.eStopReasonSignal:
                 self.result.signal_stops += 1
                 signo = thread.GetStopReasonDataAtIndex(0)
@@ -395,6 +412,22 @@ class LldbDriver:
             elif reason == L.eStopReasonExec:
                 self._on_exec(now)
                 return
+
+    def _calibrate_here(self, thread) -> None:
+        """An attach's calibration, at the first lookup's entry stop: a breakpoint stop, never inside a
+        system call. The other threads stay stopped meanwhile (suspended), so none of them runs into
+        the calibration's or the recorder's breakpoints; the thread's symbol name is what it reads."""
+        self._calibrate_at_entry = False
+        mine = thread.GetThreadID()
+        suspended = [t for t in self.process if t.GetThreadID() != mine and t.Suspend()]
+        try:
+            self.process.SetSelectedThread(thread)
+            name = thread.GetFrameAtIndex(0).FindRegister("rdi").GetValueAsUnsigned()
+            self.recorder.calibrate(thread, wait_stop=self._wait_stop, abort=lambda: bool(self._interrupt),
+                                    probe_str=name)
+        finally:
+            for t in suspended:
+                t.Resume()
 
     def _on_exec(self, now: int) -> None:
         """A new program image in the same pid: ld.so moved, so re-arm from scratch."""
@@ -406,8 +439,9 @@ class LldbDriver:
         except OSError:
             exe = "?"
         argv = cmdline(pid)
+        env_now = procfs.environ(pid)  # stopped at the exec
         self.result.runs[-1].end_ns = now
-        self.result.runs.append(ImageRun(exe, argv, now))
+        self.result.runs.append(ImageRun(exe, argv, now, loader_env=None if env_now is None else loader_env(env_now)))
         cal = self.recorder.calibration
         self._new_recorder(exe)
         self.recorder.calibration = cal  # same process, same machine: the cycle cost stands
@@ -467,7 +501,11 @@ class LldbDriver:
                     self.process.GetState() not in (self.lldb.eStateExited, self.lldb.eStateDetached):
                 if self.recorder is not None:
                     self.recorder.disarm()
-                self.process.Kill()
+                if self._attached:  # not ours to end: whatever went wrong, it runs on as it was
+                    self.process.Detach()
+                    self._detached = True
+                else:
+                    self.process.Kill()
         finally:
             self.lldb.SBDebugger.Destroy(self.debugger)
 

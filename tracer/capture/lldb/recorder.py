@@ -26,10 +26,21 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
+from ...errors import GotraceError
 from ..ldso import LdsoLayout
 from . import calibrate as calibration
 
 STRING_MAX = 4096
+TRAP = b"\xcc"  # int3: a breakpoint already there, before lldb placed any
+
+
+def foreign_probe(pid: int) -> str:
+    """The refusal when another tracer already has a breakpoint on ld.so's lookup in the process: a
+    uprobe (bpftrace, perf, gotrace's bpf backend) takes the trap from lldb, and a breakpoint placed
+    over it would save the trap as the instruction and leave it behind when lldb goes."""
+    return (f"ld.so's _dl_lookup_symbol_x in process {pid} already has another tracer's breakpoint (a uprobe: "
+            "bpftrace, perf, gotrace -b bpf or bpftrace, or a debugger): lldb cannot share it without harm to "
+            "the process; run again once that tracer has stopped")
 CHUNK_EVENTS = 4096  # rows handed to the sink at a time
 
 
@@ -128,6 +139,10 @@ class BindingRecorder(RowSink):
 
     # ---- set-up -------------------------------------------------------
     def arm(self) -> None:
+        err = self.lldb.SBError()
+        first = self.process.ReadMemory(self.bias + self.layout.lookup, 1, err)
+        if err.Success() and first == TRAP:
+            raise GotraceError(foreign_probe(self.pid), 2)
         self.entry_bp = self.target.BreakpointCreateByAddress(self.bias + self.layout.lookup)
         if not self.entry_bp.IsValid() or self.entry_bp.GetNumLocations() == 0:
             raise RuntimeError("lldb could not place a breakpoint on ld.so's _dl_lookup_symbol_x")
@@ -150,14 +165,17 @@ class BindingRecorder(RowSink):
         self.return_ids.clear()
 
     # ---- calibration ----------------------------------------------------
-    def calibrate(self, thread, rounds: int = calibration.ROUNDS, wait_stop=None, abort=None) -> Calibration:
-        """Time ``rounds`` breakpoint pairs around an empty function on ``thread`` (calibrate.py)."""
+    def calibrate(self, thread, rounds: int = calibration.ROUNDS, wait_stop=None, abort=None,
+                  probe_str: int | None = None) -> Calibration:
+        """Time ``rounds`` breakpoint pairs around an empty function on ``thread`` (calibrate.py);
+        ``probe_str``: a string the entry-like reads read (a lookup's symbol name at its entry)."""
         ranges = [(self.bias + lo, self.bias + hi) for lo, hi in
                   ((self.layout.lookup, self.layout.lookup_end), self.layout.fixup, self.layout.profile_fixup)]
-        rets = calibration.find_rets(self.lldb, self.target, ranges, 3, "x86_64")
+        rets = calibration.find_rets(self.lldb, self.target, ranges, calibration.RETS_NEEDED["x86_64"], "x86_64")
         err = self.lldb.SBError()
-        sp = thread.GetFrameAtIndex(0).FindRegister("rsp").GetValueAsUnsigned()
-        probe_str = self.process.ReadPointerFromMemory(sp + 8, err)  # argv[0] at a launch's entry
+        if probe_str is None:
+            sp = thread.GetFrameAtIndex(0).FindRegister("rsp").GetValueAsUnsigned()
+            probe_str = self.process.ReadPointerFromMemory(sp + 8, err)  # argv[0] at a launch's entry
         return calibration.calibrate(self.lldb, self.target, self.process, thread, "x86_64", rets,
                                      self.calibration, rounds, wait_stop, abort,
                                      read_like_entry=lambda t: self._read_like_entry(t, probe_str))
@@ -178,6 +196,9 @@ class BindingRecorder(RowSink):
         return read_cstr(self.lldb, self.process, addr)
 
     # ---- stops ----------------------------------------------------------
+    def is_entry(self, bp_id: int) -> bool:
+        return self.entry_bp is not None and bp_id == self.entry_bp.GetID()
+
     def on_stop(self, thread, bp_id: int, now_ns: int) -> bool:
         """Handle a breakpoint stop of ours; False if the breakpoint is not ours."""
         if self.entry_bp is not None and bp_id == self.entry_bp.GetID():

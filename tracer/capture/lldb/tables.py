@@ -8,7 +8,8 @@ def processes_rows(pid: int, ppid: int | None, runs, exit_code: int | None) -> l
     """One row per program image the pid ran; the exit code belongs to the last."""
     last = len(runs) - 1
     return [{"pid": pid, "ppid": ppid, "exe": r.exe, "argv": r.argv, "start_ns": r.start_ns,
-             "end_ns": r.end_ns, "exit_code": exit_code if i == last else None} for i, r in enumerate(runs)]
+             "end_ns": r.end_ns, "exit_code": exit_code if i == last else None,
+             "loader_env": getattr(r, "loader_env", None)} for i, r in enumerate(runs)]
 
 
 def latency_method(calibration: dict | None) -> dict:
