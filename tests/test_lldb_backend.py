@@ -344,8 +344,11 @@ def test_an_empty_attached_session_gets_no_wrong_reason(tmp_path):
     require_lldb()
     headers = subprocess.run(["readelf", "-lW", "/usr/bin/python3"], capture_output=True, text=True, check=True)
     assert "INTERP" in headers.stdout
+    # LD_BIND_NOW: every function bound at start-up, so the target's exit after the attach looks up
+    # nothing (lazily bound exit paths would otherwise land in the session, or not, by timing)
     proc = subprocess.Popen(["/usr/bin/python3", "-c", "import sys; print('ready', flush=True); sys.stdin.readline()"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "LD_BIND_NOW": "1"})
     try:
         assert proc.stdout.readline() == "ready\n"
         tracer = subprocess.Popen([GOTRACE, "bind", "--pid", str(proc.pid), "-o", str(tmp_path / "s")],

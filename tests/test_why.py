@@ -257,7 +257,9 @@ def test_an_environment_set_inside_the_traced_tree_is_replayed(bins, backend, tm
     hi's puts bound to libnext.so by LD_PRELOAD, and libnext's dlsym(RTLD_NEXT, "puts") to libc,
     its caller libnext.so. Oracle: glibc's LD_DEBUG=bindings of the same command, and nextputs.c
     (it calls dlsym with RTLD_NEXT)."""
-    argv = ["env", f"LD_PRELOAD={bins['libnext']}", str(bins["hi"])]
+    # hi naps 300 ms: ld-debug reads an image's environment from /proc as its log appears (exact for
+    # bpf and bpftrace, which read it at the exec)
+    argv = ["env", f"LD_PRELOAD={bins['libnext']}", str(bins["hi"]), "300"]
     truth = {(os.path.basename(b["requester"]), os.path.basename(b["provider"]))
              for b in ld_debug_bindings(ld_debug(argv, {}, "bindings")) if b["symbol"] == "puts"}
     assert ("hi", "libnext.so") in truth and ("libnext.so", "libc.so.6") in truth
@@ -270,7 +272,7 @@ def test_an_environment_set_inside_the_traced_tree_is_replayed(bins, backend, tm
           if os.path.basename(str(lk["exe"])) == "hi"}
     call = next(lk for (req, kind), lk in by.items() if req == "hi" and kind != "dlsym")
     assert call["agrees"] is True and os.path.basename(call["chosen"]) == "libnext.so"
-    assert call["loader_env"].get("LD_PRELOAD") == str(bins["libnext"])
+    assert call["loader_env"].get("LD_PRELOAD") == str(bins["libnext"]) and call["loader_env_recorded"] is True
     assert "LD_PRELOAD" in call["reason"] and call["interposed"] is True
     nxt = by[("libnext.so", "dlsym")]
     assert nxt["agrees"] is True and os.path.basename(nxt["chosen"]) == "libc.so.6"
@@ -290,3 +292,27 @@ def test_a_dlsym_on_a_handle_does_not_name_the_caller(bins, tmp_path):
     assert lk["caller"] is None
     text = gotrace_cli("why", str(tmp_path / "s"), "plug").stdout
     assert "libplug.so looks up plug" not in text and "calls dlsym" not in text
+
+
+def test_an_unrecorded_environment_is_named_when_the_replay_disagrees(bins, tmp_path):
+    """An image whose loader variables the session did not record (a backend that missed its exec) is
+    replayed with gotrace's own environment; when that replay disagrees with what was recorded, the
+    answer names the missing environment instead of blaming changed files. Oracle: glibc's
+    LD_DEBUG=bindings (hi's puts bound to libnext.so, which only the LD_PRELOAD set by env explains)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    argv = ["env", f"LD_PRELOAD={bins['libnext']}", str(bins["hi"])]
+    truth = {(os.path.basename(b["requester"]), os.path.basename(b["provider"]))
+             for b in ld_debug_bindings(ld_debug(argv, {}, "bindings")) if b["symbol"] == "puts"}
+    assert ("hi", "libnext.so") in truth
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    assert record("bpf", argv, env, tmp_path / "s").returncode == 0
+    procs = pq.read_table(tmp_path / "s" / "processes.parquet")
+    procs = procs.set_column(procs.schema.get_field_index("loader_env"), "loader_env",
+                             pa.nulls(procs.num_rows, procs.schema.field("loader_env").type))
+    pq.write_table(procs, tmp_path / "s" / "processes.parquet")  # as a backend that missed every exec
+    res = why(tmp_path / "s", "puts")
+    (call,) = [lk for lk in res["lookups"] if os.path.basename(lk["requester"]) == "hi" and lk["kind"] != "dlsym"]
+    assert call["loader_env_recorded"] is False and os.path.basename(call["chosen"]) == "libnext.so"
+    assert call["agrees"] is False and "were not recorded" in call["reason"]

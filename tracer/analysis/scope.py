@@ -49,6 +49,9 @@ class Process:
     roots: list[str] = field(default_factory=list)  # the objects dlopen was asked for, in load order
     _local: dict[str, list[str]] = field(default_factory=dict, repr=False)
     env: dict[str, str] = field(default_factory=dict)
+    # False: the loader variables this program exec'd with were not recorded (a backend that missed
+    # its exec, a session from before they were): env is then gotrace's own, a guess the answers name
+    env_recorded: bool = True
 
     @property
     def readable(self) -> bool:
@@ -103,7 +106,7 @@ class Process:
         return _match(need, self.objects)
 
 
-def loader_envs(processes: Iterable[dict], meta: dict) -> "Callable[[int, str], dict[str, str]]":
+def loader_envs(processes: Iterable[dict], meta: dict) -> "LoaderEnvs":
     """(pid, exe) -> the loader variables that program image exec'd with (LD_PRELOAD set inside the
     traced tree included): the processes table's ``loader_env`` where the backend recorded it, else
     the environment gotrace gave the command (meta.json's ``loader_env``)."""
@@ -119,7 +122,21 @@ def loader_envs(processes: Iterable[dict], meta: dict) -> "Callable[[int, str], 
             if sep:
                 env[name] = value
         recorded[(int(row["pid"]), str(row["exe"]))] = env
-    return lambda pid, exe: recorded.get((int(pid), str(exe)), top)
+    return LoaderEnvs(recorded, top)
+
+
+class LoaderEnvs:
+    """(pid, exe) -> the loader variables a program image exec'd with (see loader_envs)."""
+
+    def __init__(self, recorded: dict[tuple[int, str], dict[str, str]], top: dict[str, str]):
+        self._recorded, self._top = recorded, top
+
+    def __call__(self, pid: int, exe: str) -> dict[str, str]:
+        return self._recorded.get((int(pid), str(exe)), self._top)
+
+    def recorded(self, pid: int, exe: str) -> bool:
+        """Whether the session recorded them (else they are gotrace's own, the command's at the top)."""
+        return (int(pid), str(exe)) in self._recorded
 
 
 def process_key(kept: KeptObjects, pid: int, exe: str, images: list[str], env: dict[str, str]) -> tuple:

@@ -288,9 +288,13 @@ def _reason(proc, requester, symbol, version, kind, provider, replay, agrees, ca
                 "a file changed since the run, or a scope rule not replayed here (dlsym's handle, RTLD_DEEPBIND, "
                 "dlmopen)")
     if not agrees:
-        return (f"bound to {os.path.basename(provider)}, while today's files put {os.path.basename(replay or '?')} "
+        unrecorded = ("" if proc.env_recorded else
+                      f"; the loader variables {os.path.basename(proc.exe)} exec'd with were not recorded (the "
+                      "backend missed its exec), so it was replayed with gotrace's own environment: an LD_PRELOAD "
+                      "or LD_LIBRARY_PATH set inside the traced tree is not in this replay")
+        return (f"bound to {os.path.basename(provider)}, while the replay puts {os.path.basename(replay or '?')} "
                 "first: a file changed since the run, or a scope rule not replayed here (dlsym's handle, "
-                "RTLD_DEEPBIND, dlmopen)" + tail)
+                "RTLD_DEEPBIND, dlmopen)" + unrecorded + tail)
     lo = proc.objects.get(provider)
     later = [os.path.basename(c["path"]) for c in candidates if c["accepted"] and not _same(c["path"], provider, proc)]
     also = (f"; {' and '.join([', '.join(later[:-1]), later[-1]] if len(later) > 1 else later)} "
@@ -372,12 +376,14 @@ def why_symbol(s: Session, symbol: str, pid: int | None = None) -> dict[str, Any
                                 env, cwd)
             lookups.append({"pid": int(p), "exe": exe, "lookups": n, **one})
             continue
-        key = process_key(kept, int(p), str(exe), images.get(int(p), []), env)
+        key = process_key(kept, int(p), str(exe), images.get(int(p), []), env) + (env_of.recorded(p, exe),)
         if key not in procs:
             procs[key] = build_process(str(exe), images.get(int(p), []), env, cwd, first.get(int(p)),
                                        kept.for_pid(int(p)))
+            procs[key].env_recorded = env_of.recorded(p, exe)
         one = explain(procs[key], str(requester), symbol, version, str(kind), provider)
-        lookups.append({"pid": int(p), "exe": exe, "lookups": n, "loader_env": env, **one})
+        lookups.append({"pid": int(p), "exe": exe, "lookups": n, "loader_env": env,
+                        "loader_env_recorded": env_of.recorded(p, exe), **one})
     return {"why_version": WHY_VERSION, "session": str(s.path), "symbol": symbol, "pid": pid,
             "backend": s.meta.get("backend"), "loader_env": top_env, "lookups": lookups,
             "interposed": sum(1 for x in lookups if x["interposed"])}
