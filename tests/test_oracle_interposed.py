@@ -1,0 +1,117 @@
+"""Interposition, counted against glibc and readelf rather than against gotrace's own replay.
+
+The oracle: glibc's LD_DEBUG=bindings account of the same program (who bound what where) and
+readelf of every object it names (which symbols an object defines, its DT_NEEDED, the copy
+relocations of an executable, PT_INTERP). A binding is interposed when the requester would
+have got the symbol from another object alone: its own definition (a copy-relocated variable
+is not the executable's own: R_*_COPY fills it from the library), else the first object of
+its own dependencies, breadth-first, that defines it. A library's reference that binds to an
+executable's copy of its variable is the library's variable moved (the copy), not another
+definition. ld.so's own lookups are counted apart, as the report counts them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import ROOT, gotrace_cli, require
+from linkbins import build
+from oracles import (ld_debug_bindings, readelf_copy_relocs, readelf_dyn_defined, readelf_interpreter,
+                     readelf_needed)
+
+
+@pytest.fixture(scope="module")
+def progs(tmp_path_factory):
+    require(shutil.which("gcc") is not None, "gcc is not installed")
+    out = tmp_path_factory.mktemp("interposed")
+    bins = build(out / "why")
+    copyrel = out / "copyrel"
+    subprocess.run(["gcc", "-O0", "-no-pie", "-fno-pie", "-o", str(copyrel), str(ROOT / "tests/csrc/copyrel.c")],
+                   check=True)
+    return {"picker": bins["picker"], "copyrel": copyrel}
+
+
+def oracle(argv: list[str]) -> dict:
+    """glibc + readelf: the interposed bindings (requester, symbol, provider) of one run, and
+    those ld.so itself asked for."""
+    text = subprocess.run(argv, env={**os.environ, "LD_DEBUG": "bindings"}, capture_output=True,
+                          text=True).stderr
+    bindings = ld_debug_bindings(text)
+    assert bindings, "LD_DEBUG printed no binding"
+    files = {os.path.basename(p): p for b in bindings for p in (b["requester"], b["provider"]) if os.path.isfile(p)}
+    interp = os.path.realpath(readelf_interpreter(argv[0]))
+    defined, copies, needed = {}, {}, {}
+    for name, path in files.items():
+        defined[name], copies[name], needed[name] = (readelf_dyn_defined(path), readelf_copy_relocs(path),
+                                                     readelf_needed(path))
+
+    def own(req: str, sym: str) -> str | None:
+        if sym in defined[req] and sym not in copies[req]:
+            return req
+        order, i = [req], 0
+        while i < len(order):
+            for dep in needed.get(order[i], []):
+                if dep in files and dep not in order:
+                    order.append(dep)
+            i += 1
+        return next((o for o in order[1:] if sym in defined[o]), None)
+
+    out = {"interposed": [], "by_ldso": []}
+    for b in bindings:
+        req, prov = os.path.basename(b["requester"]), os.path.basename(b["provider"])
+        if req not in files or prov not in files:
+            continue  # the vDSO: no file
+        mine = own(req, b["symbol"])
+        if mine is None or mine == prov or b["symbol"] in copies[prov]:  # bound to its own, or to the copy of it
+            continue
+        where = "by_ldso" if os.path.realpath(files[req]) == interp else "interposed"
+        out[where].append((b["symbol"], prov, req))
+    return out
+
+
+def report(session) -> dict:
+    out = gotrace_cli("report", "--json", str(session))
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)["interposed"]
+
+
+@pytest.mark.parametrize("name", ["picker", "copyrel"])
+def test_the_reports_interposed_lookups_are_glibcs(name, progs, tmp_path):
+    """picker: liba.so defines pick and calls it, libb.so (earlier in the global scope) wins: one
+    interposed lookup. copyrel (-no-pie): libc's references to stdout bind to the executable's
+    copy (readelf -r: R_X86_64_COPY): none."""
+    argv = [str(progs[name])]
+    out = gotrace_cli("bind", "-q", "-b", "ld-debug", "-o", str(tmp_path / "s"), "--", *argv)
+    assert out.returncode == 0, out.stderr
+    theirs = oracle(argv)
+    mine = report(tmp_path / "s")
+    assert mine["lookups"] == len(theirs["interposed"]), (mine, theirs)
+    assert {(r["symbol"], r["provider"], r["requester"]) for r in mine["top"]} == set(theirs["interposed"])
+    assert mine["by_the_dynamic_linker"] == len(theirs["by_ldso"])
+    if name == "picker":
+        assert theirs["interposed"] == [("pick", "libb.so", "liba.so")]  # the oracle found the one there is
+    else:
+        assert theirs["interposed"] == [] and "stdout" in readelf_copy_relocs(argv[0])
+
+
+def test_a_copy_relocated_variable_is_not_interposed(progs, tmp_path):
+    """`why stdout` on the -no-pie program: glibc binds libc.so.6's own reference to the program
+    (LD_DEBUG), which holds the copy (readelf -r); that is the copy, not an interposer."""
+    exe = str(progs["copyrel"])
+    assert "stdout" in readelf_copy_relocs(exe)
+    text = subprocess.run([exe], env={**os.environ, "LD_DEBUG": "bindings"}, capture_output=True, text=True).stderr
+    libc_to_exe = [b for b in ld_debug_bindings(text) if b["symbol"] == "stdout"
+                   and os.path.basename(b["requester"]) == "libc.so.6" and b["provider"] == exe]
+    assert libc_to_exe, "glibc bound libc's stdout to the executable's copy"
+    assert gotrace_cli("bind", "-q", "-b", "ld-debug", "-o", str(tmp_path / "s"), "--", exe).returncode == 0
+    out = gotrace_cli("why", "--json", str(tmp_path / "s"), "stdout")
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    lk = next(lk for lk in res["lookups"] if os.path.basename(lk["requester"]) == "libc.so.6")
+    assert lk["chosen"] == exe and lk["agrees"]
+    assert lk["interposed"] is False and "copy" in lk["reason"]
+    assert res["interposed"] == 0
