@@ -13,7 +13,8 @@ run in-process, and most of gotrace's tests drive the CLI in a child process (`g
 bind`, `report`, `why`): on analysis/budgets.py it ran 34 of 430 mutants and called 363
 "not checked". Here every mutant is written into a private copy of the checkout
 (PYTHONPATH points there, so a child `python -m tracer` and lldb's embedded Python
-import the mutant too) and the mapped test modules run whole, fastest first, ``-x``.
+import the mutant too) and the mapped test modules run whole, fastest first, each in its own
+pytest run, up to the first failure.
 
 Usage (from the checkout; root, as the tests are):
 
@@ -276,23 +277,28 @@ def prepare_copy(dest: Path) -> None:
 
 
 def run_tests(copy_root: Path, tests: list[str], timeout: float) -> tuple[str, float, str]:
+    """Each entry of ``tests`` in its own pytest run (an entry's ``-k`` selects in its file only), in
+    order, up to the first failure: ("passed" | "failed" | "timeout" | "error …", seconds, what failed)."""
     env = dict(os.environ, PYTHONPATH=str(copy_root), PYTHONDONTWRITEBYTECODE="1")
     env.pop("CI", None)  # a missing capability skips, as it would locally
     t0 = time.monotonic()
-    try:
-        out = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "--tb=no", "-p", "no:cacheprovider",
-                              *[a for t in tests for a in shlex.split(t)]], cwd=copy_root, env=env,
-                             capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return "timeout", time.monotonic() - t0, ""
-    took = time.monotonic() - t0
-    failed = next((line.split(" ", 1)[1].split(" - ")[0] for line in out.stdout.splitlines()
-                   if line.startswith(("FAILED ", "ERROR "))), "")
-    if out.returncode == 0:
-        return "passed", took, ""
-    if out.returncode == 1:
-        return "failed", took, failed
-    return f"error {out.returncode}: {out.stdout.strip().splitlines()[-1:] or out.stderr.strip()[-200:]}", took, failed
+    for entry in tests:
+        left = timeout - (time.monotonic() - t0)
+        try:
+            out = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "--tb=no", "-p", "no:cacheprovider",
+                                  *shlex.split(entry)], cwd=copy_root, env=env, capture_output=True, text=True,
+                                 timeout=max(left, 1))
+        except subprocess.TimeoutExpired:
+            return "timeout", time.monotonic() - t0, entry
+        if out.returncode == 0:
+            continue
+        failed = next((line.split(" ", 1)[1].split(" - ")[0] for line in out.stdout.splitlines()
+                       if line.startswith(("FAILED ", "ERROR "))), entry)
+        if out.returncode in (1, 2, 3):  # tests failed; collection (an import) failed; pytest's internal error
+            return "failed", time.monotonic() - t0, failed
+        tail = out.stdout.strip().splitlines()[-1:] or [out.stderr.strip()[-200:]]
+        return f"error {out.returncode}: {tail[0]}", time.monotonic() - t0, failed
+    return "passed", time.monotonic() - t0, ""
 
 
 def main(argv: list[str] | None = None) -> int:
