@@ -74,7 +74,10 @@ TESTS: dict[str, list[str]] = {
     "tracer/analysis/why_macho.py": ["tests/test_why_macho.py", "tests/test_oracle_dyld.py"],
     # capture/: the parsers and decoders
     "tracer/capture/ld_debug/parse.py": ["tests/test_golden_parsers.py", "tests/test_oracle_kinds.py -k ld-debug",
-                                         "tests/test_binding_modes.py -k ld-debug", "tests/test_import.py"],
+                                         "tests/test_binding_modes.py -k ld-debug", "tests/test_import.py",
+                                         "tests/test_oracle_fork.py -k ld-debug",
+                                         "tests/test_why.py -k 'dlopen and ld-debug'",
+                                         "tests/test_translate.py -k translated_c_program_matches_native"],
     "tracer/capture/dyld_print/lines.py": ["tests/test_dyld_print.py", "tests/test_oracle_dyld.py"],
     "tracer/capture/dyld_print/account.py": ["tests/test_dyld_print.py", "tests/test_dyld_print_backend.py",
                                              "tests/test_import.py"],
