@@ -106,3 +106,32 @@ def test_a_reexported_symbol_is_not_interposed(reexport, tmp_path):
     (lk,) = res["lookups"]
     assert lk["chosen"] == inner and lk["bind_library"] == outer and lk["scope"] == [outer]
     assert lk["interposed"] is False and res["interposed"] == 0
+
+
+# xnu-11417.101.15 osfmk/mach/shared_region.h, written out (the kernel maps the shared cache there)
+XNU_SHARED_REGION = {"x86_64": (0x00007FF800000000, 0x00000007FE000000), "arm64": (0x180000000, 0x180000000)}
+
+
+@pytest.mark.parametrize("arch", sorted(XNU_SHARED_REGION))
+def test_the_shared_regions_are_xnus(arch):
+    """A cache dylib's address tells the architecture whose shared region holds it: [BASE, BASE+SIZE)
+    of xnu's shared_region.h, nothing past either end."""
+    base, size = XNU_SHARED_REGION[arch]
+    for addr in (base, base + 0x1000, base + size - 1):
+        assert L.region_arch(addr) == arch, hex(addr)
+    for addr in (base - 1, base + size, base + size + 0x1C00000):
+        assert L.region_arch(addr) is None, hex(addr)
+
+
+@pytest.mark.parametrize("body", [
+    "<libfoo.dylib> has no bind",          # a "<…>" body that is neither a bind nor a library line
+    "<prog/bind#1> -> something else",     # a bind line's start with a tail of no form dyld prints
+    "fancy new dyld message",              # starts with "f" (as "fixup: " does) and is none of the forms
+    "Mapped something",                    # starts as "Mapping" does
+    "",
+])
+def test_a_body_of_no_known_form_is_unknown(body):
+    """parse() gives (UNKNOWN,) for what no format string of dyld-1378 prints (the log counts
+    those lines rather than guess), and viable() says no line of dyld's can be it."""
+    assert L.parse(body) == (L.UNKNOWN,)
+    assert not L.viable(body, complete=True)
