@@ -36,11 +36,21 @@ def progs(tmp_path_factory):
 
 
 def oracle(argv: list[str]) -> dict:
-    """glibc + readelf: the interposed bindings (requester, symbol, provider) of one run, and
-    those ld.so itself asked for."""
-    text = subprocess.run(argv, env={**os.environ, "LD_DEBUG": "bindings"}, capture_output=True,
+    """glibc + readelf: the interposed bindings (requester, symbol, provider) of one run, those
+    ld.so itself asked for, and how many distinct lookups (process, requester, symbol, version,
+    provider, start-up or run time) were of a symbol two objects of their process define — the
+    ones the report replays (docs/report-json.md: "replayed")."""
+    text = subprocess.run(argv, env={**os.environ, "LD_DEBUG": "files,bindings"}, capture_output=True,
                           text=True).stderr
     bindings = ld_debug_bindings(text)
+    phase, running = [], {}
+    for line in text.splitlines():  # start-up or run time, per process, for each binding line in order
+        pid = line.split(":", 1)[0].strip()
+        if "\tcalling init:" in line or "\ttransferring control:" in line:
+            running[pid] = True
+        elif "\tbinding file " in line:
+            phase.append(running.get(pid, False))
+    assert len(phase) == len(bindings)
     assert bindings, "LD_DEBUG printed no binding"
     files = {os.path.basename(p): p for b in bindings for p in (b["requester"], b["provider"]) if os.path.isfile(p)}
     interp = os.path.realpath(readelf_interpreter(argv[0]))
@@ -60,7 +70,14 @@ def oracle(argv: list[str]) -> dict:
             i += 1
         return next((o for o in order[1:] if sym in defined[o]), None)
 
-    out = {"interposed": [], "by_ldso": []}
+    objects: dict[int, set[str]] = {}
+    for b in bindings:
+        objects.setdefault(b["pid"], set()).update(
+            n for n in (os.path.basename(b["requester"]), os.path.basename(b["provider"])) if n in files)
+    replayed = {(b["pid"], b["requester"], b["symbol"], b["version"], b["provider"], ph)
+                for b, ph in zip(bindings, phase, strict=True)
+                if sum(b["symbol"] in defined[o] for o in objects[b["pid"]]) >= 2}
+    out = {"interposed": [], "by_ldso": [], "replayed": len(replayed)}
     for b in bindings:
         req, prov = os.path.basename(b["requester"]), os.path.basename(b["provider"])
         if req not in files or prov not in files:
@@ -79,12 +96,14 @@ def report(session) -> dict:
     return json.loads(out.stdout)["interposed"]
 
 
-@pytest.mark.parametrize("name", ["picker", "copyrel"])
+@pytest.mark.parametrize("name", ["picker", "copyrel", "both"])
 def test_the_reports_interposed_lookups_are_glibcs(name, progs, tmp_path):
     """picker: liba.so defines pick and calls it, libb.so (earlier in the global scope) wins: one
     interposed lookup. copyrel (-no-pie): libc's references to stdout bind to the executable's
-    copy (readelf -r: R_X86_64_COPY): none."""
-    argv = [str(progs[name])]
+    copy (readelf -r: R_X86_64_COPY): none. both: the two run by one shell, each process replayed
+    with its own objects (stdout has two definitions in copyrel's process only)."""
+    argv = ([str(progs[name])] if name != "both" else
+            ["/bin/sh", "-c", f"{progs['picker']} && {progs['copyrel']}"])
     out = gotrace_cli("bind", "-q", "-b", "ld-debug", "-o", str(tmp_path / "s"), "--", *argv)
     assert out.returncode == 0, out.stderr
     theirs = oracle(argv)
@@ -92,7 +111,8 @@ def test_the_reports_interposed_lookups_are_glibcs(name, progs, tmp_path):
     assert mine["lookups"] == len(theirs["interposed"]), (mine, theirs)
     assert {(r["symbol"], r["provider"], r["requester"]) for r in mine["top"]} == set(theirs["interposed"])
     assert mine["by_the_dynamic_linker"] == len(theirs["by_ldso"])
-    if name == "picker":
+    assert mine["replayed"] == theirs["replayed"] and mine["disagreed"] == 0
+    if name in ("picker", "both"):
         assert theirs["interposed"] == [("pick", "libb.so", "liba.so")]  # the oracle found the one there is
     else:
         assert theirs["interposed"] == [] and "stdout" in readelf_copy_relocs(argv[0])
