@@ -135,3 +135,46 @@ def test_a_copy_relocated_variable_is_not_interposed(progs, tmp_path):
     assert lk["chosen"] == exe and lk["agrees"]
     assert lk["interposed"] is False and "copy" in lk["reason"]
     assert res["interposed"] == 0
+
+
+def test_lookups_the_replay_puts_elsewhere_are_counted(tmp_path):
+    """`disagreed`: picker run with libpre.so preloaded, then libpre.so rebuilt without pick.
+    glibc's own accounts, before and after the change (LD_DEBUG=bindings of the same command),
+    say which lookups of pick now go elsewhere: the report replays today's files and must count
+    exactly those as disagreeing with the session."""
+    require(shutil.which("gcc") is not None, "gcc is not installed")
+    bins = build(tmp_path / "why")
+    argv, env = [str(bins["picker"])], {**os.environ, "LD_PRELOAD": str(bins["libpre"])}
+    out = gotrace_cli("bind", "-q", "-b", "ld-debug", "-o", str(tmp_path / "s"), "--", *argv, env=env)
+    assert out.returncode == 0, out.stderr
+
+    def picks() -> dict[str, str]:
+        text = subprocess.run(argv, env={**env, "LD_DEBUG": "bindings"}, capture_output=True, text=True).stderr
+        return {os.path.basename(b["requester"]): os.path.basename(b["provider"])
+                for b in ld_debug_bindings(text) if b["symbol"] == "pick"}
+
+    before = picks()
+    subprocess.run(["gcc", "-O0", "-shared", "-fPIC", "-o", str(bins["libpre"]), str(ROOT / "tests/csrc/why/pick.c"),
+                    "-DWHO='p'", "-Dpick=not_pick", f"-Wl,-soname,{bins['libpre'].name}"], check=True)
+    after = picks()
+    assert before == {"picker": "libpre.so", "liba.so": "libpre.so"} and after == {"picker": "libb.so",
+                                                                                   "liba.so": "libb.so"}
+    moved = sum(before[r] != after[r] for r in before)
+    assert report(tmp_path / "s")["disagreed"] == moved == 2
+
+
+def test_a_dictionary_column_is_matched_as_its_values():
+    """interposed._is_in on a dictionary-encoded column (Parquet's usual encoding of strings)
+    gives what pyarrow's own is_in gives on the decoded values."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from tracer.analysis.interposed import _is_in
+
+    values = ["pick", "puts", None, "pick", "malloc", "stdout", None]
+    plain = pa.chunked_array([values[:4], values[4:]], pa.string())
+    encoded = pa.chunked_array([pa.array(values[:4]).dictionary_encode(), pa.array(values[4:]).dictionary_encode()])
+    wanted = pa.array(["pick", "stdout"], pa.string())
+    expected = pc.fill_null(pc.is_in(plain, value_set=wanted), False).to_pylist()
+    assert _is_in(encoded, wanted).to_pylist() == expected == [True, False, False, True, False, True, False]
+    assert _is_in(plain, wanted).to_pylist() == expected
