@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections import Counter
 
 import pytest
 
@@ -109,7 +110,8 @@ def test_the_reports_interposed_lookups_are_glibcs(name, progs, tmp_path):
     theirs = oracle(argv)
     mine = report(tmp_path / "s")
     assert mine["lookups"] == len(theirs["interposed"]), (mine, theirs)
-    assert {(r["symbol"], r["provider"], r["requester"]) for r in mine["top"]} == set(theirs["interposed"])
+    assert {(r["symbol"], r["provider"], r["requester"]): r["lookups"] for r in mine["top"]} == Counter(
+        theirs["interposed"])  # each row's count is glibc's number of such bindings
     assert mine["by_the_dynamic_linker"] == len(theirs["by_ldso"])
     assert mine["replayed"] == theirs["replayed"] and mine["disagreed"] == 0
     if name in ("picker", "both"):
