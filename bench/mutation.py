@@ -84,7 +84,7 @@ TESTS: dict[str, list[str]] = {
     "tracer/capture/bpftrace/decode.py": ["tests/test_golden_parsers.py", "tests/test_dscripts.py",
                                           "tests/test_oracle_kinds.py -k 'bpf or bpftrace'"],
     "tracer/capture/bpftrace/lines.py": ["tests/test_oracle_kinds.py -k 'bpf or bpftrace'", "tests/test_bpf_backend.py"],
-    "tracer/capture/dtrace/decode.py": ["tests/test_dtrace.py"],
+    "tracer/capture/dtrace/decode.py": ["tests/test_oracle_dtrace_records.py", "tests/test_dtrace.py"],
     "tracer/capture/imported.py": ["tests/test_import.py"],
     # binary/: ELF and Mach-O files
     "tracer/binary/elf.py": ["tests/test_inspect.py", "tests/test_check.py", "tests/test_bad_binaries.py"],
