@@ -85,7 +85,7 @@ TESTS: dict[str, list[str]] = {
                                           "tests/test_oracle_kinds.py -k 'bpf or bpftrace'"],
     "tracer/capture/bpftrace/lines.py": ["tests/test_oracle_kinds.py -k 'bpf or bpftrace'", "tests/test_bpf_backend.py"],
     "tracer/capture/dtrace/decode.py": ["tests/test_oracle_dtrace_records.py", "tests/test_dtrace.py"],
-    "tracer/capture/imported.py": ["tests/test_import.py"],
+    "tracer/capture/imported.py": ["tests/test_oracle_import.py", "tests/test_import.py"],
     # binary/: ELF and Mach-O files
     "tracer/binary/elf.py": ["tests/test_inspect.py", "tests/test_check.py", "tests/test_bad_binaries.py"],
     "tracer/binary/elf_dynsyms.py": ["tests/test_why.py", "tests/test_check.py"],
