@@ -67,7 +67,7 @@ TESTS: dict[str, list[str]] = {
     "tracer/analysis/report.py": ["tests/test_tally.py", "tests/test_failures.py", "tests/test_oracle_interposed.py",
                                   "tests/test_cli.py"],
     "tracer/analysis/scope.py": ["tests/test_oracle_interposed.py", "tests/test_why.py -k 'not bpf'"],
-    "tracer/analysis/tally.py": ["tests/test_tally.py", "tests/test_cli.py"],
+    "tracer/analysis/tally.py": ["tests/test_tally.py", "tests/test_oracle_tally.py", "tests/test_cli.py"],
     "tracer/analysis/translator.py": ["tests/test_translate.py"],
     "tracer/analysis/why.py": ["tests/test_oracle_interposed.py", "tests/test_why.py -k 'not bpf'"],
     "tracer/analysis/why_library.py": ["tests/test_why.py -k 'not bpf'"],
