@@ -56,7 +56,7 @@ TESTS: dict[str, list[str]] = {
     "tracer/analysis/budgets.py": ["tests/test_oracle_budgets.py", "tests/test_budgets.py"],
     "tracer/analysis/compare.py": ["tests/test_budgets.py", "tests/test_analysis.py"],
     "tracer/analysis/export.py": ["tests/test_analysis.py"],
-    "tracer/analysis/failures.py": ["tests/test_failures.py"],
+    "tracer/analysis/failures.py": ["tests/test_oracle_failures.py", "tests/test_failures.py"],
     "tracer/analysis/images.py": ["tests/test_images.py", "tests/test_aslr.py::test_session_fill"],
     "tracer/analysis/interposed.py": ["tests/test_oracle_interposed.py",
                                       "tests/test_why.py -k 'pick_candidates or files_gone'",
