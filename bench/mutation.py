@@ -63,7 +63,7 @@ TESTS: dict[str, list[str]] = {
                                       "tests/test_translate.py -k reports_show"],
     "tracer/analysis/libsearch.py": ["tests/test_why.py -k 'not bpf'"],
     "tracer/analysis/methods.py": ["tests/test_analysis.py", "tests/test_lldb_dyld.py"],
-    "tracer/analysis/naming.py": ["tests/test_analysis.py", "tests/test_budgets.py"],
+    "tracer/analysis/naming.py": ["tests/test_oracle_naming.py", "tests/test_analysis.py", "tests/test_budgets.py"],
     "tracer/analysis/plot.py": ["tests/test_analysis.py"],
     "tracer/analysis/report.py": ["tests/test_tally.py", "tests/test_failures.py", "tests/test_oracle_interposed.py",
                                   "tests/test_cli.py"],

@@ -105,6 +105,8 @@ def test_session_fill(binaries, tmp_path):
         assert r["load_base"] == int(img["load_base"])
         assert r["slide"] == int(img["slide"]) == r["load_base"] - r["link_base"]
         assert r["link_base"] == min(v for v, _, _ in oracles.readelf_loads(r["path"])) & ~0xFFF
+        # position-independent: an ET_DYN file (readelf -h: "DYN (…)"), not ET_EXEC
+        assert r["position_independent"] is oracles.readelf_header(r["path"])["Type"].startswith("DYN")
 
 
 def test_bad_input(tmp_path):
