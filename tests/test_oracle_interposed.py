@@ -180,3 +180,37 @@ def test_a_dictionary_column_is_matched_as_its_values():
     expected = pc.fill_null(pc.is_in(plain, value_set=wanted), False).to_pylist()
     assert _is_in(encoded, wanted).to_pylist() == expected == [True, False, False, True, False, True, False]
     assert _is_in(plain, wanted).to_pylist() == expected
+
+
+def test_a_symbolic_library_searches_itself_first(tmp_path):
+    """liba.so rebuilt -Bsymbolic (readelf -d: SYMBOLIC) and calling getpid: its lookup of getpid
+    searches liba.so itself first, then the global scope — glibc's LD_DEBUG=symbols,bindings says
+    which objects it searched, in order, and where it bound; `why` must say the same."""
+    import re
+
+    require(shutil.which("gcc") is not None, "gcc is not installed")
+    bins = build(tmp_path / "why")
+    liba = bins["liba"]
+    subprocess.run(["gcc", "-O0", "-shared", "-fPIC", "-o", str(liba), "-x", "c", "-", "-Wl,-Bsymbolic",
+                    f"-Wl,-soname,{liba.name}"], check=True, text=True,
+                   input="#include <unistd.h>\nint pick(void) { return 'a'; }\n"
+                         "int a_pick(void) { return pick() + (getpid() < 0); }\n")
+    dyn = subprocess.run(["readelf", "-dW", str(liba)], capture_output=True, text=True, check=True).stdout
+    assert "(SYMBOLIC)" in dyn
+    argv = [str(bins["picker"])]
+    text = subprocess.run(argv, env={**os.environ, "LD_DEBUG": "symbols,bindings"}, capture_output=True,
+                          text=True).stderr
+    theirs = [b for b in ld_debug_bindings(text) if b["symbol"] == "getpid" and b["requester"].endswith("liba.so")]
+    assert len(theirs) == 1
+    # the objects glibc searched, read from its lines in order: liba.so first, then the global scope, in
+    # which glibc meets liba.so a second time (and searches it again: nothing new to find there)
+    looked = [m.group(1) for m in re.finditer(r"symbol=getpid;  lookup in file=(\S+) \[\d+\]", text)]
+    assert looked[0].endswith("liba.so") and looked.count(looked[0]) == 2, looked
+    theirs[0]["searched"] = list(dict.fromkeys(looked))  # each object once, in the order first searched
+    out = gotrace_cli("bind", "-q", "-b", "ld-debug", "-o", str(tmp_path / "s"), "--", *argv)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(gotrace_cli("why", "--json", str(tmp_path / "s"), "getpid").stdout)
+    (lk,) = [lk for lk in res["lookups"] if os.path.basename(lk["requester"]) == "liba.so"]
+    assert [os.path.realpath(x) for x in lk["searched"]] == [os.path.realpath(x) for x in theirs[0]["searched"]]
+    assert os.path.basename(lk["chosen"]) == os.path.basename(theirs[0]["provider"]) and lk["agrees"]
+    assert lk["interposed"] is False and any("-Bsymbolic" in n for n in lk["notes"])
