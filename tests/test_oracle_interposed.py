@@ -137,6 +137,10 @@ def test_a_copy_relocated_variable_is_not_interposed(progs, tmp_path):
     assert lk["chosen"] == exe and lk["agrees"]
     assert lk["interposed"] is False and "copy" in lk["reason"]
     assert res["interposed"] == 0
+    import re  # the JSON's version is the one docs/why-json.md documents
+
+    documented = re.search(r'"why_version": (\d+)', (ROOT / "docs/why-json.md").read_text())
+    assert documented and res["why_version"] == int(documented.group(1))
 
 
 def test_lookups_the_replay_puts_elsewhere_are_counted(tmp_path):
