@@ -243,3 +243,27 @@ def stopped_images(proc, marker: str, timeout_s: float = 300) -> list[dict]:
                 continue
         time.sleep(0.005)
     return seen
+
+
+def readelf_dyn_defined(path) -> set[str]:
+    """Names the object's dynamic symbol table defines (GLOBAL or WEAK, in a section), without
+    their @VERSION: what ld.so may bind a lookup to in this object."""
+    out = set()
+    for f in (line.split() for line in _run("readelf", "-W", "--dyn-syms", str(path)).splitlines()):
+        if len(f) >= 8 and f[0].endswith(":") and f[6] != "UND" and f[4] in ("GLOBAL", "WEAK"):
+            out.add(f[7].split("@")[0])
+    return out
+
+
+def readelf_copy_relocs(path) -> set[str]:
+    """Symbols the object holds a copy of (R_*_COPY relocations, by name without @VERSION)."""
+    out = set()
+    for f in (line.split() for line in _run("readelf", "-rW", str(path)).splitlines()):
+        if len(f) >= 5 and f[2].startswith("R_") and f[2].endswith("_COPY"):
+            out.add(f[4].split("@")[0])
+    return out
+
+
+def readelf_interpreter(path) -> str | None:
+    m = re.search(r"\[Requesting program interpreter: ([^\]]+)\]", _run("readelf", "-lW", str(path)))
+    return m.group(1) if m else None

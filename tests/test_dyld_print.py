@@ -129,8 +129,9 @@ def test_pieces_of_32_bytes():
         (wa,), (wb,) = writes(21, [f"Kernel mapped {exe[21]}"]), writes(22, [f"Kernel mapped {exe[22]}"])
         assert len(f"Kernel mapped {exe[21]}\n") == n
         assert all(len(p) == 32 for p in wa[1:-1]) and 0 < len(wa[-1]) <= 32
-        data = head + b"".join(x for pair in zip(wa, wb) for x in pair)  # prefix, prefix, piece, piece ...
+        data = head + b"".join(x for pair in zip(wa, wb, strict=True) for x in pair)  # prefix, prefix, piece, piece ...
         log, _ = read(data)
+        assert sorted(log.accounts) == [21, 22]  # both processes, or the next line checks nothing
         assert all(a.programs[0].kernel_mapped for a in log.accounts.values()), n
         assert log.stats().malformed == 0
     log, _ = read(b"dyld[7]: <no uuid> /bin/x\ndyld[7]: _dyld_get_shared_cache_range(0x1)dyld[7]:  => 0x0,0x0\n")
@@ -142,8 +143,8 @@ def test_lines_that_swap_cleanly_are_counted_not_guessed():
     tells them apart, so neither is given to a pid."""
     lines = {pid: f"<11111111-2222-3333-4444-5555555555{pid}> /p{pid}/xxxxxxxxxxxxxxxxxxx" for pid in (21, 22)}
     (wa,), (wb,) = writes(21, [lines[21]]), writes(22, [lines[22]])
-    log, _ = read(b"".join(x for pair in zip(wa, wb) for x in pair))
-    assert all(p["exe"] is None for p in log.processes())
+    log, _ = read(b"".join(x for pair in zip(wa, wb, strict=True) for x in pair))
+    assert len(log.processes()) == 2 and all(p["exe"] is None for p in log.processes())
     assert log.stats().ambiguous == 2
 
 

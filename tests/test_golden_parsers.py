@@ -1,10 +1,27 @@
-"""Parsers against real recordings (tests/golden/README.md says how they were made)."""
+"""Parsers against real recordings (tests/golden/README.md says how they were made).
+
+The golden JSON files hold what the parsers made of the recordings when they were last
+reviewed: a guard against unnoticed change, not an oracle. Beside each, the recording is read
+again here with nothing from tracer — LD_DEBUG's lines by their own grammar, bindsnoop.bt's
+records by the format its header documents — and the parser's events must be that reading,
+binding by binding; which PLT slots a program has comes from readelf -r of the same source
+built again (tests/csrc/modes.c).
+"""
 from __future__ import annotations
 
+import os
+import re
+import shutil
 import struct
+import subprocess
+from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
+
+from conftest import ROOT, require
+from oracles import readelf_symbol_relocs
 
 from tracer.capture.bpftrace.decode import BpftraceDecoder
 from tracer.capture.ld_debug.parse import LdDebugFileParser
@@ -16,11 +33,96 @@ SLOTS = {"/tmp/modes-lazy": frozenset({"cos", "dlopen", "dlsym", "printf", "atof
          "/lib/x86_64-linux-gnu/libm.so.6": frozenset({"__cxa_finalize"})}
 
 
+@pytest.fixture(scope="module")
+def modes_slots(tmp_path_factory) -> frozenset:
+    """readelf's account of modes-lazy's PLT: its JUMP_SLOT symbols, built again as README.md says."""
+    require(shutil.which("gcc") is not None, "gcc is not installed")
+    exe = tmp_path_factory.mktemp("golden") / "modes-lazy"
+    subprocess.run(["gcc", "-O0", "-o", str(exe), str(ROOT / "tests/csrc/modes.c"), "-lm", "-ldl", "-Wl,-z,lazy"],
+                   check=True)
+    return frozenset(n.split("@")[0] for _o, t, n in readelf_symbol_relocs(exe) if t == "R_X86_64_JUMP_SLOT")
+
+
+def ld_debug_reading(text: str, slots: dict[str, frozenset]) -> Counter:
+    """Each binding line of one LD_DEBUG_OUTPUT file as (pid, requester, provider, symbol, version,
+    phase, kind): requester and provider by file name, as glibc prints them; the phase is start-up
+    while ld.so relocates objects, run time once it calls their code (the first "calling init",
+    "initialize program" or "transferring control" after a relocation), and a new image (an exec in
+    the same pid) starts with ld.so setting up the vDSO (its __vdso_clock_gettime); kind: eager at
+    start-up; at run time lazy for the first binding of a symbol the requester has a PLT slot for
+    (``slots``, by file name; None: not known), else dlsym."""
+    out: Counter = Counter()
+    running, bound = False, set()
+    for line in text.splitlines():
+        m = re.match(r"^\s*(\d+):\t(.*)$", line)
+        if not m:
+            continue
+        pid, body = int(m.group(1)), m.group(2)
+        if body.startswith(("calling init:", "initialize program:", "transferring control:")):
+            running = True  # ld.so runs the objects' code from here on: their PLT calls bind lazily
+            continue
+        if body.startswith("relocation processing:"):
+            running = False  # an object relocated (at start-up, or loaded by dlopen): its references bind now
+            continue
+        b = re.match(r"^binding file (.+?) \[\d+\] to (.+?) \[\d+\]: \w+ symbol `(.*?)'(?: \[(.*)\])?$", body)
+        if not b:
+            continue
+        req, prov = os.path.basename(b.group(1)), os.path.basename(b.group(2))
+        sym, ver = b.group(3), b.group(4)
+        if running and req == prov == "linux-vdso.so.1" and sym == "__vdso_clock_gettime":
+            running, bound = False, set()  # the next program's ld.so starting in this pid
+        kind = None
+        if not running:
+            kind = "eager"
+        elif req in slots:
+            kind = "lazy" if sym in slots[req] and (req, sym) not in bound else "dlsym"
+        bound.add((req, sym))
+        out[(pid, req, prov, sym, ver, "start-up" if not running else "run time", kind)] += 1
+    return out
+
+
+KINDS = {1: "eager", 2: "lazy", 3: "dlsym"}  # bindsnoop.bt's header: "kind 1 eager, 2 lazy, 3 dlsym", +4 never returned
+
+
+def bindsnoop_reading(text: str) -> tuple[Counter, list[tuple]]:
+    """dscripts/bindsnoop.bt's output read by the format its header documents: the bindings as
+    (pid, tid, ts_ns, exe, requester, provider, symbol, version, kind, resolved, latency_ns) — a
+    link_map named by its N record of the same pid and image generation (an empty name is the
+    program, whose path the E record of that generation gives), provider 0 a failed lookup — and
+    the programs as (pid, ppid, exe, argv, exit code), one per exec."""
+    names, exes, forks, argv, execs, exits = {}, {}, {}, {}, [], {}
+    for line in text.splitlines():
+        f = line.split("\t")
+        if f[0] == "E":
+            exes[(int(f[2]), int(f[1]))] = f[3]
+            execs.append((int(f[2]), f[3], argv.pop(int(f[2]), [])))
+        elif f[0] == "N":
+            names[(int(f[1]), int(f[2]), int(f[3]))] = f[5]
+        elif f[0] == "A":
+            argv.setdefault(int(f[1]), []).append(f[3])
+        elif f[0] == "F":
+            forks[int(f[3])] = int(f[2])
+        elif f[0] == "X":
+            exits[int(f[2])] = int(f[3])
+    bindings: Counter = Counter()
+    for m in re.finditer(r"^@b\[(\d+), (\d+)\]: \((\d+), (\d+), (\d+), (\d+), (\d+), (\d+), ([^,]*), (.*)\)$", text,
+                         re.M):
+        tid, ts, pid, gen, req, prov, lat, kind = (int(x) for x in m.groups()[:8])
+        exe = exes[(pid, gen)]
+        name = {0: None} | {lm: (n or exe) for (p, g, lm), n in names.items() if (p, g) == (pid, gen)}
+        bindings[(pid, tid, ts, exe, name[req], name[prov], m.group(10), m.group(9) or None, KINDS[kind & 3],
+                  prov != 0, lat)] += 1
+    last = {pid: exe for pid, exe, _a in execs}
+    procs = [(pid, forks.get(pid), exe, a, (exits[pid] >> 8) if last[pid] == exe and pid in exits
+              and exits[pid] & 0x7F == 0 else None) for pid, exe, a in execs]
+    return bindings, procs
+
+
 def _rows(table: pa.Table) -> list[dict]:
     return table.to_pylist()
 
 
-def test_ld_debug_golden(golden):
+def test_ld_debug_golden(golden, modes_slots):
     out: list[tuple] = []
     parsers = {}
     for f in sorted((GOLDEN / "ld_debug").glob("ld.*")):
@@ -39,7 +141,6 @@ def test_ld_debug_golden(golden):
         "exes": {pid: p.exes() for pid, p in parsers.items()},
         "other_pids": {pid: sorted(p.other_pids) for pid, p in parsers.items()},
     }
-    golden("ld_debug/expected.json", result)
     # independent facts about the same recording
     by_pid: dict[int, int] = {}
     for f in (GOLDEN / "ld_debug").glob("ld.*"):
@@ -54,6 +155,23 @@ def test_ld_debug_golden(golden):
     kinds = {(e["exe"], e["symbol"]): e["kind"] for e in events if e["symbol"] in ("cos", "sin")}
     assert set(kinds.values()) == {"lazy", "dlsym"}
     assert all(k == ("lazy" if sym == "cos" else "dlsym") for (_, sym), k in kinds.items())
+    # the recording read again, line by line: the same bindings, and the kinds its phases and the
+    # program's PLT (readelf, above) give; libm has no PLT slot for what it binds at run time (sin:
+    # dlsym on its handle), as readelf says of this machine's libm too
+    assert modes_slots == SLOTS["/tmp/modes-lazy"], "README's build of modes.c has these PLT slots"
+    slots = {"modes-lazy": modes_slots, "libm.so.6": frozenset()}
+    theirs: Counter = Counter()
+    for f in sorted((GOLDEN / "ld_debug").glob("ld.*")):
+        theirs += ld_debug_reading(f.read_text(), slots)
+    assert sum(theirs.values()) == sum(by_pid.values())
+    mine = Counter((e["pid"], os.path.basename(e["requester"]), os.path.basename(e["provider"]), e["symbol"],
+                    e["version"], "start-up" if e["kind"] == "eager" else "run time",
+                    e["kind"] if os.path.basename(e["requester"]) in slots or e["kind"] == "eager" else None)
+                   for e in events)
+    assert mine == theirs
+    run_time = {(k[1], k[3], k[6]) for k in theirs if k[5] == "run time" and k[6] is not None}
+    assert ("modes-lazy", "cos", "lazy") in run_time and ("libm.so.6", "sin", "dlsym") in run_time
+    golden("ld_debug/expected.json", result)  # last: what the oracle above cannot see did not change either
 
 
 def test_bpftrace_golden(golden):
@@ -74,7 +192,6 @@ def test_bpftrace_golden(golden):
         "images": [dict(zip(["pid", "path", "l_addr"], r)) for r in sorted(dec.image_biases())],
         "lost": dec.lost, "malformed": dec.malformed,
     }
-    golden("bpftrace/expected.json", result)
     assert events.num_rows == data.count(b"\n@b") == int(data.split(b"@emitted: ", 1)[1].split(b"\n", 1)[0])
     assert dec.lost == 0 and dec.malformed == 0
     ev = events.to_pandas()
@@ -86,6 +203,17 @@ def test_bpftrace_golden(golden):
     assert set(ev.loc[ev["symbol"] == "cos", "kind"]) == {"lazy"}
     assert set(ev.loc[ev["symbol"] == "sin", "kind"]) == {"dlsym"}
     assert ev.loc[~ev["resolved"], "provider"].isna().all()
+    # the recording read again by the script's documented format: the same bindings, record by record,
+    # and the same programs (the root's argv and parent are the ones the test gave the decoder)
+    theirs, programs = bindsnoop_reading(data.decode())
+    assert sum(theirs.values()) == events.num_rows
+    mine = Counter((r["pid"], r["tid"], r["ts_ns"], r["exe"], r["requester"], r["provider"], r["symbol"], r["version"],
+                    r["kind"], r["resolved"], r["latency_ns"]) for r in events.to_pylist())
+    assert mine == theirs
+    rows = [(p["pid"], p["ppid"], p["exe"], p["argv"], p["exit_code"]) for p in dec.tree.processes_rows()]
+    programs = [(pid, ppid if ppid is not None else 1, exe, a, code) for pid, ppid, exe, a, code in programs]
+    assert sorted(rows) == sorted(programs)
+    golden("bpftrace/expected.json", result)  # last: what the oracle above cannot see did not change either
 
 
 def test_bpftrace_out_of_order_names_lost_and_malformed():

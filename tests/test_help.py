@@ -24,6 +24,23 @@ def _help(*args: str, columns: int) -> str:
     return out.stdout
 
 
+def _paragraphs(doc: str) -> list[str]:
+    """The docstring's paragraphs as a reader sees them, split here with nothing from tracer: blank
+    lines part them; after the summary line, a paragraph indented deeper than the docstring's prose
+    is an example block, kept line by line (minus the prose's indentation); prose is its words."""
+    lines = doc.expandtabs().splitlines()
+    body = [line for line in lines[1:] if line.strip()]
+    margin = min((len(line) - len(line.lstrip()) for line in body), default=0)
+    paras, cur = [], []
+    for line in [lines[0].strip()] + [line[margin:].rstrip() for line in lines[1:]] + [""]:
+        if line.strip():
+            cur.append(line)
+        elif cur:
+            paras.append(cur)
+            cur = []
+    return ["\n".join(p) if p[0].startswith(" ") else " ".join(" ".join(p).split()) for p in paras]
+
+
 def _docs() -> dict[str, str]:
     from tracer.commands.app import app
 
@@ -55,7 +72,7 @@ def test_top_level_help_lists_each_command_on_one_line(columns):
     for line in text.splitlines():
         assert len(line) <= columns, line
     for name, doc in docs.items():
-        summary = helptext.paragraphs(doc)[0]
+        summary = _paragraphs(doc)[0]
         row = next(line for line in text.splitlines() if re.match(rf"^│ {re.escape(name)} ", line))
         assert summary in row, (name, row)  # the whole summary, unwrapped, on the command's own row
 
@@ -68,12 +85,14 @@ def test_command_help_fits_and_keeps_its_examples(command, columns):
     for line in lines:
         assert len(line) <= columns, line
     doc = _docs()[command]
-    for para in helptext.paragraphs(doc):
+    paras = _paragraphs(doc)
+    assert len(paras) >= 2, (command, paras)
+    for para in paras:
         if para.startswith(" "):  # an example block: every line as written, never rewrapped
             for example in para.splitlines():
                 assert any(line == " " + example.rstrip() for line in lines), (example, text)
     prose = " ".join(" ".join(lines).split())
-    for para in helptext.paragraphs(doc):
+    for para in paras:
         if not para.startswith(" "):  # prose: every word, in order, wrapped to the terminal
             assert " ".join(para.split()) in prose, para
 

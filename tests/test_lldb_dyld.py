@@ -3,7 +3,8 @@
 Not run on macOS: lldb on a Mac cannot be had here, so the recorder runs against a
 stand-in for lldb's process API (registers, memory, modules) set up the way each ABI
 leaves a stopped thread at a function's first instruction and at its return site.
-The expected values are the ABIs' and dyld-1378's layouts, written out here. lldb's own
+The expected values are the ABIs' and dyld-1378's layouts, written out here (the loader's
+through tests/dyld_layout.py: dyld's declarations laid out by ctypes, never the recorder's constants). lldb's own
 slide formula (capture/lldb/slides.py) runs for real against `image list -o`.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ import struct
 
 import pytest
 
+import dyld_layout
 from conftest import require_lldb, run_notebook
 from tracer.capture.lldb import dyld_recorder as D
 
@@ -164,13 +166,19 @@ MODULES = {(HELLO, HELLO + 0x8000): "/Users/me/hello", (LIBSYS, LIBSYS + 0x80000
 def _world():
     mem = _Mem()
     loaders = {0x6000_0000: HELLO, 0x6000_1000: LIBSYS, 0x6000_2000: LIBZ}
-    for loader, header in loaders.items():  # dyld-1378's Loader: magic 'l4yd', the header 32 bytes in
-        mem.put(loader, struct.pack("<I", D.LOADER_MAGIC))
-        mem.put(loader + D.HEADER_OFFSET, struct.pack("<Q", header))
+    for loader, header in loaders.items():  # dyld-1378's JustInTimeLoader, laid out by tests/dyld_layout.py
+        mem.put(loader, struct.pack("<I", dyld_layout.LOADER_MAGIC))
+        mem.put(loader + dyld_layout.MAPPED_ADDRESS, struct.pack("<Q", header))
     mem.put(0x7000_0000, b"_malloc\0")
     mem.put(0x7000_0100, b"deflate\0")
     mem.put(0x7000_0200, b"nope\0")
     return mem, _Target(MODULES)
+
+
+def _resolved(loader: int, offset: int, kind: str = "bindToImage") -> bytes:
+    """A Loader::ResolvedSymbol as dyld leaves it at the hidden struct-return pointer."""
+    return bytes(dyld_layout.ResolvedSymbol(targetLoader=loader, targetRuntimeOffset=offset,
+                                            kind=dyld_layout.KIND[kind]))
 
 
 def _entry(rec, target, thread, name, arch, regs, ret=0x100F5A010, sp=0x16FDFF000, mem=None):
@@ -195,10 +203,11 @@ def test_resolve_symbol_fixups_and_dlsym_per_abi(arch):
     mem, target = _world()
     rec = D.DyldRecorder(_Lldb, target, _Process(mem), "/Users/me/hello", arch)
     rec.arm()
-    assert set(target.by_name) == set(D.BREAKPOINTS.values())
+    assert set(target.by_name) == {"dyld4::Loader::resolveSymbol", "dyld4::JustInTimeLoader::applyFixups",
+                                   "dyld4::APIs::dlsym"}  # dyld-1378's names (macos-dyld.md), written out
     t = _Thread(1)
     result = 0x16FDFE000  # the caller's ResolvedSymbol: providing loader, offset, kind
-    mem.put(result, struct.pack("<QQQQI", 0x6000_1000, 0, 0x2C1A4, 0, 1))
+    mem.put(result, _resolved(0x6000_1000, 0x2C1A4))
     if arch == "arm64":  # the hidden struct-return pointer in x8; this = x0, the name the fifth argument
         entry = {"x0": 0x6000_0000, "x4": 0x7000_0000, "x8": result}
     else:  # in rdi; this = rsi, the name the sixth argument
@@ -206,7 +215,7 @@ def test_resolve_symbol_fixups_and_dlsym_per_abi(arch):
     bp = _entry(rec, target, t, "dyld4::Loader::resolveSymbol", arch, entry, mem=mem)
     _return(rec, t, bp, arch, {})
     # a missing weak import: no providing loader
-    mem.put(result, struct.pack("<QQQQI", 0, 0, 0, 0, 1))
+    mem.put(result, _resolved(0, 0))
     bp = _entry(rec, target, t, "dyld4::Loader::resolveSymbol", arch, entry, mem=mem)
     _return(rec, t, bp, arch, {})
     # the fixups of libz: this in the first argument register (no hidden pointer)
@@ -270,7 +279,7 @@ def _recorded(arch: str, calibration_ns: int):
     rec.arm()
     t = _Thread(1)
     result = 0x16FDFE000
-    mem.put(result, struct.pack("<QQQQI", 0x6000_1000, 0, 0x2C1A4, 0, 1))
+    mem.put(result, _resolved(0x6000_1000, 0x2C1A4))
     entry = ({"x0": 0x6000_0000, "x4": 0x7000_0000, "x8": result} if arch == "arm64"
              else {"rdi": result, "rsi": 0x6000_0000, "r9": 0x7000_0000})
     bp = _entry(rec, target, t, "dyld4::Loader::resolveSymbol", arch, entry, mem=mem)

@@ -24,6 +24,9 @@ from tracer.capture.translated import rosetta
 from tracer.errors import GotraceError
 
 ALWAYS = lambda path: True  # noqa: E731 — Rosetta's debugserver "is there"
+# where debugserver hands a translated process over (llvm-project lldb/tools/debugserver/source/DNB.cpp,
+# "translated_debugserver"; ../shared/research/macos-dyld.md), written out: never read from launch_plan
+ROSETTA_DEBUGSERVER = "/Library/Apple/usr/libexec/oah/debugserver"
 
 
 def test_the_rosetta_plan_and_what_it_records():
@@ -31,7 +34,7 @@ def test_the_rosetta_plan_and_what_it_records():
     assert (plan.arch, plan.triple, plan.translated) == ("x86_64", "x86_64-apple-macosx", True)
     assert plan.shim_flags[:2] == ["-arch", "x86_64"] and plan.shim_stem == "execdefault-x86_64"
     meta = plan.meta()
-    assert P.ROSETTA_DEBUGSERVER in meta["debugserver"] and "LLDB_DEBUGSERVER_PATH left unset" in meta["debugserver"]
+    assert ROSETTA_DEBUGSERVER in meta["debugserver"] and "LLDB_DEBUGSERVER_PATH left unset" in meta["debugserver"]
     assert P.NATIVE.triple is None and P.NATIVE.shim_stem == "execdefault" and not P.NATIVE.translated
 
 
@@ -47,8 +50,13 @@ def test_the_rosetta_plan_refuses_a_named_debugserver(where):
 
 
 def test_the_rosetta_plan_needs_rosettas_debugserver():
-    with pytest.raises(GotraceError, match="softwareupdate --install-rosetta"):
-        P.rosetta_plan(environ={}, command_env={}, exists=lambda path: False)
+    asked = []
+    with pytest.raises(GotraceError, match="softwareupdate --install-rosetta") as exc:
+        P.rosetta_plan(environ={}, command_env={}, exists=lambda path: asked.append(path) or False)
+    assert asked == [ROSETTA_DEBUGSERVER] and ROSETTA_DEBUGSERVER in exc.value.message
+    asked.clear()
+    P.rosetta_plan(environ={}, command_env={}, exists=lambda path: asked.append(path) or True)
+    assert asked == [ROSETTA_DEBUGSERVER]
 
 
 def _server_env_after_import(platform_name: str) -> str | None:

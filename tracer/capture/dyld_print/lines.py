@@ -59,9 +59,11 @@ IGNORED_STARTS = ("rebase: ", "bind:   ", "fixup: ", "running initializer ", "pa
 SPECIAL_HANDLES = {0xFFFFFFFFFFFFFFFF: "RTLD_NEXT", 0xFFFFFFFFFFFFFFFE: "RTLD_DEFAULT",
                    0xFFFFFFFFFFFFFFFD: "RTLD_SELF", 0xFFFFFFFFFFFFFFFB: "RTLD_MAIN_ONLY"}
 
-# Where the kernel puts the shared region (xnu osfmk/mach/shared_region.h): a cache
+# Where the kernel puts the shared region, [BASE, BASE + SIZE) of xnu-11417's
+# osfmk/mach/shared_region.h (arm64's SIZE grew from 0x100000000 in xnu-11215): a cache
 # dylib's address tells which architecture's cache, so which architecture the process runs
-SHARED_REGION = (("x86_64", 0x7FF800000000, 0x7FFFFFE00000), ("arm64", 0x180000000, 0x300000000))
+SHARED_REGION = (("x86_64", 0x7FF800000000, 0x7FF800000000 + 0x7FE000000),
+                 ("arm64", 0x180000000, 0x180000000 + 0x180000000))
 
 
 _H, _U = "[0-9a-f]+", "[0-9A-F]+"  # %p, %lX

@@ -8,7 +8,7 @@ glibc profile (recorder.py) is the one that runs here.
 Breakpoints by name (lldb resolves them in dyld, and again in the shared cache's
 dyld that a native process restarts into):
 
-* ``dyld4::Loader::resolveSymbol`` — once per bind target. It returns a 40-byte
+* ``dyld4::Loader::resolveSymbol`` — once per bind target. It returns a 48-byte
   ResolvedSymbol through a hidden pointer: arm64 passes it in x8, so this = x0
   and the symbol name is the fifth argument, x4; x86_64 passes it in rdi, so
   this = rsi and the name is the sixth, r9. At the return site the struct holds

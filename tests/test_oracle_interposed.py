@@ -1,0 +1,220 @@
+"""Interposition, counted against glibc and readelf rather than against gotrace's own replay.
+
+The oracle: glibc's LD_DEBUG=bindings account of the same program (who bound what where) and
+readelf of every object it names (which symbols an object defines, its DT_NEEDED, the copy
+relocations of an executable, PT_INTERP). A binding is interposed when the requester would
+have got the symbol from another object alone: its own definition (a copy-relocated variable
+is not the executable's own: R_*_COPY fills it from the library), else the first object of
+its own dependencies, breadth-first, that defines it. A library's reference that binds to an
+executable's copy of its variable is the library's variable moved (the copy), not another
+definition. ld.so's own lookups are counted apart, as the report counts them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections import Counter
+
+import pytest
+
+from conftest import ROOT, gotrace_cli, require
+from linkbins import build
+from oracles import (ld_debug_bindings, readelf_copy_relocs, readelf_dyn_defined, readelf_interpreter,
+                     readelf_needed)
+
+
+@pytest.fixture(scope="module")
+def progs(tmp_path_factory):
+    require(shutil.which("gcc") is not None, "gcc is not installed")
+    out = tmp_path_factory.mktemp("interposed")
+    bins = build(out / "why")
+    copyrel = out / "copyrel"
+    subprocess.run(["gcc", "-O0", "-no-pie", "-fno-pie", "-o", str(copyrel), str(ROOT / "tests/csrc/copyrel.c")],
+                   check=True)
+    return {"picker": bins["picker"], "copyrel": copyrel}
+
+
+def oracle(argv: list[str]) -> dict:
+    """glibc + readelf: the interposed bindings (requester, symbol, provider) of one run, those
+    ld.so itself asked for, and how many distinct lookups (process, requester, symbol, version,
+    provider, start-up or run time) were of a symbol two objects of their process define — the
+    ones the report replays (docs/report-json.md: "replayed")."""
+    text = subprocess.run(argv, env={**os.environ, "LD_DEBUG": "files,bindings"}, capture_output=True,
+                          text=True).stderr
+    bindings = ld_debug_bindings(text)
+    phase, running = [], {}
+    for line in text.splitlines():  # start-up or run time, per process, for each binding line in order
+        pid = line.split(":", 1)[0].strip()
+        if "\tcalling init:" in line or "\ttransferring control:" in line:
+            running[pid] = True
+        elif "\tbinding file " in line:
+            phase.append(running.get(pid, False))
+    assert len(phase) == len(bindings)
+    assert bindings, "LD_DEBUG printed no binding"
+    files = {os.path.basename(p): p for b in bindings for p in (b["requester"], b["provider"]) if os.path.isfile(p)}
+    interp = os.path.realpath(readelf_interpreter(argv[0]))
+    defined, copies, needed = {}, {}, {}
+    for name, path in files.items():
+        defined[name], copies[name], needed[name] = (readelf_dyn_defined(path), readelf_copy_relocs(path),
+                                                     readelf_needed(path))
+
+    def own(req: str, sym: str) -> str | None:
+        if sym in defined[req] and sym not in copies[req]:
+            return req
+        order, i = [req], 0
+        while i < len(order):
+            for dep in needed.get(order[i], []):
+                if dep in files and dep not in order:
+                    order.append(dep)
+            i += 1
+        return next((o for o in order[1:] if sym in defined[o]), None)
+
+    objects: dict[int, set[str]] = {}
+    for b in bindings:
+        objects.setdefault(b["pid"], set()).update(
+            n for n in (os.path.basename(b["requester"]), os.path.basename(b["provider"])) if n in files)
+    replayed = {(b["pid"], b["requester"], b["symbol"], b["version"], b["provider"], ph)
+                for b, ph in zip(bindings, phase, strict=True)
+                if sum(b["symbol"] in defined[o] for o in objects[b["pid"]]) >= 2}
+    out = {"interposed": [], "by_ldso": [], "replayed": len(replayed)}
+    for b in bindings:
+        req, prov = os.path.basename(b["requester"]), os.path.basename(b["provider"])
+        if req not in files or prov not in files:
+            continue  # the vDSO: no file
+        mine = own(req, b["symbol"])
+        if mine is None or mine == prov or b["symbol"] in copies[prov]:  # bound to its own, or to the copy of it
+            continue
+        where = "by_ldso" if os.path.realpath(files[req]) == interp else "interposed"
+        out[where].append((b["symbol"], prov, req))
+    return out
+
+
+def report(session) -> dict:
+    out = gotrace_cli("report", "--json", str(session))
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)["interposed"]
+
+
+@pytest.mark.parametrize("name", ["picker", "copyrel", "both"])
+def test_the_reports_interposed_lookups_are_glibcs(name, progs, tmp_path):
+    """picker: liba.so defines pick and calls it, libb.so (earlier in the global scope) wins: one
+    interposed lookup. copyrel (-no-pie): libc's references to stdout bind to the executable's
+    copy (readelf -r: R_X86_64_COPY): none. both: the two run by one shell, each process replayed
+    with its own objects (stdout has two definitions in copyrel's process only)."""
+    argv = ([str(progs[name])] if name != "both" else
+            ["/bin/sh", "-c", f"{progs['picker']} && {progs['copyrel']}"])
+    out = gotrace_cli("bind", "-q", "-b", "ld-debug", "-o", str(tmp_path / "s"), "--", *argv)
+    assert out.returncode == 0, out.stderr
+    theirs = oracle(argv)
+    mine = report(tmp_path / "s")
+    assert mine["lookups"] == len(theirs["interposed"]), (mine, theirs)
+    assert {(r["symbol"], r["provider"], r["requester"]): r["lookups"] for r in mine["top"]} == Counter(
+        theirs["interposed"])  # each row's count is glibc's number of such bindings
+    assert mine["by_the_dynamic_linker"] == len(theirs["by_ldso"])
+    assert mine["replayed"] == theirs["replayed"] and mine["disagreed"] == 0
+    if name in ("picker", "both"):
+        assert theirs["interposed"] == [("pick", "libb.so", "liba.so")]  # the oracle found the one there is
+    else:
+        assert theirs["interposed"] == [] and "stdout" in readelf_copy_relocs(argv[0])
+
+
+def test_a_copy_relocated_variable_is_not_interposed(progs, tmp_path):
+    """`why stdout` on the -no-pie program: glibc binds libc.so.6's own reference to the program
+    (LD_DEBUG), which holds the copy (readelf -r); that is the copy, not an interposer."""
+    exe = str(progs["copyrel"])
+    assert "stdout" in readelf_copy_relocs(exe)
+    text = subprocess.run([exe], env={**os.environ, "LD_DEBUG": "bindings"}, capture_output=True, text=True).stderr
+    libc_to_exe = [b for b in ld_debug_bindings(text) if b["symbol"] == "stdout"
+                   and os.path.basename(b["requester"]) == "libc.so.6" and b["provider"] == exe]
+    assert libc_to_exe, "glibc bound libc's stdout to the executable's copy"
+    assert gotrace_cli("bind", "-q", "-b", "ld-debug", "-o", str(tmp_path / "s"), "--", exe).returncode == 0
+    out = gotrace_cli("why", "--json", str(tmp_path / "s"), "stdout")
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    lk = next(lk for lk in res["lookups"] if os.path.basename(lk["requester"]) == "libc.so.6")
+    assert lk["chosen"] == exe and lk["agrees"]
+    assert lk["interposed"] is False and "copy" in lk["reason"]
+    assert res["interposed"] == 0
+    import re  # the JSON's version is the one docs/why-json.md documents
+
+    documented = re.search(r'"why_version": (\d+)', (ROOT / "docs/why-json.md").read_text())
+    assert documented and res["why_version"] == int(documented.group(1))
+
+
+def test_lookups_the_replay_puts_elsewhere_are_counted(tmp_path):
+    """`disagreed`: picker run with libpre.so preloaded, then libpre.so rebuilt without pick.
+    glibc's own accounts, before and after the change (LD_DEBUG=bindings of the same command),
+    say which lookups of pick now go elsewhere: the report replays today's files and must count
+    exactly those as disagreeing with the session."""
+    require(shutil.which("gcc") is not None, "gcc is not installed")
+    bins = build(tmp_path / "why")
+    argv, env = [str(bins["picker"])], {**os.environ, "LD_PRELOAD": str(bins["libpre"])}
+    out = gotrace_cli("bind", "-q", "-b", "ld-debug", "-o", str(tmp_path / "s"), "--", *argv, env=env)
+    assert out.returncode == 0, out.stderr
+
+    def picks() -> dict[str, str]:
+        text = subprocess.run(argv, env={**env, "LD_DEBUG": "bindings"}, capture_output=True, text=True).stderr
+        return {os.path.basename(b["requester"]): os.path.basename(b["provider"])
+                for b in ld_debug_bindings(text) if b["symbol"] == "pick"}
+
+    before = picks()
+    subprocess.run(["gcc", "-O0", "-shared", "-fPIC", "-o", str(bins["libpre"]), str(ROOT / "tests/csrc/why/pick.c"),
+                    "-DWHO='p'", "-Dpick=not_pick", f"-Wl,-soname,{bins['libpre'].name}"], check=True)
+    after = picks()
+    assert before == {"picker": "libpre.so", "liba.so": "libpre.so"} and after == {"picker": "libb.so",
+                                                                                   "liba.so": "libb.so"}
+    moved = sum(before[r] != after[r] for r in before)
+    assert report(tmp_path / "s")["disagreed"] == moved == 2
+
+
+def test_a_dictionary_column_is_matched_as_its_values():
+    """interposed._is_in on a dictionary-encoded column (Parquet's usual encoding of strings)
+    gives what pyarrow's own is_in gives on the decoded values."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from tracer.analysis.interposed import _is_in
+
+    values = ["pick", "puts", None, "pick", "malloc", "stdout", None]
+    plain = pa.chunked_array([values[:4], values[4:]], pa.string())
+    encoded = pa.chunked_array([pa.array(values[:4]).dictionary_encode(), pa.array(values[4:]).dictionary_encode()])
+    wanted = pa.array(["pick", "stdout"], pa.string())
+    expected = pc.fill_null(pc.is_in(plain, value_set=wanted), False).to_pylist()
+    assert _is_in(encoded, wanted).to_pylist() == expected == [True, False, False, True, False, True, False]
+    assert _is_in(plain, wanted).to_pylist() == expected
+
+
+def test_a_symbolic_library_searches_itself_first(tmp_path):
+    """liba.so rebuilt -Bsymbolic (readelf -d: SYMBOLIC) and calling getpid: its lookup of getpid
+    searches liba.so itself first, then the global scope — glibc's LD_DEBUG=symbols,bindings says
+    which objects it searched, in order, and where it bound; `why` must say the same."""
+    import re
+
+    require(shutil.which("gcc") is not None, "gcc is not installed")
+    bins = build(tmp_path / "why")
+    liba = bins["liba"]
+    subprocess.run(["gcc", "-O0", "-shared", "-fPIC", "-o", str(liba), "-x", "c", "-", "-Wl,-Bsymbolic",
+                    f"-Wl,-soname,{liba.name}"], check=True, text=True,
+                   input="#include <unistd.h>\nint pick(void) { return 'a'; }\n"
+                         "int a_pick(void) { return pick() + (getpid() < 0); }\n")
+    dyn = subprocess.run(["readelf", "-dW", str(liba)], capture_output=True, text=True, check=True).stdout
+    assert "(SYMBOLIC)" in dyn
+    argv = [str(bins["picker"])]
+    text = subprocess.run(argv, env={**os.environ, "LD_DEBUG": "symbols,bindings"}, capture_output=True,
+                          text=True).stderr
+    theirs = [b for b in ld_debug_bindings(text) if b["symbol"] == "getpid" and b["requester"].endswith("liba.so")]
+    assert len(theirs) == 1
+    # the objects glibc searched, read from its lines in order: liba.so first, then the global scope, in
+    # which glibc meets liba.so a second time (and searches it again: nothing new to find there)
+    looked = [m.group(1) for m in re.finditer(r"symbol=getpid;  lookup in file=(\S+) \[\d+\]", text)]
+    assert looked[0].endswith("liba.so") and looked.count(looked[0]) == 2, looked
+    theirs[0]["searched"] = list(dict.fromkeys(looked))  # each object once, in the order first searched
+    out = gotrace_cli("bind", "-q", "-b", "ld-debug", "-o", str(tmp_path / "s"), "--", *argv)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(gotrace_cli("why", "--json", str(tmp_path / "s"), "getpid").stdout)
+    (lk,) = [lk for lk in res["lookups"] if os.path.basename(lk["requester"]) == "liba.so"]
+    assert [os.path.realpath(x) for x in lk["searched"]] == [os.path.realpath(x) for x in theirs[0]["searched"]]
+    assert os.path.basename(lk["chosen"]) == os.path.basename(theirs[0]["provider"]) and lk["agrees"]
+    assert lk["interposed"] is False and any("-Bsymbolic" in n for n in lk["notes"])
