@@ -65,8 +65,8 @@ def _latency_sum(session) -> int:
 
 
 def test_a_broken_time_budget_says_both_sums_in_milliseconds(two_runs):
-    """`--fail-on resolver+0ns` between two runs whose sums differ: the line gives each run's
-    resolver time in ms (10^6 ns), as the Parquet files' own sums say."""
+    """`--fail-on resolver-wall+0ns` between two runs whose sums differ: the line gives each run's
+    resolver time in ms (10^6 ns), as the Parquet files' own sums of latency_ns say."""
     import re
 
     from conftest import gotrace_cli
@@ -75,15 +75,15 @@ def test_a_broken_time_budget_says_both_sums_in_milliseconds(two_runs):
     sa, sb = _latency_sum(a), _latency_sum(b)
     assert sa > 0 and sb > 0 and sa != sb
     low, high = (a, b) if sa < sb else (b, a)
-    out = gotrace_cli("compare", str(low), str(high), "--fail-on", "resolver+0ns")
+    out = gotrace_cli("compare", str(low), str(high), "--fail-on", "resolver-wall+0ns")
     assert out.returncode == 1, out.stderr
-    (line,) = [x for x in out.stderr.splitlines() if "resolver+0ns" in x]
-    m = re.search(r"resolver ([\d,]+\.\d{3}) ms → ([\d,]+\.\d{3}) ms", line)
+    (line,) = [x for x in out.stderr.splitlines() if "resolver-wall+0ns" in x]
+    m = re.search(r"resolver wall time ([\d,]+\.\d{3}) ms → ([\d,]+\.\d{3}) ms", line)
     assert m, line
     shown = [float(x.replace(",", "")) for x in m.groups()]
     assert shown == pytest.approx([min(sa, sb) / 1e6, max(sa, sb) / 1e6], abs=0.0005)
     us = -(-(max(sa, sb) - min(sa, sb)) // 1000)  # the difference, rounded up to whole µs
-    out = gotrace_cli("compare", str(low), str(high), "--fail-on", f"resolver+{us}us")
+    out = gotrace_cli("compare", str(low), str(high), "--fail-on", f"resolver-wall+{us}us")
     assert out.returncode == 0, out.stderr  # within the budget: 1 µs is 10^3 ns
 
 
