@@ -118,15 +118,8 @@ def dynamically_linked(path: str) -> bool | None:
 @functools.lru_cache(maxsize=1024)
 def script_interpreter(path: str) -> str | None:
     """The interpreter a ``#!`` script names (what the kernel really runs), None if not a script."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(256)
-    except OSError:
-        return None
-    if not head.startswith(b"#!"):
-        return None
-    words = head[2:].split(b"\n", 1)[0].split()
-    return words[0].decode(errors="replace") if words else None
+    line = script_line(path)
+    return line[0] if line else None
 
 
 def script_line(path: str) -> tuple[str, str | None] | None:

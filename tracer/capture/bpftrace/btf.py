@@ -19,8 +19,8 @@ BTF_MAGIC = 0xEB9F
 KIND_STRUCT = 4
 
 
-def member_offset(struct_name: str, member: str, btf: bytes) -> int | None:
-    """Byte offset of ``struct_name.member`` in a BTF blob, or None."""
+def _lookup(btf: bytes, struct_name: str, member: str) -> tuple[bytes, int, int] | None:
+    """(the type section, the string offsets of both names) of a BTF blob that names both; else None."""
     if len(btf) < 24:
         return None
     magic, _version, _flags, hdr_len, type_off, type_len, str_off, str_len = struct.unpack_from("<HBBIIIII", btf)
@@ -31,6 +31,15 @@ def member_offset(struct_name: str, member: str, btf: bytes) -> int | None:
     name_at, member_at = _string_offset(strings, struct_name), _string_offset(strings, member)
     if name_at is None or member_at is None:
         return None
+    return types, name_at, member_at
+
+
+def member_offset(struct_name: str, member: str, btf: bytes) -> int | None:
+    """Byte offset of ``struct_name.member`` in a BTF blob, or None."""
+    found = _lookup(btf, struct_name, member)
+    if found is None:
+        return None
+    types, name_at, member_at = found
     key, pos = struct.pack("<I", name_at), 0
     while (i := types.find(key, pos)) >= 0:
         pos = i + 1
@@ -56,16 +65,10 @@ _QUALIFIERS = (8, 9, 10, 11, 18)  # typedef, volatile, const, restrict, type tag
 def nested_member_offset(struct_name: str, member: str, btf: bytes) -> int | None:
     """Like member_offset, also finding a member inside an anonymous struct or union of the
     struct (dentry's d_name is one since Linux 6.x): every type record is indexed, ~0.3 s."""
-    if len(btf) < 24:
+    found = _lookup(btf, struct_name, member)
+    if found is None:
         return None
-    magic, _v, _f, hdr_len, type_off, type_len, str_off, str_len = struct.unpack_from("<HBBIIIII", btf)
-    if magic != BTF_MAGIC:
-        return None
-    types = btf[hdr_len + type_off:hdr_len + type_off + type_len]
-    strings = btf[hdr_len + str_off:hdr_len + str_off + str_len]
-    name_at, member_at = _string_offset(strings, struct_name), _string_offset(strings, member)
-    if name_at is None or member_at is None:
-        return None
+    types, name_at, member_at = found
     at = [0]  # type id -> offset of its record (id 0 is void)
     pos = 0
     while pos + 12 <= len(types):
