@@ -164,24 +164,4 @@ def cwd_offsets() -> list[int] | None:
 
 def task_exit_code_offset() -> int | None:
     """``offsetof(struct task_struct, exit_code)`` for the running kernel, or None without BTF."""
-    from ...csrc.build import cache_dir
-
-    try:
-        kernel = Path("/proc/version").read_text()
-    except OSError:
-        return None
-    cache = cache_dir() / f"btf-task-exit-code-{hashlib.sha256(kernel.encode()).hexdigest()[:16]}.json"
-    try:
-        return json.loads(cache.read_text())["offset"]
-    except (OSError, ValueError, KeyError):
-        pass
-    try:
-        offset = member_offset("task_struct", "exit_code", VMLINUX.read_bytes())
-    except OSError:
-        return None
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps({"kernel": kernel.strip(), "offset": offset}))
-    except OSError:
-        pass  # a read-only home: found again next time
-    return offset
+    return _cached("task-exit-code", lambda btf: member_offset("task_struct", "exit_code", btf))
