@@ -57,7 +57,8 @@ TESTS: dict[str, list[str]] = {
     "tracer/analysis/compare.py": ["tests/test_budgets.py", "tests/test_analysis.py"],
     "tracer/analysis/export.py": ["tests/test_analysis.py"],
     "tracer/analysis/failures.py": ["tests/test_oracle_failures.py", "tests/test_failures.py"],
-    "tracer/analysis/images.py": ["tests/test_images.py", "tests/test_aslr.py::test_session_fill"],
+    "tracer/analysis/images.py": ["tests/test_oracle_images.py", "tests/test_images.py",
+                                  "tests/test_aslr.py::test_session_fill"],
     "tracer/analysis/interposed.py": ["tests/test_oracle_interposed.py",
                                       "tests/test_why.py -k 'pick_candidates or files_gone'",
                                       "tests/test_translate.py -k reports_show"],
@@ -272,6 +273,8 @@ def _splice(lines: list[str], span: tuple[int, int, int, int], new: str) -> str:
 def prepare_copy(dest: Path) -> None:
     (ROOT / ".cache").mkdir(exist_ok=True)
     (dest / ".cache").symlink_to(ROOT / ".cache")  # the tests' Go build cache: shared, never mutated
+    if (ROOT / ".venv").exists():  # scripts the tests run call .venv/bin/python (PYTHONPATH still picks the copy)
+        (dest / ".venv").symlink_to(ROOT / ".venv")
     for name in COPIED:
         src = ROOT / name
         if src.is_dir():

@@ -255,6 +255,17 @@ def readelf_dyn_defined(path) -> set[str]:
     return out
 
 
+def readelf_canonical_plt(path) -> set[str]:
+    """Functions an executable does not define but gave a value (readelf --dyn-syms: FUNC, UND, a
+    non-zero address): its canonical PLT entries. glibc's check_match (elf/dl-lookup.c) takes such
+    a symbol for every lookup but a call slot's (ELF_RTYPE_CLASS_PLT)."""
+    out = set()
+    for f in (line.split() for line in _run("readelf", "-W", "--dyn-syms", str(path)).splitlines()):
+        if len(f) >= 8 and f[0].endswith(":") and f[6] == "UND" and f[3] == "FUNC" and int(f[1], 16) != 0:
+            out.add(f[7].split("@")[0])
+    return out
+
+
 def readelf_copy_relocs(path) -> set[str]:
     """Symbols the object holds a copy of (R_*_COPY relocations, by name without @VERSION)."""
     out = set()

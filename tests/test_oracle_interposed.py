@@ -21,8 +21,8 @@ import pytest
 
 from conftest import ROOT, gotrace_cli, require
 from linkbins import build
-from oracles import (ld_debug_bindings, readelf_copy_relocs, readelf_dyn_defined, readelf_interpreter,
-                     readelf_needed)
+from oracles import (ld_debug_bindings, readelf_canonical_plt, readelf_copy_relocs, readelf_dyn_defined,
+                     readelf_interpreter, readelf_needed)
 
 
 @pytest.fixture(scope="module")
@@ -33,16 +33,26 @@ def progs(tmp_path_factory):
     copyrel = out / "copyrel"
     subprocess.run(["gcc", "-O0", "-no-pie", "-fno-pie", "-o", str(copyrel), str(ROOT / "tests/csrc/copyrel.c")],
                    check=True)
-    return {"picker": bins["picker"], "copyrel": copyrel}
+    src, canon = ROOT / "tests/csrc/canonplt.c", out / "canon"
+    canon.mkdir()
+    for flags in (["-shared", "-fPIC", "-DLIBF", "-o", canon / "libf.so", "-Wl,-soname,libf.so"],
+                  ["-shared", "-fPIC", "-DLIBG", "-o", canon / "libg.so", f"-L{canon}", "-lf", "-Wl,-soname,libg.so"],
+                  ["-no-pie", "-fno-pie", "-o", canon / "canonplt", f"-L{canon}", "-lg", "-lf", "-Wl,-rpath,$ORIGIN"]):
+        subprocess.run(["gcc", "-O0", str(src), *map(str, flags)], check=True)
+    return {"picker": bins["picker"], "copyrel": copyrel, "canonplt": canon / "canonplt"}
 
 
-def oracle(argv: list[str]) -> dict:
+def oracle(argv: list[str], text: str | None = None) -> dict:
     """glibc + readelf: the interposed bindings (requester, symbol, provider) of one run, those
     ld.so itself asked for, and how many distinct lookups (process, requester, symbol, version,
     provider, start-up or run time) were of a symbol two objects of their process define — the
-    ones the report replays (docs/report-json.md: "replayed")."""
-    text = subprocess.run(argv, env={**os.environ, "LD_DEBUG": "files,bindings"}, capture_output=True,
-                          text=True).stderr
+    ones the report replays (docs/report-json.md: "replayed"). An executable's canonical PLT entry
+    counts as a definition (glibc's check_match binds data references to it), and a binding to it is
+    the function's own address, not another definition. ``text``: the run's LD_DEBUG=files,bindings
+    account when given (else argv is run for it)."""
+    if text is None:
+        text = subprocess.run(argv, env={**os.environ, "LD_DEBUG": "files,bindings"}, capture_output=True,
+                              text=True).stderr
     bindings = ld_debug_bindings(text)
     phase, running = [], {}
     for line in text.splitlines():  # start-up or run time, per process, for each binding line in order
@@ -55,10 +65,11 @@ def oracle(argv: list[str]) -> dict:
     assert bindings, "LD_DEBUG printed no binding"
     files = {os.path.basename(p): p for b in bindings for p in (b["requester"], b["provider"]) if os.path.isfile(p)}
     interp = os.path.realpath(readelf_interpreter(argv[0]))
-    defined, copies, needed = {}, {}, {}
+    defined, copies, needed, plt = {}, {}, {}, {}
     for name, path in files.items():
         defined[name], copies[name], needed[name] = (readelf_dyn_defined(path), readelf_copy_relocs(path),
                                                      readelf_needed(path))
+        plt[name] = readelf_canonical_plt(path)
 
     def own(req: str, sym: str) -> str | None:
         if sym in defined[req] and sym not in copies[req]:
@@ -77,15 +88,15 @@ def oracle(argv: list[str]) -> dict:
             n for n in (os.path.basename(b["requester"]), os.path.basename(b["provider"])) if n in files)
     replayed = {(b["pid"], b["requester"], b["symbol"], b["version"], b["provider"], ph)
                 for b, ph in zip(bindings, phase, strict=True)
-                if sum(b["symbol"] in defined[o] for o in objects[b["pid"]]) >= 2}
+                if sum(b["symbol"] in defined[o] | plt[o] for o in objects[b["pid"]]) >= 2}
     out = {"interposed": [], "by_ldso": [], "replayed": len(replayed)}
     for b in bindings:
         req, prov = os.path.basename(b["requester"]), os.path.basename(b["provider"])
         if req not in files or prov not in files:
             continue  # the vDSO: no file
         mine = own(req, b["symbol"])
-        if mine is None or mine == prov or b["symbol"] in copies[prov]:  # bound to its own, or to the copy of it
-            continue
+        if mine is None or mine == prov or b["symbol"] in copies[prov] | plt[prov]:
+            continue  # bound to its own, to the copy of it, or to its one address (the PLT entry jumps on to it)
         where = "by_ldso" if os.path.realpath(files[req]) == interp else "interposed"
         out[where].append((b["symbol"], prov, req))
     return out
@@ -97,12 +108,14 @@ def report(session) -> dict:
     return json.loads(out.stdout)["interposed"]
 
 
-@pytest.mark.parametrize("name", ["picker", "copyrel", "both"])
+@pytest.mark.parametrize("name", ["picker", "copyrel", "both", "canonplt"])
 def test_the_reports_interposed_lookups_are_glibcs(name, progs, tmp_path):
     """picker: liba.so defines pick and calls it, libb.so (earlier in the global scope) wins: one
     interposed lookup. copyrel (-no-pie): libc's references to stdout bind to the executable's
     copy (readelf -r: R_X86_64_COPY): none. both: the two run by one shell, each process replayed
-    with its own objects (stdout has two definitions in copyrel's process only)."""
+    with its own objects (stdout has two definitions in copyrel's process only). canonplt (-no-pie):
+    libg.so's data reference to canon binds to the program's canonical PLT entry (readelf: canon UND
+    with a value), its call to libf.so: both lookups replayed, neither interposed."""
     argv = ([str(progs[name])] if name != "both" else
             ["/bin/sh", "-c", f"{progs['picker']} && {progs['copyrel']}"])
     out = gotrace_cli("bind", "-q", "-b", "ld-debug", "-o", str(tmp_path / "s"), "--", *argv)
@@ -116,8 +129,12 @@ def test_the_reports_interposed_lookups_are_glibcs(name, progs, tmp_path):
     assert mine["replayed"] == theirs["replayed"] and mine["disagreed"] == 0
     if name in ("picker", "both"):
         assert theirs["interposed"] == [("pick", "libb.so", "liba.so")]  # the oracle found the one there is
-    else:
+    elif name == "copyrel":
         assert theirs["interposed"] == [] and "stdout" in readelf_copy_relocs(argv[0])
+    else:
+        assert out.returncode == 0  # the program's own check: one address for canon, and its call reaches libf.so
+        assert theirs["interposed"] == [] and "canon" in readelf_canonical_plt(argv[0])
+        assert subprocess.run(argv).returncode == 0
 
 
 def test_a_copy_relocated_variable_is_not_interposed(progs, tmp_path):
@@ -222,3 +239,51 @@ def test_a_symbolic_library_searches_itself_first(tmp_path):
     assert [os.path.realpath(x) for x in lk["searched"]] == [os.path.realpath(x) for x in theirs[0]["searched"]]
     assert os.path.basename(lk["chosen"]) == os.path.basename(theirs[0]["provider"]) and lk["agrees"]
     assert lk["interposed"] is False and any("-Bsymbolic" in n for n in lk["notes"])
+
+
+def test_a_translated_programs_interposed_lookups_are_the_guests(tmp_path):
+    """An arm64 program run through qemu-user (binfmt_misc): the session holds qemu's own host
+    lookups beside the program's, and the report leaves the translator's out (as its tally does).
+    The oracle is the guest's own glibc alone: qemu-aarch64 run by hand with LD_DEBUG in the guest's
+    environment only (-E), so the account is the arm64 ld.so's, never the host qemu's; readelf
+    reads the arm64 objects it names."""
+    from tracer.capture.translated import translation
+
+    cross, qemu, sysroot = "aarch64-linux-gnu-gcc", shutil.which("qemu-aarch64"), "/usr/aarch64-linux-gnu"
+    require(shutil.which(cross) is not None, f"{cross} is not installed (gcc-aarch64-linux-gnu)")
+    require(qemu is not None and os.path.isdir(sysroot), "qemu-user or the arm64 sysroot is not installed")
+    if translation.handler_for("arm64") is None:
+        require(os.geteuid() == 0, "no arm64 binfmt_misc handler and not root to register one")
+        translation.register_qemu("arm64")
+    require(translation.handler_for("arm64") is not None, "arm64 binfmt_misc handler missing")
+    prog = tmp_path / "modes-arm64"
+    subprocess.run([cross, "-O0", "-o", str(prog), str(ROOT / "tests/csrc/modes.c"), "-lm", "-ldl", "-Wl,-z,lazy"],
+                   check=True)
+    out = gotrace_cli("bind", "-q", "-b", "ld-debug", "--arch", "arm64", "-o", str(tmp_path / "s"), "--",
+                      str(prog), "0.25")
+    assert out.returncode == 0, out.stderr
+    # qemu's -E splits its value on commas: LD_DEBUG=all holds files and bindings
+    text = subprocess.run([qemu, "-L", sysroot, "-E", "LD_DEBUG=all", str(prog), "0.25"], capture_output=True,
+                          text=True).stderr
+    theirs = oracle([str(prog)], text)
+    assert theirs["by_ldso"], "the guest's ld.so handed its error handlers to libc (LD_DEBUG)"
+    mine = report(tmp_path / "s")
+    assert mine["by_the_dynamic_linker"] == len(theirs["by_ldso"])
+    assert mine["lookups"] == len(theirs["interposed"])
+    assert mine["replayed"] == theirs["replayed"] and mine["disagreed"] == 0
+
+
+@pytest.mark.parametrize("rows", [1, 2, 5])
+def test_a_part_of_any_size_loses_the_translators_rows(rows):
+    """interposed._without on a part of one row or more: the translator's rows go, the program's
+    (and a row naming no program) stay — counted here by hand from the rows built."""
+    import pyarrow as pa
+
+    from tracer.analysis.interposed import _without
+
+    exes = (["/usr/bin/qemu-aarch64", "/tmp/prog", None] * 2)[:rows]
+    for column in (pa.array(exes, pa.string()), pa.array(exes, pa.string()).dictionary_encode()):
+        part = pa.table({"exe": column, "n": list(range(rows))})
+        kept = _without(part, lambda e: e == "/usr/bin/qemu-aarch64")
+        assert kept["n"].to_pylist() == [i for i, e in enumerate(exes) if e != "/usr/bin/qemu-aarch64"]
+        assert _without(part, None).num_rows == rows
