@@ -136,12 +136,31 @@ _BINDING = re.compile(r"^\s*(\d+):\s+binding file (.+?) \[\d+\] to (.+?) \[\d+\]
                       r"(?: \[([^\]]+)\])?$")
 
 
+def ld_debug_lines(text: str) -> list[str]:
+    """glibc's lines, each whole: ld.so writes a binding line in two write(2)s (elf/dl-lookup.c,
+    _dl_debug_bindings: "… symbol `NAME'", then " [VERSION]\n" or "\n"), so another process writing
+    to the same file or stderr in between leaves its own line after the quote and the first line's
+    end alone on the next line. Each such end is given back to the last line cut."""
+    out: list[str] = []
+    cut: list[int] = []  # indexes in out of lines still waiting for their end
+    for line in text.splitlines():
+        if cut and not re.match(r"\s*\d+:", line):
+            out[cut.pop()] += line
+            continue
+        parts = re.split(r"(?<=')(?=\s+\d+:\t)", line)
+        for part in parts[:-1]:
+            cut.append(len(out))
+            out.append(part)
+        out.append(parts[-1])
+    return out
+
+
 def ld_debug_bindings(text: str) -> list[dict]:
     """Each successful lookup glibc reported: pid, requester, provider, symbol, version, and the
     objects it searched, in order (None when its lookup lines could not be told apart)."""
     current: dict[str, tuple[str | None, list[str]]] = {}
     out = []
-    for line in text.splitlines():
+    for line in ld_debug_lines(text):
         m = _LOOKUP.match(line)
         if m:
             pid, sym, f = m.groups()

@@ -287,8 +287,14 @@ def test_an_attach_never_harms_its_target(target, attach_targets, tmp_path, go_e
         proc.kill()
     assert proc.returncode == 0, (proc.returncode, err)
     assert out == f"cos {math.cos(len(line)):.3f}\n"
-    assert tracer.returncode == 0, gerr
     s = load_session(tmp_path / "s")
+    if s.meta.get("exit_code_unknown"):
+        # lldb-server lost the process at its exit_group (a thread gone while stopped: Go's, under
+        # load); the target is not gotrace's child, so its status is its parent's alone: gotrace
+        # says so and exits 1 (the target's own status, checked above, is what matters here)
+        assert tracer.returncode == 1 and "exit status is unknown" in gerr, gerr
+    else:
+        assert tracer.returncode == 0, gerr
     assert "cos" in set(s.events["symbol"].astype(str))
     assert s.meta["latency_method"]["calibration"]["rounds"] > 0, s.meta["latency_method"]
 

@@ -36,11 +36,12 @@ def glibc_roles(exe, logdir) -> dict[str, Counter]:
     (log,) = logdir.glob("ld.*")  # one file: the child writes into its parent's
     parent = int(log.name.split(".")[1])
     out = {"parent": Counter(), "child": Counter()}
-    for line in log.read_text().splitlines():
-        m = re.match(r"\s*(\d+):\tbinding file (.+?) \[\d+\] to (.+?) \[\d+\]: \S+ symbol `([^']+)'", line)
-        if m:
-            role = "parent" if int(m.group(1)) == parent else "child"
-            out[role][(os.path.basename(m.group(2)), m.group(4), os.path.basename(m.group(3)))] += 1
+    # every record, wherever it starts: a line may hold another process's after its quote (glibc
+    # writes a binding line in two writes; the child's may land between its parent's two)
+    for m in re.finditer(r"(\d+):\tbinding file (.+?) \[\d+\] to (.+?) \[\d+\]: \S+ symbol `([^']+)'",
+                         log.read_text()):
+        role = "parent" if int(m.group(1)) == parent else "child"
+        out[role][(os.path.basename(m.group(2)), m.group(4), os.path.basename(m.group(3)))] += 1
     return out
 
 

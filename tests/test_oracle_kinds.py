@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 from conftest import ROOT, require, require_backend
-from oracles import ld_debug_bindings, readelf_symbol_relocs
+from oracles import ld_debug_bindings, readelf_needed, readelf_symbol_relocs
 from tracer import bind, load_session
 
 BACKENDS = ["ld-debug", "bpf", "bpftrace", "lldb"]
@@ -59,3 +59,47 @@ def test_a_plt_binding_then_a_dlsym_of_the_same_symbol(backend, prog, tmp_path):
     cos = cos.sort_values("ts_ns", kind="stable")
     assert list(cos["kind"].astype(str)) == expected
     assert set(cos["provider"].astype(str).map(os.path.basename)) == {"libm.so.6"}
+
+
+@pytest.fixture(scope="module")
+def selfbind(tmp_path_factory):
+    require(shutil.which("gcc") is not None, "gcc is not installed")
+    require(os.uname().machine == "x86_64", "tests/csrc/selfbind.c's _start is x86_64 code")
+    dst = tmp_path_factory.mktemp("selfbind") / "selfbind"
+    subprocess.run(["gcc", "-fPIC", "-nostdlib", "-shared", "-Wl,-e,_start", "-Wl,-z,lazy", "-o", str(dst),
+                    str(ROOT / "tests/csrc/selfbind.c")], check=True)
+    return dst
+
+
+@pytest.mark.parametrize("how", ["by path", "through PATH"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_program_without_libc_binding_its_own_symbol(backend, how, selfbind, tmp_path):
+    """A program with no DT_NEEDED (readelf -d) and no libc: LD_DEBUG prints no "initialize program" or
+    "transferring control" for it, and names it only in its relocation block. Oracles: readelf -r
+    (answer is only a JUMP_SLOT: ld.so binds it on the call, so the binding is lazy), glibc's own
+    LD_DEBUG (the program binds answer once, to itself), and the program's exit status (answer()'s 7)."""
+    require_backend(backend)
+    assert readelf_needed(selfbind) == []
+    relocs = {(t, n.split("@")[0]) for _o, t, n in readelf_symbol_relocs(selfbind)}
+    assert ("R_X86_64_JUMP_SLOT", "answer") in relocs
+    assert {t for t, n in relocs if n == "answer"} == {"R_X86_64_JUMP_SLOT"}
+    env = dict(os.environ)
+    if how == "by path":
+        argv = [str(selfbind)]
+    else:
+        argv = [selfbind.name]
+        env["PATH"] = f"{selfbind.parent}{os.pathsep}{env.get('PATH', '')}"
+    glibc = subprocess.run(argv, env={**env, "LD_DEBUG": "bindings"}, capture_output=True, text=True)
+    assert glibc.returncode == 7
+    own = [b for b in ld_debug_bindings(glibc.stderr) if b["symbol"] == "answer"]
+    assert len(own) == 1 and own[0]["requester"] == own[0]["provider"] == argv[0], own
+    res = bind(argv, out=tmp_path / "s", backend=backend, env=env)
+    assert res.exit_code == 7
+    ev = load_session(res.session).events
+    answer = ev[ev["symbol"].astype(str) == "answer"]
+    assert len(answer) == 1, answer
+    row = answer.iloc[0]
+    assert str(row["kind"]) == "lazy"
+    assert os.path.samefile(str(row["exe"]), selfbind)
+    assert os.path.samefile(str(row["requester"]), selfbind)
+    assert os.path.samefile(str(row["provider"]), selfbind)

@@ -37,7 +37,7 @@ LIMITS = {
                  "processes that clear LD_DEBUG or run setuid left no lines",
                  "the environment each process had (loader_env null: LD_DEBUG does not print it)"],
 }
-LD_LINE = re.compile(rb"^\s*(\d+):")
+LD_LINE = re.compile(r"^\s*(\d+):")
 
 
 @dataclass
@@ -158,7 +158,7 @@ def _dyld_print(files: list[str], writer: SessionWriter) -> tuple[list, list, di
 
 def _ld_debug(files: list[str], writer: SessionWriter) -> tuple[list, list, dict]:
     from .ld_debug.backend import events_of, log_pid, processes_rows
-    from .ld_debug.parse import LdDebugFileParser
+    from .ld_debug.parse import LdDebugFileParser, Untangler
 
     search = os.environ.get("PATH", os.defpath)
     parsers: dict[int, LdDebugFileParser] = {}
@@ -173,16 +173,16 @@ def _ld_debug(files: list[str], writer: SessionWriter) -> tuple[list, list, dict
         pid = log_pid(os.path.basename(f))
         data = b"".join(_read(f))
         if pid is not None:  # one process's LD_DEBUG_OUTPUT file (its forked children write into it too)
-            groups = {pid: data}
-        else:  # a stderr capture: every process's lines, each with its pid
-            groups: dict[int, list] = {}
-            for line in data.splitlines(keepends=True):
+            groups = {pid: data.decode("utf-8", "replace").splitlines()}
+        else:  # a stderr capture: every process's lines, each with its pid (cut lines joined first)
+            untangle = Untangler()
+            whole = untangle.lines(data.decode("utf-8", "replace").splitlines())
+            groups = {}
+            for line in whole + untangle.rest():
                 m = LD_LINE.match(line)
                 if m:
                     groups.setdefault(int(m.group(1)), []).append(line)
-            groups = {p: b"".join(v) for p, v in groups.items()}
-        for p, text in groups.items():
-            lines = text.decode("utf-8", "replace").splitlines()
+        for p, lines in groups.items():
             rows: list[tuple] = []
             parser(p).feed(lines, ts, rows)
             ts += 1

@@ -8,6 +8,12 @@ come from where in ld.so's run the binding line appears:
 * afterwards → a PLT slot bound on first call (``lazy``) when the requester has
   a JUMP_SLOT relocation for the symbol and this is its first binding in the
   image, otherwise ``dlsym``.
+* a program with nothing beside it (no DT_NEEDED, no preload: no libc, so neither
+  ``initialize program`` nor ``transferring control`` is ever printed) is named by
+  its own ``relocation processing`` line, and after a ``(lazy)`` one a binding of
+  one of its JUMP_SLOT symbols is a call (ld.so binds no PLT slot inside a lazy
+  block). Limitation: a symbol it also references through the GOT (bound in the
+  block) is then taken for that call.
 
 A pid's file holds every program image that pid exec'd (glibc appends), and
 the lines of children it forked that had not yet exec'd (each line carries
@@ -49,6 +55,43 @@ VDSO_FIRST = frozenset({"__vdso_clock_gettime", "__kernel_clock_gettime"})
 
 
 _TAG = ":\tbinding file "
+# glibc writes a binding line in two write(2)s: "PID:\tbinding file … symbol `SYM'", then " [VERSION]\n"
+# or "\n" (_dl_debug_bindings: _dl_debug_printf, then _dl_debug_printf_c). Another process writing to
+# the same file between them (a forked child; every process on a shared stderr) puts its whole line
+# after the quote, and the first line's end on a line of its own, with no pid.
+_MID_PREFIX = re.compile(r"' +\d+:\t")
+_CUT = ("cut",)  # _split_text's word for a binding line with more after its symbol than a version
+_PREFIXED = re.compile(r"\s*\d+:\t")
+
+
+class Untangler:
+    """Puts back together binding lines another process's line cut in two (see _MID_PREFIX).
+
+    The cut line's first part is held until a line with no pid prefix comes (its end), which is
+    then joined to the last part held. Exact when one line is cut at a time; when two are, each
+    keeps its symbol and pid, and a version may go to the other."""
+
+    def __init__(self) -> None:
+        self.cuts: list[str] = []
+
+    def lines(self, lines: list[str]) -> list[str]:
+        out = []
+        for raw in lines:
+            if self.cuts and not _PREFIXED.match(raw):
+                out.append(self.cuts.pop() + raw)
+                continue
+            m = _MID_PREFIX.search(raw)
+            while m:
+                self.cuts.append(raw[:m.start() + 1])
+                raw = raw[m.start() + 1:]
+                m = _MID_PREFIX.search(raw)
+            out.append(raw)
+        return out
+
+    def rest(self) -> list[str]:
+        """The first parts whose end never came (read as lines without a version)."""
+        cuts, self.cuts = self.cuts, []
+        return cuts
 
 
 _SPLITS: dict[str, tuple] = {}  # a binding line's text after the pid -> its fields
@@ -82,6 +125,8 @@ def _split_text(rest: str, raw: str):
     if min(a, b, c, d, e) < 0:
         m = BINDING_LINE.match(raw)
         return m.groups()[1:] if m else None
+    if len(rest) > e + 1 and rest[e + 1:e + 3] != " [":
+        return _CUT  # another process's line after the quote (Untangler)
     ver = rest[e + 3:-1] if len(rest) > e + 3 and rest[-1] == "]" else None
     return rest[:a], rest[b + 5:c], rest[d + 9:e], ver
 
@@ -98,6 +143,7 @@ class ImageState:
     paths: set = field(default_factory=set)
     held: list = field(default_factory=list)  # bindings seen before the program's name
     loaded: set = field(default_factory=set)  # names from this image's file= lines
+    alone: bool = False  # relocated lazily with nothing loaded beside it: no libc, no runtime lines
 
 
 @dataclass
@@ -110,6 +156,8 @@ class LdDebugFileParser:
     images: list[ImageState] = field(default_factory=list)
     other_pids: set = field(default_factory=set)  # forked children writing here
     _pending_soname: str | None = None
+    _untangle: Untangler = field(default_factory=Untangler)
+    _last_ts: int = 0
     _which: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -134,6 +182,15 @@ class LdDebugFileParser:
     def feed(self, lines: list[str], ts_ns: int, out: list[tuple]) -> None:
         """Append one tuple per binding to ``out``:
         (ts_ns, pid, exe, requester, symbol, version, provider, kind)."""
+        self._last_ts = ts_ns
+        if self._untangle.cuts:  # a cut line's end may come now
+            lines = self._untangle.lines(lines)
+        k = self._feed(lines, ts_ns, out)
+        if k >= 0:  # a cut line: the rest of the piece taken apart and read again
+            self._feed(self._untangle.lines(lines[k:]), ts_ns, out, cut_seen=True)
+
+    def _feed(self, lines: list[str], ts_ns: int, out: list[tuple], cut_seen: bool = False) -> int:
+        """Read lines up to one another process cut in two (its index: feed untangles from there), else -1."""
         images = self.images
         append = out.append
         splits, tag, skip = _SPLITS, _TAG, len(_TAG)
@@ -148,6 +205,11 @@ class LdDebugFileParser:
                 fields = splits.get(rest)
                 if fields is None:
                     fields = _remember(rest, raw)
+                if fields is _CUT:
+                    if not cut_seen:
+                        return lines.index(raw)  # the first such line: an equal one before it would be
+                    m = BINDING_LINE.match(raw)  # not taken apart: read as it is
+                    fields = m.groups()[1:] if m else None
             if fields is not None:
                 req, prov, sym, ver = fields
                 pid_s = raw[:i]
@@ -171,7 +233,12 @@ class LdDebugFileParser:
                         req = exe
                     if prov == name:
                         prov = exe
-                if not img.runtime:
+                runtime = img.runtime
+                if not runtime and img.alone and exe is not None and req == exe:
+                    # a PLT slot is never bound inside a lazy block: this one was called
+                    slots = self.jump_slots(req) if os.sep in req else None
+                    runtime = slots is not None and sym in slots
+                if not runtime:
                     kind = "eager"
                 else:
                     key = (req, sym)
@@ -193,8 +260,11 @@ class LdDebugFileParser:
                 img = self.current
                 if r:
                     img.paths.add(r.group(1))
-                if r and img.name is None and os.sep not in r.group(1) and not img.runtime:
-                    # the main program is relocated under its argv[0], libraries by path
+                if r and img.name is None and not img.runtime and (os.sep not in r.group(1) or not img.loaded):
+                    # the main program is relocated under its argv[0], libraries by path; with
+                    # nothing loaded beside it (no DT_NEEDED, no preload) the first block is its own
+                    if not img.loaded and r.group(2):
+                        img.alone = True
                     self._set_name(img, r.group(1), out)
                 img.runtime = False
             elif msg.startswith(RUNTIME):
@@ -217,6 +287,7 @@ class LdDebugFileParser:
                 if b:
                     self.current.bases[self._pending_soname] = int(b.group(1), 16)
                 self._pending_soname = None
+        return -1
 
     def _set_name(self, img: ImageState, name: str, out: list[tuple]) -> None:
         img.name = name
@@ -228,6 +299,9 @@ class LdDebugFileParser:
 
     def flush(self, out: list[tuple]) -> None:
         """At the end: release bindings of images whose name never appeared."""
+        cut = self._untangle.rest()
+        if cut:
+            self.feed(cut, self._last_ts, out)
         for img in self.images:
             out.extend(img.held)
             img.held.clear()
