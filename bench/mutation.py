@@ -75,7 +75,8 @@ TESTS: dict[str, list[str]] = {
     "tracer/analysis/why_library.py": ["tests/test_why.py -k 'not bpf'"],
     "tracer/analysis/why_macho.py": ["tests/test_why_macho.py", "tests/test_oracle_dyld.py"],
     # capture/: the parsers and decoders
-    "tracer/capture/ld_debug/parse.py": ["tests/test_golden_parsers.py", "tests/test_oracle_kinds.py -k ld-debug",
+    "tracer/capture/ld_debug/parse.py": ["tests/test_oracle_tangled.py", "tests/test_golden_parsers.py",
+                                         "tests/test_oracle_kinds.py -k ld-debug",
                                          "tests/test_binding_modes.py -k ld-debug", "tests/test_import.py",
                                          "tests/test_oracle_fork.py -k ld-debug",
                                          "tests/test_why.py -k 'dlopen and ld-debug'",
@@ -87,7 +88,7 @@ TESTS: dict[str, list[str]] = {
                                           "tests/test_oracle_kinds.py -k 'bpf or bpftrace'"],
     "tracer/capture/bpftrace/lines.py": ["tests/test_oracle_kinds.py -k 'bpf or bpftrace'", "tests/test_bpf_backend.py"],
     "tracer/capture/dtrace/decode.py": ["tests/test_oracle_dtrace_records.py", "tests/test_dtrace.py"],
-    "tracer/capture/imported.py": ["tests/test_oracle_import.py", "tests/test_import.py"],
+    "tracer/capture/imported.py": ["tests/test_oracle_import.py", "tests/test_import.py", "tests/test_oracle_tangled.py"],
     # binary/: ELF and Mach-O files
     "tracer/binary/elf.py": ["tests/test_inspect.py", "tests/test_check.py", "tests/test_bad_binaries.py"],
     "tracer/binary/elf_dynsyms.py": ["tests/test_why.py", "tests/test_check.py"],

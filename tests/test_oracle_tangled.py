@@ -70,11 +70,11 @@ def test_every_record_of_a_cut_line_is_read(pieces):
     assert sum(1 for r in rows if r[5] is not None and "binding file" in r[5]) == 0
 
 
-def _tangle(lines: list[str], cut_at: int, intruder: str) -> list[str]:
-    """Line `cut_at` (a binding line) written as glibc's two writes with `intruder` between them."""
+def _tangle(lines: list[str], cut_at: int, intruder: list[str]) -> list[str]:
+    """Line `cut_at` (a binding line) written as glibc's two writes with `intruder`'s lines between them."""
     line = lines[cut_at]
     q = line.rindex("'") + 1  # the first write ends with the symbol's closing quote
-    return [*lines[:cut_at], line[:q] + intruder, line[q:], *lines[cut_at + 1:]]
+    return [*lines[:cut_at], line[:q] + intruder[0], *intruder[1:], line[q:], *lines[cut_at + 1:]]
 
 
 @pytest.fixture(scope="module")
@@ -105,12 +105,31 @@ def test_each_cut_a_child_could_make(fork_log):
     of_parent = [i for i in binding if int(RECORD.search(lines[i]).group(1)) == parent]
     of_child = [i for i in binding if int(RECORD.search(lines[i]).group(1)) != parent]
     assert of_parent and of_child
-    for c in of_child:
-        rest = lines[:c] + lines[c + 1:]
-        for p in [i - (i > c) for i in of_parent]:
-            tangled = _tangle(rest, p, lines[c])
-            assert mine(parsed(tangled, parent)) == records(text), (p, c)
-            assert Counter((r[1], r[4], r[5]) for r in parsed(tangled, parent)) == versions(text), (p, c)
+    # one of the child's lines, or two (it may write more than one before the parent's second write)
+    for run in ([c] for c in of_child) if len(of_child) < 2 else [*([c] for c in of_child), of_child[:2]]:
+        rest = [ln for i, ln in enumerate(lines) if i not in run]
+        for p in [i - sum(1 for c in run if c < i) for i in of_parent]:
+            tangled = _tangle(rest, p, [lines[c] for c in run])
+            assert mine(parsed(tangled, parent)) == records(text), (p, run)
+            assert Counter((r[1], r[4], r[5]) for r in parsed(tangled, parent)) == versions(text), (p, run)
+
+
+def test_a_pasted_log_with_blanks_after_its_lines_is_read_whole():
+    """A log pasted through an editor or a web page may keep blanks after each line: every binding is
+    still read, unversioned ones too (the record regex over the same text is the oracle)."""
+    text = REAL.read_text()
+    # every other binding line as glibc prints an unversioned symbol (its "\n" branch), then blanks
+    lines = [re.sub(r"' \[[^\]]+\]$", "'", ln) if k % 2 else ln for k, ln in enumerate(_tangle_free(text))]
+    assert sum(1 for ln in lines if ln.endswith("'")) > 10
+    blank = [ln + "  " for ln in lines]
+    rows = parsed(blank, int(REAL.name.split(".")[1]))
+    assert mine(rows) == records("\n".join(blank))
+
+
+def _tangle_free(text: str) -> list[str]:
+    """The real log's lines with its cut line put back as glibc meant it (the oracle's own reading)."""
+    from oracles import ld_debug_lines
+    return ld_debug_lines(text)
 
 
 def test_import_reads_a_cut_line_in_a_file_and_on_stderr(tmp_path):

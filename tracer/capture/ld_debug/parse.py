@@ -125,7 +125,7 @@ def _split_text(rest: str, raw: str):
     if min(a, b, c, d, e) < 0:
         m = BINDING_LINE.match(raw)
         return m.groups()[1:] if m else None
-    if len(rest) > e + 1 and rest[e + 1:e + 3] != " [":
+    if len(rest) > e + 1 and rest[e + 1:e + 3] != " [" and _MID_PREFIX.match(rest, e):
         return _CUT  # another process's line after the quote (Untangler)
     ver = rest[e + 3:-1] if len(rest) > e + 3 and rest[-1] == "]" else None
     return rest[:a], rest[b + 5:c], rest[d + 9:e], ver
