@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections import Counter
 
 import pytest
 
-from conftest import ROOT, gotrace_cli, require
+from conftest import ROOT, gotrace_cli, require, require_backend
 from linkbins import build
 from oracles import (ld_debug_bindings, readelf_canonical_plt, readelf_copy_relocs, readelf_dyn_defined,
                      readelf_interpreter, readelf_needed)
@@ -188,6 +189,101 @@ def test_lookups_the_replay_puts_elsewhere_are_counted(tmp_path):
     for table in ("objects", "symbols", "loaded"):
         (tmp_path / "s" / f"{table}.parquet").unlink()
     assert report(tmp_path / "s")["disagreed"] == moved == 2
+
+
+@pytest.mark.parametrize("gone", ["libpre", "libb"])
+def test_lookups_whose_searched_objects_are_gone_are_not_replayed(gone, tmp_path):
+    """A session that kept no objects, a library of it deleted since: a lookup whose search passed through
+    that library cannot be replayed (it might have defined the symbol), one that found its provider
+    before it can. Oracles: glibc's LD_DEBUG=symbols,bindings of the same command (each lookup's
+    searched objects, up to its provider) and readelf --dyn-syms of the files still there (which
+    symbols more than one object defines: the lookups the report replays). libpre.so is every pick
+    lookup's provider; libb.so comes after it in the scope, before libc for ld.so's own lookups."""
+    require(shutil.which("gcc") is not None, "gcc is not installed")
+    bins = build(tmp_path / "why")
+    argv, env = [str(bins["picker"])], {**os.environ, "LD_PRELOAD": str(bins["libpre"])}
+    text = subprocess.run(argv, env={**env, "LD_DEBUG": "symbols,bindings"}, capture_output=True, text=True).stderr
+    lookups = ld_debug_bindings(text)
+    assert lookups and all(lk["searched"] is not None for lk in lookups)
+    out = gotrace_cli("bind", "-q", "-b", "ld-debug", "-o", str(tmp_path / "s"), "--", *argv, env=env)
+    assert out.returncode == 0, out.stderr
+    for table in ("objects", "symbols", "loaded"):
+        (tmp_path / "s" / f"{table}.parquet").unlink()
+    dead = bins[gone].name
+    bins[gone].unlink()
+    objects = {o for lk in lookups for o in [lk["requester"], lk["provider"], *lk["searched"]]}
+    defined = Counter(sym for o in objects if os.path.exists(o) for sym in readelf_dyn_defined(o))
+    candidates = [lk for lk in lookups if defined[lk["symbol"]] > 1]
+    blind = [lk for lk in candidates if dead in {os.path.basename(o) for o in lk["searched"]}]
+    assert blind  # ld.so's own error handlers search the whole scope before libc, libb.so included
+    assert bool([lk for lk in blind if lk["symbol"] == "pick"]) == (gone == "libpre")
+    rep = report(tmp_path / "s")
+    assert rep["not_replayed"] == len(blind)
+    assert rep["not_replayed_programs"] == ["picker"]
+    seen = Counter((lk["requester"], lk["symbol"], lk["provider"]) for lk in candidates if lk not in blind)
+    assert set(seen.values()) <= {1}  # each made once: lookups and distinct lookups are one count
+    assert rep["replayed"] == len(seen)
+
+
+def test_programs_not_replayed_are_named_most_lookups_first(tmp_path):
+    """`not_replayed_programs` lists the programs whose lookups could not be replayed, most first
+    (docs/report-json.md): picker run twice, picker-rpath once, under a shell, libpre.so preloaded into
+    all and deleted after the run from a session that kept no objects. Oracles: glibc's
+    LD_DEBUG=symbols,bindings of the same command (each process's lookups and what they searched; a
+    process's program is the executable among its requesters) and readelf --dyn-syms."""
+    require(shutil.which("gcc") is not None, "gcc is not installed")
+    bins = build(tmp_path / "why")
+    argv = ["sh", "-c", f"{bins['picker']}; {bins['picker']}; {bins['picker-rpath']}"]
+    env = {**os.environ, "LD_PRELOAD": str(bins["libpre"])}
+    text = subprocess.run(argv, env={**env, "LD_DEBUG": "symbols,bindings"}, capture_output=True, text=True).stderr
+    lookups = ld_debug_bindings(text)
+    out = gotrace_cli("bind", "-q", "-b", "ld-debug", "-o", str(tmp_path / "s"), "--", *argv, env=env)
+    assert out.returncode == 0, out.stderr
+    for table in ("objects", "symbols", "loaded"):
+        (tmp_path / "s" / f"{table}.parquet").unlink()
+    bins["libpre"].unlink()
+    program = {}  # glibc names a process's program by its argv[0], its libraries by their .so names
+    for lk in lookups:
+        if not re.search(r"\.so(\.|$)", lk["requester"]):
+            program[lk["pid"]] = os.path.basename(lk["requester"])
+    assert sorted(program.values()) == ["picker", "picker", "picker-rpath", "sh"], program
+    per: Counter = Counter()
+    for pid in program:
+        mine = [lk for lk in lookups if lk["pid"] == pid]
+        objects = {o for lk in mine for o in [lk["requester"], lk["provider"], *(lk["searched"] or [])]}
+        defined = Counter(sym for o in objects if os.path.exists(o) for sym in readelf_dyn_defined(o))
+        per[program[pid]] += sum(1 for lk in mine if defined[lk["symbol"]] > 1
+                                 and "libpre.so" in {os.path.basename(o) for o in lk["searched"] or []})
+    assert per["picker"] > per["picker-rpath"] > 0
+    names = report(tmp_path / "s")["not_replayed_programs"]
+    assert set(names) == {p for p, n in per.items() if n}
+    assert [per[p] for p in names] == sorted((per[p] for p in names), reverse=True)
+
+
+def test_a_preload_set_inside_the_tree_is_replayed_by_the_report(tmp_path):
+    """`gotrace bind -- env LD_PRELOAD=libpre.so picker`: gotrace's own environment has no preload, the
+    program image has one (bpf records each image's loader variables at its exec). The report replays
+    each process with its own: picker's and liba.so's lookups of pick bound to libpre.so, interposed,
+    none disagreeing. Oracle: glibc's LD_DEBUG=bindings of the same
+    command."""
+    require(shutil.which("gcc") is not None, "gcc is not installed")
+    require_backend("bpf")
+    bins = build(tmp_path / "why")
+    argv = ["env", f"LD_PRELOAD={bins['libpre']}", str(bins["picker"])]
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    text = subprocess.run(argv, env={**env, "LD_DEBUG": "bindings"}, capture_output=True, text=True).stderr
+    truth = Counter((os.path.basename(b["requester"]), os.path.basename(b["provider"]))
+                    for b in ld_debug_bindings(text) if b["symbol"] == "pick")
+    assert truth == Counter({("picker", "libpre.so"): 1, ("liba.so", "libpre.so"): 1})
+    out = gotrace_cli("bind", "-q", "-b", "bpf", "-o", str(tmp_path / "s"), "--", *argv, env=env)
+    assert out.returncode == 0, out.stderr
+    rep = report(tmp_path / "s")
+    assert rep["disagreed"] == 0
+    pick = Counter()
+    for row in rep["top"]:
+        if row["symbol"] == "pick":
+            pick[(row["requester"], row["provider"])] += row["lookups"]
+    assert pick == truth
 
 
 def test_a_dictionary_column_is_matched_as_its_values():
