@@ -65,41 +65,88 @@ def test_a_plt_binding_then_a_dlsym_of_the_same_symbol(backend, prog, tmp_path):
 def selfbind(tmp_path_factory):
     require(shutil.which("gcc") is not None, "gcc is not installed")
     require(os.uname().machine == "x86_64", "tests/csrc/selfbind.c's _start is x86_64 code")
-    dst = tmp_path_factory.mktemp("selfbind") / "selfbind"
-    subprocess.run(["gcc", "-fPIC", "-nostdlib", "-shared", "-Wl,-e,_start", "-Wl,-z,lazy", "-o", str(dst),
+    d = tmp_path_factory.mktemp("selfbind")
+    subprocess.run(["gcc", "-fPIC", "-nostdlib", "-shared", "-Wl,-e,_start", "-Wl,-z,lazy", "-o", str(d / "selfbind"),
                     str(ROOT / "tests/csrc/selfbind.c")], check=True)
-    return dst
+    subprocess.run(["gcc", "-nostartfiles", "-Wl,-z,lazy", "-o", str(d / "nostart"), str(ROOT / "tests/csrc/nostart.c")],
+                   check=True)
+    return d
 
 
+def glibc_marked(argv, env) -> tuple[int, dict[str, str], str]:
+    """(exit status, symbol -> "eager" or "lazy", stderr) from glibc's own account: LD_DEBUG=bindings and
+    the program's "MARK call" share its stderr, so a binding printed before the mark was made while
+    ld.so relocated the program, one after it by the call."""
+    p = subprocess.run(argv, env={**env, "LD_DEBUG": "bindings,files"}, capture_output=True, text=True)
+    kinds, called = {}, False
+    for line in p.stderr.splitlines():
+        if line == "MARK call":
+            called = True
+        for b in ld_debug_bindings(line):
+            if os.path.basename(b["requester"]) == os.path.basename(argv[0]):
+                kinds[b["symbol"]] = "lazy" if called else "eager"
+    return p.returncode, kinds, p.stderr
+
+
+def _how(prog, how, bind_now):
+    env = dict(os.environ)
+    if bind_now:
+        env["LD_BIND_NOW"] = "1"
+    if how == "by path":
+        return [str(prog)], env
+    env["PATH"] = f"{prog.parent}{os.pathsep}{env.get('PATH', '')}"
+    return [prog.name], env
+
+
+def _mine(res, prog, symbols):
+    ev = load_session(res.session).events
+    out = {}
+    for sym in symbols:
+        rows = ev[ev["symbol"].astype(str) == sym]
+        assert len(rows) == 1, rows
+        row = rows.iloc[0]
+        for col in ("exe", "requester"):
+            assert os.path.samefile(str(row[col]), prog), (col, row[col])
+        out[sym] = str(row["kind"])
+    return out
+
+
+@pytest.mark.parametrize("bind_now", [False, True], ids=["lazy", "LD_BIND_NOW"])
 @pytest.mark.parametrize("how", ["by path", "through PATH"])
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_a_program_without_libc_binding_its_own_symbol(backend, how, selfbind, tmp_path):
+def test_a_program_without_libc_binding_its_own_symbols(backend, how, bind_now, selfbind, tmp_path):
     """A program with no DT_NEEDED (readelf -d) and no libc: LD_DEBUG prints no "initialize program" or
     "transferring control" for it, and names it only in its relocation block. Oracles: readelf -r
-    (answer is only a JUMP_SLOT: ld.so binds it on the call, so the binding is lazy), glibc's own
-    LD_DEBUG (the program binds answer once, to itself), and the program's exit status (answer()'s 7)."""
+    (answer a JUMP_SLOT, counter a GLOB_DAT), glibc's own LD_DEBUG interleaved with the program's mark
+    before its call (which binding ld.so made while relocating, which the call made), and the exit
+    status (answer() + counter = 10)."""
     require_backend(backend)
-    assert readelf_needed(selfbind) == []
-    relocs = {(t, n.split("@")[0]) for _o, t, n in readelf_symbol_relocs(selfbind)}
-    assert ("R_X86_64_JUMP_SLOT", "answer") in relocs
+    prog = selfbind / "selfbind"
+    assert readelf_needed(prog) == []
+    relocs = {(t, n.split("@")[0]) for _o, t, n in readelf_symbol_relocs(prog)}
     assert {t for t, n in relocs if n == "answer"} == {"R_X86_64_JUMP_SLOT"}
-    env = dict(os.environ)
-    if how == "by path":
-        argv = [str(selfbind)]
-    else:
-        argv = [selfbind.name]
-        env["PATH"] = f"{selfbind.parent}{os.pathsep}{env.get('PATH', '')}"
-    glibc = subprocess.run(argv, env={**env, "LD_DEBUG": "bindings"}, capture_output=True, text=True)
-    assert glibc.returncode == 7
-    own = [b for b in ld_debug_bindings(glibc.stderr) if b["symbol"] == "answer"]
-    assert len(own) == 1 and own[0]["requester"] == own[0]["provider"] == argv[0], own
+    assert {t for t, n in relocs if n == "counter"} == {"R_X86_64_GLOB_DAT"}
+    argv, env = _how(prog, how, bind_now)
+    code, expected, text = glibc_marked(argv, env)
+    assert code == 10 and "initialize program" not in text and "transferring control" not in text
+    assert expected == {"counter": "eager", "answer": "eager" if bind_now else "lazy"}
     res = bind(argv, out=tmp_path / "s", backend=backend, env=env)
-    assert res.exit_code == 7
-    ev = load_session(res.session).events
-    answer = ev[ev["symbol"].astype(str) == "answer"]
-    assert len(answer) == 1, answer
-    row = answer.iloc[0]
-    assert str(row["kind"]) == "lazy"
-    assert os.path.samefile(str(row["exe"]), selfbind)
-    assert os.path.samefile(str(row["requester"]), selfbind)
-    assert os.path.samefile(str(row["provider"]), selfbind)
+    assert res.exit_code == 10
+    assert _mine(res, prog, expected) == expected
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_program_that_does_not_start_through_libc(backend, selfbind, tmp_path):
+    """-nostartfiles: libc is a DT_NEEDED library, but nothing prints "initialize program" or "transferring
+    control": the program is named only by "needed by" lines. Oracles: glibc's LD_DEBUG interleaved
+    with the program's mark (puts bound by the call), its output and exit status."""
+    require_backend(backend)
+    prog = selfbind / "nostart"
+    assert readelf_needed(prog) == ["libc.so.6"]
+    argv, env = _how(prog, "by path", False)
+    code, expected, text = glibc_marked(argv, env)
+    assert code == 0 and "initialize program" not in text and "transferring control" not in text
+    assert expected["puts"] == "lazy"
+    res = bind(argv, out=tmp_path / "s", backend=backend, env=env)
+    assert res.exit_code == 0
+    assert _mine(res, prog, ["puts"]) == {"puts": "lazy"}
