@@ -208,6 +208,7 @@ def test_compare_counts_are_whole_and_the_lists_say_they_are_cut(big_pair, tmp_p
     assert res["only_in_a_count"] == len(sa - sb) and res["only_in_b_count"] == len(sb - sa)
     assert res["in_both"] == len(sa & sb)
     assert len(res["only_in_a"]) < res["only_in_a_count"]  # the list is cut …
+    assert res["only_in_listed_max"] == 500 == len(res["only_in_a"])  # … where README says: 500 rows
     assert {tuple(r) for r in res["only_in_a"]} <= {tuple(r) for r in (sa - sb)}  # … and holds real rows
     text = subprocess.run([GOTRACE, "compare", "--top", "3", str(a), str(b)], capture_output=True, text=True).stdout
     assert f"only in A: {len(sa - sb):,}; only in B: {len(sb - sa):,}" in text
@@ -217,3 +218,48 @@ def test_compare_counts_are_whole_and_the_lists_say_they_are_cut(big_pair, tmp_p
     assert not [o for o in outputs if o.get("output_type") == "error"], outputs
     printed = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
     assert f"only in A: {len(sa - sb):,}, only in B: {len(sb - sa):,}" in printed
+
+
+def _parquet_events(session) -> pd.DataFrame:
+    return pd.concat([pd.read_parquet(p) for p in sorted((session / "events").glob("part-*.parquet"))])
+
+
+def test_compare_figures_are_the_sessions_own(tmp_path):
+    """compare's resolver figures, per side and per program, against the sessions' Parquet parts read
+    by pandas: wall time the sum of latency_ns, off-CPU the sum of offcpu_ns (bpf measures both), on-CPU
+    their difference; the relocation times per image, the relocations table's (bpf times each
+    _dl_relocate_object); one program run with different arguments is called a different command.
+    Two bpf runs: `ls -d /` and `ls -d /tmp`."""
+    require_bpftrace()
+    sessions = {}
+    for name, argv in (("a", ["ls", "-d", "/"]), ("b", ["ls", "-d", "/tmp"])):
+        res = bind(argv, out=tmp_path / name, backend="bpf", env=dict(os.environ))
+        assert res.exit_code == 0
+        sessions[name] = tmp_path / name
+    out = subprocess.run([GOTRACE, "compare", "--json", str(sessions["a"]), str(sessions["b"])],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    assert any(w.startswith("different commands") for w in res["warnings"]), res["warnings"]
+    base = lambda p: os.path.basename(str(p))  # noqa: E731
+    for side in ("a", "b"):
+        ev = _parquet_events(sessions[side])
+        timed = ev[ev["latency_ns"].notna()]
+        assert len(timed) and timed["offcpu_ns"].notna().all()
+        wall, off = int(timed["latency_ns"].sum()), int(timed["offcpu_ns"].sum())
+        assert (res[side]["resolver_ns"], res[side]["resolver_offcpu_ns"], res[side]["resolver_oncpu_ns"]) == \
+            (wall, off, wall - off)
+        for exe, grp in timed.groupby(timed["exe"].map(base)):
+            mine = res["per_executable"][exe][side]
+            assert mine["bindings"] == int((ev["exe"].map(base) == exe).sum())
+            assert mine["resolver_ns"] == int(grp["latency_ns"].sum())
+            assert mine["resolver_oncpu_ns"] == int(grp["latency_ns"].sum() - grp["offcpu_ns"].sum())
+    rel = {side: pd.read_parquet(sessions[side] / "relocations.parquet") for side in ("a", "b")}
+    assert len(rel["a"]) and len(rel["b"])
+    listed = {row["name"]: row for row in res["relocation_by_image"]}
+    assert listed
+    for name, row in listed.items():
+        for side in ("a", "b"):
+            # compare names the dynamic linker "ld.so" whatever its file is called (ld-linux-x86-64.so.2 here)
+            r = rel[side][rel[side]["path"].map(lambda p: "ld.so" if base(p).startswith("ld-linux") else base(p)) == name]
+            assert row[side]["total_ns"] == int(r["duration_ns"].sum()), (name, side)
