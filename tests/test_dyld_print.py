@@ -220,3 +220,46 @@ def test_slide_from_the_file_on_this_machine(binaries):
         (img,) = log.images()
         assert img["load_base"] == vmaddr + slide and img["uuid"] == logged_uuid
         assert img["slide"] == expect and img["link_base"] == (vmaddr if expect is not None else None)
+
+
+def test_unnamed_binds_are_counted():
+    """PrebuiltLoader's bind lines name no symbol (dyld-1323's "<%s/bind#%llu> -> %p" and
+    "<%s/bind#%llu> -> %p (%s+0x%08llX)", ../shared/research/macos-dyld.md): the session's
+    unnamed_binds is the number of such lines written here."""
+    from dyldlog import CACHE_TEXT_ARM64
+
+    p = program(77, "/usr/local/bin/tool", binds=4)
+    lib = "/usr/lib/libSystem.B.dylib"
+    extra = [f"<tool/bind#{4 + k}> -> 0x{CACHE_TEXT_ARM64[lib] + 0x40 * k + 0x10:x}" for k in range(3)]
+    extra += [f"<tool/bind#{7 + k}> -> 0x{CACHE_TEXT_ARM64[lib] + 0x20 * k:x} (libSystem.B.dylib+0x{0x20 * k:08X})"
+              for k in range(2)]
+    p.lines += extra
+    log, _rows = read(sequential([p]))
+    assert log.stats().prebuilt == len(extra)
+
+
+def test_a_process_starts_when_its_first_line_is_read():
+    """start_ns of a process is the time its first line was read (dyld prints none): the
+    times here are the offsets of the chunks the test hands over, one line a chunk."""
+    procs = [program(100 + i, f"/usr/local/bin/tool{i}", binds=3, seed=i) for i in range(2)]
+    log = DyldLog()
+    first_read = {}
+    t = 0
+    for p in procs:
+        for line in writes(p.pid, p.lines):
+            first_read.setdefault(p.pid, t)
+            log.feed(b"".join(line), t)
+            t += 1000
+    log.close(t)
+    assert {r["pid"]: r["start_ns"] for r in log.processes()} == first_read
+
+
+def test_dlsym_without_segments_goes_to_the_image_dlopen_named():
+    """Without DYLD_PRINT_SEGMENTS no address can be placed: a dlsym's provider is then
+    the image behind the handle dlopen returned (the generator's truth)."""
+    p = program(55, "/Users/me/go/bin/hello", dylibs=("/opt/homebrew/lib/libz.1.dylib",), binds=5,
+                dlsyms=(("deflate", True), ("nope", False)))
+    segments = re.compile(r"^(Mapping |Kernel mapped |Using mapping in dyld cache for | *\S+ \([r.][w.][x.]\) 0x)")
+    p.lines = [x for x in p.lines if not segments.match(x)]
+    log, rows = read(sequential([p]))
+    assert by_pid(rows) == truth([p])
