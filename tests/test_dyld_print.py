@@ -263,3 +263,29 @@ def test_dlsym_without_segments_goes_to_the_image_dlopen_named():
     p.lines = [x for x in p.lines if not segments.match(x)]
     log, rows = read(sequential([p]))
     assert by_pid(rows) == truth([p])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_lines_gotrace_ignores_interleaved(seed):
+    """DYLD_PRINT_FIXUPS' rebase lines ("fixup: *0x%010lX = 0x%016lX <rebase>") and
+    DYLD_PRINT_INITIALIZERS' ("running initializer %p in %s"), dyld's format strings, in
+    logs written at once: still nothing in the wrong pid, every line accounted."""
+    procs = []
+    for i in range(3):
+        p = program(300 + i, f"/usr/local/bin/tool{i % 2}", dylibs=(f"/opt/lib/libz{i}.dylib",), binds=20,
+                    dlsyms=(("foo", True),), seed=seed)
+        out = []
+        for k, x in enumerate(p.lines):
+            out.append(x)
+            if x.startswith("<") and "/bind#" in x:
+                out.append(f"fixup: *0x{0x100008000 + 8 * k:010X} = 0x{0x100000000 + 16 * k:016X} <rebase>")
+        out.append(f"running initializer 0x{0x100003f00 + i:x} in {p.exe}")
+        p.lines = out
+        procs.append(p)
+    for data in (interleave(procs, seed=seed, burst=0.3), timed(procs, seed=seed, gap_us=3.0)):
+        log, rows = read(data, chunk=777)
+        expected = truth(procs, full=False)
+        for pid, got in by_pid(rows, full=False).items():
+            assert not got - expected[pid]
+        st = log.stats()
+        assert st.bodies + st.ambiguous + st.lost == sum(len(p.lines) for p in procs)
