@@ -289,3 +289,23 @@ def test_lines_gotrace_ignores_interleaved(seed):
             assert not got - expected[pid]
         st = log.stats()
         assert st.bodies + st.ambiguous + st.lost == sum(len(p.lines) for p in procs)
+
+
+@pytest.mark.parametrize("form", ["no library lines", "no uuid"])
+def test_logs_of_the_rarer_forms_are_read_whole(form):
+    """Two processes one after the other (so nothing is ambiguous), each logged without
+    DYLD_PRINT_LIBRARIES, or with images that have no LC_UUID ("<%s> %s" with "no uuid",
+    dyld's format): every binding goes to its pid and no line is lost."""
+    procs = [program(400 + i, f"/usr/local/bin/tool{i}", dylibs=(f"/opt/lib/libz{i}.dylib",), binds=10,
+                     dlsyms=(("foo", True),), seed=i) for i in range(2)]
+    lib = re.compile(r"^<([0-9A-F-]{36})> (/.*)$")
+    for p in procs:
+        if form == "no library lines":
+            p.lines = [x for x in p.lines if not lib.match(x)]
+        else:
+            p.lines = [lib.sub(r"<no uuid> \2", x) for x in p.lines]
+    for data in (sequential(procs), timed(procs, seed=1, gap_us=5.0, start_spread_us=1e9)):
+        log, rows = read(data, chunk=97)
+        assert by_pid(rows, full=False) == truth(procs, full=False)
+        st = log.stats()
+        assert (st.ambiguous, st.lost) == (0, 0)
