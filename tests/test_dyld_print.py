@@ -309,3 +309,16 @@ def test_logs_of_the_rarer_forms_are_read_whole(form):
         assert by_pid(rows, full=False) == truth(procs, full=False)
         st = log.stats()
         assert (st.ambiguous, st.lost) == (0, 0)
+
+
+def test_an_exec_takes_its_main_image_to_the_new_program():
+    """An exec in the same pid: the new program's library line ("<%s> %s", its UUID) comes
+    before its "Kernel mapped" line, while the pid still runs the old program. The
+    image table has the new main executable once, with the UUID its line printed."""
+    from dyldlog import uuid_for
+
+    first, second = program(9, "/usr/bin/arch-like", binds=2), program(9, "/usr/local/bin/real", binds=4)
+    log, _rows = read(sequential([first, second]))
+    mine = [r for r in log.images() if r["path"] == "/usr/local/bin/real"]
+    assert [r["uuid"] for r in mine] == [uuid_for("/usr/local/bin/real")]
+    assert [r["load_base"] for r in mine] == [second.images["/usr/local/bin/real"]]
