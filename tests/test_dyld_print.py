@@ -322,3 +322,22 @@ def test_an_exec_takes_its_main_image_to_the_new_program():
     mine = [r for r in log.images() if r["path"] == "/usr/local/bin/real"]
     assert [r["uuid"] for r in mine] == [uuid_for("/usr/local/bin/real")]
     assert [r["load_base"] for r in mine] == [second.images["/usr/local/bin/real"]]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_no_line_dyld_really_wrote_next_is_refused(seed):
+    """account.accepts and start_ok promise never to refuse a line that really is the pid's
+    next (dyld's own orders). Two or three processes at once keep the guesses far below
+    the demux's bound, so a line is lost only when every guess was refused, the true one
+    included: here none may be. The logs are the generator's, in dyld's orders, with
+    images without LC_UUID ("<no uuid> %s") among them."""
+    lib = re.compile(r"^<([0-9A-F-]{36})> (/opt/.*)$")
+    for n, gap, how in ((2, 2.0, "timed"), (2, 20.0, "timed"), (2, 0.0, "random"), (3, 5.0, "timed")):
+        procs = [program(100 + i, f"/usr/local/bin/tool{i % 3}", dylibs=(f"/opt/lib/libz{i % 3}.dylib",),
+                         binds=60, dlsyms=(("foo", True), ("bar", False)), seed=seed, rosetta=(i == 1))
+                 for i in range(n)]
+        for p in procs[1:]:
+            p.lines = [lib.sub(r"<no uuid> \2", x) for x in p.lines]
+        data = timed(procs, seed=seed, gap_us=gap) if how == "timed" else interleave(procs, seed=seed, burst=0.5)
+        log, _rows = read(data, chunk=1000)
+        assert log.stats().lost == 0, (n, gap, how)
