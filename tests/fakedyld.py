@@ -11,6 +11,11 @@ has the DYLD_PRINT_* variables writes, as dyld only logs when they are set.
 SPEC: {"exe": path, "binds": n, "exit": code, "children": [SPEC…], "drop_dyld": bool,
 "sleep": seconds, "seed": n}. A child with "drop_dyld" runs without the DYLD_* variables
 (what a SIP-protected program leaves its descendants) and so writes nothing.
+
+With $FAKEDYLD_SEEN (a directory), each process, instead of sleeping, stays alive until a
+file named by its pid is there: the test's tree watch creates it once a `ps` listing has
+shown the process. A sleep is no such promise: on 2 busy cores a listing can come
+seconds apart, and a child that had come and gone between two had no parent.
 """
 from __future__ import annotations
 
@@ -49,7 +54,14 @@ def main() -> int:
             own = [f"{k}={v}" for k, v in os.environ.items() if k.startswith(("LD_", "DYLD_")) or k == "GLIBC_TUNABLES"]
             fh.write(json.dumps({"pid": os.getpid(), "exe": spec["exe"], "bindings": p.bindings,
                                  "loader_env": own}) + "\n")
-    time.sleep(spec.get("sleep", 0))
+    seen = os.environ.get("FAKEDYLD_SEEN")
+    if seen:
+        mine = os.path.join(seen, str(os.getpid()))
+        deadline = time.monotonic() + 300  # a watch that never lists it: exit, and let the test fail
+        while not os.path.exists(mine) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    else:
+        time.sleep(spec.get("sleep", 0))
     for c in children:
         c.wait()
     return spec.get("exit", 0)

@@ -220,3 +220,124 @@ def test_slide_from_the_file_on_this_machine(binaries):
         (img,) = log.images()
         assert img["load_base"] == vmaddr + slide and img["uuid"] == logged_uuid
         assert img["slide"] == expect and img["link_base"] == (vmaddr if expect is not None else None)
+
+
+def test_unnamed_binds_are_counted():
+    """PrebuiltLoader's bind lines name no symbol (dyld-1323's "<%s/bind#%llu> -> %p" and
+    "<%s/bind#%llu> -> %p (%s+0x%08llX)", ../shared/research/macos-dyld.md): the session's
+    unnamed_binds is the number of such lines written here."""
+    from dyldlog import CACHE_TEXT_ARM64
+
+    p = program(77, "/usr/local/bin/tool", binds=4)
+    lib = "/usr/lib/libSystem.B.dylib"
+    extra = [f"<tool/bind#{4 + k}> -> 0x{CACHE_TEXT_ARM64[lib] + 0x40 * k + 0x10:x}" for k in range(3)]
+    extra += [f"<tool/bind#{7 + k}> -> 0x{CACHE_TEXT_ARM64[lib] + 0x20 * k:x} (libSystem.B.dylib+0x{0x20 * k:08X})"
+              for k in range(2)]
+    p.lines += extra
+    log, _rows = read(sequential([p]))
+    assert log.stats().prebuilt == len(extra)
+
+
+def test_a_process_starts_when_its_first_line_is_read():
+    """start_ns of a process is the time its first line was read (dyld prints none): the
+    times here are the offsets of the chunks the test hands over, one line a chunk."""
+    procs = [program(100 + i, f"/usr/local/bin/tool{i}", binds=3, seed=i) for i in range(2)]
+    log = DyldLog()
+    first_read = {}
+    t = 0
+    for p in procs:
+        for line in writes(p.pid, p.lines):
+            first_read.setdefault(p.pid, t)
+            log.feed(b"".join(line), t)
+            t += 1000
+    log.close(t)
+    assert {r["pid"]: r["start_ns"] for r in log.processes()} == first_read
+
+
+def test_dlsym_without_segments_goes_to_the_image_dlopen_named():
+    """Without DYLD_PRINT_SEGMENTS no address can be placed: a dlsym's provider is then
+    the image behind the handle dlopen returned (the generator's truth)."""
+    p = program(55, "/Users/me/go/bin/hello", dylibs=("/opt/homebrew/lib/libz.1.dylib",), binds=5,
+                dlsyms=(("deflate", True), ("nope", False)))
+    segments = re.compile(r"^(Mapping |Kernel mapped |Using mapping in dyld cache for | *\S+ \([r.][w.][x.]\) 0x)")
+    p.lines = [x for x in p.lines if not segments.match(x)]
+    log, rows = read(sequential([p]))
+    assert by_pid(rows) == truth([p])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_lines_gotrace_ignores_interleaved(seed):
+    """DYLD_PRINT_FIXUPS' rebase lines ("fixup: *0x%010lX = 0x%016lX <rebase>") and
+    DYLD_PRINT_INITIALIZERS' ("running initializer %p in %s"), dyld's format strings, in
+    logs written at once: still nothing in the wrong pid, every line accounted."""
+    procs = []
+    for i in range(3):
+        p = program(300 + i, f"/usr/local/bin/tool{i % 2}", dylibs=(f"/opt/lib/libz{i}.dylib",), binds=20,
+                    dlsyms=(("foo", True),), seed=seed)
+        out = []
+        for k, x in enumerate(p.lines):
+            out.append(x)
+            if x.startswith("<") and "/bind#" in x:
+                out.append(f"fixup: *0x{0x100008000 + 8 * k:010X} = 0x{0x100000000 + 16 * k:016X} <rebase>")
+        out.append(f"running initializer 0x{0x100003f00 + i:x} in {p.exe}")
+        p.lines = out
+        procs.append(p)
+    for data in (interleave(procs, seed=seed, burst=0.3), timed(procs, seed=seed, gap_us=3.0)):
+        log, rows = read(data, chunk=777)
+        expected = truth(procs, full=False)
+        for pid, got in by_pid(rows, full=False).items():
+            assert not got - expected[pid]
+        st = log.stats()
+        assert st.bodies + st.ambiguous + st.lost == sum(len(p.lines) for p in procs)
+
+
+@pytest.mark.parametrize("form", ["no library lines", "no uuid"])
+def test_logs_of_the_rarer_forms_are_read_whole(form):
+    """Two processes one after the other (so nothing is ambiguous), each logged without
+    DYLD_PRINT_LIBRARIES, or with images that have no LC_UUID ("<%s> %s" with "no uuid",
+    dyld's format): every binding goes to its pid and no line is lost."""
+    procs = [program(400 + i, f"/usr/local/bin/tool{i}", dylibs=(f"/opt/lib/libz{i}.dylib",), binds=10,
+                     dlsyms=(("foo", True),), seed=i) for i in range(2)]
+    lib = re.compile(r"^<([0-9A-F-]{36})> (/.*)$")
+    for p in procs:
+        if form == "no library lines":
+            p.lines = [x for x in p.lines if not lib.match(x)]
+        else:
+            p.lines = [lib.sub(r"<no uuid> \2", x) for x in p.lines]
+    for data in (sequential(procs), timed(procs, seed=1, gap_us=5.0, start_spread_us=1e9)):
+        log, rows = read(data, chunk=97)
+        assert by_pid(rows, full=False) == truth(procs, full=False)
+        st = log.stats()
+        assert (st.ambiguous, st.lost) == (0, 0)
+
+
+def test_an_exec_takes_its_main_image_to_the_new_program():
+    """An exec in the same pid: the new program's library line ("<%s> %s", its UUID) comes
+    before its "Kernel mapped" line, while the pid still runs the old program. The
+    image table has the new main executable once, with the UUID its line printed."""
+    from dyldlog import uuid_for
+
+    first, second = program(9, "/usr/bin/arch-like", binds=2), program(9, "/usr/local/bin/real", binds=4)
+    log, _rows = read(sequential([first, second]))
+    mine = [r for r in log.images() if r["path"] == "/usr/local/bin/real"]
+    assert [r["uuid"] for r in mine] == [uuid_for("/usr/local/bin/real")]
+    assert [r["load_base"] for r in mine] == [second.images["/usr/local/bin/real"]]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_no_line_dyld_really_wrote_next_is_refused(seed):
+    """account.accepts and start_ok promise never to refuse a line that really is the pid's
+    next (dyld's own orders). Two or three processes at once keep the guesses far below
+    the demux's bound, so a line is lost only when every guess was refused, the true one
+    included: here none may be. The logs are the generator's, in dyld's orders, with
+    images without LC_UUID ("<no uuid> %s") among them."""
+    lib = re.compile(r"^<([0-9A-F-]{36})> (/opt/.*)$")
+    for n, gap, how in ((2, 2.0, "timed"), (2, 20.0, "timed"), (2, 0.0, "random"), (3, 5.0, "timed")):
+        procs = [program(100 + i, f"/usr/local/bin/tool{i % 3}", dylibs=(f"/opt/lib/libz{i % 3}.dylib",),
+                         binds=60, dlsyms=(("foo", True), ("bar", False)), seed=seed, rosetta=(i == 1))
+                 for i in range(n)]
+        for p in procs[1:]:
+            p.lines = [lib.sub(r"<no uuid> \2", x) for x in p.lines]
+        data = timed(procs, seed=seed, gap_us=gap) if how == "timed" else interleave(procs, seed=seed, burst=0.5)
+        log, _rows = read(data, chunk=1000)
+        assert log.stats().lost == 0, (n, gap, how)

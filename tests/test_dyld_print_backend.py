@@ -27,18 +27,32 @@ from tracer.errors import GotraceError
 FAKE = str(Path(__file__).parent / "fakedyld.py")
 
 
-def test_a_process_tree_through_the_backend(tmp_path):
+def test_a_process_tree_through_the_backend(tmp_path, monkeypatch):
+    """Each process stays alive until a `ps` listing has shown it (FAKEDYLD_SEEN): what is
+    checked is what the backend makes of the listings, not whether a sample fell within a
+    process's life (a sleep promised that, and on busy cores listings came seconds apart)."""
     truth_file = tmp_path / "truth.jsonl"
-    spec = {"exe": "/usr/local/go/bin/go", "binds": 30, "exit": 3, "sleep": 0.8, "children": [
-        {"exe": "/usr/local/go/pkg/tool/darwin_arm64/compile", "binds": 80, "seed": 1, "sleep": 0.6},
-        {"exe": "/usr/local/go/pkg/tool/darwin_arm64/compile", "binds": 80, "seed": 1, "sleep": 0.6},
-        {"exe": "/Library/Developer/CommandLineTools/usr/bin/clang", "binds": 120, "seed": 2, "sleep": 0.6,
+    listed = tmp_path / "listed"
+    listed.mkdir()
+
+    class Watch(procwatch.TreeWatch):
+        def take(self, rows):
+            super().take(rows)
+            for pid in self.seen:
+                (listed / str(pid)).touch()
+
+    monkeypatch.setattr(procwatch, "TreeWatch", Watch)
+    spec = {"exe": "/usr/local/go/bin/go", "binds": 30, "exit": 3, "children": [
+        {"exe": "/usr/local/go/pkg/tool/darwin_arm64/compile", "binds": 80, "seed": 1},
+        {"exe": "/usr/local/go/pkg/tool/darwin_arm64/compile", "binds": 80, "seed": 1},
+        {"exe": "/Library/Developer/CommandLineTools/usr/bin/clang", "binds": 120, "seed": 2,
          "dylibs": ["/opt/homebrew/lib/libz.1.dylib"], "dlsyms": [["deflate", True], ["inflate9", False]]},
-        {"exe": "/usr/bin/clang", "drop_dyld": True, "sleep": 1.0},  # what SIP leaves: no line at all
+        {"exe": "/usr/bin/clang", "drop_dyld": True},  # what SIP leaves: no line at all
     ]}
     tables, warnings = [], []
     req = CaptureRequest(argv=[sys.executable, FAKE, json.dumps(spec)], sink=tables.append,
-                         env=dict(os.environ, FAKEDYLD_TRUTH=str(truth_file)), on_warning=warnings.append)
+                         env=dict(os.environ, FAKEDYLD_TRUTH=str(truth_file), FAKEDYLD_SEEN=str(listed)),
+                         on_warning=warnings.append)
     res = DyldPrintBackend().capture(req)
     assert res.exit_code == 3
     import pyarrow as pa
