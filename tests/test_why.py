@@ -316,3 +316,84 @@ def test_an_unrecorded_environment_is_named_when_the_replay_disagrees(bins, tmp_
     (call,) = [lk for lk in res["lookups"] if os.path.basename(lk["requester"]) == "hi" and lk["kind"] != "dlsym"]
     assert call["loader_env_recorded"] is False and os.path.basename(call["chosen"]) == "libnext.so"
     assert call["agrees"] is False and "were not recorded" in call["reason"]
+
+
+@pytest.fixture(scope="module")
+def verbins(tmp_path_factory):
+    import shutil
+
+    from linkbins import build_versions
+
+    require(shutil.which("gcc") is not None, "gcc is not installed")
+    return build_versions(tmp_path_factory.mktemp("verbins"))
+
+
+def dyn_versions(path, symbol: str) -> set[str]:
+    """readelf's account of the versions an object defines ``symbol`` at ("old@V1", "old@@V2")."""
+    out = subprocess.run(["readelf", "-W", "--dyn-syms", str(path)], capture_output=True, text=True).stdout
+    return {f[7] for f in (line.split() for line in out.splitlines())
+            if len(f) >= 8 and f[6] != "UND" and f[7].split("@")[0] == symbol}
+
+
+def returned(argv: list[str], extra: dict) -> dict[str, int]:
+    """verprog's own output: what each function (and dlsym's old) returned — the number of the
+    version ld.so bound (ver.c: each implementation returns its version's number)."""
+    out = subprocess.run(argv, env={**os.environ, **extra}, capture_output=True, text=True, check=True).stdout.split()
+    return {out[i]: int(out[i + 1]) for i in range(0, len(out), 2)}
+
+
+def test_an_unversioned_reference_takes_the_version_glibc_gives(verbins, tmp_path):
+    """verprog's references carry no version (readelf -V: no version needed from libver.so), and libver.so
+    defines old@V1 and old@@V2, mid@V2 and mid@@V3, one@@V2 (readelf --dyn-syms). glibc's check_match
+    takes the oldest version (V1, index 2) for a call, the one public version otherwise, the newest
+    public one for dlsym. Oracle: the program's own output (each implementation returns its version's
+    number) and glibc's LD_DEBUG=bindings (each bound from verprog to libver.so); `why` must name that
+    version in libver.so's candidate and agree."""
+    argv = [str(verbins["verprog"])]
+    verneed = subprocess.run(["readelf", "-V", "-W", argv[0]], capture_output=True, text=True).stdout
+    assert "libc.so.6" in verneed and "libver.so" not in verneed  # the references to libver.so are unversioned
+    assert dyn_versions(verbins["libver"], "old") == {"old@V1", "old@@V2"}
+    assert dyn_versions(verbins["libver"], "mid") == {"mid@V2", "mid@@V3"}
+    assert dyn_versions(verbins["libver"], "one") == {"one@@V2"}
+    got = returned(argv, {})
+    assert got == {"old": 1, "mid": 3, "one": 2, "dlsym-old": 2}  # glibc's choices, as the program saw them
+    bound = {(b["symbol"], b["version"]): os.path.basename(b["provider"])
+             for b in ld_debug_bindings(ld_debug(argv, {}, "bindings"))
+             if b["symbol"] in ("old", "mid", "one") and os.path.basename(b["requester"]) == "verprog"}
+    assert bound == {("old", None): "libver.so", ("mid", None): "libver.so", ("one", None): "libver.so"}
+    assert record("ld-debug", argv, {}, tmp_path / "s").returncode == 0
+    w = Why(tmp_path / "s")
+    for symbol, kind, value in (("old", "call", got["old"]), ("mid", "call", got["mid"]), ("one", "call", got["one"]),
+                                ("old", "dlsym", got["dlsym-old"])):
+        (lk,) = [lk for lk in w.symbol(symbol)["lookups"] if os.path.basename(lk["requester"]) == "verprog"
+                 and (lk["kind"] == "dlsym") == (kind == "dlsym")]
+        assert real(lk["chosen"]) == real(str(verbins["libver"])) and lk["agrees"] is True, (symbol, kind, lk["reason"])
+        (cand,) = [c for c in lk["candidates"] if os.path.basename(c["path"]) == "libver.so"]
+        assert cand["accepted"] and cand["version"] == f"V{value}", (symbol, kind, cand)
+
+
+def test_a_versioned_reference_passes_over_another_version(verbins, tmp_path):
+    """verprog-new's reference to old@V2 (readelf -V: V2 needed from libver.so) with libother.so preloaded,
+    which defines old@@OTHER (readelf --dyn-syms): glibc looks in libother.so first, passes it over, binds
+    libver.so's old@@V2. Oracle: LD_DEBUG=symbols,bindings (the objects searched, the provider, the
+    version) and the program's own output (2: old_v2 ran); `why` lists libother.so as a candidate not
+    accepted, naming both versions."""
+    argv, extra = [str(verbins["verprog-new"])], {"LD_PRELOAD": str(verbins["libother"])}
+    assert dyn_versions(verbins["libother"], "old") == {"old@@OTHER"}
+    assert returned(argv, extra)["old"] == 2
+    verneed = subprocess.run(["readelf", "-V", "-W", argv[0]], capture_output=True, text=True).stdout
+    assert "File: libver.so" in verneed and "Name: V2" in verneed
+    # the call's binding (dlsym's lookup of old, unversioned, is the other one)
+    (b,) = [b for b in ld_debug_bindings(ld_debug(argv, extra, "symbols,bindings"))
+            if b["symbol"] == "old" and os.path.basename(b["requester"]) == "verprog-new" and b["version"]]
+    assert b["version"] == "V2" and os.path.basename(b["provider"]) == "libver.so"
+    assert [os.path.basename(x) for x in b["searched"]] == ["verprog-new", "libother.so", "libver.so"]
+    assert record("ld-debug", argv, extra, tmp_path / "s").returncode == 0
+    (lk,) = [lk for lk in Why(tmp_path / "s").symbol("old")["lookups"]
+             if os.path.basename(lk["requester"]) == "verprog-new" and lk["kind"] != "dlsym"]
+    assert lk["version"] == "V2"
+    assert [real(x) for x in lk["searched"]] == [real(x) for x in b["searched"]] and lk["agrees"] is True
+    assert [(os.path.basename(c["path"]), c["accepted"], c["version"]) for c in lk["candidates"]] == [
+        ("libother.so", False, "OTHER"), ("libver.so", True, "V2")]
+    assert "OTHER" in lk["candidates"][0]["rejected"] and "V2" in lk["candidates"][0]["rejected"]
+    assert lk["interposed"] is False
