@@ -131,6 +131,9 @@ def test_pick_candidates_winner_and_interposition(bins, tmp_path):
         assert res["interposed"] == sum(i for i, _w in expect.values())
         assert "LD_PRELOAD" in got["picker"]["reason"] if name == "preload" else "breadth-first" in got["picker"]["reason"]
         assert "own definition loses" in got["liba.so"]["reason"]
+        # picker defines no pick (readelf): no own definition of it lost; every pick is GLOBAL: no weak one taken
+        assert not defines(bins["picker"], "pick") and "own definition" not in got["picker"]["reason"]
+        assert all("weak" not in lk["reason"] for lk in got.values()), [lk["reason"] for lk in got.values()]
     text = gotrace_cli("why", str(tmp_path / "preload"), "pick").stdout
     assert "interposed" in text and "chosen    libpre.so" in text
     # the report's section: the same interposed lookups, whose definition they took the place of
@@ -397,3 +400,62 @@ def test_a_versioned_reference_passes_over_another_version(verbins, tmp_path):
         ("libother.so", False, "OTHER"), ("libver.so", True, "V2")]
     assert "OTHER" in lk["candidates"][0]["rejected"] and "V2" in lk["candidates"][0]["rejected"]
     assert lk["interposed"] is False
+
+
+def test_the_vdsos_own_lookups_search_the_vdso_alone(verbins, tmp_path):
+    """ld.so looks the vDSO's functions up in the vDSO alone (dl_vdso_vsym): LD_DEBUG=symbols,bindings
+    lists linux-vdso.so.1 as the one object searched and the provider, and /proc/PID/maps shows it
+    as the kernel's [vdso] mapping, no file — nothing gone, nothing to re-read: `why` searches that one
+    object, names it chosen and agrees (agrees is null only for files gone or unreadable, docs/why-json.md)."""
+    argv = [str(verbins["verprog"])]
+    (b,) = [b for b in ld_debug_bindings(ld_debug(argv, {}, "symbols,bindings")) if b["symbol"] == "__vdso_clock_gettime"]
+    assert b["requester"] == b["provider"] == "linux-vdso.so.1" and b["searched"] == ["linux-vdso.so.1"]
+    with open("/proc/self/maps") as fh:  # the kernel's account: the vDSO is a mapping without a file
+        vdso = [line.split() for line in fh if line.rstrip().endswith("[vdso]")]
+    assert len(vdso) == 1 and len(vdso[0]) == 6
+    assert record("ld-debug", argv, {}, tmp_path / "s").returncode == 0
+    (lk,) = Why(tmp_path / "s").symbol("__vdso_clock_gettime")["lookups"]
+    assert lk["requester"] == lk["chosen"] == lk["replayed"] == "linux-vdso.so.1"
+    assert lk["scope"] == lk["searched"] == b["searched"] and lk["unreadable"] == []
+    assert lk["agrees"] is True and lk["interposed"] is False
+
+
+def test_a_failed_lookup_says_what_the_reference_does(bins, tmp_path):
+    """fatal.c references gone() globally and maybe() weakly (readelf --dyn-syms: UND GLOBAL, UND
+    WEAK), and nothing defines maybe. Linked against a liblost.so that still defines gone(), it goes
+    on: glibc leaves maybe NULL (the program prints 0 for it, exit 0); against today's liblost.so it
+    dies on gone (exit 127, glibc's "undefined symbol: gone"). Oracle: the program's own output and
+    exit status, readelf's binding of each reference, LD_DEBUG=symbols (the objects looked in before
+    giving up). `why` names no candidate and says which of the two the miss was."""
+    import shutil
+
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    shutil.copy(bins["fatal"], keep / "fatal")
+    subprocess.run(["gcc", "-O0", "-shared", "-fPIC", "-o", str(keep / "liblost.so"),
+                    os.path.join(os.path.dirname(__file__), "csrc", "why", "lost.c"), "-Wl,-soname,liblost.so"],
+                   check=True)  # lost.c without -DLOST: gone() still defined
+    und = {f[7]: f[4] for f in (line.split() for line in subprocess.run(
+        ["readelf", "-W", "--dyn-syms", str(keep / "fatal")], capture_output=True, text=True).stdout.splitlines())
+        if len(f) >= 8 and f[6] == "UND"}
+    assert und["maybe"] == "WEAK" and und["gone"] == "GLOBAL"
+    for exe, symbol, code in ((keep / "fatal", "maybe", 0), (bins["fatal"], "gone", 127)):
+        run = subprocess.run([str(exe)], capture_output=True, text=True)
+        assert run.returncode == code, run.stderr
+        if code == 0:
+            assert run.stdout.split() == ["1", "2", "0"]  # maybe was NULL: main printed 0 for it
+        else:
+            assert "undefined symbol: gone" in run.stderr
+        looked = [line.split("lookup in file=")[1].split(" [")[0]
+                  for line in ld_debug([str(exe)], {}, "symbols").splitlines() if f"symbol={symbol};" in line]
+        assert looked
+        require_backend("bpf")
+        out = gotrace_cli("bind", "-q", "-b", "bpf", "-o", str(tmp_path / symbol), "--", str(exe))
+        assert out.returncode == code, out.stderr
+        (lk,) = why(tmp_path / symbol, symbol)["lookups"]
+        assert lk["chosen"] is None and lk["replayed"] is None and lk["candidates"] == [] and lk["agrees"] is True
+        assert [real(x) for x in lk["searched"]] == [real(x) for x in looked]
+        if code == 0:
+            assert "weakly" in lk["reason"] and "exit 127" not in lk["reason"], lk["reason"]
+        else:
+            assert "global (not weak) reference" in lk["reason"] and "exit 127" in lk["reason"], lk["reason"]
