@@ -459,3 +459,26 @@ def test_a_failed_lookup_says_what_the_reference_does(bins, tmp_path):
             assert "weakly" in lk["reason"] and "exit 127" not in lk["reason"], lk["reason"]
         else:
             assert "global (not weak) reference" in lk["reason"] and "exit 127" in lk["reason"], lk["reason"]
+
+
+def test_a_macs_session_from_another_backend_is_explained_by_dyld(binaries, tmp_path):
+    """A session recorded on a Mac by DTrace (meta.json: os "Darwin", as capture/run.py writes uname's
+    system, backend "dtrace") holds Mach-O binds as a dyld-print one does: docs/why-json.md gives every
+    lookup of a macOS session bind_library, and its scope is the library the two-level bind names.
+    Not run on macOS: test_why_macho's dyld-print session of an ld64.lld-built program, its meta made
+    a DTrace run's; llvm-objdump names the library of each bind (the oracle)."""
+    from oracles import objdump_binds
+    from test_why_macho import LIBSYSTEM, session_of
+
+    exe = str(binaries("macho-arm64-chained"))
+    named = {sym: lib for _a, lib, sym in objdump_binds(exe)}
+    s = session_of(exe, [("_printf", LIBSYSTEM)], tmp_path)
+    meta = json.loads((s / "meta.json").read_text())
+    assert meta["os"] == "Darwin"
+    meta["backend"] = "dtrace"
+    (s / "meta.json").write_text(json.dumps(meta))
+    res = why(s, "_printf")
+    assert res["backend"] == "dtrace"
+    (lk,) = res["lookups"]
+    assert lk["bind_library"].rsplit("/", 1)[-1].startswith(named["_printf"]) and lk["scope"] == [LIBSYSTEM]
+    assert lk["agrees"] is True and lk["candidates"] == []
