@@ -483,3 +483,27 @@ def test_a_macs_session_from_another_backend_is_explained_by_dyld(binaries, tmp_
     (lk,) = res["lookups"]
     assert lk["bind_library"].rsplit("/", 1)[-1].startswith(named["_printf"]) and lk["scope"] == [LIBSYSTEM]
     assert lk["agrees"] is True and lk["candidates"] == []
+
+
+def test_a_library_a_dlopen_brought_in_is_named_by_who_needed_it(bins, tmp_path):
+    """--library's how and meaning against glibc's LD_DEBUG=files: libb.so is "needed by" picker at
+    start-up (how "needed", meaning "DT_NEEDED", as docs/why-json.md gives them), and in opener's run
+    "needed by" libplug.so, which was "dynamically loaded by" opener: the load says the DT_NEEDED of
+    libplug.so, brought in by libplug.so's dlopen, and names libplug.so its loader."""
+    import re
+
+    for name in ("picker", "dlopen"):
+        argv, extra = scenarios(bins)[name]
+        files = ld_debug(argv, extra, "files")
+        needers = re.findall(r"file=libb\.so \[\d+\];  needed by (\S+) \[\d+\]", files)
+        opened = re.findall(r"file=(\S+) \[\d+\];  dynamically loaded by", files)
+        assert record("ld-debug", argv, extra, tmp_path / name).returncode == 0
+        (ld,) = Why(tmp_path / name).library("libb.so")["loads"]
+        assert [os.path.basename(n) for n in ld["needed_by"]] == [os.path.basename(n) for n in needers]
+        assert os.path.basename(ld["loader"]) == os.path.basename(needers[0])
+        if name == "picker":
+            assert opened == [] and ld["how"] == "needed" and ld["meaning"] == "DT_NEEDED"
+        else:
+            assert [os.path.basename(o) for o in opened] == ["libplug.so"] == [os.path.basename(n) for n in needers]
+            assert ld["how"] == "dlopen" and "DT_NEEDED of libplug.so" in ld["meaning"], ld
+            assert "dlopen of libplug.so" in ld["meaning"], ld
