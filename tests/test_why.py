@@ -249,6 +249,7 @@ def test_files_gone_are_said_not_guessed(bins, tmp_path):
     assert all(os.path.basename(lk["chosen"]) == "libb.so" for lk in res["lookups"])  # what was recorded stands
     (ld,) = why(tmp_path / "s", "--library", "liba.so")["loads"]
     assert ld["how"] == "unknown" and "gone or unreadable" in ld["meaning"]
+    assert ld["found"] is True and ld["readable"] is False and not os.path.exists(ld["path"])  # loaded, gone since
     rep = json.loads(gotrace_cli("report", "--json", str(tmp_path / "s")).stdout)["interposed"]
     assert rep["disagreed"] == 0
 
@@ -501,9 +502,19 @@ def test_a_library_a_dlopen_brought_in_is_named_by_who_needed_it(bins, tmp_path)
         (ld,) = Why(tmp_path / name).library("libb.so")["loads"]
         assert [os.path.basename(n) for n in ld["needed_by"]] == [os.path.basename(n) for n in needers]
         assert os.path.basename(ld["loader"]) == os.path.basename(needers[0])
+        # a file that is there (docs: found, readable), looked for by its needer's DT_NEEDED: the searching
+        # object is known (LD_DEBUG=libs names its RUNPATH), no caveat to note
+        assert ld["found"] is True and ld["readable"] is True and os.path.isfile(ld["path"])
+        libs = ld_debug(argv, extra, "libs")
+        assert re.search(rf"RUNPATH from file {re.escape(needers[0])}\)", libs) and ld["note"] is None, ld
         if name == "picker":
             assert opened == [] and ld["how"] == "needed" and ld["meaning"] == "DT_NEEDED"
         else:
             assert [os.path.basename(o) for o in opened] == ["libplug.so"] == [os.path.basename(n) for n in needers]
             assert ld["how"] == "dlopen" and "DT_NEEDED of libplug.so" in ld["meaning"], ld
             assert "dlopen of libplug.so" in ld["meaning"], ld
+            # libplug.so itself was dlopen'ed by its path (LD_DEBUG=libs: no search for it): no search,
+            # and the answer says the text dlopen got is not recorded
+            assert "find library=libplug.so" not in libs
+            (plug,) = Why(tmp_path / name).library("libplug.so")["loads"]
+            assert plug["search"] is None and plug["note"] is not None and "dlopen" in plug["note"]
