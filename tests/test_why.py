@@ -164,9 +164,11 @@ def test_library_searches_are_glibcs(name, backend, bins, tmp_path):
         assert [m for m in mine if m[0] != "ld.so.cache"] == [t for t in theirs if t[0] != "ld.so.cache"], srch
         assert [m[0] for m in mine] == [t[0] for t in theirs], srch
         if name == "needy" and srch["name"] == "libnothere.so":
-            assert ld["found"] is False and ld["hit"] is None
+            assert ld["found"] is False and ld["hit"] is None and ld["readable"] is False
         else:
             assert real(ld["hit"]) == real(srch["last_tried"]) and ld["agrees"], (srch, ld)
+    # the environment the command was given (docs/why-json.md: the top-level loader_env)
+    assert all(w.library("liba.so")["loader_env"].get(k) == v for k, v in extra.items())
     if name == "ldpath":  # LD_LIBRARY_PATH comes before DT_RUNPATH: libs/liba.so, not run/liba.so
         (ld,) = w.library("liba.so")["loads"]
         assert ld["hit"] == str(bins["liba-ldpath"]) and [s["source"] for s in ld["search"]] == ["LD_LIBRARY_PATH"]
@@ -518,3 +520,12 @@ def test_a_library_a_dlopen_brought_in_is_named_by_who_needed_it(bins, tmp_path)
             assert "find library=libplug.so" not in libs
             (plug,) = Why(tmp_path / name).library("libplug.so")["loads"]
             assert plug["search"] is None and plug["note"] is not None and "dlopen" in plug["note"]
+            # libplug.so's __cxa_finalize bound to libc.so.6, which opener's DT_NEEDED put in the global scope
+            # (LD_DEBUG=files, bindings): the rule given is the global scope's, naming that needer
+            (libc_needer,) = re.findall(r"file=libc\.so\.6 \[\d+\];  needed by (\S+) \[\d+\]", files)
+            (b,) = [b for b in ld_debug_bindings(ld_debug(argv, extra, "bindings")) if b["symbol"] == "__cxa_finalize"
+                    and os.path.basename(b["requester"]) == "libplug.so"]
+            (lk,) = [lk for lk in Why(tmp_path / name).symbol("__cxa_finalize")["lookups"]
+                     if os.path.basename(lk["requester"]) == "libplug.so"]
+            assert real(lk["chosen"]) == real(b["provider"]) and lk["agrees"] is True
+            assert f"DT_NEEDED of {os.path.basename(libc_needer)})" in lk["reason"], lk["reason"]
