@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from conftest import gotrace_cli, require, require_backend
+from conftest import ROOT, gotrace_cli, require, require_backend
 from linkbins import build
 from oracles import ld_debug_bindings, ld_debug_searches
 
@@ -501,7 +501,10 @@ def test_a_library_a_dlopen_brought_in_is_named_by_who_needed_it(bins, tmp_path)
         needers = re.findall(r"file=libb\.so \[\d+\];  needed by (\S+) \[\d+\]", files)
         opened = re.findall(r"file=(\S+) \[\d+\];  dynamically loaded by", files)
         assert record("ld-debug", argv, extra, tmp_path / name).returncode == 0
-        (ld,) = Why(tmp_path / name).library("libb.so")["loads"]
+        res = Why(tmp_path / name).library("libb.so")
+        documented = re.search(r'"why_version": (\d+), "session"', (ROOT / "docs/why-json.md").read_text())
+        assert documented and res["why_version"] == int(documented.group(1))  # --library's, as documented
+        (ld,) = res["loads"]
         assert [os.path.basename(n) for n in ld["needed_by"]] == [os.path.basename(n) for n in needers]
         assert os.path.basename(ld["loader"]) == os.path.basename(needers[0])
         # a file that is there (docs: found, readable), looked for by its needer's DT_NEEDED: the searching
