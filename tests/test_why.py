@@ -402,6 +402,7 @@ def test_a_versioned_reference_passes_over_another_version(verbins, tmp_path):
     assert [(os.path.basename(c["path"]), c["accepted"], c["version"]) for c in lk["candidates"]] == [
         ("libother.so", False, "OTHER"), ("libver.so", True, "V2")]
     assert "OTHER" in lk["candidates"][0]["rejected"] and "V2" in lk["candidates"][0]["rejected"]
+    assert "libother.so passed over" in lk["reason"] and "libver.so passed over" not in lk["reason"], lk["reason"]
     assert lk["interposed"] is False
 
 
@@ -443,7 +444,11 @@ def test_a_failed_lookup_says_what_the_reference_does(bins, tmp_path):
         ["readelf", "-W", "--dyn-syms", str(keep / "fatal")], capture_output=True, text=True).stdout.splitlines())
         if len(f) >= 8 and f[6] == "UND"}
     assert und["maybe"] == "WEAK" and und["gone"] == "GLOBAL"
-    for exe, symbol, code in ((keep / "fatal", "maybe", 0), (bins["fatal"], "gone", 127)):
+    lost = tmp_path / "lost"  # fatal beside today's liblost.so, without gone()
+    lost.mkdir()
+    shutil.copy(bins["fatal"], lost / "fatal")
+    shutil.copy(bins["liblost"], lost / "liblost.so")
+    for exe, symbol, code in ((keep / "fatal", "maybe", 0), (lost / "fatal", "gone", 127)):
         run = subprocess.run([str(exe)], capture_output=True, text=True)
         assert run.returncode == code, run.stderr
         if code == 0:
@@ -463,6 +468,25 @@ def test_a_failed_lookup_says_what_the_reference_does(bins, tmp_path):
             assert "weakly" in lk["reason"] and "exit 127" not in lk["reason"], lk["reason"]
         else:
             assert "global (not weak) reference" in lk["reason"] and "exit 127" in lk["reason"], lk["reason"]
+    # a failed dlsym: opener asks libplug.so's handle for a name nothing defines (its own output: exit 4,
+    # "dlsym failed"): NULL to the caller, nothing fatal
+    argv = [str(bins["opener"]), str(bins["libplug"]), "nosuch"]
+    run = subprocess.run(argv, capture_output=True, text=True)
+    assert run.returncode == 4 and "dlsym failed" in run.stdout
+    assert gotrace_cli("bind", "-q", "-b", "bpf", "-o", str(tmp_path / "d"), "--", *argv).returncode == 4
+    (lk,) = why(tmp_path / "d", "nosuch")["lookups"]
+    assert lk["kind"] == "dlsym" and lk["chosen"] is None and "dlsym returned NULL" in lk["reason"], lk
+    # the fatal run's session replayed on today's files once liblost.so defines gone again (the session's
+    # kept objects removed, as an older gotrace's): glibc now binds it there (LD_DEBUG=bindings), so
+    # the recorded failure no longer agrees, and the answer says a file changed
+    shutil.copy(keep / "liblost.so", lost / "liblost.so")
+    for table in ("objects", "symbols", "loaded"):
+        (tmp_path / "gone" / f"{table}.parquet").unlink()
+    now = [b for b in ld_debug_bindings(ld_debug([str(lost / "fatal")], {}, "bindings")) if b["symbol"] == "gone"]
+    assert [os.path.basename(b["provider"]) for b in now] == ["liblost.so"]
+    (lk,) = why(tmp_path / "gone", "gone")["lookups"]
+    assert lk["chosen"] is None and real(lk["replayed"]) == real(now[0]["provider"]) and lk["agrees"] is False
+    assert "liblost.so defines gone today" in lk["reason"], lk["reason"]
 
 
 def test_a_macs_session_from_another_backend_is_explained_by_dyld(binaries, tmp_path):
