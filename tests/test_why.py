@@ -556,3 +556,26 @@ def test_a_library_a_dlopen_brought_in_is_named_by_who_needed_it(bins, tmp_path)
                      if os.path.basename(lk["requester"]) == "libplug.so"]
             assert real(lk["chosen"]) == real(b["provider"]) and lk["agrees"] is True
             assert f"DT_NEEDED of {os.path.basename(libc_needer)})" in lk["reason"], lk["reason"]
+
+
+def test_a_file_gone_after_the_winner_leaves_the_verdict(bins, tmp_path):
+    """picker's lookup of pick: glibc searched picker then libb.so and stopped there (LD_DEBUG=symbols,
+    bindings); liba.so comes after it in the scope. A session that kept no objects, liba.so deleted
+    since: nothing the lookup searched is gone, so the replay still gives its verdict (docs/why-json.md:
+    agrees is null only when files of the scope it would search are gone), liba.so listed unreadable."""
+    import shutil
+
+    moved = tmp_path / "moved"
+    shutil.copytree(bins["picker"].parent, moved)
+    argv = [str(moved / "picker")]
+    (b,) = [b for b in ld_debug_bindings(ld_debug(argv, {}, "symbols,bindings"))
+            if b["symbol"] == "pick" and os.path.basename(b["requester"]) == "picker"]
+    assert [os.path.basename(x) for x in b["searched"]] == ["picker", "libb.so"]
+    assert record("ld-debug", argv, {}, tmp_path / "s").returncode == 0
+    for table in ("objects", "symbols", "loaded"):
+        (tmp_path / "s" / f"{table}.parquet").unlink()
+    (moved / "run" / "liba.so").unlink()
+    (lk,) = [lk for lk in why(tmp_path / "s", "pick")["lookups"] if os.path.basename(lk["requester"]) == "picker"]
+    assert [os.path.basename(x) for x in lk["searched"]] == ["picker", "libb.so"]
+    assert [os.path.basename(x) for x in lk["unreadable"]] == ["liba.so"]
+    assert lk["agrees"] is True and lk["interposed"] is False
