@@ -167,6 +167,10 @@ def test_library_searches_are_glibcs(name, backend, bins, tmp_path):
             assert ld["found"] is False and ld["hit"] is None and ld["readable"] is False
         else:
             assert real(ld["hit"]) == real(srch["last_tried"]) and ld["agrees"], (srch, ld)
+    # every load listed answers to the name asked (docs/why-json.md: by file name, soname or path): a
+    # library found nowhere is not listed under another's name
+    for asked in ("libc.so.6", "liba.so"):
+        assert all(asked in (ld["asked_as"], os.path.basename(str(ld["path"]))) for ld in w.library(asked)["loads"])
     # the environment the command was given (docs/why-json.md: the top-level loader_env)
     assert all(w.library("liba.so")["loader_env"].get(k) == v for k, v in extra.items())
     if name == "ldpath":  # LD_LIBRARY_PATH comes before DT_RUNPATH: libs/liba.so, not run/liba.so
