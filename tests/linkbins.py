@@ -10,6 +10,7 @@
 - needy: needs libnothere.so, deleted after the link: found nowhere, exit 127.
 - hi + libnext.so: hi calls puts; libnext.so (for LD_PRELOAD) defines puts and calls the next one
   through dlsym(RTLD_NEXT, "puts").
+- build_versions: verprog + libver.so, functions at several symbol versions (ver.c).
 """
 from __future__ import annotations
 
@@ -55,3 +56,16 @@ def build(out: Path) -> dict[str, Path]:
     _cc("-o", out / "hi", SRC / "hi.c")
     b["hi"] = out / "hi"
     return b
+
+
+def build_versions(out: Path) -> dict[str, Path]:
+    """ver.c's libver.so (versioned: ver.map) in run/, verprog linked against its unversioned stub
+    (references without versions) and verprog-new against it (references to old@V2, mid@V3, one@V2),
+    libother.so (old@@OTHER) for LD_PRELOAD."""
+    run, stub = out / "run", out / "stub"
+    _lib(stub / "libver.so", "ver.c", "-DSTUB")
+    _cc("-o", out / "verprog", SRC / "verprog.c", f"-L{stub}", "-lver", "-ldl", "-Wl,-rpath,$ORIGIN/run")
+    lib = _lib(run / "libver.so", "ver.c", f"-Wl,--version-script={SRC / 'ver.map'}")
+    _cc("-o", out / "verprog-new", SRC / "verprog.c", f"-L{run}", "-lver", "-ldl", "-Wl,-rpath,$ORIGIN/run")
+    other = _lib(out / "libother.so", "ver.c", "-DOTHER", f"-Wl,--version-script={SRC / 'other.map'}")
+    return {"libver": lib, "verprog": out / "verprog", "verprog-new": out / "verprog-new", "libother": other}

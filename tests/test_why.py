@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from conftest import gotrace_cli, require, require_backend
+from conftest import ROOT, gotrace_cli, require, require_backend
 from linkbins import build
 from oracles import ld_debug_bindings, ld_debug_searches
 
@@ -131,6 +131,9 @@ def test_pick_candidates_winner_and_interposition(bins, tmp_path):
         assert res["interposed"] == sum(i for i, _w in expect.values())
         assert "LD_PRELOAD" in got["picker"]["reason"] if name == "preload" else "breadth-first" in got["picker"]["reason"]
         assert "own definition loses" in got["liba.so"]["reason"]
+        # picker defines no pick (readelf): no own definition of it lost; every pick is GLOBAL: no weak one taken
+        assert not defines(bins["picker"], "pick") and "own definition" not in got["picker"]["reason"]
+        assert all("weak" not in lk["reason"] for lk in got.values()), [lk["reason"] for lk in got.values()]
     text = gotrace_cli("why", str(tmp_path / "preload"), "pick").stdout
     assert "interposed" in text and "chosen    libpre.so" in text
     # the report's section: the same interposed lookups, whose definition they took the place of
@@ -161,9 +164,15 @@ def test_library_searches_are_glibcs(name, backend, bins, tmp_path):
         assert [m for m in mine if m[0] != "ld.so.cache"] == [t for t in theirs if t[0] != "ld.so.cache"], srch
         assert [m[0] for m in mine] == [t[0] for t in theirs], srch
         if name == "needy" and srch["name"] == "libnothere.so":
-            assert ld["found"] is False and ld["hit"] is None
+            assert ld["found"] is False and ld["hit"] is None and ld["readable"] is False
         else:
             assert real(ld["hit"]) == real(srch["last_tried"]) and ld["agrees"], (srch, ld)
+    # every load listed answers to the name asked (docs/why-json.md: by file name, soname or path): a
+    # library found nowhere is not listed under another's name
+    for asked in ("libc.so.6", "liba.so"):
+        assert all(asked in (ld["asked_as"], os.path.basename(str(ld["path"]))) for ld in w.library(asked)["loads"])
+    # the environment the command was given (docs/why-json.md: the top-level loader_env)
+    assert all(w.library("liba.so")["loader_env"].get(k) == v for k, v in extra.items())
     if name == "ldpath":  # LD_LIBRARY_PATH comes before DT_RUNPATH: libs/liba.so, not run/liba.so
         (ld,) = w.library("liba.so")["loads"]
         assert ld["hit"] == str(bins["liba-ldpath"]) and [s["source"] for s in ld["search"]] == ["LD_LIBRARY_PATH"]
@@ -246,6 +255,7 @@ def test_files_gone_are_said_not_guessed(bins, tmp_path):
     assert all(os.path.basename(lk["chosen"]) == "libb.so" for lk in res["lookups"])  # what was recorded stands
     (ld,) = why(tmp_path / "s", "--library", "liba.so")["loads"]
     assert ld["how"] == "unknown" and "gone or unreadable" in ld["meaning"]
+    assert ld["found"] is True and ld["readable"] is False and not os.path.exists(ld["path"])  # loaded, gone since
     rep = json.loads(gotrace_cli("report", "--json", str(tmp_path / "s")).stdout)["interposed"]
     assert rep["disagreed"] == 0
 
@@ -316,3 +326,260 @@ def test_an_unrecorded_environment_is_named_when_the_replay_disagrees(bins, tmp_
     (call,) = [lk for lk in res["lookups"] if os.path.basename(lk["requester"]) == "hi" and lk["kind"] != "dlsym"]
     assert call["loader_env_recorded"] is False and os.path.basename(call["chosen"]) == "libnext.so"
     assert call["agrees"] is False and "were not recorded" in call["reason"]
+
+
+@pytest.fixture(scope="module")
+def verbins(tmp_path_factory):
+    import shutil
+
+    from linkbins import build_versions
+
+    require(shutil.which("gcc") is not None, "gcc is not installed")
+    return build_versions(tmp_path_factory.mktemp("verbins"))
+
+
+def dyn_versions(path, symbol: str) -> set[str]:
+    """readelf's account of the versions an object defines ``symbol`` at ("old@V1", "old@@V2")."""
+    out = subprocess.run(["readelf", "-W", "--dyn-syms", str(path)], capture_output=True, text=True).stdout
+    return {f[7] for f in (line.split() for line in out.splitlines())
+            if len(f) >= 8 and f[6] != "UND" and f[7].split("@")[0] == symbol}
+
+
+def returned(argv: list[str], extra: dict) -> dict[str, int]:
+    """verprog's own output: what each function (and dlsym's old) returned — the number of the
+    version ld.so bound (ver.c: each implementation returns its version's number)."""
+    out = subprocess.run(argv, env={**os.environ, **extra}, capture_output=True, text=True, check=True).stdout.split()
+    return {out[i]: int(out[i + 1]) for i in range(0, len(out), 2)}
+
+
+def test_an_unversioned_reference_takes_the_version_glibc_gives(verbins, tmp_path):
+    """verprog's references carry no version (readelf -V: no version needed from libver.so), and libver.so
+    defines old@V1 and old@@V2, mid@V2 and mid@@V3, one@@V2 (readelf --dyn-syms). glibc's check_match
+    takes the oldest version (V1, index 2) for a call, the one public version otherwise, the newest
+    public one for dlsym. Oracle: the program's own output (each implementation returns its version's
+    number) and glibc's LD_DEBUG=bindings (each bound from verprog to libver.so); `why` must name that
+    version in libver.so's candidate and agree."""
+    argv = [str(verbins["verprog"])]
+    verneed = subprocess.run(["readelf", "-V", "-W", argv[0]], capture_output=True, text=True).stdout
+    assert "libc.so.6" in verneed and "libver.so" not in verneed  # the references to libver.so are unversioned
+    assert dyn_versions(verbins["libver"], "old") == {"old@V1", "old@@V2"}
+    assert dyn_versions(verbins["libver"], "mid") == {"mid@V2", "mid@@V3"}
+    assert dyn_versions(verbins["libver"], "one") == {"one@@V2"}
+    got = returned(argv, {})
+    assert got == {"old": 1, "mid": 3, "one": 2, "dlsym-old": 2}  # glibc's choices, as the program saw them
+    bound = {(b["symbol"], b["version"]): os.path.basename(b["provider"])
+             for b in ld_debug_bindings(ld_debug(argv, {}, "bindings"))
+             if b["symbol"] in ("old", "mid", "one") and os.path.basename(b["requester"]) == "verprog"}
+    assert bound == {("old", None): "libver.so", ("mid", None): "libver.so", ("one", None): "libver.so"}
+    assert record("ld-debug", argv, {}, tmp_path / "s").returncode == 0
+    w = Why(tmp_path / "s")
+    for symbol, kind, value in (("old", "call", got["old"]), ("mid", "call", got["mid"]), ("one", "call", got["one"]),
+                                ("old", "dlsym", got["dlsym-old"])):
+        (lk,) = [lk for lk in w.symbol(symbol)["lookups"] if os.path.basename(lk["requester"]) == "verprog"
+                 and (lk["kind"] == "dlsym") == (kind == "dlsym")]
+        assert real(lk["chosen"]) == real(str(verbins["libver"])) and lk["agrees"] is True, (symbol, kind, lk["reason"])
+        (cand,) = [c for c in lk["candidates"] if os.path.basename(c["path"]) == "libver.so"]
+        assert cand["accepted"] and cand["version"] == f"V{value}", (symbol, kind, cand)
+
+
+def test_a_versioned_reference_passes_over_another_version(verbins, tmp_path):
+    """verprog-new's reference to old@V2 (readelf -V: V2 needed from libver.so) with libother.so preloaded,
+    which defines old@@OTHER (readelf --dyn-syms): glibc looks in libother.so first, passes it over, binds
+    libver.so's old@@V2. Oracle: LD_DEBUG=symbols,bindings (the objects searched, the provider, the
+    version) and the program's own output (2: old_v2 ran); `why` lists libother.so as a candidate not
+    accepted, naming both versions."""
+    argv, extra = [str(verbins["verprog-new"])], {"LD_PRELOAD": str(verbins["libother"])}
+    assert dyn_versions(verbins["libother"], "old") == {"old@@OTHER"}
+    assert returned(argv, extra)["old"] == 2
+    verneed = subprocess.run(["readelf", "-V", "-W", argv[0]], capture_output=True, text=True).stdout
+    assert "File: libver.so" in verneed and "Name: V2" in verneed
+    # the call's binding (dlsym's lookup of old, unversioned, is the other one)
+    (b,) = [b for b in ld_debug_bindings(ld_debug(argv, extra, "symbols,bindings"))
+            if b["symbol"] == "old" and os.path.basename(b["requester"]) == "verprog-new" and b["version"]]
+    assert b["version"] == "V2" and os.path.basename(b["provider"]) == "libver.so"
+    assert [os.path.basename(x) for x in b["searched"]] == ["verprog-new", "libother.so", "libver.so"]
+    assert record("ld-debug", argv, extra, tmp_path / "s").returncode == 0
+    (lk,) = [lk for lk in Why(tmp_path / "s").symbol("old")["lookups"]
+             if os.path.basename(lk["requester"]) == "verprog-new" and lk["kind"] != "dlsym"]
+    assert lk["version"] == "V2"
+    assert [real(x) for x in lk["searched"]] == [real(x) for x in b["searched"]] and lk["agrees"] is True
+    assert [(os.path.basename(c["path"]), c["accepted"], c["version"]) for c in lk["candidates"]] == [
+        ("libother.so", False, "OTHER"), ("libver.so", True, "V2")]
+    assert "OTHER" in lk["candidates"][0]["rejected"] and "V2" in lk["candidates"][0]["rejected"]
+    assert "libother.so passed over" in lk["reason"] and "libver.so passed over" not in lk["reason"], lk["reason"]
+    assert lk["interposed"] is False
+
+
+def test_the_vdsos_own_lookups_search_the_vdso_alone(verbins, tmp_path):
+    """ld.so looks the vDSO's functions up in the vDSO alone (dl_vdso_vsym): LD_DEBUG=symbols,bindings
+    lists linux-vdso.so.1 as the one object searched and the provider, and /proc/PID/maps shows it
+    as the kernel's [vdso] mapping, no file — nothing gone, nothing to re-read: `why` searches that one
+    object, names it chosen and agrees (agrees is null only for files gone or unreadable, docs/why-json.md)."""
+    argv = [str(verbins["verprog"])]
+    (b,) = [b for b in ld_debug_bindings(ld_debug(argv, {}, "symbols,bindings")) if b["symbol"] == "__vdso_clock_gettime"]
+    assert b["requester"] == b["provider"] == "linux-vdso.so.1" and b["searched"] == ["linux-vdso.so.1"]
+    with open("/proc/self/maps") as fh:  # the kernel's account: the vDSO is a mapping without a file
+        vdso = [line.split() for line in fh if line.rstrip().endswith("[vdso]")]
+    assert len(vdso) == 1 and len(vdso[0]) == 6
+    assert record("ld-debug", argv, {}, tmp_path / "s").returncode == 0
+    (lk,) = Why(tmp_path / "s").symbol("__vdso_clock_gettime")["lookups"]
+    assert lk["requester"] == lk["chosen"] == lk["replayed"] == "linux-vdso.so.1"
+    assert lk["scope"] == lk["searched"] == b["searched"] and lk["unreadable"] == []
+    assert lk["lookups"] == 1  # glibc printed that binding once (docs/why-json.md: identical lookups counted)
+    assert lk["agrees"] is True and lk["interposed"] is False
+
+
+def test_a_failed_lookup_says_what_the_reference_does(bins, tmp_path):
+    """fatal.c references gone() globally and maybe() weakly (readelf --dyn-syms: UND GLOBAL, UND
+    WEAK), and nothing defines maybe. Linked against a liblost.so that still defines gone(), it goes
+    on: glibc leaves maybe NULL (the program prints 0 for it, exit 0); against today's liblost.so it
+    dies on gone (exit 127, glibc's "undefined symbol: gone"). Oracle: the program's own output and
+    exit status, readelf's binding of each reference, LD_DEBUG=symbols (the objects looked in before
+    giving up). `why` names no candidate and says which of the two the miss was."""
+    import shutil
+
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    shutil.copy(bins["fatal"], keep / "fatal")
+    subprocess.run(["gcc", "-O0", "-shared", "-fPIC", "-o", str(keep / "liblost.so"),
+                    os.path.join(os.path.dirname(__file__), "csrc", "why", "lost.c"), "-Wl,-soname,liblost.so"],
+                   check=True)  # lost.c without -DLOST: gone() still defined
+    und = {f[7]: f[4] for f in (line.split() for line in subprocess.run(
+        ["readelf", "-W", "--dyn-syms", str(keep / "fatal")], capture_output=True, text=True).stdout.splitlines())
+        if len(f) >= 8 and f[6] == "UND"}
+    assert und["maybe"] == "WEAK" and und["gone"] == "GLOBAL"
+    lost = tmp_path / "lost"  # fatal beside today's liblost.so, without gone()
+    lost.mkdir()
+    shutil.copy(bins["fatal"], lost / "fatal")
+    shutil.copy(bins["liblost"], lost / "liblost.so")
+    for exe, symbol, code in ((keep / "fatal", "maybe", 0), (lost / "fatal", "gone", 127)):
+        run = subprocess.run([str(exe)], capture_output=True, text=True)
+        assert run.returncode == code, run.stderr
+        if code == 0:
+            assert run.stdout.split() == ["1", "2", "0"]  # maybe was NULL: main printed 0 for it
+        else:
+            assert "undefined symbol: gone" in run.stderr
+        looked = [line.split("lookup in file=")[1].split(" [")[0]
+                  for line in ld_debug([str(exe)], {}, "symbols").splitlines() if f"symbol={symbol};" in line]
+        assert looked
+        require_backend("bpf")
+        out = gotrace_cli("bind", "-q", "-b", "bpf", "-o", str(tmp_path / symbol), "--", str(exe))
+        assert out.returncode == code, out.stderr
+        (lk,) = why(tmp_path / symbol, symbol)["lookups"]
+        assert lk["chosen"] is None and lk["replayed"] is None and lk["candidates"] == [] and lk["agrees"] is True
+        assert [real(x) for x in lk["searched"]] == [real(x) for x in looked]
+        if code == 0:
+            assert "weakly" in lk["reason"] and "exit 127" not in lk["reason"], lk["reason"]
+        else:
+            assert "global (not weak) reference" in lk["reason"] and "exit 127" in lk["reason"], lk["reason"]
+    # a failed dlsym: opener asks libplug.so's handle for a name nothing defines (its own output: exit 4,
+    # "dlsym failed"): NULL to the caller, nothing fatal
+    argv = [str(bins["opener"]), str(bins["libplug"]), "nosuch"]
+    run = subprocess.run(argv, capture_output=True, text=True)
+    assert run.returncode == 4 and "dlsym failed" in run.stdout
+    assert gotrace_cli("bind", "-q", "-b", "bpf", "-o", str(tmp_path / "d"), "--", *argv).returncode == 4
+    (lk,) = why(tmp_path / "d", "nosuch")["lookups"]
+    assert lk["kind"] == "dlsym" and lk["chosen"] is None and "dlsym returned NULL" in lk["reason"], lk
+    # the fatal run's session replayed on today's files once liblost.so defines gone again (the session's
+    # kept objects removed, as an older gotrace's): glibc now binds it there (LD_DEBUG=bindings), so
+    # the recorded failure no longer agrees, and the answer says a file changed
+    shutil.copy(keep / "liblost.so", lost / "liblost.so")
+    for table in ("objects", "symbols", "loaded"):
+        (tmp_path / "gone" / f"{table}.parquet").unlink()
+    now = [b for b in ld_debug_bindings(ld_debug([str(lost / "fatal")], {}, "bindings")) if b["symbol"] == "gone"]
+    assert [os.path.basename(b["provider"]) for b in now] == ["liblost.so"]
+    (lk,) = why(tmp_path / "gone", "gone")["lookups"]
+    assert lk["chosen"] is None and real(lk["replayed"]) == real(now[0]["provider"]) and lk["agrees"] is False
+    assert "liblost.so defines gone today" in lk["reason"], lk["reason"]
+
+
+def test_a_macs_session_from_another_backend_is_explained_by_dyld(binaries, tmp_path):
+    """A session recorded on a Mac by DTrace (meta.json: os "Darwin", as capture/run.py writes uname's
+    system, backend "dtrace") holds Mach-O binds as a dyld-print one does: docs/why-json.md gives every
+    lookup of a macOS session bind_library, and its scope is the library the two-level bind names.
+    Not run on macOS: test_why_macho's dyld-print session of an ld64.lld-built program, its meta made
+    a DTrace run's; llvm-objdump names the library of each bind (the oracle)."""
+    from oracles import objdump_binds
+    from test_why_macho import LIBSYSTEM, session_of
+
+    exe = str(binaries("macho-arm64-chained"))
+    named = {sym: lib for _a, lib, sym in objdump_binds(exe)}
+    s = session_of(exe, [("_printf", LIBSYSTEM)], tmp_path)
+    meta = json.loads((s / "meta.json").read_text())
+    assert meta["os"] == "Darwin"
+    meta["backend"] = "dtrace"
+    (s / "meta.json").write_text(json.dumps(meta))
+    res = why(s, "_printf")
+    assert res["backend"] == "dtrace"
+    (lk,) = res["lookups"]
+    assert lk["bind_library"].rsplit("/", 1)[-1].startswith(named["_printf"]) and lk["scope"] == [LIBSYSTEM]
+    assert lk["agrees"] is True and lk["candidates"] == []
+
+
+def test_a_library_a_dlopen_brought_in_is_named_by_who_needed_it(bins, tmp_path):
+    """--library's how and meaning against glibc's LD_DEBUG=files: libb.so is "needed by" picker at
+    start-up (how "needed", meaning "DT_NEEDED", as docs/why-json.md gives them), and in opener's run
+    "needed by" libplug.so, which was "dynamically loaded by" opener: the load says the DT_NEEDED of
+    libplug.so, brought in by libplug.so's dlopen, and names libplug.so its loader."""
+    import re
+
+    for name in ("picker", "dlopen"):
+        argv, extra = scenarios(bins)[name]
+        files = ld_debug(argv, extra, "files")
+        needers = re.findall(r"file=libb\.so \[\d+\];  needed by (\S+) \[\d+\]", files)
+        opened = re.findall(r"file=(\S+) \[\d+\];  dynamically loaded by", files)
+        assert record("ld-debug", argv, extra, tmp_path / name).returncode == 0
+        res = Why(tmp_path / name).library("libb.so")
+        documented = re.search(r'"why_version": (\d+), "session"', (ROOT / "docs/why-json.md").read_text())
+        assert documented and res["why_version"] == int(documented.group(1))  # --library's, as documented
+        (ld,) = res["loads"]
+        assert [os.path.basename(n) for n in ld["needed_by"]] == [os.path.basename(n) for n in needers]
+        assert os.path.basename(ld["loader"]) == os.path.basename(needers[0])
+        # a file that is there (docs: found, readable), looked for by its needer's DT_NEEDED: the searching
+        # object is known (LD_DEBUG=libs names its RUNPATH), no caveat to note
+        assert ld["found"] is True and ld["readable"] is True and os.path.isfile(ld["path"])
+        libs = ld_debug(argv, extra, "libs")
+        assert re.search(rf"RUNPATH from file {re.escape(needers[0])}\)", libs) and ld["note"] is None, ld
+        if name == "picker":
+            assert opened == [] and ld["how"] == "needed" and ld["meaning"] == "DT_NEEDED"
+        else:
+            assert [os.path.basename(o) for o in opened] == ["libplug.so"] == [os.path.basename(n) for n in needers]
+            assert ld["how"] == "dlopen" and "DT_NEEDED of libplug.so" in ld["meaning"], ld
+            assert "dlopen of libplug.so" in ld["meaning"], ld
+            # libplug.so itself was dlopen'ed by its path (LD_DEBUG=libs: no search for it): no search,
+            # and the answer says the text dlopen got is not recorded
+            assert "find library=libplug.so" not in libs
+            (plug,) = Why(tmp_path / name).library("libplug.so")["loads"]
+            assert plug["search"] is None and plug["note"] is not None and "dlopen" in plug["note"]
+            # libplug.so's __cxa_finalize bound to libc.so.6, which opener's DT_NEEDED put in the global scope
+            # (LD_DEBUG=files, bindings): the rule given is the global scope's, naming that needer
+            (libc_needer,) = re.findall(r"file=libc\.so\.6 \[\d+\];  needed by (\S+) \[\d+\]", files)
+            (b,) = [b for b in ld_debug_bindings(ld_debug(argv, extra, "bindings")) if b["symbol"] == "__cxa_finalize"
+                    and os.path.basename(b["requester"]) == "libplug.so"]
+            (lk,) = [lk for lk in Why(tmp_path / name).symbol("__cxa_finalize")["lookups"]
+                     if os.path.basename(lk["requester"]) == "libplug.so"]
+            assert real(lk["chosen"]) == real(b["provider"]) and lk["agrees"] is True
+            assert f"DT_NEEDED of {os.path.basename(libc_needer)})" in lk["reason"], lk["reason"]
+
+
+def test_a_file_gone_after_the_winner_leaves_the_verdict(bins, tmp_path):
+    """picker's lookup of pick: glibc searched picker then libb.so and stopped there (LD_DEBUG=symbols,
+    bindings); liba.so comes after it in the scope. A session that kept no objects, liba.so deleted
+    since: nothing the lookup searched is gone, so the replay still gives its verdict (docs/why-json.md:
+    agrees is null only when files of the scope it would search are gone), liba.so listed unreadable."""
+    import shutil
+
+    moved = tmp_path / "moved"
+    shutil.copytree(bins["picker"].parent, moved)
+    argv = [str(moved / "picker")]
+    (b,) = [b for b in ld_debug_bindings(ld_debug(argv, {}, "symbols,bindings"))
+            if b["symbol"] == "pick" and os.path.basename(b["requester"]) == "picker"]
+    assert [os.path.basename(x) for x in b["searched"]] == ["picker", "libb.so"]
+    assert record("ld-debug", argv, {}, tmp_path / "s").returncode == 0
+    for table in ("objects", "symbols", "loaded"):
+        (tmp_path / "s" / f"{table}.parquet").unlink()
+    (moved / "run" / "liba.so").unlink()
+    (lk,) = [lk for lk in why(tmp_path / "s", "pick")["lookups"] if os.path.basename(lk["requester"]) == "picker"]
+    assert [os.path.basename(x) for x in lk["searched"]] == ["picker", "libb.so"]
+    assert [os.path.basename(x) for x in lk["unreadable"]] == ["liba.so"]
+    assert lk["agrees"] is True and lk["interposed"] is False
