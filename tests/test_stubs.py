@@ -273,3 +273,25 @@ def test_elf_got_words_ld_so_reserves(binaries):
     assert "link_map" in slots[pltgot + 8]["action"] and "resolver" in slots[pltgot + 16]["action"]
     assert ("_DYNAMIC" in slots[pltgot]["action"]) == (word0 == dynamic["addr"])
     assert all(slots[pltgot + k]["symbol"] is None for k in (0, 8, 16))
+
+
+def test_macho_stub_section_last_in_the_indirect_table(binaries, tmp_path):
+    """__stubs and __la_symbol_ptr swap their shares of the indirect table (reserved1; both list
+    _cos, _puts, _printf): the stubs' share is now the table's tail, up to nindirectsyms. llvm-objdump
+    --indirect-symbols names the stubs as before, and the file is as sound as the original."""
+    from test_macho_real import _section_header_offset
+
+    src = binaries("macho-x86_64-lazy")
+    data = bytearray(src.read_bytes())
+    at_stubs = _section_header_offset(src, "__TEXT,__stubs") + 68  # reserved1
+    at_la = _section_header_offset(src, "__DATA,__la_symbol_ptr") + 68
+    first_stubs, first_la = struct.unpack_from("<I", data, at_stubs)[0], struct.unpack_from("<I", data, at_la)[0]
+    struct.pack_into("<I", data, at_stubs, first_la)
+    struct.pack_into("<I", data, at_la, first_stubs)
+    bad = tmp_path / "swapped"
+    bad.write_bytes(bytes(data))
+    assert _indirect(bad)["__TEXT,__stubs"] == _indirect(src)["__TEXT,__stubs"]
+    rc, doc = stubs_json(bad)
+    sec = next(s for s in doc["sections"] if s["name"] == "__TEXT,__stubs")
+    assert [(s["address"], s["symbol"]) for s in sec["slots"]] == _indirect(bad)["__TEXT,__stubs"]
+    assert rc == 0 and doc["anomalies"] == []
