@@ -172,3 +172,16 @@ def test_bad_input_is_one_line(tmp_path, built):
         out = gotrace_cli(*args)
         assert out.returncode == 2 and words in out.stderr, (args, out.stderr)
         assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+def test_dt_relr_needs_glibc_2_36(tmp_path):
+    """-z pack-relative-relocs makes ld ask for GLIBC_ABI_DT_RELR (readelf -V), a version without a
+    number: glibc added it with DT_RELR support in 2.36 (glibc's NEWS for 2.36, elf/Versions), so the
+    file needs 2.36 whatever its numbered versions ask — it runs here (glibc 2.36, exit status 0)."""
+    path = _gcc(tmp_path, "relr", "-pie", "-fPIE", "-Wl,-z,pack-relative-relocs")
+    needs = subprocess.run(["readelf", "-W", "-V", str(path)], capture_output=True, text=True, check=True).stdout
+    require("GLIBC_ABI_DT_RELR" in needs, "this binutils does not emit DT_RELR")
+    assert max(_num(v) for v in readelf_versions(path).values() if v.startswith("GLIBC_2")) < (2, 36)
+    assert subprocess.run([str(path)], capture_output=True).returncode == 0
+    assert check(path, "--glibc", "2.35")[0] == 1
+    assert check(path, "--glibc", "2.36")[0] == 0
