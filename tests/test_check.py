@@ -185,3 +185,18 @@ def test_dt_relr_needs_glibc_2_36(tmp_path):
     assert subprocess.run([str(path)], capture_output=True).returncode == 0
     assert check(path, "--glibc", "2.35")[0] == 1
     assert check(path, "--glibc", "2.36")[0] == 0
+
+
+def test_versions_without_section_headers_reach_the_last_hashed_symbol(tmp_path):
+    """With its section headers stripped (llvm-objcopy-16 --strip-sections), a program's dynamic
+    symbols are counted from DT_GNU_HASH's chains, whose last entries here are main (exported) and the
+    weak __cxa_finalize@GLIBC_2.2.5: check's versions name every undefined versioned symbol readelf
+    --dyn-syms shows in the file before stripping."""
+    path = _gcc(tmp_path, "one", "-Wl,--export-dynamic-symbol=main")
+    stripped = tmp_path / "stripped"
+    subprocess.run(["llvm-objcopy-16", "--strip-sections", str(path), str(stripped)], check=True)
+    assert "There are no sections" in subprocess.run(["readelf", "-S", str(stripped)], capture_output=True,
+                                                     text=True).stdout
+    _rc, doc = check(stripped)
+    ours = {s: v["version"] for v in doc["files"][0]["versions"] for s in v["symbols"]}
+    assert ours == readelf_versions(path)
