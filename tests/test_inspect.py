@@ -269,3 +269,18 @@ def test_macho_arm64e_is_told_by_its_cpu_subtype(subtype, binaries, tmp_path):
     assert row[1] == "ARM64"
     assert json.loads(out.stdout)["arch"] == ("arm64e" if row[2] == "E" else "arm64")
     assert (row[2] == "E") == (subtype == 2)
+
+
+@pytest.mark.parametrize("name", ["macho-x86_64-lazy", "go-darwin-amd64"])
+def test_macho_segment_protections_are_llvm_objdumps(name, binaries):
+    """Each segment's protection is its initprot as llvm-objdump-16 --macho --private-headers prints it
+    (r-x, rw-, r--, ---)."""
+    import re
+
+    path = binaries(name)
+    text = subprocess.run([oracles.OBJDUMP, "--macho", "--private-headers", str(path)], capture_output=True,
+                          text=True, check=True).stdout
+    want = dict(re.findall(r"cmd LC_SEGMENT_64\n(?:.*\n)*?\s+segname (\S+)\n(?:.*\n)*?\s+initprot (\S+)", text))
+    out = gotrace_cli("inspect", "--json", str(path))
+    got = {s["name"]: s["prot"] for s in json.loads(out.stdout)["segments"]}
+    assert {"r-x", "rw-"} <= set(want.values()) and got == want
