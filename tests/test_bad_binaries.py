@@ -123,3 +123,30 @@ def test_fuzz_never_crashes_or_hangs(name, cases, binaries, tmp_path):
         worst = max(worst, elapsed)
         assert elapsed < 1.0, f"case {i} took {elapsed:.2f} s"
     assert outcomes["refused"] > 0 and outcomes["ok"] > 0, outcomes
+
+
+@pytest.mark.parametrize("where", ["first-size-4", "last-past-sizeofcmds", "nsects-past-cmdsize"])
+def test_macho_load_command_of_a_wrong_size(where, binaries, tmp_path):
+    """A load command shorter than its 8-byte header, one running past sizeofcmds, a segment with one
+    section more than its cmdsize holds: llvm-objdump-16 --macho --private-headers calls each file
+    malformed, and gotrace refuses them in one line."""
+    import subprocess
+
+    data = bytearray(binaries("macho-x86_64-lazy").read_bytes())
+    ncmds, pos = struct.unpack_from("<I", data, 16)[0], 32
+    if where == "first-size-4":
+        struct.pack_into("<I", data, pos + 4, 4)
+    elif where == "nsects-past-cmdsize":
+        while data[pos + 8:pos + 24].rstrip(b"\0") != b"__TEXT":
+            pos += struct.unpack_from("<I", data, pos + 4)[0]
+        struct.pack_into("<I", data, pos + 64, struct.unpack_from("<I", data, pos + 64)[0] + 1)
+    else:
+        for _ in range(ncmds - 1):
+            pos += struct.unpack_from("<I", data, pos + 4)[0]
+        struct.pack_into("<I", data, pos + 4, struct.unpack_from("<I", data, pos + 4)[0] + 8)
+    bad = tmp_path / "bad"
+    bad.write_bytes(bytes(data))
+    oracle = subprocess.run(["llvm-objdump-16", "--macho", "--private-headers", str(bad)], capture_output=True,
+                            text=True)
+    assert "truncated or malformed object" in oracle.stderr
+    one_line_exit_2(bad, "corrupt Mach-O file")

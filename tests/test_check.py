@@ -172,3 +172,71 @@ def test_bad_input_is_one_line(tmp_path, built):
         out = gotrace_cli(*args)
         assert out.returncode == 2 and words in out.stderr, (args, out.stderr)
         assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+def test_dt_relr_needs_glibc_2_36(tmp_path):
+    """-z pack-relative-relocs makes ld ask for GLIBC_ABI_DT_RELR (readelf -V), a version without a
+    number: glibc added it with DT_RELR support in 2.36 (glibc's NEWS for 2.36, elf/Versions), so the
+    file needs 2.36 whatever its numbered versions ask — it runs here (glibc 2.36, exit status 0)."""
+    path = _gcc(tmp_path, "relr", "-pie", "-fPIE", "-Wl,-z,pack-relative-relocs")
+    needs = subprocess.run(["readelf", "-W", "-V", str(path)], capture_output=True, text=True, check=True).stdout
+    require("GLIBC_ABI_DT_RELR" in needs, "this binutils does not emit DT_RELR")
+    assert max(_num(v) for v in readelf_versions(path).values() if v.startswith("GLIBC_2")) < (2, 36)
+    assert subprocess.run([str(path)], capture_output=True).returncode == 0
+    assert check(path, "--glibc", "2.35")[0] == 1
+    assert check(path, "--glibc", "2.36")[0] == 0
+
+
+def test_versions_without_section_headers_reach_the_last_hashed_symbol(tmp_path):
+    """With its section headers stripped (llvm-objcopy-16 --strip-sections), a program's dynamic
+    symbols are counted from DT_GNU_HASH's chains, whose last entries here are main (exported) and the
+    weak __cxa_finalize@GLIBC_2.2.5: check's versions name every undefined versioned symbol readelf
+    --dyn-syms shows in the file before stripping."""
+    path = _gcc(tmp_path, "one", "-Wl,--export-dynamic-symbol=main")
+    stripped = tmp_path / "stripped"
+    subprocess.run(["llvm-objcopy-16", "--strip-sections", str(path), str(stripped)], check=True)
+    assert "There are no sections" in subprocess.run(["readelf", "-S", str(stripped)], capture_output=True,
+                                                     text=True).stdout
+    _rc, doc = check(stripped)
+    ours = {s: v["version"] for v in doc["files"][0]["versions"] for s in v["symbols"]}
+    assert ours == readelf_versions(path)
+
+
+def _readelf_needs(path) -> set[tuple[str, str]]:
+    """(library, version) of each DT_VERNEED entry, from readelf -W -V's "Version needs" section."""
+    out = subprocess.run(["readelf", "-W", "-V", str(path)], capture_output=True, text=True, check=True).stdout
+    found, lib = set(), None
+    for line in out.split("Version needs section", 1)[1].splitlines():
+        if m := re.search(r"File: (\S+)", line):
+            lib = m[1]
+        elif m := re.search(r"Name: (\S+)", line):
+            found.add((lib, m[1]))
+    return found
+
+
+def test_unnumbered_and_numbered_versions_of_one_library():
+    """The system's libm.so.6 asks libc.so.6 for GLIBC_PRIVATE (no number) beside GLIBC_2.x and
+    GLIBC_ABI_DT_RELR: ``check`` lists every version readelf -V says it needs, of its library."""
+    path = Path("/lib/x86_64-linux-gnu/libm.so.6")
+    require(path.is_file(), "no x86-64 Debian libm.so.6")
+    want = _readelf_needs(path)
+    assert ("libc.so.6", "GLIBC_PRIVATE") in want and ("libc.so.6", "GLIBC_2.2.5") in want
+    _rc, doc = check(path)
+    assert {(v["library"], v["version"]) for v in doc["files"][0]["versions"]} == want
+
+
+def test_versions_of_a_library_come_in_its_own_definition_order():
+    """The system's python3 asks libc.so.6 for GLIBC_2.9 and GLIBC_2.10 among a score of others:
+    ``check`` lists them oldest first, the order libc.so.6 defines them in (readelf -V's "Version
+    definition" section, glibc's release order), not as strings sort (2.10 before 2.9)."""
+    exe = Path("/usr/bin/python3").resolve()  # Debian's, not a pyenv shim
+    libc = Path("/lib/x86_64-linux-gnu/libc.so.6")
+    require(libc.is_file() and exe.is_file(), "no x86-64 Debian libc.so.6 / python3")
+    text = subprocess.run(["readelf", "-W", "-V", str(libc)], capture_output=True, text=True, check=True).stdout
+    defined = re.findall(r"Name: (GLIBC_2[\d.]+)", text.split("Version definition", 1)[1].split("Version needs")[0])
+    wanted = {v for lib, v in _readelf_needs(exe) if lib == "libc.so.6" and v.startswith("GLIBC_2")}
+    assert {"GLIBC_2.9", "GLIBC_2.10"} <= wanted
+    _rc, doc = check(exe)
+    ours = [v["version"] for v in doc["files"][0]["versions"]
+            if v["library"] == "libc.so.6" and v["version"].startswith("GLIBC_2")]
+    assert ours == [v for v in defined if v in wanted]

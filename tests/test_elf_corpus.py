@@ -561,3 +561,16 @@ def test_a_wrong_count_is_not_called_truncation(tmp_path):
     with pytest.raises(BadBinary) as exc:
         _image(bad)
     assert "truncated" not in str(exc.value) and "corrupt" in str(exc.value) and "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("arch", ["i386", "armhf"])
+def test_check_versions_of_a_32_bit_library(arch):
+    """A 32-bit library's 16-byte dynamic symbols: ``check``'s versions name exactly the undefined
+    versioned symbols readelf -W --dyn-syms shows (Debian's libacl.so for i386 and armhf)."""
+    from test_check import readelf_versions
+
+    path = _need(next((p for p in FILES if f"{arch}/libacl1" in str(p) and p.name.startswith("libacl.so")), None))
+    assert oracle.readelf(path).header["Class"] == "ELF32"
+    want = readelf_versions(path)
+    got = {s: v["version"] for v in _check_json(path)["files"][0]["versions"] for s in v["symbols"]}
+    assert want and got == want

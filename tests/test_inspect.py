@@ -248,3 +248,39 @@ def test_a_bug_is_one_line_and_70_on_both_paths(argv, binaries):
     debug = subprocess.run([sys.executable, "-c", probe, *argv, path], capture_output=True, text=True,
                            env=dict(os.environ, GOTRACE_DEBUG="1"))
     assert debug.returncode != 0 and "Traceback" in debug.stderr and "ValueError: boom" in debug.stderr
+
+
+@pytest.mark.parametrize("subtype", [0, 2])
+def test_macho_arm64e_is_told_by_its_cpu_subtype(subtype, binaries, tmp_path):
+    """An arm64 file's cpusubtype set to CPU_SUBTYPE_ARM64E (2) and left ALL (0): llvm-objdump-16
+    --macho --private-headers prints "ARM64  E" for the first only, and inspect's arch follows it."""
+    import re
+    import struct
+
+    data = bytearray(binaries("macho-arm64-chained").read_bytes())
+    struct.pack_into("<I", data, 8, subtype)
+    path = tmp_path / "file"
+    path.write_bytes(bytes(data))
+    text = subprocess.run([oracles.OBJDUMP, "--macho", "--private-headers", str(path)], capture_output=True,
+                          text=True, check=True).stdout
+    row = re.search(r"^MH_MAGIC_64\s+(\S+)\s+(\S+)\s", text, re.M)
+    out = gotrace_cli("inspect", "--json", str(path))
+    assert out.returncode == 0, out.stderr
+    assert row[1] == "ARM64"
+    assert json.loads(out.stdout)["arch"] == ("arm64e" if row[2] == "E" else "arm64")
+    assert (row[2] == "E") == (subtype == 2)
+
+
+@pytest.mark.parametrize("name", ["macho-x86_64-lazy", "go-darwin-amd64"])
+def test_macho_segment_protections_are_llvm_objdumps(name, binaries):
+    """Each segment's protection is its initprot as llvm-objdump-16 --macho --private-headers prints it
+    (r-x, rw-, r--, ---)."""
+    import re
+
+    path = binaries(name)
+    text = subprocess.run([oracles.OBJDUMP, "--macho", "--private-headers", str(path)], capture_output=True,
+                          text=True, check=True).stdout
+    want = dict(re.findall(r"cmd LC_SEGMENT_64\n(?:.*\n)*?\s+segname (\S+)\n(?:.*\n)*?\s+initprot (\S+)", text))
+    out = gotrace_cli("inspect", "--json", str(path))
+    got = {s["name"]: s["prot"] for s in json.loads(out.stdout)["segments"]}
+    assert {"r-x", "rw-"} <= set(want.values()) and got == want

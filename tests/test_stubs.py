@@ -160,3 +160,138 @@ def test_wrong_architecture(binaries):
     rc, doc = stubs_json(binaries("c-lazy"), "--arch", "arm64")
     assert rc == 1 and kinds(doc) == {"wrong-arch"}
     assert "requested" in doc["anomalies"][0]["reason"]
+
+
+# ------------------------------------------------------------ survivors of the mutation run (bench/mutation-survivors.md)
+
+def _indirect(path) -> dict[str, list[tuple[int, str]]]:
+    """``seg,sect`` -> [(address, symbol)] of each section llvm-objdump-16 --macho --indirect-symbols lists."""
+    import re
+
+    from test_macho_real import _objdump
+
+    out = {}
+    for block in _objdump("--macho", "--indirect-symbols", path).split("Indirect symbols for (")[1:]:
+        name = block.split(")")[0]
+        out[name] = [(int(a, 16), n) for a, _i, n in re.findall(r"^(0x[0-9a-f]+)\s+(\d+)\s+(\S+)$", block, re.M)]
+    return out
+
+
+@pytest.mark.parametrize("name", ["macho-x86_64-lazy", "macho-arm64-chained", "go-darwin-amd64"])
+def test_macho_stub_and_pointer_sections_are_the_indirect_tables(name, binaries):
+    """The Mach-O sections gotrace lists as stubs or pointers are those llvm-objdump-16
+    --indirect-symbols gives entries (plus __stub_helper, which has none): __text or __data
+    listed as pointers would be a misreading of the section types."""
+    path = binaries(name)
+    _rc, doc = stubs_json(path)
+    listed = sorted(s["name"] for s in doc["sections"] if s["kind"] != "helper")  # each once
+    assert listed == sorted(n for n, rows in _indirect(path).items() if rows)
+
+
+def _macho_section(path, full):
+    from test_macho_real import objdump_sections
+
+    return objdump_sections(path)[full]
+
+
+def test_macho_stub_jumping_into_the_stubs_keeps_its_table_name(binaries, tmp_path):
+    """The first stub's jmp retargeted into __stubs itself (stub + 8, no pointer): llvm-objdump
+    --indirect-symbols still names it by its entry (_cos), and nothing makes the bytes at
+    __stubs + 8 a pointer named by the second stub's entry."""
+    src = binaries("macho-x86_64-lazy")
+    stubs = _macho_section(src, "__TEXT,__stubs")
+    disp = (stubs["addr"] + 8) - (stubs["addr"] + 6)
+    bad = _patch(src, tmp_path / "bad", stubs["offset"], b"\xff\x25" + struct.pack("<i", disp))
+    want = _indirect(bad)["__TEXT,__stubs"]
+    _rc, doc = stubs_json(bad)
+    sec = next(s for s in doc["sections"] if s["name"] == "__TEXT,__stubs")
+    assert sec["slots"][0]["address"] == want[0][0] and sec["slots"][0]["symbol"] == want[0][1]
+    assert "stub-name-mismatch" not in kinds(doc)
+
+
+def test_macho_undecoded_stub_between_two_is_named_by_its_entry(binaries, tmp_path):
+    """The second of three stubs overwritten with nops: every stub stays listed at llvm-objdump
+    --indirect-symbols' addresses with its names, the middle one as not a stub."""
+    src = binaries("macho-x86_64-lazy")
+    stubs = _macho_section(src, "__TEXT,__stubs")
+    bad = _patch(src, tmp_path / "bad", stubs["offset"] + 6, b"\x90" * 6)
+    want = _indirect(bad)["__TEXT,__stubs"]
+    rc, doc = stubs_json(bad)
+    sec = next(s for s in doc["sections"] if s["name"] == "__TEXT,__stubs")
+    assert [(s["address"], s["symbol"]) for s in sec["slots"]] == want
+    assert "jumps through" not in sec["slots"][1]["action"]
+
+
+def test_macho_stub_through_an_unbound_pointer_is_named_by_the_pointers_entry(binaries, tmp_path):
+    """Lazy binds dropped (LC_DYLD_INFO_ONLY's lazy_bind_size 0: llvm-objdump --lazy-bind lists
+    none) and the first stub retargeted to the second lazy pointer: with no bind, the pointer's
+    own indirect entry (llvm-objdump --indirect-symbols for __la_symbol_ptr) names the stub,
+    and the stub's entry naming another symbol is flagged."""
+    from test_macho_real import _objdump
+
+    src = binaries("macho-x86_64-lazy")
+    data = bytearray(src.read_bytes())
+    ncmds, pos = struct.unpack_from("<I", data, 16)[0], 32
+    for _ in range(ncmds):
+        cmd, size = struct.unpack_from("<II", data, pos)
+        if cmd == 0x80000022:  # LC_DYLD_INFO_ONLY: lazy_bind_size at +36
+            struct.pack_into("<I", data, pos + 36, 0)
+        pos += size
+    stubs = _macho_section(src, "__TEXT,__stubs")
+    la = _indirect(src)["__DATA,__la_symbol_ptr"]
+    struct.pack_into("<Bbi", data, stubs["offset"], 0xFF, 0x25, la[1][0] - (stubs["addr"] + 6))
+    bad = tmp_path / "bad"
+    bad.write_bytes(bytes(data))
+    assert "_cos" not in _objdump("--macho", "--lazy-bind", bad)
+    own = _indirect(bad)["__TEXT,__stubs"][0][1]
+    assert own != la[1][1]
+    rc, doc = stubs_json(bad)
+    sec = next(s for s in doc["sections"] if s["name"] == "__TEXT,__stubs")
+    assert sec["slots"][0]["symbol"] == la[1][1]
+    (a,) = [a for a in doc["anomalies"] if a["kind"] == "stub-name-mismatch"]
+    assert f"{own} by the table, {la[1][1]} by its pointer" in a["reason"]
+
+
+def test_elf_got_words_ld_so_reserves(binaries):
+    """The three GOT words at DT_PLTGOT (readelf -d) are ld.so's on x86-64 (glibc's
+    elf_machine_runtime_setup stores the link_map at got[1] and its resolver at got[2]);
+    got[0] is the address of _DYNAMIC exactly when the word there (read by pyelftools) is .dynamic's
+    address (readelf -S)."""
+    import re
+    import subprocess
+
+    path = binaries("c-lazy")
+    dyn = subprocess.run(["readelf", "-W", "-d", str(path)], capture_output=True, text=True, check=True).stdout
+    pltgot = int(re.search(r"\(PLTGOT\)\s+(0x[0-9a-f]+)", dyn)[1], 16)
+    dynamic = next(s for s in oracles.readelf_sections(path) if s["name"] == ".dynamic")
+    with open(path, "rb") as fh:
+        elf = ELFFile(fh)
+        sec = next(s for s in elf.iter_sections() if s["sh_addr"] <= pltgot < s["sh_addr"] + s["sh_size"])
+        word0 = struct.unpack_from("<Q", sec.data(), pltgot - sec["sh_addr"])[0]
+    _rc, doc = stubs_json(path)
+    slots = {s["address"]: s for sec in doc["sections"] for s in sec["slots"]}
+    assert "link_map" in slots[pltgot + 8]["action"] and "resolver" in slots[pltgot + 16]["action"]
+    assert ("_DYNAMIC" in slots[pltgot]["action"]) == (word0 == dynamic["addr"])
+    assert all(slots[pltgot + k]["symbol"] is None for k in (0, 8, 16))
+
+
+def test_macho_stub_section_last_in_the_indirect_table(binaries, tmp_path):
+    """__stubs and __la_symbol_ptr swap their shares of the indirect table (reserved1; both list
+    _cos, _puts, _printf): the stubs' share is now the table's tail, up to nindirectsyms. llvm-objdump
+    --indirect-symbols names the stubs as before, and the file is as sound as the original."""
+    from test_macho_real import _section_header_offset
+
+    src = binaries("macho-x86_64-lazy")
+    data = bytearray(src.read_bytes())
+    at_stubs = _section_header_offset(src, "__TEXT,__stubs") + 68  # reserved1
+    at_la = _section_header_offset(src, "__DATA,__la_symbol_ptr") + 68
+    first_stubs, first_la = struct.unpack_from("<I", data, at_stubs)[0], struct.unpack_from("<I", data, at_la)[0]
+    struct.pack_into("<I", data, at_stubs, first_la)
+    struct.pack_into("<I", data, at_la, first_stubs)
+    bad = tmp_path / "swapped"
+    bad.write_bytes(bytes(data))
+    assert _indirect(bad)["__TEXT,__stubs"] == _indirect(src)["__TEXT,__stubs"]
+    rc, doc = stubs_json(bad)
+    sec = next(s for s in doc["sections"] if s["name"] == "__TEXT,__stubs")
+    assert [(s["address"], s["symbol"]) for s in sec["slots"]] == _indirect(bad)["__TEXT,__stubs"]
+    assert rc == 0 and doc["anomalies"] == []
