@@ -69,3 +69,27 @@ def build_versions(out: Path) -> dict[str, Path]:
     _cc("-o", out / "verprog-new", SRC / "verprog.c", f"-L{run}", "-lver", "-ldl", "-Wl,-rpath,$ORIGIN/run")
     other = _lib(out / "libother.so", "ver.c", "-DOTHER", f"-Wl,--version-script={SRC / 'other.map'}")
     return {"libver": lib, "verprog": out / "verprog", "verprog-new": out / "verprog-new", "libother": other}
+
+
+def build_searches(out: Path) -> dict[str, Path]:
+    """Searches the other tests' objects never make glibc do.
+
+    - nodefl: hi linked -z nodefaultlib with DT_RUNPATH $ORIGIN/empty, needing libm.so.6 first:
+      the cache entry refused, no system directory searched, exit 127.
+    - mixed: hi with DT_RPATH $ORIGIN/r needing libr.so, which has DT_RUNPATH $ORIGIN/q and needs
+      libq.so (in r/q/, and a decoy in r/): libr.so's RUNPATH turns its loader's RPATH off.
+    """
+    b: dict[str, Path] = {}
+    (out / "empty").mkdir(parents=True, exist_ok=True)
+    _cc("-o", out / "nodefl", SRC / "hi.c", "-Wl,--no-as-needed", "-lm",
+        "-Wl,-z,nodefaultlib,--enable-new-dtags,-rpath,$ORIGIN/empty")
+    b["nodefl"] = out / "nodefl"
+    r = out / "r"
+    b["libq"] = _lib(r / "q" / "libq.so", "pick.c", "-DWHO='q'")
+    b["libq-decoy"] = _lib(r / "libq.so", "pick.c", "-DWHO='d'")
+    b["libr"] = _lib(r / "libr.so", "pick.c", "-DWHO='r'", "-Dpick=rpick", "-Wl,--no-as-needed", f"-L{r / 'q'}",
+                     "-lq", "-Wl,--enable-new-dtags,-rpath,$ORIGIN/q")
+    _cc("-o", out / "mixed", SRC / "hi.c", "-Wl,--no-as-needed", f"-L{r}", "-lr",
+        "-Wl,--disable-new-dtags,-rpath,$ORIGIN/r")
+    b["mixed"] = out / "mixed"
+    return b

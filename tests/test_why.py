@@ -583,3 +583,79 @@ def test_a_file_gone_after_the_winner_leaves_the_verdict(bins, tmp_path):
     assert [os.path.basename(x) for x in lk["searched"]] == ["picker", "libb.so"]
     assert [os.path.basename(x) for x in lk["unreadable"]] == ["liba.so"]
     assert lk["agrees"] is True and lk["interposed"] is False
+
+
+@pytest.fixture(scope="module")
+def searchbins(tmp_path_factory):
+    import shutil
+
+    from linkbins import build_searches
+
+    require(shutil.which("gcc") is not None, "gcc is not installed")
+    return build_searches(tmp_path_factory.mktemp("searchbins"))
+
+
+def _searches_agree(argv: list[str], extra: dict, session, died: bool = False) -> list[dict]:
+    """Every search LD_DEBUG=libs reports, against --library's replay of it: the same places in the
+    same order (directories that exist) and the same file found — the last one glibc tried, or none
+    when the program died of it (ld.so's "cannot open shared object file" on stderr). A program that
+    died at start-up leaves an ld-debug session only the names of the libraries it had mapped, so
+    whether the replay agrees with the file loaded is not asked then (``died``)."""
+    libs = subprocess.run(argv, env={**os.environ, **extra, "LD_DEBUG": "libs"}, capture_output=True, text=True)
+    searches = ld_debug_searches(libs.stderr)
+    assert searches
+    missing = set(__import__("re").findall(r"error while loading shared libraries: (\S+): cannot open", libs.stderr))
+    w = Why(session)
+    for srch in searches:
+        (ld,) = [ld for ld in w.library(srch["name"])["loads"] if ld["search"] is not None]
+        mine = [(s["source"], [d for d in s["dirs"] if os.path.isdir(d)]) for s in ld["search"]]
+        theirs = [(src, [d for d in dirs if os.path.isdir(d)]) for src, dirs in srch["places"]]
+        assert [m for m in mine if m[0] != "ld.so.cache"] == [t for t in theirs if t[0] != "ld.so.cache"], srch
+        assert [m[0] for m in mine] == [t[0] for t in theirs], srch
+        if srch["name"] in missing:
+            assert ld["found"] is False and ld["hit"] is None, (srch, ld)
+        else:
+            assert real(ld["hit"]) == real(srch["last_tried"]) and (died or ld["agrees"]), (srch, ld)
+    return searches
+
+
+def test_a_library_linked_nodefaultlib_searches_the_cache_but_no_system_directory(searchbins, tmp_path):
+    """nodefl is linked -z nodefaultlib (readelf -d: FLAGS_1 NODEFLIB) and needs libm.so.6. glibc's
+    LD_DEBUG=libs: its RUNPATH, then ld.so.cache (whose entry, under /lib/x86_64-linux-gnu, it refuses),
+    and no system search path; the program dies of it (exit 127, "cannot open shared object file")."""
+    flags = subprocess.run(["readelf", "-d", str(searchbins["nodefl"])], capture_output=True, text=True).stdout
+    assert "NODEFLIB" in flags
+    argv = [str(searchbins["nodefl"])]
+    assert record("ld-debug", argv, {}, tmp_path / "s").returncode == 127
+    searches = _searches_agree(argv, {}, tmp_path / "s", died=True)
+    (m,) = [s for s in searches if s["name"] == "libm.so.6"]
+    assert [src for src, _ in m["places"]][-1] == "ld.so.cache"
+
+
+def test_the_first_directory_of_a_step_that_holds_the_library_wins(bins, tmp_path):
+    """LD_LIBRARY_PATH=libs:two, both holding a liba.so (two/ a copy of run/liba.so: not run/ itself,
+    which LD_DEBUG would label by picker's RUNPATH, where glibc first met the directory): glibc's
+    LD_DEBUG=libs tries libs/liba.so and stops there (the last file tried)."""
+    import shutil
+
+    (tmp_path / "two").mkdir()
+    shutil.copy(bins["liba"], tmp_path / "two" / "liba.so")
+    argv, extra = [str(bins["picker"])], {"LD_LIBRARY_PATH": f"{bins['liba-ldpath'].parent}:{tmp_path / 'two'}"}
+    assert record("ld-debug", argv, extra, tmp_path / "s").returncode == 0
+    searches = _searches_agree(argv, extra, tmp_path / "s")
+    (a,) = [s for s in searches if s["name"] == "liba.so"]
+    assert real(a["last_tried"]) == real(bins["liba-ldpath"])
+
+
+def test_a_library_with_runpath_ignores_the_rpath_of_its_loader(searchbins, tmp_path):
+    """mixed has DT_RPATH $ORIGIN/r (holding libr.so and a decoy libq.so); libr.so has DT_RUNPATH
+    $ORIGIN/q and needs libq.so. glibc's LD_DEBUG=libs: libq.so is searched in libr.so's RUNPATH only,
+    mixed's RPATH skipped (readelf -d gives the tags), and found in r/q/."""
+    tags = {p: subprocess.run(["readelf", "-d", str(searchbins[p])], capture_output=True, text=True).stdout
+            for p in ("mixed", "libr")}
+    assert "(RPATH)" in tags["mixed"] and "(RUNPATH)" in tags["libr"]
+    argv = [str(searchbins["mixed"])]
+    assert record("ld-debug", argv, {}, tmp_path / "s").returncode == 0
+    searches = _searches_agree(argv, {}, tmp_path / "s")
+    (q,) = [s for s in searches if s["name"] == "libq.so"]
+    assert real(q["last_tried"]) == real(searchbins["libq"])

@@ -8,8 +8,9 @@ The order is _dl_map_object's (elf/dl-load.c), the one LD_DEBUG=libs prints:
    (and an object with DT_RUNPATH contributes no DT_RPATH of its own);
 3. LD_LIBRARY_PATH;
 4. DT_RUNPATH of the asker only (never inherited);
-5. /etc/ld.so.cache, then the default directories — both skipped when the
-   asker was linked -z nodefaultlib (DF_1_NODEFLIB).
+5. /etc/ld.so.cache, then the default directories. When the asker was linked
+   -z nodefaultlib (DF_1_NODEFLIB) the cache is still read but an entry under a
+   default directory is refused, and the default directories are skipped.
 
 $ORIGIN is the asker's directory (the executable's: the real path of the
 running file). In each directory ld.so also tries glibc-hwcaps/<level>/ (and,
@@ -114,16 +115,18 @@ def search(name: str, chain: list[tuple[str, object, str | None]], env: dict[str
         steps.append(_in_dirs(Step(f"RUNPATH from file {asker_name}", dirs), name, machine, bits))
         if done():
             return steps
-    if asker is not None and asker.nodeflib:
-        return steps
+    nodeflib = asker is not None and asker.nodeflib
     found = ldcache.lookup(name, machine, bits, cache)
     step = Step("ld.so.cache", [cache])
     if found:
         step.tried.append(found)
-        if usable(found, machine, bits):
+        # -z nodefaultlib still reads the cache, but refuses an entry under a default directory
+        # (_dl_map_object's prefix test against system_dirs)
+        refused = nodeflib and any(found.startswith(d.rstrip("/") + "/") for d in default_dirs(machine, bits))
+        if not refused and usable(found, machine, bits):
             step.hit = found
     steps.append(step)
-    if done():
+    if done() or nodeflib:
         return steps
     steps.append(_in_dirs(Step("system search path", default_dirs(machine, bits)), name, machine, bits))
     return steps
