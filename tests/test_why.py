@@ -659,3 +659,39 @@ def test_a_library_with_runpath_ignores_the_rpath_of_its_loader(searchbins, tmp_
     searches = _searches_agree(argv, {}, tmp_path / "s")
     (q,) = [s for s in searches if s["name"] == "libq.so"]
     assert real(q["last_tried"]) == real(searchbins["libq"])
+
+
+def test_an_arm64_programs_searches_are_its_guest_ld_sos(tmp_path):
+    """picker and its two libraries built for arm64 (aarch64-linux-gnu-gcc), run under qemu-user
+    (binfmt_misc): the oracle is the guest's own ld.so, LD_DEBUG=libs given to it alone by
+    `qemu-aarch64 -E` (qemu's own host-side searches left out). libc.so.6 is not in the host's
+    ld.so.cache for aarch64, so glibc goes on to its system search path, /lib/aarch64-linux-gnu first."""
+    import shutil
+
+    require(shutil.which("aarch64-linux-gnu-gcc") is not None, "aarch64-linux-gnu-gcc is not installed")
+    require(shutil.which("qemu-aarch64") is not None, "qemu-user is not installed")
+    require(os.path.exists("/proc/sys/fs/binfmt_misc/qemu-aarch64"), "no arm64 binfmt_misc handler registered")
+    src, run = ROOT / "tests/csrc/why", tmp_path / "run"
+    run.mkdir()
+    cc = ["aarch64-linux-gnu-gcc", "-O0"]
+    for who, extra in (("a", ["-DCALLS_ITSELF"]), ("b", [])):
+        subprocess.run([*cc, "-shared", "-fPIC", "-o", str(run / f"lib{who}.so"), str(src / "pick.c"), f"-DWHO='{who}'",
+                        *extra, f"-Wl,-soname,lib{who}.so"], check=True)
+    exe = tmp_path / "picker"
+    subprocess.run([*cc, "-o", str(exe), str(src / "picker.c"), f"-L{run}", "-lb", "-la",
+                    "-Wl,--enable-new-dtags,-rpath,$ORIGIN/run"], check=True)
+    libs = subprocess.run(["qemu-aarch64", "-E", "LD_DEBUG=libs", str(exe)], capture_output=True, text=True)
+    assert libs.returncode == 0, libs.stderr
+    searches = ld_debug_searches(libs.stderr)
+    assert {s["name"] for s in searches} == {"liba.so", "libb.so", "libc.so.6"}
+    assert record("ld-debug", [str(exe)], {}, tmp_path / "s").returncode == 0
+    w = Why(tmp_path / "s")
+    for srch in searches:
+        (ld,) = [ld for ld in w.library(srch["name"])["loads"] if ld["exe"] == str(exe)]
+        mine = [(s["source"], [d for d in s["dirs"] if os.path.isdir(d)]) for s in ld["search"]]
+        theirs = [(src, [d for d in dirs if os.path.isdir(d)]) for src, dirs in srch["places"]]
+        assert [m for m in mine if m[0] != "ld.so.cache"] == [t for t in theirs if t[0] != "ld.so.cache"], srch
+        assert [m[0] for m in mine] == [t[0] for t in theirs], srch
+        assert real(ld["hit"]) == real(srch["last_tried"]) and ld["agrees"], (srch, ld)
+    (c,) = [s for s in searches if s["name"] == "libc.so.6"]
+    assert c["places"][-1][0] == "system search path" and "aarch64" in c["last_tried"]
