@@ -695,3 +695,54 @@ def test_an_arm64_programs_searches_are_its_guest_ld_sos(tmp_path):
         assert real(ld["hit"]) == real(srch["last_tried"]) and ld["agrees"], (srch, ld)
     (c,) = [s for s in searches if s["name"] == "libc.so.6"]
     assert c["places"][-1][0] == "system search path" and "aarch64" in c["last_tried"]
+
+
+def test_a_dt_needed_path_found_nowhere_is_listed_by_its_file_name(tmp_path):
+    """pathy is linked with libp.so by its path and libp.so has no soname: readelf -d shows DT_NEEDED
+    holding the path. libp.so deleted, ld.so dies of that path ("error while loading shared libraries:
+    PATH: cannot open", exit 127) without a search (LD_DEBUG=libs: no "find library" for it — a name
+    with a slash is opened as it is). --library libp.so lists it, asked for as that path, not found."""
+    import re
+
+    src = ROOT / "tests/csrc/why"
+    lib = tmp_path / "lib" / "libp.so"
+    lib.parent.mkdir()
+    subprocess.run(["gcc", "-O0", "-shared", "-fPIC", "-o", str(lib), str(src / "pick.c"), "-DWHO='p'"], check=True)
+    exe = tmp_path / "pathy"
+    subprocess.run(["gcc", "-O0", "-o", str(exe), str(src / "hi.c"), "-Wl,--no-as-needed", str(lib)], check=True)
+    dyn = subprocess.run(["readelf", "-d", str(exe)], capture_output=True, text=True).stdout
+    (needed,) = [n for n in re.findall(r"\(NEEDED\)\s+Shared library: \[(.*)\]", dyn) if "libp" in n]
+    assert "/" in needed
+    lib.unlink()
+    libs = subprocess.run([str(exe)], env={**os.environ, "LD_DEBUG": "libs"}, capture_output=True, text=True)
+    assert libs.returncode == 127 and f"{needed}: cannot open shared object file" in libs.stderr
+    assert "libp.so" not in {s["name"] for s in ld_debug_searches(libs.stderr)}
+    assert record("ld-debug", [str(exe)], {}, tmp_path / "s").returncode == 127
+    (ld,) = Why(tmp_path / "s").library("libp.so")["loads"]
+    assert ld["found"] is False and ld["asked_as"] == needed and ld["search"] == [] and ld["hit"] is None
+
+
+def test_pid_keeps_one_process_of_several(bins, tmp_path):
+    """`sh -c 'picker; LD_LIBRARY_PATH=libs picker'`: two processes load liba.so, from run/ and from
+    libs/ (LD_DEBUG=files of the same command names both files). --library liba.so --pid P answers for
+    P alone: one load, of P, and between them the two files glibc loaded (its "calling init" lines)."""
+    import re
+
+    from tracer import load_session
+    from tracer.analysis.why_library import why_library
+
+    cmd = f"{bins['picker']}; LD_LIBRARY_PATH={bins['liba-ldpath'].parent} {bins['picker']}"
+    files = ld_debug(["sh", "-c", cmd], {}, "files")
+    truth = sorted(real(p) for p in re.findall(r"calling init: (\S*/liba\.so)", files))
+    assert truth == sorted([real(str(bins["liba"])), real(str(bins["liba-ldpath"]))])
+    assert record("ld-debug", ["sh", "-c", cmd], {}, tmp_path / "s").returncode == 0
+    s = load_session(tmp_path / "s")
+    every = why_library(s, "liba.so")["loads"]
+    pids = sorted(p for ld in every for p in ld["pids"])
+    assert len(pids) == 2
+    seen = []
+    for p in pids:
+        (ld,) = why_library(s, "liba.so", pid=p)["loads"]
+        assert ld["pids"] == [p]
+        seen.append(real(ld["path"]))
+    assert sorted(seen) == truth
