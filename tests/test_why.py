@@ -746,3 +746,24 @@ def test_pid_keeps_one_process_of_several(bins, tmp_path):
         assert ld["pids"] == [p]
         seen.append(real(ld["path"]))
     assert sorted(seen) == truth
+
+
+def test_a_library_found_now_elsewhere_than_it_was_loaded_from_disagrees(bins, tmp_path):
+    """picker run with LD_LIBRARY_PATH=libs loaded libs/liba.so (LD_DEBUG=files then); libs/liba.so
+    deleted since, glibc's LD_DEBUG=libs now finds run/liba.so (picker's RUNPATH). The replay's hit is
+    that file, and it is not the one the session loaded: agrees is false."""
+    import re
+    import shutil
+
+    moved = tmp_path / "moved"
+    shutil.copytree(bins["picker"].parent, moved)
+    argv, extra = [str(moved / "picker")], {"LD_LIBRARY_PATH": str(moved / "libs")}
+    then = re.findall(r"calling init: (\S*/liba\.so)", ld_debug(argv, extra, "files"))
+    assert [real(p) for p in then] == [real(str(moved / "libs" / "liba.so"))]
+    assert record("ld-debug", argv, extra, tmp_path / "s").returncode == 0
+    (moved / "libs" / "liba.so").unlink()
+    now = [s for s in ld_debug_searches(ld_debug(argv, extra, "libs")) if s["name"] == "liba.so"]
+    assert [real(s["last_tried"]) for s in now] == [real(str(moved / "run" / "liba.so"))]
+    (ld,) = Why(tmp_path / "s").library("liba.so")["loads"]
+    assert real(ld["hit"]) == real(now[0]["last_tried"]) and real(ld["path"]) == real(then[0])
+    assert ld["agrees"] is False
