@@ -767,3 +767,32 @@ def test_a_library_found_now_elsewhere_than_it_was_loaded_from_disagrees(bins, t
     (ld,) = Why(tmp_path / "s").library("liba.so")["loads"]
     assert real(ld["hit"]) == real(now[0]["last_tried"]) and real(ld["path"]) == real(then[0])
     assert ld["agrees"] is False
+
+
+def test_a_dlopened_dependency_gone_since_is_searched_for_the_programs_machine(bins, tmp_path):
+    """opener dlopens libplug.so, which needs libb.so; run with LD_LIBRARY_PATH=libs2 holding a copy of
+    libb.so, that copy is the one loaded (LD_DEBUG=files). In a session that kept no objects, with the
+    copy deleted since, libb.so's own file cannot be read: the replay searches for an x86_64 64-bit
+    library all the same, and finds what glibc's LD_DEBUG=libs finds now, run/libb.so through
+    libplug.so's RUNPATH, after LD_LIBRARY_PATH."""
+    import re
+    import shutil
+
+    moved = tmp_path / "moved"
+    shutil.copytree(bins["picker"].parent, moved)
+    (moved / "libs2").mkdir()
+    shutil.copy(moved / "run" / "libb.so", moved / "libs2" / "libb.so")
+    argv, extra = [str(moved / "opener"), str(moved / "libplug.so"), "plug"], {"LD_LIBRARY_PATH": str(moved / "libs2")}
+    then = re.findall(r"calling init: (\S*/libb\.so)", ld_debug(argv, extra, "files"))
+    assert [real(p) for p in then] == [real(str(moved / "libs2" / "libb.so"))]
+    assert record("ld-debug", argv, extra, tmp_path / "s").returncode == 0
+    for table in ("objects", "symbols", "loaded"):
+        (tmp_path / "s" / f"{table}.parquet").unlink()
+    (moved / "libs2" / "libb.so").unlink()
+    (srch,) = [s for s in ld_debug_searches(ld_debug(argv, extra, "libs")) if s["name"] == "libb.so"]
+    (ld,) = Why(tmp_path / "s").library("libb.so")["loads"]
+    assert ld["readable"] is False and ld["how"] == "dlopen"
+    mine = [(s["source"], [d for d in s["dirs"] if os.path.isdir(d)]) for s in ld["search"]]
+    theirs = [(src, [d for d in dirs if os.path.isdir(d)]) for src, dirs in srch["places"]]
+    assert mine == theirs
+    assert real(ld["hit"]) == real(srch["last_tried"]) == real(str(moved / "run" / "libb.so"))
