@@ -665,7 +665,8 @@ def test_an_arm64_programs_searches_are_its_guest_ld_sos(tmp_path):
     """picker and its two libraries built for arm64 (aarch64-linux-gnu-gcc), run under qemu-user
     (binfmt_misc): the oracle is the guest's own ld.so, LD_DEBUG=libs given to it alone by
     `qemu-aarch64 -E` (qemu's own host-side searches left out). libc.so.6 is not in the host's
-    ld.so.cache for aarch64, so glibc goes on to its system search path, /lib/aarch64-linux-gnu first."""
+    ld.so.cache for aarch64, so glibc goes on to its system search path, /lib/aarch64-linux-gnu first;
+    and an arm64 needy's libnothere.so, found nowhere, is searched for there too."""
     import shutil
 
     require(shutil.which("aarch64-linux-gnu-gcc") is not None, "aarch64-linux-gnu-gcc is not installed")
@@ -695,6 +696,24 @@ def test_an_arm64_programs_searches_are_its_guest_ld_sos(tmp_path):
         assert real(ld["hit"]) == real(srch["last_tried"]) and ld["agrees"], (srch, ld)
     (c,) = [s for s in searches if s["name"] == "libc.so.6"]
     assert c["places"][-1][0] == "system search path" and "aarch64" in c["last_tried"]
+    # needy for arm64: libnothere.so deleted after the link, found nowhere (exit 127), the guest's
+    # search for it ends in its own system directories, not the host's
+    gone = run / "libnothere.so"
+    subprocess.run([*cc, "-shared", "-fPIC", "-o", str(gone), str(src / "pick.c"), "-DWHO='n'", "-Dpick=nothere",
+                    "-Wl,-soname,libnothere.so"], check=True)
+    needy = tmp_path / "needy"
+    subprocess.run([*cc, "-o", str(needy), str(src / "needy.c"), f"-L{run}", "-lnothere",
+                    "-Wl,--enable-new-dtags,-rpath,$ORIGIN/run"], check=True)
+    gone.unlink()
+    libs = subprocess.run(["qemu-aarch64", "-E", "LD_DEBUG=libs", str(needy)], capture_output=True, text=True)
+    assert libs.returncode == 127, libs.stderr
+    (srch,) = [s for s in ld_debug_searches(libs.stderr) if s["name"] == "libnothere.so"]
+    assert record("ld-debug", [str(needy)], {}, tmp_path / "n").returncode == 127
+    (ld,) = [ld for ld in Why(tmp_path / "n").library("libnothere.so")["loads"] if ld["exe"] == str(needy)]
+    mine = [(s["source"], [d for d in s["dirs"] if os.path.isdir(d)]) for s in ld["search"]]
+    theirs = [(src, [d for d in dirs if os.path.isdir(d)]) for src, dirs in srch["places"]]
+    assert mine == theirs and theirs[-1][0] == "system search path" and "/lib/aarch64-linux-gnu" in theirs[-1][1]
+    assert ld["found"] is False and ld["hit"] is None
 
 
 def test_a_dt_needed_path_found_nowhere_is_listed_by_its_file_name(tmp_path):
