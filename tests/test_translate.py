@@ -338,3 +338,40 @@ def test_bpftrace_says_when_it_saw_only_the_translator(modes_pair, tmp_path):
     res = bind([str(modes_pair["arm64"]), "0.25"], out=tmp_path / "b", backend="bpftrace", env=dict(os.environ))
     rep = res.report()
     assert any("sees the translator" in n and "--arch" in n for n in rep["notes"]), rep["notes"]
+
+
+def test_a_host_backend_replays_a_translated_images_lookups_in_its_translators_scope(modes_pair, tmp_path):
+    """bpf without --arch records, in a program image qemu-user runs, qemu's own lookups (its host ld.so;
+    the guest's ld.so is code qemu runs). report and why replayed them in the guest's scope: every one
+    "disagreed" (9 of 9 here), why said "today's files disagree" of malloc. They are qemu's: replayed in
+    its scope. Oracle: glibc's LD_DEBUG=bindings of the same command, whose host ld.so names qemu's
+    main program by the binfmt_misc interpreter's path."""
+    _require_handler()
+    require_bpftrace()
+    prog = modes_pair["arm64"]
+    text = subprocess.run([str(prog), "0.1"], env={**os.environ, "LD_DEBUG": "bindings"}, capture_output=True,
+                          text=True).stderr
+    host = {}
+    for b in oracles.ld_debug_bindings(text):
+        if os.path.exists(b["requester"]) and \
+                oracles.readelf_header(b["requester"])["Machine"] == "Advanced Micro Devices X86-64":
+            host[(os.path.basename(b["requester"]), b["symbol"])] = os.path.basename(b["provider"])
+    assert host[("libunistring.so.2", "frexp")] == "libm.so.6"  # libm defines it before libc in qemu's scope
+    res = bind([str(prog), "0.1"], out=tmp_path / "s", backend="bpf", env=dict(os.environ))
+    assert res.exit_code == 0
+    rep = json.loads(subprocess.run([GOTRACE, "report", "--json", str(tmp_path / "s")], capture_output=True,
+                                    text=True).stdout)["interposed"]
+    assert rep["replayed"] > 0 and rep["disagreed"] == 0
+    for row in rep["top"]:
+        assert host[(row["requester"], row["symbol"])] == row["provider"], row
+    checked = 0
+    for sym in ("malloc", "stderr", "frexp", "environ"):
+        out = subprocess.run([GOTRACE, "why", "--json", str(tmp_path / "s"), sym], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        for lk in json.loads(out.stdout)["lookups"]:
+            want = host.get((os.path.basename(str(lk["requester"])), sym))
+            if want is None:
+                continue
+            assert lk["agrees"] is True and os.path.basename(str(lk["chosen"])) == want, lk
+            checked += 1
+    assert checked >= 8

@@ -88,3 +88,26 @@ def guest_events(session, include_translator: bool = False):
         return ev
     theirs = ev["exe"].map(lambda e: translators(e)).astype(bool)  # categorical: decided once per program
     return ev[~theirs.to_numpy()]
+
+
+# backends whose probes sit on the host's dynamic linker: under binfmt_misc translation, what they
+# record in a translated program image is its translator's own lookups (the guest's ld.so is code
+# the translator runs, not the host's); an --arch run's ld-debug reads the guest's own account
+HOST_ONLY = ("bpf", "bpftrace", "dtrace")
+
+
+def replay_programs(meta: dict[str, Any], processes: list[dict]) -> dict[tuple[Any, Any], str]:
+    """(pid, exe) of a translated program image whose lookups a host-only backend recorded -> the
+    program that made them: its translator, by the interpreter binfmt_misc ran (the image's argv[0],
+    e.g. /usr/libexec/qemu-binfmt/aarch64-binfmt-P -> qemu-aarch64). Replayed in the guest's scope,
+    the translator's lookups would all disagree."""
+    if meta.get("backend") not in HOST_ONLY or (meta.get("translation") or {}).get("interpreter"):
+        return {}
+    out = {}
+    for p in processes:
+        argv = p.get("argv")
+        if p.get("translator") and argv is not None and len(argv) and str(argv[0]).startswith("/") \
+                and os.path.basename(str(p.get("exe"))) != os.path.basename(str(argv[0])):
+            out[(p.get("pid"), p.get("exe"))] = str(argv[0])
+    return out
+

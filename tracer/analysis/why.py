@@ -31,6 +31,7 @@ from ..binary.elf_dynsyms import Definition
 from ..session.reader import Session, frame_rows
 from .objects import KeptObjects
 from .scope import VDSO_NAMES, Loaded, Process, build_process, images_by_pid, loader_envs, process_key
+from .translator import replay_programs
 from .why_macho import explain_macho
 
 WHY_VERSION = 1
@@ -361,6 +362,7 @@ def why_symbol(s: Session, symbol: str, pid: int | None = None) -> dict[str, Any
         groups[key] += 1
     top_env = dict(s.meta.get("loader_env") or {})
     env_of = loader_envs(frame_rows(s.processes), s.meta)
+    host = replay_programs(s.meta, frame_rows(s.processes))  # a translator's own lookups: its scope
     cwd = s.meta.get("cwd")
     images = images_by_pid(frame_rows(s.images))
     kept = KeptObjects(s.path, cwd)
@@ -376,11 +378,14 @@ def why_symbol(s: Session, symbol: str, pid: int | None = None) -> dict[str, Any
                                 env, cwd)
             lookups.append({"pid": int(p), "exe": exe, "lookups": n, **one})
             continue
-        key = process_key(kept, int(p), str(exe), images.get(int(p), []), env) + (env_of.recorded(p, exe),)
+        program = host.get((p, exe), exe)
+        key = process_key(kept, int(p), str(program), images.get(int(p), []), env) + (env_of.recorded(p, exe),)
         if key not in procs:
-            procs[key] = build_process(str(exe), images.get(int(p), []), env, cwd, first.get(int(p)),
+            procs[key] = build_process(str(program), images.get(int(p), []), env, cwd, first.get(int(p)),
                                        kept.for_pid(int(p)))
             procs[key].env_recorded = env_of.recorded(p, exe)
+        if program != exe:  # the translator's lookups name its main program by the guest's path
+            requester, provider = (program if x == exe else x for x in (requester, provider))
         one = explain(procs[key], str(requester), symbol, version, str(kind), provider)
         lookups.append({"pid": int(p), "exe": exe, "lookups": n, "loader_env": env,
                         "loader_env_recorded": env_of.recorded(p, exe), **one})
