@@ -21,7 +21,7 @@ from tracer.binary.macho_slices import pick, slices
 ROOT = Path(__file__).resolve().parent.parent
 HELLO = ROOT / "tests/fixtures/macho/hello.c"
 # mach/machine.h's CPU_TYPE_* as llvm-objdump prints them -> the names gotrace gives
-ARCH = {"X86_64": "x86_64", "ARM64": "arm64", "I386": "i386", "ARM": "arm"}
+ARCH = {"X86_64": "x86_64", "ARM64": "arm64", "I386": "i386", "ARM": "arm", "PPC64": "ppc64"}
 
 
 def objdump_slices(path) -> list[dict]:
@@ -71,11 +71,17 @@ def made(binaries, tmp_path_factory):
                     str(old) + ".o", str(ROOT / "tests/fixtures/macho/libSystem.tbd")], check=True,
                    capture_output=True)
     files["min-macosx"] = old
+    # big-endian 64-bit (ppc64, what Xcode 3 built): a header, __TEXT's LC_SEGMENT_64 and LC_UUID, by hand
+    seg = struct.pack(">II16sQQQQiiII", 0x19, 72, b"__TEXT", 0x100000000, 0x1000, 0, 0, 5, 5, 0, 0)
+    uuid = struct.pack(">II16s", 0x1B, 24, bytes(range(16, 32)))
+    files["ppc64-be"] = out / "ppc64-be"
+    files["ppc64-be"].write_bytes(struct.pack(">IiiIIIII", 0xFEEDFACF, 0x01000012, 0, 2, 2, len(seg) + len(uuid), 0, 0)
+                                  + seg + uuid)
     return files
 
 
 NAMES = ["go-darwin-amd64", "go-darwin-arm64", "macho-x86_64-lazy", "macho-arm64-chained", "fat", "fat64", "i386.o",
-         "min-macosx", "shfmt-arm64", "numpy-arm64", "xgboost-x86_64"]
+         "min-macosx", "ppc64-be", "shfmt-arm64", "numpy-arm64", "xgboost-x86_64"]
 
 
 @pytest.mark.parametrize("name", NAMES)
