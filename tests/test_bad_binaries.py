@@ -194,3 +194,14 @@ def test_a_short_file_is_truncated_only_if_it_starts_a_magic(data, expect, tmp_p
     mach-o/loader.h's MH_MAGIC*), else no binary at all."""
     (tmp_path / "short").write_bytes(data)
     one_line_exit_2(tmp_path / "short", expect)
+
+
+@pytest.mark.parametrize("lead", [b"", b"\n", b"\n  \n"])
+def test_a_tbd_stub_is_called_text(lead, tmp_path):
+    """A TAPI .tbd stub (YAML: `--- !tapi-tbd`, tests/fixtures/macho/libSystem.tbd) is named as text,
+    with or without blank lines before the document marker (YAML allows them)."""
+    from pathlib import Path
+
+    tbd = Path(__file__).parent / "fixtures" / "macho" / "libSystem.tbd"
+    (tmp_path / "libSystem.tbd").write_bytes(lead + tbd.read_bytes())
+    one_line_exit_2(tmp_path / "libSystem.tbd", "text (a .tbd stub?)")

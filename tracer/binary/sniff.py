@@ -76,6 +76,6 @@ def sniff(path: str, data: bytes) -> str:
         raise Truncated(path, len(data))
     if data[:2] == b"#!":
         raise BadBinary(f"{path}: a script (#!), not an ELF or Mach-O file")
-    if data.lstrip()[:4] == b"---" or data[:5] == b"--- !":
+    if data.lstrip()[:3] == b"---":  # a YAML document's start, blank lines before it or not
         raise BadBinary(f"{path}: text (a .tbd stub?), not an ELF or Mach-O file")
     raise BadBinary(f"{path}: not an ELF or Mach-O file")
