@@ -317,9 +317,11 @@ def test_fat64_file_slices_are_llvm_objdumps(binaries, tmp_path):
     assert "fat_magic FAT_MAGIC_64" in heads
     archs = re.findall(r"^\s*cputype CPU_TYPE_(\S+)", heads, re.M)
     assert len(archs) == 2
+    offsets = dict(re.findall(r"^architecture (\S+)\n(?:.*\n)*?\s*offset (\d+)", heads, re.M))
     for arch in ("x86_64", "arm64"):
         img = open_image(fat64, arch)
         assert img.arch == arch and img.slices == ["x86_64", "arm64"]
+        assert img.slice_offset == int(offsets[arch]) == open_image(binaries("fat"), arch).slice_offset
         assert img.uuid == oracles.objdump_load_commands(fat64, arch)["uuid"] is not None
         assert {(i.address, i.symbol) for i in img.imports} == \
             {(a, s) for a, _, s in oracles.objdump_binds(fat64, arch)}
