@@ -205,3 +205,15 @@ def test_a_tbd_stub_is_called_text(lead, tmp_path):
     tbd = Path(__file__).parent / "fixtures" / "macho" / "libSystem.tbd"
     (tmp_path / "libSystem.tbd").write_bytes(lead + tbd.read_bytes())
     one_line_exit_2(tmp_path / "libSystem.tbd", "text (a .tbd stub?)")
+
+
+def test_a_fat_header_of_no_slices_is_refused_as_such(tmp_path):
+    """An 8-byte fat header counting 0 slices is whole but empty: llvm-objdump-16 --universal-headers
+    refuses it for "zero architecture types", not for being cut."""
+    import subprocess
+
+    path = tmp_path / "empty-fat"
+    path.write_bytes(b"\xca\xfe\xba\xbe" + bytes(4))
+    out = subprocess.run(["llvm-objdump-16", "--macho", "--universal-headers", str(path)], capture_output=True, text=True)
+    assert out.returncode != 0 and "zero architecture types" in out.stderr
+    one_line_exit_2(path, "0 slices")
