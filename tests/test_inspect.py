@@ -111,6 +111,7 @@ def test_macho_agrees_with_llvm_objdump(name, binaries):
     path = binaries(name)
     img = open_image(path)
     lc = oracles.objdump_load_commands(path)
+    assert img.slice_offset == 0  # a thin file: its mach_header is the file's first bytes (no fat header before it)
     assert [(s.name, s.vmaddr, s.vmsize) for s in img.segments] == lc["segments"]
     assert img.uuid == lc["uuid"]
     assert [l.name for l in img.libraries] == lc["dylibs"]
