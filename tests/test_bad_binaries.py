@@ -217,3 +217,16 @@ def test_a_fat_header_of_no_slices_is_refused_as_such(tmp_path):
     out = subprocess.run(["llvm-objdump-16", "--macho", "--universal-headers", str(path)], capture_output=True, text=True)
     assert out.returncode != 0 and "zero architecture types" in out.stderr
     one_line_exit_2(path, "0 slices")
+
+
+@pytest.mark.parametrize("major", [45, 52, 61, 64, 65])
+def test_a_java_class_is_not_taken_for_a_fat_file(major, tmp_path):
+    """A Java class file's CAFEBABE is followed by minor 0 and its major version (45 for Java 1.0 on):
+    file(1) calls each "compiled Java class data", and so must inspect, not a cut fat Mach-O."""
+    import subprocess
+
+    path = tmp_path / "Main.class"
+    path.write_bytes(b"\xca\xfe\xba\xbe" + struct.pack(">HH", 0, major) + bytes(64))
+    assert subprocess.run(["file", "-b", str(path)], capture_output=True, text=True,
+                          check=True).stdout.startswith("compiled Java class data")
+    one_line_exit_2(path, "a Java class?")

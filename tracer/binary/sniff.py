@@ -17,7 +17,8 @@ MACHO_MAGICS = {
     b"\xfe\xed\xfa\xcf": "Mach-O", b"\xcf\xfa\xed\xfe": "Mach-O",
 }
 FAT_MAGICS = (b"\xca\xfe\xba\xbe", b"\xca\xfe\xba\xbf")
-MAX_FAT_ARCHS = 64  # a Java class file starts with CAFEBABE too: its "count" is >= 45 << 16
+MAX_FAT_ARCHS = 30  # a Java class starts with CAFEBABE too, then minor and major version: its "count" is the
+# major (45 for Java 1.0 on) when minor is 0; file(1) takes a count over 30 for a Java class too
 
 
 class BadBinary(GotraceError):
