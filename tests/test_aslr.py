@@ -118,3 +118,18 @@ def test_bad_input(tmp_path):
     assert out.returncode == 2 and "give exactly one of" in out.stderr
     out = gotrace_cli("aslr", "--session", str(tmp_path))
     assert out.returncode == 2 and out.stderr.strip().count("\n") == 0
+
+
+def test_a_program_without_exec_permission_exits_as_the_shell_does(tmp_path):
+    """A real program (/bin/true) copied without its x bits: sh -c refuses it with 126 (POSIX: found
+    but not executable); aslr exits with the shell's status, in one line."""
+    import shutil as _shutil
+    import subprocess
+
+    prog = tmp_path / "true"
+    _shutil.copyfile("/bin/true", prog)
+    prog.chmod(0o644)
+    shell = subprocess.run(["sh", "-c", str(prog)], capture_output=True).returncode
+    assert shell == 126
+    out = gotrace_cli("aslr", str(prog))
+    assert out.returncode == shell and out.stderr.strip().count("\n") == 0 and "not executable" in out.stderr

@@ -153,3 +153,80 @@ def test_macho_load_command_of_a_wrong_size(where, binaries, tmp_path):
                             text=True)
     assert "truncated or malformed object" in oracle.stderr
     one_line_exit_2(bad, "corrupt Mach-O file")
+
+
+def _smallest_headers(tmp_path):
+    """A 32-bit ELF header with no program or section headers (52 bytes) and a 32-bit Mach-O
+    header with no load commands (28 bytes): whole files, nothing cut."""
+    elf = b"\x7fELF" + bytes([1, 1, 1, 0]) + bytes(8) + struct.pack("<HHIIIIIHHHHHH", 2, 3, 1, 0, 0, 0, 0, 52, 0, 0,
+                                                                    0, 0, 0)
+    macho = struct.pack("<IiiIIII", 0xFEEDFACE, 7, 3, 2, 0, 0, 0)  # i386 MH_EXECUTE, ncmds 0
+    (tmp_path / "elf52").write_bytes(elf)
+    (tmp_path / "macho28").write_bytes(macho)
+    return tmp_path / "elf52", tmp_path / "macho28"
+
+
+def test_a_header_alone_is_not_truncated(tmp_path):
+    """readelf -h reads the 52-byte ELF, llvm-objdump-16 --macho --private-headers the 28-byte
+    Mach-O (both exit 0): inspect reads them too, the class and machine readelf / llvm-objdump give."""
+    import json
+    import subprocess
+
+    elf, macho = _smallest_headers(tmp_path)
+    head = subprocess.run(["readelf", "-h", str(elf)], capture_output=True, text=True, check=True).stdout
+    assert "ELF32" in head and "Intel 80386" in head
+    mh = subprocess.run(["llvm-objdump-16", "--macho", "--private-headers", str(macho)], capture_output=True,
+                        text=True, check=True).stdout
+    assert "MH_MAGIC    I386" in mh
+    for path in (elf, macho):
+        out = gotrace_cli("inspect", "--json", str(path), timeout=20)
+        assert out.returncode == 0, out.stderr
+        doc = json.loads(out.stdout)
+        assert (doc["bits"], doc["arch"]) == (32, "i386")
+
+
+@pytest.mark.parametrize("data,expect", [(b"hi", "not an ELF or Mach-O file"),
+                                         (b"\x7fE\x00", "not an ELF or Mach-O file"),
+                                         (b"\xcf\xfa", "truncated at offset 2"),  # MH_MAGIC_64's first bytes
+                                         (b"\x7fEL", "truncated at offset 3")])
+def test_a_short_file_is_truncated_only_if_it_starts_a_magic(data, expect, tmp_path):
+    """Fewer than 4 bytes: a cut binary when they begin ELF's or Mach-O's magic (elf.h's ELFMAG,
+    mach-o/loader.h's MH_MAGIC*), else no binary at all."""
+    (tmp_path / "short").write_bytes(data)
+    one_line_exit_2(tmp_path / "short", expect)
+
+
+@pytest.mark.parametrize("lead", [b"", b"\n", b"\n  \n"])
+def test_a_tbd_stub_is_called_text(lead, tmp_path):
+    """A TAPI .tbd stub (YAML: `--- !tapi-tbd`, tests/fixtures/macho/libSystem.tbd) is named as text,
+    with or without blank lines before the document marker (YAML allows them)."""
+    from pathlib import Path
+
+    tbd = Path(__file__).parent / "fixtures" / "macho" / "libSystem.tbd"
+    (tmp_path / "libSystem.tbd").write_bytes(lead + tbd.read_bytes())
+    one_line_exit_2(tmp_path / "libSystem.tbd", "text (a .tbd stub?)")
+
+
+def test_a_fat_header_of_no_slices_is_refused_as_such(tmp_path):
+    """An 8-byte fat header counting 0 slices is whole but empty: llvm-objdump-16 --universal-headers
+    refuses it for "zero architecture types", not for being cut."""
+    import subprocess
+
+    path = tmp_path / "empty-fat"
+    path.write_bytes(b"\xca\xfe\xba\xbe" + bytes(4))
+    out = subprocess.run(["llvm-objdump-16", "--macho", "--universal-headers", str(path)], capture_output=True, text=True)
+    assert out.returncode != 0 and "zero architecture types" in out.stderr
+    one_line_exit_2(path, "0 slices")
+
+
+@pytest.mark.parametrize("major", [45, 52, 61, 64, 65])
+def test_a_java_class_is_not_taken_for_a_fat_file(major, tmp_path):
+    """A Java class file's CAFEBABE is followed by minor 0 and its major version (45 for Java 1.0 on):
+    file(1) calls each "compiled Java class data", and so must inspect, not a cut fat Mach-O."""
+    import subprocess
+
+    path = tmp_path / "Main.class"
+    path.write_bytes(b"\xca\xfe\xba\xbe" + struct.pack(">HH", 0, major) + bytes(64))
+    assert subprocess.run(["file", "-b", str(path)], capture_output=True, text=True,
+                          check=True).stdout.startswith("compiled Java class data")
+    one_line_exit_2(path, "a Java class?")

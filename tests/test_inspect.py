@@ -19,7 +19,8 @@ SYSTEM = ["/bin/ls", "/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.
           # arm64 (libc6:arm64 and the cross toolchain's libstdc++): TLS relocations,
           # R_AARCH64_TLSDESC among them, which pyelftools misnames
           "/usr/lib/aarch64-linux-gnu/libc.so.6", "/usr/aarch64-linux-gnu/lib/libstdc++.so.6"]
-MACHO_BUILT = ["go-darwin-amd64", "go-darwin-arm64", "macho-x86_64-lazy", "macho-arm64-chained"]
+MACHO_BUILT = ["go-darwin-amd64", "go-darwin-arm64", "macho-x86_64-lazy", "macho-arm64-chained",
+               "macho-arm64-flat"]  # -flat_namespace: every bind has the flat-lookup ordinal
 
 
 def _elf_path(name, binaries):
@@ -110,13 +111,16 @@ def test_macho_agrees_with_llvm_objdump(name, binaries):
     path = binaries(name)
     img = open_image(path)
     lc = oracles.objdump_load_commands(path)
+    assert img.slice_offset == 0  # a thin file: its mach_header is the file's first bytes (no fat header before it)
     assert [(s.name, s.vmaddr, s.vmsize) for s in img.segments] == lc["segments"]
     assert img.uuid == lc["uuid"]
     assert [l.name for l in img.libraries] == lc["dylibs"]
     binds = oracles.objdump_binds(path)
     assert binds, "the oracle saw no binds"
     short = lambda lib: lib.rsplit("/", 1)[-1].split(".")[0]  # noqa: E731 (llvm-objdump prints "libSystem")
-    assert {(i.address, short(i.library), i.symbol) for i in img.imports} == binds
+    special = {"flat-namespace": "<flat lookup>"}  # llvm-objdump's word for the ordinal -2 (BIND_SPECIAL_DYLIB_FLAT_LOOKUP)
+    assert {(i.address, i.library if i.library.startswith("<") else short(i.library), i.symbol)
+            for i in img.imports} == {(a, special.get(lib, lib), s) for a, lib, s in binds}
 
 
 def test_macho_binding_kinds(binaries):
@@ -284,3 +288,78 @@ def test_macho_segment_protections_are_llvm_objdumps(name, binaries):
     out = gotrace_cli("inspect", "--json", str(path))
     got = {s["name"]: s["prot"] for s in json.loads(out.stdout)["segments"]}
     assert {"r-x", "rw-"} <= set(want.values()) and got == want
+
+
+def _fat64(fat: bytes) -> bytes:
+    """The same universal file with a FAT_MAGIC_64 header (fat_arch_64: 64-bit offset and size, then
+    align and a reserved word), what `lipo -fat64` writes; llvm-lipo-16 has no -fat64, so by hand."""
+    import struct
+
+    assert fat[:4] == b"\xca\xfe\xba\xbe"
+    count = struct.unpack_from(">I", fat, 4)[0]
+    out = bytearray(fat)
+    struct.pack_into(">II", out, 0, 0xCAFEBABF, count)
+    for i in reversed(range(count)):  # 32-byte entries overwrite the 20-byte ones: last first
+        cpu, sub, off, size, align = struct.unpack_from(">iiIII", fat, 8 + i * 20)
+        assert 8 + count * 32 <= off  # the first slice starts a page in: room for the wider table
+        struct.pack_into(">iiQQII", out, 8 + i * 32, cpu, sub, off, size, align, 0)
+    return bytes(out)
+
+
+def test_fat64_file_slices_are_llvm_objdumps(binaries, tmp_path):
+    """A FAT_MAGIC_64 universal file reads slice by slice as llvm-objdump-16 --macho reads it
+    (--universal-headers: the magic and each slice's offset; --private-headers: its UUID; --bind: its binds)."""
+    import re
+
+    fat64 = tmp_path / "fat64"
+    fat64.write_bytes(_fat64(binaries("fat").read_bytes()))
+    heads = subprocess.run(["llvm-objdump-16", "--macho", "--universal-headers", str(fat64)],
+                           capture_output=True, text=True, check=True).stdout
+    assert "fat_magic FAT_MAGIC_64" in heads
+    archs = re.findall(r"^\s*cputype CPU_TYPE_(\S+)", heads, re.M)
+    assert len(archs) == 2
+    offsets = dict(re.findall(r"^architecture (\S+)\n(?:.*\n)*?\s*offset (\d+)", heads, re.M))
+    for arch in ("x86_64", "arm64"):
+        img = open_image(fat64, arch)
+        assert img.arch == arch and img.slices == ["x86_64", "arm64"]
+        assert img.slice_offset == int(offsets[arch]) == open_image(binaries("fat"), arch).slice_offset
+        assert img.uuid == oracles.objdump_load_commands(fat64, arch)["uuid"] is not None
+        assert {(i.address, i.symbol) for i in img.imports} == \
+            {(a, s) for a, _, s in oracles.objdump_binds(fat64, arch)}
+
+
+def test_macho_ending_where_its_load_commands_end_reads(tmp_path):
+    """A Mach-O file may end at its last load command (an object with only LC_UUID: nothing
+    past the commands to point at); llvm-objdump-16 --private-headers reads its UUID."""
+    import struct
+
+    path = tmp_path / "commands-only"
+    header = struct.pack("<IiiIIIII", 0xFEEDFACF, 0x0100000C, 0, 1, 1, 24, 0, 0)  # arm64 MH_OBJECT, 1 command
+    path.write_bytes(header + struct.pack("<II16s", 0x1B, 24, bytes(range(16))))  # LC_UUID
+    want = oracles.objdump_load_commands(path)["uuid"]
+    assert want is not None
+    assert open_image(path).uuid == want
+
+
+def test_macho_32_bit_object_reads_as_llvm_objdump_reads_it(tmp_path):
+    """A 32-bit Mach-O (i386: LC_SEGMENT, mach_header without the reserved word) built by clang
+    from tests/fixtures/macho/hello.c: its segment's file range and its sections are
+    llvm-objdump-16 --macho --private-headers'."""
+    import re
+
+    require(shutil.which("clang-14") is not None, "clang-14 is not installed (bash scripts/setup.sh)")
+    obj = tmp_path / "hello-i386.o"
+    src = os.path.join(os.path.dirname(__file__), "fixtures", "macho", "hello.c")
+    subprocess.run(["clang-14", "-target", "i386-apple-macos10.7", "-c", src, "-o", str(obj)], check=True)
+    text = subprocess.run([oracles.OBJDUMP, "--macho", "--private-headers", str(obj)], capture_output=True,
+                          text=True, check=True).stdout
+    assert re.search(r"^\s*MH_MAGIC\s+I386\s", text, re.M)
+    segs = [(int(o), int(s)) for o, s in re.findall(r"cmd LC_SEGMENT\n(?:.*\n){4}\s*fileoff (\d+)\n\s*filesize (\d+)",
+                                                     text)]
+    sects = [(f"{g},{n}", int(a, 16), int(z, 16), int(o)) for n, g, a, z, o in re.findall(
+        r"sectname (\S+)\n\s*segname (\S+)\n\s*addr (0x[0-9a-f]+)\n\s*size (0x[0-9a-f]+)\n\s*offset (\d+)", text)]
+    assert segs and sects
+    img = open_image(obj)
+    assert img.bits == 32 and img.arch == "i386"
+    assert [(s.fileoff, s.filesize) for s in img.segments] == segs
+    assert [(s.name, s.addr, s.size, s.offset) for s in img.sections] == sects

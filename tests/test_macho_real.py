@@ -270,3 +270,21 @@ def test_stubs_say_both_binds_of_a_slot_in_both_tables():
     slots = {s["address"]: s for sec in doc["sections"] if sec["kind"] == "pointers" for s in sec["slots"]}
     for a in both:
         assert "libc++" in slots[a]["action"] and "first definition in load order" in slots[a]["action"]
+
+
+@pytest.mark.parametrize("name", ["numpy-arm64", "xgboost-x86_64"])
+def test_bind_labels_name_their_table_and_type(name):
+    """A classic-opcode bind's label is its table and bind type as llvm-objdump prints them:
+    --bind rows `BIND_TYPE_<type>`, --weak-bind rows `BIND_TYPE_<type> (weak)`, --lazy-bind rows
+    (no type column: dyld's lazy binds are always pointers) `BIND_TYPE_POINTER (lazy)`."""
+    path = wheel_file(name)
+    want = set()
+    for table, suffix in (("bind", ""), ("weak-bind", " (weak)"), ("lazy-bind", " (lazy)")):
+        for line in _objdump("--macho", f"--{table}", path).splitlines():
+            parts = line.split()
+            if len(parts) >= 5 and parts[0].startswith("__") and re.fullmatch(r"0x[0-9A-Fa-f]+", parts[2]):
+                kind = "POINTER" if table == "lazy-bind" else parts[3].upper()
+                want.add((int(parts[2], 16), parts[-1], f"BIND_TYPE_{kind}{suffix}"))
+    assert any(r.endswith(")") for _a, _s, r in want) and any(not r.endswith(")") for _a, _s, r in want)
+    got = {(i.address, i.symbol, i.reloc) for i in open_image(path).imports}
+    assert got == want

@@ -15,6 +15,7 @@ every name goes through ``_text`` so JSON and the terminal always get text.
 """
 from __future__ import annotations
 
+import io
 import os
 import signal
 import struct
@@ -128,12 +129,37 @@ WALL_BACKSTOP = 300.0  # s: only for a child that stops using CPU and never ends
 
 def _walk(path: str) -> None:
     """What read_macho asks of LIEF, done once in the child."""
-    fat = _lief().MachO.parse(path)
-    if fat is None:
+    with open(path, "rb") as f:
+        data = f.read(4)
+        if data == b"\xca\xfe\xba\xbf":  # a FAT_MAGIC_64 file's slices are parsed from their bytes
+            data += f.read()
+    _fats, found = _parse(_lief(), path, data)
+    if not found:
         raise ValueError("LIEF could not parse it")
-    for i in range(fat.size):
-        b = fat.at(i)
+    for b, _off in found:
         list(b.bindings), len(b.symbols), list(b.sections), list(b.segments)
+
+
+def _parse(lief, path: str, data: bytes) -> tuple[list, list[tuple[object, int]]]:
+    """LIEF's parse of the file and each binary in it with the file offset it starts at.
+
+    LIEF 0.17 gives None for a FAT_MAGIC_64 universal file (64-bit offsets, what `lipo -fat64`
+    writes), which llvm-objdump and dyld read: its slices are parsed one by one from the table
+    fat_slices bounds-checked. The parses are returned too: a binary lives only as long as its
+    parse."""
+    if data[:4] != b"\xca\xfe\xba\xbf":
+        fat = lief.MachO.parse(path)
+        if fat is None:
+            return [], []
+        return [fat], [(b, int(getattr(b, "fat_offset", 0) or 0)) for b in (fat.at(i) for i in range(fat.size))]
+    fats, found = [], []
+    for _cpu, off, size in fat_slices(data):
+        fat = lief.MachO.parse(io.BytesIO(data[off:off + size]))
+        if fat is None or fat.size != 1:
+            return fats, []
+        fats.append(fat)
+        found.append((fat.at(0), off))
+    return fats, found
 
 
 def _parse_in_child_first(path: str, size: int) -> None:
@@ -192,35 +218,35 @@ def read_macho(path: str, data: bytes, arch: str | None = None) -> Image:
     _parse_in_child_first(path, len(data))
     lief = _lief()
     try:
-        fat = lief.MachO.parse(path)
+        _fats, found = _parse(lief, path, data)
     except Exception as exc:  # LIEF raises little, but never let it through
         raise BadBinary(f"{path}: corrupt Mach-O file ({exc})") from None
-    if fat is None or fat.size == 0:
+    if not found:
         raise BadBinary(f"{path}: corrupt Mach-O file (LIEF could not parse it)")
-    binaries = [fat.at(i) for i in range(fat.size)]
+    binaries = [b for b, _off in found]
     with warnings.catch_warnings():  # LIEF warns about unknown enum values in corrupt files
         warnings.simplefilter("ignore")
         archs = [_arch_of(b) for b in binaries]
     want = arch or host_arch()
     notes = []
     if want in archs:
-        binary = binaries[archs.index(want)]
+        at = archs.index(want)
     elif arch is not None:
         raise BadBinary(f"{path}: no {arch} slice (it has: {', '.join(archs)})")
     else:
-        binary = binaries[0]
+        at = 0
         if len(archs) > 1:
             notes.append(f"no slice for the host's {want}; showing {archs[0]} (pick one with --arch)")
     try:
         with warnings.catch_warnings():  # LIEF warns about unknown enum values in corrupt files
             warnings.simplefilter("ignore")
-            img = _image(path, binary, lief)
+            img = _image(path, binaries[at], lief)
     except BadBinary:
         raise
     except Exception as exc:
         raise BadBinary(f"{path}: corrupt Mach-O file ({type(exc).__name__}: {str(exc)[:120]})") from None
     img.slices = archs
-    img.slice_offset = int(getattr(binary, "fat_offset", 0) or 0)
+    img.slice_offset = found[at][1]
     img.notes = notes + img.notes
     return img
 

@@ -17,7 +17,8 @@ MACHO_MAGICS = {
     b"\xfe\xed\xfa\xcf": "Mach-O", b"\xcf\xfa\xed\xfe": "Mach-O",
 }
 FAT_MAGICS = (b"\xca\xfe\xba\xbe", b"\xca\xfe\xba\xbf")
-MAX_FAT_ARCHS = 64  # a Java class file starts with CAFEBABE too: its "count" is >= 45 << 16
+MAX_FAT_ARCHS = 30  # a Java class starts with CAFEBABE too, then minor and major version: its "count" is the
+# major (45 for Java 1.0 on) when minor is 0; file(1) takes a count over 30 for a Java class too
 
 
 class BadBinary(GotraceError):
@@ -76,6 +77,6 @@ def sniff(path: str, data: bytes) -> str:
         raise Truncated(path, len(data))
     if data[:2] == b"#!":
         raise BadBinary(f"{path}: a script (#!), not an ELF or Mach-O file")
-    if data.lstrip()[:4] == b"---" or data[:5] == b"--- !":
+    if data.lstrip()[:3] == b"---":  # a YAML document's start, blank lines before it or not
         raise BadBinary(f"{path}: text (a .tbd stub?), not an ELF or Mach-O file")
     raise BadBinary(f"{path}: not an ELF or Mach-O file")
