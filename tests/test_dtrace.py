@@ -192,3 +192,21 @@ def test_a_child_re_parented_before_it_execs_keeps_the_parent_that_forked_it(tmp
     ppids = {(int(r.pid), r.exe): int(r.ppid) for r in procs.itertuples()}
     assert ppids[(a, str(prog))] == root
     assert ppids[(b, "/bin/true")] == a, procs[["pid", "ppid", "exe"]]
+
+
+def test_a_thread_is_not_a_fork(tmp_path):
+    """DTrace for Linux fires proc:::create for a new thread too, its pr_pid the process's own
+    pid: proctree.d then prints "F ts P P". A child of the tree that starts a thread keeps the
+    parent that forked it. Oracle: the program's own getppid() and getpid(), written by it."""
+    require_dtrace()
+    from tracer import bind, load_session
+
+    told = tmp_path / "pids"
+    code = ("import os, sys, threading; t = threading.Thread(target=len, args=((),)); t.start(); t.join(); "
+            "open(sys.argv[1], 'w').write(f'{os.getpid()} {os.getppid()}')")
+    res = bind(["/bin/sh", "-c", '/usr/bin/python3 -c "$0" "$1"; exit 0', code, str(told)], out=tmp_path / "s",
+               backend="dtrace")
+    assert res.exit_code == 0
+    pid, ppid = (int(x) for x in told.read_text().split())
+    procs = load_session(res.session).processes
+    assert [int(p) for p in procs.loc[procs["pid"] == pid, "ppid"]] == [ppid], procs[["pid", "ppid", "exe"]]
