@@ -77,3 +77,21 @@ def test_odd_symbols_and_a_tab_in_a_path_decode_from_bpftrace_print(odd_prog, re
         got = {(r["requester"], r["provider"], r["symbol"]) for r in rows if r["symbol"].startswith("odd")}
         assert got == oracle, (len(blocks), got)
         assert dec.malformed == 0
+
+
+def test_a_tab_in_a_loader_variable_is_kept(odd_prog, tmp_path):
+    """bindsnoop.bt sends each LD_* entry of a new image's environment in pieces (V records,
+    the piece the free-text last field): LD_LIBRARY_PATH naming the directory with a tab keeps
+    it. Oracle: the environment /usr/bin/env prints (its own account of what it was given)."""
+    from conftest import gotrace_cli, require_bpftrace
+    from tracer import load_session
+
+    require_bpftrace()
+    entry = f"LD_LIBRARY_PATH={odd_prog.parent}"
+    out = gotrace_cli("bind", "-q", "--backend", "bpftrace", "-o", str(tmp_path / "s"), "--", "/usr/bin/env",
+                      env={**os.environ, "LD_LIBRARY_PATH": str(odd_prog.parent)})
+    assert out.returncode == 0, out.stderr
+    printed = [l for l in out.stdout.split("\n") if l.startswith("LD_")]
+    assert entry in printed and "\t" in entry
+    (env,) = load_session(tmp_path / "s").processes["loader_env"]
+    assert sorted(env) == sorted(printed)
