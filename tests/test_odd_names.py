@@ -95,3 +95,20 @@ def test_a_tab_in_a_loader_variable_is_kept(odd_prog, tmp_path):
     assert entry in printed and "\t" in entry
     (env,) = load_session(tmp_path / "s").processes["loader_env"]
     assert sorted(env) == sorted(printed)
+
+
+@pytest.mark.parametrize("backend", ["bpf", "bpftrace"])
+def test_a_relative_exec_under_a_directory_with_a_tab(odd_prog, backend, tmp_path, monkeypatch):
+    """./prog run from the directory with a tab: the session names the image by its absolute
+    path (bpf's C record carries the working directory whole; bindsnoop.bt's W records walk it,
+    innermost name first). Oracle: the working directory it ran in (os.getcwd(), the kernel's)
+    and the program's own output."""
+    from conftest import gotrace_cli, require_backend
+    from tracer import load_session
+
+    require_backend(backend)
+    monkeypatch.chdir(odd_prog.parent)
+    out = gotrace_cli("bind", "-q", "--backend", backend, "-o", str(tmp_path / "s"), "--", "./prog")
+    assert out.returncode == 0 and out.stdout == "9\n", out.stderr
+    procs = load_session(tmp_path / "s").processes
+    assert list(procs["exe"]) == [os.path.join(os.getcwd(), "prog")]
