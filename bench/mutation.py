@@ -86,8 +86,11 @@ TESTS: dict[str, list[str]] = {
     "tracer/capture/dyld_print/account.py": ["tests/test_dyld_print.py", "tests/test_dyld_print_backend.py",
                                              "tests/test_import.py"],
     "tracer/capture/bpftrace/decode.py": ["tests/test_golden_parsers.py", "tests/test_dscripts.py",
-                                          "tests/test_oracle_kinds.py -k 'bpf or bpftrace'"],
-    "tracer/capture/bpftrace/lines.py": ["tests/test_oracle_kinds.py -k 'bpf or bpftrace'", "tests/test_bpf_backend.py"],
+                                          "tests/test_oracle_kinds.py -k 'bpf or bpftrace'", "tests/test_odd_names.py",
+                                          "tests/test_exec_facts.py -k bpf",
+                                          "tests/test_failures.py -k 'died or unnamed or (told and bpftrace)'"],
+    "tracer/capture/bpftrace/lines.py": ["tests/test_oracle_kinds.py -k 'bpf or bpftrace'", "tests/test_bpf_backend.py",
+                                         "tests/test_kept_objects.py -k 'deleted and bpf'"],
     "tracer/capture/dtrace/decode.py": ["tests/test_oracle_dtrace_records.py", "tests/test_dtrace.py"],
     "tracer/capture/imported.py": ["tests/test_oracle_import.py", "tests/test_import.py", "tests/test_oracle_tangled.py"],
     # binary/: ELF and Mach-O files

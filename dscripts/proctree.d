@@ -22,7 +22,10 @@
  * Records come per CPU buffer, not in time order: sort them by ts.
  *
  * CAVEATS: progenyof() follows the tree from the root, also past processes that
- * re-parent to init/launchd when their parent exits. No argv (psinfo's args are
+ * re-parent to init/launchd when their parent exits (not DTrace for Linux 2.0: there a
+ * process re-parented outside the tree, and a child forked by any thread but a process's
+ * first, leave no records). DTrace for Linux fires proc:::create for a new thread too:
+ * "F ts P P", the child its own process (gotrace skips those). No argv (psinfo's args are
  * not translated on Linux); `execname` would cut names at 15/16 bytes, so the
  * path comes from proc:::exec's argument. Overhead: a few probe firings per
  * process, nothing per call. On macOS it needs root and, for SIP-restricted

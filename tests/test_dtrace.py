@@ -171,3 +171,42 @@ def test_probe_says_what_is_missing(monkeypatch):
     monkeypatch.setattr(dt.os, "geteuid", lambda: 501)
     avail = dt.DtraceBackend().probe()
     assert not avail.ok and "root" in avail.reason and "sudo" in avail.fix
+
+
+def test_a_child_re_parented_before_it_execs_keeps_the_parent_that_forked_it(tmp_path):
+    """tests/csrc/reparent.c, a child subreaper: its child A forks B and exits; B, re-parented to
+    the program, then execs /bin/true. proctree.d's E and X records for B then name the program
+    as B's parent; the session keeps the one that forked it. Oracle: fork()'s return value in
+    A, written by A with its own getpid(); the program's exit status (B's, through wait())."""
+    require_dtrace()
+    from tracer import bind, load_session
+
+    prog = tmp_path / "reparent"
+    subprocess.run(["gcc", "-O0", "-o", str(prog), str(ROOT / "tests/csrc/reparent.c")], check=True)
+    told = tmp_path / "pids"
+    res = bind([str(prog), str(told), "/bin/true"], out=tmp_path / "s", backend="dtrace")
+    assert res.exit_code == 0
+    a, b = (int(x) for x in told.read_text().split())
+    procs = load_session(res.session).processes
+    root = int(procs.loc[procs["argv"].notna(), "pid"].iloc[0])
+    ppids = {(int(r.pid), r.exe): int(r.ppid) for r in procs.itertuples()}
+    assert ppids[(a, str(prog))] == root
+    assert ppids[(b, "/bin/true")] == a, procs[["pid", "ppid", "exe"]]
+
+
+def test_a_thread_is_not_a_fork(tmp_path):
+    """DTrace for Linux fires proc:::create for a new thread too, its pr_pid the process's own
+    pid: proctree.d then prints "F ts P P". A child of the tree that starts a thread keeps the
+    parent that forked it. Oracle: the program's own getppid() and getpid(), written by it."""
+    require_dtrace()
+    from tracer import bind, load_session
+
+    told = tmp_path / "pids"
+    code = ("import os, sys, threading; t = threading.Thread(target=len, args=((),)); t.start(); t.join(); "
+            "open(sys.argv[1], 'w').write(f'{os.getpid()} {os.getppid()}')")
+    res = bind(["/bin/sh", "-c", '/usr/bin/python3 -c "$0" "$1"; exit 0', code, str(told)], out=tmp_path / "s",
+               backend="dtrace")
+    assert res.exit_code == 0
+    pid, ppid = (int(x) for x in told.read_text().split())
+    procs = load_session(res.session).processes
+    assert [int(p) for p in procs.loc[procs["pid"] == pid, "ppid"]] == [ppid], procs[["pid", "ppid", "exe"]]

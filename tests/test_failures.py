@@ -13,11 +13,13 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from conftest import gotrace_cli, require, require_backend
 from linkbins import build
+from tracer import load_session
 
 GLIBC_FATAL = re.compile(r"^(\S+): symbol lookup error: (\S+): undefined symbol: (\S+?)(?:, version (\S+))?$", re.M)
 
@@ -153,3 +155,73 @@ def test_a_failed_lookup_of_unknown_kind_is_never_called_harmless(bins, tmp_path
     title = lines[header - 1]
     assert "harmless" not in text, text
     assert "stopped nothing" not in title and "may have been fatal" in title, title
+
+
+GLIBC_BINDING = re.compile(r"^\s*(\d+):\s+binding file (.+?) \[\d+\] to (.+?) \[\d+\]: normal symbol `(.+?)'", re.M)
+
+
+def glibc_bindings(argv: list[str]) -> tuple[int, set[tuple[str, str, str]]]:
+    """(exit status, {(requester, provider, symbol)}) as LD_DEBUG=bindings prints them, paths resolved."""
+    out = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "LD_DEBUG": "bindings"})
+    return out.returncode, {(os.path.realpath(r), os.path.realpath(p), s)
+                            for _pid, r, p, s in GLIBC_BINDING.findall(out.stderr)}
+
+
+def session_bindings(session, pid: int) -> set[tuple[str, str, str]]:
+    ev = load_session(session).events
+    ev = ev[(ev["pid"] == pid) & ev["resolved"]]
+    return {(os.path.realpath(r), v if v.startswith("<") else os.path.realpath(v), s)
+            for r, v, s in zip(ev["requester"].astype(str), ev["provider"].astype(str), ev["symbol"].astype(str),
+                               strict=True)}
+
+
+@pytest.mark.parametrize("backend", ["bpf", "bpftrace"])
+def test_the_interpreter_of_a_process_that_died_is_named_beside_a_process_that_lived(backend, bins, tmp_path):
+    """fatal dies of a lookup before ld.so's own relocation, where bindsnoop reads ld.so's name;
+    gotrace names that one unnamed provider from fatal's PT_INTERP. The shell around it lived:
+    its ld.so was named the usual way, which must not count as fatal's. Oracle: glibc's
+    LD_DEBUG=bindings of fatal run alone (every binding it made, ld.so's included, paths
+    resolved) and its exit status 127."""
+    require_backend(backend)
+    code, oracle = glibc_bindings([str(bins["fatal"])])
+    assert code == 127
+    interp = os.path.realpath(re.search(r"interpreter: (\S+?)\]", subprocess.run(
+        ["readelf", "-lW", str(bins["fatal"])], capture_output=True, text=True).stdout).group(1))
+    assert any(p == interp for _r, p, _s in oracle)  # fatal bound symbols to ld.so before it died
+    session = tmp_path / "s"
+    out = gotrace_cli("bind", "-q", "--backend", backend, "-o", str(session), "--", "/bin/sh", "-c",
+                      f"{bins['fatal']}; exit 0")
+    assert out.returncode == 0, out.stderr
+    procs = load_session(session).processes
+    (pid,) = {int(p) for p in procs.loc[procs["exe"] == str(bins["fatal"]), "pid"]}
+    assert session_bindings(session, pid) == oracle
+
+
+def test_a_process_that_died_with_two_unnamed_providers_names_neither_wrongly(tmp_path):
+    """tests/csrc/deadtwo/: the program dies of a lookup while two providers are unrelocated
+    (unnamed in bindsnoop's records): itself (libdta.so's main_value) and ld.so (libc's
+    _rtld_global, …). Which address is which the records do not say: each stays an address,
+    every other provider is glibc's. Oracle: glibc's LD_DEBUG=bindings of the same program
+    and its exit status 127 (its "symbol lookup error" on stderr)."""
+    require_backend("bpftrace")
+    src = Path(__file__).resolve().parent / "csrc" / "deadtwo"
+    d = tmp_path / "b"
+    d.mkdir()
+    for cmd in (["-shared", "-fPIC", "-o", d / "libdta.so", src / "a.c"],
+                ["-shared", "-fPIC", "-Wl,-z,now", "-o", d / "libdtb.so", src / "b.c"],
+                ["-o", d / "deadtwo", src / "main.c", f"-L{d}", "-ldtb", "-ldta",
+                 f"-Wl,--allow-shlib-undefined,-rpath,{d}"]):
+        subprocess.run(["gcc", "-O0", *map(str, cmd)], check=True)
+    prog = str(d / "deadtwo")
+    code, oracle = glibc_bindings([prog])
+    assert code == 127
+    unrelocated = {os.path.realpath(prog), os.path.realpath(re.search(r"interpreter: (\S+?)\]", subprocess.run(
+        ["readelf", "-lW", prog], capture_output=True, text=True).stdout).group(1))}
+    assert unrelocated <= {p for _r, p, _s in oracle}
+    session = tmp_path / "s"
+    out = gotrace_cli("bind", "-q", "--backend", "bpftrace", "-o", str(session), "--", prog)
+    assert out.returncode == 127 and GLIBC_FATAL.search(out.stderr), out.stderr
+    (pid,) = {int(p) for p in load_session(session).processes["pid"]}
+    ours = session_bindings(session, pid)
+    expected = {(r, "<addr>" if p in unrelocated else p, s) for r, p, s in oracle}
+    assert {(r, "<addr>" if p.startswith("<link_map 0x") else p, s) for r, p, s in ours} == expected

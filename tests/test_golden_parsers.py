@@ -293,3 +293,24 @@ def test_bpftrace_forked_child_names_objects_through_its_parent():
         (11, "/usr/bin/gcc", "/usr/bin/gcc", "/lib/libc.so.6"), (12, "/usr/bin/gcc", "/usr/bin/gcc", "/lib/libc.so.6")]
     tail = dec.finish()  # pid 13's fork was never seen: named by address, not guessed
     assert tail.to_pylist()[0]["provider"] == "<link_map 0xbb>"
+
+
+def test_bpftrace_a_fork_cycle_of_reused_pids_ends():
+    """Pids are reused: 20 forks 21, both end without exec; a new 21 forks a new 20. Looking
+    for a link_map's name up the forks (none of them exec'd, none relocated anything) then
+    goes round 20 -> 21 -> 20: it must end, naming both objects by the records' own link_map
+    addresses (170 and 187, in hex)."""
+    dec = BpftraceDecoder()
+    dec.feed(b"F\t1\t20\t21\t0\nF\t2\t21\t20\t0\n")
+    assert dec.feed(b"@b[20, 3]: (20, 0, 170, 187, 900, 2, GLIBC_2.2.5, execv)\n") is None
+    (row,) = dec.finish().to_pylist()
+    assert (row["requester"], row["provider"]) == (f"<link_map {hex(170)}>", f"<link_map {hex(187)}>")
+
+
+def test_bpftrace_a_relocation_whose_name_was_lost_is_listed_by_address():
+    """A perf buffer that overflowed ("Lost N events") can drop the N record of an object whose
+    R arrives: its relocation is listed under the R record's own link_map address (187, in hex)."""
+    dec = BpftraceDecoder()
+    dec.feed(b"Lost 1 events\nR\t50\t10\t0\t187\t1200\n")
+    assert dec.relocations_rows() == [{"ts_ns": 50, "pid": 10, "path": f"<link_map {hex(187)}>", "duration_ns": 1200}]
+    assert dec.lost == 1

@@ -91,6 +91,8 @@ class DtraceDecoder:
                                          "path": self.image_at(pid, int(f[5], 16))})
             elif t == "F":
                 ts, parent, child = int(f[1]), int(f[2]), int(f[3])
+                if child == parent:  # DTrace for Linux: a new thread (pr_pid is its process's), no fork
+                    return None
                 c = self.proc(child)
                 c.ppid, c.start_ns = parent, ts
                 self.proc(parent)
