@@ -178,3 +178,14 @@ def test_every_room_is_a_package_the_readme_names():
     shared = sorted(p.stem for p in TRACER.glob("*.py") if not p.name.startswith("__"))
     assert {f"tracer.{s}" for s in shared} == SHARED
     assert (TRACER.parent / "dscripts").is_dir() and not (TRACER.parent / "dscripts").is_symlink()
+
+
+def test_every_package_is_in_the_wheel():
+    """pyproject.toml lists packages by hand: each directory of tracer/ with an __init__.py must be in
+    that list, or a wheel would not carry it (tracer.capture.bpf was missing)."""
+    import tomllib
+
+    root = TRACER.parent
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(root).parts) for p in TRACER.rglob("__init__.py")}
+    assert found - listed == set()
