@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable
 from ..heavy import pa, pc
 from .objects import KeptObjects
 from .scope import Process, build_process, images_by_pid, loader_envs, process_key
-from .translator import replay_programs
+from .translator import as_translator, replay_programs
 from .why import explain
 
 
@@ -65,7 +65,7 @@ def interposed_lookups(parts: Callable[[list[str]], Iterable[pa.Table]], images:
             if exe is None or (pid, exe) in shape:
                 continue
             env = env_of(pid, exe)
-            program = host.get((pid, exe), exe)  # a translator's own lookups: its scope, not the guest's
+            program, = as_translator(host, pid, exe)  # a translator's own lookups: its scope, not the guest's
             key = shape[(pid, exe)] = process_key(kept, pid, str(program), by_pid.get(pid, []), env)
             if key not in built:
                 proc = build_process(str(program), by_pid.get(pid, []), env, cwd, resolve=kept.for_pid(pid))
@@ -96,9 +96,7 @@ def interposed_lookups(parts: Callable[[list[str]], Iterable[pa.Table]], images:
         proc, multi = built[shape[(pid, exe)]]
         if sym not in multi:
             continue
-        if (pid, exe) in host:  # the translator's lookups name its main program by the guest's path
-            program = host[(pid, exe)]
-            requester, provider = (program if x == exe else x for x in (requester, provider))
+        _, requester, provider = as_translator(host, pid, exe, requester, provider)
         key = (shape[(pid, exe)], requester, sym, version, provider, kind)
         if key not in memo:
             one = explain(proc, str(requester), str(sym), version, str(kind), provider, reason=False)

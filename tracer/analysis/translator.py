@@ -111,3 +111,12 @@ def replay_programs(meta: dict[str, Any], processes: list[dict]) -> dict[tuple[A
             out[(p.get("pid"), p.get("exe"))] = str(argv[0])
     return out
 
+
+def as_translator(programs: dict[tuple[Any, Any], str], pid: Any, exe: Any, *names: Any) -> tuple:
+    """(the program whose scope replays a lookup of (pid, exe), then ``names`` with the guest's path
+    read as that program: the translator's ld.so names its main program by the file exec'd)."""
+    program = programs.get((pid, exe))
+    if program is None:
+        return (exe, *names)
+    return (program, *(program if n == exe else n for n in names))
+

@@ -31,7 +31,7 @@ from ..binary.elf_dynsyms import Definition
 from ..session.reader import Session, frame_rows
 from .objects import KeptObjects
 from .scope import VDSO_NAMES, Loaded, Process, build_process, images_by_pid, loader_envs, process_key
-from .translator import replay_programs
+from .translator import as_translator, replay_programs
 from .why_macho import explain_macho
 
 WHY_VERSION = 1
@@ -378,14 +378,12 @@ def why_symbol(s: Session, symbol: str, pid: int | None = None) -> dict[str, Any
                                 env, cwd)
             lookups.append({"pid": int(p), "exe": exe, "lookups": n, **one})
             continue
-        program = host.get((p, exe), exe)
+        program, requester, provider = as_translator(host, p, exe, requester, provider)
         key = process_key(kept, int(p), str(program), images.get(int(p), []), env) + (env_of.recorded(p, exe),)
         if key not in procs:
             procs[key] = build_process(str(program), images.get(int(p), []), env, cwd, first.get(int(p)),
                                        kept.for_pid(int(p)))
             procs[key].env_recorded = env_of.recorded(p, exe)
-        if program != exe:  # the translator's lookups name its main program by the guest's path
-            requester, provider = (program if x == exe else x for x in (requester, provider))
         one = explain(procs[key], str(requester), symbol, version, str(kind), provider)
         lookups.append({"pid": int(p), "exe": exe, "lookups": n, "loader_env": env,
                         "loader_env_recorded": env_of.recorded(p, exe), **one})

@@ -26,7 +26,7 @@ from ..arch import MACHO_CPUS, host_arch
 from .goinfo import go_build_info
 from .macho_indirect import LC_SEGMENT, LC_SEGMENT_64, LC_SYMTAB, LoadCommandError, header, load_commands
 from .model import Image, ImportSlot, Library, Section, Segment
-from .sniff import BadBinary, Truncated
+from .sniff import FAT_MAGIC_64, FAT_MAGICS, BadBinary, Truncated
 
 FILE_TYPES = {"EXECUTE": "executable", "DYLIB": "dylib", "BUNDLE": "bundle", "OBJECT": "relocatable",
               "DYLINKER": "dylinker", "CORE": "core", "KEXT_BUNDLE": "kext", "DYLIB_STUB": "dylib-stub",
@@ -69,7 +69,7 @@ def fat_slices(data: bytes) -> list[tuple[int, int, int]]:
     """``(cputype, offset, size)`` of each fat slice, bounds-checked by hand so
     a lying header is refused before LIEF sees it."""
     magic = data[:4]
-    wide = magic == b"\xca\xfe\xba\xbf"
+    wide = magic == FAT_MAGIC_64
     count = struct.unpack_from(">I", data, 4)[0]
     entry = 32 if wide else 20
     if 8 + count * entry > len(data):
@@ -131,7 +131,7 @@ def _walk(path: str) -> None:
     """What read_macho asks of LIEF, done once in the child."""
     with open(path, "rb") as f:
         data = f.read(4)
-        if data == b"\xca\xfe\xba\xbf":  # a FAT_MAGIC_64 file's slices are parsed from their bytes
+        if data == FAT_MAGIC_64:  # a FAT_MAGIC_64 file's slices are parsed from their bytes
             data += f.read()
     _fats, found = _parse(_lief(), path, data)
     if not found:
@@ -147,7 +147,7 @@ def _parse(lief, path: str, data: bytes) -> tuple[list, list[tuple[object, int]]
     writes), which llvm-objdump and dyld read: its slices are parsed one by one from the table
     fat_slices bounds-checked. The parses are returned too: a binary lives only as long as its
     parse."""
-    if data[:4] != b"\xca\xfe\xba\xbf":
+    if data[:4] != FAT_MAGIC_64:
         fat = lief.MachO.parse(path)
         if fat is None:
             return [], []
@@ -204,7 +204,7 @@ def _parse_in_child_first(path: str, size: int) -> None:
 
 def read_macho(path: str, data: bytes, arch: str | None = None) -> Image:
     try:
-        if data[:4] in (b"\xca\xfe\xba\xbe", b"\xca\xfe\xba\xbf"):
+        if data[:4] in FAT_MAGICS:
             try:
                 slices = fat_slices(data)
             except Truncated:

@@ -16,7 +16,8 @@ MACHO_MAGICS = {
     b"\xfe\xed\xfa\xce": "Mach-O", b"\xce\xfa\xed\xfe": "Mach-O",
     b"\xfe\xed\xfa\xcf": "Mach-O", b"\xcf\xfa\xed\xfe": "Mach-O",
 }
-FAT_MAGICS = (b"\xca\xfe\xba\xbe", b"\xca\xfe\xba\xbf")
+FAT_MAGIC_64 = b"\xca\xfe\xba\xbf"  # 64-bit offsets and sizes (lipo -fat64)
+FAT_MAGICS = (b"\xca\xfe\xba\xbe", FAT_MAGIC_64)
 MAX_FAT_ARCHS = 30  # a Java class starts with CAFEBABE too, then minor and major version: its "count" is the
 # major (45 for Java 1.0 on) when minor is 0; file(1) takes a count over 30 for a Java class too
 

@@ -186,10 +186,11 @@ class LdDebugFileParser:
         if self._untangle.cuts:  # a cut line's end may come now
             lines = self._untangle.lines(lines)
         k = self._feed(lines, ts_ns, out)
-        if k >= 0:  # a cut line: the rest of the piece taken apart and read again
-            self._feed(self._untangle.lines(lines[k:]), ts_ns, out, cut_seen=True)
+        if k >= 0:  # a cut line: the rest of the piece taken apart (the Untangler splits at the
+            # quote every line _split_text calls cut, so none is left) and read again
+            self._feed(self._untangle.lines(lines[k:]), ts_ns, out)
 
-    def _feed(self, lines: list[str], ts_ns: int, out: list[tuple], cut_seen: bool = False) -> int:
+    def _feed(self, lines: list[str], ts_ns: int, out: list[tuple]) -> int:
         """Read lines up to one another process cut in two (its index: feed untangles from there), else -1."""
         images = self.images
         append = out.append
@@ -206,10 +207,7 @@ class LdDebugFileParser:
                 if fields is None:
                     fields = _remember(rest, raw)
                 if fields is _CUT:
-                    if not cut_seen:
-                        return lines.index(raw)  # the first such line: an equal one before it would be
-                    m = BINDING_LINE.match(raw)  # not taken apart: read as it is
-                    fields = m.groups()[1:] if m else None
+                    return lines.index(raw)  # the first such line: an equal one before it would have been
             if fields is not None:
                 req, prov, sym, ver = fields
                 pid_s = raw[:i]
