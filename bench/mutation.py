@@ -22,6 +22,7 @@ Usage (from the checkout; root, as the tests are):
   .venv/bin/python bench/mutation.py --module tracer/capture/ld_debug/parse.py --json out.json
   .venv/bin/python bench/mutation.py --list              # the modules and the tests mapped to each
   .venv/bin/python bench/mutation.py --module M --only 12,40   # re-run some mutants by number
+  .venv/bin/python bench/mutation.py --module M --lock /tmp/gotrace-trace.lock  # beside another run that traces
 
 Output: one line per mutant (``killed``, ``SURVIVED``, ``timeout``) with its number, line and
 change, then the score (killed / mutants) and the survivors again. A survivor is either a
@@ -33,6 +34,7 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
+import fcntl
 import json
 import os
 import random
@@ -291,9 +293,16 @@ def prepare_copy(dest: Path) -> None:
             shutil.copy2(src, dest / name)
 
 
-def run_tests(copy_root: Path, tests: list[str], timeout: float) -> tuple[str, float, str]:
+def run_tests(copy_root: Path, tests: list[str], timeout: float, lock: str | None = None) -> tuple[str, float, str]:
     """Each entry of ``tests`` in its own pytest run (an entry's ``-k`` selects in its file only), in
-    order, up to the first failure: ("passed" | "failed" | "timeout" | "error …", seconds, what failed)."""
+    order, up to the first failure: ("passed" | "failed" | "timeout" | "error …", seconds, what failed).
+    With ``lock``, the whole run holds that file's exclusive flock: two mutation runs whose tests trace
+    (bpftrace's uprobes on ld.so make lldb's and DTrace's probes refuse) then take turns, and no
+    mutant is counted killed by another run's tracer."""
+    if lock:
+        with open(lock, "a") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            return run_tests(copy_root, tests, timeout)
     env = dict(os.environ, PYTHONPATH=str(copy_root), PYTHONDONTWRITEBYTECODE="1")
     env.pop("CI", None)  # a missing capability skips, as it would locally
     t0 = time.monotonic()
@@ -324,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sample", type=int, help="run this many of the mutants, drawn at random (seeded by the "
                     "module's name: the same draw every time), for a module too big to run whole")
     ap.add_argument("--json", help="write the mutants and their status here")
+    ap.add_argument("--lock", help="hold this file's flock while tests run (e.g. /tmp/gotrace-trace.lock), so "
+                    "concurrent mutation runs whose tests trace take turns instead of failing each other")
     ap.add_argument("--list", action="store_true", help="print the module -> tests mapping and the mutant counts")
     args = ap.parse_args(argv)
     if args.list:
@@ -348,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         # the tests, fastest first, each timed once on the unmutated code (they must pass there)
         timed = []
         for t in tests:
-            status, took, _f = run_tests(root, [t], timeout=3600)
+            status, took, _f = run_tests(root, [t], timeout=3600, lock=args.lock)
             if status != "passed":
                 print(f"{mod}: {t} does not pass on the unmutated code ({status}): fix that first", file=sys.stderr)
                 return 2
@@ -373,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             target.write_text(mutated)
             try:
-                status, m.seconds, m.failed = run_tests(root, order, timeout=limit)
+                status, m.seconds, m.failed = run_tests(root, order, timeout=limit, lock=args.lock)
             finally:
                 target.write_text(text)
             m.status = {"failed": "killed", "passed": "SURVIVED"}.get(status, status)
