@@ -104,6 +104,7 @@ TESTS: dict[str, list[str]] = {
     "tracer/binary/facts.py": ["tests/test_check.py", "tests/test_oracle_interposed.py", "tests/test_why.py"],
     "tracer/binary/gates.py": ["tests/test_check.py"],
     "tracer/binary/goinfo.py": ["tests/test_inspect.py", "tests/test_check.py"],
+    "tracer/binary/ldso_dirs.py": ["tests/test_ldso_dirs.py", "tests/test_why.py -k '32_bit or arm64_programs'"],
     "tracer/binary/ldcache.py": ["tests/test_why.py", "tests/test_doctor_libcheck.py"],
     "tracer/binary/macho.py": ["tests/test_inspect.py", "tests/test_stubs.py", "tests/test_bad_binaries.py",
                                 "tests/test_macho_real.py -k 'labels_name or every_bind'"],

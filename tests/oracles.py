@@ -189,7 +189,9 @@ _TRYING = re.compile(r"^\s*\d+:\s+trying file=(.+)$")
 def ld_debug_searches(text: str) -> list[dict]:
     """Each library search glibc reported: the name, its places [(source, base directories)] — the
     glibc-hwcaps, tls and platform subdirectories ld.so adds under each directory left out — and the
-    last file tried (the one that hit, when the program went on)."""
+    last file tried (the one that hit, when the program went on). An i386 ld.so's nested legacy
+    subdirectories (tls/i686/sse2 before tls/i686) can make a subdirectory pass for a base: compare
+    the directories that exist (none of those subdirectories does here)."""
     out: list[dict] = []
     for line in text.splitlines():
         m = _FIND.match(line)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -714,6 +715,64 @@ def test_an_arm64_programs_searches_are_its_guest_ld_sos(tmp_path):
     theirs = [(src, [d for d in dirs if os.path.isdir(d)]) for src, dirs in srch["places"]]
     assert mine == theirs and theirs[-1][0] == "system search path" and "/lib/aarch64-linux-gnu" in theirs[-1][1]
     assert ld["found"] is False and ld["hit"] is None
+
+
+def test_a_32_bit_programs_searches_are_its_own_ld_sos(tmp_path):
+    """picker and its libraries built by `gcc -m32` (gcc-multilib: the i386 ld.so /lib/ld-linux.so.2,
+    libraries in /lib32), run natively by the x86_64 kernel. The oracle is LD_DEBUG=libs of the same
+    runs (the places in their order, directories that exist; the file found: liba.so through RUNPATH's
+    $ORIGIN/$LIB, which this ld.so expands to lib32), and that ld.so's own
+    `--help` ("(system search path)": /lib32, /usr/lib32, /lib, /usr/lib — not the x86_64 ld.so's
+    /lib/x86_64-linux-gnu…, nor a bare /lib:/usr/lib) for where needy's libnothere.so, found
+    nowhere (exit 127), was looked for last."""
+    import re
+
+    src, run = ROOT / "tests/csrc/why", tmp_path / "run"
+    run.mkdir()
+    probe = subprocess.run(["gcc", "-m32", "-o", str(tmp_path / "hi"), str(src / "hi.c")], capture_output=True, text=True)
+    require(probe.returncode == 0, f"gcc -m32 cannot link (gcc-multilib is not installed): {probe.stderr[-200:]}")
+    cc = ["gcc", "-m32", "-O0"]
+    lib = tmp_path / "lib32"  # where $LIB points for this ld.so (its own library directory's name)
+    lib.mkdir()
+    for who, extra, where in (("a", ["-DCALLS_ITSELF"], lib), ("b", [], run)):
+        subprocess.run([*cc, "-shared", "-fPIC", "-o", str(where / f"lib{who}.so"), str(src / "pick.c"),
+                        f"-DWHO='{who}'", *extra, f"-Wl,-soname,lib{who}.so"], check=True)
+    gone = run / "libnothere.so"
+    subprocess.run([*cc, "-shared", "-fPIC", "-o", str(gone), str(src / "pick.c"), "-DWHO='n'", "-Dpick=nothere",
+                    "-Wl,-soname,libnothere.so"], check=True)
+    exe, needy = tmp_path / "picker", tmp_path / "needy"
+    subprocess.run([*cc, "-o", str(exe), str(src / "picker.c"), f"-L{run}", f"-L{lib}", "-lb", "-la",
+                    "-Wl,--enable-new-dtags,-rpath,$ORIGIN/run:$ORIGIN/$LIB"], check=True)
+    subprocess.run([*cc, "-o", str(needy), str(src / "needy.c"), f"-L{run}", "-lnothere",
+                    "-Wl,--enable-new-dtags,-rpath,$ORIGIN/run"], check=True)
+    gone.unlink()
+    interp = subprocess.run(["readelf", "-l", str(exe)], capture_output=True, text=True).stdout
+    (ldso,) = re.findall(r"Requesting program interpreter: (\S+)\]", interp)
+    helped = subprocess.run([ldso, "--help"], capture_output=True, text=True).stdout
+    built_in = re.findall(r"^\s+(\S+) \(system search path\)$", helped, re.M)
+    assert built_in[:2] == ["/lib32", "/usr/lib32"], helped
+    for argv, status in (([str(exe)], 0), ([str(needy)], 127)):
+        libs = subprocess.run(argv, env={**os.environ, "LD_DEBUG": "libs"}, capture_output=True, text=True)
+        assert libs.returncode == status, libs.stderr
+        session = tmp_path / f"s-{Path(argv[0]).name}"
+        assert record("ld-debug", argv, {}, session).returncode == status
+        w = Why(session)
+        searches = ld_debug_searches(libs.stderr)
+        assert searches
+        for srch in searches:
+            (ld,) = [ld for ld in w.library(srch["name"])["loads"] if ld["exe"] == argv[0]]
+            mine = [(s["source"], [d for d in s["dirs"] if os.path.isdir(d)]) for s in ld["search"]]
+            theirs = [(where, [d for d in dirs if os.path.isdir(d)]) for where, dirs in srch["places"]]
+            assert [m for m in mine if m[0] != "ld.so.cache"] == [t for t in theirs if t[0] != "ld.so.cache"], srch
+            assert [m[0] for m in mine] == [t[0] for t in theirs], srch
+            if srch["name"] == "liba.so":  # glibc found it through $LIB
+                assert real(srch["last_tried"]) == real(str(lib / "liba.so")), srch
+            if srch["name"] == "libnothere.so":
+                assert ld["found"] is False and ld["hit"] is None
+                assert ld["search"][-1]["source"] == "system search path" and ld["search"][-1]["dirs"] == built_in
+            else:
+                assert real(ld["hit"]) == real(srch["last_tried"]) and ld["agrees"], (srch, ld)
+    assert status == 127 and "libnothere.so" in {s["name"] for s in searches}
 
 
 def test_a_dt_needed_path_found_nowhere_is_listed_by_its_file_name(tmp_path):

@@ -60,6 +60,11 @@ def host_arch() -> str:
     return canonical(machine) or machine.lower()
 
 
+# a 64-bit CPU's own 32-bit code, which its kernel runs natively (x86_64's IA-32 compatibility mode:
+# `gcc -m32` and GOARCH=386 programs; arm64 kernels with AArch32 at EL0: armhf programs) — no translator
+COMPAT = {"x86_64": frozenset({"i386"}), "arm64": frozenset({"arm"})}
+
+
 def host_format() -> str:
     """The executable format this host's loader runs: Mach-O on macOS, ELF elsewhere."""
     return "Mach-O" if os.uname().sysname == "Darwin" else "ELF"

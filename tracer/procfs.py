@@ -185,11 +185,23 @@ def ending(pid: int) -> int | None:
 
 
 def auxv(pid: int) -> dict[int, int]:
-    """The auxiliary vector the kernel gave the process (x86_64 and arm64 layout: u64 pairs)."""
+    """The auxiliary vector the kernel gave the process: pairs of the program's own word size —
+    u32 for a 32-bit program the 64-bit kernel runs (i386 on x86_64), u64 otherwise."""
     with open(f"/proc/{pid}/auxv", "rb") as fh:
         raw = fh.read()
-    vals = struct.unpack(f"<{len(raw) // 8}Q", raw[: len(raw) // 8 * 8])
+    size, code = (4, "I") if _elf_class(pid) == 1 else (8, "Q")
+    vals = struct.unpack(f"<{len(raw) // size}{code}", raw[: len(raw) // size * size])
     return {vals[i]: vals[i + 1] for i in range(0, len(vals) - 1, 2)}
+
+
+def _elf_class(pid: int) -> int | None:
+    """EI_CLASS of the process's program (1: 32-bit, 2: 64-bit), None when it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/exe", "rb") as fh:
+            head = fh.read(5)
+    except OSError:
+        return None
+    return head[4] if len(head) == 5 and head[:4] == b"\x7fELF" else None
 
 
 def mapped_ranges(pid: int) -> list[tuple[int, int]]:

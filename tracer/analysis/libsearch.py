@@ -8,7 +8,9 @@ The order is _dl_map_object's (elf/dl-load.c), the one LD_DEBUG=libs prints:
    (and an object with DT_RUNPATH contributes no DT_RPATH of its own);
 3. LD_LIBRARY_PATH;
 4. DT_RUNPATH of the asker only (never inherited);
-5. /etc/ld.so.cache, then the default directories. When the asker was linked
+5. /etc/ld.so.cache, then the default directories — the ones the program's own
+   ld.so was built with (binary/ldso_dirs.py: Debian's i386 ld.so searches /lib32
+   first, its x86_64 one /lib/x86_64-linux-gnu). When the asker was linked
    -z nodefaultlib (DF_1_NODEFLIB) the cache is still read but an entry under a
    default directory is refused, and the default directories are skipped.
 
@@ -25,7 +27,7 @@ import os
 import platform
 from dataclasses import dataclass, field
 
-from ..binary import facts, ldcache
+from ..binary import facts, ldcache, ldso_dirs
 
 TRIPLETS = {62: "x86_64-linux-gnu", 183: "aarch64-linux-gnu", 3: "i386-linux-gnu", 40: "arm-linux-gnueabihf",
             243: "riscv64-linux-gnu", 21: "powerpc64le-linux-gnu", 22: "s390x-linux-gnu"}
@@ -44,24 +46,31 @@ class Step:
         return {"source": self.source, "dirs": self.dirs, "tried": self.tried, "hit": self.hit}
 
 
-def default_dirs(machine: int, bits: int) -> list[str]:
-    """glibc's built-in search path: Debian's multiarch directories where they exist."""
+def default_dirs(machine: int, bits: int, interp: str | None = None) -> list[str]:
+    """glibc's built-in search path: the list compiled into the program's ld.so (``interp``,
+    its PT_INTERP); without it, Debian's multiarch directories where they exist."""
+    built_in = ldso_dirs.system_dirs(interp)
+    if built_in:
+        return built_in
     triplet = TRIPLETS.get(machine)
     if triplet and os.path.isdir(f"/lib/{triplet}"):
         return [f"/lib/{triplet}", f"/usr/lib/{triplet}", "/lib", "/usr/lib"]
     return ["/lib64", "/usr/lib64"] if bits == 64 else ["/lib", "/usr/lib"]
 
 
-def expand(entry: str, origin: str | None, machine: int) -> str | None:
-    """$ORIGIN, $LIB and $PLATFORM in one search-path entry (None: $ORIGIN with no origin known)."""
+def expand(entry: str, origin: str | None, machine: int, interp: str | None = None) -> str | None:
+    """$ORIGIN, $LIB and $PLATFORM in one search-path entry (None: $ORIGIN with no origin known).
+    $LIB is the ld.so's own library directory, the first of its system search path without the
+    leading "/" (lib/x86_64-linux-gnu on Debian's x86_64, lib32 for its i386 multilib ld.so)."""
     out = entry
     for token in ("${ORIGIN}", "$ORIGIN"):
         if token in out:
             if origin is None:
                 return None
             out = out.replace(token, origin)
-    triplet = TRIPLETS.get(machine, "")
-    for token, value in (("${LIB}", f"lib/{triplet}"), ("$LIB", f"lib/{triplet}"),
+    built_in = ldso_dirs.system_dirs(interp)
+    lib = built_in[0].lstrip("/") if built_in else f"lib/{TRIPLETS.get(machine, '')}"
+    for token, value in (("${LIB}", lib), ("$LIB", lib),
                          ("${PLATFORM}", platform.machine()), ("$PLATFORM", platform.machine())):
         out = out.replace(token, value)
     return out
@@ -96,11 +105,13 @@ def search(name: str, chain: list[tuple[str, object, str | None]], env: dict[str
         return bool(steps) and steps[-1].hit is not None
 
     asker_name, asker, asker_origin = chain[0] if chain else (None, None, None)
+    interp = next((obj.interpreter for _who, obj, _origin in reversed(chain) if obj is not None and obj.interpreter),
+                  None)  # the executable's PT_INTERP: the ld.so whose rules these are
     if asker is None or not asker.runpath:
         for who, obj, origin in chain:
             if obj is None or obj.runpath or not obj.rpath:
                 continue
-            dirs = [d for d in (expand(e, origin, machine) for e in obj.rpath) if d is not None]
+            dirs = [d for d in (expand(e, origin, machine, interp) for e in obj.rpath) if d is not None]
             steps.append(_in_dirs(Step(f"RPATH from file {who}", dirs), name, machine, bits))
             if done():
                 return steps
@@ -111,7 +122,7 @@ def search(name: str, chain: list[tuple[str, object, str | None]], env: dict[str
         if done():
             return steps
     if asker is not None and asker.runpath:
-        dirs = [d for d in (expand(e, asker_origin, machine) for e in asker.runpath) if d is not None]
+        dirs = [d for d in (expand(e, asker_origin, machine, interp) for e in asker.runpath) if d is not None]
         steps.append(_in_dirs(Step(f"RUNPATH from file {asker_name}", dirs), name, machine, bits))
         if done():
             return steps
@@ -122,11 +133,11 @@ def search(name: str, chain: list[tuple[str, object, str | None]], env: dict[str
         step.tried.append(found)
         # -z nodefaultlib still reads the cache, but refuses an entry under a default directory
         # (_dl_map_object's prefix test against system_dirs)
-        refused = nodeflib and any(found.startswith(d.rstrip("/") + "/") for d in default_dirs(machine, bits))
+        refused = nodeflib and any(found.startswith(d.rstrip("/") + "/") for d in default_dirs(machine, bits, interp))
         if not refused and usable(found, machine, bits):
             step.hit = found
     steps.append(step)
     if done() or nodeflib:
         return steps
-    steps.append(_in_dirs(Step("system search path", default_dirs(machine, bits)), name, machine, bits))
+    steps.append(_in_dirs(Step("system search path", default_dirs(machine, bits, interp)), name, machine, bits))
     return steps

@@ -163,6 +163,13 @@ def notes(meta: dict[str, Any], processes: list[dict], guests: list[dict], trans
         out.append(f"{len(guests)} program image{'s' if len(guests) != 1 else ''} ran translated by "
                    f"{', '.join(names)}: {backend} sees the translator, not the guest program's own bindings; "
                    "trace inside the guest with --arch ARCH (ld-debug)")
+    own32 = own_32_bit(meta, processes)
+    if own32 and backend in ("bpf", "bpftrace"):
+        who = ", ".join(sorted({str(p.get("exe") or "?").rsplit("/", 1)[-1] for p in own32})[:3])
+        out.append(f"{len(own32)} program image{'s' if len(own32) != 1 else ''} ({who}) ran as the CPU's own "
+                   f"32-bit code ({', '.join(sorted({str(p['arch']) for p in own32}))}) with their own ld.so, which "
+                   f"{backend}'s probes (on the 64-bit ld.so) do not reach: their bindings are not in these figures; "
+                   "--backend ld-debug records them")
     wrappers = [p for p in processes if _is_go_wrapper(p)]
     if wrappers:
         out.append(f"{len(wrappers)} `go` {'process was' if len(wrappers) == 1 else 'processes were'} PyPI's go "
@@ -207,6 +214,15 @@ def notes(meta: dict[str, Any], processes: list[dict], guests: list[dict], trans
                    f"stop/resume cost ({cal['median_ns'] / 1e6:.2f} ms median of {cal['rounds']}, calibrated in "
                    "this process); rank by them, measure with bpftrace")
     return out
+
+
+def own_32_bit(meta: dict[str, Any], processes: list[dict]) -> list[dict]:
+    """Program images of the capture host's own 32-bit mode (i386 on x86_64), run natively by the
+    kernel with their own ld.so (/lib/ld-linux.so.2), not by a translator."""
+    from ..arch import COMPAT, canonical
+
+    compat = COMPAT.get(canonical(meta.get("arch")) or "", frozenset())
+    return [p for p in processes if p.get("arch") in compat and not p.get("translator")]
 
 
 def _why_no_binding(meta: dict[str, Any], processes: list[dict]) -> str:

@@ -17,7 +17,8 @@ import platform
 import os
 
 from ... import procfs
-from ...binary.facts import dynamically_linked, script_interpreter
+from ...arch import COMPAT, host_arch
+from ...binary.facts import dynamically_linked, file_arch, script_interpreter
 from ...errors import BackendUnavailable, GotraceError
 from ..backend import Availability, CaptureRequest, CaptureResult
 from ..bpftrace.launch import wait_for_bindsnoop_to_go
@@ -119,6 +120,16 @@ def _one_elf_program(name: str, exe: str) -> None:
     if dynamically_linked(exe) is False:
         raise GotraceError(f"{name} is not dynamically linked: there are no dynamic-linker bindings to trace "
                            "(static Go binaries have none)", 2)
+    _not_own_32_bit(name, exe)
+
+
+def _not_own_32_bit(name: str, exe: str) -> None:
+    """A 32-bit program of the host's own CPU (i386 on x86_64) loads its own ld.so
+    (/lib/ld-linux.so.2), not the one whose breakpoints the recorder sets: refuse in one line."""
+    arch = file_arch(exe)
+    if arch in COMPAT.get(host_arch(), ()):
+        raise GotraceError(f"{name} is a 32-bit {arch} program: it loads its own ld.so, which the lldb backend does "
+                           "not follow; use --backend ld-debug", 2)
 
 
 def check_attachable(pid: int) -> None:
@@ -134,6 +145,7 @@ def check_attachable(pid: int) -> None:
         base = procfs.auxv(pid).get(procfs.AT_BASE)
     except OSError:
         return  # another user's, a kernel thread, a zombie: the attach says which
+    _not_own_32_bit(f"process {pid} ({exe})", f"/proc/{pid}/exe")
     if not base:
         raise GotraceError(f"process {pid} ({exe}) is not dynamically linked: there are no dynamic-linker bindings "
                            "to trace (static Go binaries have none); it was left alone", 2)

@@ -194,7 +194,8 @@ def annotate(processes: list[dict], cwd: str, translation: Translation | None) -
     static guests (the arm64 Go toolchain) are only ever seen this way; the
     guest image that follows it in the same pid is the guest program even if
     its file is gone. A foreign ELF image ran under the handler for its
-    machine. Native: null.
+    machine. Native: null — also the CPU's own 32-bit programs (arch.COMPAT:
+    i386 on x86_64) when no handler claims them: the kernel ran them.
     """
     host = host_arch()
     hs = handlers() + ([translation.handler] if translation is not None else [])
@@ -219,6 +220,9 @@ def annotate(processes: list[dict], cwd: str, translation: Translation | None) -
         a = file_arch(full) if full else None
         if a is None and int(pid) in hosted:  # the guest program, gone from disk (go test's pkg.test)
             a = hosted[int(pid)].guest_arch
-        tr = None if a is None or a == host else by_arch[a].translator if a in by_arch else "unknown"
+        if a is None or a == host or (a in archs.COMPAT.get(host, ()) and a not in by_arch):
+            tr = None  # native, or the CPU's own 32-bit mode (no handler claims it: the kernel ran it)
+        else:
+            tr = by_arch[a].translator if a in by_arch else "unknown"
         out.append({**row, "arch": a, "translator": tr})
     return out

@@ -1,0 +1,52 @@
+"""The system search path a glibc ld.so was built with (elf/dl-load.c's ``system_dirs``).
+
+The default directories are not the same for every program on one machine: Debian's x86_64
+ld.so searches /lib/x86_64-linux-gnu, /usr/lib/x86_64-linux-gnu, /lib, /usr/lib, while the
+i386 ld.so of gcc-multilib's libc6-i386 (/lib/ld-linux.so.2, the one `gcc -m32` programs
+and Go's GOARCH=386 cgo programs load) searches /lib32, /usr/lib32, /lib, /usr/lib, and
+Fedora's /lib64, /usr/lib64. glibc compiles the list into ld.so as one string, each
+directory ending in "/" and a NUL (SYSTEM_DIRS, made by gen-trusted-dirs); `ld.so --help`
+prints the same list as "(system search path)". Read from the file rather than by running
+it: a session's program names the ld.so, and reading works for any machine's ld.so, with
+qemu or without.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import re
+
+# two or more NUL-terminated absolute directories, each ending in "/", with a lib* component
+_DIR = rb"/(?:[A-Za-z0-9_.+-]+/)*lib[A-Za-z0-9_.+-]*/(?:[A-Za-z0-9_.+-]+/)*\x00"
+_RUN = re.compile(rb"(?<=\x00)(?:" + _DIR + rb"){2,}")
+_LIMIT = 8 << 20  # an ld.so is ~250 KiB; a file this big is not one
+
+
+def system_dirs(interp: str | None) -> list[str] | None:
+    """The directories of ``interp``'s system search path, in its order, without their
+    trailing "/"; None when the file is missing, unreadable or holds no such list."""
+    if not interp:
+        return None
+    try:
+        st = os.stat(interp)
+    except OSError:
+        return None
+    return _read(os.path.realpath(interp), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _read(path: str, _mtime_ns: int, size: int) -> list[str] | None:
+    if size > _LIMIT:
+        return None
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    runs = [m.group() for m in _RUN.finditer(data)]
+    if not runs:
+        return None
+    # the list is the run ld.so holds (it may be held twice: dl-load.c's and dl-usage.c's copies);
+    # of several different runs, the one held most often, then the first
+    best = max(runs, key=lambda r: (runs.count(r), -runs.index(r)))
+    return [d.decode("utf-8", "replace").rstrip("/") or "/" for d in best.split(b"\x00") if d]
