@@ -1,4 +1,4 @@
-"""A 32-bit program of the host's own CPU: `gcc -m32` (gcc-multilib) on x86_64, as GOARCH=386 cgo
+"""A 32-bit program of the host's own CPU: `gcc -m32` (gcc-12-multilib) on x86_64, as GOARCH=386 cgo
 programs are. The kernel runs it natively (no translator), with its own ld.so, /lib/ld-linux.so.2,
 and its own auxiliary vector of 32-bit words. Oracles: readelf -h / -l (class, machine, PT_INTERP),
 /proc/PID/maps (where that ld.so is mapped), glibc's LD_DEBUG=bindings (the bindings), the program's
@@ -36,7 +36,7 @@ def prog32(tmp_path_factory) -> str:
     d = tmp_path_factory.mktemp("m32")
     (d / "hi.c").write_text("#include <stdlib.h>\n" + SRC)
     out = subprocess.run(["gcc", "-m32", "-O0", "-o", str(d / "hi32"), str(d / "hi.c"), "-lm"], capture_output=True, text=True)
-    require(out.returncode == 0, f"gcc -m32 cannot link (gcc-multilib is not installed): {out.stderr[-200:]}")
+    require(out.returncode == 0, f"gcc -m32 cannot link (gcc-12-multilib is not installed): {out.stderr[-200:]}")
     head = subprocess.run(["readelf", "-h", "-l", str(d / "hi32")], capture_output=True, text=True).stdout
     assert "ELF32" in head and "Intel 80386" in head and "/lib/ld-linux.so.2" in head, head
     return str(d / "hi32")

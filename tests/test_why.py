@@ -596,12 +596,11 @@ def searchbins(tmp_path_factory):
     return build_searches(tmp_path_factory.mktemp("searchbins"))
 
 
-def _searches_agree(argv: list[str], extra: dict, session, died: bool = False) -> list[dict]:
+def _searches_agree(argv: list[str], extra: dict, session) -> list[dict]:
     """Every search LD_DEBUG=libs reports, against --library's replay of it: the same places in the
     same order (directories that exist) and the same file found — the last one glibc tried, or none
-    when the program died of it (ld.so's "cannot open shared object file" on stderr). A program that
-    died at start-up leaves an ld-debug session only the names of the libraries it had mapped, so
-    whether the replay agrees with the file loaded is not asked then (``died``)."""
+    when the program died of it (ld.so's "cannot open shared object file" on stderr) — and the file
+    the replay finds is the one loaded (``agrees``), also when the program died at start-up."""
     libs = subprocess.run(argv, env={**os.environ, **extra, "LD_DEBUG": "libs"}, capture_output=True, text=True)
     searches = ld_debug_searches(libs.stderr)
     assert searches
@@ -616,7 +615,7 @@ def _searches_agree(argv: list[str], extra: dict, session, died: bool = False) -
         if srch["name"] in missing:
             assert ld["found"] is False and ld["hit"] is None, (srch, ld)
         else:
-            assert real(ld["hit"]) == real(srch["last_tried"]) and (died or ld["agrees"]), (srch, ld)
+            assert real(ld["hit"]) == real(srch["last_tried"]) and ld["agrees"], (srch, ld)
     return searches
 
 
@@ -628,9 +627,48 @@ def test_a_library_linked_nodefaultlib_searches_the_cache_but_no_system_director
     assert "NODEFLIB" in flags
     argv = [str(searchbins["nodefl"])]
     assert record("ld-debug", argv, {}, tmp_path / "s").returncode == 127
-    searches = _searches_agree(argv, {}, tmp_path / "s", died=True)
+    searches = _searches_agree(argv, {}, tmp_path / "s")
     (m,) = [s for s in searches if s["name"] == "libm.so.6"]
     assert [src for src, _ in m["places"]][-1] == "ld.so.cache"
+
+
+def test_a_program_that_dies_at_start_up_loaded_only_what_came_before_the_missing_library(tmp_path):
+    """dies needs libhh.so (which needs libff.so) and then libgg.so, deleted after the link. glibc
+    maps DT_NEEDED breadth-first and stops at the first it cannot find: LD_DEBUG=files shows libhh.so's
+    link map generated and nothing of libff.so (libhh.so's own dependency comes after libgg.so), and the
+    program exits 127. --library: libhh.so found where LD_DEBUG=libs found it, read from that file
+    (agrees); libff.so never loaded; libgg.so found nowhere."""
+    import re
+
+    src, lib = ROOT / "tests/csrc/why", tmp_path / "lib"
+    lib.mkdir()
+    cc = ["gcc", "-O0"]
+
+    def shared(name, *extra):
+        subprocess.run([*cc, "-shared", "-fPIC", "-o", str(lib / name), str(src / "pick.c"), f"-DWHO='{name[3]}'",
+                        f"-Dpick={name[3:5]}pick", f"-Wl,-soname,{name}", *extra], check=True)
+
+    shared("libff.so")
+    shared("libgg.so")
+    shared("libhh.so", "-Wl,--no-as-needed", f"-L{lib}", "-lff", "-Wl,--enable-new-dtags,-rpath,$ORIGIN")
+    exe = tmp_path / "dies"
+    subprocess.run([*cc, "-o", str(exe), str(src / "hi.c"), "-Wl,--no-as-needed", f"-L{lib}", "-lhh", "-lgg",
+                    "-Wl,--enable-new-dtags,-rpath,$ORIGIN/lib"], check=True)
+    (lib / "libgg.so").unlink()
+    files = subprocess.run([str(exe)], env={**os.environ, "LD_DEBUG": "files"}, capture_output=True, text=True)
+    assert files.returncode == 127
+    mapped = set(re.findall(r"file=(\S+) \[0\];\s+generating link map", files.stderr))
+    assert mapped == {"libhh.so"}, files.stderr
+    argv = [str(exe)]
+    assert record("ld-debug", argv, {}, tmp_path / "s").returncode == 127
+    searches = _searches_agree(argv, {}, tmp_path / "s")
+    assert {s["name"] for s in searches} == {"libhh.so", "libgg.so"}
+    w = Why(tmp_path / "s")
+    (hh,) = w.library("libhh.so")["loads"]
+    assert hh["found"] and hh["readable"] and hh["agrees"] and real(hh["hit"]) == real(str(lib / "libhh.so"))
+    assert w.library("libff.so")["loads"] == []
+    (gg,) = w.library("libgg.so")["loads"]
+    assert gg["found"] is False
 
 
 def test_the_first_directory_of_a_step_that_holds_the_library_wins(bins, tmp_path):
@@ -718,19 +756,21 @@ def test_an_arm64_programs_searches_are_its_guest_ld_sos(tmp_path):
 
 
 def test_a_32_bit_programs_searches_are_its_own_ld_sos(tmp_path):
-    """picker and its libraries built by `gcc -m32` (gcc-multilib: the i386 ld.so /lib/ld-linux.so.2,
+    """picker and its libraries built by `gcc -m32` (gcc-12-multilib: the i386 ld.so /lib/ld-linux.so.2,
     libraries in /lib32), run natively by the x86_64 kernel. The oracle is LD_DEBUG=libs of the same
-    runs (the places in their order, directories that exist; the file found: liba.so through RUNPATH's
-    $ORIGIN/$LIB, which this ld.so expands to lib32), and that ld.so's own
+    runs (the places in their order, directories that exist — RUNPATH's $ORIGIN/$PLATFORM is i686 for
+    this process; the file found: liba.so through RUNPATH's $ORIGIN/$LIB, which this ld.so expands to
+    lib32), and that ld.so's own
     `--help` ("(system search path)": /lib32, /usr/lib32, /lib, /usr/lib — not the x86_64 ld.so's
     /lib/x86_64-linux-gnu…, nor a bare /lib:/usr/lib) for where needy's libnothere.so, found
-    nowhere (exit 127), was looked for last."""
+    nowhere (exit 127), was looked for last — also once the copy of that ld.so needy ran with is gone."""
     import re
+    import shutil
 
     src, run = ROOT / "tests/csrc/why", tmp_path / "run"
     run.mkdir()
     probe = subprocess.run(["gcc", "-m32", "-o", str(tmp_path / "hi"), str(src / "hi.c")], capture_output=True, text=True)
-    require(probe.returncode == 0, f"gcc -m32 cannot link (gcc-multilib is not installed): {probe.stderr[-200:]}")
+    require(probe.returncode == 0, f"gcc -m32 cannot link (gcc-12-multilib is not installed): {probe.stderr[-200:]}")
     cc = ["gcc", "-m32", "-O0"]
     lib = tmp_path / "lib32"  # where $LIB points for this ld.so (its own library directory's name)
     lib.mkdir()
@@ -741,10 +781,16 @@ def test_a_32_bit_programs_searches_are_its_own_ld_sos(tmp_path):
     subprocess.run([*cc, "-shared", "-fPIC", "-o", str(gone), str(src / "pick.c"), "-DWHO='n'", "-Dpick=nothere",
                     "-Wl,-soname,libnothere.so"], check=True)
     exe, needy = tmp_path / "picker", tmp_path / "needy"
+    (tmp_path / "i686").mkdir()  # where $PLATFORM points for an IA-32 process (AT_PLATFORM)
     subprocess.run([*cc, "-o", str(exe), str(src / "picker.c"), f"-L{run}", f"-L{lib}", "-lb", "-la",
-                    "-Wl,--enable-new-dtags,-rpath,$ORIGIN/run:$ORIGIN/$LIB"], check=True)
+                    "-Wl,--enable-new-dtags,-rpath,$ORIGIN/run:$ORIGIN/$PLATFORM:$ORIGIN/$LIB"], check=True)
+    # needy runs with a copy of the i386 ld.so as its PT_INTERP, deleted after the run: the replay then
+    # reads the search path of this machine's ld.so for i386
+    ldso_copy = tmp_path / "interp" / "ld-linux.so.2"
+    ldso_copy.parent.mkdir()
+    shutil.copy2(os.path.realpath("/lib/ld-linux.so.2"), ldso_copy)
     subprocess.run([*cc, "-o", str(needy), str(src / "needy.c"), f"-L{run}", "-lnothere",
-                    "-Wl,--enable-new-dtags,-rpath,$ORIGIN/run"], check=True)
+                    f"-Wl,--dynamic-linker={ldso_copy}", "-Wl,--enable-new-dtags,-rpath,$ORIGIN/run"], check=True)
     gone.unlink()
     interp = subprocess.run(["readelf", "-l", str(exe)], capture_output=True, text=True).stdout
     (ldso,) = re.findall(r"Requesting program interpreter: (\S+)\]", interp)
@@ -773,6 +819,9 @@ def test_a_32_bit_programs_searches_are_its_own_ld_sos(tmp_path):
             else:
                 assert real(ld["hit"]) == real(srch["last_tried"]) and ld["agrees"], (srch, ld)
     assert status == 127 and "libnothere.so" in {s["name"] for s in searches}
+    ldso_copy.unlink()
+    (ld,) = Why(session).library("libnothere.so")["loads"]
+    assert ld["search"][-1]["source"] == "system search path" and ld["search"][-1]["dirs"] == built_in
 
 
 def test_a_dt_needed_path_found_nowhere_is_listed_by_its_file_name(tmp_path):

@@ -23,14 +23,17 @@ environment: where the files moved since, the answer says so.
 """
 from __future__ import annotations
 
+import glob
 import os
 import platform
 from dataclasses import dataclass, field
 
 from ..binary import facts, ldcache, ldso_dirs
 
-TRIPLETS = {62: "x86_64-linux-gnu", 183: "aarch64-linux-gnu", 3: "i386-linux-gnu", 40: "arm-linux-gnueabihf",
-            243: "riscv64-linux-gnu", 21: "powerpc64le-linux-gnu", 22: "s390x-linux-gnu"}
+# AT_PLATFORM, what $PLATFORM expands to: the kernel's name for the process's machine (x86_64's
+# kernel gives an IA-32 program "i686"; ld.so --help lists it as "(AT_PLATFORM; supported, searched)")
+PLATFORMS = {62: "x86_64", 3: "i686", 183: "aarch64"}
+LDSO_GLOBS = ("/lib/ld-*.so*", "/lib64/ld-*.so*", "/lib32/ld-*.so*")
 
 
 @dataclass
@@ -46,19 +49,29 @@ class Step:
         return {"source": self.source, "dirs": self.dirs, "tried": self.tried, "hit": self.hit}
 
 
+def _built_in(machine: int, bits: int, interp: str | None) -> list[str] | None:
+    """The system search path of the program's ld.so (``interp``, its PT_INTERP); when that file
+    cannot be read (a session from another machine), of this machine's ld.so for the same machine
+    and class."""
+    dirs = ldso_dirs.system_dirs(interp)
+    if dirs:
+        return dirs
+    for path in sorted({os.path.realpath(p) for pattern in LDSO_GLOBS for p in glob.glob(pattern)}):
+        obj = facts.dyn_object(path)
+        if obj is not None and (obj.machine, obj.bits) == (machine, bits):
+            dirs = ldso_dirs.system_dirs(path)
+            if dirs:
+                return dirs
+    return None
+
+
 def default_dirs(machine: int, bits: int, interp: str | None = None) -> list[str]:
-    """glibc's built-in search path: the list compiled into the program's ld.so (``interp``,
-    its PT_INTERP); without it, Debian's multiarch directories where they exist."""
-    built_in = ldso_dirs.system_dirs(interp)
-    if built_in:
-        return built_in
-    triplet = TRIPLETS.get(machine)
-    if triplet and os.path.isdir(f"/lib/{triplet}"):
-        return [f"/lib/{triplet}", f"/usr/lib/{triplet}", "/lib", "/usr/lib"]
-    return ["/lib64", "/usr/lib64"] if bits == 64 else ["/lib", "/usr/lib"]
+    """glibc's built-in search path (_built_in); with no ld.so of that machine here at all, glibc's
+    own default for the class (its slibdir and libdir without a multiarch layout)."""
+    return _built_in(machine, bits, interp) or (["/lib64", "/usr/lib64"] if bits == 64 else ["/lib", "/usr/lib"])
 
 
-def expand(entry: str, origin: str | None, machine: int, interp: str | None = None) -> str | None:
+def expand(entry: str, origin: str | None, machine: int, bits: int = 64, interp: str | None = None) -> str | None:
     """$ORIGIN, $LIB and $PLATFORM in one search-path entry (None: $ORIGIN with no origin known).
     $LIB is the ld.so's own library directory, the first of its system search path without the
     leading "/" (lib/x86_64-linux-gnu on Debian's x86_64, lib32 for its i386 multilib ld.so)."""
@@ -68,10 +81,9 @@ def expand(entry: str, origin: str | None, machine: int, interp: str | None = No
             if origin is None:
                 return None
             out = out.replace(token, origin)
-    built_in = ldso_dirs.system_dirs(interp)
-    lib = built_in[0].lstrip("/") if built_in else f"lib/{TRIPLETS.get(machine, '')}"
-    for token, value in (("${LIB}", lib), ("$LIB", lib),
-                         ("${PLATFORM}", platform.machine()), ("$PLATFORM", platform.machine())):
+    lib = default_dirs(machine, bits, interp)[0].lstrip("/")
+    where = PLATFORMS.get(machine, platform.machine())
+    for token, value in (("${LIB}", lib), ("$LIB", lib), ("${PLATFORM}", where), ("$PLATFORM", where)):
         out = out.replace(token, value)
     return out
 
@@ -111,7 +123,7 @@ def search(name: str, chain: list[tuple[str, object, str | None]], env: dict[str
         for who, obj, origin in chain:
             if obj is None or obj.runpath or not obj.rpath:
                 continue
-            dirs = [d for d in (expand(e, origin, machine, interp) for e in obj.rpath) if d is not None]
+            dirs = [d for d in (expand(e, origin, machine, bits, interp) for e in obj.rpath) if d is not None]
             steps.append(_in_dirs(Step(f"RPATH from file {who}", dirs), name, machine, bits))
             if done():
                 return steps
@@ -122,7 +134,7 @@ def search(name: str, chain: list[tuple[str, object, str | None]], env: dict[str
         if done():
             return steps
     if asker is not None and asker.runpath:
-        dirs = [d for d in (expand(e, asker_origin, machine, interp) for e in asker.runpath) if d is not None]
+        dirs = [d for d in (expand(e, asker_origin, machine, bits, interp) for e in asker.runpath) if d is not None]
         steps.append(_in_dirs(Step(f"RUNPATH from file {asker_name}", dirs), name, machine, bits))
         if done():
             return steps

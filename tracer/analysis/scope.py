@@ -226,6 +226,11 @@ def build_process(exe: str, images: list[str], env: dict[str, str], cwd: str | N
     while i < len(order):
         asker = proc.objects[order[i]]
         for need in (asker.obj.needed if asker.obj else []):
+            if proc.missing and _match(need, proc.objects) is None and _match(need, mapped) is None:
+                # a DT_NEEDED found nowhere ends the program there (_dl_map_object_deps: fatal at start-up):
+                # what its breadth-first order reaches after it was never loaded — unless the session
+                # saw it mapped (the files changed since the run)
+                continue
             name = _match(need, proc.objects)
             if name is None and rtld is not None and need in (os.path.basename(rtld.name),
                                                               rtld.obj.soname if rtld.obj else None):
@@ -237,6 +242,11 @@ def build_process(exe: str, images: list[str], env: dict[str, str], cwd: str | N
                 name = _match(need, mapped)
                 if name is not None:
                     lo = mapped.pop(name)
+                    hit = steps[-1].hit if steps else None
+                    if lo.file is None and "/" not in lo.name and hit and os.path.basename(hit) == lo.name:
+                        # the name as asked (LD_DEBUG's "file=libx.so … generating link map" of a program
+                        # that died before printing the path): the file is where the search found it
+                        lo.file, lo.obj = resolve(hit)
                 else:  # not in the session's images (a backend that lists none): today's search says which
                     hit = steps[-1].hit if steps else (need if os.path.isfile(need) else None)
                     if hit is None:

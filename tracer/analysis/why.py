@@ -82,8 +82,10 @@ def _same(a: str | None, b: str | None, proc: Process) -> bool:
     return bool(fa and fb) and _real(fa) == _real(fb)
 
 
-def lookup_scope(proc: Process, requester: str, symbol: str) -> tuple[list[str], list[str]]:
-    """The objects a lookup by ``requester`` searches, in order, and what shaped that order."""
+def lookup_scope(proc: Process, requester: str, symbol: str,
+                 symbolic_first: bool = True) -> tuple[list[str], list[str]]:
+    """The objects a lookup by ``requester`` searches, in order, and what shaped that order
+    (``symbolic_first`` False: without a -Bsymbolic requester's own first pass)."""
     lo = proc.objects.get(requester)
     notes = []
     if lo is not None and lo.how == "vdso":
@@ -95,7 +97,7 @@ def lookup_scope(proc: Process, requester: str, symbol: str) -> tuple[list[str],
             f"the scope of {os.path.basename(root)}, whose dlopen brought it in (that object and its dependencies)"
         notes.append(f"{os.path.basename(requester)} was loaded by dlopen: after the global scope, {whose}")
         scope += [n for n in proc.local_scope(root) if n not in scope]
-    if lo is not None and lo.obj is not None and lo.obj.symbolic:
+    if symbolic_first and lo is not None and lo.obj is not None and lo.obj.symbolic:
         notes.append(f"{os.path.basename(requester)} was linked -Bsymbolic (DT_SYMBOLIC): it searches itself first")
         scope = [requester] + [n for n in scope if n != requester]
     return scope, notes
@@ -219,6 +221,12 @@ def explain(proc: Process, requester: str, symbol: str, version: str | None, kin
     if blind and not vdso:  # what the replay would have searched first is gone: no verdict either way
         agrees = None
     searched = scope[:scope.index(provider) + 1] if provider in scope else scope
+    symbolic = proc.objects.get(requester)
+    if kind != "dlsym" and symbolic is not None and symbolic.obj is not None and symbolic.obj.symbolic \
+            and scope[:1] == [requester] and not _same(provider, requester, proc):
+        # _dl_lookup_symbol_x: the object alone first, then the whole scope, which holds it again in its place
+        base, _ = lookup_scope(proc, requester, symbol, symbolic_first=False)
+        searched = [requester] + (base[:base.index(provider) + 1] if provider in base else base)
     own = _first_own(proc, requester, symbol, version, newest) if provider else None
     canonical = any(c.get("canonical_plt") and c["accepted"] and _same(c["path"], provider, proc) for c in candidates)
     copied = _copy_in_executable(proc, provider, symbol)

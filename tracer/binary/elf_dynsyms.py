@@ -91,6 +91,13 @@ class Definitions(NameIndex):
         refs = refs[refs > 0]
         self.undefined = dict(zip(map(name_at, table["name"][refs].tolist()),
                                   ((table["info"][refs] >> 4) == 2).tolist()))
+        # references that name a version (DT_VERNEED, versym index ≥ 2): ld.so's lookup for them, at
+        # load or through the PLT, carries that version; dlsym's lookup of the same name carries none
+        if versym is not None and len(versym) >= 2 * len(table):
+            need = (np.frombuffer(versym, o + "u2")[:len(table)][refs] & 0x7FFF) >= 2
+            self.versioned_refs = frozenset(name_at(off) for off in table["name"][refs][need].tolist())
+        else:
+            self.versioned_refs = frozenset()
         self._rows = np.nonzero(defined)[0]
         self._index: dict[str, list[int]] = {}
         for row, off in zip(self._rows.tolist(), table["name"][self._rows].tolist()):

@@ -43,6 +43,12 @@ def jump_slot_symbols(path: str) -> frozenset[str] | None:
         return None
 
 
+def versioned_references(path: str) -> frozenset[str] | None:
+    """Names an ELF object references with a version (GLIBC_2.2.5 …); None: unreadable or not ELF."""
+    obj = dyn_object(path)
+    return None if obj is None else getattr(obj.definitions, "versioned_refs", frozenset())
+
+
 def build_id(path: str) -> str | None:
     """The GNU build-id as hex, used to find a stripped file's debug info."""
     from .elf import build_id as read_build_id

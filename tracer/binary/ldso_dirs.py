@@ -2,7 +2,7 @@
 
 The default directories are not the same for every program on one machine: Debian's x86_64
 ld.so searches /lib/x86_64-linux-gnu, /usr/lib/x86_64-linux-gnu, /lib, /usr/lib, while the
-i386 ld.so of gcc-multilib's libc6-i386 (/lib/ld-linux.so.2, the one `gcc -m32` programs
+i386 ld.so of libc6-i386 (gcc-12-multilib) (/lib/ld-linux.so.2, the one `gcc -m32` programs
 and Go's GOARCH=386 cgo programs load) searches /lib32, /usr/lib32, /lib, /usr/lib, and
 Fedora's /lib64, /usr/lib64. glibc compiles the list into ld.so as one string, each
 directory ending in "/" and a NUL (SYSTEM_DIRS, made by gen-trusted-dirs); `ld.so --help`

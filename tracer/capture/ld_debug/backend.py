@@ -104,16 +104,17 @@ def tmpfs_dir() -> str | None:
     return TMPFS if os.access(TMPFS, os.W_OK) and st.f_bavail * st.f_frsize >= TMPFS_MIN_FREE else None
 
 
-def _guest_aware(prefix: str | None):
-    """PLT slot names of an object as its process saw it: a translated guest's
-    /lib/libc.so.6 is $QEMU_LD_PREFIX/lib/libc.so.6 when that exists (qemu's rule)."""
+def _guest_aware(prefix: str | None, read=facts.jump_slot_symbols):
+    """What ``read`` says of an object as its process saw it (its PLT slot names, its versioned
+    references): a translated guest's /lib/libc.so.6 is $QEMU_LD_PREFIX/lib/libc.so.6 when that
+    exists (qemu's rule)."""
     if not prefix:
-        return facts.jump_slot_symbols
+        return read
 
-    def slots(path: str):
+    def of(path: str):
         guest = prefix.rstrip("/") + path if path.startswith("/") else None
-        return facts.jump_slot_symbols(guest if guest and os.path.exists(guest) else path)
-    return slots
+        return read(guest if guest and os.path.exists(guest) else path)
+    return of
 
 
 class _Tailer(Poller):
@@ -127,6 +128,7 @@ class _Tailer(Poller):
         self.request = request
         self.search_path = search_path
         self.jump_slots = _guest_aware(request.env.get("QEMU_LD_PREFIX"))
+        self.versioned = _guest_aware(request.env.get("QEMU_LD_PREFIX"), facts.versioned_references)
         self.parsers: dict[int, LdDebugFileParser] = {}
         self.offsets: dict[str, int] = {}
         self.partial: dict[str, bytes] = {}
@@ -188,7 +190,8 @@ class _Tailer(Poller):
             self.partial[name] = data[cut:]
         parser = self.parsers.get(pid)
         if parser is None:
-            parser = self.parsers[pid] = LdDebugFileParser(pid, self.search_path, jump_slots=self.jump_slots)
+            parser = self.parsers[pid] = LdDebugFileParser(pid, self.search_path, jump_slots=self.jump_slots,
+                                                               versioned=self.versioned)
         parser.feed(data[:cut].decode("utf-8", "replace").splitlines(), time.monotonic_ns(), rows)
         return True
 

@@ -7,7 +7,9 @@ come from where in ld.so's run the binding line appears:
   ``relocation processing`` block of a dlopen) → ``eager``;
 * afterwards → a PLT slot bound on first call (``lazy``) when the requester has
   a JUMP_SLOT relocation for the symbol and this is its first binding in the
-  image, otherwise ``dlsym``.
+  image, otherwise ``dlsym``; a line without a version for a symbol the requester
+  references with one (GLIBC_2.2.5 …) is always ``dlsym``: the PLT slot's lookup
+  carries the reference's version, dlsym's none.
 * a program with nothing beside it (no DT_NEEDED, no preload: no libc, so neither
   ``initialize program`` nor ``transferring control`` is ever printed) is named by
   its own ``relocation processing`` line, and after a ``(lazy)`` one a binding of
@@ -153,6 +155,7 @@ class LdDebugFileParser:
     pid: int
     search_path: str = os.defpath
     jump_slots: Callable[[str], frozenset | None] = facts.jump_slot_symbols
+    versioned: Callable[[str], frozenset | None] = facts.versioned_references
     images: list[ImageState] = field(default_factory=list)
     other_pids: set = field(default_factory=set)  # forked children writing here
     _pending_soname: str | None = None
@@ -240,10 +243,16 @@ class LdDebugFileParser:
                     kind = "eager"
                 else:
                     key = (req, sym)
-                    slots = self.jump_slots(req) if os.sep in req else None
-                    first = key not in img.bound
-                    img.bound.add(key)
-                    kind = "lazy" if first and (slots is None or sym in slots) else "dlsym"
+                    refs = self.versioned(req) if ver is None and os.sep in req else None
+                    if refs and sym in refs:
+                        # the object's own reference names a version, which its PLT slot's lookup carries;
+                        # a line without one is dlsym's (and leaves the slot's first call still to come)
+                        kind = "dlsym"
+                    else:
+                        slots = self.jump_slots(req) if os.sep in req else None
+                        first = key not in img.bound
+                        img.bound.add(key)
+                        kind = "lazy" if first and (slots is None or sym in slots) else "dlsym"
                 if exe is None:
                     img.held.append((ts_ns, line_pid, None, req, sym, ver, prov, kind))
                 else:
