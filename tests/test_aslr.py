@@ -133,3 +133,49 @@ def test_a_program_without_exec_permission_exits_as_the_shell_does(tmp_path):
     assert shell == 126
     out = gotrace_cli("aslr", str(prog))
     assert out.returncode == shell and out.stderr.strip().count("\n") == 0 and "not executable" in out.stderr
+
+
+def test_a_bare_name_not_on_path_is_not_found_even_in_the_working_directory(tmp_path):
+    """A name without a slash is looked up on PATH only: a directory and a text file of that name
+    in the working directory, PATH without it, are "not found" to sh -c (exit 127, the oracle), and
+    so to aslr, which must not look at (and describe) what the working directory holds."""
+    import os
+
+    (tmp_path / "gotrace-bare-dir").mkdir()
+    (tmp_path / "gotrace-bare-text").write_text("not a program\n")
+    env = dict(os.environ, PATH="/usr/bin:/bin")
+    for name in ("gotrace-bare-dir", "gotrace-bare-text"):
+        shell = subprocess.run(["sh", "-c", name], cwd=tmp_path, env=env, capture_output=True).returncode
+        assert shell == 127
+        out = gotrace_cli("aslr", "--run", "--", name, cwd=tmp_path, env=env)
+        assert out.returncode == shell and out.stderr.strip().count("\n") == 0 and "not found" in out.stderr, name
+
+
+def _auxv_base(pid: int) -> int:
+    """AT_BASE (7) from /proc/PID/auxv, unpacked here (native word pairs), not by tracer."""
+    import struct
+
+    data = open(f"/proc/{pid}/auxv", "rb").read()
+    pairs = dict(struct.iter_unpack("=QQ", data[:len(data) - len(data) % 16]))
+    return pairs[7]
+
+
+def test_only_the_dynamic_linker_is_labelled_at_base():
+    """/bin/true stopped at its entry: the one image whose load base is the kernel's AT_BASE
+    (/proc/PID/auxv, read here) is the dynamic linker, labelled AT_BASE; the main program's base
+    comes from AT_PHDR; every other image (libc) from /proc/PID/maps."""
+    seen: dict[str, int] = {}
+
+    def stopped(pid, aux):
+        seen["base"] = _auxv_base(pid)
+        seen.update(maps_bases(pid))
+
+    rows, _code = aslr.launch_bases(["/bin/true"], on_stop=stopped)
+    by_source = {}
+    for r in rows:
+        by_source.setdefault(r.source, []).append(r)
+    at_base = [r.path for r in rows if r.load_base == seen["base"]]
+    assert len(at_base) == 1 and [r.path for r in by_source["AT_BASE"]] == at_base
+    assert [r.path for r in by_source["AT_PHDR"]] == [rows[0].path]
+    assert {r.path for r in by_source["maps"]} == set(seen) - {"base", rows[0].path, at_base[0]}
+    assert any("libc.so" in r.path for r in by_source["maps"])
