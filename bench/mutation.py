@@ -96,7 +96,8 @@ TESTS: dict[str, list[str]] = {
     "tracer/capture/dtrace/decode.py": ["tests/test_oracle_dtrace_records.py", "tests/test_dtrace.py"],
     "tracer/capture/imported.py": ["tests/test_oracle_import.py", "tests/test_import.py", "tests/test_oracle_tangled.py"],
     # binary/: ELF and Mach-O files
-    "tracer/binary/elf.py": ["tests/test_inspect.py", "tests/test_check.py", "tests/test_bad_binaries.py"],
+    "tracer/binary/elf.py": ["tests/test_inspect.py", "tests/test_check.py", "tests/test_bad_binaries.py",
+                             "tests/test_elf_corpus.py", "tests/test_dscripts.py -k function_ranges"],
     "tracer/binary/elf_dynsyms.py": ["tests/test_dynsyms.py", "tests/test_why.py", "tests/test_check.py"],
     "tracer/binary/elf_names.py": ["tests/test_inspect.py", "tests/test_check.py"],
     "tracer/binary/elf_versions.py": ["tests/test_inspect.py", "tests/test_check.py",

@@ -137,6 +137,36 @@ def test_go_build_settings_against_go_version_m(binaries, tmp_path):
     assert rc == 1 and "without -tags netgo" in doc["files"][0]["failures"][0]["message"]
 
 
+def test_go_build_info_in_a_section_that_ends_the_file(binaries, tmp_path):
+    """.go.buildinfo's bytes copied to the very end of the file and its sh_offset pointed there
+    (a valid ELF: readelf -SW shows the section ending at the file's size; nothing the loader
+    maps moves): the settings are still read from the section, as `go version -m` (the oracle,
+    which reads the loaded address, not sh_offset) reads them from the same file."""
+    import struct
+
+    go = go_binary()
+    require(go is not None, "the Go toolchain is not installed")
+    data = bytearray(binaries("go-linux-amd64-static").read_bytes())
+    shoff, shentsize, shnum, shstrndx = (struct.unpack_from("<Q", data, 40)[0], *struct.unpack_from("<HHH", data, 58))
+    names_off = struct.unpack_from("<Q", data, shoff + shstrndx * shentsize + 24)[0]
+    for i in range(shnum):
+        at = shoff + i * shentsize
+        name = struct.unpack_from("<I", data, at)[0]
+        if bytes(data[names_off + name:names_off + name + 14]) == b".go.buildinfo\0":
+            off, size = struct.unpack_from("<QQ", data, at + 24)
+            struct.pack_into("<Q", data, at + 24, len(data))
+            data += data[off:off + size]
+            break
+    moved = tmp_path / "go-buildinfo-at-eof"
+    moved.write_bytes(bytes(data))
+    sections = subprocess.run(["readelf", "-SW", str(moved)], capture_output=True, text=True, check=True).stdout
+    row = re.search(r"\.go\.buildinfo\s+\S+\s+[0-9a-f]+\s+([0-9a-f]+)\s+([0-9a-f]+)", sections)
+    assert row and int(row.group(1), 16) + int(row.group(2), 16) == moved.stat().st_size  # the premise
+    oracle = subprocess.run([go, "version", "-m", str(moved)], capture_output=True, text=True, check=True).stdout
+    settings = dict(re.findall(r"^\s*build\s+([^=\s]+)=(.*)$", oracle, re.M))
+    assert settings and check(moved)[1]["files"][0]["go"]["settings"] == settings
+
+
 def test_macho_uuid_minos_and_arches_against_llvm_objdump(binaries):
     for name in ("macho-x86_64-lazy", "macho-arm64-no-uuid", "fat"):
         path = binaries(name)

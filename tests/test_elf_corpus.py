@@ -310,6 +310,24 @@ def test_check_without_section_headers_names_the_symbols(tmp_path):
     assert len(undefined) > 1 and got == dict(undefined)
 
 
+@pytest.mark.parametrize("name", ["exe_simple32.elf", "exe_simple64.elf", "dwarf_gnuops4.so.elf"])
+def test_build_id_after_other_notes_without_section_headers(tmp_path, name):
+    """Older toolchains put the ABI-tag (and SuSE's, Android's) note before the build-id in one
+    PT_NOTE; with the section headers stripped (llvm-objcopy-16 --strip-sections) only that
+    segment is left, so each note's 4-byte padding must be stepped over to reach the build-id.
+    Oracle: readelf -n's "Build ID" of the stripped copy (pyelftools' files)."""
+    path = _need(READELF_TESTS / name)
+    stripped = tmp_path / name
+    subprocess.run(["llvm-objcopy-16", "--strip-sections", str(path), str(stripped)], check=True)
+    assert not oracle.readelf(stripped).sections
+    notes = oracle.run("readelf", "-n", stripped).stdout
+    ids = re.findall(r"Build ID: ([0-9a-f]+)", notes)
+    segment = next(b for b in notes.split("Displaying notes") if "NT_GNU_BUILD_ID" in b)
+    kinds = re.findall(r"^\s+\S+\s+0x[0-9a-f]+\s+(\S+)", segment, re.M)
+    assert len(ids) == 1 and kinds.index("NT_GNU_BUILD_ID") > 0, kinds  # the premise: a note before it
+    assert _image(stripped).uuid == ids[0]
+
+
 IBT_SOURCE = r"""
 #include <stdio.h>
 #include <stdlib.h>
@@ -542,6 +560,32 @@ def test_android_packed_relocations():
     assert len(want) > 100
     got = sorted((i.address, i.symbol, i.reloc) for i in _image(path).imports if i.reloc != "R_386_JUMP_SLOT")
     assert got == sorted((r.offset, r.symbol, r.type) for r in want)
+
+
+PACKED_LIB = ("extern int a, b, c, d; extern void f(void), g(void);\n"
+              "int *pa1 = &a, *pa2 = &a, *pa3 = &a, *pa4 = &a;\n"  # one r_info four times: a group by info
+              "int *pb = &b, *pc = &c + 1, *pd = &d; void (*fp[2])(void) = {f, g};\n"  # each its own r_info
+              "static int local[4]; int *pl1 = &local[0], *pl2 = &local[1], *pl3 = &local[3];\n"  # RELATIVE
+              "int get(void) { return a + b; }\n")
+
+
+@pytest.mark.parametrize("triple", ["x86_64-linux-gnu", "aarch64-linux-gnu"])
+def test_android_packed_rela_relocations(tmp_path, triple):
+    """DT_ANDROID_RELA (clang-14, lld's --pack-dyn-relocs=android; RELA machines: x86-64, arm64):
+    every relocation naming a symbol, grouped by r_info or each with its own, against
+    llvm-readelf-16 -r's unpacking of the packed section (oracle.llvm_android_relocs)."""
+    require(all(shutil.which(t) is not None for t in ("clang-14", "ld.lld-16", "llvm-readelf-16")),
+            "clang-14, ld.lld-16 and llvm-readelf-16 are not installed")
+    (tmp_path / "lib.c").write_text(PACKED_LIB)
+    subprocess.run(["clang-14", f"--target={triple}", "-fPIC", "-O1", "-c", "-o", str(tmp_path / "lib.o"), str(tmp_path / "lib.c")], check=True)
+    lib = tmp_path / "libpacked.so"
+    subprocess.run(["ld.lld-16", "-shared", "--pack-dyn-relocs=android", "-o", str(lib), str(tmp_path / "lib.o")],
+                   check=True)
+    want = oracle.readelf(lib)
+    assert [s["type"] for s in want.sections if s["name"] == ".rela.dyn"] == ["LOOS+0x2"]  # SHT_ANDROID_RELA
+    named = collections.Counter(r.symbol for r in want.relocs if r.symbol)
+    assert named["a"] >= 4 and {"b", "c", "d", "f", "g"} <= set(named)  # the premise: both kinds of group
+    _check_imports(lib)
 
 
 def test_a_wrong_count_is_not_called_truncation(tmp_path):
