@@ -98,13 +98,17 @@ def test_link_modes_against_readelf(built):
 
 
 def test_needed_and_bind_now_against_readelf(built):
-    for name in ("dynamic", "now"):
+    """DT_NEEDED and bind-now of each built file against readelf -d (the static program has no
+    dynamic section at all, the -shared library no DT_FLAGS_1: neither binds now)."""
+    for name in ("dynamic", "now", "static", "static-pie", "shared"):
         dyn = subprocess.run(["readelf", "-W", "-d", str(built[name])], capture_output=True, text=True).stdout
         needed = re.findall(r"\(NEEDED\).*\[(.+?)\]", dyn)
         _rc, doc = check(built[name])
         f = doc["files"][0]
         assert f["needed"] == needed
-        assert f["bind_now"] == (name == "now") == bool(re.search(r"\(FLAGS\)\s+BIND_NOW|\(FLAGS_1\).*NOW", dyn))
+        now = bool(re.search(r"\(FLAGS\)\s+BIND_NOW|\(FLAGS_1\).*NOW|\(BIND_NOW\)", dyn))
+        assert f["bind_now"] == now
+        assert now == {"now": True, "dynamic": False, "static": False, "shared": False}.get(name, now)  # premises
         if f["bind_now"]:
             assert f["bind_now_from"] and all(s in ("DT_FLAGS: DF_BIND_NOW", "DT_FLAGS_1: DF_1_NOW", "DT_BIND_NOW")
                                               for s in f["bind_now_from"])
@@ -270,3 +274,57 @@ def test_versions_of_a_library_come_in_its_own_definition_order():
     ours = [v["version"] for v in doc["files"][0]["versions"]
             if v["library"] == "libc.so.6" and v["version"].startswith("GLIBC_2")]
     assert ours == [v for v in defined if v in wanted]
+
+
+def test_a_go_setting_asked_of_a_program_without_go_build_info(tmp_path):
+    """/bin/true is no Go program: `go version -m` (the oracle) refuses it with a non-zero exit;
+    --go-setting then fails the file in one rule ("no Go build info") and check exits 1, once
+    per setting asked, never with a traceback."""
+    go = go_binary()
+    require(go is not None, "the Go toolchain is not installed")
+    assert subprocess.run([go, "version", "-m", "/bin/true"], capture_output=True).returncode != 0
+    rc, doc = check("/bin/true", "--go-setting", "CGO_ENABLED=0", "--go-setting", "-tags=netgo")
+    failures = doc["files"][0]["failures"]
+    assert rc == 1 and doc["files"][0]["go"] is None
+    assert [f["rule"] for f in failures] == ["go", "go"] and all("no Go build info" in f["message"] for f in failures)
+
+
+def test_a_floor_with_a_zero_part_is_a_version(binaries):
+    """--macos 11.0 and --glibc 2.0 are versions (macOS 11.0, i386's GLIBC_2.0): the Mach-O's minos
+    from llvm-objdump-16 --private-headers (10.15) is below 11.0, so check passes it (exit 0); the
+    x86-64 program's floor from readelf -V (GLIBC_2.2.5 at least) is above 2.0 (exit 1); neither
+    is refused as a malformed version (exit 2)."""
+    lazy = binaries("macho-x86_64-lazy")
+    text = subprocess.run(["llvm-objdump-16", "--macho", "--private-headers", str(lazy)],
+                          capture_output=True, text=True, check=True).stdout
+    (minos,) = re.findall(r"minos (\S+)", text)
+    assert tuple(int(x) for x in minos.split(".")) < (11, 0)
+    assert check(lazy, "--macos", "11.0")[0] == 0
+    floors = [_num(v) for v in readelf_versions("/bin/true").values() if v.startswith("GLIBC_")]
+    assert floors and all(f > (2, 0) for f in floors)
+    assert check("/bin/true", "--glibc", "2.0")[0] == 1
+
+
+@pytest.mark.parametrize("path", ["/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/libm.so.6"])
+def test_floors_and_private_versions_against_readelf(path):
+    """System libraries that need unnumbered versions (GLIBC_PRIVATE, of ld.so and of libc.so.6)
+    besides numbered ones: each (file, family)'s floor is the highest numbered version readelf -V
+    lists needed from that file (GLIBC_ABI_DT_RELR counted as 2.36: glibc's NEWS for 2.36), and the
+    unnumbered ones are listed apart, never taken for a floor."""
+    require(Path(path).is_file(), f"no {path}")
+    floors: dict[tuple[str, str], tuple] = {}
+    private = set()
+    for lib, name in sorted(_readelf_needs(path)):
+        m = re.fullmatch(r"([A-Z]+)_(\d+(?:\.\d+)*)", name)
+        if m is None and name != "GLIBC_ABI_DT_RELR":
+            private.add((lib, name))
+            continue
+        family, number = ("GLIBC", (2, 36)) if m is None else (m.group(1), tuple(int(x) for x in m.group(2).split(".")))
+        key = (lib, family)
+        if key not in floors or number > floors[key][0]:
+            floors[key] = (number, name)
+    assert private and floors  # the premise: both kinds
+    doc = check(path)[1]["files"][0]
+    assert {(f["library"], f["family"], f["version"]) for f in doc["floors"]} == \
+        {(lib, fam, name) for (lib, fam), (_n, name) in floors.items()}
+    assert {(p["library"], p["version"]) for p in doc["private_versions"]} == private
