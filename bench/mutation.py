@@ -299,7 +299,9 @@ def run_tests(copy_root: Path, tests: list[str], timeout: float, lock: str | Non
     order, up to the first failure: ("passed" | "failed" | "timeout" | "error …", seconds, what failed).
     With ``lock``, the whole run holds that file's exclusive flock: two mutation runs whose tests trace
     (bpftrace's uprobes on ld.so make lldb's and DTrace's probes refuse) then take turns, and no
-    mutant is counted killed by another run's tracer."""
+    mutant is counted killed by another run's tracer. Each pytest runs in its own session: a mutant
+    whose forked child signals its process group (ptrace_launch's `pid == 0` turned) ends that
+    pytest, not this run."""
     if lock:
         with open(lock, "a") as held:
             fcntl.flock(held, fcntl.LOCK_EX)
@@ -312,7 +314,7 @@ def run_tests(copy_root: Path, tests: list[str], timeout: float, lock: str | Non
         try:
             out = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "--tb=no", "-p", "no:cacheprovider",
                                   *shlex.split(entry)], cwd=copy_root, env=env, capture_output=True, text=True,
-                                 timeout=max(left, 1))
+                                 timeout=max(left, 1), start_new_session=True)
         except subprocess.TimeoutExpired:
             return "timeout", time.monotonic() - t0, entry
         if out.returncode == 0:

@@ -328,3 +328,40 @@ def test_floors_and_private_versions_against_readelf(path):
     assert {(f["library"], f["family"], f["version"]) for f in doc["floors"]} == \
         {(lib, fam, name) for (lib, fam), (_n, name) in floors.items()}
     assert {(p["library"], p["version"]) for p in doc["private_versions"]} == private
+
+
+GO_INFO_START = b"0w\xaf\x0c\x92t\x08\x02A\xe1\xc1\x07\xe6\xd6\x18\xe6"  # cmd/go/internal/modload: infoStart
+GO_INFO_END = b"\xf92C1\x86\x18 r\x00\x82B\x10A\x16\xd8\xf2"  # and infoEnd, around the module info
+
+
+def test_go_module_info_whose_length_takes_two_bytes(tmp_path):
+    """gohello built with an -ldflags padded so that its module info (the text between cmd/go's
+    infoStart and infoEnd sentinels, found in the file here) plus the sentinels is a multiple of 128
+    bytes long: its varint length prefix is 0x80 then a second byte. The version, path, main module
+    and every build setting check and inspect report are `go version -m`'s (the oracle)."""
+    go = go_binary()
+    require(go is not None, "the Go toolchain is not installed")
+    env = {"PATH": f"{VENV_BIN}:/usr/bin:/bin", "HOME": str(tmp_path), "GOCACHE": str(ROOT / ".cache/go-build"),
+           "GOFLAGS": "-modcacherw", "GOPROXY": "off", "GOTOOLCHAIN": "local", "CGO_ENABLED": "0"}
+
+    def build(pad: str) -> tuple[Path, int]:
+        out = tmp_path / f"gohello-{len(pad)}"
+        subprocess.run([go, "build", "-ldflags", f"-X main.pad={pad}", "-o", str(out), "."],
+                       cwd=ROOT / "tests/fixtures/gohello", env=env, check=True, capture_output=True)
+        data = out.read_bytes()
+        start = data.index(GO_INFO_START)
+        return out, data.index(GO_INFO_END, start) + len(GO_INFO_END) - start
+
+    _first, size = build("x")
+    path, size = build("x" * (1 + (-size) % 128))
+    assert size % 128 == 0 and size >= 128  # the premise: a two-byte varint whose first byte is 0x80
+    text = subprocess.run([go, "version", "-m", str(path)], capture_output=True, text=True, check=True).stdout
+    version = text.split(": ", 1)[1].splitlines()[0]
+    fields = [line.split("\t")[1:] for line in text.splitlines()[1:]]
+    want_path = next(f[1] for f in fields if f[0] == "path")
+    want_main = next({"path": f[1], "version": f[2]} for f in fields if f[0] == "mod")
+    settings = dict(f[1].split("=", 1) for f in fields if f[0] == "build")
+    go_info = json.loads(gotrace_cli("inspect", "--json", str(path)).stdout)["go"]
+    assert (go_info["version"], go_info["path"], go_info["main"], go_info["settings"]) == \
+        (version, want_path, want_main, settings)
+    assert "-ldflags" in settings and check(path)[1]["files"][0]["go"]["settings"] == settings
