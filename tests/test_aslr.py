@@ -179,3 +179,15 @@ def test_only_the_dynamic_linker_is_labelled_at_base():
     assert [r.path for r in by_source["AT_PHDR"]] == [rows[0].path]
     assert {r.path for r in by_source["maps"]} == set(seen) - {"base", rows[0].path, at_base[0]}
     assert any("libc.so" in r.path for r in by_source["maps"])
+
+
+def test_a_script_whose_interpreter_is_missing_exits_as_the_shell_does(tmp_path):
+    """An executable script whose #! names no file: the kernel's exec fails (ENOENT), sh -c exits
+    127 for it (the oracle), and so does aslr, in one line."""
+    script = tmp_path / "noint"
+    script.write_text("#!/nonexistent/gotrace-interp\necho hi\n")
+    script.chmod(0o755)
+    shell = subprocess.run(["sh", "-c", str(script)], capture_output=True).returncode
+    assert shell == 127
+    out = gotrace_cli("aslr", "--run", "--", str(script))
+    assert out.returncode == shell and out.stderr.strip().count("\n") == 0, out.stderr
