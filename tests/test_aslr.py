@@ -191,3 +191,14 @@ def test_a_script_whose_interpreter_is_missing_exits_as_the_shell_does(tmp_path)
     assert shell == 127
     out = gotrace_cli("aslr", "--run", "--", str(script))
     assert out.returncode == shell and out.stderr.strip().count("\n") == 0, out.stderr
+
+
+def test_a_launched_program_is_reaped_before_launch_bases_returns():
+    """/bin/true stopped at its entry, read, and killed: by the time launch_bases returns, the
+    kernel has no process with its pid (/proc/PID is gone: reaped, not left a zombie)."""
+    import os
+
+    seen = []
+    rows, code = aslr.launch_bases(["/bin/true"], on_stop=lambda pid, aux: seen.append(pid))
+    assert code is None and rows and len(seen) == 1
+    assert not os.path.exists(f"/proc/{seen[0]}")
