@@ -328,6 +328,34 @@ def test_build_id_after_other_notes_without_section_headers(tmp_path, name):
     assert _image(stripped).uuid == ids[0]
 
 
+# section types readelf -S names that gotrace names too (elf.h's generic ones and the processor
+# ones inspect lists: ARM's unwind index and attributes, AArch64's and x86-64's)
+NAMED_SECTION_TYPES = {"NULL", "PROGBITS", "SYMTAB", "STRTAB", "RELA", "HASH", "DYNAMIC", "NOTE", "NOBITS", "REL",
+                       "SHLIB", "DYNSYM", "INIT_ARRAY", "FINI_ARRAY", "PREINIT_ARRAY", "GROUP", "SYMTAB_SHNDX",
+                       "RELR", "GNU_ATTRIBUTES", "GNU_HASH", "GNU_LIBLIST", "VERDEF", "VERNEED", "VERSYM",
+                       "LLVM_ADDRSIG", "ARM_EXIDX", "ARM_ATTRIBUTES", "AARCH64_ATTRIBUTES", "X86_64_UNWIND"}
+
+
+@pytest.mark.parametrize("path", _files(lambda p: bool(oracle.readelf_sections(p))), ids=_id)
+def test_section_types_match_readelf(path):
+    """Each section's name and type against readelf -S (GNU readelf's names; elf.h's SHT_GNU_versym
+    is readelf's VERSYM): ARM's .ARM.exidx and .ARM.attributes on armel/armhf among them."""
+    from test_inspect import _readelf_type
+
+    _need(path)
+    want = oracle.readelf(path)
+    if want.errors:  # readelf calls it broken: no oracle
+        return
+    got = [(s.name, _readelf_type(s.kind)) for s in _image(path).sections]
+    # the rows oracle.readelf parses; Solaris' .SUNW_syminfo (0x6ffffffc) left out: GNU readelf calls it
+    # VERDEF, GNU's SHT_GNU_verdef being 0x6ffffffd
+    expect = {s["index"]: (s["name"], s["type"]) for s in want.sections if s["name"] != ".SUNW_syminfo"}
+    assert expect and max(expect) < len(got)
+    assert {i: got[i][0] for i in expect} == {i: n for i, (n, _t) in expect.items()}
+    assert {i: got[i] for i, (_n, t) in expect.items() if t in NAMED_SECTION_TYPES} == \
+        {i: e for i, e in expect.items() if e[1] in NAMED_SECTION_TYPES}
+
+
 IBT_SOURCE = r"""
 #include <stdio.h>
 #include <stdlib.h>
