@@ -202,3 +202,20 @@ def test_a_launched_program_is_reaped_before_launch_bases_returns():
     rows, code = aslr.launch_bases(["/bin/true"], on_stop=lambda pid, aux: seen.append(pid))
     assert code is None and rows and len(seen) == 1
     assert not os.path.exists(f"/proc/{seen[0]}")
+
+
+def test_a_program_whose_first_segment_starts_at_an_odd_page(tmp_path):
+    """A non-PIE program linked with its text segment at 0x401000 (ld -Ttext-segment): its first
+    PT_LOAD (readelf -l) starts there, so its link-time base is 0x401000, and its load base is
+    the kernel's mapping of it (/proc/PID/maps): no slide."""
+    import shutil as _shutil
+
+    require(_shutil.which("gcc") is not None, "gcc is not installed")
+    src = tmp_path / "p.c"
+    src.write_text("int main(void) { return 0; }\n")
+    prog = tmp_path / "at401000"
+    subprocess.run(["gcc", "-no-pie", "-Wl,-Ttext-segment=0x401000", "-o", str(prog), str(src)], check=True)
+    first = min(v for v, _, _ in oracles.readelf_loads(str(prog)))
+    assert first == 0x401000  # the premise: a page boundary with bit 12 set
+    main = launch_and_compare(prog)[0]
+    assert main.link_base == main.load_base == first and main.slide == 0

@@ -361,7 +361,8 @@ def test_go_module_info_whose_length_takes_two_bytes(tmp_path):
     want_path = next(f[1] for f in fields if f[0] == "path")
     want_main = next({"path": f[1], "version": f[2]} for f in fields if f[0] == "mod")
     settings = dict(f[1].split("=", 1) for f in fields if f[0] == "build")
+    deps = [{"path": f[1], "version": f[2]} for f in fields if f[0] == "dep"]
     go_info = json.loads(gotrace_cli("inspect", "--json", str(path)).stdout)["go"]
-    assert (go_info["version"], go_info["path"], go_info["main"], go_info["settings"]) == \
-        (version, want_path, want_main, settings)
+    assert (go_info["version"], go_info["path"], go_info["main"], go_info["settings"], go_info["deps"]) == \
+        (version, want_path, want_main, settings, deps)
     assert "-ldflags" in settings and check(path)[1]["files"][0]["go"]["settings"] == settings
