@@ -366,3 +366,26 @@ def test_go_module_info_whose_length_takes_two_bytes(tmp_path):
     assert (go_info["version"], go_info["path"], go_info["main"], go_info["settings"], go_info["deps"]) == \
         (version, want_path, want_main, settings, deps)
     assert "-ldflags" in settings and check(path)[1]["files"][0]["go"]["settings"] == settings
+
+
+def test_go_dependency_replaced_by_a_directory(tmp_path):
+    """A dependency replaced by a local directory (go.mod's replace): Go writes its "dep" line
+    without a checksum, then a "=>" line. inspect's deps are `go version -m`'s "dep" lines
+    (path and version; the oracle), the replacement not taken for a dependency."""
+    go = go_binary()
+    require(go is not None, "the Go toolchain is not installed")
+    (tmp_path / "dep").mkdir()
+    (tmp_path / "go.mod").write_text("module example.com/withdep\n\ngo 1.21\n\nrequire example.com/dep v1.2.3\n\n"
+                                     "replace example.com/dep => ./dep\n")
+    (tmp_path / "main.go").write_text('package main\n\nimport "example.com/dep"\n\nfunc main() { println(dep.Name()) }\n')
+    (tmp_path / "dep" / "go.mod").write_text("module example.com/dep\n\ngo 1.21\n")
+    (tmp_path / "dep" / "dep.go").write_text('package dep\n\nfunc Name() string { return "dep" }\n')
+    env = {"PATH": f"{VENV_BIN}:/usr/bin:/bin", "HOME": str(tmp_path), "GOCACHE": str(ROOT / ".cache/go-build"),
+           "GOFLAGS": "-mod=mod", "GOPROXY": "off", "GOTOOLCHAIN": "local", "CGO_ENABLED": "0"}
+    prog = tmp_path / "withdep"
+    subprocess.run([go, "build", "-o", str(prog), "."], cwd=tmp_path, env=env, check=True, capture_output=True)
+    text = subprocess.run([go, "version", "-m", str(prog)], capture_output=True, text=True, check=True).stdout
+    fields = [line.split("\t")[1:] for line in text.splitlines()[1:]]
+    deps = [{"path": f[1], "version": f[2]} for f in fields if f[0] == "dep"]
+    assert deps and any(f[0] == "=>" for f in fields)  # the premise: a replaced dependency
+    assert json.loads(gotrace_cli("inspect", "--json", str(prog)).stdout)["go"]["deps"] == deps
