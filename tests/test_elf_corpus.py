@@ -616,6 +616,29 @@ def test_android_packed_rela_relocations(tmp_path, triple):
     _check_imports(lib)
 
 
+TLS_LIB = ("extern __thread int tv; extern int ext; extern void fn(void);\n"
+           "int *p = &ext;\n"  # a data relocation naming ext
+           "int get(void) { fn(); return tv + ext; }\n")  # a PLT call; a general-dynamic TLS variable
+
+
+@pytest.mark.parametrize("triple", ["riscv64-linux-gnu", "powerpc64le-linux-gnu", "i686-linux-gnu",
+                                    "armv7-linux-gnueabihf", "aarch64-linux-gnu", "mips64el-linux-gnuabi64"])
+def test_tls_and_data_imports_of_a_library_built_here(tmp_path, triple):
+    """A library with a data pointer to, a call of and a thread-local variable of other objects
+    (clang-14, ld.lld-16): its TLS module/offset relocations (R_RISCV_TLS_DTPREL64, R_386_TLS_DTPOFF32,
+    R_ARM_TLS_DTPOFF32 …; Debian's corpus libraries have few) are imports with readelf's names."""
+    require(shutil.which("clang-14") is not None and shutil.which("ld.lld-16") is not None,
+            "clang-14 and lld-16 are not installed")
+    (tmp_path / "tls.c").write_text(TLS_LIB)
+    subprocess.run(["clang-14", f"--target={triple}", "-fPIC", "-O1", "-c", "-o", str(tmp_path / "tls.o"),
+                    str(tmp_path / "tls.c")], check=True)
+    lib = tmp_path / "libtls.so"
+    subprocess.run(["ld.lld-16", "-shared", "-o", str(lib), str(tmp_path / "tls.o")], check=True)
+    want = oracle.readelf(lib)
+    assert {r.symbol for r in want.relocs if re.search("TLS|DTP", r.type)} == {"tv"}  # the premise
+    _check_imports(lib)
+
+
 def test_a_wrong_count_is_not_called_truncation(tmp_path):
     """A relocation naming symbol 0x7fffffff asks for a symbol table far past the file's end: the
     file is whole (same size, readelf -h reads it), so the reason is a corrupt count, not
