@@ -639,6 +639,23 @@ def test_tls_and_data_imports_of_a_library_built_here(tmp_path, triple):
     _check_imports(lib)
 
 
+SIZE_ASM = ".data\n.globl sz\nsz: .quad ext@SIZE\n.globl sz32\nsz32: .long ext2@SIZE\n"
+
+
+def test_size_relocations_are_named_as_readelf_names_them(tmp_path):
+    """R_X86_64_SIZE64 and R_X86_64_SIZE32 (a symbol's st_size, which ld.so looks the symbol up
+    for: glibc's x86_64 dl-machine.h) in a library built here from assembly (gcc -c, ld -shared):
+    each an import, named as readelf -rW names it (gotrace said "type 33")."""
+    require(shutil.which("gcc") is not None, "gcc is not installed")
+    (tmp_path / "size.s").write_text(SIZE_ASM)
+    subprocess.run(["gcc", "-c", "-o", str(tmp_path / "size.o"), str(tmp_path / "size.s")], check=True)
+    lib = tmp_path / "libsize.so"
+    subprocess.run(["ld", "-shared", "-o", str(lib), str(tmp_path / "size.o")], check=True)
+    want = oracle.readelf(lib)
+    assert {(r.symbol, r.type) for r in want.relocs} == {("ext", "R_X86_64_SIZE64"), ("ext2", "R_X86_64_SIZE32")}
+    _check_imports(lib)
+
+
 def test_a_wrong_count_is_not_called_truncation(tmp_path):
     """A relocation naming symbol 0x7fffffff asks for a symbol table far past the file's end: the
     file is whole (same size, readelf -h reads it), so the reason is a corrupt count, not
