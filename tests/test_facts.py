@@ -15,12 +15,18 @@ from conftest import ROOT, require
 from tracer.binary import facts
 
 
-@pytest.mark.parametrize("line", ["#!{py} -S", "#!{py}", "#!  {py}   -S  ", "#!{py}\t-S"])
+# the last: a first line longer than the kernel's 256-byte buffer (binfmt_script.c's BINPRM_BUF_SIZE), its
+# argument cut there: an "E" at byte 256 is not part of it
+@pytest.mark.parametrize("line", ["#!{py} -S", "#!{py}", "#!  {py}   -S  ", "#!{py}\t-S",
+                                  "#!{py} -S" + " " * 256 + "E"])
 def test_a_scripts_interpreter_line_is_what_the_interpreter_receives(tmp_path, line):
     """The kernel (binfmt_script) runs a #! script as: interpreter, its one optional argument,
     the script: the interpreter's own sys.orig_argv says what it got (the oracle)."""
     script = tmp_path / "argv.py"
-    script.write_text(line.format(py=sys.executable) + "\nimport sys; print(repr(sys.orig_argv))\n")
+    first = line.format(py=sys.executable)
+    if first.endswith("E"):
+        first = first[:256] + "E"  # "E" at offset 256
+    script.write_text(first + "\nimport sys; print(repr(sys.orig_argv))\n")
     script.chmod(0o755)
     argv = eval(subprocess.run([str(script)], capture_output=True, text=True, check=True).stdout)  # noqa: S307
     assert argv[-1] == str(script)
@@ -74,3 +80,46 @@ def test_macho_text_vmaddr_and_arch_are_llvm_objdumps(name, binaries):
                           check=True).stdout
     cputype = text.split("magic", 1)[1].splitlines()[1].split()[1]  # the row under "magic cputype …"
     assert facts.macho_arch(path) == cputype.lower()
+
+
+def test_text_range_file_arch_and_debug_file_of_the_dynamic_linker():
+    """ld.so's executable PT_LOAD extent (readelf -lW's LOAD rows with E), its machine (readelf -h),
+    and its debug file: /usr/lib/debug/.build-id/xx/rest.debug named by readelf -n's Build ID
+    (Debian's libc6-dbg layout, which the file's presence confirms)."""
+    import os
+
+    from tracer.capture.ldso import ldso_path
+
+    ldso = ldso_path()
+    loads = [(v, v + m) for v, m, f in oracles.readelf_loads(ldso) if "E" in f]
+    assert loads and facts.text_range(ldso) == (min(a for a, _ in loads), max(b for _, b in loads))
+    assert oracles.readelf_header(ldso)["Machine"] == "Advanced Micro Devices X86-64"
+    assert facts.file_arch(ldso) == "x86_64" and facts.file_arch("/etc/passwd") is None
+    bid = oracles.readelf_build_id(ldso)
+    debug = f"/usr/lib/debug/.build-id/{bid[:2]}/{bid[2:]}.debug"
+    require(os.path.exists(debug), "ld.so's debug file is missing (apt-get install libc6-dbg)")
+    assert facts.debug_candidates(ldso) == [ldso, debug]
+
+
+def test_dyn_object_from_bytes_is_the_files():
+    """What ld.so reads of a file read beforehand (a kept descriptor's bytes) is what it reads of the
+    file: libstdc++.so.6's undefined references, as readelf --dyn-syms lists them (above)."""
+    path = "/usr/lib/x86_64-linux-gnu/libstdc++.so.6"
+    with open(path, "rb") as fh:
+        obj = facts.dyn_object_from_bytes(path, fh.read())
+    assert obj is not None and getattr(obj.definitions, "undefined", {}) == facts.undefined_refs(path)
+    assert facts.undefined_refs(path)
+
+
+@pytest.mark.parametrize("name,twolevel", [("macho-x86_64-lazy", True), ("macho-arm64-flat", False)])
+def test_macho_binds_namespace_is_llvm_objdumps(name, twolevel, binaries):
+    """MH_TWOLEVEL among the header's flags (llvm-objdump-16 --macho --private-header: TWOLEVEL, absent
+    from a -flat_namespace program), and each bind's symbol and library as llvm-objdump --bind shows it."""
+    require(shutil.which(oracles.OBJDUMP) is not None, f"{oracles.OBJDUMP} is not installed")
+    path = str(binaries(name))
+    text = subprocess.run([oracles.OBJDUMP, "--macho", "--private-header", path], capture_output=True, text=True,
+                          check=True).stdout
+    flags = text.split("magic", 1)[1].splitlines()[1].split()[7:]
+    assert ("TWOLEVEL" in flags) is twolevel
+    two, binds = facts.macho_binds(path)
+    assert two is twolevel and {s for _a, _l, s in oracles.objdump_binds(path)} == set(binds)
