@@ -219,3 +219,22 @@ def test_a_program_whose_first_segment_starts_at_an_odd_page(tmp_path):
     assert first == 0x401000  # the premise: a page boundary with bit 12 set
     main = launch_and_compare(prog)[0]
     assert main.link_base == main.load_base == first and main.slide == 0
+
+
+def test_a_program_traced_already_is_refused_for_that_reason():
+    """Under strace -f every child is traced from its fork, so the launched child's PTRACE_TRACEME
+    fails (ptrace(2): EPERM, "already being traced"). Premises from the kernel: a child's TracerPid
+    in /proc/self/status is not 0 under strace -f, and /bin/true is found and runs (sh -c: 0). aslr
+    says it cannot trace it, in one line — not "command not found" (exit 127, what it said)."""
+    import shutil as _shutil
+    import sys
+
+    require(_shutil.which("strace") is not None, "strace is not installed")
+    status = subprocess.run(["strace", "-f", "-o", "/dev/null", "grep", "TracerPid", "/proc/self/status"],
+                            capture_output=True, text=True, check=True).stdout
+    assert int(status.split()[1]) != 0
+    assert subprocess.run(["sh", "-c", "/bin/true"]).returncode == 0
+    out = subprocess.run(["strace", "-f", "-o", "/dev/null", sys.executable, "-m", "tracer", "aslr", "--run", "--",
+                          "/bin/true"], capture_output=True, text=True)
+    assert out.returncode not in (0, 127) and "not found" not in out.stderr, out.stderr
+    assert "traced already" in out.stderr and out.stderr.strip().count("\n") == 0

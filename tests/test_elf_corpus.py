@@ -605,7 +605,8 @@ def test_android_packed_rela_relocations(tmp_path, triple):
     require(all(shutil.which(t) is not None for t in ("clang-14", "ld.lld-16", "llvm-readelf-16")),
             "clang-14, ld.lld-16 and llvm-readelf-16 are not installed")
     (tmp_path / "lib.c").write_text(PACKED_LIB)
-    subprocess.run(["clang-14", f"--target={triple}", "-fPIC", "-O1", "-c", "-o", str(tmp_path / "lib.o"), str(tmp_path / "lib.c")], check=True)
+    subprocess.run(["clang-14", f"--target={triple}", "-fPIC", "-O1", "-c", "-o", str(tmp_path / "lib.o"),
+                    str(tmp_path / "lib.c")], check=True)
     lib = tmp_path / "libpacked.so"
     subprocess.run(["ld.lld-16", "-shared", "--pack-dyn-relocs=android", "-o", str(lib), str(tmp_path / "lib.o")],
                    check=True)
