@@ -96,16 +96,18 @@ TESTS: dict[str, list[str]] = {
     "tracer/capture/dtrace/decode.py": ["tests/test_oracle_dtrace_records.py", "tests/test_dtrace.py"],
     "tracer/capture/imported.py": ["tests/test_oracle_import.py", "tests/test_import.py", "tests/test_oracle_tangled.py"],
     # binary/: ELF and Mach-O files
-    "tracer/binary/elf.py": ["tests/test_inspect.py", "tests/test_check.py", "tests/test_bad_binaries.py"],
+    "tracer/binary/elf.py": ["tests/test_inspect.py", "tests/test_check.py", "tests/test_bad_binaries.py",
+                             "tests/test_elf_corpus.py", "tests/test_dscripts.py -k function_ranges"],
     "tracer/binary/elf_dynsyms.py": ["tests/test_dynsyms.py", "tests/test_why.py", "tests/test_check.py"],
-    "tracer/binary/elf_names.py": ["tests/test_inspect.py", "tests/test_check.py"],
+    "tracer/binary/elf_names.py": ["tests/test_inspect.py", "tests/test_check.py", "tests/test_elf_corpus.py"],
     "tracer/binary/elf_versions.py": ["tests/test_inspect.py", "tests/test_check.py",
                                       "tests/test_elf_corpus.py -k 'without_section_headers or 32_bit_library'"],
-    "tracer/binary/facts.py": ["tests/test_check.py", "tests/test_oracle_interposed.py", "tests/test_why.py"],
+    "tracer/binary/facts.py": ["tests/test_facts.py", "tests/test_check.py", "tests/test_oracle_interposed.py",
+                               "tests/test_why.py"],
     "tracer/binary/gates.py": ["tests/test_check.py"],
     "tracer/binary/goinfo.py": ["tests/test_inspect.py", "tests/test_check.py"],
     "tracer/binary/ldso_dirs.py": ["tests/test_ldso_dirs.py", "tests/test_why.py -k '32_bit or arm64_programs'"],
-    "tracer/binary/ldcache.py": ["tests/test_why.py", "tests/test_doctor_libcheck.py"],
+    "tracer/binary/ldcache.py": ["tests/test_ldcache.py", "tests/test_why.py", "tests/test_doctor_libcheck.py"],
     "tracer/binary/macho.py": ["tests/test_inspect.py", "tests/test_stubs.py", "tests/test_bad_binaries.py",
                                 "tests/test_macho_real.py -k 'labels_name or every_bind'"],
     "tracer/binary/macho_indirect.py": ["tests/test_stubs.py", "tests/test_inspect.py", "tests/test_bad_binaries.py",
@@ -299,7 +301,9 @@ def run_tests(copy_root: Path, tests: list[str], timeout: float, lock: str | Non
     order, up to the first failure: ("passed" | "failed" | "timeout" | "error …", seconds, what failed).
     With ``lock``, the whole run holds that file's exclusive flock: two mutation runs whose tests trace
     (bpftrace's uprobes on ld.so make lldb's and DTrace's probes refuse) then take turns, and no
-    mutant is counted killed by another run's tracer."""
+    mutant is counted killed by another run's tracer. Each pytest runs in its own session: a mutant
+    whose forked child signals its process group (ptrace_launch's `pid == 0` turned) ends that
+    pytest, not this run."""
     if lock:
         with open(lock, "a") as held:
             fcntl.flock(held, fcntl.LOCK_EX)
@@ -312,7 +316,7 @@ def run_tests(copy_root: Path, tests: list[str], timeout: float, lock: str | Non
         try:
             out = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "--tb=no", "-p", "no:cacheprovider",
                                   *shlex.split(entry)], cwd=copy_root, env=env, capture_output=True, text=True,
-                                 timeout=max(left, 1))
+                                 timeout=max(left, 1), start_new_session=True)
         except subprocess.TimeoutExpired:
             return "timeout", time.monotonic() - t0, entry
         if out.returncode == 0:

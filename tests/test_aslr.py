@@ -133,3 +133,108 @@ def test_a_program_without_exec_permission_exits_as_the_shell_does(tmp_path):
     assert shell == 126
     out = gotrace_cli("aslr", str(prog))
     assert out.returncode == shell and out.stderr.strip().count("\n") == 0 and "not executable" in out.stderr
+
+
+def test_a_bare_name_not_on_path_is_not_found_even_in_the_working_directory(tmp_path):
+    """A name without a slash is looked up on PATH only: a directory and a text file of that name
+    in the working directory, PATH without it, are "not found" to sh -c (exit 127, the oracle), and
+    so to aslr, which must not look at (and describe) what the working directory holds."""
+    import os
+
+    (tmp_path / "gotrace-bare-dir").mkdir()
+    (tmp_path / "gotrace-bare-text").write_text("not a program\n")
+    env = dict(os.environ, PATH="/usr/bin:/bin")
+    for name in ("gotrace-bare-dir", "gotrace-bare-text"):
+        shell = subprocess.run(["sh", "-c", name], cwd=tmp_path, env=env, capture_output=True).returncode
+        assert shell == 127
+        out = gotrace_cli("aslr", "--run", "--", name, cwd=tmp_path, env=env)
+        assert out.returncode == shell and out.stderr.strip().count("\n") == 0 and "not found" in out.stderr, name
+
+
+def _auxv_base(pid: int) -> int:
+    """AT_BASE (7) from /proc/PID/auxv, unpacked here (native word pairs), not by tracer."""
+    import struct
+
+    data = open(f"/proc/{pid}/auxv", "rb").read()
+    pairs = dict(struct.iter_unpack("=QQ", data[:len(data) - len(data) % 16]))
+    return pairs[7]
+
+
+def test_only_the_dynamic_linker_is_labelled_at_base():
+    """/bin/true stopped at its entry: the one image whose load base is the kernel's AT_BASE
+    (/proc/PID/auxv, read here) is the dynamic linker, labelled AT_BASE; the main program's base
+    comes from AT_PHDR; every other image (libc) from /proc/PID/maps."""
+    seen: dict[str, int] = {}
+
+    def stopped(pid, aux):
+        seen["base"] = _auxv_base(pid)
+        seen.update(maps_bases(pid))
+
+    rows, _code = aslr.launch_bases(["/bin/true"], on_stop=stopped)
+    by_source = {}
+    for r in rows:
+        by_source.setdefault(r.source, []).append(r)
+    at_base = [r.path for r in rows if r.load_base == seen["base"]]
+    assert len(at_base) == 1 and [r.path for r in by_source["AT_BASE"]] == at_base
+    assert [r.path for r in by_source["AT_PHDR"]] == [rows[0].path]
+    assert {r.path for r in by_source["maps"]} == set(seen) - {"base", rows[0].path, at_base[0]}
+    assert any("libc.so" in r.path for r in by_source["maps"])
+
+
+def test_a_script_whose_interpreter_is_missing_exits_as_the_shell_does(tmp_path):
+    """An executable script whose #! names no file: the kernel's exec fails (ENOENT), sh -c exits
+    127 for it (the oracle), and so does aslr, in one line."""
+    script = tmp_path / "noint"
+    script.write_text("#!/nonexistent/gotrace-interp\necho hi\n")
+    script.chmod(0o755)
+    shell = subprocess.run(["sh", "-c", str(script)], capture_output=True).returncode
+    assert shell == 127
+    out = gotrace_cli("aslr", "--run", "--", str(script))
+    assert out.returncode == shell and out.stderr.strip().count("\n") == 0, out.stderr
+
+
+def test_a_launched_program_is_reaped_before_launch_bases_returns():
+    """/bin/true stopped at its entry, read, and killed: by the time launch_bases returns, the
+    kernel has no process with its pid (/proc/PID is gone: reaped, not left a zombie)."""
+    import os
+
+    seen = []
+    rows, code = aslr.launch_bases(["/bin/true"], on_stop=lambda pid, aux: seen.append(pid))
+    assert code is None and rows and len(seen) == 1
+    assert not os.path.exists(f"/proc/{seen[0]}")
+
+
+def test_a_program_whose_first_segment_starts_at_an_odd_page(tmp_path):
+    """A non-PIE program linked with its text segment at 0x401000 (ld -Ttext-segment): its first
+    PT_LOAD (readelf -l) starts there, so its link-time base is 0x401000, and its load base is
+    the kernel's mapping of it (/proc/PID/maps): no slide."""
+    import shutil as _shutil
+
+    require(_shutil.which("gcc") is not None, "gcc is not installed")
+    src = tmp_path / "p.c"
+    src.write_text("int main(void) { return 0; }\n")
+    prog = tmp_path / "at401000"
+    subprocess.run(["gcc", "-no-pie", "-Wl,-Ttext-segment=0x401000", "-o", str(prog), str(src)], check=True)
+    first = min(v for v, _, _ in oracles.readelf_loads(str(prog)))
+    assert first == 0x401000  # the premise: a page boundary with bit 12 set
+    main = launch_and_compare(prog)[0]
+    assert main.link_base == main.load_base == first and main.slide == 0
+
+
+def test_a_program_traced_already_is_refused_for_that_reason():
+    """Under strace -f every child is traced from its fork, so the launched child's PTRACE_TRACEME
+    fails (ptrace(2): EPERM, "already being traced"). Premises from the kernel: a child's TracerPid
+    in /proc/self/status is not 0 under strace -f, and /bin/true is found and runs (sh -c: 0). aslr
+    says it cannot trace it, in one line — not "command not found" (exit 127, what it said)."""
+    import shutil as _shutil
+    import sys
+
+    require(_shutil.which("strace") is not None, "strace is not installed")
+    status = subprocess.run(["strace", "-f", "-o", "/dev/null", "grep", "TracerPid", "/proc/self/status"],
+                            capture_output=True, text=True, check=True).stdout
+    assert int(status.split()[1]) != 0
+    assert subprocess.run(["sh", "-c", "/bin/true"]).returncode == 0
+    out = subprocess.run(["strace", "-f", "-o", "/dev/null", sys.executable, "-m", "tracer", "aslr", "--run", "--",
+                          "/bin/true"], capture_output=True, text=True)
+    assert out.returncode not in (0, 127) and "not found" not in out.stderr, out.stderr
+    assert "traced already" in out.stderr and out.stderr.strip().count("\n") == 0

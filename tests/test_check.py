@@ -98,13 +98,17 @@ def test_link_modes_against_readelf(built):
 
 
 def test_needed_and_bind_now_against_readelf(built):
-    for name in ("dynamic", "now"):
+    """DT_NEEDED and bind-now of each built file against readelf -d (the static program has no
+    dynamic section at all, the -shared library no DT_FLAGS_1: neither binds now)."""
+    for name in ("dynamic", "now", "static", "static-pie", "shared"):
         dyn = subprocess.run(["readelf", "-W", "-d", str(built[name])], capture_output=True, text=True).stdout
         needed = re.findall(r"\(NEEDED\).*\[(.+?)\]", dyn)
         _rc, doc = check(built[name])
         f = doc["files"][0]
         assert f["needed"] == needed
-        assert f["bind_now"] == (name == "now") == bool(re.search(r"\(FLAGS\)\s+BIND_NOW|\(FLAGS_1\).*NOW", dyn))
+        now = bool(re.search(r"\(FLAGS\)\s+BIND_NOW|\(FLAGS_1\).*NOW|\(BIND_NOW\)", dyn))
+        assert f["bind_now"] == now
+        assert now == {"now": True, "dynamic": False, "static": False, "shared": False}.get(name, now)  # premises
         if f["bind_now"]:
             assert f["bind_now_from"] and all(s in ("DT_FLAGS: DF_BIND_NOW", "DT_FLAGS_1: DF_1_NOW", "DT_BIND_NOW")
                                               for s in f["bind_now_from"])
@@ -135,6 +139,36 @@ def test_go_build_settings_against_go_version_m(binaries, tmp_path):
     assert check(netgo, "--go-setting", "-tags=netgo")[0] == 0
     rc, doc = check(static, "--go-setting", "-tags=netgo")
     assert rc == 1 and "without -tags netgo" in doc["files"][0]["failures"][0]["message"]
+
+
+def test_go_build_info_in_a_section_that_ends_the_file(binaries, tmp_path):
+    """.go.buildinfo's bytes copied to the very end of the file and its sh_offset pointed there
+    (a valid ELF: readelf -SW shows the section ending at the file's size; nothing the loader
+    maps moves): the settings are still read from the section, as `go version -m` (the oracle,
+    which reads the loaded address, not sh_offset) reads them from the same file."""
+    import struct
+
+    go = go_binary()
+    require(go is not None, "the Go toolchain is not installed")
+    data = bytearray(binaries("go-linux-amd64-static").read_bytes())
+    shoff, shentsize, shnum, shstrndx = (struct.unpack_from("<Q", data, 40)[0], *struct.unpack_from("<HHH", data, 58))
+    names_off = struct.unpack_from("<Q", data, shoff + shstrndx * shentsize + 24)[0]
+    for i in range(shnum):
+        at = shoff + i * shentsize
+        name = struct.unpack_from("<I", data, at)[0]
+        if bytes(data[names_off + name:names_off + name + 14]) == b".go.buildinfo\0":
+            off, size = struct.unpack_from("<QQ", data, at + 24)
+            struct.pack_into("<Q", data, at + 24, len(data))
+            data += data[off:off + size]
+            break
+    moved = tmp_path / "go-buildinfo-at-eof"
+    moved.write_bytes(bytes(data))
+    sections = subprocess.run(["readelf", "-SW", str(moved)], capture_output=True, text=True, check=True).stdout
+    row = re.search(r"\.go\.buildinfo\s+\S+\s+[0-9a-f]+\s+([0-9a-f]+)\s+([0-9a-f]+)", sections)
+    assert row and int(row.group(1), 16) + int(row.group(2), 16) == moved.stat().st_size  # the premise
+    oracle = subprocess.run([go, "version", "-m", str(moved)], capture_output=True, text=True, check=True).stdout
+    settings = dict(re.findall(r"^\s*build\s+([^=\s]+)=(.*)$", oracle, re.M))
+    assert settings and check(moved)[1]["files"][0]["go"]["settings"] == settings
 
 
 def test_macho_uuid_minos_and_arches_against_llvm_objdump(binaries):
@@ -240,3 +274,118 @@ def test_versions_of_a_library_come_in_its_own_definition_order():
     ours = [v["version"] for v in doc["files"][0]["versions"]
             if v["library"] == "libc.so.6" and v["version"].startswith("GLIBC_2")]
     assert ours == [v for v in defined if v in wanted]
+
+
+def test_a_go_setting_asked_of_a_program_without_go_build_info(tmp_path):
+    """/bin/true is no Go program: `go version -m` (the oracle) refuses it with a non-zero exit;
+    --go-setting then fails the file in one rule ("no Go build info") and check exits 1, once
+    per setting asked, never with a traceback."""
+    go = go_binary()
+    require(go is not None, "the Go toolchain is not installed")
+    assert subprocess.run([go, "version", "-m", "/bin/true"], capture_output=True).returncode != 0
+    rc, doc = check("/bin/true", "--go-setting", "CGO_ENABLED=0", "--go-setting", "-tags=netgo")
+    failures = doc["files"][0]["failures"]
+    assert rc == 1 and doc["files"][0]["go"] is None
+    assert [f["rule"] for f in failures] == ["go", "go"] and all("no Go build info" in f["message"] for f in failures)
+
+
+def test_a_floor_with_a_zero_part_is_a_version(binaries):
+    """--macos 11.0 and --glibc 2.0 are versions (macOS 11.0, i386's GLIBC_2.0): the Mach-O's minos
+    from llvm-objdump-16 --private-headers (10.15) is below 11.0, so check passes it (exit 0); the
+    x86-64 program's floor from readelf -V (GLIBC_2.2.5 at least) is above 2.0 (exit 1); neither
+    is refused as a malformed version (exit 2)."""
+    lazy = binaries("macho-x86_64-lazy")
+    text = subprocess.run(["llvm-objdump-16", "--macho", "--private-headers", str(lazy)],
+                          capture_output=True, text=True, check=True).stdout
+    (minos,) = re.findall(r"minos (\S+)", text)
+    assert tuple(int(x) for x in minos.split(".")) < (11, 0)
+    assert check(lazy, "--macos", "11.0")[0] == 0
+    floors = [_num(v) for v in readelf_versions("/bin/true").values() if v.startswith("GLIBC_")]
+    assert floors and all(f > (2, 0) for f in floors)
+    assert check("/bin/true", "--glibc", "2.0")[0] == 1
+
+
+@pytest.mark.parametrize("path", ["/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/libm.so.6"])
+def test_floors_and_private_versions_against_readelf(path):
+    """System libraries that need unnumbered versions (GLIBC_PRIVATE, of ld.so and of libc.so.6)
+    besides numbered ones: each (file, family)'s floor is the highest numbered version readelf -V
+    lists needed from that file (GLIBC_ABI_DT_RELR counted as 2.36: glibc's NEWS for 2.36), and the
+    unnumbered ones are listed apart, never taken for a floor."""
+    require(Path(path).is_file(), f"no {path}")
+    floors: dict[tuple[str, str], tuple] = {}
+    private = set()
+    for lib, name in sorted(_readelf_needs(path)):
+        m = re.fullmatch(r"([A-Z]+)_(\d+(?:\.\d+)*)", name)
+        if m is None and name != "GLIBC_ABI_DT_RELR":
+            private.add((lib, name))
+            continue
+        family, number = ("GLIBC", (2, 36)) if m is None else (m.group(1), tuple(int(x) for x in m.group(2).split(".")))
+        key = (lib, family)
+        if key not in floors or number > floors[key][0]:
+            floors[key] = (number, name)
+    assert private and floors  # the premise: both kinds
+    doc = check(path)[1]["files"][0]
+    assert {(f["library"], f["family"], f["version"]) for f in doc["floors"]} == \
+        {(lib, fam, name) for (lib, fam), (_n, name) in floors.items()}
+    assert {(p["library"], p["version"]) for p in doc["private_versions"]} == private
+
+
+GO_INFO_START = b"0w\xaf\x0c\x92t\x08\x02A\xe1\xc1\x07\xe6\xd6\x18\xe6"  # cmd/go/internal/modload: infoStart
+GO_INFO_END = b"\xf92C1\x86\x18 r\x00\x82B\x10A\x16\xd8\xf2"  # and infoEnd, around the module info
+
+
+def test_go_module_info_whose_length_takes_two_bytes(tmp_path):
+    """gohello built with an -ldflags padded so that its module info (the text between cmd/go's
+    infoStart and infoEnd sentinels, found in the file here) plus the sentinels is a multiple of 128
+    bytes long: its varint length prefix is 0x80 then a second byte. The version, path, main module
+    and every build setting check and inspect report are `go version -m`'s (the oracle)."""
+    go = go_binary()
+    require(go is not None, "the Go toolchain is not installed")
+    env = {"PATH": f"{VENV_BIN}:/usr/bin:/bin", "HOME": str(tmp_path), "GOCACHE": str(ROOT / ".cache/go-build"),
+           "GOFLAGS": "-modcacherw", "GOPROXY": "off", "GOTOOLCHAIN": "local", "CGO_ENABLED": "0"}
+
+    def build(pad: str) -> tuple[Path, int]:
+        out = tmp_path / f"gohello-{len(pad)}"
+        subprocess.run([go, "build", "-ldflags", f"-X main.pad={pad}", "-o", str(out), "."],
+                       cwd=ROOT / "tests/fixtures/gohello", env=env, check=True, capture_output=True)
+        data = out.read_bytes()
+        start = data.index(GO_INFO_START)
+        return out, data.index(GO_INFO_END, start) + len(GO_INFO_END) - start
+
+    _first, size = build("x")
+    path, size = build("x" * (1 + (-size) % 128))
+    assert size % 128 == 0 and size >= 128  # the premise: a two-byte varint whose first byte is 0x80
+    text = subprocess.run([go, "version", "-m", str(path)], capture_output=True, text=True, check=True).stdout
+    version = text.split(": ", 1)[1].splitlines()[0]
+    fields = [line.split("\t")[1:] for line in text.splitlines()[1:]]
+    want_path = next(f[1] for f in fields if f[0] == "path")
+    want_main = next({"path": f[1], "version": f[2]} for f in fields if f[0] == "mod")
+    settings = dict(f[1].split("=", 1) for f in fields if f[0] == "build")
+    deps = [{"path": f[1], "version": f[2]} for f in fields if f[0] == "dep"]
+    go_info = json.loads(gotrace_cli("inspect", "--json", str(path)).stdout)["go"]
+    assert (go_info["version"], go_info["path"], go_info["main"], go_info["settings"], go_info["deps"]) == \
+        (version, want_path, want_main, settings, deps)
+    assert "-ldflags" in settings and check(path)[1]["files"][0]["go"]["settings"] == settings
+
+
+def test_go_dependency_replaced_by_a_directory(tmp_path):
+    """A dependency replaced by a local directory (go.mod's replace): Go writes its "dep" line
+    without a checksum, then a "=>" line. inspect's deps are `go version -m`'s "dep" lines
+    (path and version; the oracle), the replacement not taken for a dependency."""
+    go = go_binary()
+    require(go is not None, "the Go toolchain is not installed")
+    (tmp_path / "dep").mkdir()
+    (tmp_path / "go.mod").write_text("module example.com/withdep\n\ngo 1.21\n\nrequire example.com/dep v1.2.3\n\n"
+                                     "replace example.com/dep => ./dep\n")
+    (tmp_path / "main.go").write_text('package main\n\nimport "example.com/dep"\n\nfunc main() { println(dep.Name()) }\n')
+    (tmp_path / "dep" / "go.mod").write_text("module example.com/dep\n\ngo 1.21\n")
+    (tmp_path / "dep" / "dep.go").write_text('package dep\n\nfunc Name() string { return "dep" }\n')
+    env = {"PATH": f"{VENV_BIN}:/usr/bin:/bin", "HOME": str(tmp_path), "GOCACHE": str(ROOT / ".cache/go-build"),
+           "GOFLAGS": "-mod=mod", "GOPROXY": "off", "GOTOOLCHAIN": "local", "CGO_ENABLED": "0"}
+    prog = tmp_path / "withdep"
+    subprocess.run([go, "build", "-o", str(prog), "."], cwd=tmp_path, env=env, check=True, capture_output=True)
+    text = subprocess.run([go, "version", "-m", str(prog)], capture_output=True, text=True, check=True).stdout
+    fields = [line.split("\t")[1:] for line in text.splitlines()[1:]]
+    deps = [{"path": f[1], "version": f[2]} for f in fields if f[0] == "dep"]
+    assert deps and any(f[0] == "=>" for f in fields)  # the premise: a replaced dependency
+    assert json.loads(gotrace_cli("inspect", "--json", str(prog)).stdout)["go"]["deps"] == deps

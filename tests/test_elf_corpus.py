@@ -310,6 +310,52 @@ def test_check_without_section_headers_names_the_symbols(tmp_path):
     assert len(undefined) > 1 and got == dict(undefined)
 
 
+@pytest.mark.parametrize("name", ["exe_simple32.elf", "exe_simple64.elf", "dwarf_gnuops4.so.elf"])
+def test_build_id_after_other_notes_without_section_headers(tmp_path, name):
+    """Older toolchains put the ABI-tag (and SuSE's, Android's) note before the build-id in one
+    PT_NOTE; with the section headers stripped (llvm-objcopy-16 --strip-sections) only that
+    segment is left, so each note's 4-byte padding must be stepped over to reach the build-id.
+    Oracle: readelf -n's "Build ID" of the stripped copy (pyelftools' files)."""
+    path = _need(READELF_TESTS / name)
+    stripped = tmp_path / name
+    subprocess.run(["llvm-objcopy-16", "--strip-sections", str(path), str(stripped)], check=True)
+    assert not oracle.readelf(stripped).sections
+    notes = oracle.run("readelf", "-n", stripped).stdout
+    ids = re.findall(r"Build ID: ([0-9a-f]+)", notes)
+    segment = next(b for b in notes.split("Displaying notes") if "NT_GNU_BUILD_ID" in b)
+    kinds = re.findall(r"^\s+\S+\s+0x[0-9a-f]+\s+(\S+)", segment, re.M)
+    assert len(ids) == 1 and kinds.index("NT_GNU_BUILD_ID") > 0, kinds  # the premise: a note before it
+    assert _image(stripped).uuid == ids[0]
+
+
+# section types readelf -S names that gotrace names too (elf.h's generic ones and the processor
+# ones inspect lists: ARM's unwind index and attributes, AArch64's and x86-64's)
+NAMED_SECTION_TYPES = {"NULL", "PROGBITS", "SYMTAB", "STRTAB", "RELA", "HASH", "DYNAMIC", "NOTE", "NOBITS", "REL",
+                       "SHLIB", "DYNSYM", "INIT_ARRAY", "FINI_ARRAY", "PREINIT_ARRAY", "GROUP", "SYMTAB_SHNDX",
+                       "RELR", "GNU_ATTRIBUTES", "GNU_HASH", "GNU_LIBLIST", "VERDEF", "VERNEED", "VERSYM",
+                       "LLVM_ADDRSIG", "ARM_EXIDX", "ARM_ATTRIBUTES", "AARCH64_ATTRIBUTES", "X86_64_UNWIND"}
+
+
+@pytest.mark.parametrize("path", _files(lambda p: bool(oracle.readelf_sections(p))), ids=_id)
+def test_section_types_match_readelf(path):
+    """Each section's name and type against readelf -S (GNU readelf's names; elf.h's SHT_GNU_versym
+    is readelf's VERSYM): ARM's .ARM.exidx and .ARM.attributes on armel/armhf among them."""
+    from test_inspect import _readelf_type
+
+    _need(path)
+    want = oracle.readelf(path)
+    if want.errors:  # readelf calls it broken: no oracle
+        return
+    got = [(s.name, _readelf_type(s.kind)) for s in _image(path).sections]
+    # the rows oracle.readelf parses; Solaris' .SUNW_syminfo (0x6ffffffc) left out: GNU readelf calls it
+    # VERDEF, GNU's SHT_GNU_verdef being 0x6ffffffd
+    expect = {s["index"]: (s["name"], s["type"]) for s in want.sections if s["name"] != ".SUNW_syminfo"}
+    assert expect and max(expect) < len(got)
+    assert {i: got[i][0] for i in expect} == {i: n for i, (n, _t) in expect.items()}
+    assert {i: got[i] for i, (_n, t) in expect.items() if t in NAMED_SECTION_TYPES} == \
+        {i: e for i, e in expect.items() if e[1] in NAMED_SECTION_TYPES}
+
+
 IBT_SOURCE = r"""
 #include <stdio.h>
 #include <stdlib.h>
@@ -542,6 +588,73 @@ def test_android_packed_relocations():
     assert len(want) > 100
     got = sorted((i.address, i.symbol, i.reloc) for i in _image(path).imports if i.reloc != "R_386_JUMP_SLOT")
     assert got == sorted((r.offset, r.symbol, r.type) for r in want)
+
+
+PACKED_LIB = ("extern int a, b, c, d; extern void f(void), g(void);\n"
+              "int *pa1 = &a, *pa2 = &a, *pa3 = &a, *pa4 = &a;\n"  # one r_info four times: a group by info
+              "int *pb = &b, *pc = &c + 1, *pd = &d; void (*fp[2])(void) = {f, g};\n"  # each its own r_info
+              "static int local[4]; int *pl1 = &local[0], *pl2 = &local[1], *pl3 = &local[3];\n"  # RELATIVE
+              "int get(void) { return a + b; }\n")
+
+
+@pytest.mark.parametrize("triple", ["x86_64-linux-gnu", "aarch64-linux-gnu"])
+def test_android_packed_rela_relocations(tmp_path, triple):
+    """DT_ANDROID_RELA (clang-14, lld's --pack-dyn-relocs=android; RELA machines: x86-64, arm64):
+    every relocation naming a symbol, grouped by r_info or each with its own, against
+    llvm-readelf-16 -r's unpacking of the packed section (oracle.llvm_android_relocs)."""
+    require(all(shutil.which(t) is not None for t in ("clang-14", "ld.lld-16", "llvm-readelf-16")),
+            "clang-14, ld.lld-16 and llvm-readelf-16 are not installed")
+    (tmp_path / "lib.c").write_text(PACKED_LIB)
+    subprocess.run(["clang-14", f"--target={triple}", "-fPIC", "-O1", "-c", "-o", str(tmp_path / "lib.o"),
+                    str(tmp_path / "lib.c")], check=True)
+    lib = tmp_path / "libpacked.so"
+    subprocess.run(["ld.lld-16", "-shared", "--pack-dyn-relocs=android", "-o", str(lib), str(tmp_path / "lib.o")],
+                   check=True)
+    want = oracle.readelf(lib)
+    assert [s["type"] for s in want.sections if s["name"] == ".rela.dyn"] == ["LOOS+0x2"]  # SHT_ANDROID_RELA
+    named = collections.Counter(r.symbol for r in want.relocs if r.symbol)
+    assert named["a"] >= 4 and {"b", "c", "d", "f", "g"} <= set(named)  # the premise: both kinds of group
+    _check_imports(lib)
+
+
+TLS_LIB = ("extern __thread int tv; extern int ext; extern void fn(void);\n"
+           "int *p = &ext;\n"  # a data relocation naming ext
+           "int get(void) { fn(); return tv + ext; }\n")  # a PLT call; a general-dynamic TLS variable
+
+
+@pytest.mark.parametrize("triple", ["riscv64-linux-gnu", "powerpc64le-linux-gnu", "i686-linux-gnu",
+                                    "armv7-linux-gnueabihf", "aarch64-linux-gnu", "mips64el-linux-gnuabi64"])
+def test_tls_and_data_imports_of_a_library_built_here(tmp_path, triple):
+    """A library with a data pointer to, a call of and a thread-local variable of other objects
+    (clang-14, ld.lld-16): its TLS module/offset relocations (R_RISCV_TLS_DTPREL64, R_386_TLS_DTPOFF32,
+    R_ARM_TLS_DTPOFF32 …; Debian's corpus libraries have few) are imports with readelf's names."""
+    require(shutil.which("clang-14") is not None and shutil.which("ld.lld-16") is not None,
+            "clang-14 and lld-16 are not installed")
+    (tmp_path / "tls.c").write_text(TLS_LIB)
+    subprocess.run(["clang-14", f"--target={triple}", "-fPIC", "-O1", "-c", "-o", str(tmp_path / "tls.o"),
+                    str(tmp_path / "tls.c")], check=True)
+    lib = tmp_path / "libtls.so"
+    subprocess.run(["ld.lld-16", "-shared", "-o", str(lib), str(tmp_path / "tls.o")], check=True)
+    want = oracle.readelf(lib)
+    assert {r.symbol for r in want.relocs if re.search("TLS|DTP", r.type)} == {"tv"}  # the premise
+    _check_imports(lib)
+
+
+SIZE_ASM = ".data\n.globl sz\nsz: .quad ext@SIZE\n.globl sz32\nsz32: .long ext2@SIZE\n"
+
+
+def test_size_relocations_are_named_as_readelf_names_them(tmp_path):
+    """R_X86_64_SIZE64 and R_X86_64_SIZE32 (a symbol's st_size, which ld.so looks the symbol up
+    for: glibc's x86_64 dl-machine.h) in a library built here from assembly (gcc -c, ld -shared):
+    each an import, named as readelf -rW names it (gotrace said "type 33")."""
+    require(shutil.which("gcc") is not None, "gcc is not installed")
+    (tmp_path / "size.s").write_text(SIZE_ASM)
+    subprocess.run(["gcc", "-c", "-o", str(tmp_path / "size.o"), str(tmp_path / "size.s")], check=True)
+    lib = tmp_path / "libsize.so"
+    subprocess.run(["ld", "-shared", "-o", str(lib), str(tmp_path / "size.o")], check=True)
+    want = oracle.readelf(lib)
+    assert {(r.symbol, r.type) for r in want.relocs} == {("ext", "R_X86_64_SIZE64"), ("ext2", "R_X86_64_SIZE32")}
+    _check_imports(lib)
 
 
 def test_a_wrong_count_is_not_called_truncation(tmp_path):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -114,6 +115,7 @@ def test_macho_agrees_with_llvm_objdump(name, binaries):
     assert img.slice_offset == 0  # a thin file: its mach_header is the file's first bytes (no fat header before it)
     assert [(s.name, s.vmaddr, s.vmsize) for s in img.segments] == lc["segments"]
     assert img.uuid == lc["uuid"]
+    assert img.link_base == next(v for n, v, _size in lc["segments"] if n == "__TEXT")  # __TEXT's vmaddr
     assert [l.name for l in img.libraries] == lc["dylibs"]
     binds = oracles.objdump_binds(path)
     assert binds, "the oracle saw no binds"
@@ -363,3 +365,14 @@ def test_macho_32_bit_object_reads_as_llvm_objdump_reads_it(tmp_path):
     assert img.bits == 32 and img.arch == "i386"
     assert [(s.fileoff, s.filesize) for s in img.segments] == segs
     assert [(s.name, s.addr, s.size, s.offset) for s in img.sections] == sects
+
+
+@pytest.mark.parametrize("name", ["/bin/ls", ELF_BUILT[0], *MACHO_BUILT])
+def test_code_signature_is_llvm_objdumps(name, binaries):
+    """A code signature is LC_CODE_SIGNATURE among llvm-objdump-16 --macho --private-headers' load
+    commands (an ELF file has none: llvm-objdump finds no Mach-O header in it)."""
+    require(shutil.which(oracles.OBJDUMP) is not None, f"{oracles.OBJDUMP} (llvm-16) is not installed")
+    path = name if name.startswith("/") else str(_elf_path(name, binaries) if name in ELF_BUILT else binaries(name))
+    text = subprocess.run([oracles.OBJDUMP, "--macho", "--private-headers", path], capture_output=True,
+                          text=True).stdout
+    assert open_image(path).code_signature == bool(re.search(r"cmd LC_CODE_SIGNATURE\b", text))

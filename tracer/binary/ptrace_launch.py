@@ -25,6 +25,7 @@ from ..procfs import AT_ENTRY, auxv
 PTRACE_TRACEME, PTRACE_PEEKTEXT, PTRACE_POKETEXT, PTRACE_CONT = 0, 1, 4, 7
 PTRACE_GETREGS, PTRACE_SETREGS, PTRACE_DETACH = 12, 13, 17
 RIP = 16  # index of rip in struct user_regs_struct
+TRACEME_REFUSED = 125  # the forked child's exit status when PTRACE_TRACEME fails (it never execs then)
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.ptrace.restype = ctypes.c_long
@@ -53,14 +54,20 @@ def run_stopped_at_entry(argv: list[str], env: dict[str, str] | None, on_stop: C
         try:
             restore_for_exec()
             _ptrace(PTRACE_TRACEME, 0)
+        except OSError:  # EPERM: this process is itself traced (strace -f, gdb), so its child is too
+            os._exit(TRACEME_REFUSED)
+        try:
             os.execvpe(argv[0], argv, env if env is not None else os.environ)
         except OSError:
             pass
         os._exit(127)
     try:
         _, status = os.waitpid(pid, 0)
-        if os.WIFEXITED(status):
+        if os.WIFEXITED(status):  # it never reached exec traced: the code is the child's own, above
             code = os.WEXITSTATUS(status)
+            if code == TRACEME_REFUSED:
+                raise GotraceError(f"cannot trace {argv[0]}: it is traced already (gotrace runs under strace -f or "
+                                   "a debugger?); run it untraced, or start it and use gotrace aslr --pid PID")
             raise GotraceError(f"command not found or not executable: {argv[0]}" if code == 127
                                else f"{argv[0]} exited ({code}) before it could be stopped", 127 if code == 127 else 2)
         aux = auxv(pid)
