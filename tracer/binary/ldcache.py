@@ -18,7 +18,9 @@ FLAG_ELF_LIBC6 = 0x0003
 # dl-cache.h's _DL_CACHE_DEFAULT_ID per ELF machine and class: the flags an entry must carry
 # (x32, EM_X86_64 in ELFCLASS32, is FLAG_X8664_LIBX32: its ld.so skips the x86-64 entries)
 CACHE_ID = {(62, 64): 0x0303, (62, 32): 0x0803, (183, 64): 0x0A03, (3, 32): 0x0003, (40, 32): 0x0903,
-            (243, 64): 0x1003, (21, 64): 0x0503, (22, 64): 0x0603, (2, 64): 0x0003}
+            (243, 64): 0x1003, (21, 64): 0x0503, (22, 64): 0x0403, (2, 64): 0x0003}
+# s390x is FLAG_S390_LIB64 (0x0400, sysdeps/generic/ldconfig.h), not MIPS n32's 0x0600: read from glibc's
+# source only — no s390x-written cache here to test it against
 
 
 def parse(data: bytes) -> dict[tuple[str, int], str]:
