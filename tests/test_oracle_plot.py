@@ -303,3 +303,36 @@ def test_plot_writes_the_format_asked_where_asked(sessions, tmp_path, capsysbina
         with pytest.raises(GotraceError, match=re.escape(said)):
             plot(s, dest, fmt=fmt)
     assert not (tmp_path / "d.png").exists() and not (tmp_path / "d.jpg").exists()
+
+
+def test_stdout_is_png_whatever_matplotlibrc_says(sessions, tmp_path, capsysbinary):
+    """`gotrace plot --help`: the format is "from the file name; png for -". A user's matplotlibrc
+    (savefig.format: svg) changes neither; the PNG signature (RFC 2083) and SVG's root tag tell."""
+    import matplotlib
+
+    from tracer.analysis.plot import plot
+
+    s = [load_session(sessions["all"])]
+    with matplotlib.rc_context({"savefig.format": "svg"}):
+        assert plot(s, "-") == "-"
+        assert capsysbinary.readouterr().out[:8] == b"\x89PNG\r\n\x1a\n"
+        plot(s, tmp_path / "a.png")
+    assert (tmp_path / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with matplotlib.rc_context({"savefig.format": "png"}):
+        plot(s, tmp_path / "b.svg")
+    assert b"<svg" in (tmp_path / "b.svg").read_bytes()[:400]
+
+
+def test_figure_keeps_the_backend_its_caller_chose(sessions):
+    """figure()'s docstring: notebooks show the Figure it returns, so a caller that has chosen a
+    matplotlib backend (a notebook's, a GUI's) keeps it; the oracle is matplotlib.get_backend()
+    before and after, in a fresh interpreter (this one's matplotlib state is pytest's)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, matplotlib; matplotlib.use('svg'); import matplotlib.pyplot; "
+            "from tracer import load_session; from tracer.analysis.plot import figure; "
+            "fig = figure([load_session(sys.argv[1])]); print(matplotlib.get_backend(), type(fig.canvas).__name__)")
+    out = subprocess.run([sys.executable, "-c", code, str(sessions["all"])], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["svg", "FigureCanvasSVG"], out.stdout
