@@ -705,7 +705,8 @@ def test_an_arm64_programs_searches_are_its_guest_ld_sos(tmp_path):
     (binfmt_misc): the oracle is the guest's own ld.so, LD_DEBUG=libs given to it alone by
     `qemu-aarch64 -E` (qemu's own host-side searches left out). libc.so.6 is not in the host's
     ld.so.cache for aarch64, so glibc goes on to its system search path, /lib/aarch64-linux-gnu first;
-    and an arm64 needy's libnothere.so, found nowhere, is searched for there too."""
+    and an arm64 needy's libnothere.so, found nowhere, is searched for there too. picker's RUNPATH
+    $ORIGIN/$PLATFORM is the guest's aarch64 directory (AT_PLATFORM), not the host's x86_64 one."""
     import shutil
 
     require(shutil.which("aarch64-linux-gnu-gcc") is not None, "aarch64-linux-gnu-gcc is not installed")
@@ -718,8 +719,9 @@ def test_an_arm64_programs_searches_are_its_guest_ld_sos(tmp_path):
         subprocess.run([*cc, "-shared", "-fPIC", "-o", str(run / f"lib{who}.so"), str(src / "pick.c"), f"-DWHO='{who}'",
                         *extra, f"-Wl,-soname,lib{who}.so"], check=True)
     exe = tmp_path / "picker"
+    (tmp_path / "aarch64").mkdir()  # where $PLATFORM points for an arm64 process (AT_PLATFORM), not the host's
     subprocess.run([*cc, "-o", str(exe), str(src / "picker.c"), f"-L{run}", "-lb", "-la",
-                    "-Wl,--enable-new-dtags,-rpath,$ORIGIN/run"], check=True)
+                    "-Wl,--enable-new-dtags,-rpath,$ORIGIN/$PLATFORM:$ORIGIN/run"], check=True)
     libs = subprocess.run(["qemu-aarch64", "-E", "LD_DEBUG=libs", str(exe)], capture_output=True, text=True)
     assert libs.returncode == 0, libs.stderr
     searches = ld_debug_searches(libs.stderr)
