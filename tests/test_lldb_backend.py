@@ -369,3 +369,39 @@ def test_an_empty_attached_session_gets_no_wrong_reason(tmp_path):
     for text in (err, rep.stdout):
         assert "statically linked" not in text
     assert "while gotrace was attached" in " ".join(rep.stdout.split())
+
+
+def test_a_tracer_that_comes_during_an_lldb_run_is_said(attach_targets, tmp_path):
+    """A bpf session started while lldb traces a program puts uprobes on the ld.so code under lldb's
+    breakpoints: a lookup a uprobe traps first, or one made after a uprobe's removal wrote back the
+    file's byte over lldb's breakpoint, never stops lldb. The lldb session must not call itself
+    complete then. Oracles: the kernel's process table (the BPF loader running, /proc/PID/cmdline)
+    and the program's own output and exit status, which stay what they are."""
+    from conftest import require_backend
+    from tracer.capture.bpftrace.launch import bindsnoop_pids
+
+    require_lldb()
+    require_backend("bpf")
+    lldb = subprocess.Popen([GOTRACE, "bind", "-q", "-b", "lldb", "-o", str(tmp_path / "l"), "--",
+                             str(attach_targets["c"])],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    other = None
+    try:
+        assert lldb.stdout.readline() == "ready\n"  # under lldb, parked in read(2)
+        other = subprocess.Popen([GOTRACE, "bind", "-q", "-b", "bpf", "-o", str(tmp_path / "b"), "--", "sleep", "60"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while not bindsnoop_pids(loaders=True):
+            assert other.poll() is None and time.monotonic() < deadline, other.stderr.read() if other.poll() else ""
+            time.sleep(0.05)
+        line = "go on\n"
+        out, err = lldb.communicate(line, timeout=300)
+    finally:
+        lldb.kill()
+        if other is not None:
+            other.send_signal(signal.SIGINT)
+            other.wait(timeout=120)
+    assert lldb.returncode == 0, err
+    assert out == f"cos {math.cos(len(line)):.3f}\n"
+    meta = load_session(tmp_path / "l").meta
+    assert meta["complete"] is False and "uprobes on ld.so" in meta["incomplete_reason"], meta.get("incomplete_reason")

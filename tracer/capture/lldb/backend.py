@@ -21,7 +21,7 @@ from ...arch import COMPAT, host_arch
 from ...binary.facts import dynamically_linked, file_arch, script_interpreter
 from ...errors import BackendUnavailable, GotraceError
 from ..backend import Availability, CaptureRequest, CaptureResult
-from ..bpftrace.launch import wait_for_bindsnoop_to_go
+from ..bpftrace.launch import bindsnoop_pids, wait_for_bindsnoop_to_go
 from ..child import resolve_command
 from ..ldso import DEBUG_SYMBOLS_FIX, UNRESOLVABLE, ldso_layout, ldso_path
 from .launch_plan import NATIVE, rosetta_plan
@@ -83,6 +83,7 @@ class LldbBackend:
                           "may have taken the trap")
         note = "descendants not traced: lldb follows one process (it detaches forked children)"
         return CaptureResult(
+            incomplete_reason=_uprobes_came(),
             exit_code=res.exit_code if res.exit_code is not None else (1 if res.exit_unknown else 0),
             interrupted=res.interrupted,
             processes=processes,
@@ -105,6 +106,21 @@ class LldbBackend:
                            "each binding stops the process twice (about 2 ms each here)"],
             },
         )
+
+
+def _uprobes_came() -> str | None:
+    """None, or why the session may lack lookups: a bpftrace (bindsnoop.bt) or gotrace BPF loader
+    that started during the run puts uprobes on the ld.so code lldb's breakpoints are on; a lookup a
+    uprobe traps first never stops lldb, and a uprobe's removal writes back the file's byte over
+    lldb's breakpoint — silently, unless said here. (One that came and went between the start and
+    this check is not seen.)"""
+    others = bindsnoop_pids(loaders=True)
+    if not others:
+        return None
+    who = os.path.basename((procfs.cmdline(others[0]) or ["a tracer"])[0])
+    return (f"{who} (pid {others[0]}) put uprobes on ld.so during the run: lookups they trapped (or made after "
+            "their removal wiped lldb's breakpoints) never stopped lldb, so the counts may be a lower bound; run "
+            "one tracer at a time")
 
 
 def _one_elf_program(name: str, exe: str) -> None:
