@@ -757,6 +757,48 @@ def test_an_arm64_programs_searches_are_its_guest_ld_sos(tmp_path):
     assert ld["found"] is False and ld["hit"] is None
 
 
+def test_a_program_with_its_own_ld_so_is_replayed_with_that_ld_sos_directories(tmp_path):
+    """A program linked against another glibc (--dynamic-linker: an ld.so in /opt, say) searches that
+    ld.so's system directories, not the host's. Here the host's x86_64 ld.so, copied with its built-in
+    list rewritten in place (/lib/x86_64-elsewhere, /usr/lib/x86_64-elsewhere, /lib, /usr/lib: same
+    lengths), is needy's PT_INTERP. Oracles: that ld.so's own `--help` and LD_DEBUG=libs of the run
+    (libnothere.so, found nowhere, exit 127: its last place is that system search path)."""
+    import re
+
+    src, run = ROOT / "tests/csrc/why", tmp_path / "run"
+    run.mkdir()
+    host = (b"/lib/x86_64-linux-gnu/\0/usr/lib/x86_64-linux-gnu/\0/lib/\0/usr/lib/\0")
+    other = (b"/lib/x86_64-elsewhere/\0/usr/lib/x86_64-elsewhere/\0/lib/\0/usr/lib/\0")
+    data = Path(os.path.realpath("/lib64/ld-linux-x86-64.so.2")).read_bytes()
+    require(host in data, "the host's ld.so is not Debian's x86_64 one (its built-in list differs)")
+    ldso = tmp_path / "opt" / "ld-linux-x86-64.so.2"
+    ldso.parent.mkdir()
+    ldso.write_bytes(data.replace(host, other))
+    ldso.chmod(0o755)
+    helped = subprocess.run([str(ldso), "--help"], capture_output=True, text=True).stdout
+    built_in = re.findall(r"^\s+(\S+) \(system search path\)$", helped, re.M)
+    assert built_in[:2] == ["/lib/x86_64-elsewhere", "/usr/lib/x86_64-elsewhere"], helped
+    gone = run / "libnothere.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(gone), str(src / "pick.c"), "-DWHO='n'", "-Dpick=nothere",
+                    "-Wl,-soname,libnothere.so"], check=True)
+    needy = tmp_path / "needy"
+    subprocess.run(["gcc", "-o", str(needy), str(src / "needy.c"), f"-L{run}", "-lnothere", f"-Wl,--dynamic-linker={ldso}"],
+                   check=True)
+    gone.unlink()
+    libs = subprocess.run([str(needy)], env={**os.environ, "LD_DEBUG": "libs"}, capture_output=True, text=True)
+    assert libs.returncode == 127, libs.stderr
+    (srch,) = [s for s in ld_debug_searches(libs.stderr) if s["name"] == "libnothere.so"]
+    assert srch["places"][-1][0] == "system search path"
+    # the subdirectories ld.so tries under each directory, as its --help names them (tls, haswell …, glibc-hwcaps)
+    subdirs = {"glibc-hwcaps", *re.findall(r"^\s+(\S+) \((?:AT_PLATFORM; )?supported, searched\)$", helped, re.M)}
+    bases = [d for d in srch["places"][-1][1] if not subdirs & set(d.split("/"))]
+    assert bases == built_in, bases
+    assert record("ld-debug", [str(needy)], {}, tmp_path / "s").returncode == 127
+    (ld,) = Why(tmp_path / "s").library("libnothere.so")["loads"]
+    assert ld["found"] is False and ld["search"][-1]["source"] == "system search path"
+    assert ld["search"][-1]["dirs"] == built_in
+
+
 def test_a_32_bit_programs_searches_are_its_own_ld_sos(tmp_path):
     """picker and its libraries built by `gcc -m32` (gcc-12-multilib: the i386 ld.so /lib/ld-linux.so.2,
     libraries in /lib32), run natively by the x86_64 kernel. The oracle is LD_DEBUG=libs of the same
