@@ -91,8 +91,8 @@ TESTS: dict[str, list[str]] = {
                                           "tests/test_oracle_kinds.py -k 'bpf or bpftrace'", "tests/test_odd_names.py",
                                           "tests/test_exec_facts.py -k bpf",
                                           "tests/test_failures.py -k 'died or unnamed or (told and bpftrace)'"],
-    "tracer/capture/bpftrace/lines.py": ["tests/test_oracle_kinds.py -k 'bpf or bpftrace'", "tests/test_bpf_backend.py",
-                                         "tests/test_kept_objects.py -k 'deleted and bpf'"],
+    "tracer/capture/bpftrace/lines.py": ["tests/test_tracer_stream.py", "tests/test_oracle_kinds.py -k 'bpf or bpftrace'",
+                                         "tests/test_bpf_backend.py", "tests/test_kept_objects.py -k 'deleted and bpf'"],
     "tracer/capture/dtrace/decode.py": ["tests/test_oracle_dtrace_records.py", "tests/test_dtrace.py"],
     "tracer/capture/imported.py": ["tests/test_oracle_import.py", "tests/test_import.py", "tests/test_oracle_tangled.py"],
     # binary/: ELF and Mach-O files
