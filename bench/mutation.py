@@ -39,6 +39,7 @@ import json
 import os
 import random
 import shlex
+import signal
 import shutil
 import subprocess
 import sys
@@ -308,12 +309,18 @@ def run_tests(copy_root: Path, tests: list[str], timeout: float, lock: str | Non
     t0 = time.monotonic()
     for entry in tests:
         left = timeout - (time.monotonic() - t0)
+        # a session of its own: on a timeout the whole group goes, not only pytest (a mutant that spins
+        # leaves `gotrace bind` children behind otherwise, spinning on the shared cores for good)
+        proc = subprocess.Popen([sys.executable, "-m", "pytest", "-x", "-q", "--tb=no", "-p", "no:cacheprovider",
+                                 *shlex.split(entry)], cwd=copy_root, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
-            out = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "--tb=no", "-p", "no:cacheprovider",
-                                  *shlex.split(entry)], cwd=copy_root, env=env, capture_output=True, text=True,
-                                 timeout=max(left, 1))
+            stdout, stderr = proc.communicate(timeout=max(left, 1))
         except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
             return "timeout", time.monotonic() - t0, entry
+        out = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
         if out.returncode == 0:
             continue
         failed = next((line.split(" ", 1)[1].split(" - ")[0] for line in out.stdout.splitlines()

@@ -5,7 +5,6 @@ the file being there at all), and the session's own meta as the backend wrote it
 from __future__ import annotations
 
 import os
-import platform
 import shutil
 import subprocess
 
@@ -30,8 +29,9 @@ def _interp(path) -> bool:
 def test_a_session_with_bindings_says_neither_no_binding_nor_translated(tmp_path):
     """/bin/true under ld-debug: glibc's LD_DEBUG=bindings prints binding lines for it, its readelf
     header's machine is the machine readelf reads on /bin/sh here (no translator ran it), and it exits
-    0, so no note may say there was no binding, that a program ran translated, or that one exited 127.
-    The session's events, read by pyarrow, hold those bindings."""
+    0, so no note may say there was no binding, that a program ran translated, or that one exited 127,
+    and no process left no account (session.silent_processes: a list, docs/report-json.md). The
+    session's events, read by pyarrow, hold those bindings."""
     glibc = subprocess.run(["/bin/true"], env=dict(os.environ, LD_DEBUG="bindings"), capture_output=True, text=True)
     assert glibc.returncode == 0 and "binding file" in glibc.stderr
     assert _readelf_machine("/bin/true") == _readelf_machine("/bin/sh")
@@ -39,7 +39,9 @@ def test_a_session_with_bindings_says_neither_no_binding_nor_translated(tmp_path
     assert res.exit_code == 0
     rows = sum(pq.read_table(p).num_rows for p in (tmp_path / "s" / "events").glob("*.parquet"))
     assert rows > 0
-    said = report_session(tmp_path / "s")["notes"]
+    rep = report_session(tmp_path / "s")
+    assert rep["session"]["silent_processes"] == []
+    said = rep["notes"]
     assert all(isinstance(n, str) for n in said)
     assert not [n for n in said if n.startswith("no binding")], said
     assert not [n for n in said if "ran translated" in n], said
