@@ -120,3 +120,31 @@ def test_a_complete_session_without_its_processes_table_is_refused(tmp_path):
     out = gotrace_cli("report", str(tmp_path / "s"))
     assert out.returncode != 0 and "processes.parquet" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+def test_the_session_of_a_killed_gotrace_reports_without_a_duration(tmp_path):
+    """gotrace killed (SIGKILL: its own exit status says so) while the command runs: its session never
+    got an end, so the report has no duration — never a traceback. Oracle: the exit status of the
+    killed gotrace and the command's pid, which the command wrote itself."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pidfile = tmp_path / "pid"
+    proc = subprocess.Popen([sys.executable, "-m", "tracer", "bind", "-q", "-o", str(tmp_path / "s"), "--backend",
+                             "ld-debug", "--", "sh", "-c", f"echo $$ > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; "
+                             "exec sleep 600"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while not pidfile.exists():  # the command started (synchronisation only)
+            assert proc.poll() is None, "gotrace ended before the command started"
+            time.sleep(0.05)
+        proc.kill()
+        assert proc.wait() == -signal.SIGKILL
+    finally:
+        if pidfile.exists():
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
+    out = gotrace_cli("report", str(tmp_path / "s"), "--json")
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    rep = json.loads(out.stdout)
+    assert rep["session"]["complete"] is False and rep["session"]["duration_s"] is None
