@@ -148,3 +148,36 @@ def test_the_session_of_a_killed_gotrace_reports_without_a_duration(tmp_path):
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
     rep = json.loads(out.stdout)
     assert rep["session"]["complete"] is False and rep["session"]["duration_s"] is None
+
+
+def test_a_library_missing_behind_another_explains_the_exit_127(tmp_path):
+    """prog needs libmid.so, which needs libnothere.so, deleted: ld.so stops prog before any lookup
+    (its own words on stderr, exit 127). The report says which library is found nowhere and whose
+    DT_NEEDED it is, and does not also call prog's 127 unexplained. Oracle: ld.so's message and
+    status, run here; readelf -d for the two DT_NEEDED entries."""
+    require(shutil.which("gcc") is not None, "gcc is not installed")
+    import subprocess
+
+    def cc(*args):
+        subprocess.run(["gcc", *args], check=True, capture_output=True)
+
+    (tmp_path / "n.c").write_text("int nothere(void) { return 1; }\n")
+    (tmp_path / "m.c").write_text("extern int nothere(void);\nint mid(void) { return nothere(); }\n")
+    (tmp_path / "p.c").write_text("extern int mid(void);\nint main(void) { return mid(); }\n")
+    cc("-shared", "-fPIC", "-o", str(tmp_path / "libnothere.so"), str(tmp_path / "n.c"), "-Wl,-soname,libnothere.so")
+    cc("-shared", "-fPIC", "-o", str(tmp_path / "libmid.so"), str(tmp_path / "m.c"), f"-L{tmp_path}", "-lnothere",
+       "-Wl,-soname,libmid.so", "-Wl,--enable-new-dtags,-rpath,$ORIGIN")
+    cc("-o", str(tmp_path / "prog"), str(tmp_path / "p.c"), f"-L{tmp_path}", "-lmid",
+       "-Wl,--enable-new-dtags,-rpath,$ORIGIN", f"-Wl,-rpath-link,{tmp_path}")
+    (tmp_path / "libnothere.so").unlink()
+    for obj, needed in (("prog", "libmid.so"), ("libmid.so", "libnothere.so")):
+        dyn = subprocess.run(["readelf", "-dW", str(tmp_path / obj)], capture_output=True, text=True).stdout
+        assert f"Shared library: [{needed}]" in dyn
+    run = subprocess.run([str(tmp_path / "prog")], capture_output=True, text=True)
+    assert run.returncode == 127 and "libnothere.so: cannot open shared object file" in run.stderr
+    res = bind([str(tmp_path / "prog")], out=tmp_path / "s", backend="ld-debug")
+    assert res.exit_code == 127
+    said = report_session(tmp_path / "s")["notes"]
+    told = [n for n in said if "exited 127" in n]
+    assert len(told) == 1, said
+    assert told[0].startswith("prog exited 127: libnothere.so, DT_NEEDED of libmid.so, is found nowhere"), said

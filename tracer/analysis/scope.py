@@ -235,6 +235,11 @@ def build_process(exe: str, images: list[str], env: dict[str, str], cwd: str | N
             if name is None:
                 steps = None if "/" in need else search(need, proc.chain(asker.name), env, machine, bits)
                 name = _match(need, mapped)
+                if name is not None and "/" not in name and mapped[name].obj is None and steps and steps[-1].hit:
+                    # a name, not a path (ld-debug's image of a process stopped before it relocated: no
+                    # line gave the path), read nowhere: the file is the one ld.so's search opens
+                    mapped.pop(name)
+                    name = None
                 if name is not None:
                     lo = mapped.pop(name)
                 else:  # not in the session's images (a backend that lists none): today's search says which
