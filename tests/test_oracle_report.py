@@ -9,6 +9,9 @@ import os
 import shutil
 import subprocess
 
+import subprocess
+
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from conftest import VENV_BIN, gotrace_cli, require, require_bpf
@@ -181,3 +184,25 @@ def test_a_library_missing_behind_another_explains_the_exit_127(tmp_path):
     told = [n for n in said if "exited 127" in n]
     assert len(told) == 1, said
     assert told[0].startswith("prog exited 127: libnothere.so, DT_NEEDED of libmid.so, is found nowhere"), said
+
+
+def test_the_translators_own_bindings_are_named_and_counted(tmp_path):
+    """qemu-aarch64 run by hand on a static aarch64 program (readelf: AArch64; its own exit status 7):
+    qemu's own host bindings are set apart, and the note names qemu-aarch64 — the program the test ran
+    — with their number, counted here with pyarrow from the session's rows whose exe is qemu."""
+    require_bpf()
+    qemu = shutil.which("qemu-aarch64")
+    require(qemu is not None and shutil.which("aarch64-linux-gnu-gcc") is not None,
+            "qemu-user and gcc-aarch64-linux-gnu are needed")
+    src = tmp_path / "a.c"
+    src.write_text("int main(void) { return 7; }\n")
+    prog = tmp_path / "a64"
+    subprocess.run(["aarch64-linux-gnu-gcc", "-static", "-o", str(prog), str(src)], check=True)
+    assert _readelf_machine(str(prog)) == "AArch64"
+    res = bind([qemu, str(prog)], out=tmp_path / "s", backend="bpf")
+    assert res.exit_code == 7
+    ev = pa.concat_tables([pq.read_table(p, columns=["exe"]) for p in (tmp_path / "s" / "events").glob("*.parquet")])
+    own = sum(1 for e in ev.column("exe").to_pylist() if e == qemu)
+    assert own > 0
+    said = [n for n in report_session(tmp_path / "s")["notes"] if n.startswith("the translator's own bindings")]
+    assert len(said) == 1 and f"({own:,}, by {os.path.basename(qemu)})" in said[0], said
