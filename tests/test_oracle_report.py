@@ -130,7 +130,6 @@ def test_the_session_of_a_killed_gotrace_reports_without_a_duration(tmp_path):
     got an end, so the report has no duration — never a traceback. Oracle: the exit status of the
     killed gotrace and the command's pid, which the command wrote itself."""
     import signal
-    import subprocess
     import sys
     import time
 
@@ -159,7 +158,6 @@ def test_a_library_missing_behind_another_explains_the_exit_127(tmp_path):
     DT_NEEDED it is, and does not also call prog's 127 unexplained. Oracle: ld.so's message and
     status, run here; readelf -d for the two DT_NEEDED entries."""
     require(shutil.which("gcc") is not None, "gcc is not installed")
-    import subprocess
 
     def cc(*args):
         subprocess.run(["gcc", *args], check=True, capture_output=True)
