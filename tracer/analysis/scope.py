@@ -240,13 +240,13 @@ def build_process(exe: str, images: list[str], env: dict[str, str], cwd: str | N
             if name is None:
                 steps = None if "/" in need else search(need, proc.chain(asker.name), env, machine, bits)
                 name = _match(need, mapped)
+                if name is not None and "/" not in name and mapped[name].obj is None and steps and steps[-1].hit:
+                    # a name, not a path (ld-debug's image of a process stopped before it relocated: no
+                    # line gave the path), read nowhere: the file is the one ld.so's search opens
+                    mapped.pop(name)
+                    name = None
                 if name is not None:
                     lo = mapped.pop(name)
-                    hit = steps[-1].hit if steps else None
-                    if lo.file is None and "/" not in lo.name and hit and os.path.basename(hit) == lo.name:
-                        # the name as asked (LD_DEBUG's "file=libx.so … generating link map" of a program
-                        # that died before printing the path): the file is where the search found it
-                        lo.file, lo.obj = resolve(hit)
                 else:  # not in the session's images (a backend that lists none): today's search says which
                     hit = steps[-1].hit if steps else (need if os.path.isfile(need) else None)
                     if hit is None:
