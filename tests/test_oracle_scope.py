@@ -72,3 +72,33 @@ def test_ld_so_preload_is_read_as_glibc_reads_it(tmp_path):
     assert preloads({}, preload_file=str(etc / "ld.so.preload")) == want
     # LD_PRELOAD's own come first (rtld.c: LD_PRELOAD, then the file)
     assert preloads({"LD_PRELOAD": commented}, preload_file=str(etc / "ld.so.preload")) == [commented, *want]
+
+
+def test_a_dt_needed_of_the_vdsos_name_is_the_vdso(tmp_path):
+    """A program linked against a stand-in library whose soname is linux-vdso.so.1, run with the
+    stand-in gone: its DT_NEEDED (readelf -d) names the vDSO, which glibc has in the process before
+    it reads any DT_NEEDED (elf/rtld.c: setup_vdso). Oracles: the program's exit status, 0 (a
+    DT_NEEDED found nowhere stops it with 127), and LD_DEBUG=libs, which shows glibc searching for
+    libc.so.6 and not for that name. why --library finds it: the vDSO, needed by the program, no
+    search, not "found nowhere"."""
+    require(shutil.which("gcc") is not None, "gcc is not installed")
+    require("[vdso]" in Path("/proc/self/maps").read_text(), "this kernel maps no vDSO")
+    (tmp_path / "stub.c").write_text("int stub_fn(void) { return 0; }\n")
+    (tmp_path / "main.c").write_text("int main(void) { return 0; }\n")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-Wl,-soname,linux-vdso.so.1", "-o", str(tmp_path / "libstub.so"),
+                    str(tmp_path / "stub.c")], check=True)
+    prog = tmp_path / "needs_vdso"
+    subprocess.run(["gcc", "-o", str(prog), str(tmp_path / "main.c"), "-Wl,--no-as-needed", f"-L{tmp_path}",
+                    "-lstub"], check=True)
+    (tmp_path / "libstub.so").unlink()
+    assert oracles.readelf_needed(prog)[0] == "linux-vdso.so.1"
+    run = subprocess.run([str(prog)], env=dict(os.environ, LD_DEBUG="libs"), capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "find library=libc.so.6" in run.stderr and "find library=linux-vdso.so.1" not in run.stderr
+    res = gotrace_cli("bind", "-q", "-b", "ld-debug", "-o", str(tmp_path / "s"), "--", str(prog))
+    assert res.returncode == 0, res.stderr
+    out = gotrace_cli("why", str(tmp_path / "s"), "--library", "linux-vdso.so.1", "--json")
+    assert out.returncode == 0, out.stderr
+    (load,) = json.loads(out.stdout)["loads"]
+    assert (load["how"], load["found"], load["search"], load["needed_by"], load["note"]) == (
+        "vdso", True, None, [str(prog)], None)
