@@ -71,6 +71,18 @@ def test_an_imported_log_names_the_programs_arch_and_an_empty_one_counts_nothing
     assert "B (ld-debug) has no latency: latency tables compare only what both measured" in res["warnings"]
     assert res["ratio"]["bindings"] == 0  # B/A: none of A's; A/B of an empty A has no ratio
     assert _compare(str(tmp_path / "empty"), str(tmp_path / "ls"))["ratio"]["bindings"] is None
+    # the library, fed the session's tables as plain pandas reads them (kind a column of strings, not the
+    # reader's categorical of every kind): a kind the log has none of counts 0
+    from tracer.analysis.compare import compare
+    from tracer.session.reader import Session
+
+    ev = _events(tmp_path / "ls")
+    plain = Session(path=tmp_path / "ls", meta=json.loads((tmp_path / "ls" / "meta.json").read_text()), events=ev,
+                    processes=pd.read_parquet(tmp_path / "ls" / "processes.parquet"),
+                    images=pd.read_parquet(tmp_path / "ls" / "images.parquet"))
+    counted = {k: int((ev["kind"] == k).sum()) for k in ("eager", "lazy", "dlsym")}
+    assert 0 in counted.values()
+    assert compare(plain, plain)["a"]["by_kind"] == counted
 
 
 @pytest.fixture(scope="module")
