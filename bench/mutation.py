@@ -57,7 +57,7 @@ TESTS: dict[str, list[str]] = {
     # analysis/: offline, from saved sessions
     "tracer/analysis/budgets.py": ["tests/test_oracle_budgets.py", "tests/test_budgets.py"],
     "tracer/analysis/compare.py": ["tests/test_oracle_compare.py", "tests/test_budgets.py", "tests/test_analysis.py",
-                                   "tests/test_session_io.py -k damaged"],
+                                   "tests/test_session_io.py -k damaged", "tests/test_translate.py -k reports_show"],
     "tracer/analysis/export.py": ["tests/test_oracle_export.py", "tests/test_analysis.py",
                                   "tests/test_translate.py -k through_compare_plot_export"],
     "tracer/analysis/failures.py": ["tests/test_oracle_failures.py", "tests/test_failures.py"],
