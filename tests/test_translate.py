@@ -322,8 +322,17 @@ def test_reports_show_the_translated_program_and_the_translator_apart(modes_pair
     cmp = json.loads(subprocess.run([GOTRACE, "compare", "--json", str(native.session), str(res.session)],
                                     capture_output=True, text=True).stdout)
     assert cmp["b"]["bindings"] == len(guest)
+    # per program: the two programs' own rows; the translator, left out, has none (not even an empty one)
+    native_exes = {os.path.basename(str(e)) for e in load_session(native.session).events["exe"]}
+    assert set(cmp["per_executable"]) == native_exes | {os.path.basename(prog)}
+    assert cmp["per_executable"][os.path.basename(prog)]["b"]["bindings"] == len(guest)
     assert not [row for row in cmp["only_in_b"] if "gnutls" in row[2] or "nettle" in row[2]]
     assert any("translator's own" in w for w in cmp["warnings"])
+    # one program translated (readelf: the arm64 file), none on the native side (readelf: this machine's)
+    assert (cmp["a"]["translated_images"], cmp["b"]["translated_images"]) == (0, 1)
+    every = json.loads(subprocess.run([GOTRACE, "compare", "--json", "--include-translator", str(native.session),
+                                       str(res.session)], capture_output=True, text=True).stdout)
+    assert every["b"]["bindings"] == len(s.events) and not any("translator's own" in w for w in every["warnings"])
     from tracer.analysis.plot import figure
 
     fig = figure([load_session(native.session), s])

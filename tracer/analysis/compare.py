@@ -117,11 +117,26 @@ def _per_exe(s: Session) -> dict[str, dict[str, int]]:
                              "resolver_oncpu_ns": rt["resolver_oncpu_ns"]}
     rel, procs = s.relocations, s.processes
     if len(rel) and len(procs):
-        exe_of = dict(zip(procs["pid"], procs["exe"].map(object_name)))  # a pid's last image
-        for pid, dur in rel.groupby("pid", observed=True)["duration_ns"].sum().items():
-            row = out.setdefault(str(exe_of.get(pid)), {"bindings": 0, "resolver_ns": None, "relocation_ns": None,
-                                                        "resolver_oncpu_ns": None})
+        for exe, dur in rel.groupby(_relocating_exe(rel, procs), observed=True)["duration_ns"].sum().items():
+            row = out.setdefault(str(exe), {"bindings": 0, "resolver_ns": None, "relocation_ns": None,
+                                            "resolver_oncpu_ns": None})
             row["relocation_ns"] = (row["relocation_ns"] or 0) + int(dur)
+    return out
+
+
+def _relocating_exe(rel: pd.DataFrame, procs: pd.DataFrame) -> list[str]:
+    """Each relocation's program: the image its pid ran at the relocation's time. A pid that exec'd
+    (`env X=1 prog`, a shell's `exec`) relocated the first program's libraries before the second
+    started; its last image would be charged with both. An image without a start time counts as
+    started first; a relocation before all of its pid's images, as the last one's."""
+    images: dict[int, list[tuple[float, int, str]]] = collections.defaultdict(list)
+    for order, (pid, start, exe) in enumerate(zip(procs["pid"], procs["start_ns"], procs["exe"].map(object_name))):
+        images[int(pid)].append((int(start) if pd.notna(start) else float("-inf"), order, str(exe)))
+    out = []
+    for pid, ts in zip(rel["pid"], rel["ts_ns"]):
+        mine = images.get(int(pid), [])
+        begun = [image for image in mine if image[0] <= ts]
+        out.append(max(begun or mine, default=(None, None, "None"))[2])  # "None": a pid with no process row
     return out
 
 

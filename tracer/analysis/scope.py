@@ -160,9 +160,7 @@ def _match(need: str, objects: dict[str, Loaded]) -> str | None:
     """An already loaded object answering to a DT_NEEDED name (its soname, or its file name)."""
     if "/" in need:
         return need if need in objects else None
-    for name, lo in objects.items():
-        if lo.how == "vdso":
-            continue
+    for name, lo in objects.items():  # the vDSO too: glibc names it linux-vdso.so.1 like any loaded object
         if (lo.obj is not None and lo.obj.soname == need) or os.path.basename(name) == need:
             return name
     return None
@@ -237,6 +235,13 @@ def build_process(exe: str, images: list[str], env: dict[str, str], cwd: str | N
                 name = rtld.name
                 rtld.loader, rtld.asked_as = asker.name, need
                 proc.objects[name] = rtld
+            if name is None and need in VDSO_NAMES:
+                # the kernel's vDSO is in the namespace before any DT_NEEDED is read (rtld.c: setup_vdso):
+                # a DT_NEEDED of its name finds it there, without a search
+                name = _match(need, {n: lo for n, lo in mapped.items() if lo.how == "vdso"}) or need
+                lo = mapped.pop(name, None) or _loaded(name, "vdso")
+                lo.loader, lo.asked_as = asker.name, need
+                proc.objects[name] = lo
             if name is None:
                 steps = None if "/" in need else search(need, proc.chain(asker.name), env, machine, bits)
                 name = _match(need, mapped)

@@ -25,7 +25,8 @@ HOW = {
     "preload": "LD_PRELOAD (or /etc/ld.so.preload)",
     "needed": "DT_NEEDED",
     "dlopen": "dlopen (no loaded object's DT_NEEDED names it)",
-    "vdso": "the kernel's vDSO (no file)",
+    "vdso": "the kernel's vDSO (no file): in the process before any DT_NEEDED is read, found already loaded when "
+            "asked for by name",
     "unknown": "cannot be told: the executable is gone or unreadable now, so its DT_NEEDED cannot be read",
 }
 

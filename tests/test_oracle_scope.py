@@ -1,0 +1,104 @@
+"""A process's objects (analysis/scope.py) against what the files and glibc say.
+
+Oracles: readelf -l's PT_INTERP and readelf -d's DT_NEEDED of a program built here, and the
+program's own exit status.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import oracles
+from conftest import gotrace_cli, require
+
+CSRC = Path(__file__).resolve().parent / "csrc"
+
+
+def test_a_program_that_needs_nothing_still_has_its_interpreter(tmp_path):
+    """tests/csrc/nothing_needed.c: PT_INTERP and no DT_NEEDED (readelf), exit status 0. The kernel
+    maps PT_INTERP's file before the program runs, and nothing asks for it by name: why --library
+    of the interpreter's file name finds it in the process, as the program's interpreter, loaded
+    without a search."""
+    require(shutil.which("gcc") is not None, "gcc is not installed")
+    prog = tmp_path / "nothing_needed"
+    subprocess.run(["gcc", "-nostdlib", "-fPIE", "-pie", "-o", str(prog), str(CSRC / "nothing_needed.c")],
+                   check=True)
+    interp = oracles.readelf_interpreter(prog)
+    assert interp and oracles.readelf_needed(prog) == []
+    assert subprocess.run([str(prog)]).returncode == 0
+    res = gotrace_cli("bind", "-q", "-b", "ld-debug", "-o", str(tmp_path / "s"), "--", str(prog))
+    assert res.returncode == 0, res.stderr
+    out = gotrace_cli("why", str(tmp_path / "s"), "--library", os.path.basename(interp), "--json")
+    assert out.returncode == 0, out.stderr
+    (load,) = json.loads(out.stdout)["loads"]
+    assert os.path.realpath(load["path"]) == os.path.realpath(interp)
+    assert (load["exe"], load["how"], load["found"], load["search"], load["needed_by"]) == (
+        str(prog), "interpreter", True, None, [])
+
+
+def test_ld_so_preload_is_read_as_glibc_reads_it(tmp_path):
+    """/etc/ld.so.preload's syntax — names separated by white space or ':', '#' starting a comment
+    to the end of its line (glibc's elf/rtld.c) — against glibc itself: in a private mount
+    namespace whose /etc holds the file, the kernel's list of what `cat /proc/self/maps` mapped
+    shows the libraries glibc preloaded, and not the one commented out. preloads() reads the same
+    file to the same libraries, in the file's order."""
+    from tracer.analysis.scope import preloads
+
+    require(os.geteuid() == 0 and shutil.which("unshare") is not None, "a private mount namespace needs root")
+
+    def mapped(etc: Path | None) -> set[str]:
+        cmd = ["cat", "/proc/self/maps"] if etc is None else [
+            "unshare", "-m", "--propagation", "private", "sh", "-c", f"mount --bind '{etc}' /etc && exec cat /proc/self/maps"]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        return {os.path.realpath(line.split()[5]) for line in out.splitlines() if len(line.split()) > 5}
+
+    plain = mapped(None)
+    (libc,) = [p for p in plain if os.path.basename(p).startswith("libc.so")]
+    libdir = os.path.dirname(libc)
+    want = [os.path.join(libdir, n) for n in ("libz.so.1", "libm.so.6", "libdl.so.2")]
+    commented = os.path.join(libdir, "libutil.so.1")
+    require(all(os.path.exists(p) for p in [*want, commented]), f"libz, libm, libdl, libutil are not all in {libdir}")
+    assert not {os.path.realpath(p) for p in [*want, commented]} & plain
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    shutil.copy("/etc/ld.so.cache", etc / "ld.so.cache")
+    text = f"# what this machine preloads\n{want[0]}:{want[1]} # {commented}\n\n  {want[2]}\n"
+    (etc / "ld.so.preload").write_text(text)
+    glibc = mapped(etc)
+    assert {os.path.realpath(p) for p in want} <= glibc and os.path.realpath(commented) not in glibc
+    assert preloads({}, preload_file=str(etc / "ld.so.preload")) == want
+    # LD_PRELOAD's own come first (rtld.c: LD_PRELOAD, then the file)
+    assert preloads({"LD_PRELOAD": commented}, preload_file=str(etc / "ld.so.preload")) == [commented, *want]
+
+
+def test_a_dt_needed_of_the_vdsos_name_is_the_vdso(tmp_path):
+    """A program linked against a stand-in library whose soname is linux-vdso.so.1, run with the
+    stand-in gone: its DT_NEEDED (readelf -d) names the vDSO, which glibc has in the process before
+    it reads any DT_NEEDED (elf/rtld.c: setup_vdso). Oracles: the program's exit status, 0 (a
+    DT_NEEDED found nowhere stops it with 127), and LD_DEBUG=libs, which shows glibc searching for
+    libc.so.6 and not for that name. why --library finds it: the vDSO, needed by the program, no
+    search, not "found nowhere"."""
+    require(shutil.which("gcc") is not None, "gcc is not installed")
+    require("[vdso]" in Path("/proc/self/maps").read_text(), "this kernel maps no vDSO")
+    (tmp_path / "stub.c").write_text("int stub_fn(void) { return 0; }\n")
+    (tmp_path / "main.c").write_text("int main(void) { return 0; }\n")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-Wl,-soname,linux-vdso.so.1", "-o", str(tmp_path / "libstub.so"),
+                    str(tmp_path / "stub.c")], check=True)
+    prog = tmp_path / "needs_vdso"
+    subprocess.run(["gcc", "-o", str(prog), str(tmp_path / "main.c"), "-Wl,--no-as-needed", f"-L{tmp_path}",
+                    "-lstub"], check=True)
+    (tmp_path / "libstub.so").unlink()
+    assert oracles.readelf_needed(prog)[0] == "linux-vdso.so.1"
+    run = subprocess.run([str(prog)], env=dict(os.environ, LD_DEBUG="libs"), capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "find library=libc.so.6" in run.stderr and "find library=linux-vdso.so.1" not in run.stderr
+    res = gotrace_cli("bind", "-q", "-b", "ld-debug", "-o", str(tmp_path / "s"), "--", str(prog))
+    assert res.returncode == 0, res.stderr
+    out = gotrace_cli("why", str(tmp_path / "s"), "--library", "linux-vdso.so.1", "--json")
+    assert out.returncode == 0, out.stderr
+    (load,) = json.loads(out.stdout)["loads"]
+    assert (load["how"], load["found"], load["search"], load["needed_by"], load["note"]) == (
+        "vdso", True, None, [str(prog)], None)
