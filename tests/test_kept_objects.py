@@ -13,11 +13,12 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from conftest import gotrace_cli, require, require_backend
+from conftest import VENV_BIN, gotrace_cli, require, require_backend
 from linkbins import SRC as WHY_SRC, _cc, _lib
 from oracles import ld_debug_bindings, readelf_header
 
@@ -65,9 +66,26 @@ def test_a_program_deleted_as_soon_as_it_ran_is_still_explained(backend, tmp_pat
     assert truth and {os.path.basename(b["provider"]) for b in truth} == {"libb.so"}
     gone = tmp_path / "gone"
     shutil.copytree(built.parent, gone)
-    script = f'"{gone}/napper" 1500; status=$?; rm -rf "{gone}"; exit $status'
-    out = bind(backend, ["sh", "-c", script], tmp_path / "s")
-    assert out.returncode == 0, out.stderr
+    flag = tmp_path / "go-on"
+    script = f'"{gone}/napper" "{flag}"; status=$?; rm -rf "{gone}"; exit $status'
+    require_backend(backend)
+    tracer = subprocess.Popen([str(VENV_BIN / "gotrace"), "bind", "-q", "-b", backend, "-o", str(tmp_path / "s"), "--",
+                               "sh", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # napper waits until the tracer holds the program and libb.so open (/proc/PID/fd of gotrace: the
+        # kernel's account), then runs on and is deleted — on a busy machine as on an idle one. ld.so
+        # relocates libb.so and the program last (liba.so, libc before them), so their events being
+        # handled means the start-up's events all were
+        wanted = {str(gone / "napper"), str(gone / "run" / "libb.so")}
+        deadline = time.monotonic() + 300
+        while not wanted <= _open_files(tracer.pid):
+            assert tracer.poll() is None and time.monotonic() < deadline, "gotrace never pinned napper's files"
+            time.sleep(0.05)
+        flag.touch()
+        _out, err = tracer.communicate(timeout=600)
+    finally:
+        tracer.kill()
+    assert tracer.returncode == 0, err
     assert not gone.exists()
     res = why(tmp_path / "s", "pick")
     assert res["lookups"]
@@ -78,6 +96,21 @@ def test_a_program_deleted_as_soon_as_it_ran_is_still_explained(backend, tmp_pat
         assert [os.path.basename(x) for x in lk["searched"]] == [os.path.basename(x) for x in want["searched"]]
     ip = report(tmp_path / "s")["interposed"]
     assert ip["not_replayed"] == 0 and ip["disagreed"] == 0
+
+
+def _open_files(pid: int) -> set[str]:
+    """The files a process holds open, as /proc/PID/fd links name them."""
+    out = set()
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return out
+    for fd in fds:
+        try:
+            out.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            pass
+    return out
 
 
 def _copies_and_aliases(path: str) -> tuple[set[str], set[str]]:
