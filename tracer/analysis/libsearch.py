@@ -23,6 +23,7 @@ environment: where the files moved since, the answer says so.
 """
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import platform
@@ -53,9 +54,11 @@ def _built_in(machine: int, bits: int, interp: str | None) -> list[str] | None:
     """The system search path of the program's ld.so (``interp``, its PT_INTERP); when that file
     cannot be read (a session from another machine), of this machine's ld.so for the same machine
     and class."""
-    dirs = ldso_dirs.system_dirs(interp)
-    if dirs:
-        return dirs
+    return ldso_dirs.system_dirs(interp) or _host_built_in(machine, bits)
+
+
+@functools.lru_cache(maxsize=16)
+def _host_built_in(machine: int, bits: int) -> list[str] | None:
     for path in sorted({os.path.realpath(p) for pattern in LDSO_GLOBS for p in glob.glob(pattern)}):
         obj = facts.dyn_object(path)
         if obj is not None and (obj.machine, obj.bits) == (machine, bits):
@@ -81,11 +84,11 @@ def expand(entry: str, origin: str | None, machine: int, bits: int = 64, interp:
             if origin is None:
                 return None
             out = out.replace(token, origin)
-    lib = default_dirs(machine, bits, interp)[0].lstrip("/")
+    if "$LIB" in out or "${LIB}" in out:
+        lib = default_dirs(machine, bits, interp)[0].lstrip("/")
+        out = out.replace("${LIB}", lib).replace("$LIB", lib)
     where = PLATFORMS.get(machine, platform.machine())
-    for token, value in (("${LIB}", lib), ("$LIB", lib), ("${PLATFORM}", where), ("$PLATFORM", where)):
-        out = out.replace(token, value)
-    return out
+    return out.replace("${PLATFORM}", where).replace("$PLATFORM", where)
 
 
 def usable(path: str, machine: int, bits: int) -> bool:

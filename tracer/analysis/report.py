@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..arch import COMPAT, canonical
 from ..session.reader import frame_rows, iter_event_parts
 from ..session.schema import latency_calibration
 from .failures import (exit_127_pids, exit_127_unexplained, failed_lookups, libraries_not_found, static_count,
@@ -219,8 +220,6 @@ def notes(meta: dict[str, Any], processes: list[dict], guests: list[dict], trans
 def own_32_bit(meta: dict[str, Any], processes: list[dict]) -> list[dict]:
     """Program images of the capture host's own 32-bit mode (i386 on x86_64), run natively by the
     kernel with their own ld.so (/lib/ld-linux.so.2), not by a translator."""
-    from ..arch import COMPAT, canonical
-
     compat = COMPAT.get(canonical(meta.get("arch")) or "", frozenset())
     return [p for p in processes if p.get("arch") in compat and not p.get("translator")]
 

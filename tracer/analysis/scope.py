@@ -224,12 +224,12 @@ def build_process(exe: str, images: list[str], env: dict[str, str], cwd: str | N
     while i < len(order):
         asker = proc.objects[order[i]]
         for need in (asker.obj.needed if asker.obj else []):
-            if proc.missing and _match(need, proc.objects) is None and _match(need, mapped) is None:
+            name = _match(need, proc.objects)
+            if name is None and proc.missing and _match(need, mapped) is None:
                 # a DT_NEEDED found nowhere ends the program there (_dl_map_object_deps: fatal at start-up):
                 # what its breadth-first order reaches after it was never loaded — unless the session
                 # saw it mapped (the files changed since the run)
                 continue
-            name = _match(need, proc.objects)
             if name is None and rtld is not None and need in (os.path.basename(rtld.name),
                                                               rtld.obj.soname if rtld.obj else None):
                 name = rtld.name
