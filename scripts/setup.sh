@@ -95,6 +95,14 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# gcc-12-multilib alone leaves <asm/...> unreachable to `gcc -m32` (the gcc-multilib
+# metapackage, which we cannot install, ships the /usr/include/asm link): without it a
+# 32-bit compile including <errno.h> fails, and so does DTrace for Linux's build, which
+# compiles its 32-bit runtime whenever gcc -m32 works.
+if [[ $(id -u) -eq 0 && ! -e /usr/include/asm && -d /usr/include/x86_64-linux-gnu/asm ]]; then
+  ln -s x86_64-linux-gnu/asm /usr/include/asm
+fi
+
 if [[ $(id -u) -eq 0 && ! -d /sys/kernel/tracing/events/sched ]]; then
   mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || echo "setup: warning: could not mount tracefs" >&2
 fi
