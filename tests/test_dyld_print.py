@@ -341,3 +341,21 @@ def test_no_line_dyld_really_wrote_next_is_refused(seed):
         data = timed(procs, seed=seed, gap_us=gap) if how == "timed" else interleave(procs, seed=seed, burst=0.5)
         log, _rows = read(data, chunk=1000)
         assert log.stats().lost == 0, (n, gap, how)
+
+
+def test_a_no_uuid_library_line_inside_another_pids_line_is_its_own():
+    """dyld writes an image's library line ("<no uuid> PATH" for an image without LC_UUID) after its
+    Mapping and segment lines; written while another process's line is cut in two, it is still
+    the only line that pid can write next (its path is the one it mapped). Oracle: the
+    generator's own lines (dyld's format strings) and which process wrote each."""
+    lib = "/opt/homebrew/Cellar/something/1.2.3/lib/libsomething-long.dylib"
+    a = program(100, "/usr/local/bin/toolA", dylibs=(lib,), binds=5, seed=1)
+    b = program(101, "/usr/local/bin/toolB", dylibs=("/opt/lib/libq.dylib",), binds=5, seed=2)
+    a.lines = [re.sub(r"^<[0-9A-F-]{36}> (/opt/.*)$", r"<no uuid> \1", x) for x in a.lines]
+    i = next(k for k, x in enumerate(a.lines) if x == f"<no uuid> {lib}")
+    j = next(k for k, x in enumerate(b.lines) if len(x) > 40)
+    wa, wb = writes(100, a.lines), writes(101, b.lines)
+    order = wa[:i] + wb[:j] + [wb[j][:2], wa[i], wb[j][2:]] + wa[i + 1:] + wb[j + 1:]
+    log, rows = read(b"".join(w for group in order for w in group))
+    assert (log.stats().lost, log.stats().ambiguous) == (0, 0)
+    assert by_pid(rows) == truth([a, b])

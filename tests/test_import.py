@@ -131,3 +131,17 @@ def test_aslr_of_an_imported_mac_session(binaries, tmp_path):
     assert rows[exe]["slide"] == slide and rows[exe]["link_base"] == vmaddr
     assert rows["/usr/lib/libSystem.B.dylib"]["slide"] is None
     assert doc["randomize_va_space"] is None  # this machine's setting says nothing of the Mac's
+
+
+def test_lines_of_no_known_form_are_counted_apart(tmp_path):
+    """dyld_print.lines counts every line of the log once, a body no form matches (a later dyld's
+    line) among them, and unknown_lines those. Oracle: the generator's own lines (dyld's format
+    strings, tests/dyldlog.py) and the two it was given that no dyld release prints."""
+    procs = [program(400, "/Users/me/bin/tool", dylibs=("/opt/homebrew/lib/libz.dylib",), binds=5)]
+    known = len(procs[0].lines)
+    procs[0].lines[4:4] = ["a line of a future dyld", "another one"]
+    (tmp_path / "d.log").write_bytes(sequential(procs))
+    out = gotrace_cli("import", "dyld-print", str(tmp_path / "d.log"), "-o", str(tmp_path / "s"), "--json")
+    assert out.returncode == 0, out.stderr
+    dp = json.loads(out.stdout)["session"]["dyld_print"]
+    assert (dp["lines"], dp["unknown_lines"]) == (known + 2, 2)

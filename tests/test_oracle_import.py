@@ -8,6 +8,7 @@ For a reused pid, gotrace keeps the logs of its gone processes as ld.PID.done, l
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -91,3 +92,34 @@ def test_a_reused_pids_kept_logs_in_the_order_they_were_written(tree_logs, tmp_p
     ev = s.events.sort_values("ts_ns", kind="stable")
     order = list(dict.fromkeys(ev["exe"].astype(str).map(os.path.basename)))
     assert order == progs  # ld.7.2.done's program first, ld.7.10.done's next, the live ld.7's last
+
+
+def test_why_reads_an_imported_ld_debug_log_by_glibcs_rules(modes_bins, tmp_path):
+    """An imported LD_DEBUG log is a Linux session: `why` replays glibc's lookup on it. Oracle:
+    LD_DEBUG=symbols,bindings of the same run — the objects ld.so searched for cos, in order, and
+    the one it bound (tests/oracles.py reads the lines)."""
+    from oracles import ld_debug_bindings
+
+    log = tmp_path / "ld.log"
+    with open(log, "wb") as fh:
+        subprocess.run([modes_bins["lazy"], "0.5"], stderr=fh, stdout=subprocess.DEVNULL, check=True,
+                       env=dict(os.environ, LD_DEBUG="files,symbols,bindings"))
+    theirs = [b for b in ld_debug_bindings(log.read_text()) if b["symbol"] == "cos"]
+    assert len(theirs) == 1 and theirs[0]["searched"], theirs
+    out = gotrace_cli("import", "ld-debug", str(log), "-o", str(tmp_path / "s"))
+    assert out.returncode == 0, out.stderr
+    assert load_session(tmp_path / "s").meta["os"] == "Linux"
+    why = gotrace_cli("why", str(tmp_path / "s"), "cos", "--json")
+    assert why.returncode == 0, why.stderr
+    (mine,) = json.loads(why.stdout)["lookups"]
+    assert mine["chosen"] == mine["replayed"] == theirs[0]["provider"] and mine["agrees"] is True
+    assert mine["searched"] == theirs[0]["searched"]
+
+
+def test_a_log_glibc_wrote_whole_has_no_malformed_records(tree_logs, tmp_path):
+    """Every line of LD_DEBUG_OUTPUT files is glibc's own (the files were written by ld.so alone):
+    the report of their import counts no malformed record and makes no lower-bound claim."""
+    out = gotrace_cli("import", "ld-debug", str(tree_logs), "-o", str(tmp_path / "s"), "--json")
+    assert out.returncode == 0, out.stderr
+    session = json.loads(out.stdout)["session"]
+    assert session["malformed_records"] == 0 and session["counts_lower_bound"] is False
