@@ -8,6 +8,8 @@ import os
 import re
 import subprocess
 
+import pytest
+
 from conftest import require
 
 from tracer.binary.ldso_dirs import system_dirs
@@ -43,3 +45,57 @@ def test_a_file_that_is_not_an_ld_so_has_no_search_path(tmp_path):
     (tmp_path / "t").write_text("/lib/\0/usr/lib/\0")  # not even preceded by a NUL: no string table
     for path in (libc, "/bin/ls", "/etc/passwd", str(tmp_path / "t"), str(tmp_path / "gone"), None):
         assert system_dirs(path) is None, path
+
+
+# What upstream glibc 2.36 compiles in as slibdir (then libdir, /usr and the same) per ABI, from its
+# configure fragments (Debian's glibc-source 2.36 tarball): sysdeps/unix/sysv/linux/s390/s390-64,
+# powerpc/powerpc64, mips (n64 → /lib64; o32 has no fragment), loongarch: '/lib64'; riscv: the lp64d
+# ABI's '/lib64/lp64d'; arm: none, so sysdeps/gnu/configure's '/lib'.
+UPSTREAM = {"s390x": "/lib64", "ppc64el": "/lib64", "mips64el": "/lib64", "loong64": "/lib64",
+            "riscv64": "/lib64/lp64d", "armhf": "/lib", "armel": "/lib", "mipsel": "/lib"}
+
+
+def test_a_program_of_a_machine_with_no_ld_so_here_takes_upstream_glibcs_path():
+    """Debian's dash of each machine whose ld.so is not installed here (the ELF corpus): with no ld.so
+    to ask, the search path replayed is the one upstream glibc builds for the program's ABI. Its
+    machine, class and PT_INTERP are readelf's; the directories glibc's configure (UPSTREAM)."""
+    from elf_oracle import CORPUS
+
+    from tracer.analysis.libsearch import default_dirs
+
+    seen = 0
+    for arch, lib in UPSTREAM.items():
+        (dash,) = [p for p in glob.glob(str(CORPUS / "debian" / arch / "dash" / "**" / "bin" / "dash"), recursive=True)]
+        head = subprocess.run(["readelf", "-hl", dash], capture_output=True, text=True, check=True).stdout
+        bits = 64 if re.search(r"Class:\s+ELF64", head) else 32
+        machine = _e_machine(dash)
+        interp = re.search(r"Requesting program interpreter: (\S+)\]", head).group(1)
+        require(not os.path.exists(interp) or system_dirs(interp) is None, f"{interp} is installed here")
+        assert default_dirs(machine, bits, interp) == [lib, "/usr" + lib], arch
+        seen += 1
+    assert seen == len(UPSTREAM)
+
+
+def _e_machine(path: str) -> int:
+    """e_machine, the header's bytes 18-19 in the file's byte order (readelf -h prints only its name)."""
+    data = open(path, "rb").read(20)
+    return int.from_bytes(data[18:20], "little" if data[5] == 1 else "big")
+
+
+# ABIs no corpus file has, and the two whose ld.so is here: (e_machine, class, PT_INTERP as glibc 2.36's shlib-versions names the
+# ld.so and its configure fragment places it) -> slibdir from that fragment.
+@pytest.mark.parametrize("machine,bits,interp,lib", [
+    (62, 32, "/libx32/ld-linux-x32.so.2", "/libx32"),           # x86_64/x32/configure
+    (62, 64, "/lib64/ld-linux-x86-64.so.2", "/lib64"),           # x86_64/64/configure
+    (183, 64, "/lib/ld-linux-aarch64.so.1", "/lib64"),           # aarch64/configure
+    (43, 64, "/lib64/ld-linux.so.2", "/lib64"),                  # sparc/sparc64/configure
+    (8, 32, "/lib32/ld.so.1", "/lib32"),                         # mips/configure, n32
+    (243, 64, "/lib/ld-linux-riscv64-lp64.so.1", "/lib64/lp64"),  # riscv/configure, soft-float lp64
+    (22, 32, "/lib/ld.so.1", "/lib"),                        # 31-bit s390: no fragment, sysdeps/gnu's
+])
+def test_abis_the_corpus_lacks_take_upstream_glibcs_path(machine, bits, interp, lib):
+    """As above, for ABIs no Debian package here ships (the rule itself: an x32 ld.so may be installed
+    here, as gcc-12-multilib's libc6-x32 puts one): the ld.so's name tells the ABI glibc chose."""
+    from tracer.analysis.libsearch import _upstream_dirs
+
+    assert _upstream_dirs(machine, bits, interp) == [lib, "/usr" + lib]

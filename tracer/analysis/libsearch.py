@@ -27,6 +27,7 @@ import functools
 import glob
 import os
 import platform
+import re
 from dataclasses import dataclass, field
 
 from ..binary import facts, ldcache, ldso_dirs
@@ -69,9 +70,37 @@ def _host_built_in(machine: int, bits: int) -> list[str] | None:
 
 
 def default_dirs(machine: int, bits: int, interp: str | None = None) -> list[str]:
-    """glibc's built-in search path (_built_in); with no ld.so of that machine here at all, glibc's
-    own default for the class (its slibdir and libdir without a multiarch layout)."""
-    return _built_in(machine, bits, interp) or (["/lib64", "/usr/lib64"] if bits == 64 else ["/lib", "/usr/lib"])
+    """glibc's built-in search path (_built_in); with no ld.so of that machine here at all, what
+    upstream glibc builds for its ABI (_upstream_dirs: no multiarch layout)."""
+    return _built_in(machine, bits, interp) or _upstream_dirs(machine, bits, interp)
+
+
+# e_machine values whose 64-bit glibc puts its libraries in /lib64 (glibc 2.36's configure fragments,
+# sysdeps/unix/sysv/linux/{x86_64/64,s390/s390-64,sparc/sparc64,powerpc/powerpc64,aarch64,loongarch,
+# mips (n64)}/configure: libc_cv_slibdir='/lib64'); every other ABI without a fragment takes
+# sysdeps/gnu/configure's /lib.
+_LIB64 = {62: "x86_64", 22: "s390x", 43: "sparc64", 21: "ppc64", 183: "aarch64", 258: "loongarch64", 8: "mips64"}
+
+
+def _upstream_dirs(machine: int, bits: int, interp: str | None) -> list[str]:
+    """The system search path upstream glibc compiles in (slibdir, then libdir: /usr and the same),
+    for a program of a machine whose ld.so is not here to ask. The ABIs that need more than the
+    machine and class are told by their ld.so's name, which encodes it: RISC-V's float ABI
+    (ld-linux-riscv64-lp64d.so.1 → /lib64/lp64d, riscv/configure), MIPS n32 (/lib32/ld.so.1 →
+    /lib32, mips/configure), x32 (/libx32, x86_64/x32/configure)."""
+    name = os.path.basename(interp or "")
+    if machine == 243:  # RISC-V
+        m = re.search(r"-(lp64d?|ilp32d?)\.so", name)
+        lib = f"/lib{bits}/{m.group(1) if m else ('lp64d' if bits == 64 else 'ilp32d')}"
+    elif machine == 62 and bits == 32:
+        lib = "/libx32"
+    elif machine == 8 and bits == 32 and (interp or "").startswith("/lib32/"):
+        lib = "/lib32"
+    elif bits == 64 and machine in _LIB64:
+        lib = "/lib64"
+    else:
+        lib = "/lib"
+    return [lib, "/usr" + lib]
 
 
 def expand(entry: str, origin: str | None, machine: int, bits: int = 64, interp: str | None = None) -> str | None:
