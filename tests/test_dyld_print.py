@@ -359,3 +359,68 @@ def test_a_no_uuid_library_line_inside_another_pids_line_is_its_own():
     log, rows = read(b"".join(w for group in order for w in group))
     assert (log.stats().lost, log.stats().ambiguous) == (0, 0)
     assert by_pid(rows) == truth([a, b])
+
+
+def _launches():
+    """Programs as dyld logs them (the generator: dyld's format strings), of every kind of line:
+    cache and own dylibs, Rosetta's segment, dlopen and dlsym calls with their results, an image
+    without LC_UUID, a missing weak bind."""
+    out = [program(100, "/usr/local/bin/tool", dylibs=("/opt/lib/liba.dylib", "/opt/lib/libb.dylib"), binds=6,
+                   dlsyms=(("foo", True), ("bar", False)), missing_weak=("_w",), seed=3),
+           program(101, "/usr/local/bin/amd64tool", dylibs=("/opt/lib/libx.dylib",), binds=4,
+                   dlsyms=(("baz", True),), rosetta=True, seed=4)]
+    out[1].lines = [re.sub(r"^<[0-9A-F-]{36}> (/opt/.*)$", r"<no uuid> \1", x) for x in out[1].lines]
+    return out
+
+
+def _account_after(p, lines):
+    """The account of ``p``'s pid once ``lines`` (its first ones) are taken."""
+    import copy
+
+    head = copy.deepcopy(p)
+    head.lines = list(lines)
+    log, _ = read(sequential([head]))
+    return log._account(p.pid)  # a pid with nothing taken yet has a fresh one
+
+
+def test_no_line_is_refused_whatever_of_its_past_is_still_pending():
+    """account.accepts(body, pending) promises never to refuse a line the pid really writes next,
+    whichever of its previous lines the demux still holds undecided (pending) rather than taken:
+    a bind into a cache image whose Mapping and segment lines are pending among them. Oracle: the
+    generator's lines, in the order dyld writes them."""
+    for p in _launches():
+        for i in range(len(p.lines)):
+            acc = _account_after(p, p.lines[:i])
+            refused = [k for k in range(i, len(p.lines)) if not acc.accepts(p.lines[k], p.lines[i:k])]
+            assert not refused, (p.pid, i, [p.lines[k] for k in refused[:2]])
+
+
+def test_lines_given_up_with_candidates_leave_the_next_ones_acceptable():
+    """Lines the demux gave up with candidates (here: exactly the lines the pid wrote there) must
+    leave every later true line acceptable — a dlopen call among them opens a call its result
+    closes later. Oracle: the generator's lines."""
+    for p in _launches():
+        for i in range(len(p.lines)):
+            for j in range(i + 1, min(i + 5, len(p.lines)) + 1):
+                acc = _account_after(p, p.lines[:i])
+                acc.lost_lines(p.lines[i:j])
+                for k in range(j, len(p.lines)):
+                    assert acc.accepts(p.lines[k], []), (p.pid, i, j, p.lines[k])
+                    acc.take(p.lines[k], k, k, [])
+
+
+def test_lines_dyld_cannot_write_next_are_refused():
+    """What the demux decides by: a line its pid cannot write next is refused. dyld logs one result
+    per dlopen call ("      dlopen(%s) => %p" after "dlopen(\\"%s\\", 0x%08X)") and segment lines only
+    right after their image's Mapping line or another segment line (Loader.cpp's mapSegments)."""
+    (p, _) = _launches()
+    call = next(k for k, x in enumerate(p.lines) if x.startswith("dlopen("))
+    result = p.lines[call + 1]
+    assert "=> 0x" in result
+    acc = _account_after(p, p.lines[:call])
+    assert acc.accepts(result, [p.lines[call]])  # the result of the open call
+    assert not acc.accepts(result, [p.lines[call], result])  # a second result of one call
+    seg = next(x for x in p.lines if x.lstrip().startswith("__DATA"))
+    lib = max(k for k, x in enumerate(p.lines[:call]) if x.startswith("<"))  # a library line, no Mapping after it
+    acc = _account_after(p, p.lines[:lib + 1])
+    assert not acc.accepts(seg, [])
