@@ -210,3 +210,40 @@ def test_a_thread_is_not_a_fork(tmp_path):
     pid, ppid = (int(x) for x in told.read_text().split())
     procs = load_session(res.session).processes
     assert [int(p) for p in procs.loc[procs["pid"] == pid, "ppid"]] == [ppid], procs[["pid", "ppid", "exe"]]
+
+
+def test_drop_lines_are_counted_as_lost_records():
+    """dtrace(1) says how many records its full buffers lost in lines of libdtrace's format
+    (dt_handle.c dt_handle_cpudrop: "%llu drop%s on CPU %d", printed with the "dtrace: " prefix);
+    aggregation and dynamic variable drops lose no record of these scripts."""
+    from tracer.capture.dtrace.fleet import Fleet, Tracer
+
+    fleet = Fleet()
+    fleet.tracers = [Tracer("tree", None, stderr=["dtrace: 1 drop on CPU 0", "dtrace: 3 aggregation drops on CPU 0"]),
+                     Tracer("42", None, stderr=["dtrace: 12 drops on CPU 1", "dtrace: 5 dynamic variable drops",
+                                                "dtrace: 7 drops on CPU 1 and more"])]
+    assert fleet.records_dropped() == 13
+
+
+def test_records_dtrace_dropped_make_every_count_a_lower_bound(tmp_path):
+    """A program that calls dlsym a million times as fast as it can outruns DTrace's buffers:
+    what dtrace dropped is counted as lost and the report calls its counts lower bounds; nothing is
+    lost silently. Oracle: the program's own count of its dlsym calls, written by it, and dtrace's
+    own drop lines."""
+    require_dtrace()
+    from tracer import bind, load_session
+    from tracer.analysis.report import report_session
+
+    prog = tmp_path / "storm"
+    subprocess.run(["gcc", "-O2", "-o", str(prog), str(ROOT / "tests/csrc/dlsym_storm.c"), "-ldl"], check=True)
+    told = tmp_path / "calls"
+    res = bind([str(prog), "1000000", str(told)], out=tmp_path / "s", backend="dtrace")
+    assert res.exit_code == 0
+    calls = int(told.read_text())
+    s = load_session(res.session)
+    recorded = int(((s.events["symbol"].astype(str) == "cos") & s.events["resolved"]).sum())
+    lost = int(s.meta["lost_events"])
+    assert recorded <= calls and recorded + lost >= calls, (recorded, lost, calls)  # none lost silently
+    said = any(re.fullmatch(r"dtrace: N drops? on CPU N", line) for line in s.meta["dtrace"]["stderr"])
+    assert said == (lost > 0), (s.meta["dtrace"]["stderr"], lost)
+    assert report_session(res.session)["session"]["counts_lower_bound"] is (lost > 0)

@@ -126,6 +126,7 @@ class DtraceBackend:
             run.finish()
         if dyld:
             names.read_dyld_log(dyld)
+        dropped = fleet.records_dropped()
         decoder_rows = run.drain_rest()
         if decoder_rows:
             request.sink(events_of(decoder_rows))
@@ -133,13 +134,14 @@ class DtraceBackend:
                                            os.getpid(), root_env=loader_env(f"{k}={v}" for k, v in env.items()))
         return CaptureResult(
             exit_code=exit_code, interrupted=child.interrupted, processes=processes, images=None,
-            relocations=decoder.relocations, malformed_records=decoder.malformed,
+            relocations=decoder.relocations, malformed_records=decoder.malformed, lost_events=dropped,
             meta={"ts_source": "DTrace's timestamp (CLOCK_MONOTONIC on Linux)",
                   "latency_method": {"method": "DTrace pid provider, entry to return: dlsym and dlopen"
                                      + (", dyld4's resolveSymbol per bind target" if darwin else ""),
                                      "includes": "the probes' own cost (a trap at entry and at return)"},
                   "dtrace": {"path": plan.dtrace, "attached": len(run.attached), "attached_late": run.late(),
-                             "not_attached": run.not_attached, "stderr": run.stderr_lines()},
+                             "not_attached": run.not_attached, "stderr": run.stderr_lines(),
+                             "records_dropped": dropped},
                   "limits": (["Rosetta-translated processes (DTrace refuses them)", "no lazy bindings (dyld4 "
                               "binds at load)", "processes SIP restricts"] if darwin else
                              ["only dlsym and dlopen: ld.so's own lookups are not probeable (Debian's ld.so is "

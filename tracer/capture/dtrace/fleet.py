@@ -10,6 +10,7 @@ compiling and placing probes, and a build starts hundreds of processes.
 from __future__ import annotations
 
 import queue
+import re
 import subprocess
 import threading
 import time
@@ -17,6 +18,12 @@ from dataclasses import dataclass, field
 
 MAX_STARTING = 4
 READY_TIMEOUT_S = 60.0
+# What dtrace says when its principal buffer was full and records were lost: libdtrace's
+# dt_handle_cpudrop ("%llu drop%s on CPU %d"), printed by dtrace(1)'s drop handler with its
+# "dtrace: " prefix (Oracle's DTrace for Linux and Apple's alike). Aggregation and dynamic
+# variable drops are other lines: the scripts keep no aggregation, and a dynamic variable
+# drop loses a latency pairing, not a record.
+DROPS = re.compile(r"^dtrace: (\d+) drops? on CPU \d+$")
 
 
 @dataclass
@@ -28,6 +35,7 @@ class Tracer:
     ready: threading.Event = field(default_factory=threading.Event)
     ready_ns: int | None = None
     stderr: list = field(default_factory=list)
+    stderr_reader: threading.Thread | None = None
 
 
 class Fleet:
@@ -49,7 +57,8 @@ class Fleet:
         with self._lock:
             self.tracers.append(t)
         threading.Thread(target=self._read_out, args=(t,), name=f"gotrace-dtrace-{label}", daemon=True).start()
-        threading.Thread(target=self._read_err, args=(t,), daemon=True).start()
+        t.stderr_reader = threading.Thread(target=self._read_err, args=(t,), daemon=True)
+        t.stderr_reader.start()
         return t
 
     def _read_out(self, t: Tracer) -> None:
@@ -81,6 +90,16 @@ class Fleet:
         with self._starting:
             t = self.start(argv, label)
             return t, self.wait_ready(t)
+
+    def records_dropped(self) -> int:
+        """Records the dtraces said they dropped (DROPS), once they have stopped: every count of
+        the capture is then a lower bound, and a process may be known only as another's parent."""
+        total = 0
+        for t in list(self.tracers):
+            if t.stderr_reader is not None:
+                t.stderr_reader.join(5)  # its pipe closed when the dtrace exited: the last line is in
+            total += sum(int(m.group(1)) for m in map(DROPS.match, t.stderr) if m)
+        return total
 
     def stop(self, grace_s: float = 2.0) -> None:
         """Let every dtrace end on its own (the scripts exit(0) when their process exits, which
