@@ -522,3 +522,48 @@ def test_a_session_from_before_processes_named_their_translator_still_reports(mo
     assert out.returncode == 0, out.stderr
     cmp = json.loads(out.stdout)
     assert cmp["a"]["bindings"] == cmp["b"]["bindings"] == events
+
+
+def test_a_session_read_after_its_translators_files_are_gone_still_sets_them_apart(modes_pair, tmp_path):
+    """A session is often read elsewhere than where it was made (another machine, qemu removed
+    since): binfmt_misc's interpreter for the run (here a link of our own to qemu-aarch64, named
+    aarch64-binfmt-P as Debian names it) no longer resolves to qemu-aarch64, and only meta's
+    interpreter says that the rows of that program are qemu's. Oracles: binfmt_misc's own entry
+    (the interpreter path the kernel ran, read while registered) and readelf's Machine of the guest."""
+    _require_handler()
+    require(os.geteuid() == 0, "registering binfmt_misc handlers needs root")
+    prog = str(modes_pair["arm64"])
+    before = translate.handler_for("arm64")
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    interpreter = gone / "aarch64-binfmt-P"
+    interpreter.symlink_to(os.path.realpath(before.interpreter))
+    line = next(l for l in Path("/usr/lib/binfmt.d/qemu-aarch64.conf").read_text().splitlines() if l.startswith(":"))
+    fields = line.split(":")
+    fields[1], fields[6] = "gotrace-test-aarch64", str(interpreter)
+    translate.unregister(before)
+    try:
+        (translate.BINFMT / "register").write_text(":".join(fields))
+        entry = (translate.BINFMT / "gotrace-test-aarch64").read_text()
+        assert f"interpreter {interpreter}\n" in entry  # the kernel's account of what it will run
+        res = bind([prog, "0.1"], out=tmp_path / "s", arch="arm64", env=dict(os.environ))
+    finally:
+        mine = translate.handler_for("arm64")
+        if mine is not None and mine.name == "gotrace-test-aarch64":
+            translate.unregister(mine)
+        if translate.handler_for("arm64") is None:
+            translate.register_qemu("arm64")
+    assert res.exit_code == 0 and res.backend == "ld-debug"
+    shutil.rmtree(gone)
+    s = load_session(res.session)
+    assert s.meta["translation"]["interpreter"] == str(interpreter)
+    exes = s.events["exe"].astype(str)
+    guest, qemu = s.events[exes == prog], s.events[exes == str(interpreter)]
+    assert oracles.readelf_header(prog)["Machine"] == AARCH64
+    assert len(guest) + len(qemu) == len(s.events) and len(qemu) > len(guest) > 0
+    rep = json.loads(subprocess.run([GOTRACE, "report", "--json", str(res.session)], capture_output=True,
+                                    text=True).stdout)
+    assert rep["bindings"]["total"] == len(guest) and rep["translator_bindings"]["bindings"] == len(qemu)
+    cmp = json.loads(subprocess.run([GOTRACE, "compare", "--json", str(res.session), str(res.session)],
+                                    capture_output=True, text=True).stdout)
+    assert cmp["a"]["bindings"] == len(guest)
