@@ -567,3 +567,32 @@ def test_a_session_read_after_its_translators_files_are_gone_still_sets_them_apa
     cmp = json.loads(subprocess.run([GOTRACE, "compare", "--json", str(res.session), str(res.session)],
                                     capture_output=True, text=True).stdout)
     assert cmp["a"]["bindings"] == len(guest)
+
+
+def test_compare_says_when_a_host_backend_saw_only_the_translator(modes_pair, tmp_path):
+    """bpf of the arm64 program without --arch records qemu's own lookups in the program's image
+    (the host ld.so's; the guest's is code qemu runs): compare of it against the native run then
+    set qemu's 3,700 bindings against the program's 100 without a word (the report has its note).
+    Oracle: readelf — the program is AArch64, every other requester of the translated side's rows
+    an X86-64 file (never in an arm64 program's scope), and what binds to "the program" are symbols
+    the arm64 file does not define (qemu's tcg_ctx …): none is the program's own binding."""
+    _require_handler()
+    require_bpf()
+    sessions = {}
+    for arch in ("x86_64", "arm64"):
+        res = bind([str(modes_pair[arch]), "0.1"], out=tmp_path / arch, backend="bpf", env=dict(os.environ))
+        assert res.exit_code == 0
+        sessions[arch] = res.session
+    assert oracles.readelf_header(modes_pair["arm64"])["Machine"] == AARCH64
+    prog = str(modes_pair["arm64"])
+    ev = load_session(sessions["arm64"]).events
+    requesters = set(ev["requester"].dropna().astype(str)) - {prog, "linux-vdso.so.1"}  # the vDSO: the host kernel's
+    assert len(ev) and {oracles.readelf_header(r)["Machine"] for r in requesters} == {X86_64}
+    # what the host ld.so calls the main program (the file exec'd) is qemu: it defines what the arm64 file does not
+    own = ev[(ev["requester"].astype(str) == prog) & (ev["provider"].astype(str) == prog)]
+    assert len(own) and not set(own["symbol"].astype(str)) & oracles.readelf_dyn_defined(prog)
+    cmp = json.loads(subprocess.run([GOTRACE, "compare", "--json", str(sessions["x86_64"]), str(sessions["arm64"])],
+                                    capture_output=True, text=True).stdout)
+    said = [w for w in cmp["warnings"] if "sees the translator" in w]
+    assert len(said) == 1 and said[0].startswith("B (bpf): 1 program image ran translated by qemu-aarch64"), said
+    assert "--arch" in said[0]
