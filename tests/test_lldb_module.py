@@ -203,6 +203,29 @@ def test_save_replaces_its_own_unfinished_session(tmp_path):
     assert "already exists" in out and (other / "keep").exists()
 
 
+def test_a_session_recorded_without_calibration_is_timed_by_lldb_raw(tmp_path):
+    """`gotrace bind start --no-calibrate` skips the stop/resume calibration: latency_ns is null, but
+    every lookup's stop-to-stop time is still recorded (latency_raw_ns, README's lldb latency). So the
+    session's method is lldb's, uncalibrated, never "measures no latency". Oracle: the session's own
+    events read by pyarrow (latency_raw_ns set on every row, latency_ns on none) and its meta's
+    calibration (no median)."""
+    import pyarrow.parquet as pq
+
+    require_lldb()
+    dest = tmp_path / "s"
+    out = _lldb(["process launch --stop-at-entry", "gotrace bind start --no-calibrate", "continue",
+                 f"gotrace bind save {dest}"], "/bin/true")
+    assert "bindings saved" in out, out
+    ev = pq.read_table(dest / "events").to_pydict()
+    assert ev["latency_raw_ns"] and None not in ev["latency_raw_ns"] and set(ev["latency_ns"]) == {None}
+    assert json.loads((dest / "meta.json").read_text())["latency_method"]["calibration"]["median_ns"] is None
+    cmp = json.loads(subprocess.run([GOTRACE, "compare", "--json", str(dest), str(dest)], capture_output=True,
+                                    text=True).stdout)
+    method = cmp["a"]["latency_method"]
+    assert method["instrument"] == "lldb" and method["calibration_ns"] is None
+    assert "not calibrated" in method["text"] and "no latency" not in method["text"]
+
+
 def test_stubs_inside_lldb_takes_data_slots_for_data(tmp_path):
     """A GOT slot of a data symbol (stdout, a pointer into libc's .bss) is bound
     data, not a call slot "inside no image": no anomaly, and its value is inside

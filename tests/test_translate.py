@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import oracles
-from conftest import ROOT, VENV_BIN, require, require_bpftrace, run_notebook
+from conftest import ROOT, VENV_BIN, require, require_bpf, require_bpftrace, run_notebook
 from tracer import bind, load_session
 from tracer.binary.facts import file_arch
 from tracer.capture.translated import guest_latency, translation as translate
@@ -384,3 +384,215 @@ def test_a_host_backend_replays_a_translated_images_lookups_in_its_translators_s
             assert lk["agrees"] is True and os.path.basename(str(lk["chosen"])) == want, lk
             checked += 1
     assert checked >= 8
+
+
+def _host_bindings(argv: list[str], cwd: Path | None = None) -> dict[int, dict[tuple[str, str, str], str]]:
+    """glibc's own account of a command's bindings, per pid: (Machine of the requester's file, its
+    name, symbol) -> the provider's name. qemu passes its environment on, so LD_DEBUG reaches both
+    its host ld.so (x86-64 requesters) and the guest's (AArch64 ones)."""
+    text = subprocess.run(argv, env={**os.environ, "LD_DEBUG": "bindings"}, capture_output=True, text=True,
+                          cwd=cwd).stderr
+    machine: dict[str, str] = {}
+    out: dict[int, dict] = {}
+    for b in oracles.ld_debug_bindings(text):
+        req = b["requester"]
+        if req not in machine:
+            machine[req] = oracles.readelf_header(req)["Machine"] if os.path.exists(req) else "?"
+        out.setdefault(b["pid"], {})[(machine[req], os.path.basename(req), b["symbol"])] = \
+            os.path.basename(b["provider"])
+    return out
+
+
+X86_64, AARCH64 = "Advanced Micro Devices X86-64", "AArch64"
+
+
+def _why_agrees(session: Path, symbol: str, oracle_of) -> int:
+    """`gotrace why` of ``symbol``: every lookup's chosen object is glibc's (``oracle_of(lookup)``:
+    the account of the process that made it); the number of lookups checked."""
+    out = subprocess.run([GOTRACE, "why", "--json", str(session), symbol], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    checked = 0
+    for lk in json.loads(out.stdout)["lookups"]:
+        req = str(lk["requester"])
+        key = (oracles.readelf_header(req)["Machine"] if os.path.exists(req) else "?", os.path.basename(req), symbol)
+        want = oracle_of(lk).get(key)
+        if want is None:
+            continue
+        assert lk["agrees"] is True and os.path.basename(str(lk["chosen"])) == want, (key, lk)
+        checked += 1
+    return checked
+
+
+def test_an_ld_debug_run_without_arch_counts_the_program_and_the_translator_apart(modes_pair, tmp_path):
+    """Without --arch, binfmt_misc still runs the arm64 program under qemu, and LD_DEBUG reaches both
+    qemu's host ld.so and the guest's: the session holds qemu's ~3,700 bindings (named by the
+    binfmt_misc interpreter's path, aarch64-binfmt-P) and the program's, and its meta names no
+    interpreter — only the processes table says qemu ran. report and compare must count the
+    program's rows and the translator's apart, and why must replay qemu's lookups in qemu's scope,
+    the guest's in the guest's. Oracles: readelf's Machine of each row's program file (AArch64: the
+    program's; X86-64: qemu's, whatever binfmt_misc called it); glibc's LD_DEBUG=bindings of the
+    same command (the host ld.so's lines and the guest's)."""
+    _require_handler()
+    prog = str(modes_pair["arm64"])
+    res = bind([prog, "0.1"], out=tmp_path / "s", backend="ld-debug", env=dict(os.environ))
+    assert res.exit_code == 0
+    s = load_session(res.session)
+    assert s.meta["translation"] is None
+    exes = s.events["exe"].astype(str)
+    machine = {e: oracles.readelf_header(e)["Machine"] for e in set(exes)}
+    guest, qemu = s.events[exes.map(machine) == AARCH64], s.events[exes.map(machine) == X86_64]
+    assert len(guest) + len(qemu) == len(s.events) and len(qemu) > len(guest) > 0
+    rep = json.loads(subprocess.run([GOTRACE, "report", "--json", str(res.session)], capture_output=True,
+                                    text=True).stdout)
+    assert rep["bindings"]["total"] == len(guest) and rep["translator_bindings"]["bindings"] == len(qemu)
+    assert rep["processes"]["translated"] == {"qemu-aarch64": 1}
+    cmp = json.loads(subprocess.run([GOTRACE, "compare", "--json", str(res.session), str(res.session)],
+                                    capture_output=True, text=True).stdout)
+    assert cmp["a"]["bindings"] == cmp["b"]["bindings"] == len(guest)
+    assert set(cmp["per_executable"]) == {os.path.basename(prog)}
+    # replayed: qemu's lookups in its scope, the guest's in the guest's (one pid runs both)
+    glibc = _host_bindings([prog, "0.1"])
+    assert len(glibc) == 1
+    (account,) = glibc.values()
+    assert account[(X86_64, "libunistring.so.2", "frexp")] == "libm.so.6"  # qemu's scope: libm before libc
+    full = json.loads(subprocess.run([GOTRACE, "report", "--json", "--include-translator", str(res.session)],
+                                     capture_output=True, text=True).stdout)["interposed"]
+    assert full["replayed"] > 0 and full["disagreed"] == 0 and full["not_replayed"] == 0
+    for row in full["top"]:
+        assert account[(X86_64, row["requester"], row["symbol"])] == row["provider"], row
+    assert sum(_why_agrees(res.session, sym, lambda lk: account) for sym in ("malloc", "frexp", "cos")) >= 10
+
+
+def test_a_host_backend_replays_a_program_run_by_a_relative_path_in_its_translators_scope(modes_pair, tmp_path):
+    """`sh -c 'cd DIR && ./prog'` under bpf: binfmt_misc hands qemu the file name as exec'd
+    (./modes-arm64) after its own path, so only the image's argv[0] names the program whose
+    lookups bpf saw (qemu's); the shell's own lookups are its own. Oracle: glibc's LD_DEBUG=bindings
+    of the same command, per process (the shell's pid, and qemu's, whose host ld.so names its main
+    program by the interpreter's path)."""
+    _require_handler()
+    require_bpf()
+    prog = modes_pair["arm64"]
+    command = ["sh", "-c", f"cd {prog.parent} && ./{prog.name} 0.1"]
+    glibc = _host_bindings(command)
+    qemu_pid = next(p for p, acc in glibc.items() if any(k[1] == "aarch64-binfmt-P" for k in acc))
+    (sh_pid,) = set(glibc) - {qemu_pid}
+    res = bind(command, out=tmp_path / "s", backend="bpf", env=dict(os.environ))
+    assert res.exit_code == 0
+    rep = json.loads(subprocess.run([GOTRACE, "report", "--json", str(tmp_path / "s")], capture_output=True,
+                                    text=True).stdout)["interposed"]
+    assert rep["replayed"] > 0 and rep["disagreed"] == 0 and rep["not_replayed"] == 0
+    for row in rep["top"]:
+        assert glibc[qemu_pid][(X86_64, row["requester"], row["symbol"])] == row["provider"], row
+
+    def account(lk):
+        return glibc[sh_pid] if os.path.basename(str(lk["exe"])) == "sh" else glibc[qemu_pid]
+
+    checked = sum(_why_agrees(tmp_path / "s", sym, account) for sym in ("malloc", "frexp", "environ"))
+    out = json.loads(subprocess.run([GOTRACE, "why", "--json", str(tmp_path / "s"), "malloc"], capture_output=True,
+                                    text=True).stdout)
+    exes = {os.path.basename(str(lk["exe"])) for lk in out["lookups"]}
+    assert exes == {"sh", prog.name} and checked >= 10
+
+
+def test_a_session_from_before_processes_named_their_translator_still_reports(modes_pair, tmp_path):
+    """Schema 3 gave the processes table its arch and translator columns; a session written before
+    (schema 2: no such columns, and images without uuid) is read with them null (session/schema.py),
+    so report and compare count it as they did. Oracle: the session's own events counted by pyarrow,
+    and its processes table's rows."""
+    import pyarrow.parquet as pq
+
+    res = bind([str(modes_pair["x86_64"]), "0.1"], out=tmp_path / "new", backend="ld-debug", env=dict(os.environ))
+    assert res.exit_code == 0
+    old = tmp_path / "old"
+    shutil.copytree(res.session, old)
+    for table, gone in (("processes", ["arch", "translator"]), ("images", ["uuid"])):
+        pq.write_table(pq.read_table(old / f"{table}.parquet").drop(gone), old / f"{table}.parquet")
+        assert not set(gone) & set(pq.read_schema(old / f"{table}.parquet").names)
+    meta = json.loads((old / "meta.json").read_text())
+    (old / "meta.json").write_text(json.dumps({**meta, "schema_version": 2}))
+    events = sum(pq.read_metadata(p).num_rows for p in (old / "events").glob("part-*.parquet"))
+    processes = pq.read_metadata(old / "processes.parquet").num_rows
+    assert events > 0
+    out = subprocess.run([GOTRACE, "report", "--json", str(old)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    rep = json.loads(out.stdout)
+    assert rep["bindings"]["total"] == events and rep["processes"]["images"] == processes
+    assert rep["processes"]["translated"] == {} and rep["translator_bindings"] is None
+    out = subprocess.run([GOTRACE, "compare", "--json", str(old), str(res.session)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    cmp = json.loads(out.stdout)
+    assert cmp["a"]["bindings"] == cmp["b"]["bindings"] == events
+
+
+def test_a_session_read_after_its_translators_files_are_gone_still_sets_them_apart(modes_pair, tmp_path):
+    """A session is often read elsewhere than where it was made (another machine, qemu removed
+    since): binfmt_misc's interpreter for the run (here a link of our own to qemu-aarch64, named
+    aarch64-binfmt-P as Debian names it) no longer resolves to qemu-aarch64, and only meta's
+    interpreter says that the rows of that program are qemu's. Oracles: binfmt_misc's own entry
+    (the interpreter path the kernel ran, read while registered) and readelf's Machine of the guest."""
+    _require_handler()
+    require(os.geteuid() == 0, "registering binfmt_misc handlers needs root")
+    prog = str(modes_pair["arm64"])
+    before = translate.handler_for("arm64")
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    interpreter = gone / "aarch64-binfmt-P"
+    interpreter.symlink_to(os.path.realpath(before.interpreter))
+    line = next(l for l in Path("/usr/lib/binfmt.d/qemu-aarch64.conf").read_text().splitlines() if l.startswith(":"))
+    fields = line.split(":")
+    fields[1], fields[6] = "gotrace-test-aarch64", str(interpreter)
+    translate.unregister(before)
+    try:
+        (translate.BINFMT / "register").write_text(":".join(fields))
+        entry = (translate.BINFMT / "gotrace-test-aarch64").read_text()
+        assert f"interpreter {interpreter}\n" in entry  # the kernel's account of what it will run
+        res = bind([prog, "0.1"], out=tmp_path / "s", arch="arm64", env=dict(os.environ))
+    finally:
+        mine = translate.handler_for("arm64")
+        if mine is not None and mine.name == "gotrace-test-aarch64":
+            translate.unregister(mine)
+        if translate.handler_for("arm64") is None:
+            translate.register_qemu("arm64")
+    assert res.exit_code == 0 and res.backend == "ld-debug"
+    shutil.rmtree(gone)
+    s = load_session(res.session)
+    assert s.meta["translation"]["interpreter"] == str(interpreter)
+    exes = s.events["exe"].astype(str)
+    guest, qemu = s.events[exes == prog], s.events[exes == str(interpreter)]
+    assert oracles.readelf_header(prog)["Machine"] == AARCH64
+    assert len(guest) + len(qemu) == len(s.events) and len(qemu) > len(guest) > 0
+    rep = json.loads(subprocess.run([GOTRACE, "report", "--json", str(res.session)], capture_output=True,
+                                    text=True).stdout)
+    assert rep["bindings"]["total"] == len(guest) and rep["translator_bindings"]["bindings"] == len(qemu)
+    cmp = json.loads(subprocess.run([GOTRACE, "compare", "--json", str(res.session), str(res.session)],
+                                    capture_output=True, text=True).stdout)
+    assert cmp["a"]["bindings"] == len(guest)
+
+
+def test_compare_says_when_a_host_backend_saw_only_the_translator(modes_pair, tmp_path):
+    """bpf of the arm64 program without --arch records qemu's own lookups in the program's image
+    (the host ld.so's; the guest's is code qemu runs): compare of it against the native run then
+    set qemu's 3,700 bindings against the program's 100 without a word (the report has its note).
+    Oracle: readelf — the program is AArch64, every other requester of the translated side's rows
+    an X86-64 file (never in an arm64 program's scope), and what binds to "the program" are symbols
+    the arm64 file does not define (qemu's tcg_ctx …): none is the program's own binding."""
+    _require_handler()
+    require_bpf()
+    sessions = {}
+    for arch in ("x86_64", "arm64"):
+        res = bind([str(modes_pair[arch]), "0.1"], out=tmp_path / arch, backend="bpf", env=dict(os.environ))
+        assert res.exit_code == 0
+        sessions[arch] = res.session
+    assert oracles.readelf_header(modes_pair["arm64"])["Machine"] == AARCH64
+    prog = str(modes_pair["arm64"])
+    ev = load_session(sessions["arm64"]).events
+    requesters = set(ev["requester"].dropna().astype(str)) - {prog, "linux-vdso.so.1"}  # the vDSO: the host kernel's
+    assert len(ev) and {oracles.readelf_header(r)["Machine"] for r in requesters} == {X86_64}
+    # what the host ld.so calls the main program (the file exec'd) is qemu: it defines what the arm64 file does not
+    own = ev[(ev["requester"].astype(str) == prog) & (ev["provider"].astype(str) == prog)]
+    assert len(own) and not set(own["symbol"].astype(str)) & oracles.readelf_dyn_defined(prog)
+    cmp = json.loads(subprocess.run([GOTRACE, "compare", "--json", str(sessions["x86_64"]), str(sessions["arm64"])],
+                                    capture_output=True, text=True).stdout)
+    said = [w for w in cmp["warnings"] if "sees the translator" in w]
+    assert len(said) == 1 and said[0].startswith("B (bpf): 1 program image ran translated by qemu-aarch64"), said
+    assert "--arch" in said[0]

@@ -163,6 +163,14 @@ def compare(a: Session, b: Session, top: int = 20, include_translator: bool = Fa
     if argv_a[:1] != argv_b[:1] or argv_a[1:] != argv_b[1:]:
         warnings.append(f"different commands: {' '.join(sa['argv'] or [])!r} vs {' '.join(sb['argv'] or [])!r}; "
                         "compared anyway")
+    for s, side, name in ((a, sa, "A"), (b, sb, "B")):
+        # as the report's note: what a host-side backend records in a translated image is its translator's
+        n, backend = side["translated_images"], side["backend"]
+        if n and backend in ("bpf", "bpftrace", "lldb") and not s.meta.get("translation"):
+            warnings.append(f"{name} ({backend}): {n} program image{'s' if n != 1 else ''} ran translated by "
+                            f"{side['translator']}: {backend} sees the translator, not the guest program's own "
+                            "bindings: those images' bindings are the translator's; trace inside the guest with "
+                            "--arch ARCH (ld-debug)")
     for name, n in left_out.items():
         if n:
             warnings.append(f"{name}: the translator's own {n:,} bindings are left out (--include-translator "
