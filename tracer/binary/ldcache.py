@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import struct
+import sys
 
 CACHE = "/etc/ld.so.cache"
 NEW_MAGIC = b"glibc-ld.so.cache1.1"
@@ -23,16 +24,31 @@ CACHE_ID = {(62, 64): 0x0303, (62, 32): 0x0803, (183, 64): 0x0A03, (3, 32): 0x00
 # source only — no s390x-written cache here to test it against
 
 
-def parse(data: bytes) -> dict[tuple[str, int], str]:
-    """(name, flags) -> path for the entries without hwcaps (the first of each, as ld.so takes it)."""
+# dl-cache.h's cache_file_new.flags & 3: which byte order ldconfig wrote the file in (glibc >= 2.32;
+# 0: an older ldconfig, which wrote its own machine's order)
+ENDIAN_UNSET, ENDIAN_LITTLE, ENDIAN_BIG = 0, 2, 3
+
+
+def parse(data: bytes, byteorder: str = sys.byteorder) -> dict[tuple[str, int], str]:
+    """(name, flags) -> path for the entries without hwcaps (the first of each, as ld.so takes it),
+    as the ld.so of a machine of ``byteorder`` reads the file. A cache of the other byte order or of an
+    invalid one, and one shorter than its header and the entries it counts, that ld.so ignores whole
+    (dl-cache.c's _dl_load_cache_lookup: cache_file_new_matches_endian, "check for corruption") — so
+    do we."""
     at = data.find(NEW_MAGIC)
-    if at < 0:
+    if at < 0 or len(data) <= at + 48:
         return {}
-    nlibs, _len_strings = struct.unpack_from("<II", data, at + 20)
-    out: dict[tuple[str, int], str] = {}
+    own = ENDIAN_LITTLE if byteorder == "little" else ENDIAN_BIG
+    if data[at + 28] & 3 not in (ENDIAN_UNSET, own):
+        return {}
+    order = "<" if byteorder == "little" else ">"
+    nlibs, _len_strings = struct.unpack_from(order + "II", data, at + 20)
     entries = at + 48
-    for i in range(min(nlibs, (len(data) - entries) // 24)):
-        flags, key, value, _os, hwcap = struct.unpack_from("<iIIIQ", data, entries + i * 24)
+    if (len(data) - entries) // 24 < nlibs:  # more entries than the file holds: ld.so calls it corrupt
+        return {}
+    out: dict[tuple[str, int], str] = {}
+    for i in range(nlibs):
+        flags, key, value, _os, hwcap = struct.unpack_from(order + "iIIIQ", data, entries + i * 24)
         if hwcap:  # a glibc-hwcaps subdirectory's copy: ld.so prefers it only on CPUs that support it
             continue
         name, path = _str(data, at + key), _str(data, at + value)
