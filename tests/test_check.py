@@ -236,6 +236,31 @@ def test_versions_without_section_headers_reach_the_last_hashed_symbol(tmp_path)
     assert ours == readelf_versions(path)
 
 
+LONG = [f"generated_function_with_a_long_name_number_{i:05d}" for i in range(1500)]
+
+
+def test_versions_of_a_32_bit_program_whose_names_pass_64_kib(tmp_path):
+    """A 32-bit program (gcc -m32) importing 1,500 long names from a versioned library (GEN_1.0):
+    past 64 KiB of .dynstr a symbol's st_name has a high half, the bytes just before the next
+    symbol's st_shndx in the 16-byte Elf32_Sym, so a reader off by those bytes takes imports for
+    definitions. check's versions name every undefined versioned symbol readelf --dyn-syms shows."""
+    (tmp_path / "gen.c").write_text("".join(f"int {n}(void) {{ return {i}; }}\n" for i, n in enumerate(LONG)))
+    (tmp_path / "gen.map").write_text("GEN_1.0 { global: *; };\n")
+    (tmp_path / "use.c").write_text("#include <stdio.h>\n" + "".join(f"int {n}(void);\n" for n in LONG)
+                                    + "int main(void) {\n  int s = 0;\n" + "".join(f"  s += {n}();\n" for n in LONG)
+                                    + '  printf("%d\\n", s);\n  return 0;\n}\n')
+    subprocess.run(["gcc", "-m32", "-shared", "-fPIC", "-o", str(tmp_path / "libgen.so"), str(tmp_path / "gen.c"),
+                    f"-Wl,--version-script={tmp_path / 'gen.map'}", "-Wl,-soname,libgen.so"], check=True)
+    path = tmp_path / "use"
+    subprocess.run(["gcc", "-m32", "-o", str(path), str(tmp_path / "use.c"), f"-L{tmp_path}", "-lgen"], check=True)
+    out = subprocess.run(["readelf", "-SW", str(path)], capture_output=True, text=True, check=True).stdout
+    assert int(re.search(r"\.dynstr\s+STRTAB\s+\S+\s+\S+\s+(\S+)", out)[1], 16) > 0x10000  # the premise
+    want = readelf_versions(path)
+    assert sum(v == "GEN_1.0" for v in want.values()) == len(LONG) and "printf" in want
+    _rc, doc = check(path)
+    assert {s: v["version"] for v in doc["files"][0]["versions"] for s in v["symbols"]} == want
+
+
 def _readelf_needs(path) -> set[tuple[str, str]]:
     """(library, version) of each DT_VERNEED entry, from readelf -W -V's "Version needs" section."""
     out = subprocess.run(["readelf", "-W", "-V", str(path)], capture_output=True, text=True, check=True).stdout
