@@ -97,6 +97,30 @@ def test_link_modes_against_readelf(built):
     assert check(built["static"], "--link", "static")[0] == 0
 
 
+@pytest.mark.parametrize("linker", ["ld", "ld.lld-16"])
+def test_a_pie_without_dynamic_nor_interp_headers_is_static(linker, tmp_path):
+    """tests/csrc/nodyn linked -pie by GNU ld and by lld with a script giving it one PT_LOAD and
+    neither PT_DYNAMIC nor PT_INTERP (readelf -l): ET_DYN, yet ld.so takes no part — the kernel runs
+    it alone (exit 7) and file(1) calls it "statically linked". check said "shared-object"."""
+    import shutil
+
+    require(shutil.which(linker) is not None and shutil.which("file") is not None, f"{linker} or file is missing")
+    subprocess.run(["as", "-o", str(tmp_path / "start.o"), str(ROOT / "tests/csrc/nodyn/start.s")], check=True)
+    path = tmp_path / "nodyn"
+    subprocess.run([linker, "-pie", "--no-dynamic-linker", "-T", str(ROOT / "tests/csrc/nodyn/nodyn.ld"), "-o",
+                    str(path), str(tmp_path / "start.o")], check=True, capture_output=True)
+    headers = subprocess.run(["readelf", "-W", "-h", "-l", str(path)], capture_output=True, text=True,
+                             check=True).stdout
+    kinds = {line.split()[0] for line in headers.split("Program Headers:", 1)[1].splitlines()[2:] if line.strip()}
+    assert "DYN" in headers.split("Type:", 1)[1].split("\n", 1)[0] and "INTERP" not in kinds \
+        and "DYNAMIC" not in kinds  # the premise
+    assert subprocess.run([str(path)]).returncode == 7
+    assert "statically linked" in subprocess.run(["file", "-b", str(path)], capture_output=True, text=True,
+                                                 check=True).stdout
+    rc, doc = check(path, "--link", "static")
+    assert rc == 0 and doc["files"][0]["link_mode"] == "static"
+
+
 def test_needed_and_bind_now_against_readelf(built):
     """DT_NEEDED and bind-now of each built file against readelf -d (the static program has no
     dynamic section at all, the -shared library no DT_FLAGS_1: neither binds now)."""
