@@ -195,6 +195,66 @@ def test_go_build_info_in_a_section_that_ends_the_file(binaries, tmp_path):
     assert settings and check(moved)[1]["files"][0]["go"]["settings"] == settings
 
 
+def _go_buildinfo_header(data: bytes) -> int:
+    """Where .go.buildinfo's section header lies in a 64-bit little-endian ELF file."""
+    import struct
+
+    shoff, shentsize, shnum, shstrndx = (struct.unpack_from("<Q", data, 40)[0], *struct.unpack_from("<HHH", data, 58))
+    names_off = struct.unpack_from("<Q", data, shoff + shstrndx * shentsize + 24)[0]
+    return next(shoff + i * shentsize for i in range(shnum) if bytes(data[names_off + struct.unpack_from(
+        "<I", data, shoff + i * shentsize)[0]:][:14]) == b".go.buildinfo\0")
+
+
+def test_go_build_info_cut_inside_the_versions_length(binaries, tmp_path):
+    """.go.buildinfo cut 34 bytes in — its sh_size and its PT_LOAD's p_filesz (where `go version -m`
+    reads it: debug/buildinfo's DataReader) both end two bytes after the 32-byte header, bytes 0x80 0x80,
+    a varint that never ends: `go version -m` finds no Go version (exit 1, nothing printed), and
+    neither does check (no version, no settings) — without failing on the file."""
+    import struct
+
+    go = go_binary()
+    require(go is not None, "the Go toolchain is not installed")
+    data = bytearray(binaries("go-linux-amd64-static").read_bytes())
+    at = _go_buildinfo_header(data)
+    addr, off = struct.unpack_from("<QQ", data, at + 16)
+    struct.pack_into("<Q", data, at + 32, 34)  # sh_size
+    phoff, (phentsize, phnum) = struct.unpack_from("<Q", data, 32)[0], struct.unpack_from("<HH", data, 54)
+    for i in range(phnum):
+        ph = phoff + i * phentsize
+        kind, _flags, _off, vaddr, _paddr, filesz = struct.unpack_from("<IIQQQQ", data, ph)
+        if kind == 1 and vaddr <= addr < vaddr + filesz:
+            struct.pack_into("<Q", data, ph + 32, addr - vaddr + 34)  # p_filesz
+    assert data[off:off + 14] == b"\xff Go buildinf:" and data[off + 15] & 2  # the premise: Go >= 1.18's form
+    data[off + 32:off + 34] = b"\x80\x80"
+    cut = tmp_path / "go-buildinfo-cut"
+    cut.write_bytes(bytes(data))
+    oracle = subprocess.run([go, "version", "-m", str(cut)], capture_output=True, text=True)
+    assert oracle.returncode != 0 and "go1" not in oracle.stdout
+    rc, doc = check(cut)
+    assert doc["files"][0]["go"]["version"] is None and doc["files"][0]["go"]["settings"] == {}
+
+
+def test_go_build_info_in_pointer_form_is_not_read_inline(binaries, tmp_path):
+    """.go.buildinfo's flags byte set to 1 — big-endian pointers, the form Go < 1.18 writes on s390x
+    and ppc64 (debug/buildinfo: no inline strings, the header's version and module pointers instead,
+    here zero): `go version -m` finds no Go version (exit 1), and check reports none, rather than
+    reading the inline strings a flags byte without bit 1 does not have."""
+    import struct
+
+    go = go_binary()
+    require(go is not None, "the Go toolchain is not installed")
+    data = bytearray(binaries("go-linux-amd64-static").read_bytes())
+    off = struct.unpack_from("<Q", data, _go_buildinfo_header(data) + 24)[0]
+    assert data[off:off + 14] == b"\xff Go buildinf:" and data[off + 15] == 2  # the premise: inline, little-endian
+    data[off + 15] = 1
+    flagged = tmp_path / "go-buildinfo-pointer-form"
+    flagged.write_bytes(bytes(data))
+    oracle = subprocess.run([go, "version", "-m", str(flagged)], capture_output=True, text=True)
+    assert oracle.returncode != 0 and "go1" not in oracle.stdout
+    rc, doc = check(flagged)
+    assert doc["files"][0]["go"]["version"] is None and doc["files"][0]["go"]["settings"] == {}
+
+
 def test_macho_uuid_minos_and_arches_against_llvm_objdump(binaries):
     for name in ("macho-x86_64-lazy", "macho-arm64-no-uuid", "fat"):
         path = binaries(name)
