@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import struct
+import sys
 
 CACHE = "/etc/ld.so.cache"
 NEW_MAGIC = b"glibc-ld.so.cache1.1"
@@ -19,20 +20,22 @@ FLAG_ELF_LIBC6 = 0x0003
 # (x32, EM_X86_64 in ELFCLASS32, is FLAG_X8664_LIBX32: its ld.so skips the x86-64 entries)
 CACHE_ID = {(62, 64): 0x0303, (62, 32): 0x0803, (183, 64): 0x0A03, (3, 32): 0x0003, (40, 32): 0x0903,
             (243, 64): 0x1003, (21, 64): 0x0503, (22, 64): 0x0403, (2, 64): 0x0003}
-# s390x is FLAG_S390_LIB64 (0x0400, sysdeps/generic/ldconfig.h), not MIPS n32's 0x0600: read from glibc's
-# source only — no s390x-written cache here to test it against
+# s390x is FLAG_S390_LIB64 (0x0400, sysdeps/generic/ldconfig.h), not MIPS n32's 0x0600
 
 
 def parse(data: bytes) -> dict[tuple[str, int], str]:
     """(name, flags) -> path for the entries without hwcaps (the first of each, as ld.so takes it)."""
     at = data.find(NEW_MAGIC)
-    if at < 0:
+    if at < 0 or len(data) < at + 48:
         return {}
-    nlibs, _len_strings = struct.unpack_from("<II", data, at + 20)
+    # ldconfig writes the cache in its machine's byte order, named in the header's flags byte (glibc 2.33's
+    # cache_file_new_flags_endian_big = 3, _little = 2; unset by older ldconfigs: the machine's own order)
+    order = {2: "<", 3: ">"}.get(data[at + 28], "<" if sys.byteorder == "little" else ">")
+    nlibs, _len_strings = struct.unpack_from(order + "II", data, at + 20)
     out: dict[tuple[str, int], str] = {}
     entries = at + 48
     for i in range(min(nlibs, (len(data) - entries) // 24)):
-        flags, key, value, _os, hwcap = struct.unpack_from("<iIIIQ", data, entries + i * 24)
+        flags, key, value, _os, hwcap = struct.unpack_from(order + "iIIIQ", data, entries + i * 24)
         if hwcap:  # a glibc-hwcaps subdirectory's copy: ld.so prefers it only on CPUs that support it
             continue
         name, path = _str(data, at + key), _str(data, at + value)
