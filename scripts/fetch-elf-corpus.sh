@@ -31,11 +31,11 @@ mirror() {  # the Debian archive apt is configured with: where apt itself would 
   echo "${uri%/}"
 }
 
-fetch_deb() {  # sha256 suite/arch pool-path
+fetch_deb() {  # sha256 suite/arch pool-path [debian|tools]
   local sha=$1 arch=${2#*/} path=$3 file pkg out
   file=$(basename "$path")
   pkg=${file%%_*}
-  out=$dest/debian/$arch/$pkg
+  out=$dest/${4:-debian}/$arch/$pkg
   [[ -f $out/.sha256 && $(cat "$out/.sha256") == "$sha" ]] && return 0
   if [[ -z ${base:-} ]]; then
     base=$(mirror) || { echo "fetch-elf-corpus: apt has no Debian archive configured" >&2; return 1; }
@@ -71,6 +71,7 @@ fetch_sdist() {  # sha256 name==version file
 while read -r kind sha where what; do
   case $kind in
     deb) fetch_deb "$sha" "$where" "$what" || failed=1 ;;
+    tool) fetch_deb "$sha" "$where" "$what" tools || failed=1 ;;
     sdist) fetch_sdist "$sha" "$where" "$what" || failed=1 ;;
     ''|\#*) ;;
     *) echo "fetch-elf-corpus: unknown line kind $kind in $manifest" >&2; failed=1 ;;

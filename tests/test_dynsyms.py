@@ -93,6 +93,21 @@ def built(tmp_path_factory):
     files["copyrel-arm64"] = out / "copyrel-arm64"
     subprocess.run(["aarch64-linux-gnu-gcc", "-O0", "-no-pie", "-fno-pie", "-o", str(files["copyrel-arm64"]),
                     str(ROOT / "tests/csrc/copyrel.c")], check=True)
+    # R_ARM_COPY: no armhf C library here, so a -nostdlib program copying a -nostdlib library's data
+    # (clang-14 and ld.lld-16, part of the setup)
+    require(shutil.which("clang-14") is not None and shutil.which("ld.lld-16") is not None,
+            "clang-14 and lld-16 are not installed")
+    arm = out / "arm"
+    arm.mkdir()
+    target = "--target=armv7-linux-gnueabihf"
+    for src, flags in (("copylib", ["-fPIC"]), ("copymain", ["-fno-pic"])):
+        subprocess.run(["clang-14", target, *flags, "-O1", "-c", "-o", str(arm / f"{src}.o"),
+                        str(ROOT / f"tests/csrc/dynsyms/{src}.c")], check=True)
+    subprocess.run(["ld.lld-16", "-shared", "-soname", "libcopy.so", "-o", str(arm / "libcopy.so"),
+                    str(arm / "copylib.o")], check=True)
+    files["copyrel-armhf"] = arm / "copyrel-armhf"
+    subprocess.run(["ld.lld-16", "--dynamic-linker", "/lib/ld-linux-armhf.so.3", "-o", str(files["copyrel-armhf"]),
+                    str(arm / "copymain.o"), str(arm / "libcopy.so")], check=True)
     return files
 
 
@@ -104,7 +119,8 @@ def _path(name, built) -> str:
     return str(built[name])
 
 
-@pytest.mark.parametrize("name", SYSTEM + ["libnames.so", "libcommon.so", "copyrel", "copyrel-arm64", "canonplt"])
+@pytest.mark.parametrize("name", SYSTEM + ["libnames.so", "libcommon.so", "copyrel", "copyrel-arm64", "copyrel-armhf",
+                                           "canonplt"])
 def test_definitions_and_references_are_readelfs(name, built):
     require(shutil.which("readelf") is not None, "readelf (binutils) is not installed")
     path = _path(name, built)
@@ -137,4 +153,5 @@ def test_the_files_hold_what_the_checks_need(built):
     first = readelf_dynsyms(built["libnames.so"])[0]
     assert first["ndx"] != "UND" and not first["name"].isascii()
     assert oracles.readelf_canonical_plt(built["canonplt"]) and oracles.readelf_copy_relocs(built["copyrel"])
+    assert oracles.readelf_copy_relocs(built["copyrel-armhf"]) == {"shared_var", "shared_arr"}
     assert any(r["type"] == "COMMON" for r in readelf_dynsyms(built["libcommon.so"]))

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 import elf_oracle as oracle
-from conftest import require
+from conftest import ROOT, require
 
 GOTRACE = str(Path(__file__).resolve().parent.parent / ".venv" / "bin" / "gotrace")
 FILES = oracle.corpus_files()
@@ -637,6 +637,29 @@ def test_tls_and_data_imports_of_a_library_built_here(tmp_path, triple):
     subprocess.run(["ld.lld-16", "-shared", "-o", str(lib), str(tmp_path / "tls.o")], check=True)
     want = oracle.readelf(lib)
     assert {r.symbol for r in want.relocs if re.search("TLS|DTP", r.type)} == {"tv"}  # the premise
+    _check_imports(lib)
+
+
+@pytest.mark.parametrize("bits", [32, 64])
+def test_sparc_imports_of_a_library_built_here(tmp_path, bits):
+    """tests/csrc/sparc_imports.s assembled and linked -shared by GNU binutils for sparc64
+    (binutils-sparc64-linux-gnu; -32 gives EM_SPARC, -64 EM_SPARCV9): its R_SPARC_GLOB_DAT, TLS
+    module/offset and JMP_SLOT relocations (pyelftools' Solaris files have none naming a symbol) are
+    imports with readelf -rW's names; the ifunc's R_SPARC_IRELATIVE names none, so it is not one."""
+    require(shutil.which("sparc64-linux-gnu-as") is not None and shutil.which("sparc64-linux-gnu-ld") is not None,
+            "binutils-sparc64-linux-gnu is not installed (scripts/setup.sh)")
+    obj = tmp_path / "lib.o"
+    subprocess.run(["sparc64-linux-gnu-as", f"-{bits}", "-KPIC", "-o", str(obj),
+                    str(ROOT / "tests/csrc/sparc_imports.s")], check=True)
+    lib = tmp_path / "libsparc.so"
+    subprocess.run(["sparc64-linux-gnu-ld", *(["-m", "elf32_sparc"] if bits == 32 else []), "-shared", "-o", str(lib),
+                    str(obj)], check=True)
+    want = oracle.readelf(lib)
+    named = {(r.symbol, r.type) for r in want.relocs if r.symbol}
+    dtp = "R_SPARC_TLS_DTPOFF32" if bits == 32 else "R_SPARC_TLS_DTPOFF64"
+    assert {("ext", "R_SPARC_GLOB_DAT"), ("tv", dtp), ("__tls_get_addr", "R_SPARC_JMP_SLOT")} <= named  # the premise
+    text = subprocess.run(["readelf", "-rW", str(lib)], capture_output=True, text=True, check=True).stdout
+    assert re.search(r"R_SPARC_IRELATIVE\s+[0-9a-f]+$", text, re.M)  # an addend, no symbol
     _check_imports(lib)
 
 

@@ -376,3 +376,35 @@ def test_code_signature_is_llvm_objdumps(name, binaries):
     text = subprocess.run([oracles.OBJDUMP, "--macho", "--private-headers", path], capture_output=True,
                           text=True).stdout
     assert open_image(path).code_signature == bool(re.search(r"cmd LC_CODE_SIGNATURE\b", text))
+
+
+def test_import_slots_in_overlapping_sections_lie_in_the_smallest(binaries, tmp_path):
+    """c-lazy's .comment header made an allocated 8-byte section ending exactly at an import slot
+    inside .got (sh_flags | SHF_ALLOC, its sh_addr and sh_offset there): sections now overlap, as
+    in some firmware images, and the slot lies in .got only. Each slot's section is the smallest
+    readelf -SW row holding it (the .comment one must be walked past, not taken at its end)."""
+    import struct
+
+    from elftools.elf.elffile import ELFFile
+
+    src = binaries("c-lazy")
+    sections = oracles.readelf_sections(src)
+    got = next(s for s in sections if s["name"] == ".got")
+    slot = max(o for o, _t, _n in oracles.readelf_symbol_relocs(src) if got["addr"] <= o < got["addr"] + got["size"])
+    assert slot >= got["addr"] + 16  # the premise: the new section starts inside .got
+    data = bytearray(src.read_bytes())
+    with open(src, "rb") as fh:
+        elf = ELFFile(fh)
+        index = next(i for i, s in enumerate(elf.iter_sections()) if s.name == ".comment")
+        at = elf["e_shoff"] + index * elf["e_shentsize"]
+    flags, = struct.unpack_from("<Q", data, at + 8)
+    struct.pack_into("<QQQQ", data, at + 8, flags | 2, slot - 8, got["offset"] + slot - 8 - got["addr"], 8)
+    bad = tmp_path / "overlap"
+    bad.write_bytes(bytes(data))
+    sections = oracles.readelf_sections(bad)
+    assert next(s for s in sections if s["name"] == ".comment")["addr"] + 8 == slot  # readelf reads it
+    img = open_image(str(bad))
+    assert {i.address for i in img.imports} == {o for o, _t, _n in oracles.readelf_symbol_relocs(bad)}
+    for i in img.imports:
+        assert i.section == oracles.section_holding(sections, i.address), i
+    assert next(i for i in img.imports if i.address == slot).section == ".got"

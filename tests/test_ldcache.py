@@ -90,6 +90,84 @@ def test_an_architecture_the_cache_does_not_list_finds_nothing_there(system_cach
     assert {n: ldcache.lookup(n, machine, bits) for n in names} == {n: None for n in names}
 
 
+def test_a_cache_written_by_s390x_ldconfig(tmp_path):
+    """s390x's own ldconfig (Debian's libc-bin:s390x, static-pie, run by qemu-s390x; a pinned tool of
+    tests/fixtures/elf-corpus.txt) builds a cache over the corpus' s390x libraries: the host's ldconfig
+    refuses it ("wrong endianness": ldconfig writes its machine's byte order), s390x's ldconfig -p lists
+    each as "libc6,64bit". Read as an s390x ld.so reads it, gotrace gets the same entries, and gives them
+    to an s390x program (EM_S390, ELFCLASS64: FLAG_S390_LIB64) and to no x86-64 one. Before, it read every cache as little-endian
+    and keyed s390x by MIPS n32's flag."""
+    import elf_oracle
+
+    from tracer.binary import ldcache
+
+    require(shutil.which("qemu-s390x") is not None, "qemu-user is not installed (scripts/setup.sh)")
+    pins = [(k, w, p) for k, _s, w, p in elf_oracle.manifest() if k == "tool" and "libc-bin" in p]
+    tool = elf_oracle.unpacked_dir(*pins[0]) / "sbin" / "ldconfig"
+    libs = [elf_oracle.CORPUS / "debian" / "s390x" / pkg for pkg in ("libacl1", "zlib1g", "libzstd1")]
+    require(tool.is_file() and all(p.is_dir() for p in libs),
+            "the ELF corpus is not fetched: bash scripts/fetch-elf-corpus.sh")
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/ld.so.conf").write_text("/usr/lib/s390x-linux-gnu\n")
+    shutil.copytree(libs[0] / "usr/lib/s390x-linux-gnu", root / "usr/lib/s390x-linux-gnu", symlinks=True)
+    for pkg in libs[1:]:
+        for sub in ("usr/lib/s390x-linux-gnu", "lib/s390x-linux-gnu"):
+            if (pkg / sub).is_dir():
+                shutil.copytree(pkg / sub, root / "usr/lib/s390x-linux-gnu", symlinks=True, dirs_exist_ok=True)
+    subprocess.run(["qemu-s390x", str(tool), "-r", str(root), "-X"], check=True)
+    cache = root / "etc/ld.so.cache"
+    host = subprocess.run(["ldconfig", "-p", "-C", str(cache)], capture_output=True, text=True)
+    assert "wrong endianness" in host.stdout + host.stderr  # the premise: a big-endian cache
+    out = subprocess.run(["qemu-s390x", str(tool), "-p", "-C", str(cache)], capture_output=True, text=True,
+                         check=True).stdout
+    want = [(m[1], m[2], m[3]) for m in re.finditer(r"^\s+(\S+) \(([^)]*)\) => (\S+)$", out, re.M)]
+    assert {w for _n, w, _p in want} == {"libc6,64bit"} and {n for n, _w, _p in want} >= {"libacl.so.1", "libz.so.1"}
+    assert ldcache.parse(cache.read_bytes()) == {}  # this machine's ld.so would ignore it (see below)
+    assert sorted((n, p) for (n, _flags), p in ldcache.parse(cache.read_bytes(), "big").items()) == \
+        sorted((n, p) for n, _w, p in want)
+    for name, _w, path in want:
+        assert ldcache.lookup(name, 22, 64, str(cache)) == path
+        assert ldcache.lookup(name, 62, 64, str(cache)) is None
+
+
+def test_a_cache_that_names_no_byte_order_is_read_in_this_machines(system_cache, tmp_path):
+    """The system cache with its header's byte-order flags zeroed (ldconfigs before glibc 2.33 left them
+    unset): glibc reads such a cache in its own byte order (dl-cache.h's cache_file_new_matches_endian),
+    and ldconfig -p -C lists the same entries from it; so does gotrace."""
+    from tracer.binary import ldcache
+
+    data = bytearray(open(ldcache.CACHE, "rb").read())
+    at = data.find(ldcache.NEW_MAGIC)
+    assert at >= 0 and data[at + 28] == 2  # the premise: little-endian, said so
+    data[at + 28] = 0
+    unset = tmp_path / "ld.so.cache"
+    unset.write_bytes(bytes(data))
+    listed = ldconfig_entries("-C", str(unset))
+    assert listed == system_cache
+    first: dict[tuple[str, str], str] = {}
+    for name, arch, path in listed:
+        if "hwcap" not in arch:
+            first.setdefault((name, arch), path)
+    assert sorted(ldcache.parse(bytes(data)).values()) == sorted(first.values())
+
+
+def test_a_cut_cache_and_another_file_have_no_entries(tmp_path):
+    """The system cache cut after its magic (20 bytes), and a file of text: ldconfig -p -C lists no entry
+    of either ("0 libs found"; "File is not a cache file", exit 1), and gotrace finds none, rather than
+    failing or reading a header that is not there."""
+    from tracer.binary import ldcache
+
+    data = open(ldcache.CACHE, "rb").read()
+    at = data.find(ldcache.NEW_MAGIC)
+    for name, body in (("cut", data[:at + 20]), ("text", b"not a cache file, only text long enough for a header\n" * 3)):
+        path = tmp_path / name
+        path.write_bytes(body)
+        out = subprocess.run(["ldconfig", "-p", "-C", str(path)], capture_output=True, text=True)
+        assert not re.search(r"^\s+\S+ \([^)]*\) => ", out.stdout, re.M) and out.returncode == (name == "text")
+        assert ldcache.parse(body) == {}
+
+
 def _other_byte_order(data: bytes) -> bytes:
     """The cache as a machine of the other byte order writes it (dl-cache.h's cache_file_new): each
     number of the header and of the entries swapped, the flags' endian bits saying which order;

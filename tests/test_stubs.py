@@ -252,15 +252,36 @@ def test_macho_stub_through_an_unbound_pointer_is_named_by_the_pointers_entry(bi
     assert f"{own} by the table, {la[1][1]} by its pointer" in a["reason"]
 
 
-def test_elf_got_words_ld_so_reserves(binaries):
+def _lld_got_first(tmp_path):
+    """tests/csrc/gotfirst built by clang-14 and ld.lld-16 (lazy, -pie, no C library)."""
+    import shutil
+    import subprocess
+
+    from conftest import ROOT, require
+
+    require(shutil.which("clang-14") is not None and shutil.which("ld.lld-16") is not None,
+            "clang-14 and lld-16 are not installed")
+    for src in ("lib", "main"):
+        subprocess.run(["clang-14", "-fPIC", "-O1", "-c", "-o", str(tmp_path / f"{src}.o"),
+                        str(ROOT / f"tests/csrc/gotfirst/{src}.c")], check=True)
+    subprocess.run(["ld.lld-16", "-shared", "-soname", "libg.so", "-o", str(tmp_path / "libg.so"),
+                    str(tmp_path / "lib.o")], check=True)
+    path = tmp_path / "gotfirst"
+    subprocess.run(["ld.lld-16", "-pie", "--dynamic-linker", "/lib64/ld-linux-x86-64.so.2", "-o", str(path),
+                    str(tmp_path / "main.o"), str(tmp_path / "libg.so")], check=True)
+    return path
+
+
+@pytest.mark.parametrize("name", ["c-lazy", "lld-got-first"])
+def test_elf_got_words_ld_so_reserves(name, binaries, tmp_path):
     """The three GOT words at DT_PLTGOT (readelf -d) are ld.so's on x86-64 (glibc's
     elf_machine_runtime_setup stores the link_map at got[1] and its resolver at got[2]);
     got[0] is the address of _DYNAMIC exactly when the word there (read by pyelftools) is .dynamic's
-    address (readelf -S)."""
+    address (readelf -S). lld-got-first: DT_PLTGOT is the first address of a PT_LOAD (readelf -lW)."""
     import re
     import subprocess
 
-    path = binaries("c-lazy")
+    path = binaries(name) if name == "c-lazy" else _lld_got_first(tmp_path)
     dyn = subprocess.run(["readelf", "-W", "-d", str(path)], capture_output=True, text=True, check=True).stdout
     pltgot = int(re.search(r"\(PLTGOT\)\s+(0x[0-9a-f]+)", dyn)[1], 16)
     dynamic = next(s for s in oracles.readelf_sections(path) if s["name"] == ".dynamic")
@@ -268,6 +289,10 @@ def test_elf_got_words_ld_so_reserves(binaries):
         elf = ELFFile(fh)
         sec = next(s for s in elf.iter_sections() if s["sh_addr"] <= pltgot < s["sh_addr"] + s["sh_size"])
         word0 = struct.unpack_from("<Q", sec.data(), pltgot - sec["sh_addr"])[0]
+    if name == "lld-got-first":  # the premise
+        loads = subprocess.run(["readelf", "-lW", str(path)], capture_output=True, text=True, check=True).stdout
+        assert pltgot in {int(f[2], 16) for f in map(str.split, loads.splitlines()) if f and f[0] == "LOAD"}
+        assert word0 == dynamic["addr"]
     _rc, doc = stubs_json(path)
     slots = {s["address"]: s for sec in doc["sections"] for s in sec["slots"]}
     assert "link_map" in slots[pltgot + 8]["action"] and "resolver" in slots[pltgot + 16]["action"]
@@ -295,3 +320,57 @@ def test_macho_stub_section_last_in_the_indirect_table(binaries, tmp_path):
     sec = next(s for s in doc["sections"] if s["name"] == "__TEXT,__stubs")
     assert [(s["address"], s["symbol"]) for s in sec["slots"]] == _indirect(bad)["__TEXT,__stubs"]
     assert rc == 0 and doc["anomalies"] == []
+
+
+@pytest.mark.parametrize("name", [".got.plt", ".plt"])
+def test_elf_section_that_ends_the_file_is_read(name, binaries, tmp_path):
+    """GNU ld and lld write the section header table last, so no section of theirs ends the file.
+    Here the section's bytes are copied to the file's end and its sh_offset (pyelftools) pointed
+    there — readelf -SW then shows it ending exactly at the file's size: its slots are still read,
+    the .got.plt's named by readelf -rW's relocations there, the .plt's entries by its JUMP_SLOTs."""
+    src = binaries("c-lazy")
+    data = bytearray(src.read_bytes())
+    with open(src, "rb") as fh:
+        elf = ELFFile(fh)
+        index = next(i for i, s in enumerate(elf.iter_sections()) if s.name == name)
+        at = elf["e_shoff"] + index * elf["e_shentsize"] + 24  # Elf64_Shdr's sh_offset
+    off, size, addr = _elf_section(src, name)
+    struct.pack_into("<Q", data, at, len(data))
+    data += data[off:off + size]
+    moved = tmp_path / "moved"
+    moved.write_bytes(bytes(data))
+    sec = next(s for s in oracles.readelf_sections(moved) if s["name"] == name)
+    assert sec["offset"] + sec["size"] == len(data) and sec["addr"] == addr  # the premise
+    rc, doc = stubs_json(moved)
+    assert rc == 0 and doc["anomalies"] == []
+    (ours,) = [s for s in doc["sections"] if s["name"] == name]
+    relocs = oracles.readelf_symbol_relocs(moved)
+    if name == ".got.plt":
+        assert {s["address"]: s["symbol"] for s in ours["slots"] if s["symbol"]} == {
+            o: n for o, _t, n in relocs if addr <= o < addr + size}
+    else:  # the lazy entries (IBT: each pushes its relocation's index) name every JUMP_SLOT
+        assert {s["symbol"] for s in ours["slots"] if s["symbol"]} == {
+            n.split("@")[0] for _o, t, n in relocs if t == "R_X86_64_JUMP_SLOT"}
+
+
+def test_elf_empty_stub_and_pointer_sections_are_not_listed(tmp_path):
+    """tests/csrc/emptyplt.s linked by ld.lld-16: its .plt and .got.plt are there at size 0 (readelf
+    -SW) and objdump -d disassembles no .plt — nothing to decode and no slot, so stubs lists neither
+    (the .plt was listed as "shorter than x86_64's 16-byte PLT header: not decoded")."""
+    import shutil
+    import subprocess
+
+    from conftest import ROOT, require
+
+    require(shutil.which("clang-14") is not None and shutil.which("ld.lld-16") is not None,
+            "clang-14 and lld-16 are not installed")
+    subprocess.run(["clang-14", "-c", "-o", str(tmp_path / "e.o"), str(ROOT / "tests/csrc/emptyplt.s")], check=True)
+    path = tmp_path / "emptyplt"
+    subprocess.run(["ld.lld-16", "-pie", "-o", str(path), str(tmp_path / "e.o")], check=True)
+    names = (".plt", ".plt.sec", ".plt.got", ".got", ".got.plt")
+    sizes = {s["name"]: s["size"] for s in oracles.readelf_sections(path) if s["name"] in names}
+    assert sizes == {".plt": 0, ".got.plt": 0}  # the premise
+    dis = subprocess.run(["objdump", "-d", str(path)], capture_output=True, text=True, check=True).stdout
+    assert "section .plt" not in dis
+    rc, doc = stubs_json(path)
+    assert rc == 0 and doc["sections"] == [] and doc["anomalies"] == []

@@ -97,9 +97,9 @@ def _elf(path: str, data: bytes, rules: Rules) -> FileCheck:
     dyn = _dyn_flags(path, data)
     if img.interpreter:
         mode = "dynamic"
-    elif img.file_type in ("executable",) and not img.pie and not dyn["dynamic"]:
-        mode = "static"
-    elif dyn["dynamic"] and (dyn["flags_1"] & DF_1_PIE or img.pie):
+    elif not dyn["dynamic"]:  # no PT_INTERP nor PT_DYNAMIC: ld.so takes no part, even in an ET_DYN file
+        mode = "static"  # (the kernel runs it alone; file(1): "statically linked")
+    elif dyn["flags_1"] & DF_1_PIE or img.pie:
         mode = "static-pie"
     elif img.file_type == "shared-object":
         mode = "shared-object"

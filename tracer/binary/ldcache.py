@@ -20,8 +20,10 @@ FLAG_ELF_LIBC6 = 0x0003
 # (x32, EM_X86_64 in ELFCLASS32, is FLAG_X8664_LIBX32: its ld.so skips the x86-64 entries)
 CACHE_ID = {(62, 64): 0x0303, (62, 32): 0x0803, (183, 64): 0x0A03, (3, 32): 0x0003, (40, 32): 0x0903,
             (243, 64): 0x1003, (21, 64): 0x0503, (22, 64): 0x0403, (2, 64): 0x0003}
-# s390x is FLAG_S390_LIB64 (0x0400, sysdeps/generic/ldconfig.h), not MIPS n32's 0x0600: read from glibc's
-# source only — no s390x-written cache here to test it against
+# s390x is FLAG_S390_LIB64 (0x0400, sysdeps/generic/ldconfig.h), not MIPS n32's 0x0600
+# Machines whose Linux ABIs are big-endian only (s390x, SPARC): their ld.so reads the cache in that
+# order; every other machine here is taken as little-endian (ppc64el, not ppc64; aarch64, not aarch64_be)
+BIG_ENDIAN = {22, 2, 43}
 
 
 # dl-cache.h's cache_file_new.flags & 3: which byte order ldconfig wrote the file in (glibc >= 2.32;
@@ -62,18 +64,20 @@ def _str(data: bytes, off: int) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def entries(path: str = CACHE) -> dict[tuple[str, int], str] | None:
-    """The cache's entries; None when there is no cache to read."""
+def entries(path: str = CACHE, byteorder: str = sys.byteorder) -> dict[tuple[str, int], str] | None:
+    """The cache's entries as an ld.so of ``byteorder`` reads them; None when there is no cache to read."""
     try:
         with open(path, "rb") as fh:
-            return parse(fh.read())
+            return parse(fh.read(), byteorder)
     except OSError:
         return None
 
 
 def lookup(name: str, machine: int, bits: int, path: str = CACHE) -> str | None:
-    """Where the cache says ``name`` is for an object of this ELF machine and class."""
-    table = entries(path) or {}
+    """Where the cache says ``name`` is for an object of this ELF machine and class: as that
+    machine's ld.so reads the file (an s390x program's, under qemu-user here, ignores a
+    little-endian cache)."""
+    table = entries(path, "big" if machine in BIG_ENDIAN else "little") or {}
     want = CACHE_ID.get((machine, bits))
     for (key, flags), found in table.items():
         if key == name and (flags == want if want is not None else flags & 0xFF == FLAG_ELF_LIBC6):
