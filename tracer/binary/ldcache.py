@@ -15,12 +15,17 @@ import sys
 
 CACHE = "/etc/ld.so.cache"
 NEW_MAGIC = b"glibc-ld.so.cache1.1"
-FLAG_ELF_LIBC6 = 0x0003
-# dl-cache.h's _DL_CACHE_DEFAULT_ID per ELF machine and class: the flags an entry must carry
-# (x32, EM_X86_64 in ELFCLASS32, is FLAG_X8664_LIBX32: its ld.so skips the x86-64 entries)
-CACHE_ID = {(62, 64): 0x0303, (62, 32): 0x0803, (183, 64): 0x0A03, (3, 32): 0x0003, (40, 32): 0x0903,
-            (243, 64): 0x1003, (21, 64): 0x0503, (22, 64): 0x0403, (2, 64): 0x0003}
-# s390x is FLAG_S390_LIB64 (0x0400, sysdeps/generic/ldconfig.h), not MIPS n32's 0x0600
+# The flags of the entries each ABI's ld.so takes: glibc 2.36's _dl_cache_check_flags per
+# machine and class (sysdeps/unix/sysv/linux/*/dl-cache.h, flag values from
+# sysdeps/generic/ldconfig.h). x86-64, x32 (EM_X86_64 in ELFCLASS32), AArch64, ppc64, s390x
+# (FLAG_S390_LIB64, not MIPS n32's 0x0600), SPARC64, IA-64, RISC-V's double-float ABI and MIPS
+# n64 (legacy NaN) take their own flag only; 32-bit ARM takes hard-float (FLAG_ARM_LIBHF, Debian's
+# armhf; armel's soft-float ld.so takes 0x0B03 instead, which the machine alone does not tell) or
+# an unmarked libc6 entry; every other ABI glibc's generic check: FLAG_ELF (1) or libc6 (3) — so an
+# i386 program, or one of a machine with no flag of its own, never takes an x86-64 entry.
+ACCEPTS = {(62, 64): {0x0303}, (62, 32): {0x0803}, (183, 64): {0x0A03}, (21, 64): {0x0503}, (22, 64): {0x0403},
+           (43, 64): {0x0103}, (50, 64): {0x0203}, (243, 64): {0x1003}, (8, 64): {0x0703}, (40, 32): {0x0903, 0x0003}}
+GENERIC = {0x0001, 0x0003}
 # Machines whose Linux ABIs are big-endian only (s390x, SPARC): their ld.so reads the cache in that
 # order; every other machine here is taken as little-endian (ppc64el, not ppc64; aarch64, not aarch64_be)
 BIG_ENDIAN = {22, 2, 43}
@@ -78,8 +83,8 @@ def lookup(name: str, machine: int, bits: int, path: str = CACHE) -> str | None:
     machine's ld.so reads the file (an s390x program's, under qemu-user here, ignores a
     little-endian cache)."""
     table = entries(path, "big" if machine in BIG_ENDIAN else "little") or {}
-    want = CACHE_ID.get((machine, bits))
+    want = ACCEPTS.get((machine, bits), GENERIC)
     for (key, flags), found in table.items():
-        if key == name and (flags == want if want is not None else flags & 0xFF == FLAG_ELF_LIBC6):
+        if key == name and flags in want:
             return found
     return None
