@@ -291,7 +291,7 @@ WEAK_LOOKUP = "<weak lookup>"  # macho.py's label for a coalesced definition (we
 
 
 def _macho(img: Image, data: bytes, base: int) -> tuple[list[StubSection], list[Anomaly]]:
-    from .macho_indirect import INDIRECT_SECTION_TYPES, indirect_spans, indirect_symbols, section_records
+    from .macho_indirect import INDIRECT_SECTION_TYPES, header, indirect_spans, indirect_symbols, section_records
 
     names = indirect_symbols(img.path, data, base)
     records = section_records(data, base)
@@ -300,6 +300,7 @@ def _macho(img: Image, data: bytes, base: int) -> tuple[list[StubSection], list[
     for imp in img.imports:
         binds.setdefault(imp.address, []).append(imp)
     width = 8 if img.bits == 64 else 4
+    pointer = header(data, base)[0] + ("Q" if width == 8 else "I")
     pointer_names: dict[int, str] = {}  # pointer slot -> the name its indirect entry gives
     for pos, rec in enumerate(records):
         if rec["flags"] & 0xFF in INDIRECT_SECTION_TYPES and rec["flags"] & 0xFF != 8:
@@ -327,9 +328,9 @@ def _macho(img: Image, data: bytes, base: int) -> tuple[list[StubSection], list[
         if blob is not None and kind == "stubs":
             _macho_stubs(img, ss, rec, blob, names, spans.get(pos), binds, pointer_names, anomalies)
         elif blob is not None and kind == "pointers":
-            for n, i in enumerate(range(0, len(blob) - 7, 8)):
+            for n, i in enumerate(range(0, len(blob) - width + 1, width)):  # i386's pointers are 4 bytes
                 addr = rec["addr"] + i
-                value = struct.unpack_from("<Q", blob, i)[0]
+                value = struct.unpack_from(pointer, blob, i)[0]
                 here = binds.get(addr, [])
                 sym = here[0].symbol if here else names.get(rec["reserved1"] + n)
                 if here:
