@@ -7,6 +7,7 @@ CLI for the exit code and the reason.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import struct
 
@@ -294,4 +295,39 @@ def test_macho_stub_section_last_in_the_indirect_table(binaries, tmp_path):
     rc, doc = stubs_json(bad)
     sec = next(s for s in doc["sections"] if s["name"] == "__TEXT,__stubs")
     assert [(s["address"], s["symbol"]) for s in sec["slots"]] == _indirect(bad)["__TEXT,__stubs"]
+    assert rc == 0 and doc["anomalies"] == []
+
+
+def test_macho_command_between_two_segments_leaves_the_sections_once(binaries, tmp_path):
+    """LC_UUID moved from after __LINKEDIT to between __TEXT and __DATA_CONST (load commands may
+    come in any order; no offset names a command's place): llvm-objdump-16 --indirect-symbols
+    reads the same tables, and gotrace lists each stub and pointer section once, at its
+    addresses with its names, and finds nothing wrong."""
+    from test_macho_real import _objdump
+
+    src = binaries("macho-x86_64-lazy")
+    data = src.read_bytes()
+    ncmds, sizeofcmds = struct.unpack_from("<II", data, 16)
+    cmds, pos = [], 32
+    for _ in range(ncmds):
+        cmd, size = struct.unpack_from("<II", data, pos)
+        cmds.append((cmd, data[pos:pos + size]))
+        pos += size
+    uuid = next(c for c in cmds if c[0] == 0x1B)
+    cmds.remove(uuid)
+    text = next(i for i, (cmd, raw) in enumerate(cmds) if cmd == 0x19 and raw[8:24].rstrip(b"\0") == b"__TEXT")
+    cmds.insert(text + 1, uuid)
+    moved = tmp_path / "moved"
+    moved.write_bytes(data[:32] + b"".join(raw for _c, raw in cmds) + data[32 + sizeofcmds:])
+    order = re.findall(r"^\s+cmd (LC_\w+)(?:\n.*\n\s+segname (\S+))?", _objdump("--macho", "--private-headers", moved),
+                       re.M)
+    assert [seg or cmd for cmd, seg in order][1:4] == ["__TEXT", "LC_UUID", "__DATA_CONST"]
+    want = _indirect(moved)
+    assert want == _indirect(src)
+    rc, doc = stubs_json(moved)
+    listed = [s["name"] for s in doc["sections"] if s["kind"] != "helper"]
+    assert sorted(listed) == sorted(n for n, rows in want.items() if rows)
+    for sec in doc["sections"]:
+        if sec["kind"] != "helper":
+            assert [(s["address"], s["symbol"]) for s in sec["slots"]] == want[sec["name"]]
     assert rc == 0 and doc["anomalies"] == []
