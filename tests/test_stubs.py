@@ -331,3 +331,36 @@ def test_macho_command_between_two_segments_leaves_the_sections_once(binaries, t
         if sec["kind"] != "helper":
             assert [(s["address"], s["symbol"]) for s in sec["slots"]] == want[sec["name"]]
     assert rc == 0 and doc["anomalies"] == []
+
+
+def test_macho_slot_bound_twice_keeps_both_binds_and_the_later_names_it(binaries, tmp_path):
+    """The bind stream rewritten (BIND_OPCODE_*: __got's one slot bound to _cos in libSystem, then,
+    the segment offset set back, to _puts by flat lookup): llvm-objdump-16 --bind lists both rows,
+    in the stream's order, and so must inspect (gotrace once kept the first only); dyld applies
+    them in that order, so stubs names the slot by the later bind."""
+    from test_macho_real import SPECIAL, _objdump, objdump_bind_rows
+
+    src = binaries("macho-x86_64-lazy")
+    data = bytearray(src.read_bytes())
+    ncmds, pos = struct.unpack_from("<I", data, 16)[0], 32
+    for _ in range(ncmds):
+        cmd, size = struct.unpack_from("<II", data, pos)
+        if cmd == 0x80000022:  # LC_DYLD_INFO_ONLY: bind_off, bind_size at +16
+            bind_off, bind_size = struct.unpack_from("<II", data, pos + 16)
+        pos += size
+    stream = (b"\x40_cos\0" b"\x51" b"\x11" b"\x72\x00" b"\x90"  # symbol, pointer, ordinal 1, __DATA_CONST+0, bind
+              b"\x40_puts\0" b"\x3e" b"\x72\x00" b"\x90" b"\x00")  # symbol, flat lookup, the same slot, bind, done
+    assert len(stream) <= bind_size
+    data[bind_off:bind_off + bind_size] = stream.ljust(bind_size, b"\0")
+    bad = tmp_path / "twice"
+    bad.write_bytes(bytes(data))
+    want = [(a, SPECIAL.get(lib, lib), s) for a, lib, s in objdump_bind_rows(bad, "bind")]
+    got_slot = _macho_section(bad, "__DATA_CONST,__got")["addr"]
+    assert want == [(got_slot, "libSystem", "_cos"), (got_slot, "<flat lookup>", "_puts")]
+    assert "_cos" in _objdump("--macho", "--lazy-bind", bad)
+    short = lambda lib: lib if lib.startswith("<") else lib.rsplit("/", 1)[-1].split(".")[0]  # noqa: E731
+    rows = [(i.address, short(i.library), i.symbol) for i in open_image(bad).imports if i.mode == "eager"]
+    assert rows == want
+    _rc, doc = stubs_json(bad)
+    (slot,) = next(s for s in doc["sections"] if s["name"] == "__DATA_CONST,__got")["slots"]
+    assert slot["symbol"] == "_puts" and "binds it at load to <flat lookup>" in slot["action"]

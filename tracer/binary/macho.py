@@ -280,9 +280,9 @@ def _image(path: str, b, lief) -> Image:
 def _imports(img: Image, b) -> list[ImportSlot]:
     """One row per bind: a slot in both the bind and the weak-bind table (C++'s
     ``operator new`` in an image that also defines weak symbols) has two, as
-    dyld applies both: the bind, then weak-def coalescing over it."""
+    dyld applies both: the bind, then weak-def coalescing over it; so has a slot
+    a table binds twice (dyld applies both in order, as llvm-objdump lists them)."""
     slots: list[ImportSlot] = []
-    seen: set[tuple[int, bool]] = set()
     for bind in b.bindings:
         kind = type(bind).__name__
         addr = int(bind.address)
@@ -302,10 +302,6 @@ def _imports(img: Image, b) -> list[ImportSlot]:
             mode, reloc = "eager", f"DYLD_CHAINED_{_enum_name(bind.ptr_format)}"
         else:
             mode, reloc = "eager", kind.removesuffix("BindingInfo").lower() or "bind"
-        key = (addr, lib == WEAK_LOOKUP)
-        if key in seen:
-            continue
-        seen.add(key)
         sec = img.section_of(addr)
         slots.append(ImportSlot(sym, lib, addr, sec.name if sec else None, mode, reloc, None, weak))
     return slots

@@ -332,7 +332,7 @@ def _macho(img: Image, data: bytes, base: int) -> tuple[list[StubSection], list[
                 addr = rec["addr"] + i
                 value = struct.unpack_from(pointer, blob, i)[0]
                 here = binds.get(addr, [])
-                sym = here[0].symbol if here else names.get(rec["reserved1"] + n)
+                sym = _last_bind(here).symbol if here else names.get(rec["reserved1"] + n)
                 if here:
                     action = _macho_bind_action(here)
                     imp = here[0]
@@ -351,15 +351,22 @@ def _macho(img: Image, data: bytes, base: int) -> tuple[list[StubSection], list[
     return out, anomalies
 
 
+def _last_bind(here: list[ImportSlot]) -> ImportSlot:
+    """The bind a slot keeps: dyld applies a table's binds in order, so of a slot bound twice
+    the later bind is what it holds; a weak-bind entry alone is its own."""
+    regular = [i for i in here if i.library != WEAK_LOOKUP]
+    return regular[-1] if regular else here[0]
+
+
 def _macho_bind_action(here: list[ImportSlot]) -> str:
     """What dyld does with a pointer slot, from its binds (a bind and a weak-bind may share one)."""
     regular = [i for i in here if i.library != WEAK_LOOKUP]
     coalesced = [i for i in here if i.library == WEAK_LOOKUP]
-    if regular and regular[0].mode == "lazy":
+    if regular and regular[-1].mode == "lazy":
         text = ("lazy bind: dyld < 12 binds it on first call through __stub_helper; macOS 12+ binds it at load "
-                f"to {regular[0].library}")
+                f"to {regular[-1].library}")
     elif regular:
-        text = f"dyld binds it at load to {regular[0].library} ({regular[0].reloc})"
+        text = f"dyld binds it at load to {regular[-1].library} ({regular[-1].reloc})"
     else:
         return ("dyld binds it at load to the first definition in load order (a coalesced weak definition, "
                 f"{coalesced[0].reloc})")
@@ -392,7 +399,7 @@ def _macho_stubs(img: Image, ss: StubSection, rec: dict, blob: bytes, names: dic
             ss.slots.append(Slot(rec["addr"] + i, own, blob[i:i + size].hex(), "not a stub: no pointer load decoded"))
             continue
         here = binds.get(ptr, [])
-        sym = here[0].symbol if here else pointer_names.get(ptr)
+        sym = _last_bind(here).symbol if here else pointer_names.get(ptr)
         where = img.section_of(ptr)
         action = f"jumps through {ptr:#x}" + (f" ({where.name})" if where else " (outside every section)")
         if here:
