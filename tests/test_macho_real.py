@@ -61,10 +61,10 @@ def objdump_sections(path) -> dict[str, dict]:
     return out
 
 
-def objdump_bind_rows(path, table: str) -> list[tuple[int, str, str]]:
+def objdump_bind_rows(path, table: str, arch: str | None = None) -> list[tuple[int, str, str]]:
     """(address, dylib, symbol) of --bind / --lazy-bind rows, or (address, "", symbol) of --weak-bind's."""
     rows = []
-    for line in _objdump("--macho", f"--{table}", path).splitlines():
+    for line in _objdump("--macho", f"--{table}", *([f"--arch={arch}"] if arch else []), path).splitlines():
         parts = line.split()
         if len(parts) >= 5 and parts[0].startswith("__") and re.fullmatch(r"0x[0-9A-Fa-f]+", parts[2]):
             rows.append((int(parts[2], 16), "" if table == "weak-bind" else parts[-2], parts[-1]))
@@ -331,6 +331,10 @@ def test_i386_slots_are_the_indirect_tables_4_byte_entries():
     helper = _objdump("--macho", "--private-headers", "--arch=i386", path).split("sectname __stub_helper")[1]
     start, size = (int(re.search(rf"^\s*{k} (0x[0-9a-f]+)", helper, re.M)[1], 16) for k in ("addr", "size"))
     assert all(start <= w < start + size for w in words)
+    lazy_rows = {a for a, _l, _s in objdump_bind_rows(path, "lazy-bind", "i386")}
+    for sec in doc["sections"]:
+        if sec["kind"] == "pointers":
+            assert all(("lazy bind" in s["action"]) == (s["address"] in lazy_rows) for s in sec["slots"])
     assert rc == 0 and doc["anomalies"] == []
     img = open_image(path, arch="i386")
     short = lambda lib: lib if lib.startswith("<") else lib.rsplit("/", 1)[-1].split(".")[0]  # noqa: E731

@@ -364,3 +364,22 @@ def test_macho_slot_bound_twice_keeps_both_binds_and_the_later_names_it(binaries
     _rc, doc = stubs_json(bad)
     (slot,) = next(s for s in doc["sections"] if s["name"] == "__DATA_CONST,__got")["slots"]
     assert slot["symbol"] == "_puts" and "binds it at load to <flat lookup>" in slot["action"]
+
+
+def test_macho_pointer_section_of_a_ragged_size_lists_its_whole_pointers(binaries, tmp_path):
+    """__la_symbol_ptr's size patched from 24 to 23 bytes: llvm-objdump-16 --indirect-symbols gives
+    it the two whole pointers, and gotrace lists those two, reading no word past the section."""
+    from test_macho_real import _section_header_offset
+
+    src = binaries("macho-x86_64-lazy")
+    data = bytearray(src.read_bytes())
+    at = _section_header_offset(src, "__DATA,__la_symbol_ptr") + 40  # size
+    assert struct.unpack_from("<Q", data, at)[0] == 24
+    struct.pack_into("<Q", data, at, 23)
+    bad = tmp_path / "ragged"
+    bad.write_bytes(bytes(data))
+    want = _indirect(bad)["__DATA,__la_symbol_ptr"]
+    assert len(want) == 2
+    _rc, doc = stubs_json(bad)
+    sec = next(s for s in doc["sections"] if s["name"] == "__DATA,__la_symbol_ptr")
+    assert [(s["address"], s["symbol"]) for s in sec["slots"]] == want
