@@ -414,7 +414,8 @@ NM_ORDINAL = {"dynamically looked up": "<flat lookup>", "from executable": "<mai
 
 @pytest.mark.parametrize("how", ["twolevel", "dynamic_lookup", "bundle_loader", "flat_namespace"])
 def test_macho_binds_without_opcodes_are_named_as_llvm_nm_names_them(how, tmp_path):
-    """Binds read from the nlist (no LC_DYLD_INFO; ld64.lld builds with the command taken out): each
+    """Binds read from the nlist (no LC_DYLD_INFO; ld64.lld builds with the command taken out, each build
+    first read with its opcodes against llvm-objdump-16 --bind / --lazy-bind): each
     import's library is its symbol's ordinal as llvm-nm-16 -m prints it — `(from libSystem)`,
     `(dynamically looked up)`, `(from executable)` — and, in an image without MH_TWOLEVEL (llvm-objdump
     --private-headers), where llvm-nm prints none, a flat lookup: dyld's MachOAnalyzer::libOrdinalFromDesc
@@ -432,6 +433,11 @@ def test_macho_binds_without_opcodes_are_named_as_llvm_nm_names_them(how, tmp_pa
                            "-export_dynamic")
         src = _lld_x86_64(tmp_path, how, "extern int far_fn(void);\nint plug(void) { return far_fn(); }\n",
                           "-bundle", "-bundle_loader", str(host))
+    # the build itself, with its bind opcodes: llvm-objdump --bind / --lazy-bind's dylib column
+    special = {"flat-namespace": "<flat lookup>", "main-executable": "<main executable>"}
+    assert {(i.address, i.library if i.library.startswith("<") else i.library.rsplit("/", 1)[-1].split(".")[0],
+             i.symbol) for i in open_image(src).imports} == \
+        {(a, special.get(lib, lib), s) for a, lib, s in oracles.objdump_binds(src)}
     path = tmp_path / f"{how}-nlist"
     _without_bind_opcodes(src, path)
     assert "Bind table:\nsegment" in subprocess.run([oracles.OBJDUMP, "--macho", "--bind", str(path)],
