@@ -10,10 +10,11 @@ import os
 import random
 import struct
 import time
+from pathlib import Path
 
 import pytest
 
-from conftest import gotrace_cli
+from conftest import gotrace_cli, require
 from tracer.binary import BadBinary
 from tracer.binary.open import read_image
 from tracer.binary.stubs import check
@@ -153,6 +154,49 @@ def test_macho_load_command_of_a_wrong_size(where, binaries, tmp_path):
                             text=True)
     assert "truncated or malformed object" in oracle.stderr
     one_line_exit_2(bad, "corrupt Mach-O file")
+
+
+def test_macho_32_bit_segment_with_a_section_past_its_cmdsize(tmp_path):
+    """The same for a 32-bit LC_SEGMENT (its nsects at +48, 68-byte sections): an i386 object built by
+    clang-14 with one section more than its segment command holds; llvm-objdump-16 calls it malformed."""
+    import shutil
+    import subprocess
+
+    require(shutil.which("clang-14") is not None, "clang-14 is not installed (bash scripts/setup.sh)")
+    obj = tmp_path / "i386.o"
+    src = Path(__file__).resolve().parent / "fixtures" / "macho" / "hello.c"
+    subprocess.run(["clang-14", "-target", "i386-apple-macos10.7", "-c", str(src), "-o", str(obj)], check=True)
+    data = bytearray(obj.read_bytes())
+    assert struct.unpack_from("<II", data, 28)[0] == 0x1  # the first command: LC_SEGMENT
+    struct.pack_into("<I", data, 28 + 48, struct.unpack_from("<I", data, 28 + 48)[0] + 1)
+    bad = tmp_path / "bad"
+    bad.write_bytes(bytes(data))
+    oracle = subprocess.run(["llvm-objdump-16", "--macho", "--private-headers", str(bad)], capture_output=True,
+                            text=True)
+    assert "truncated or malformed object" in oracle.stderr
+    one_line_exit_2(bad, "corrupt Mach-O file")
+
+
+def test_macho_symbol_table_past_the_end_is_truncated(binaries, tmp_path):
+    """LC_SYMTAB's nsyms raised until the symbols run past the end of the file, the strings still inside:
+    llvm-objdump-16 calls it malformed (the symbols extend past the end), and gotrace says where it ends."""
+    import subprocess
+
+    data = bytearray(binaries("macho-x86_64-lazy").read_bytes())
+    ncmds, pos = struct.unpack_from("<I", data, 16)[0], 32
+    for _ in range(ncmds):
+        cmd, size = struct.unpack_from("<II", data, pos)
+        if cmd == 0x2:  # LC_SYMTAB: symoff, nsyms, stroff, strsize
+            symoff, _nsyms, stroff, strsize = struct.unpack_from("<IIII", data, pos + 8)
+            assert stroff + strsize <= len(data)
+            struct.pack_into("<I", data, pos + 12, (len(data) - symoff) // 16 + 1)
+        pos += size
+    bad = tmp_path / "bad"
+    bad.write_bytes(bytes(data))
+    oracle = subprocess.run(["llvm-objdump-16", "--macho", "--private-headers", str(bad)], capture_output=True,
+                            text=True)
+    assert "truncated or malformed object" in oracle.stderr and "nsyms" in oracle.stderr
+    one_line_exit_2(bad, f"truncated at offset {len(data)}")
 
 
 def _smallest_headers(tmp_path):

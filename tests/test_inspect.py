@@ -408,3 +408,85 @@ def test_import_slots_in_overlapping_sections_lie_in_the_smallest(binaries, tmp_
     for i in img.imports:
         assert i.section == oracles.section_holding(sections, i.address), i
     assert next(i for i in img.imports if i.address == slot).section == ".got"
+
+
+def _without_bind_opcodes(src, dst) -> None:
+    """A copy of a thin 64-bit Mach-O with LC_DYLD_INFO(_ONLY) taken out: what ld64 wrote for macOS 10.5
+    and older, whose binds dyld reads from the indirect symbol table and each symbol's n_desc ordinal."""
+    import struct
+
+    data = bytearray(open(src, "rb").read())
+    ncmds, sizeofcmds = struct.unpack_from("<II", data, 16)
+    kept, pos = [], 32
+    for _ in range(ncmds):
+        cmd, size = struct.unpack_from("<II", data, pos)
+        if cmd not in (0x22, 0x80000022):
+            kept.append(bytes(data[pos:pos + size]))
+        pos += size
+    assert len(kept) == ncmds - 1
+    data[32:32 + sizeofcmds] = b"".join(kept).ljust(sizeofcmds, b"\0")
+    struct.pack_into("<II", data, 16, len(kept), len(b"".join(kept)))
+    open(dst, "wb").write(bytes(data))
+
+
+def _lld_x86_64(d, name: str, source: str, *flags: str):
+    require(shutil.which("clang-14") and shutil.which("ld64.lld-16"), "clang-14 / ld64.lld-16 not installed")
+    (d / f"{name}.c").write_text(source)
+    subprocess.run(["clang-14", "-target", "x86_64-apple-macos10.15", "-c", str(d / f"{name}.c"), "-o",
+                    str(d / f"{name}.o")], check=True)
+    tbd = os.path.join(os.path.dirname(__file__), "fixtures", "macho", "libSystem.tbd")
+    subprocess.run(["ld64.lld-16", "-arch", "x86_64", "-platform_version", "macos", "10.15", "10.15", "-o",
+                    str(d / name), str(d / f"{name}.o"), tbd, *flags], check=True, capture_output=True)
+    return d / name
+
+
+# llvm-nm -m's words for an undefined symbol's n_desc ordinal -> gotrace's library (short names as llvm-nm's)
+NM_ORDINAL = {"dynamically looked up": "<flat lookup>", "from executable": "<main executable>"}
+
+
+@pytest.mark.parametrize("how", ["twolevel", "dynamic_lookup", "bundle_loader", "flat_namespace"])
+def test_macho_binds_without_opcodes_are_named_as_llvm_nm_names_them(how, tmp_path):
+    """Binds read from the nlist (no LC_DYLD_INFO; ld64.lld builds with the command taken out, each build
+    first read with its opcodes against llvm-objdump-16 --bind / --lazy-bind): each
+    import's library is its symbol's ordinal as llvm-nm-16 -m prints it — `(from libSystem)`,
+    `(dynamically looked up)`, `(from executable)` — and, in an image without MH_TWOLEVEL (llvm-objdump
+    --private-headers), where llvm-nm prints none, a flat lookup: dyld's MachOAnalyzer::libOrdinalFromDesc
+    reads every ordinal of such an image so. gotrace once left the special ordinals unnamed."""
+    require(shutil.which(oracles.OBJDUMP) is not None, f"{oracles.OBJDUMP} (llvm-16) is not installed")
+    nm = oracles.OBJDUMP.replace("objdump", "nm")
+    prog = "extern int far_fn(void);\nint main(void) { return far_fn(); }\n"
+    if how == "twolevel":
+        src = _lld_x86_64(tmp_path, how, "#include <stdio.h>\nint main(void) { return puts(\"hi\"); }\n")
+    elif how in ("dynamic_lookup", "flat_namespace"):
+        src = _lld_x86_64(tmp_path, how, prog, "-undefined", "dynamic_lookup", *(["-flat_namespace"]
+                                                                                 if how == "flat_namespace" else []))
+    else:
+        host = _lld_x86_64(tmp_path, "host", "int far_fn(void) { return 3; }\nint main(void) { return far_fn(); }\n",
+                           "-export_dynamic")
+        src = _lld_x86_64(tmp_path, how, "extern int far_fn(void);\nint plug(void) { return far_fn(); }\n",
+                          "-bundle", "-bundle_loader", str(host))
+    # the build itself, with its bind opcodes: llvm-objdump --bind / --lazy-bind's dylib column
+    special = {"flat-namespace": "<flat lookup>", "main-executable": "<main executable>"}
+    assert {(i.address, i.library if i.library.startswith("<") else i.library.rsplit("/", 1)[-1].split(".")[0],
+             i.symbol) for i in open_image(src).imports} == \
+        {(a, special.get(lib, lib), s) for a, lib, s in oracles.objdump_binds(src)}
+    path = tmp_path / f"{how}-nlist"
+    _without_bind_opcodes(src, path)
+    assert "Bind table:\nsegment" in subprocess.run([oracles.OBJDUMP, "--macho", "--bind", str(path)],
+                                                    capture_output=True, text=True, check=True).stdout
+    headers = subprocess.run([oracles.OBJDUMP, "--macho", "--private-headers", str(path)], capture_output=True,
+                             text=True, check=True).stdout
+    twolevel = bool(re.search(r"\bTWOLEVEL\b", headers))
+    assert twolevel == (how != "flat_namespace")
+    undefined = re.findall(r"\(undefined\) external (\S+)(?: \((.*)\))?$",
+                           subprocess.run([nm, "-m", str(path)], capture_output=True, text=True, check=True).stdout,
+                           re.M)
+    want = {sym: NM_ORDINAL.get(said, said.removeprefix("from ")) if twolevel else "<flat lookup>"
+            for sym, said in undefined}
+    assert (not twolevel) or all(want.values())
+    rows = open_image(path).imports
+    assert rows and {i.symbol for i in rows} <= set(want)
+    got = {i.symbol: i.library if i.library.startswith("<") else i.library.rsplit("/", 1)[-1].split(".")[0]
+           for i in rows}
+    assert got == {s: w for s, w in want.items() if s in got}
+    assert got["_puts"] == "libSystem" if how == "twolevel" else got["_far_fn"].startswith("<")

@@ -61,10 +61,10 @@ def objdump_sections(path) -> dict[str, dict]:
     return out
 
 
-def objdump_bind_rows(path, table: str) -> list[tuple[int, str, str]]:
+def objdump_bind_rows(path, table: str, arch: str | None = None) -> list[tuple[int, str, str]]:
     """(address, dylib, symbol) of --bind / --lazy-bind rows, or (address, "", symbol) of --weak-bind's."""
     rows = []
-    for line in _objdump("--macho", f"--{table}", path).splitlines():
+    for line in _objdump("--macho", f"--{table}", *([f"--arch={arch}"] if arch else []), path).splitlines():
         parts = line.split()
         if len(parts) >= 5 and parts[0].startswith("__") and re.fullmatch(r"0x[0-9A-Fa-f]+", parts[2]):
             rows.append((int(parts[2], 16), "" if table == "weak-bind" else parts[-2], parts[-1]))
@@ -288,3 +288,55 @@ def test_bind_labels_name_their_table_and_type(name):
     assert any(r.endswith(")") for _a, _s, r in want) and any(not r.endswith(")") for _a, _s, r in want)
     got = {(i.address, i.symbol, i.reloc) for i in open_image(path).imports}
     assert got == want
+
+
+# ------------------------------------------------------------ a 32-bit slice (Apple's ld, i386)
+
+def objdump_indirect(path, arch: str) -> dict[str, list[tuple[int, str]]]:
+    """``seg,sect`` -> [(address, name)] of llvm-objdump-16 --indirect-symbols, its LOCAL and
+    ABSOLUTE entries as gotrace's ``<local>`` / ``<absolute>``."""
+    out = {}
+    text = _objdump("--macho", "--indirect-symbols", f"--arch={arch}", path)
+    for block in text.split("Indirect symbols for (")[1:]:
+        rows = re.findall(r"^(0x[0-9a-f]+)\s+(?:\d+\s+(\S+)|(LOCAL|ABSOLUTE)\b.*)$", block, re.M)
+        out[block.split(")")[0]] = [(int(a, 16), name or f"<{special.lower()}>") for a, name, special in rows]
+    return out
+
+
+def objdump_words(path, arch: str, section: str) -> list[int]:
+    """A section's little-endian 32-bit words, from llvm-objdump-16 --section's hex dump."""
+    text = _objdump("--macho", f"--arch={arch}", f"--section={section}", path)
+    raw = bytes.fromhex("".join(re.findall(r"^[0-9a-f]{8}\s+((?:[0-9a-f]{2} )+)", text, re.M)).replace(" ", ""))
+    return list(struct.unpack(f"<{len(raw) // 4}I", raw))
+
+
+def test_i386_slots_are_the_indirect_tables_4_byte_entries():
+    """The i386 slice of MarkupSafe's fat bundle (Apple's ld, 32-bit LC_SEGMENTs): every stub and
+    pointer slot is at the address llvm-objdump-16 --arch=i386 --indirect-symbols gives its entry,
+    with that entry's name (pointers are 4 bytes: gotrace once cut them at 8 and listed half);
+    each lazy pointer (--section's words) leads into __stub_helper (--private-headers), so
+    nothing is flagged; the binds are --bind's and --lazy-bind's."""
+    path = wheel_file("markupsafe-intel")
+    want = objdump_indirect(path, "i386")
+    assert {"__TEXT,__symbol_stub", "__DATA,__nl_symbol_ptr", "__DATA,__la_symbol_ptr"} <= set(want)
+    assert "<absolute>" in {n for _a, n in want["__DATA,__nl_symbol_ptr"]}
+    rc, doc = stubs_json(path, "--arch", "i386")
+    assert doc["arch"] == "i386"
+    got = {s["name"]: [(x["address"], x["symbol"]) for x in s["slots"]]
+           for s in doc["sections"] if s["kind"] != "helper"}
+    assert got == {name: rows for name, rows in want.items() if rows}
+    lazy = next(s for s in doc["sections"] if s["name"] == "__DATA,__la_symbol_ptr")
+    words = objdump_words(path, "i386", "__DATA,__la_symbol_ptr")
+    assert [int(x["value"], 16) for x in lazy["slots"]] == words
+    helper = _objdump("--macho", "--private-headers", "--arch=i386", path).split("sectname __stub_helper")[1]
+    start, size = (int(re.search(rf"^\s*{k} (0x[0-9a-f]+)", helper, re.M)[1], 16) for k in ("addr", "size"))
+    assert all(start <= w < start + size for w in words)
+    lazy_rows = {a for a, _l, _s in objdump_bind_rows(path, "lazy-bind", "i386")}
+    for sec in doc["sections"]:
+        if sec["kind"] == "pointers":
+            assert all(("lazy bind" in s["action"]) == (s["address"] in lazy_rows) for s in sec["slots"])
+    assert rc == 0 and doc["anomalies"] == []
+    img = open_image(path, arch="i386")
+    short = lambda lib: lib if lib.startswith("<") else lib.rsplit("/", 1)[-1].split(".")[0]  # noqa: E731
+    assert {(i.address, short(i.library), i.symbol) for i in img.imports} == \
+        {(a, SPECIAL.get(lib, lib), s) for a, lib, s in oracles.objdump_binds(path, "i386")}

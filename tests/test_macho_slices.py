@@ -128,3 +128,35 @@ def test_build_version_platform_is_llvm_objdumps(platform, made, tmp_path):
     (want,) = objdump_slices(path)
     assert not want["platform"].isdigit()
     assert _as_dicts(slices(str(path))) == [want]
+
+
+@pytest.mark.parametrize("wide,count", [(False, 210), (True, 131)])
+def test_a_fat_table_past_4_kib_is_read_whole(wide, count, tmp_path):
+    """A fat table with more entries than its first 4 KiB hold (204 fat_arch, 127 fat_arch_64):
+    hand-written x86_64 slices of distinct cpusubtypes, each with __TEXT's LC_SEGMENT_64 and its own
+    LC_UUID. llvm-objdump-16 --universal-headers counts every entry and --private-headers
+    --arch=all reads every slice; so must slices (it once stopped at the 4 KiB it reads first).
+    dyld refuses such a file ("fat header too large"), so no image it logs has one."""
+    entry = 32 if wide else 20
+    start = (8 + count * entry + 15) & ~15
+    table, bodies = b"", b""
+    for k in range(count):
+        seg = struct.pack("<II16sQQQQiiII", 0x19, 72, b"__TEXT", 0x100000000 + k * 0x1000, 0x1000, 0, 0, 5, 5, 0, 0)
+        uuid = struct.pack("<II", 0x1B, 24) + (k + 1).to_bytes(16, "big")
+        body = struct.pack("<IiiIIIII", 0xFEEDFACF, 0x01000007, 3 + k, 2, 2, len(seg) + len(uuid), 0, 0) + seg + uuid
+        at = start + len(bodies)
+        fields = (0x01000007, 3 + k, at, len(body), 4)
+        table += struct.pack(">iiQQII", *fields, 0) if wide else struct.pack(">iiIII", *fields)
+        bodies += body.ljust((len(body) + 15) & ~15, b"\0")
+    path = tmp_path / "many"
+    path.write_bytes(struct.pack(">II", 0xCAFEBABF if wide else 0xCAFEBABE, count) + table.ljust(start - 8, b"\0")
+                     + bodies)
+    heads = subprocess.run([oracles.OBJDUMP, "--macho", "--universal-headers", str(path)], capture_output=True,
+                           text=True, check=True).stdout
+    assert f"nfat_arch {count}" in heads and heads.count("\narchitecture") == count
+    text = subprocess.run([oracles.OBJDUMP, "--macho", "--private-headers", "--arch=all", str(path)],
+                          capture_output=True, text=True, check=True).stdout
+    want = [(u, int(v, 16)) for v, u in zip(re.findall(r"segname __TEXT\n\s*vmaddr (0x[0-9a-f]+)", text),
+                                            re.findall(r"uuid ([0-9A-F-]+)", text), strict=True)]
+    assert len(want) == count
+    assert [(s.uuid, s.text_vmaddr) for s in slices(str(path))] == want

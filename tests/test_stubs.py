@@ -7,6 +7,7 @@ CLI for the exit code and the reason.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import struct
 
@@ -374,3 +375,90 @@ def test_elf_empty_stub_and_pointer_sections_are_not_listed(tmp_path):
     assert "section .plt" not in dis
     rc, doc = stubs_json(path)
     assert rc == 0 and doc["sections"] == [] and doc["anomalies"] == []
+
+
+def test_macho_command_between_two_segments_leaves_the_sections_once(binaries, tmp_path):
+    """LC_UUID moved from after __LINKEDIT to between __TEXT and __DATA_CONST (load commands may
+    come in any order; no offset names a command's place): llvm-objdump-16 --indirect-symbols
+    reads the same tables, and gotrace lists each stub and pointer section once, at its
+    addresses with its names, and finds nothing wrong."""
+    from test_macho_real import _objdump
+
+    src = binaries("macho-x86_64-lazy")
+    data = src.read_bytes()
+    ncmds, sizeofcmds = struct.unpack_from("<II", data, 16)
+    cmds, pos = [], 32
+    for _ in range(ncmds):
+        cmd, size = struct.unpack_from("<II", data, pos)
+        cmds.append((cmd, data[pos:pos + size]))
+        pos += size
+    uuid = next(c for c in cmds if c[0] == 0x1B)
+    cmds.remove(uuid)
+    text = next(i for i, (cmd, raw) in enumerate(cmds) if cmd == 0x19 and raw[8:24].rstrip(b"\0") == b"__TEXT")
+    cmds.insert(text + 1, uuid)
+    moved = tmp_path / "moved"
+    moved.write_bytes(data[:32] + b"".join(raw for _c, raw in cmds) + data[32 + sizeofcmds:])
+    order = re.findall(r"^\s+cmd (LC_\w+)(?:\n.*\n\s+segname (\S+))?", _objdump("--macho", "--private-headers", moved),
+                       re.M)
+    assert [seg or cmd for cmd, seg in order][1:4] == ["__TEXT", "LC_UUID", "__DATA_CONST"]
+    want = _indirect(moved)
+    assert want == _indirect(src)
+    rc, doc = stubs_json(moved)
+    listed = [s["name"] for s in doc["sections"] if s["kind"] != "helper"]
+    assert sorted(listed) == sorted(n for n, rows in want.items() if rows)
+    for sec in doc["sections"]:
+        if sec["kind"] != "helper":
+            assert [(s["address"], s["symbol"]) for s in sec["slots"]] == want[sec["name"]]
+    assert rc == 0 and doc["anomalies"] == []
+
+
+def test_macho_slot_bound_twice_keeps_both_binds_and_the_later_names_it(binaries, tmp_path):
+    """The bind stream rewritten (BIND_OPCODE_*: __got's one slot bound to _cos in libSystem, then,
+    the segment offset set back, to _puts by flat lookup): llvm-objdump-16 --bind lists both rows,
+    in the stream's order, and so must inspect (gotrace once kept the first only); dyld applies
+    them in that order, so stubs names the slot by the later bind."""
+    from test_macho_real import SPECIAL, _objdump, objdump_bind_rows
+
+    src = binaries("macho-x86_64-lazy")
+    data = bytearray(src.read_bytes())
+    ncmds, pos = struct.unpack_from("<I", data, 16)[0], 32
+    for _ in range(ncmds):
+        cmd, size = struct.unpack_from("<II", data, pos)
+        if cmd == 0x80000022:  # LC_DYLD_INFO_ONLY: bind_off, bind_size at +16
+            bind_off, bind_size = struct.unpack_from("<II", data, pos + 16)
+        pos += size
+    stream = (b"\x40_cos\0" b"\x51" b"\x11" b"\x72\x00" b"\x90"  # symbol, pointer, ordinal 1, __DATA_CONST+0, bind
+              b"\x40_puts\0" b"\x3e" b"\x72\x00" b"\x90" b"\x00")  # symbol, flat lookup, the same slot, bind, done
+    assert len(stream) <= bind_size
+    data[bind_off:bind_off + bind_size] = stream.ljust(bind_size, b"\0")
+    bad = tmp_path / "twice"
+    bad.write_bytes(bytes(data))
+    want = [(a, SPECIAL.get(lib, lib), s) for a, lib, s in objdump_bind_rows(bad, "bind")]
+    got_slot = _macho_section(bad, "__DATA_CONST,__got")["addr"]
+    assert want == [(got_slot, "libSystem", "_cos"), (got_slot, "<flat lookup>", "_puts")]
+    assert "_cos" in _objdump("--macho", "--lazy-bind", bad)
+    short = lambda lib: lib if lib.startswith("<") else lib.rsplit("/", 1)[-1].split(".")[0]  # noqa: E731
+    rows = [(i.address, short(i.library), i.symbol) for i in open_image(bad).imports if i.mode == "eager"]
+    assert rows == want
+    _rc, doc = stubs_json(bad)
+    (slot,) = next(s for s in doc["sections"] if s["name"] == "__DATA_CONST,__got")["slots"]
+    assert slot["symbol"] == "_puts" and "binds it at load to <flat lookup>" in slot["action"]
+
+
+def test_macho_pointer_section_of_a_ragged_size_lists_its_whole_pointers(binaries, tmp_path):
+    """__la_symbol_ptr's size patched from 24 to 23 bytes: llvm-objdump-16 --indirect-symbols gives
+    it the two whole pointers, and gotrace lists those two, reading no word past the section."""
+    from test_macho_real import _section_header_offset
+
+    src = binaries("macho-x86_64-lazy")
+    data = bytearray(src.read_bytes())
+    at = _section_header_offset(src, "__DATA,__la_symbol_ptr") + 40  # size
+    assert struct.unpack_from("<Q", data, at)[0] == 24
+    struct.pack_into("<Q", data, at, 23)
+    bad = tmp_path / "ragged"
+    bad.write_bytes(bytes(data))
+    want = _indirect(bad)["__DATA,__la_symbol_ptr"]
+    assert len(want) == 2
+    _rc, doc = stubs_json(bad)
+    sec = next(s for s in doc["sections"] if s["name"] == "__DATA,__la_symbol_ptr")
+    assert [(s["address"], s["symbol"]) for s in sec["slots"]] == want

@@ -75,3 +75,39 @@ def test_flat_namespace_searches_every_image(binaries, tmp_path):
     assert lk["scope"][0] == exe and set(lk["scope"]) == {exe, LIBSYSTEM, LIBC}
     out = gotrace_cli("why", str(s), "--library", "libSystem.B.dylib")
     assert out.returncode == 2 and "dyld" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_the_bind_ordinal_decides_not_the_header_flag(binaries, tmp_path):
+    """dyld resolves an opcode bind by its ordinal alone (dyld's Loader::resolveSymbol), and reads an
+    nlist ordinal (no bind opcodes) of an image without MH_TWOLEVEL as a flat lookup
+    (MachOAnalyzer::libOrdinalFromDesc). The lld build with MH_TWOLEVEL cleared keeps --bind's
+    libSystem ordinals: two-level (gotrace once called it flat); ld64.lld builds with LC_DYLD_INFO
+    taken out: -flat_namespace (llvm-nm -m names no library) is flat, `(dynamically looked up)` the
+    flat-lookup ordinal."""
+    import struct
+
+    from test_inspect import _lld_x86_64, _without_bind_opcodes
+
+    src = binaries("macho-x86_64-lazy")
+    data = bytearray(src.read_bytes())
+    struct.pack_into("<I", data, 24, struct.unpack_from("<I", data, 24)[0] & ~0x80)  # MH_TWOLEVEL
+    cleared = tmp_path / "cleared"
+    cleared.write_bytes(bytes(data))
+    assert not twolevel(cleared)
+    assert {sym: lib for _a, lib, sym in objdump_binds(cleared)}["_printf"] == "libSystem"
+    (tmp_path / "a").mkdir()
+    (lk,) = why(session_of(str(cleared), [("_printf", LIBSYSTEM)], tmp_path / "a"), "_printf")["lookups"]
+    assert lk["bind_library"] == LIBSYSTEM and "two-level namespace" in lk["reason"] and lk["scope"] == [LIBSYSTEM]
+
+    prog = "extern int far_fn(void);\nint main(void) { return far_fn(); }\n"
+    for flags, how in (([], "the flat-lookup ordinal"), (["-flat_namespace"], "-flat_namespace (no MH_TWOLEVEL)")):
+        d = tmp_path / how.split()[0].strip("-")
+        d.mkdir()
+        exe = d / "nlist"
+        _without_bind_opcodes(_lld_x86_64(d, "prog", prog, "-undefined", "dynamic_lookup", *flags), exe)
+        nm = subprocess.run([OBJDUMP.replace("objdump", "nm"), "-m", str(exe)], capture_output=True, text=True,
+                            check=True).stdout
+        assert twolevel(exe) == (not flags) and ("(dynamically looked up)" in nm) == (not flags)
+        (lk,) = why(session_of(str(exe), [("_far_fn", LIBC)], d), "_far_fn")["lookups"]
+        assert lk["bind_library"] == "<flat lookup>" and f"flat namespace ({how})" in lk["reason"]
+        assert lk["scope"][0] == str(exe) and LIBC in lk["scope"]

@@ -9,10 +9,12 @@ dyld looks the symbol up there and nowhere else — two libraries defining the
 same function never compete, which is the ELF global scope's opposite. That
 library may re-export it from another (libSystem.B.dylib re-exports
 libsystem_c.dylib's functions), and an inserted library's __interpose tuples
-(DYLD_INSERT_LIBRARIES) replace it for everyone else. An image linked
--flat_namespace, or a bind with the flat-lookup ordinal, searches every
-loaded image in load order; a weak-lookup bind (C++ weak definitions) takes
-the first image that has a weak definition, coalescing them. The libraries
+(DYLD_INSERT_LIBRARIES) replace it for everyone else. A bind with the
+flat-lookup ordinal (every bind of an image linked -flat_namespace: ld64 and
+lld write it so, and dyld reads an nlist ordinal of an image without
+MH_TWOLEVEL so) searches every loaded image in load order; a weak-lookup
+bind (C++ weak definitions) takes the first image that has a weak
+definition, coalescing them. The libraries
 live in the shared cache of the Mac that ran: their exports cannot be read
 here, so candidates are not listed and a re-export is said, not checked.
 """
@@ -56,8 +58,8 @@ def explain_macho(images: list[str], exe: str, requester: str, symbol: str, kind
         scope, agrees, interposed = [provider] + [i for i in order if _leaf(i) == _leaf(lib)], True, True
         reason = (f"DYLD_INSERT_LIBRARIES: {_leaf(provider)} interposes on {symbol} (its __interpose tuples replace "
                   f"{_leaf(lib)}'s for every other image)")
-    elif lib == "<flat lookup>" or not binds[0]:
-        how = "the flat-lookup ordinal" if lib == "<flat lookup>" else "-flat_namespace (no MH_TWOLEVEL)"
+    elif lib == "<flat lookup>":  # dyld goes by the bind's ordinal: MH_TWOLEVEL decides only an nlist's (macho.py)
+        how = "the flat-lookup ordinal" if binds[0] else "-flat_namespace (no MH_TWOLEVEL)"
         reason = (f"flat namespace ({how}): dyld searches every image in load order and takes the first that "
                   "exports it")
         interposed = None

@@ -280,14 +280,17 @@ def _image(path: str, b, lief) -> Image:
 def _imports(img: Image, b) -> list[ImportSlot]:
     """One row per bind: a slot in both the bind and the weak-bind table (C++'s
     ``operator new`` in an image that also defines weak symbols) has two, as
-    dyld applies both: the bind, then weak-def coalescing over it."""
+    dyld applies both: the bind, then weak-def coalescing over it; so has a slot
+    a table binds twice (dyld applies both in order, as llvm-objdump lists them)."""
     slots: list[ImportSlot] = []
-    seen: set[tuple[int, bool]] = set()
+    twolevel = "TWOLEVEL" in {_enum_name(f) for f in b.header.flags_list}
     for bind in b.bindings:
         kind = type(bind).__name__
         addr = int(bind.address)
         sym = _text(bind.symbol.name) if bind.has_symbol else "?"
         lib = _text(bind.library.name) if bind.has_library else _special_ordinal(bind.library_ordinal)
+        if kind == "IndirectBindingInfo":  # no bind opcodes (before macOS 10.6): the ordinal in the nlist's n_desc
+            lib = NLIST_ORDINALS.get(bind.library_ordinal, lib) if twolevel else "<flat lookup>"
         weak = bool(getattr(bind, "weak_import", False))
         if kind == "DyldBindingInfo":
             cls = _enum_name(bind.binding_class)
@@ -302,16 +305,17 @@ def _imports(img: Image, b) -> list[ImportSlot]:
             mode, reloc = "eager", f"DYLD_CHAINED_{_enum_name(bind.ptr_format)}"
         else:
             mode, reloc = "eager", kind.removesuffix("BindingInfo").lower() or "bind"
-        key = (addr, lib == WEAK_LOOKUP)
-        if key in seen:
-            continue
-        seen.add(key)
         sec = img.section_of(addr)
         slots.append(ImportSlot(sym, lib, addr, sec.name if sec else None, mode, reloc, None, weak))
     return slots
 
 
 WEAK_LOOKUP = "<weak lookup>"  # a coalesced (weak) definition: the first image in load order that has one
+
+
+# n_desc's special ordinals, as dyld reads them (MachOAnalyzer::libOrdinalFromDesc), which also takes every
+# ordinal of an image without MH_TWOLEVEL for a flat lookup
+NLIST_ORDINALS = {0: "<self>", 0xFE: "<flat lookup>", 0xFF: "<main executable>"}
 
 
 def _special_ordinal(ordinal: int) -> str | None:

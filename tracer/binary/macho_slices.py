@@ -49,15 +49,11 @@ def slices(path: str) -> list[Slice]:
                 return [_slice(fh, 0)]
             if head[:4] not in FAT or len(head) < 8:
                 return []
-            wide = head[:4] == FAT[1]
-            count = struct.unpack_from(">I", head, 4)[0]
-            entry = 32 if wide else 20
+            entry, layout = (32, ">iiQQ") if head[:4] == FAT[1] else (20, ">iiII")
             out = []
-            for i in range(min(count, (len(head) - 8) // entry)):
-                if wide:
-                    _cpu, _sub, off, _size = struct.unpack_from(">iiQQ", head, 8 + i * entry)
-                else:
-                    _cpu, _sub, off, _size = struct.unpack_from(">iiII", head, 8 + i * entry)
+            for i in range(struct.unpack_from(">I", head, 4)[0]):  # past the first 4 KiB too, as llvm-objdump
+                fh.seek(8 + i * entry)
+                _cpu, _sub, off, _size = struct.unpack_from(layout, fh.read(entry))
                 out.append(_slice(fh, off))
             return out
     except (OSError, struct.error, LoadCommandError, ValueError):

@@ -291,7 +291,7 @@ WEAK_LOOKUP = "<weak lookup>"  # macho.py's label for a coalesced definition (we
 
 
 def _macho(img: Image, data: bytes, base: int) -> tuple[list[StubSection], list[Anomaly]]:
-    from .macho_indirect import INDIRECT_SECTION_TYPES, indirect_spans, indirect_symbols, section_records
+    from .macho_indirect import INDIRECT_SECTION_TYPES, header, indirect_spans, indirect_symbols, section_records
 
     names = indirect_symbols(img.path, data, base)
     records = section_records(data, base)
@@ -300,6 +300,7 @@ def _macho(img: Image, data: bytes, base: int) -> tuple[list[StubSection], list[
     for imp in img.imports:
         binds.setdefault(imp.address, []).append(imp)
     width = 8 if img.bits == 64 else 4
+    pointer = header(data, base)[0] + ("Q" if width == 8 else "I")
     pointer_names: dict[int, str] = {}  # pointer slot -> the name its indirect entry gives
     for pos, rec in enumerate(records):
         if rec["flags"] & 0xFF in INDIRECT_SECTION_TYPES and rec["flags"] & 0xFF != 8:
@@ -327,11 +328,11 @@ def _macho(img: Image, data: bytes, base: int) -> tuple[list[StubSection], list[
         if blob is not None and kind == "stubs":
             _macho_stubs(img, ss, rec, blob, names, spans.get(pos), binds, pointer_names, anomalies)
         elif blob is not None and kind == "pointers":
-            for n, i in enumerate(range(0, len(blob) - 7, 8)):
+            for n, i in enumerate(range(0, len(blob) - width + 1, width)):  # i386's pointers are 4 bytes
                 addr = rec["addr"] + i
-                value = struct.unpack_from("<Q", blob, i)[0]
+                value = struct.unpack_from(pointer, blob, i)[0]
                 here = binds.get(addr, [])
-                sym = here[0].symbol if here else names.get(rec["reserved1"] + n)
+                sym = _last_bind(here).symbol if here else names.get(rec["reserved1"] + n)
                 if here:
                     action = _macho_bind_action(here)
                     imp = here[0]
@@ -350,15 +351,22 @@ def _macho(img: Image, data: bytes, base: int) -> tuple[list[StubSection], list[
     return out, anomalies
 
 
+def _last_bind(here: list[ImportSlot]) -> ImportSlot:
+    """The bind a slot keeps: dyld applies a table's binds in order, so of a slot bound twice
+    the later bind is what it holds; a weak-bind entry alone is its own."""
+    regular = [i for i in here if i.library != WEAK_LOOKUP]
+    return regular[-1] if regular else here[0]
+
+
 def _macho_bind_action(here: list[ImportSlot]) -> str:
     """What dyld does with a pointer slot, from its binds (a bind and a weak-bind may share one)."""
     regular = [i for i in here if i.library != WEAK_LOOKUP]
     coalesced = [i for i in here if i.library == WEAK_LOOKUP]
-    if regular and regular[0].mode == "lazy":
+    if regular and regular[-1].mode == "lazy":
         text = ("lazy bind: dyld < 12 binds it on first call through __stub_helper; macOS 12+ binds it at load "
-                f"to {regular[0].library}")
+                f"to {regular[-1].library}")
     elif regular:
-        text = f"dyld binds it at load to {regular[0].library} ({regular[0].reloc})"
+        text = f"dyld binds it at load to {regular[-1].library} ({regular[-1].reloc})"
     else:
         return ("dyld binds it at load to the first definition in load order (a coalesced weak definition, "
                 f"{coalesced[0].reloc})")
@@ -391,7 +399,7 @@ def _macho_stubs(img: Image, ss: StubSection, rec: dict, blob: bytes, names: dic
             ss.slots.append(Slot(rec["addr"] + i, own, blob[i:i + size].hex(), "not a stub: no pointer load decoded"))
             continue
         here = binds.get(ptr, [])
-        sym = here[0].symbol if here else pointer_names.get(ptr)
+        sym = _last_bind(here).symbol if here else pointer_names.get(ptr)
         where = img.section_of(ptr)
         action = f"jumps through {ptr:#x}" + (f" ({where.name})" if where else " (outside every section)")
         if here:
