@@ -247,3 +247,38 @@ def test_records_dtrace_dropped_make_every_count_a_lower_bound(tmp_path):
     said = any(re.fullmatch(r"dtrace: N drops? on CPU N", line) for line in s.meta["dtrace"]["stderr"])
     assert said == (lost > 0), (s.meta["dtrace"]["stderr"], lost)
     assert report_session(res.session)["session"]["counts_lower_bound"] is (lost > 0)
+
+
+def test_a_process_a_hung_dtrace_holds_is_let_go(tmp_path):
+    """DTrace for Linux's process control now and then hangs at an exec that follows forks (seen
+    with a pyenv shim on PATH: #!/usr/bin/env bash, a subshell, then exec of another #! script
+    found on PATH), holding its process in a tracing stop for good: the command never ended. Such a
+    script, run six times: every run ends with the script's own output and exit status, and a run
+    whose dtrace hung says which process it held (and is marked incomplete). Oracle: the script run
+    without gotrace; /proc/PID/exe for the process named."""
+    require_dtrace()
+    import json
+
+    from conftest import gotrace_cli
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "target.sh").write_text("#!/usr/bin/env bash\necho from-target\nexit 3\n")
+    shim = tmp_path / "shim.sh"
+    shim.write_text(f"#!/usr/bin/env bash\nPATH={bindir}:$PATH\nx=$( (cd /tmp; readlink /bin/sh) )\nexec target.sh\n")
+    for f in (shim, bindir / "target.sh"):
+        f.chmod(0o755)
+    plain = subprocess.run([str(shim)], capture_output=True, text=True)
+    assert (plain.returncode, plain.stdout) == (3, "from-target\n")
+    held = 0
+    for i in range(6):
+        out = gotrace_cli("bind", "--backend", "dtrace", "-o", str(tmp_path / f"s{i}"), "--", str(shim), timeout=180)
+        assert (out.returncode, out.stdout) == (3, "from-target\n"), out.stderr
+        meta = json.loads((tmp_path / f"s{i}" / "meta.json").read_text())
+        for r in meta["dtrace"]["released"]:
+            held += 1
+            assert r["exe"] in ("/usr/bin/bash", "/bin/bash") and r["held_s"] >= 10, r
+            assert meta["complete"] is False and str(r["pid"]) in meta["incomplete_reason"]
+    uprobes = open("/sys/kernel/tracing/uprobe_events").read()
+    left = [int(p) for p in re.findall(r"dt_(\d+)_dtrace/", uprobes)]
+    assert not [p for p in left if not os.path.exists(f"/proc/{p}")]  # no dead dtrace's events left behind

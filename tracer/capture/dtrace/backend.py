@@ -31,6 +31,7 @@ from ..child import GatedChild
 from .decode import DtraceDecoder
 from .fleet import Fleet
 from .follow import Follow, events_of
+from .hung import Watchdog, sweep_uprobes
 from .names import Names
 from .plan import Plan
 
@@ -118,12 +119,20 @@ class DtraceBackend:
             fleet.stop(0)
             raise
         run.start()
+        watchdog = None if darwin else Watchdog(fleet)
+        if watchdog is not None:
+            watchdog.start()
         try:
             child.release()
             preload()
             exit_code = child.wait()
         finally:
+            if watchdog is not None:
+                watchdog.stop()
             run.finish()
+            if not darwin:
+                sweep_uprobes()
+        released = watchdog.released if watchdog is not None else []
         if dyld:
             names.read_dyld_log(dyld)
         dropped = fleet.records_dropped()
@@ -134,6 +143,10 @@ class DtraceBackend:
                                            os.getpid(), root_env=loader_env(f"{k}={v}" for k, v in env.items()))
         return CaptureResult(
             exit_code=exit_code, interrupted=child.interrupted, processes=processes, images=None,
+            incomplete_reason="; ".join(
+                f"the dtrace of pid {r['pid']} ({r['exe'] or 'gone'}) hung, holding it stopped {r['held_s']} s "
+                "(DTrace for Linux's process control): it was killed so the command could go on, and that "
+                "process's dlsym and dlopen calls from then are not recorded" for r in released) or None,
             relocations=decoder.relocations, malformed_records=decoder.malformed, lost_events=dropped,
             meta={"ts_source": "DTrace's timestamp (CLOCK_MONOTONIC on Linux)",
                   "latency_method": {"method": "DTrace pid provider, entry to return: dlsym and dlopen"
@@ -141,7 +154,7 @@ class DtraceBackend:
                                      "includes": "the probes' own cost (a trap at entry and at return)"},
                   "dtrace": {"path": plan.dtrace, "attached": len(run.attached), "attached_late": run.late(),
                              "not_attached": run.not_attached, "stderr": run.stderr_lines(),
-                             "records_dropped": dropped},
+                             "records_dropped": dropped, "released": released},
                   "limits": (["Rosetta-translated processes (DTrace refuses them)", "no lazy bindings (dyld4 "
                               "binds at load)", "processes SIP restricts"] if darwin else
                              ["only dlsym and dlopen: ld.so's own lookups are not probeable (Debian's ld.so is "
