@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import oracles
-from conftest import gotrace_cli, require, require_backend
+from conftest import gotrace_cli, require
 from linkbins import build, build_dlopens
 from oracles import ld_debug_bindings
 
@@ -116,8 +116,8 @@ def test_a_library_of_the_vdsos_soname_dlopened_by_path_is_not_the_vdso(tmp_path
     require("[vdso]" in Path("/proc/self/maps").read_text(), "this kernel maps no vDSO")
     (tmp_path / "stub.c").write_text("int stub_fn(void) { return 0; }\n")
     stub, copy = tmp_path / "libstub.so", tmp_path / "copy" / "libstub.so"
-    subprocess.run(["gcc", "-shared", "-fPIC", "-Wl,-soname,linux-vdso.so.1", "-o", str(stub), str(tmp_path / "stub.c")],
-                   check=True)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-Wl,-soname,linux-vdso.so.1", "-o", str(stub),
+                    str(tmp_path / "stub.c")], check=True)
     copy.parent.mkdir()
     shutil.copy(stub, copy)
     prog = tmp_path / "openall"
@@ -167,51 +167,3 @@ def test_independent_dlopens_each_search_their_own_scope(tmp_path):
         assert os.path.basename(lk["chosen"]) == provider and lk["agrees"] is True, lk["reason"]
         assert lk["searched"] == want["searched"]
 
-
-def test_a_preload_named_by_its_soname_is_the_file_the_kernel_maps(tmp_path):
-    """LD_PRELOAD=libz.so.1 (a name, no path): glibc finds it through ld.so.cache and names it
-    /lib/x86_64-linux-gnu/libz.so.1 (LD_DEBUG), while DTrace names objects by /proc/PID/maps, where the
-    kernel shows the symlink's target (libz.so.1.2.13 here: a name other than the one preloaded). The
-    session lists no images; its lookups name the files. tests/csrc/why/latesym.c dlsyms zlibVersion and
-    pick (libpre.so's) once DTrace is attached. Oracles: LD_DEBUG=symbols,bindings of the same run (the
-    objects searched: the program, then the preloads) and the program's exit status; `why` searches the
-    same files (by real path) and has each preload as a preload, once, under the name DTrace gave — also
-    a second one given by a path through a symlinked directory, which the kernel names by the real one."""
-    require_backend("dtrace")
-    from tracer import bind
-
-    libz = next((p for p in ("/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib/x86_64-linux-gnu/libz.so.1")
-                 if os.path.exists(p)), None)
-    require(libz is not None, "no libz.so.1 in the x86-64 library directory")
-    assert os.path.basename(os.path.realpath(libz)) != "libz.so.1"  # the premise: a file named otherwise
-    prog = tmp_path / "latesym"
-    subprocess.run(["gcc", "-o", str(prog), str(CSRC / "why" / "latesym.c"), "-ldl"], check=True)
-    logs = tmp_path / "ld"
-    logs.mkdir()
-    # a second preload by a path through a symlinked directory: the kernel's name is the real one
-    pre = tmp_path / "real" / "libpre.so"
-    pre.parent.mkdir()
-    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(pre), str(CSRC / "why" / "pick.c"), "-DWHO='p'"], check=True)
-    (tmp_path / "link").symlink_to(pre.parent)
-    preloads = f"libz.so.1 {tmp_path / 'link' / 'libpre.so'}"
-    env = dict(os.environ, LD_PRELOAD=preloads, LD_DEBUG="symbols,bindings", LD_DEBUG_OUTPUT=str(logs / "ld"))
-    res = bind([str(prog), "zlibVersion", "pick"], out=tmp_path / "s", backend="dtrace", env=env)
-    assert res.exit_code == 0  # latesym: both names found (its exit status)
-    text = "".join(p.read_text() for p in logs.iterdir())
-    searched = {"zlibVersion": [str(prog), libz], "pick": [str(prog), libz, str(tmp_path / "link" / "libpre.so")]}
-    for symbol, files in searched.items():
-        (want,) = [b for b in ld_debug_bindings(text) if b["symbol"] == symbol]
-        assert want["searched"] == files and want["provider"] == files[-1]
-        out = gotrace_cli("why", str(tmp_path / "s"), symbol, "--json")
-        assert out.returncode == 0, out.stderr
-        (lk,) = json.loads(out.stdout)["lookups"]
-        assert lk["agrees"] is True and os.path.realpath(lk["chosen"]) == os.path.realpath(files[-1])
-        assert [os.path.realpath(x) for x in lk["searched"]] == [os.path.realpath(x) for x in files]
-    out = gotrace_cli("why", str(tmp_path / "s"), "--library", "libz.so.1", "--json")
-    assert out.returncode == 0, out.stderr
-    (load,) = json.loads(out.stdout)["loads"]
-    assert (load["how"], os.path.realpath(load["path"])) == ("preload", os.path.realpath(libz))
-    out = gotrace_cli("why", str(tmp_path / "s"), "--library", "libpre.so", "--json")
-    assert out.returncode == 0, out.stderr
-    (load,) = json.loads(out.stdout)["loads"]
-    assert (load["how"], os.path.realpath(load["path"])) == ("preload", str(pre))
