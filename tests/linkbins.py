@@ -93,3 +93,18 @@ def build_searches(out: Path) -> dict[str, Path]:
         "-Wl,--disable-new-dtags,-rpath,$ORIGIN/r")
     b["mixed"] = out / "mixed"
     return b
+
+
+def build_dlopens(out: Path) -> dict[str, Path]:
+    """openall (dlopens each argument: independent roots) and what it opens: libcycone.so and
+    libcyctwo.so, each needing the other (a DT_NEEDED cycle), and libbroken.so, whose DT_NEEDED
+    libgone.so is deleted after the link (its dlopen fails). libplug.so comes from build()."""
+    cyc = out / "cyc"
+    _lib(cyc / "libcycone.so", "cycle.c", "-DONE")  # a first libcycone.so, for libcyctwo.so to link against
+    two = _lib(cyc / "libcyctwo.so", "cycle.c", f"-L{cyc}", "-lcycone", "-Wl,--enable-new-dtags,-rpath,$ORIGIN")
+    one = _lib(cyc / "libcycone.so", "cycle.c", "-DONE", f"-L{cyc}", "-lcyctwo", "-Wl,--enable-new-dtags,-rpath,$ORIGIN")
+    gone = _lib(out / "libgone.so", "pick.c", "-DWHO='g'")
+    broken = _lib(out / "libbroken.so", "broken.c", f"-L{out}", "-lgone", "-Wl,--enable-new-dtags,-rpath,$ORIGIN")
+    gone.unlink()
+    _cc("-o", out / "openall", SRC / "openall.c", "-ldl")
+    return {"openall": out / "openall", "libcycone": one, "libcyctwo": two, "libbroken": broken}

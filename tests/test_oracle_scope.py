@@ -1,7 +1,7 @@
 """A process's objects (analysis/scope.py) against what the files and glibc say.
 
-Oracles: readelf -l's PT_INTERP and readelf -d's DT_NEEDED of a program built here, and the
-program's own exit status.
+Oracles: readelf -l's PT_INTERP and readelf -d's DT_NEEDED of a program built here, the
+program's own exit status, and glibc's LD_DEBUG of the same command.
 """
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from pathlib import Path
 
 import oracles
 from conftest import gotrace_cli, require
+from linkbins import build, build_dlopens
+from oracles import ld_debug_bindings
 
 CSRC = Path(__file__).resolve().parent / "csrc"
 
@@ -102,3 +104,66 @@ def test_a_dt_needed_of_the_vdsos_name_is_the_vdso(tmp_path):
     (load,) = json.loads(out.stdout)["loads"]
     assert (load["how"], load["found"], load["search"], load["needed_by"], load["note"]) == (
         "vdso", True, None, [str(prog)], None)
+
+
+def test_a_library_of_the_vdsos_soname_dlopened_by_path_is_not_the_vdso(tmp_path):
+    """tests/csrc/why/openall.c linked against a stand-in whose soname is linux-vdso.so.1 (readelf -d: its
+    DT_NEEDED), the stand-in then gone, and a copy of it dlopen'ed by path: glibc takes the DT_NEEDED for
+    the vDSO (LD_DEBUG=files: no "needed by" line for that name, the program starts) and maps the copy as
+    a new object ("dynamically loaded by" the program; exit status 0). why --library linux-vdso.so.1: the
+    vDSO needed by the program, the copy dlopen'ed, needed by nobody."""
+    require(shutil.which("gcc") is not None, "gcc is not installed")
+    require("[vdso]" in Path("/proc/self/maps").read_text(), "this kernel maps no vDSO")
+    (tmp_path / "stub.c").write_text("int stub_fn(void) { return 0; }\n")
+    stub, copy = tmp_path / "libstub.so", tmp_path / "copy" / "libstub.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-Wl,-soname,linux-vdso.so.1", "-o", str(stub),
+                    str(tmp_path / "stub.c")], check=True)
+    copy.parent.mkdir()
+    shutil.copy(stub, copy)
+    prog = tmp_path / "openall"
+    subprocess.run(["gcc", "-o", str(prog), str(CSRC / "why" / "openall.c"), "-ldl", "-Wl,--no-as-needed",
+                    f"-L{tmp_path}", "-lstub"], check=True)
+    stub.unlink()
+    assert "linux-vdso.so.1" in oracles.readelf_needed(prog)
+    run = subprocess.run([str(prog), str(copy)], env=dict(os.environ, LD_DEBUG="files"), capture_output=True,
+                         text=True)
+    assert run.returncode == 0, run.stderr
+    assert f"file={copy} [0];  dynamically loaded by {prog}" in run.stderr
+    assert "file=linux-vdso.so.1 [0];  needed by" not in run.stderr
+    res = gotrace_cli("bind", "-q", "-b", "ld-debug", "-o", str(tmp_path / "s"), "--", str(prog), str(copy))
+    assert res.returncode == 0, res.stderr
+    out = gotrace_cli("why", str(tmp_path / "s"), "--library", "linux-vdso.so.1", "--json")
+    assert out.returncode == 0, out.stderr
+    loads = {load["how"]: load for load in json.loads(out.stdout)["loads"]}
+    assert sorted(loads) == ["dlopen", "vdso"], loads
+    assert loads["vdso"]["needed_by"] == [str(prog)] and loads["dlopen"]["needed_by"] == []
+    assert loads["dlopen"]["path"] == str(copy)
+
+
+def test_independent_dlopens_each_search_their_own_scope(tmp_path):
+    """openall dlopens libcycone.so (DT_NEEDED libcyctwo.so, which needs libcycone.so back: a cycle,
+    readelf -d), then libplug.so (needs libb.so, which alone defines pick), then libbroken.so, whose
+    DT_NEEDED libgone.so is gone: that dlopen fails and the program exits 3 (its own status). Oracle:
+    LD_DEBUG=symbols,bindings of the same command — libplug.so's pick is looked up in the global scope,
+    then libplug.so and libb.so, not in libcycone.so's scope; libcycone.so's two() in its own scope.
+    `why` names the same objects searched and agrees; the cycle and the dependency found nowhere end
+    the scope's walk (glibc loads each name once)."""
+    require(shutil.which("gcc") is not None, "gcc is not installed")
+    b = {**build(tmp_path / "b"), **build_dlopens(tmp_path / "b")}
+    assert oracles.readelf_needed(b["libcycone"]) == ["libcyctwo.so"]
+    assert oracles.readelf_needed(b["libcyctwo"]) == ["libcycone.so"]
+    argv = [str(b["openall"]), str(b["libcycone"]), str(b["libplug"]), str(b["libbroken"])]
+    glibc = subprocess.run(argv, env=dict(os.environ, LD_DEBUG="symbols,bindings"), capture_output=True, text=True)
+    assert glibc.returncode == 3 and glibc.stdout.count("dlopen ok") == 2 and "libgone.so" in glibc.stdout
+    truth = {(os.path.basename(t["requester"]), t["symbol"]): t for t in ld_debug_bindings(glibc.stderr)}
+    res = gotrace_cli("bind", "-q", "-b", "ld-debug", "-o", str(tmp_path / "s"), "--", *argv)
+    assert res.returncode == 3, res.stderr
+    for requester, symbol, provider in (("libplug.so", "pick", "libb.so"), ("libcycone.so", "two", "libcyctwo.so")):
+        want = truth[(requester, symbol)]
+        assert os.path.basename(want["provider"]) == provider and want["searched"]
+        out = gotrace_cli("why", str(tmp_path / "s"), symbol, "--json")
+        assert out.returncode == 0, out.stderr
+        (lk,) = [lk for lk in json.loads(out.stdout)["lookups"] if os.path.basename(lk["requester"]) == requester]
+        assert os.path.basename(lk["chosen"]) == provider and lk["agrees"] is True, lk["reason"]
+        assert lk["searched"] == want["searched"]
+

@@ -967,3 +967,48 @@ def test_a_dlopened_dependency_gone_since_is_searched_for_the_programs_machine(b
     theirs = [(src, [d for d in dirs if os.path.isdir(d)]) for src, dirs in srch["places"]]
     assert mine == theirs
     assert real(ld["hit"]) == real(srch["last_tried"]) == real(str(moved / "run" / "libb.so"))
+
+
+def test_an_imported_ld_debug_log_without_images_replays_the_objects_its_lookups_name(bins, tmp_path):
+    """An LD_DEBUG=bindings log (no =files lines: no load bases, so the imported session lists no images)
+    of opener dlopening libplug.so, and of a program needing libquiet.so, which references nothing and
+    defines only what nobody calls (readelf -r: no relocations), so no binding line names it (its
+    "calling init" line gives no load base). Oracles:
+    LD_DEBUG=symbols,bindings of the same commands (libplug.so's pick searched in the global scope, then
+    libplug.so and libb.so) and LD_DEBUG=libs (where glibc found libquiet.so). The dlopen'ed requester is
+    known only by its lookups: its replay agrees, with glibc's searched objects; libquiet.so, named by no
+    lookup, is found by today's search where glibc found it."""
+    import shutil
+
+    from tracer import load_session
+
+    quiet = tmp_path / "q"
+    (quiet / "lib").mkdir(parents=True)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-nostdlib", "-o", str(quiet / "lib" / "libquiet.so"),
+                    "-Wl,-soname,libquiet.so", str(ROOT / "tests" / "csrc" / "why" / "quiet.c")], check=True)
+    subprocess.run(["gcc", "-o", str(quiet / "quiet-hi"), str(ROOT / "tests" / "csrc" / "why" / "hi.c"),
+                    "-Wl,--no-as-needed", f"-L{quiet / 'lib'}", "-lquiet", "-Wl,--enable-new-dtags,-rpath,$ORIGIN/lib"],
+                   check=True)
+    assert "There are no relocations" in subprocess.run(["readelf", "-rW", str(quiet / "lib" / "libquiet.so")],
+                                                         capture_output=True, text=True).stdout
+    runs = {"plug": [str(bins["opener"]), str(bins["libplug"]), "plug"], "quiet": [str(quiet / "quiet-hi")]}
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for name, argv in runs.items():
+        assert subprocess.run(argv, env={**os.environ, "LD_DEBUG": "bindings",
+                                         "LD_DEBUG_OUTPUT": str(logs / name)}).returncode == 0
+    assert not any("libquiet" in b["requester"] + b["provider"]
+                   for p in logs.iterdir() for b in ld_debug_bindings(p.read_text()))
+    out = gotrace_cli("import", "ld-debug", str(logs), "-o", str(tmp_path / "s"))
+    assert out.returncode == 0, out.stderr
+    assert len(load_session(tmp_path / "s").images) == 0
+    shutil.rmtree(logs)
+    truth = [b for b in ld_debug_bindings(ld_debug(runs["plug"], {}, "symbols,bindings")) if b["symbol"] == "pick"]
+    (want,) = truth
+    (lk,) = why(tmp_path / "s", "pick")["lookups"]
+    assert (real(lk["requester"]), real(lk["chosen"])) == (real(want["requester"]), real(want["provider"]))
+    assert lk["agrees"] is True and [real(x) for x in lk["searched"]] == [real(x) for x in want["searched"]]
+    (srch,) = [s for s in ld_debug_searches(ld_debug(runs["quiet"], {}, "libs")) if s["name"] == "libquiet.so"]
+    (ld,) = why(tmp_path / "s", "--library", "libquiet.so")["loads"]
+    assert ld["found"] is True and real(ld["hit"]) == real(srch["last_tried"]), ld
+    assert [s["source"] for s in ld["search"]] == [src for src, _dirs in srch["places"]]

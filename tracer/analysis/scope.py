@@ -156,6 +156,22 @@ def images_by_pid(rows: Iterable[dict]) -> dict[int, list[str]]:
     return out
 
 
+def lookup_images(events, listed: dict[int, list[str]]) -> dict[tuple[int, str], list[str]]:
+    """(pid, exe) -> the objects its lookups name (requesters, then providers, in their first order), for a
+    process the images table lists nothing of (DTrace on Linux, an imported LD_DEBUG=bindings log): each
+    was loaded in it, and a dlopen'ed one is known by nothing else — without it, its lookups would be
+    replayed in the global scope alone."""
+    rest = events[~events["pid"].isin(list(listed))]
+    out: dict[tuple[int, str], list[str]] = {}
+    for column in ("requester", "provider"):
+        pairs = rest[["pid", "exe", column]].dropna().astype({"exe": str, column: str}).drop_duplicates()
+        for pid, exe, name in pairs.itertuples(index=False):
+            names = out.setdefault((int(pid), exe), [])
+            if name not in names:
+                names.append(name)
+    return out
+
+
 def _match(need: str, objects: dict[str, Loaded]) -> str | None:
     """An already loaded object answering to a DT_NEEDED name (its soname, or its file name)."""
     if "/" in need:

@@ -30,7 +30,7 @@ from typing import Any
 from ..binary.elf_dynsyms import Definition
 from ..session.reader import Session, frame_rows
 from .objects import KeptObjects
-from .scope import VDSO_NAMES, Loaded, Process, build_process, images_by_pid, loader_envs, process_key
+from .scope import VDSO_NAMES, Loaded, Process, build_process, images_by_pid, loader_envs, lookup_images, process_key
 from .translator import as_translator, replay_programs
 from .why_macho import explain_macho
 
@@ -373,6 +373,7 @@ def why_symbol(s: Session, symbol: str, pid: int | None = None) -> dict[str, Any
     host = replay_programs(s.meta, frame_rows(s.processes))  # a translator's own lookups: its scope
     cwd = s.meta.get("cwd")
     images = images_by_pid(frame_rows(s.images))
+    unlisted = lookup_images(ev, images)  # a backend that lists no images: the objects the lookups name
     kept = KeptObjects(s.path, cwd)
     first = first_lookups(s, {int(k[0]) for k in groups})
     macho = s.meta.get("backend") == "dyld-print" or str(s.meta.get("os") or "") == "Darwin"
@@ -387,10 +388,10 @@ def why_symbol(s: Session, symbol: str, pid: int | None = None) -> dict[str, Any
             lookups.append({"pid": int(p), "exe": exe, "lookups": n, **one})
             continue
         program, requester, provider = as_translator(host, p, exe, requester, provider)
-        key = process_key(kept, int(p), str(program), images.get(int(p), []), env) + (env_of.recorded(p, exe),)
+        mapped = images.get(int(p)) or unlisted.get((int(p), str(exe)), [])
+        key = process_key(kept, int(p), str(program), mapped, env) + (env_of.recorded(p, exe),)
         if key not in procs:
-            procs[key] = build_process(str(program), images.get(int(p), []), env, cwd, first.get(int(p)),
-                                       kept.for_pid(int(p)))
+            procs[key] = build_process(str(program), mapped, env, cwd, first.get(int(p)), kept.for_pid(int(p)))
             procs[key].env_recorded = env_of.recorded(p, exe)
         one = explain(procs[key], str(requester), symbol, version, str(kind), provider)
         lookups.append({"pid": int(p), "exe": exe, "lookups": n, "loader_env": env,

@@ -15,7 +15,7 @@ from typing import Any
 from ..session.reader import Session, frame_rows
 from .libsearch import search
 from .objects import KeptObjects
-from .scope import Loaded, Process, build_process, images_by_pid, loader_envs, process_key
+from .scope import Loaded, Process, build_process, images_by_pid, loader_envs, lookup_images, process_key
 from .why import first_lookups
 
 HOW = {
@@ -74,6 +74,7 @@ def why_library(s: Session, name: str, pid: int | None = None) -> dict[str, Any]
     top_env = dict(s.meta.get("loader_env") or {})
     cwd = s.meta.get("cwd")
     images = images_by_pid(frame_rows(s.images))
+    unlisted = lookup_images(s.events, images)  # a backend that lists no images: the objects the lookups name
     processes = frame_rows(s.processes)
     env_of = loader_envs(processes, s.meta)
     kept = KeptObjects(s.path, cwd)
@@ -84,9 +85,10 @@ def why_library(s: Session, name: str, pid: int | None = None) -> dict[str, Any]
     for r in rows:
         p, exe = int(r["pid"]), str(r["exe"])
         env = env_of(p, exe)
-        key = process_key(kept, p, exe, images.get(p, []), env)
+        mapped = images.get(p) or unlisted.get((p, exe), [])
+        key = process_key(kept, p, exe, mapped, env)
         if key not in built:
-            built[key] = build_process(exe, images.get(p, []), env, cwd, first.get(p), kept.for_pid(p))
+            built[key] = build_process(exe, mapped, env, cwd, first.get(p), kept.for_pid(p))
         proc = built[key]
         found = [_load(proc, lo) for lo in proc.objects.values() if _answers(lo, name)]
         found += [_missing(proc, asker, need) for asker, need in proc.missing
