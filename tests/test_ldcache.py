@@ -267,3 +267,63 @@ def test_a_cache_ld_so_cannot_use_is_ignored_as_ld_so_ignores_it(system_cache, t
     steps = search("libc.so.6", [(exe, facts.dyn_object(exe), os.path.dirname(exe))], {}, 62, 64, cache=str(bad))
     assert [s.source for s in steps] == ["ld.so.cache", "system search path"]
     assert steps[-1].hit == theirs["last_tried"]
+
+
+def test_hwcaps_copies_are_taken_as_ld_so_takes_them(tmp_path):
+    """Libraries with copies in hwcaps subdirectories, in a root of their own whose cache ldconfig -r
+    wrote (it lists those copies first): libz.so.1 under glibc-hwcaps/x86-64-v2 and x86-64-v3;
+    libisa.so.1 built for x86-64-v3 (its ISA level in the entry's hwcap) under glibc-hwcaps/x86-64-v3
+    and under the legacy tls/; libtls.so.1 under tls/ alone. The ld.so there loads, of each, the
+    copy of the best glibc-hwcaps subdirectory this CPU supports, else the tls/ one (glibc 2.36 takes
+    it on every CPU), else the plain one. Oracle: that ld.so, run in the root (chroot): LD_DEBUG=libs's
+    "calling init:" lines; gotrace's lookup, given what this machine's ld.so --help says it searches,
+    names the same files."""
+    import os
+
+    from tracer.binary import ldcache, ldso_dirs
+
+    require(os.geteuid() == 0 and shutil.which("chroot") is not None, "needs root and chroot")
+    root = tmp_path / "root"
+    libdir = root / "usr/lib/x86_64-linux-gnu"
+    (tmp_path / "lib.c").write_text("int lib_answer(void) { return 42; }\n")
+    for name, subdirs in (("libz.so.1", ("", "glibc-hwcaps/x86-64-v2", "glibc-hwcaps/x86-64-v3")),
+                          ("libisa.so.1", ("", "glibc-hwcaps/x86-64-v3", "tls")), ("libtls.so.1", ("", "tls")),
+                          ("libvtwo.so.1", ("", "glibc-hwcaps/x86-64-v2"))):
+        for sub in subdirs:
+            (libdir / sub).mkdir(parents=True, exist_ok=True)
+            if name == "libz.so.1":
+                shutil.copy(os.path.realpath("/usr/lib/x86_64-linux-gnu/libz.so.1"), libdir / sub / name)
+                continue
+            isa = [f"-Wl,-z,{sub.rsplit('/', 1)[-1]}"] if "glibc-hwcaps" in sub else []
+            subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(libdir / sub / name), f"-Wl,-soname,{name}", *isa,
+                            str(tmp_path / "lib.c")], check=True)
+    (root / "lib/x86_64-linux-gnu").mkdir(parents=True)
+    shutil.copy(os.path.realpath("/lib/x86_64-linux-gnu/libc.so.6"), root / "lib/x86_64-linux-gnu/libc.so.6")
+    (root / "lib64").mkdir()
+    shutil.copy(os.path.realpath("/lib64/ld-linux-x86-64.so.2"), root / "lib64/ld-linux-x86-64.so.2")
+    (root / "etc").mkdir()
+    (root / "etc/ld.so.conf").write_text("/usr/lib/x86_64-linux-gnu\n/lib/x86_64-linux-gnu\n")
+    (tmp_path / "z.c").write_text("#include <zlib.h>\nint lib_answer(void);\n"
+                                  "int main(void) { return zlibVersion()[0] == 0 || lib_answer() != 42; }\n")
+    subprocess.run(["gcc", "-o", str(root / "z"), str(tmp_path / "z.c"), "-Wl,--no-as-needed", "-lz", f"-L{libdir}",
+                    "-l:libisa.so.1", "-l:libtls.so.1", "-l:libvtwo.so.1"], check=True)
+    subprocess.run(["ldconfig", "-r", str(root)], check=True)
+    cache = str(root / "etc/ld.so.cache")
+    listed = subprocess.run(["ldconfig", "-p", "-C", cache], capture_output=True, text=True, check=True).stdout
+    assert listed.count('hwcap: "x86-64-v') == 4 and listed.count("hwcap: 0x8000000000000000") == 2, listed
+
+    def loaded(*ldso_options: str) -> dict[str, str]:
+        argv = [shutil.which("chroot"), str(root), *(["/lib64/ld-linux-x86-64.so.2", *ldso_options] if ldso_options
+                                                      else []), "/z"]
+        run = subprocess.run(argv, env={"LD_DEBUG": "libs"}, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        found = re.findall(r"calling init: (\S*/lib\w+\.so\.1)$", run.stderr, re.M)
+        assert {os.path.basename(p) for p in found} == {"libz.so.1", "libisa.so.1", "libtls.so.1", "libvtwo.so.1"}
+        return {os.path.basename(p): p for p in found}
+
+    searched = ldso_dirs.hwcaps_searched("/lib64/ld-linux-x86-64.so.2")
+    assert {n: ldcache.lookup(n, 62, 64, cache, searched) for n in loaded()} == loaded()
+    assert loaded()["libtls.so.1"] == "/usr/lib/x86_64-linux-gnu/tls/libtls.so.1"  # the premise: tls/ taken
+    # an ld.so told to search no glibc-hwcaps subdirectory (--glibc-hwcaps-mask): the tls/ or plain copies
+    masked = loaded("--glibc-hwcaps-mask", "none")
+    assert {n: ldcache.lookup(n, 62, 64, cache) for n in masked} == masked

@@ -36,7 +36,9 @@ BIG_ENDIAN = {22, 2, 43}
 ENDIAN_UNSET, ENDIAN_LITTLE, ENDIAN_BIG = 0, 2, 3
 
 
-def parse(data: bytes, byteorder: str = sys.byteorder) -> dict[tuple[str, int], str]:
+def _entries(data: bytes, byteorder: str) -> tuple[int, str, list[tuple]] | None:
+    """(where the new header starts, struct byte order, [(flags, key, value, hwcap)]) of a cache the
+    ld.so of a machine of ``byteorder`` would use; None for one it ignores (see parse)."""
     """(name, flags) -> path for the entries without hwcaps (the first of each, as ld.so takes it),
     as the ld.so of a machine of ``byteorder`` reads the file. A cache of the other byte order or of an
     invalid one, and one shorter than its header and the entries it counts, that ld.so ignores whole
@@ -44,22 +46,68 @@ def parse(data: bytes, byteorder: str = sys.byteorder) -> dict[tuple[str, int], 
     do we."""
     at = data.find(NEW_MAGIC)
     if at < 0 or len(data) <= at + 48:
-        return {}
+        return None
     own = ENDIAN_LITTLE if byteorder == "little" else ENDIAN_BIG
     if data[at + 28] & 3 not in (ENDIAN_UNSET, own):
-        return {}
+        return None
     order = "<" if byteorder == "little" else ">"
     nlibs, _len_strings = struct.unpack_from(order + "II", data, at + 20)
     entries = at + 48
     if (len(data) - entries) // 24 < nlibs:  # more entries than the file holds: ld.so calls it corrupt
-        return {}
+        return None
+    rows = [struct.unpack_from(order + "iIIIQ", data, entries + i * 24) for i in range(nlibs)]
+    return at, order, [(flags, key, value, hwcap) for flags, key, value, _os, hwcap in rows]
+
+
+def parse(data: bytes, byteorder: str = sys.byteorder) -> dict[tuple[str, int], str]:
+    """(name, flags) -> path for the entries without hwcaps, or of DIR/tls (the first of each), as the ld.so of a
+    machine of ``byteorder`` reads the file. A cache of the other byte order or of an invalid one,
+    and one shorter than its header and the entries it counts, that ld.so ignores whole
+    (dl-cache.c's _dl_load_cache_lookup: cache_file_new_matches_endian, "check for corruption") —
+    so do we."""
+    table = _entries(data, byteorder)
     out: dict[tuple[str, int], str] = {}
-    for i in range(nlibs):
-        flags, key, value, _os, hwcap = struct.unpack_from(order + "iIIIQ", data, entries + i * 24)
-        if hwcap:  # a glibc-hwcaps subdirectory's copy: ld.so prefers it only on CPUs that support it
+    for flags, key, value, hwcap in (table[2] if table else []):
+        # a glibc-hwcaps subdirectory's copy is named_hwcaps'; of the legacy hwcap subdirectories
+        # (glibc < 2.37) every ld.so takes DIR/tls (the TLS bit, _DL_HWCAP_TLS_MASK: listed before
+        # the plain entry, so it wins), the others only on CPUs with those bits: left out
+        if hwcap and hwcap != TLS_HWCAP:
             continue
-        name, path = _str(data, at + key), _str(data, at + value)
-        out.setdefault((name, flags & 0xFFFF), path)
+        out.setdefault((_str(data, table[0] + key), flags & 0xFFFF), _str(data, table[0] + value))
+    return out
+
+
+# dl-cache.h: an entry of a glibc-hwcaps subdirectory has only bit 62 set in its hwcap's upper half
+# (besides the ISA level bits, the low 10), its lower half indexing the subdirectory names of the
+# cache extension's glibc_hwcaps section (tag 1; the extension's magic cache_extension_magic)
+HWCAP_EXTENSION, ISA_LEVEL_MASK, EXTENSION_MAGIC, TAG_GLIBC_HWCAPS = 1 << 30, (1 << 10) - 1, 0xEAA42174, 1
+TLS_HWCAP = 1 << 63
+
+
+def named_hwcaps(data: bytes, byteorder: str = sys.byteorder) -> dict[tuple[str, int], list[tuple[str, str]]]:
+    """(name, flags) -> [(glibc-hwcaps subdirectory, path)] in the cache's order: the copies ldconfig
+    found under DIR/glibc-hwcaps/SUBDIR (glibc >= 2.33), which ld.so prefers to the entry without
+    hwcaps when this CPU supports the subdirectory (search_cache: the best-priority one wins)."""
+    table = _entries(data, byteorder)
+    if table is None:
+        return {}
+    at, order, rows = table
+    subdirs: list[str] = []
+    try:
+        ext = at + struct.unpack_from(order + "I", data, at + 32)[0]
+        if ext > at and struct.unpack_from(order + "I", data, ext)[0] == EXTENSION_MAGIC:
+            for i in range(struct.unpack_from(order + "I", data, ext + 4)[0]):
+                tag, _flags, off, size = struct.unpack_from(order + "IIII", data, ext + 8 + 16 * i)
+                if tag == TAG_GLIBC_HWCAPS:
+                    subdirs = [_str(data, at + struct.unpack_from(order + "I", data, at + off + 4 * k)[0])
+                               for k in range(size // 4)]
+    except struct.error:  # an extension past the file's end: no subdirectory is known
+        return {}
+    out: dict[tuple[str, int], list[tuple[str, str]]] = {}
+    for flags, key, value, hwcap in rows:
+        index = hwcap & 0xFFFFFFFF
+        if (hwcap >> 32) & ~ISA_LEVEL_MASK == HWCAP_EXTENSION and index < len(subdirs):
+            out.setdefault((_str(data, at + key), flags & 0xFFFF), []).append((subdirs[index], _str(data, at + value)))
     return out
 
 
@@ -78,12 +126,28 @@ def entries(path: str = CACHE, byteorder: str = sys.byteorder) -> dict[tuple[str
         return None
 
 
-def lookup(name: str, machine: int, bits: int, path: str = CACHE) -> str | None:
+@functools.lru_cache(maxsize=4)
+def _named(path: str, byteorder: str) -> dict[tuple[str, int], list[tuple[str, str]]]:
+    try:
+        with open(path, "rb") as fh:
+            return named_hwcaps(fh.read(), byteorder)
+    except OSError:
+        return {}
+
+
+def lookup(name: str, machine: int, bits: int, path: str = CACHE, hwcaps: tuple[str, ...] = ()) -> str | None:
     """Where the cache says ``name`` is for an object of this ELF machine and class: as that
     machine's ld.so reads the file (an s390x program's, under qemu-user here, ignores a
-    little-endian cache)."""
-    table = entries(path, "big" if machine in BIG_ENDIAN else "little") or {}
+    little-endian cache). ``hwcaps``: the glibc-hwcaps subdirectories that ld.so searches on this
+    CPU, best first (ldso_dirs.hwcaps_searched): a copy in the best of them is taken first."""
+    order = "big" if machine in BIG_ENDIAN else "little"
     want = ACCEPTS.get((machine, bits), GENERIC)
+    if hwcaps:
+        copies = [(hwcaps.index(sub), found) for (key, flags), rows in _named(path, order).items()
+                  if key == name and flags in want for sub, found in rows if sub in hwcaps]
+        if copies:
+            return min(copies)[1]
+    table = entries(path, order) or {}
     for (key, flags), found in table.items():
         if key == name and flags in want:
             return found

@@ -50,3 +50,37 @@ def _read(path: str, _mtime_ns: int, size: int) -> list[str] | None:
     # of several different runs, the one held most often, then the first
     best = max(runs, key=lambda r: (runs.count(r), -runs.index(r)))
     return [d.decode("utf-8", "replace").rstrip("/") or "/" for d in best.split(b"\x00") if d]
+
+
+def hwcaps_searched(interp: str | None) -> tuple[str, ...]:
+    """The glibc-hwcaps subdirectories ``interp`` searches on this CPU, best first (x86-64-v4 …
+    x86-64-v2 where the CPU has them): what it prints under "Subdirectories of glibc-hwcaps
+    directories, in priority order" as "(supported, searched)". Unlike the search path this is
+    the CPU's answer, so the ld.so is run (`--help`, a clean environment: GLIBC_TUNABLES could
+    mask some); () when it cannot be (gone, another machine's without a handler) or lists none."""
+    if not interp:
+        return ()
+    try:
+        st = os.stat(interp)
+    except OSError:
+        return ()
+    return _hwcaps(os.path.realpath(interp), st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _hwcaps(path: str, _mtime_ns: int) -> tuple[str, ...]:
+    import subprocess
+
+    try:
+        out = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=20, env={}).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    section = out.split("Subdirectories of glibc-hwcaps directories, in priority order:", 1)
+    if len(section) < 2:
+        return ()
+    names = []
+    for line in section[1].split("\n\n", 1)[0].splitlines():
+        m = re.match(r"\s+(\S+) \(([^)]*)\)$", line)
+        if m and "searched" in m.group(2):
+            names.append(m.group(1))
+    return tuple(names)
