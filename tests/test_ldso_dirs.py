@@ -99,3 +99,20 @@ def test_abis_the_corpus_lacks_take_upstream_glibcs_path(machine, bits, interp, 
     from tracer.analysis.libsearch import _upstream_dirs
 
     assert _upstream_dirs(machine, bits, interp) == [lib, "/usr" + lib]
+
+
+def test_only_a_system_ld_so_is_asked_for_its_hwcaps(tmp_path):
+    """The glibc-hwcaps subdirectories are the ld.so's answer for this CPU, so it is run (--help):
+    only this system's ld.so — a copy of it in a user's directory (a PT_INTERP a program may name)
+    is not run, nor is a file that is no ld.so. Oracle: what the system ld.so prints itself."""
+    import shutil
+
+    from tracer.binary.ldso_dirs import hwcaps_searched
+
+    ldso = os.path.realpath("/lib64/ld-linux-x86-64.so.2")
+    out = subprocess.run([ldso, "--help"], capture_output=True, text=True, check=True).stdout
+    part = out.split("Subdirectories of glibc-hwcaps directories, in priority order:", 1)[1].split("\n\n", 1)[0]
+    assert list(hwcaps_searched(ldso)) == re.findall(r"^\s+(\S+) \([^)]*searched\)$", part, re.M)
+    copy = tmp_path / "ld-linux-x86-64.so.2"
+    shutil.copy(ldso, copy)
+    assert hwcaps_searched(str(copy)) == () and hwcaps_searched("/usr/lib/x86_64-linux-gnu/libc.so.6") == ()

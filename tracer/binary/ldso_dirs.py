@@ -57,14 +57,20 @@ def hwcaps_searched(interp: str | None) -> tuple[str, ...]:
     x86-64-v2 where the CPU has them): what it prints under "Subdirectories of glibc-hwcaps
     directories, in priority order" as "(supported, searched)". Unlike the search path this is
     the CPU's answer, so the ld.so is run (`--help`, a clean environment: GLIBC_TUNABLES could
-    mask some); () when it cannot be (gone, another machine's without a handler) or lists none."""
+    mask some); () when it cannot be (gone, another machine's without a handler) or lists none.
+    Only a glibc ld.so the system installed is run: root's, under /lib* or /usr/lib*, writable by
+    root alone — never a PT_INTERP a program under study chose."""
     if not interp:
         return ()
+    path = os.path.realpath(interp)
     try:
-        st = os.stat(interp)
+        st = os.stat(path)
     except OSError:
         return ()
-    return _hwcaps(os.path.realpath(interp), st.st_mtime_ns)
+    if (not re.match(r"/(usr/)?lib[^/]*/", path) or st.st_uid != 0 or st.st_mode & 0o022
+            or system_dirs(path) is None):
+        return ()
+    return _hwcaps(path, st.st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=16)
