@@ -30,6 +30,18 @@ def one_line_exit_2(path, expect: str, command: str = "inspect"):
         assert expect in lines[0], lines[0]
 
 
+def malformed_for_llvm_objdump(tmp_path, data: bytes, also: str = "") -> Path:
+    """The bytes as a file llvm-objdump-16 calls malformed (its stderr also holding ``also``)."""
+    import subprocess
+
+    bad = tmp_path / "bad"
+    bad.write_bytes(bytes(data))
+    oracle = subprocess.run(["llvm-objdump-16", "--macho", "--private-headers", str(bad)], capture_output=True,
+                            text=True)
+    assert "truncated or malformed object" in oracle.stderr and also in oracle.stderr, oracle.stderr
+    return bad
+
+
 def test_empty_file(tmp_path):
     (tmp_path / "empty").write_bytes(b"")
     one_line_exit_2(tmp_path / "empty", "empty file, not an ELF or Mach-O file")
@@ -148,11 +160,7 @@ def test_macho_load_command_of_a_wrong_size(where, binaries, tmp_path):
         for _ in range(ncmds - 1):
             pos += struct.unpack_from("<I", data, pos + 4)[0]
         struct.pack_into("<I", data, pos + 4, struct.unpack_from("<I", data, pos + 4)[0] + 8)
-    bad = tmp_path / "bad"
-    bad.write_bytes(bytes(data))
-    oracle = subprocess.run(["llvm-objdump-16", "--macho", "--private-headers", str(bad)], capture_output=True,
-                            text=True)
-    assert "truncated or malformed object" in oracle.stderr
+    bad = malformed_for_llvm_objdump(tmp_path, data)
     one_line_exit_2(bad, "corrupt Mach-O file")
 
 
@@ -169,11 +177,7 @@ def test_macho_32_bit_segment_with_a_section_past_its_cmdsize(tmp_path):
     data = bytearray(obj.read_bytes())
     assert struct.unpack_from("<II", data, 28)[0] == 0x1  # the first command: LC_SEGMENT
     struct.pack_into("<I", data, 28 + 48, struct.unpack_from("<I", data, 28 + 48)[0] + 1)
-    bad = tmp_path / "bad"
-    bad.write_bytes(bytes(data))
-    oracle = subprocess.run(["llvm-objdump-16", "--macho", "--private-headers", str(bad)], capture_output=True,
-                            text=True)
-    assert "truncated or malformed object" in oracle.stderr
+    bad = malformed_for_llvm_objdump(tmp_path, data)
     one_line_exit_2(bad, "corrupt Mach-O file")
 
 
@@ -191,11 +195,7 @@ def test_macho_symbol_table_past_the_end_is_truncated(binaries, tmp_path):
             assert stroff + strsize <= len(data)
             struct.pack_into("<I", data, pos + 12, (len(data) - symoff) // 16 + 1)
         pos += size
-    bad = tmp_path / "bad"
-    bad.write_bytes(bytes(data))
-    oracle = subprocess.run(["llvm-objdump-16", "--macho", "--private-headers", str(bad)], capture_output=True,
-                            text=True)
-    assert "truncated or malformed object" in oracle.stderr and "nsyms" in oracle.stderr
+    bad = malformed_for_llvm_objdump(tmp_path, data, "nsyms")
     one_line_exit_2(bad, f"truncated at offset {len(data)}")
 
 

@@ -226,11 +226,15 @@ def test_go_build_info_cut_inside_the_versions_length(binaries, tmp_path):
             struct.pack_into("<Q", data, ph + 32, addr - vaddr + 34)  # p_filesz
     assert data[off:off + 14] == b"\xff Go buildinf:" and data[off + 15] & 2  # the premise: Go >= 1.18's form
     data[off + 32:off + 34] = b"\x80\x80"
-    cut = tmp_path / "go-buildinfo-cut"
-    cut.write_bytes(bytes(data))
-    oracle = subprocess.run([go, "version", "-m", str(cut)], capture_output=True, text=True)
+    _no_go_version_either(go, tmp_path / "go-buildinfo-cut", data)
+
+
+def _no_go_version_either(go: str, path, data: bytes) -> None:
+    """The bytes as a file in which `go version -m` finds no Go version (exit 1): check reports none."""
+    path.write_bytes(bytes(data))
+    oracle = subprocess.run([go, "version", "-m", str(path)], capture_output=True, text=True)
     assert oracle.returncode != 0 and "go1" not in oracle.stdout
-    rc, doc = check(cut)
+    _rc, doc = check(path)
     assert doc["files"][0]["go"]["version"] is None and doc["files"][0]["go"]["settings"] == {}
 
 
@@ -247,12 +251,7 @@ def test_go_build_info_in_pointer_form_is_not_read_inline(binaries, tmp_path):
     off = struct.unpack_from("<Q", data, _go_buildinfo_header(data) + 24)[0]
     assert data[off:off + 14] == b"\xff Go buildinf:" and data[off + 15] == 2  # the premise: inline, little-endian
     data[off + 15] = 1
-    flagged = tmp_path / "go-buildinfo-pointer-form"
-    flagged.write_bytes(bytes(data))
-    oracle = subprocess.run([go, "version", "-m", str(flagged)], capture_output=True, text=True)
-    assert oracle.returncode != 0 and "go1" not in oracle.stdout
-    rc, doc = check(flagged)
-    assert doc["files"][0]["go"]["version"] is None and doc["files"][0]["go"]["settings"] == {}
+    _no_go_version_either(go, tmp_path / "go-buildinfo-pointer-form", data)
 
 
 def test_macho_uuid_minos_and_arches_against_llvm_objdump(binaries):
