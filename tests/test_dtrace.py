@@ -282,3 +282,56 @@ def test_a_process_a_hung_dtrace_holds_is_let_go(tmp_path):
     uprobes = open("/sys/kernel/tracing/uprobe_events").read()
     left = [int(p) for p in re.findall(r"dt_(\d+)_dtrace/", uprobes)]
     assert not [p for p in left if not os.path.exists(f"/proc/{p}")]  # no dead dtrace's events left behind
+
+
+def test_only_dead_dtraces_uprobe_events_are_swept():
+    """The sweep removes the uprobe events of dtraces that are gone (group dt_PID_dtrace, no process
+    PID) and no other: another tool's event stays. Oracle: the kernel's uprobe_events list."""
+    require_dtrace()
+    from tracer.capture.dtrace.hung import UPROBE_EVENTS, sweep_uprobes
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid no process has now
+    mine = [f"p:dt_{dead.pid}_dtrace/BEGIN /bin/true:0x0", "p:gotrace_test_keep/keep /bin/true:0x0"]
+    for line in mine:
+        fd = os.open(UPROBE_EVENTS, os.O_WRONLY | os.O_APPEND)
+        os.write(fd, (line + "\n").encode())
+        os.close(fd)
+    try:
+        sweep_uprobes()
+        listed = open(UPROBE_EVENTS).read()
+        assert f"dt_{dead.pid}_dtrace/BEGIN" not in listed and "gotrace_test_keep/keep" in listed
+    finally:
+        fd = os.open(UPROBE_EVENTS, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, b"-:gotrace_test_keep/keep\n")
+        except OSError:
+            pass
+        os.close(fd)
+
+
+def test_the_watchdog_lets_go_only_after_its_limit(monkeypatch):
+    """The rule itself, on a dtrace stand-in (a sleeping process: a real hang cannot be made on
+    demand): a process held (tracing stop, its dtrace's ptrace thread on a futex) is let go once it has
+    been held the whole limit, not before, and its dtrace is killed. Oracle: the stand-in's exit
+    status (SIGKILL) and the monotonic times given."""
+    import signal
+    import types
+
+    from tracer.capture.dtrace import hung
+
+    stand_in = subprocess.Popen(["sleep", "60"])
+    fleet = types.SimpleNamespace(tracers=[types.SimpleNamespace(label="4242", proc=stand_in),
+                                           types.SimpleNamespace(label="tree", proc=stand_in)])
+    monkeypatch.setattr(hung, "held", lambda pid, dtrace_pid: pid == 4242 and dtrace_pid == stand_in.pid)
+    dog = hung.Watchdog(fleet, stuck_s=10.0)
+    try:
+        for now in (100.0, 105.0, 109.9):
+            dog.check(now)
+            assert dog.released == [] and stand_in.poll() is None
+        dog.check(110.0)
+        assert [(r["pid"], r["dtrace_pid"], r["held_s"]) for r in dog.released] == [(4242, stand_in.pid, 10.0)]
+        assert stand_in.wait(10) == -signal.SIGKILL
+    finally:
+        if stand_in.poll() is None:
+            stand_in.kill()
