@@ -39,11 +39,6 @@ ENDIAN_UNSET, ENDIAN_LITTLE, ENDIAN_BIG = 0, 2, 3
 def _entries(data: bytes, byteorder: str) -> tuple[int, str, list[tuple]] | None:
     """(where the new header starts, struct byte order, [(flags, key, value, hwcap)]) of a cache the
     ld.so of a machine of ``byteorder`` would use; None for one it ignores (see parse)."""
-    """(name, flags) -> path for the entries without hwcaps (the first of each, as ld.so takes it),
-    as the ld.so of a machine of ``byteorder`` reads the file. A cache of the other byte order or of an
-    invalid one, and one shorter than its header and the entries it counts, that ld.so ignores whole
-    (dl-cache.c's _dl_load_cache_lookup: cache_file_new_matches_endian, "check for corruption") — so
-    do we."""
     at = data.find(NEW_MAGIC)
     if at < 0 or len(data) <= at + 48:
         return None
