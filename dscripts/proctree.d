@@ -18,6 +18,8 @@
  *   Q ts pid code                the process called exit(code) (Linux: exit_group)
  *   X ts pid ppid reason         it is gone; reason 1 = exited (its code: the last Q),
  *                                2 = killed by a signal, 3 = killed and dumped core
+ *   T ts                         a heartbeat, every 50 ms: a reader merging these records
+ *                                with another dtrace's knows how far this one has got
  *
  * Records come per CPU buffer, not in time order: sort them by ts.
  *
@@ -78,6 +80,11 @@ proc:::exit
 /progenyof($target)/
 {
 	printf("X\t%d\t%d\t%d\t%d\n", timestamp, pid, ppid, args[0]);
+}
+
+tick-50ms
+{
+	printf("T\t%d\n", timestamp);
 }
 
 proc:::exit

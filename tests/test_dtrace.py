@@ -258,6 +258,7 @@ def test_a_process_a_hung_dtrace_holds_is_let_go(tmp_path):
     without gotrace; /proc/PID/exe for the process named."""
     require_dtrace()
     import json
+    import shutil
 
     from conftest import gotrace_cli
 
@@ -270,6 +271,8 @@ def test_a_process_a_hung_dtrace_holds_is_let_go(tmp_path):
         f.chmod(0o755)
     plain = subprocess.run([str(shim)], capture_output=True, text=True)
     assert (plain.returncode, plain.stdout) == (3, "from-target\n")
+    # the programs the script's processes run: held at an exec, a process is env (#!/usr/bin/env bash) or bash
+    chain = {p for name in ("env", "bash") for p in (shutil.which(name), os.path.realpath(shutil.which(name)))}
     held = 0
     for i in range(6):
         out = gotrace_cli("bind", "--backend", "dtrace", "-o", str(tmp_path / f"s{i}"), "--", str(shim), timeout=180)
@@ -277,7 +280,7 @@ def test_a_process_a_hung_dtrace_holds_is_let_go(tmp_path):
         meta = json.loads((tmp_path / f"s{i}" / "meta.json").read_text())
         for r in meta["dtrace"]["released"]:
             held += 1
-            assert r["exe"] in ("/usr/bin/bash", "/bin/bash") and r["held_s"] >= 10, r
+            assert r["exe"] in chain and r["held_s"] >= 10, r
             assert meta["complete"] is False and str(r["pid"]) in meta["incomplete_reason"]
     uprobes = open("/sys/kernel/tracing/uprobe_events").read()
     left = [int(p) for p in re.findall(r"dt_(\d+)_dtrace/", uprobes)]
@@ -335,3 +338,72 @@ def test_the_watchdog_lets_go_only_after_its_limit(monkeypatch):
     finally:
         if stand_in.poll() is None:
             stand_in.kill()
+
+
+def test_a_lookup_printed_before_its_exec_is_named_by_the_program_exec_d():
+    """Each dtrace switches its own buffers: a process's dtrace may print a lookup before the tree's dtrace
+    prints the exec that started the program. Seen here, in this order, from `gotrace bind -b dtrace --
+    dlsymwait GO zlibVersion` (tests/csrc/why/dlsymwait.c, LD_PRELOAD=libz.so.1): its S line (ts ...903192)
+    read before the tree's E (ts ...244403), and the event's exe came out null. A record waits until the
+    tree has printed one TREE_PAST_NS past it (its heartbeat comes every 50 ms) — the process's own later
+    records do not count — then is named by the program its pid ran at its time: the root's (a thread's
+    lookup too), and a forked child's own after its exec (E), not its parent's."""
+    import types
+
+    from tracer.capture.dtrace import follow
+    from tracer.capture.dtrace.fleet import Fleet
+    from tracer.capture.dtrace.names import Names
+    from tracer.capture.dtrace.plan import Plan
+
+    written = []
+    run = follow.Follow(Plan("dtrace", False), Fleet(),
+                        DtraceDecoder(lambda pid, addr: "/usr/lib/x86_64-linux-gnu/libz.so.1.2.13"),
+                        types.SimpleNamespace(sink=written.append), 8410, Names(False))
+
+    def exes() -> list:
+        run._flush(force=True)
+        return [e for t in written for e in t.column("exe").to_pylist()]
+
+    first = 375044903192
+    for label, line in (("tree", "READY\t8410"), ("8410", "READY\t8410"),
+                        ("8410", f"S\t{first}\t8410\t8410\t16415\t0\t7f36d3653520\t55d36099a1ac\tzlibVersion"),
+                        ("8410", f"S\t{first + 2 * follow.TREE_PAST_NS}\t8410\t8412\t16415\t0\t7f36d3653520\t"
+                                 "55d36099a1ac\tzlibVersion"),
+                        ("tree", "E\t375044244403\t8410\t8404\t/tmp/dsw"),
+                        ("tree", f"T\t{first + follow.TREE_PAST_NS - 1}")):
+        run._take(label, line)
+    assert exes() == []  # the tree has not got far enough past either lookup: both held
+    run._take("tree", f"T\t{first + follow.TREE_PAST_NS}")
+    assert exes() == ["/tmp/dsw"]
+    run._take("tree", f"T\t{first + 3 * follow.TREE_PAST_NS}")
+    assert exes() == ["/tmp/dsw", "/tmp/dsw"]  # a thread (tid 8412) of the same process
+    for label, line in (("tree", "F\t375110000000\t8410\t8411"),
+                        ("8411", "S\t375112000000\t8411\t8411\t9000\t0\t7f36d3653520\t55d36099a1ac\tzlibVersion"),
+                        ("tree", "E\t375111000000\t8411\t8410\t/usr/bin/child"), ("tree", "T\t375150000000")):
+        run._take(label, line)
+    assert exes() == ["/tmp/dsw", "/tmp/dsw", "/usr/bin/child"]
+    run._take("8411", "S\t375160000000\t8411\t8411\t9000\t0\t7f36d3653520\t55d36099a1ac\tzlibVersion")
+    run._settle(force=True)  # the command is done: what is held is written, named as known
+    assert exes() == ["/tmp/dsw", "/tmp/dsw", "/usr/bin/child", "/usr/bin/child"]
+
+
+def test_macos_binds_wait_for_dylds_log_and_dlsyms_do_not():
+    """On macOS (not run on macOS) a B or R record names images by the headers dyld's log gives at the end:
+    Follow keeps those lines back whole (drain_rest decodes them then); an S record is decoded as it comes."""
+    import types
+
+    from tracer.capture.dtrace.fleet import Fleet
+    from tracer.capture.dtrace.follow import Follow
+    from tracer.capture.dtrace.names import Names
+    from tracer.capture.dtrace.plan import Plan
+
+    written = []
+    run = Follow(Plan("dtrace", True), Fleet(), DtraceDecoder(lambda pid, addr: "/usr/lib/libSystem.B.dylib"),
+                 types.SimpleNamespace(sink=written.append), 500, Names(True))
+    bind = "B\t1000\t500\t500\t700\t100000000\t180000000\t10\t0\t_malloc"
+    run._take("500", bind)
+    run._take("500", "S\t2000\t500\t500\t900\t0\t7f0000001000\t100001000\t_objc_msgSend")
+    run._settle(force=True)
+    run._flush(force=True)
+    assert run.deferred == [bind]
+    assert [t for table in written for t in table.column("symbol").to_pylist()] == ["_objc_msgSend"]

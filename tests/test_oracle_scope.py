@@ -167,3 +167,72 @@ def test_independent_dlopens_each_search_their_own_scope(tmp_path):
         assert os.path.basename(lk["chosen"]) == provider and lk["agrees"] is True, lk["reason"]
         assert lk["searched"] == want["searched"]
 
+
+
+def test_preloads_the_kernel_names_otherwise_are_the_preloads(tmp_path):
+    """DTrace on Linux names each object as /proc/PID/maps does, symlinks resolved: the preload libz.so.1 is
+    libz.so.1.2.13 there, and DIR/link/libpre.so (link -> real) DIR/real/libpre.so. With
+    LD_PRELOAD="libz.so.1 DIR/link/libpre.so", dlsymwait dlsyms zlibVersion and pick from RTLD_DEFAULT:
+    glibc searched dlsymwait, libz.so.1, then libpre.so and bound pick there (LD_DEBUG=symbols,bindings of
+    the same run). `why pick` of the DTrace session gives that search, the same files, and agrees with it;
+    `why --library` of either preload names one object, preloaded — not a second object of the given
+    name, which the replay would search as well. The program lives until the test has read its
+    records in the session's parts (dtrace names addresses while the process lives)."""
+    import sys
+    import time
+
+    import pyarrow.parquet as pq
+    from test_dtrace import require_dtrace
+
+    require_dtrace()
+    bins = build(tmp_path / "bins")
+    (tmp_path / "real").mkdir()
+    shutil.copy(bins["libpre"], tmp_path / "real" / "libpre.so")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    prog = tmp_path / "dlsymwait"
+    subprocess.run(["gcc", "-O0", "-o", str(prog), str(CSRC / "why" / "dlsymwait.c")], check=True)
+    go, session, log = tmp_path / "go", tmp_path / "s", tmp_path / "ld"
+    preload = f"libz.so.1 {tmp_path}/link/libpre.so"
+    env = {**os.environ, "LD_PRELOAD": preload, "LD_DEBUG": "symbols,bindings", "LD_DEBUG_OUTPUT": str(log)}
+    run = subprocess.Popen([sys.executable, "-m", "tracer", "bind", "-q", "-b", "dtrace", "-o", str(session), "--",
+                            str(prog), str(go), "zlibVersion", "pick"], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        seen: set = set()
+        deadline = time.monotonic() + 120
+        while seen < {"zlibVersion", "pick"} and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+            for part in (session / "events").glob("part-*.parquet"):
+                try:
+                    seen |= set(pq.read_table(part, columns=["symbol"]).column("symbol").to_pylist())
+                except Exception:  # a part being written
+                    pass
+    finally:
+        go.touch()
+        out, err = run.communicate(timeout=300)
+    assert run.returncode == 0, err
+    theirs = [b for path in tmp_path.glob("ld.*") for b in ld_debug_bindings(path.read_text())
+              if b["symbol"] == "pick" and os.path.basename(b["requester"]) == "dlsymwait"]
+    assert [os.path.basename(x) for x in theirs[0]["searched"]] == ["dlsymwait", "libz.so.1", "libpre.so"], theirs
+    (lk,) = [lk for lk in json.loads(gotrace_cli("why", "--json", str(session), "pick").stdout)["lookups"]]
+    assert [os.path.realpath(x) for x in lk["searched"]] == [os.path.realpath(x) for x in theirs[0]["searched"]]
+    assert os.path.realpath(lk["chosen"]) == os.path.realpath(theirs[0]["provider"]) and lk["agrees"] is True, lk
+    for name, given, file in (("libz.so.1", "libz.so.1", theirs[0]["searched"][1]),
+                              ("libpre.so", f"{tmp_path}/link/libpre.so", theirs[0]["searched"][2])):
+        res = gotrace_cli("why", "--json", "--library", name, str(session))
+        assert res.returncode == 0, res.stderr
+        (load,) = json.loads(res.stdout)["loads"]
+        assert (load["how"], load["asked_as"], os.path.realpath(load["path"])) == ("preload", given, os.path.realpath(file))
+    # a DTrace session written before its records waited for the exec's: every event's program null; why
+    # takes each pid's program from the processes table, and gives the same answer
+    import pyarrow as pa
+
+    old = tmp_path / "old"
+    shutil.copytree(session, old)
+    for part in (old / "events").glob("part-*.parquet"):
+        table = pq.read_table(part)
+        i = table.schema.get_field_index("exe")
+        pq.write_table(table.set_column(i, table.schema.field(i), pa.nulls(len(table), table.schema.field(i).type)), part)
+    (again,) = json.loads(gotrace_cli("why", "--json", str(old), "pick").stdout)["lookups"]
+    assert (again["searched"], again["chosen"], again["agrees"]) == (lk["searched"], lk["chosen"], True)
+    assert len(json.loads(gotrace_cli("why", "--json", "--library", "libpre.so", str(old)).stdout)["loads"]) == 1

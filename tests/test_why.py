@@ -1012,3 +1012,37 @@ def test_an_imported_ld_debug_log_without_images_replays_the_objects_its_lookups
     (ld,) = why(tmp_path / "s", "--library", "libquiet.so")["loads"]
     assert ld["found"] is True and real(ld["hit"]) == real(srch["last_tried"]), ld
     assert [s["source"] for s in ld["search"]] == [src for src, _dirs in srch["places"]]
+
+
+def test_a_lookup_the_kernels_vdso_fails_is_no_failure(verbins, tmp_path):
+    """glibc asks the kernel's vDSO for each system call's fast entry point (dl_vdso_vsym) and, when the vDSO
+    has none, makes the system call itself (glibc 2.36's sysdeps/unix/sysv/linux/sysdep-vdso.h: INLINE_VSYSCALL
+    takes the syscall path for a NULL entry). This kernel's vDSO defines all five that glibc asks for
+    (LD_DEBUG=symbols,bindings: each bound to linux-vdso.so.1), so the run of an older kernel, where
+    __vdso_getcpu's lookup fails, is this machine's bpf session with that one event made a failure, as the
+    probes record one (no provider). `why` says the vDSO lacks it and that nothing fails — not that the
+    requester is gone."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    argv = [str(verbins["verprog"])]
+    asked = {b["symbol"] for b in ld_debug_bindings(ld_debug(argv, {}, "symbols,bindings"))
+             if b["requester"] == b["provider"] == "linux-vdso.so.1"}
+    assert "__vdso_getcpu" in asked and len(asked) == 5, asked
+    assert record("bpf", argv, {}, tmp_path / "s").returncode == 0
+    hit = 0
+    for part in (tmp_path / "s" / "events").glob("part-*.parquet"):
+        table = pq.read_table(part)
+        failed = pa.array([s == "__vdso_getcpu" for s in table.column("symbol").to_pylist()])
+        hit += sum(failed.to_pylist())
+        for name, value in (("provider", None), ("resolved", False)):
+            i = table.schema.get_field_index(name)
+            col = table.column(i).to_pylist()
+            table = table.set_column(i, table.schema.field(i), pa.array(
+                [value if f else c for f, c in zip(failed.to_pylist(), col)], table.schema.field(i).type))
+        pq.write_table(table, part)
+    assert hit == 1
+    (lk,) = Why(tmp_path / "s").symbol("__vdso_getcpu")["lookups"]
+    assert lk["requester"] == "linux-vdso.so.1" and lk["chosen"] is None and lk["searched"] == ["linux-vdso.so.1"]
+    assert "does not define __vdso_getcpu" in lk["reason"] and "nothing fails" in lk["reason"], lk["reason"]
+    assert "gone" not in lk["reason"]

@@ -156,6 +156,31 @@ def images_by_pid(rows: Iterable[dict]) -> dict[int, list[str]]:
     return out
 
 
+def programs_named(events, processes):
+    """The events, each whose program the backend left null (a DTrace session written before its records
+    waited for the tree's exec records) named by the image its pid ran at its time, as the processes
+    table says (the last one started by then, else its first): otherwise its lookups would be replayed
+    in a scope that begins with no program."""
+    missing = events["exe"].isna() if "exe" in events.columns else None
+    if missing is None or not missing.any() or processes is None or not len(processes):
+        return events
+    ran: dict[int, list[tuple[int, str]]] = {}
+    for pid, exe, start in processes[["pid", "exe", "start_ns"]].astype(object).itertuples(index=False):
+        if isinstance(exe, str):
+            ran.setdefault(int(pid), []).append((int(start) if start == start and start is not None else 0, exe))
+
+    def program(pid, ts) -> str | None:
+        images = sorted(ran.get(int(pid), []))
+        started = [exe for start, exe in images if ts is None or ts != ts or start <= ts]
+        return started[-1] if started else (images[0][1] if images else None)
+
+    out = events.copy()
+    out["exe"] = out["exe"].astype(object)
+    ts = out["ts_ns"] if "ts_ns" in out.columns else [None] * len(out)
+    out.loc[missing, "exe"] = [program(p, t) for p, t in zip(out.loc[missing, "pid"], ts[missing])]
+    return out
+
+
 def lookup_images(events, listed: dict[int, list[str]]) -> dict[tuple[int, str], list[str]]:
     """(pid, exe) -> the objects its lookups name (requesters, then providers, in their first order), for a
     process the images table lists nothing of (DTrace on Linux, an imported LD_DEBUG=bindings log): each

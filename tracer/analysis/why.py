@@ -30,7 +30,8 @@ from typing import Any
 from ..binary.elf_dynsyms import Definition
 from ..session.reader import Session, frame_rows
 from .objects import KeptObjects
-from .scope import VDSO_NAMES, Loaded, Process, build_process, images_by_pid, loader_envs, lookup_images, process_key
+from .scope import (VDSO_NAMES, Loaded, Process, build_process, images_by_pid, loader_envs, lookup_images, process_key,
+                    programs_named)
 from .translator import as_translator, replay_programs
 from .why_macho import explain_macho
 
@@ -290,6 +291,11 @@ def _reason(proc, requester, symbol, version, kind, provider, replay, agrees, ca
     skipped = [c for c in candidates if not c["accepted"]]
     tail = "".join(f"; {os.path.basename(c['path'])} passed over: {c['rejected']}" for c in skipped)
     if provider is None:
+        lo = proc.objects.get(requester)
+        if lo is not None and lo.how == "vdso":
+            return (f"the vDSO of the run's kernel does not define {sym}: glibc asks it for that system call's fast "
+                    "entry point at start-up (dl_vdso_vsym) and, finding none, makes the system call itself — nothing "
+                    "fails (a kernel older than the glibc, or built without it)")
         if replay is None:
             gone = f" ({len(unreadable)} of them unreadable now)" if unreadable else ""
             return f"no object in the scope defines {sym}{gone}{tail}; {_miss(proc, requester, symbol, kind)}"
@@ -360,7 +366,7 @@ def first_lookups(s: Session, pids: set[int]) -> dict[int, dict[str, int]]:
 
 def why_symbol(s: Session, symbol: str, pid: int | None = None) -> dict[str, Any]:
     """Every recorded lookup of ``symbol`` (of process ``pid``), grouped per process, explained."""
-    ev = s.events
+    ev = programs_named(s.events, s.processes)
     rows = ev[ev["symbol"].astype(str) == symbol]
     if pid is not None:
         rows = rows[rows["pid"] == pid]

@@ -15,7 +15,8 @@ from typing import Any
 from ..session.reader import Session, frame_rows
 from .libsearch import search
 from .objects import KeptObjects
-from .scope import Loaded, Process, build_process, images_by_pid, loader_envs, lookup_images, process_key
+from .scope import (Loaded, Process, build_process, images_by_pid, loader_envs, lookup_images, process_key,
+                    programs_named)
 from .why import first_lookups
 
 HOW = {
@@ -74,7 +75,7 @@ def why_library(s: Session, name: str, pid: int | None = None) -> dict[str, Any]
     top_env = dict(s.meta.get("loader_env") or {})
     cwd = s.meta.get("cwd")
     images = images_by_pid(frame_rows(s.images))
-    unlisted = lookup_images(s.events, images)  # a backend that lists no images: the objects the lookups name
+    unlisted = lookup_images(programs_named(s.events, s.processes), images)  # a backend that lists no images: the objects the lookups name
     processes = frame_rows(s.processes)
     env_of = loader_envs(processes, s.meta)
     kept = KeptObjects(s.path, cwd)

@@ -109,7 +109,7 @@ class DtraceDecoder:
                 p = self.proc(int(f[2]))
                 p.end_ns, p.reason = int(f[1]), int(f[4])
                 p.ppid = p.ppid if p.ppid is not None else int(f[3])
-            elif t in ("READY", "STOP", "RESUMED", "O", ""):
+            elif t in ("READY", "STOP", "RESUMED", "O", "T", ""):
                 pass
             else:
                 self.malformed += 1

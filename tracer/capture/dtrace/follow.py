@@ -2,6 +2,7 @@
 attached to every new process, events handed to the sink."""
 from __future__ import annotations
 
+import collections
 import queue
 import threading
 import time
@@ -21,6 +22,10 @@ from .names import Names
 from .plan import Plan
 
 FLUSH_ROWS, FLUSH_S = 4096, 0.2
+# A lookup record is held until the tree's dtrace (its own buffers, switched apart from the process's)
+# has printed a record this much later than it — its heartbeat comes every 50 ms — so the exec or fork
+# that says which program made it is read first; or until it has waited HOLD_S (a tree dtrace gone quiet)
+TREE_PAST_NS, HOLD_S = 30_000_000, 2.0
 
 
 def _runs_script(path: str, exe: str) -> bool:
@@ -57,6 +62,8 @@ class Follow:
         self._closing = threading.Event()  # the command has exited: nothing new is attached
         self._thread = threading.Thread(target=self._loop, name="gotrace-dtrace-decode", daemon=True)
         self._rows: list[tuple] = []
+        self._held: collections.deque = collections.deque()  # (monotonic s, row): see TREE_PAST_NS
+        self._tree_ts = 0  # the latest time the tree's dtrace has printed
         self._last_flush = time.monotonic()
         self._lock = threading.Lock()
         self.error: BaseException | None = None
@@ -71,22 +78,42 @@ class Follow:
                 try:
                     label, line = self.fleet.lines.get(timeout=0.1)
                 except queue.Empty:
+                    self._settle(force=False)
                     self._flush(force=False)
                     continue
-                self._take(line)
+                self._take(label, line)
+            self._settle(force=True)
             self._flush(force=True)
         except BaseException as exc:
             self.error = exc
 
-    def _take(self, line: str) -> None:
+    def _take(self, label: str, line: str) -> None:
         kind = line.split("\t", 1)[0]
         if self.plan.darwin and kind in ("B", "R"):
             self.deferred.append(line)
             return
         row = self.decoder.feed(line)
+        if label == "tree":  # every record of proctree.d but READY (a pid, far below any time) starts with its time
+            try:
+                self._tree_ts = max(self._tree_ts, int(line.split("\t", 2)[1]))
+            except (IndexError, ValueError):
+                pass
         if row is not None:
-            self._rows.append(row)
-            self._flush(force=False)
+            self._held.append((time.monotonic(), row))
+        self._settle(force=False)
+        self._flush(force=False)
+
+    def _settle(self, force: bool) -> None:
+        """Move the held records the tree has caught up with into the rows to write, each named by the
+        program its pid ran at its time as known now (DtraceDecoder.exe): the process's own dtrace may
+        print a lookup before the tree's prints the exec that started that program."""
+        now = time.monotonic()
+        while self._held:
+            since, row = self._held[0]
+            if not (force or row[0] + TREE_PAST_NS <= self._tree_ts or now - since >= HOLD_S):
+                break
+            self._held.popleft()
+            self._rows.append(row[:3] + (self.decoder.exe(row[1], row[0]),) + row[4:])
 
     def on_line(self, label: str, line: str) -> None:
         """Each line as its dtrace's reader thread reads it: a new process gets its dtrace now."""
