@@ -107,10 +107,14 @@ def test_an_architecture_the_cache_does_not_list_finds_only_what_its_ld_so_takes
 OWN_LDCONFIG = [("s390x", "qemu-s390x", "s390x-linux-gnu", 22, 64),
                 ("arm64", "qemu-aarch64", "aarch64-linux-gnu", 183, 64),
                 ("armhf", "qemu-arm", "arm-linux-gnueabihf", 40, 32),
+                ("armel", "qemu-arm", "arm-linux-gnueabi", 40, 32),
                 ("ppc64el", "qemu-ppc64le", "powerpc64le-linux-gnu", 21, 64),
                 ("mips64el", "qemu-mips64el", "mips64el-linux-gnuabi64", 8, 64),
                 ("riscv64", "qemu-riscv64", "riscv64-linux-gnu", 243, 64)]
-OTHERS = [(62, 64), (62, 32), (3, 32), (183, 64), (22, 64), (40, 32), (21, 64), (8, 64), (243, 64), (43, 64), (50, 64)]
+OTHERS = [(62, 64), (62, 32), (3, 32), (183, 64), (22, 64), (40, 32), (21, 64), (8, 64), (243, 64), (43, 64), (50, 64),
+          (40, 32, "/lib/ld-linux.so.3")]
+# 32-bit ARM's ABIs by the ld.so a program names (PT_INTERP): the machine and class are the same
+ARM_LDSO = {"armel": "/lib/ld-linux.so.3", "armhf": "/lib/ld-linux-armhf.so.3"}
 
 
 @pytest.mark.parametrize("arch,qemu,triplet,machine,bits", OWN_LDCONFIG, ids=[a[0] for a in OWN_LDCONFIG])
@@ -127,7 +131,8 @@ def test_a_cache_written_by_the_machines_own_ldconfig(tmp_path, arch, qemu, trip
     from tracer.binary import ldcache
 
     require(shutil.which(qemu) is not None, f"no {qemu}: qemu-user is not installed (scripts/setup.sh)")
-    pins = [(k, w, p) for k, _s, w, p in elf_oracle.manifest() if k == "tool" and w.endswith("/" + arch)]
+    pins = [(k, w, p) for k, _s, w, p in elf_oracle.manifest() if k == "tool" and w.endswith("/" + arch)
+            and p.rsplit("/", 1)[-1].startswith("libc-bin_")]
     tool = next((t for t in (elf_oracle.unpacked_dir(*pins[0]) / d / "ldconfig" for d in ("sbin", "usr/sbin"))
                  if t.is_file()), elf_oracle.unpacked_dir(*pins[0]) / "sbin" / "ldconfig")  # trixie: /usr merged
     libs = [elf_oracle.CORPUS / "debian" / arch / pkg for pkg in ("libacl1", "zlib1g", "libzstd1")]
@@ -152,9 +157,22 @@ def test_a_cache_written_by_the_machines_own_ldconfig(tmp_path, arch, qemu, trip
         assert ldcache.parse(cache.read_bytes()) == {}  # this machine's ld.so would ignore it
     assert sorted((n, p) for (n, _flags), p in ldcache.parse(cache.read_bytes(), order).items()) == \
         sorted((n, p) for n, _w, p in want)
+    own = (machine, bits, ARM_LDSO["armel"]) if arch == "armel" else (machine, bits)
     for name, _w, path in want:
-        assert {abi: ldcache.lookup(name, *abi, str(cache)) for abi in OTHERS} == \
-            {abi: path if abi == (machine, bits) else None for abi in OTHERS}
+        assert {abi: ldcache.lookup(name, *abi[:2], str(cache), interp=abi[2] if len(abi) > 2 else None)
+                for abi in OTHERS} == {abi: path if abi == own else None for abi in OTHERS}
+    if arch in ARM_LDSO:  # the program's own search (libsearch), its ld.so named by its PT_INTERP: the cache's file
+        from tracer.analysis.libsearch import search
+        from tracer.binary import facts
+
+        getfacl = elf_oracle.CORPUS / "debian" / arch / "acl" / "bin/getfacl"
+        require(getfacl.is_file(), "the ELF corpus is not fetched: bash scripts/fetch-elf-corpus.sh")
+        prog = facts.dyn_object(str(getfacl))
+        assert prog.interpreter == ARM_LDSO[arch] and "libacl.so.1" in prog.needed  # readelf -l and -d say so too
+        steps = search("libacl.so.1", [(str(getfacl), prog, str(getfacl.parent))], {}, machine, bits, cache=str(cache))
+        # the cache's entry is tried (the file itself is in the test's root, not at that path here)
+        (cached,) = [s for s in steps if s.source == "ld.so.cache"]
+        assert cached.tried == [dict((n, p) for n, _w, p in want)["libacl.so.1"]]
 
 
 def test_a_cache_that_names_no_byte_order_is_read_in_this_machines(system_cache, tmp_path):
@@ -428,3 +446,47 @@ def test_ia64s_entries_are_those_glibcs_source_names(tmp_path):
         ldcache.entries.cache_clear()
         got[flags] = ldcache.lookup("libq.so.1", 50, 64, str(cache))
     assert got == {f: f"/usr/lib/flags-{f:04x}/libq.so.1" if f == wanted else None for f in got}
+
+
+@pytest.mark.parametrize("arch", ["armel", "armhf"])
+def test_arms_own_ld_so_takes_the_entries_gotrace_gives_it(tmp_path, arch):
+    """32-bit ARM's two ABIs share machine and class; their ld.so tell them apart. Each one's own glibc 2.36
+    ld.so (Debian's libc6 of that architecture, a `tool` pin, run by qemu-arm), loading the corpus' libacl.so.1
+    of that architecture, with a cache naming libc.so.6 under one flag at a time as its /etc/ld.so.cache:
+    it tries the cache's file (LD_DEBUG=libs) exactly when gotrace's lookup, given that ld.so as the
+    program's PT_INTERP, gives the file — soft-float's takes FLAG_ARM_LIBSF entries, hard-float's
+    FLAG_ARM_LIBHF ones, both unmarked libc6 ones. Before, an armel program was given armhf's."""
+    import os
+
+    import elf_oracle
+
+    from tracer.binary import ldcache
+
+    require(shutil.which("qemu-arm") is not None, "no qemu-arm: qemu-user is not installed (scripts/setup.sh)")
+    pin = [(k, w, p) for k, _s, w, p in elf_oracle.manifest() if k == "tool" and w.endswith("/" + arch)
+           and os.path.basename(p).startswith("libc6_")]
+    libc6 = elf_oracle.unpacked_dir(*pin[0])
+    ldso = libc6 / ARM_LDSO[arch].lstrip("/")
+    acl = sorted((elf_oracle.CORPUS / "debian" / arch / "libacl1").rglob("libacl.so.1.*"))
+    require(ldso.is_file() and bool(acl), "the ELF corpus is not fetched: bash scripts/fetch-elf-corpus.sh")
+    triplet = "arm-linux-gnueabihf" if arch == "armhf" else "arm-linux-gnueabi"
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    cache = root / "etc/ld.so.cache"
+    theirs, ours = {}, {}
+    for flags in sorted({*FLAGS, 0x0B03, 0x0903}):
+        given = f"/usr/lib/flags-{flags:04x}/libc.so.6"
+        (root / given[1:]).parent.mkdir(parents=True)
+        shutil.copy(libc6 / "lib" / triplet / "libc.so.6", root / given[1:])
+        cache.write_bytes(_cache_file([(flags, "libc.so.6", given)], "little", ldcache.ENDIAN_LITTLE))
+        run = subprocess.run(["qemu-arm", "-E", "LD_DEBUG=libs", "-L", str(root), str(ldso), "--list", str(acl[0])],
+                             capture_output=True, text=True, env={k: v for k, v in os.environ.items() if k != "LD_DEBUG"})
+        search = run.stderr.split("find library=libc.so.6", 1)[1]
+        assert " search cache=/etc/ld.so.cache" in search, run.stderr
+        tried = re.search(r"search cache=\S+\n\s*\d*:?\s*trying file=(\S+)", search)
+        theirs[flags] = tried[1] if tried else None
+        ldcache.entries.cache_clear()
+        ours[flags] = ldcache.lookup("libc.so.6", 40, 32, str(cache), interp=ARM_LDSO[arch])
+    assert ours == theirs
+    assert {f for f, v in theirs.items() if v} == {0x0003, 0x0B03 if arch == "armel" else 0x0903}  # the premise
+

@@ -383,3 +383,33 @@ def test_a_part_of_any_size_loses_the_translators_rows(rows):
         kept = _without(part, lambda e: e == "/usr/bin/qemu-aarch64")
         assert kept["n"].to_pylist() == [i for i, e in enumerate(exes) if e != "/usr/bin/qemu-aarch64"]
         assert _without(part, None).num_rows == rows
+
+
+def test_a_dlopened_plugins_own_definition_passed_over_is_counted_without_images(tmp_path):
+    """opener dlopens libownputs.so, whose ownputs() calls puts, which the plugin itself defines: the call's
+    lookup searches the global scope first and binds to libc.so.6's (LD_DEBUG=bindings; the program prints
+    "ownputs=y", the real puts having run). An imported LD_DEBUG=bindings log lists no images, and the
+    report used to replay such a process with its executable's DT_NEEDED objects alone: the plugin, known
+    to nothing else, was missing, and its lookup never counted. Now it is, as glibc's account and readelf
+    say, and as the ld-debug backend's session (which lists images) says."""
+    bins = build(tmp_path / "why")
+    plugin = tmp_path / "libownputs.so"
+    subprocess.run(["gcc", "-O0", "-shared", "-fPIC", "-o", str(plugin), str(ROOT / "tests/csrc/why/ownputs.c")],
+                   check=True)
+    argv = [str(bins["opener"]), str(plugin), "ownputs"]
+    logs = tmp_path / "ld"
+    logs.mkdir()
+    run = subprocess.run(argv, env={**os.environ, "LD_DEBUG": "bindings", "LD_DEBUG_OUTPUT": str(logs / "ld")},
+                         capture_output=True, text=True)
+    assert (run.returncode, run.stdout) == (0, "dlopen ok\nfrom the plugin\nownputs=y\n"), run.stdout
+    theirs = oracle(argv)
+    assert ("puts", "libc.so.6", "libownputs.so") in theirs["interposed"]
+    out = gotrace_cli("import", "ld-debug", str(logs), "-o", str(tmp_path / "imported"))
+    assert out.returncode == 0, out.stderr
+    recorded = gotrace_cli("bind", "-q", "-b", "ld-debug", "-o", str(tmp_path / "s"), "--", *argv)
+    assert recorded.returncode == 0, recorded.stderr
+    for session in (tmp_path / "imported", tmp_path / "s"):
+        mine = report(session)
+        assert {(r["symbol"], r["provider"], r["requester"]): r["lookups"] for r in mine["top"]} == Counter(
+            theirs["interposed"]), (session.name, mine)
+        assert mine["replayed"] == theirs["replayed"] and mine["disagreed"] == 0, (session.name, mine, theirs)

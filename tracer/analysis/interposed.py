@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 
 from ..heavy import pa, pc
 from .objects import KeptObjects
-from .scope import Process, build_process, images_by_pid, loader_envs, process_key
+from .scope import Process, build_process, images_by_pid, loader_envs, lookup_images, process_key
 from .translator import as_translator, replay_programs
 from .why import explain
 
@@ -59,6 +59,24 @@ def interposed_lookups(parts: Callable[[list[str]], Iterable[pa.Table]], images:
     # one process model per program, its objects and its loader variables: 200 runs of one program are one model
     built: dict[tuple, tuple[Process, set[str]]] = {}
     shape: dict[tuple, tuple] = {}  # (pid, exe): a pid runs one program image after another
+    # a process the images table lists nothing of (DTrace on Linux, an imported LD_DEBUG=bindings log): the
+    # objects its lookups name, a dlopen'ed one included (scope.lookup_images, as why replays it)
+    named: dict[tuple, list[str]] = {}
+    listed = pa.array(sorted(by_pid), pa.int64())
+    for part in parts(["pid", "exe", "requester", "provider"]):
+        part = _without(part, translators)
+        rest = part.filter(pc.invert(pc.fill_null(pc.is_in(part["pid"].cast(pa.int64()), value_set=listed), False)))
+        if rest.num_rows:
+            for key, names in lookup_images(rest.to_pandas(), {}).items():
+                have = named.setdefault(key, [])
+                have += [n for n in names if n not in have]
+    for (pid, exe), names in named.items():
+        env = env_of(pid, exe)
+        program, = as_translator(host, pid, exe)  # a translator's own lookups: its scope, not the guest's
+        key = shape[(pid, exe)] = process_key(kept, pid, str(program), names, env)
+        if key not in built:
+            proc = build_process(str(program), names, env, cwd, resolve=kept.for_pid(pid))
+            built[key] = proc, _multiply_defined(proc)
     for part in parts(["pid", "exe"]):
         pairs = _without(part, translators).group_by(["pid", "exe"]).aggregate([])
         for pid, exe in zip(pairs["pid"].to_pylist(), pairs["exe"].to_pylist()):

@@ -171,7 +171,7 @@ def search(name: str, chain: list[tuple[str, object, str | None]], env: dict[str
         if done():
             return steps
     nodeflib = asker is not None and asker.nodeflib
-    found = ldcache.lookup(name, machine, bits, cache, ldso_dirs.hwcaps_searched(interp))
+    found = ldcache.lookup(name, machine, bits, cache, ldso_dirs.hwcaps_searched(interp), interp)
     step = Step("ld.so.cache", [cache])
     if found:
         step.tried.append(found)

@@ -10,6 +10,7 @@ library listed under the same name (both are on multiarch systems).
 from __future__ import annotations
 
 import functools
+import os
 import struct
 import sys
 
@@ -19,13 +20,16 @@ NEW_MAGIC = b"glibc-ld.so.cache1.1"
 # machine and class (sysdeps/unix/sysv/linux/*/dl-cache.h, flag values from
 # sysdeps/generic/ldconfig.h). x86-64, x32 (EM_X86_64 in ELFCLASS32), AArch64, ppc64, s390x
 # (FLAG_S390_LIB64, not MIPS n32's 0x0600), SPARC64, IA-64, RISC-V's double-float ABI and MIPS
-# n64 (legacy NaN) take their own flag only; 32-bit ARM takes hard-float (FLAG_ARM_LIBHF, Debian's
-# armhf; armel's soft-float ld.so takes 0x0B03 instead, which the machine alone does not tell) or
-# an unmarked libc6 entry; every other ABI glibc's generic check: FLAG_ELF (1) or libc6 (3) — so an
-# i386 program, or one of a machine with no flag of its own, never takes an x86-64 entry.
+# n64 (legacy NaN) take their own flag only; 32-bit ARM takes its float ABI's flag or an unmarked
+# libc6 entry — hard-float's (FLAG_ARM_LIBHF, Debian's armhf) here, soft-float's (ARM_SOFT_FLOAT) for a
+# program whose ld.so is the soft-float one; every other ABI glibc's generic check: FLAG_ELF (1) or
+# libc6 (3) — so an i386 program, or one of a machine with no flag of its own, never takes an x86-64 entry.
 ACCEPTS = {(62, 64): {0x0303}, (62, 32): {0x0803}, (183, 64): {0x0A03}, (21, 64): {0x0503}, (22, 64): {0x0403},
            (43, 64): {0x0103}, (50, 64): {0x0203}, (243, 64): {0x1003}, (8, 64): {0x0703}, (40, 32): {0x0903, 0x0003}}
 GENERIC = {0x0001, 0x0003}
+# The machine does not tell 32-bit ARM's two ABIs apart, their ld.so does: Debian armel's soft-float one
+# is /lib/ld-linux.so.3 (armhf's /lib/ld-linux-armhf.so.3), and takes FLAG_ARM_LIBSF (0x0B00) entries
+ARM_SOFT_FLOAT, ARM_SOFT_FLOAT_LDSO = {0x0B03, 0x0003}, "ld-linux.so.3"
 # Machines whose Linux ABIs are big-endian only (s390x, SPARC): their ld.so reads the cache in that
 # order; every other machine here is taken as little-endian (ppc64el, not ppc64; aarch64, not aarch64_be)
 BIG_ENDIAN = {22, 2, 43}
@@ -130,13 +134,22 @@ def _named(path: str, byteorder: str) -> dict[tuple[str, int], list[tuple[str, s
         return {}
 
 
-def lookup(name: str, machine: int, bits: int, path: str = CACHE, hwcaps: tuple[str, ...] = ()) -> str | None:
+def accepts(machine: int, bits: int, interp: str | None = None) -> set[int]:
+    """The entry flags the ld.so of a program of this ELF machine and class (and PT_INTERP) takes."""
+    if (machine, bits) == (40, 32) and interp and os.path.basename(interp) == ARM_SOFT_FLOAT_LDSO:
+        return ARM_SOFT_FLOAT
+    return ACCEPTS.get((machine, bits), GENERIC)
+
+
+def lookup(name: str, machine: int, bits: int, path: str = CACHE, hwcaps: tuple[str, ...] = (),
+           interp: str | None = None) -> str | None:
     """Where the cache says ``name`` is for an object of this ELF machine and class: as that
     machine's ld.so reads the file (an s390x program's, under qemu-user here, ignores a
     little-endian cache). ``hwcaps``: the glibc-hwcaps subdirectories that ld.so searches on this
-    CPU, best first (ldso_dirs.hwcaps_searched): a copy in the best of them is taken first."""
+    CPU, best first (ldso_dirs.hwcaps_searched): a copy in the best of them is taken first.
+    ``interp``: the program's PT_INTERP, which tells 32-bit ARM's float ABIs apart."""
     order = "big" if machine in BIG_ENDIAN else "little"
-    want = ACCEPTS.get((machine, bits), GENERIC)
+    want = accepts(machine, bits, interp)
     if hwcaps:
         copies = [(hwcaps.index(sub), found) for (key, flags), rows in _named(path, order).items()
                   if key == name and flags in want for sub, found in rows if sub in hwcaps]
