@@ -100,6 +100,8 @@ TESTS: dict[str, list[str]] = {
     "tracer/capture/bpftrace/lines.py": ["tests/test_tracer_stream.py", "tests/test_oracle_kinds.py -k 'bpf or bpftrace'",
                                          "tests/test_bpf_backend.py", "tests/test_kept_objects.py -k 'deleted and bpf'"],
     "tracer/capture/dtrace/decode.py": ["tests/test_oracle_dtrace_records.py", "tests/test_dtrace.py"],
+    "tracer/capture/dtrace/follow.py": ["tests/test_dtrace.py", "tests/test_oracle_scope.py -k kernel_names"],
+    "tracer/capture/ifunc_kinds.py": ["tests/test_ifunc_kinds.py"],
     "tracer/capture/imported.py": ["tests/test_oracle_import.py", "tests/test_import.py", "tests/test_oracle_tangled.py"],
     # binary/: ELF and Mach-O files
     "tracer/binary/elf.py": ["tests/test_inspect.py", "tests/test_check.py", "tests/test_bad_binaries.py",

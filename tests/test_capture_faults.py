@@ -245,3 +245,34 @@ def test_a_full_disk_says_its_counts_are_lower_bounds(backend, tmp_path):
     assert f"{meta['events_dropped']:,} recorded bindings were never saved" in out.stderr
     assert "statically linked" not in out.stderr  # silence that is the disk's, not the programs'
     assert f"at least {saved:,} binding" in text and "lower bound" in text
+
+
+def test_an_internal_error_after_the_command_ran_keeps_the_session(tmp_path, monkeypatch):
+    """A backend that fails after the command has run, before any binding was recorded (here: a static
+    program, which never starts ld.so, so LD_DEBUG records nothing; the ld-debug backend made to raise once
+    the command is done). The command did run — its own file says so — and the session is kept, marked
+    failed with the error, not removed as if nothing had run. A refusal before the command runs (a missing
+    command) still leaves no session behind."""
+    from tracer.capture.ld_debug import backend as ld_backend
+    from tracer.errors import GotraceError
+
+    prog = tmp_path / "static"
+    (tmp_path / "static.c").write_text('#include <stdio.h>\nint main(int c, char **v) { FILE *f = fopen(v[1], "w");'
+                                       ' fputs("ran", f); fclose(f); return 0; }\n')
+    require(subprocess.run(["gcc", "-static", "-o", str(prog), str(tmp_path / "static.c")]).returncode == 0,
+            "gcc -static cannot link here (libc6-dev's libc.a)")
+    real = ld_backend.LdDebugBackend.capture
+
+    def broken(self, request):
+        real(self, request)
+        raise RuntimeError("a bug after the run")
+
+    monkeypatch.setattr(ld_backend.LdDebugBackend, "capture", broken)
+    with pytest.raises(RuntimeError):
+        bind([str(prog), str(tmp_path / "mark")], out=tmp_path / "s", backend="ld-debug")
+    assert (tmp_path / "mark").read_text() == "ran"
+    meta = json.loads((tmp_path / "s" / "meta.json").read_text())
+    assert meta["complete"] is False and "RuntimeError: a bug after the run" in meta["failure"]
+    with pytest.raises(GotraceError):
+        bind([str(tmp_path / "no-such-program")], out=tmp_path / "t", backend="ld-debug")
+    assert not (tmp_path / "t").exists()

@@ -378,8 +378,10 @@ def _ctrl_c_on_a_script(tmp_path, prefix: list[str]) -> tuple[int, str]:
     fifo, out = tmp_path / "go-on", tmp_path / "built"
     os.mkfifo(fifo)
     job = [*prefix, "sh", "-c", 'read x < "$0"; ls / > /dev/null; echo built > "$1"', str(fifo), str(out)]
-    script = (" ".join(shlex.quote(a) for a in job) + " 2>" + shlex.quote(str(tmp_path / "job.err"))
-              + " &\npid=$!\ntrap '' INT\nwait $pid\necho \"job $?\"\n")  # the script itself outlives the Ctrl-C
+    # the script itself outlives the Ctrl-C: it ignores SIGINT before it starts the job (set after, a signal
+    # sent once the job has the FIFO open could reach the script before its trap: no "job" line)
+    script = ("trap '' INT\n" + " ".join(shlex.quote(a) for a in job) + " 2>" + shlex.quote(str(tmp_path / "job.err"))
+              + " &\npid=$!\nwait $pid\necho \"job $?\"\n")
     proc = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, text=True,
                             start_new_session=True)  # the script leads its group, as a terminal's job would
     with open(fifo, "w") as w:  # the command is running, reading the FIFO

@@ -11,8 +11,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 import oracles
-from conftest import gotrace_cli, require
+from conftest import gotrace_cli, require, require_backend
 from linkbins import build, build_dlopens
 from oracles import ld_debug_bindings
 
@@ -140,12 +142,16 @@ def test_a_library_of_the_vdsos_soname_dlopened_by_path_is_not_the_vdso(tmp_path
     assert loads["dlopen"]["path"] == str(copy)
 
 
-def test_independent_dlopens_each_search_their_own_scope(tmp_path):
+@pytest.mark.parametrize("backend", ["ld-debug", "bpf", "bpftrace", "lldb"])
+def test_independent_dlopens_each_search_their_own_scope(tmp_path, backend):
     """openall dlopens libcycone.so (DT_NEEDED libcyctwo.so, which needs libcycone.so back: a cycle,
     readelf -d), then libplug.so (needs libb.so, which alone defines pick), then libbroken.so, whose
     DT_NEEDED libgone.so is gone: that dlopen fails and the program exits 3 (its own status). Oracle:
     LD_DEBUG=symbols,bindings of the same command — libplug.so's pick is looked up in the global scope,
-    then libplug.so and libb.so, not in libcycone.so's scope; libcycone.so's two() in its own scope.
+    then libplug.so and libb.so, not in libcycone.so's scope; libcycone.so's two() in its own scope, and
+    libcyctwo.so's one() in libcycone.so's too (libcycone.so first: dlopen asked for it, and each object of
+    that load searches the root's scope — though each of the two needs the other). Every backend: the images
+    of bpf, bpftrace and lldb are not in load order, and the cycle's root is told by its relocation, last.
     `why` names the same objects searched and agrees; the cycle and the dependency found nowhere end
     the scope's walk (glibc loads each name once)."""
     require(shutil.which("gcc") is not None, "gcc is not installed")
@@ -156,9 +162,11 @@ def test_independent_dlopens_each_search_their_own_scope(tmp_path):
     glibc = subprocess.run(argv, env=dict(os.environ, LD_DEBUG="symbols,bindings"), capture_output=True, text=True)
     assert glibc.returncode == 3 and glibc.stdout.count("dlopen ok") == 2 and "libgone.so" in glibc.stdout
     truth = {(os.path.basename(t["requester"]), t["symbol"]): t for t in ld_debug_bindings(glibc.stderr)}
-    res = gotrace_cli("bind", "-q", "-b", "ld-debug", "-o", str(tmp_path / "s"), "--", *argv)
+    require_backend(backend)
+    res = gotrace_cli("bind", "-q", "-b", backend, "-o", str(tmp_path / "s"), "--", *argv)
     assert res.returncode == 3, res.stderr
-    for requester, symbol, provider in (("libplug.so", "pick", "libb.so"), ("libcycone.so", "two", "libcyctwo.so")):
+    for requester, symbol, provider in (("libplug.so", "pick", "libb.so"), ("libcycone.so", "two", "libcyctwo.so"),
+                                        ("libcyctwo.so", "one", "libcycone.so")):
         want = truth[(requester, symbol)]
         assert os.path.basename(want["provider"]) == provider and want["searched"]
         out = gotrace_cli("why", str(tmp_path / "s"), symbol, "--json")
@@ -236,3 +244,17 @@ def test_preloads_the_kernel_names_otherwise_are_the_preloads(tmp_path):
     (again,) = json.loads(gotrace_cli("why", "--json", str(old), "pick").stdout)["lookups"]
     assert (again["searched"], again["chosen"], again["agrees"]) == (lk["searched"], lk["chosen"], True)
     assert len(json.loads(gotrace_cli("why", "--json", "--library", "libpre.so", str(old)).stdout)["loads"]) == 1
+    # a process that ended before dtrace's records were read: its addresses unnamed, requester and provider
+    # null (DTrace for Linux reads /proc/PID/maps while a process lives); why says so, and replays nothing
+    for part in (old / "events").glob("part-*.parquet"):
+        table = pq.read_table(part)
+        for column in ("requester", "provider"):
+            i = table.schema.get_field_index(column)
+            table = table.set_column(i, table.schema.field(i), pa.nulls(len(table), table.schema.field(i).type))
+        pq.write_table(table, part)
+    text = gotrace_cli("why", str(old), "pick")
+    assert text.returncode == 0 and "does not name the object that asked" in text.stdout, text.stdout + text.stderr
+    (unnamed,) = json.loads(gotrace_cli("why", "--json", str(old), "pick").stdout)["lookups"]
+    assert (unnamed["requester"], unnamed["agrees"], unnamed["searched"]) == (None, None, [])
+    assert (unnamed["kind"], unnamed["dlsym_forms"]) == ("dlsym", [])  # a dlsym: no form of it replayed (docs/why-json.md)
+    assert "ended before its records were read" in unnamed["reason"]

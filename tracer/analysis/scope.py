@@ -324,9 +324,18 @@ def build_process(exe: str, images: list[str], env: dict[str, str], cwd: str | N
                 if proc.objects[dep].how == "dlopen" and proc.objects[dep].asked_as is None:
                     proc.objects[dep].asked_as = need
     seen = first_seen or {}
-    proc.roots = sorted((n for n in opened if not any(proc.objects[m].how == "dlopen"
-                                                       for m in proc.objects[n].needed_by)),
-                        key=lambda n: (seen.get(n, 1 << 62), n))
+    roots = [n for n in opened if not any(proc.objects[m].how == "dlopen" for m in proc.objects[n].needed_by)]
+    covered = {m for r in roots for m in proc.local_scope(r)}
+    for name in opened:  # a DT_NEEDED cycle of dlopen'ed objects has no root above
+        if name not in covered:
+            rest = [m for m in proc.local_scope(name) if m in opened and m not in covered]
+            # dl_open_worker relocates a load's new objects in reverse order of the root's search list, the
+            # root last: the one whose first lookup came last, when each made one; else the first in the
+            # images' order (LD_DEBUG=files' is the load order)
+            root = max(rest, key=lambda m: seen[m]) if all(m in seen for m in rest) else name
+            roots.append(root)
+            covered.update(proc.local_scope(root))
+    proc.roots = sorted(roots, key=lambda n: (seen.get(n, 1 << 62), n))
     for root in proc.roots:  # l_loader of what a dlopen brought in: the first object that needed it
         for name in proc.local_scope(root)[1:]:
             lo = proc.objects[name]

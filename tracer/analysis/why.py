@@ -364,6 +364,18 @@ def first_lookups(s: Session, pids: set[int]) -> dict[int, dict[str, int]]:
     return out
 
 
+def _unnamed(symbol: str, version: str | None, kind: str, provider: str | None, backend: str | None) -> dict[str, Any]:
+    """A lookup whose requester the session does not name: no scope to replay, and why not."""
+    how = ("DTrace for Linux names an address by the process's /proc/PID/maps, read while it lives, and this "
+           "process had ended before its records were read" if backend == "dtrace" else
+           f"the {backend or 'capture'} backend recorded none")
+    return {"requester": None, "symbol": symbol, "version": version, "kind": kind, "caller": None,
+            "dlsym_forms": [] if kind == "dlsym" else None, "scope": [], "searched": [], "candidates": [],
+            "chosen": provider, "replayed": None, "agrees": None,
+            "reason": f"cannot be replayed: the session does not name the object that asked ({how})",
+            "interposed": None, "own_definition": None, "notes": [], "unreadable": []}
+
+
 def why_symbol(s: Session, symbol: str, pid: int | None = None) -> dict[str, Any]:
     """Every recorded lookup of ``symbol`` (of process ``pid``), grouped per process, explained."""
     ev = programs_named(s.events, s.processes)
@@ -392,6 +404,11 @@ def why_symbol(s: Session, symbol: str, pid: int | None = None) -> dict[str, Any
             one = explain_macho(images.get(int(p), []), str(exe), str(requester), symbol, str(kind), provider,
                                 env, cwd)
             lookups.append({"pid": int(p), "exe": exe, "lookups": n, **one})
+            continue
+        if requester is None:
+            lookups.append({"pid": int(p), "exe": exe, "lookups": n, "loader_env": env,
+                            "loader_env_recorded": env_of.recorded(p, exe),
+                            **_unnamed(symbol, version, str(kind), provider, s.meta.get("backend"))})
             continue
         program, requester, provider = as_translator(host, p, exe, requester, provider)
         mapped = images.get(int(p)) or unlisted.get((int(p), str(exe)), [])

@@ -237,14 +237,16 @@ def bind(argv: list[str], out: str | os.PathLike | None = None, backend: str = "
                           processes=len(procs),
                           **({"incomplete_reason": result.incomplete_reason} if result.incomplete_reason else {}),
                           **result.meta, **({"guest_latency": guest_timing} if guest_timing else {}))
-        elif writer.events_written == 0:
+        elif writer.events_written == 0 and isinstance(sys.exc_info()[1], GotraceError):
             keeper.finish([], [])
-            shutil.rmtree(path, ignore_errors=True)  # nothing ran: leave no half session behind
-        else:
+            shutil.rmtree(path, ignore_errors=True)  # refused before the command ran: leave no half session behind
+        else:  # an internal error may come after the command ran: what was captured, and the error, are kept
+            error = sys.exc_info()[1]
             for name, table in keeper.finish([], []).items():
                 writer.write_table(name, table)
             writer.finish(False, end_time=time.time(), end_ns=time.monotonic_ns(),
-                          failure=failure or "capture failed")
+                          failure=failure or (f"capture failed: {type(error).__name__}: {error}" if error is not None
+                                              else "capture failed"))
     # interrupted: the shell convention for the signal (130 for Ctrl-C), whatever the child did
     exit_code = 128 + result.interrupted if result.interrupted else result.exit_code
     return BindResult(session=path, exit_code=exit_code, backend=chosen.name, choice=choice,

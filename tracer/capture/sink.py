@@ -17,6 +17,7 @@ from ..analysis.tally import EventTally
 from ..heavy import pa, pd
 from ..session.writer import SessionWriter
 from .background import background_priority
+from .ifunc_kinds import IfuncKinds
 
 CHUNK_ROWS = 65536
 CHUNK_SECONDS = 2.0
@@ -63,6 +64,7 @@ class ChunkSink:
         self.lock = threading.Lock()
         self.error: BaseException | None = None
         self._queue: queue.Queue = queue.Queue()
+        self._ifunc = IfuncKinds()  # an IFUNC resolver's vDSO lookup: the kind of its binding, not dlsym
         self._writer = threading.Thread(target=self._write_loop, name="gotrace-writer", daemon=True)
         self._writer.start()
 
@@ -101,7 +103,7 @@ class ChunkSink:
                 return
             try:
                 written = self.writer.events_written
-                table = self.writer.append_events(pa.concat_tables(item))
+                table = self.writer.append_events(self._ifunc(pa.concat_tables(item)))
                 if self.writer.events_written > written:
                     self.tally.add(table)
                 if self.on_chunk is not None:
