@@ -118,3 +118,22 @@ def test_each_image_has_its_own_argv_environment_and_absolute_exe(tree, backend,
             assert [list(a) for a in rows["argv"]] == [argv]
             assert [list(e) for e in rows["loader_env"]] == [[]]
     assert list(procs.iloc[0]["argv"]) == ["sh", "-c", command]  # the root's, whole (bpftrace cuts strings)
+
+
+def test_an_argument_or_loader_variable_with_a_newline_is_kept_whole(tree, tmp_path):
+    """The bpf backend's loader writes each argument and loader variable as a line: it used to turn a newline
+    in one into a space (`perl -e 'print …, qq{\\n}'` came out with "qq{ }"). Now it escapes it, and a
+    backslash, and the decoder undoes that. Oracle: /proc/PID/cmdline and /proc/PID/environ of the program,
+    stopped; the root's argv is the command gotrace was given."""
+    require_backend("bpf")
+    d, _command = tree
+    odd = "b\nc\\d\\n"
+    command = f"LD_LIBRARY_PATH='/x\ny' ./sub/selfstop a '{odd}'"
+    s, stopped = _run("bpf", d, command, tmp_path / "s")
+    assert [x["argv"] for x in stopped] == [["./sub/selfstop", "a", odd]]  # the premise, as the kernel has it
+    assert stopped[0]["loader_env"] == ["LD_LIBRARY_PATH=/x\ny"]
+    procs = s.processes
+    (row,) = [r for _i, r in procs[procs["pid"] == stopped[0]["pid"]].iterrows() if r["argv"] is not None
+              and list(r["argv"])[:1] == ["./sub/selfstop"]]
+    assert list(row["argv"]) == stopped[0]["argv"] and list(row["loader_env"]) == stopped[0]["loader_env"]
+    assert list(procs.iloc[0]["argv"]) == ["sh", "-c", command]

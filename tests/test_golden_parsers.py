@@ -43,16 +43,20 @@ def modes_slots(tmp_path_factory) -> frozenset:
     return frozenset(n.split("@")[0] for _o, t, n in readelf_symbol_relocs(exe) if t == "R_X86_64_JUMP_SLOT")
 
 
-def ld_debug_reading(text: str, slots: dict[str, frozenset]) -> Counter:
+def ld_debug_reading(text: str, slots: dict[str, frozenset], plt_only: dict[str, frozenset] | None = None) -> Counter:
     """Each binding line of one LD_DEBUG_OUTPUT file as (pid, requester, provider, symbol, version,
     phase, kind): requester and provider by file name, as glibc prints them; the phase is start-up
     while ld.so relocates objects, run time once it calls their code (the first "calling init",
     "initialize program" or "transferring control" after a relocation), and a new image (an exec in
     the same pid) starts with ld.so setting up the vDSO (its __vdso_clock_gettime); kind: eager at
     start-up; at run time lazy for the first binding of a symbol the requester has a PLT slot for
-    (``slots``, by file name; None: not known), else dlsym."""
+    (``slots``, by file name; None: not known), else dlsym. ``plt_only``: symbols an object references
+    through PLT slots alone (readelf -r): ld.so binds none of those while it relocates that object lazily,
+    so such a binding at start-up, once the object's lazy block is done, is a call (an early initialiser's)."""
     out: Counter = Counter()
     running, bound = False, set()
+    lazy_done: set = set()  # objects relocated lazily whose block has ended
+    block = None
     for line in text.splitlines():
         m = re.match(r"^\s*(\d+):\t(.*)$", line)
         if not m:
@@ -63,6 +67,10 @@ def ld_debug_reading(text: str, slots: dict[str, frozenset]) -> Counter:
             continue
         if body.startswith("relocation processing:"):
             running = False  # an object relocated (at start-up, or loaded by dlopen): its references bind now
+            if block is not None and block[1]:
+                lazy_done.add(block[0])
+            name = body.split(":", 1)[1].strip()
+            block = (os.path.basename(name.removesuffix(" (lazy)")), name.endswith(" (lazy)"))
             continue
         b = re.match(r"^binding file (.+?) \[\d+\] to (.+?) \[\d+\]: \w+ symbol `(.*?)'(?: \[(.*)\])?$", body)
         if not b:
@@ -72,12 +80,15 @@ def ld_debug_reading(text: str, slots: dict[str, frozenset]) -> Counter:
         if running and req == prov == "linux-vdso.so.1" and sym == "__vdso_clock_gettime":
             running, bound = False, set()  # the next program's ld.so starting in this pid
         kind = None
-        if not running:
+        call = not running and req in lazy_done and sym in (plt_only or {}).get(req, ())
+        if call:
+            kind = ("lazy" if (req, sym) not in bound else "dlsym") if req in slots else None
+        elif not running:
             kind = "eager"
         elif req in slots:
             kind = "lazy" if sym in slots[req] and (req, sym) not in bound else "dlsym"
         bound.add((req, sym))
-        out[(pid, req, prov, sym, ver, "start-up" if not running else "run time", kind)] += 1
+        out[(pid, req, prov, sym, ver, "start-up" if not running and not call else "run time", kind)] += 1
     return out
 
 
@@ -160,9 +171,16 @@ def test_ld_debug_golden(golden, modes_slots):
     # dlsym on its handle), as readelf says of this machine's libm too
     assert modes_slots == SLOTS["/tmp/modes-lazy"], "README's build of modes.c has these PLT slots"
     slots = {"modes-lazy": modes_slots, "libm.so.6": frozenset()}
+    # libc calls ld.so's __tunable_get_val through a PLT slot only (readelf -r: a JUMP_SLOT, no GLOB_DAT), and
+    # is relocated lazily in the recording: its start-up binding of it is an early initialiser's call
+    relocs = subprocess.run(["readelf", "-rW", "/lib/x86_64-linux-gnu/libc.so.6"], capture_output=True, text=True).stdout
+    jump = {m[1] for m in re.finditer(r"R_X86_64_JUMP_SLOT\s+\S+\s+(\w+)", relocs)}
+    other = {m[2] for m in re.finditer(r"R_X86_64_(?!JUMP_SLOT)(\w+)\s+[0-9a-f]+\s+(\w+)", relocs)}
+    plt_only = {"libc.so.6": frozenset(jump - other)}
+    assert "__tunable_get_val" in plt_only["libc.so.6"]
     theirs: Counter = Counter()
     for f in sorted((GOLDEN / "ld_debug").glob("ld.*")):
-        theirs += ld_debug_reading(f.read_text(), slots)
+        theirs += ld_debug_reading(f.read_text(), slots, plt_only)
     assert sum(theirs.values()) == sum(by_pid.values())
     mine = Counter((e["pid"], os.path.basename(e["requester"]), os.path.basename(e["provider"]), e["symbol"],
                     e["version"], "start-up" if e["kind"] == "eager" else "run time",

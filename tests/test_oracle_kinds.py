@@ -155,3 +155,25 @@ def test_a_program_that_does_not_start_through_libc(backend, selfbind, tmp_path)
     res = bind(argv, out=tmp_path / "s", backend=backend, env=env)
     assert res.exit_code == 0
     assert _mine(res, prog, ["puts"]) == {"puts": "lazy"}
+
+
+def test_ld_debugs_kinds_are_the_probes_on_a_program_nobody_here_wrote(tmp_path):
+    """`ls -d /`, its ld-debug session (kinds read from where each LD_DEBUG line stands) against its bpf session
+    (kinds read from each lookup's caller: _dl_fixup is lazy): the same kind for every binding. libc calls ld.so's
+    __tunable_get_val at start-up through a PLT slot (readelf -r: a JUMP_SLOT, no other relocation of it), after
+    its lazy relocation block — ld-debug took that binding for eager, being before control passes."""
+    import collections
+
+    require_backend("ld-debug")
+    require_backend("bpf")
+    argv = [shutil.which("ls") or "/bin/ls", "-d", "/"]
+    relocs = subprocess.run(["readelf", "-rW", "/lib/x86_64-linux-gnu/libc.so.6"], capture_output=True, text=True).stdout
+    assert [line.split()[2] for line in relocs.splitlines() if "__tunable_get_val" in line] == ["R_X86_64_JUMP_SLOT"]
+    kinds = {}
+    for backend in ("ld-debug", "bpf"):
+        ev = load_session(bind(argv, out=tmp_path / backend, backend=backend).session).events
+        ev = ev[ev["resolved"].fillna(False)]
+        kinds[backend] = collections.Counter(zip(ev["requester"].astype(str).map(os.path.basename),
+                                                 ev["symbol"].astype(str), ev["kind"].astype(str)))
+    assert kinds["ld-debug"] == kinds["bpf"]
+    assert kinds["bpf"][("libc.so.6", "__tunable_get_val", "lazy")] == 1

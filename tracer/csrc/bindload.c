@@ -221,6 +221,20 @@ static void clean(char *s, size_t n)
 			s[i] = ' ';
 }
 
+/* argv and environment strings whole: a record is a line, so a newline in one is written \n and a
+   backslash \\ (tracer/capture/bpftrace/decode.py undoes it) */
+static void put_escaped(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n && s[i]; i++) {
+		if (s[i] == '\n')
+			fputs("\\n", stdout);
+		else if (s[i] == '\\')
+			fputs("\\\\", stdout);
+		else
+			putchar(s[i]);
+	}
+}
+
 /* the dynamic linker reads these: glibc's ld.so every LD_* name and GLIBC_TUNABLES, dyld DYLD_* */
 static int loader_variable(const char *e, size_t n)
 {
@@ -248,8 +262,9 @@ static void print_env(const struct args_rec *a, size_t size)
 				char piece[PIECE + 1];
 				memcpy(piece, env + from, n);
 				piece[n] = 0;
-				clean(piece, n);
-				printf("V\t%llu\t%zu\t%zu\t%s\n", pid, index, k, piece);
+				printf("V\t%llu\t%zu\t%zu\t", pid, index, k);
+				put_escaped(piece, n);
+				putchar('\n');
 				if (n < PIECE)  /* the last piece is short (empty when the rest filled whole pieces) */
 					break;
 			}
@@ -300,8 +315,7 @@ static int handle(void *ctx, void *data, size_t size)
 			if (j == len && a->arglen > a->len)
 				break;
 			printf("A\t%llu\t%d\t", (unsigned long long)a->pid, n);
-			for (size_t k = i; k < j; k++)  /* the ring's pages are read-only: a newline becomes a space here */
-				putchar(a->data[k] == '\n' ? ' ' : a->data[k]);
+			put_escaped(a->data + i, j - i);
 			putchar('\n');
 			i = j + 1;
 		}

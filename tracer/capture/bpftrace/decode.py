@@ -136,6 +136,11 @@ def _by_address(addrs: pa.Array) -> pa.Array:
 
 
 _FIELDS = {"N": 5, "A": 3, "E": 3, "C": 3, "W": 4}  # record type -> tab splits before its free-text field
+def _unescape(text: bytes) -> bytes:
+    """An argument or environment piece as gotrace's BPF loader wrote it (csrc/bindload.c put_escaped: a
+    newline as \\n, a backslash as \\\\), back to its bytes."""
+    return re.sub(rb"\\(.)", lambda m: b"\n" if m[1] == b"n" else m[1], text, flags=re.S)
+
 
 
 @dataclass
@@ -165,7 +170,8 @@ class BpftraceDecoder:
         if line[:2] == b"V\t":  # a piece of an environment entry: bytes, its length counts
             f = line.split(b"\t", 4)
             try:
-                self.tree.env_piece(int(f[1]), int(f[2]), int(f[3]), f[4] if len(f) > 4 else b"")
+                piece = f[4] if len(f) > 4 else b""
+                self.tree.env_piece(int(f[1]), int(f[2]), int(f[3]), _unescape(piece) if self.backend == "bpf" else piece)
             except (IndexError, ValueError):
                 self.malformed += 1
             return
@@ -184,7 +190,8 @@ class BpftraceDecoder:
             elif t == "S":
                 self.tree.execve_start(int(f[1]), int(f[2]))
             elif t == "A":
-                self.tree.argv(int(f[1]), int(f[2]), f[3] if len(f) > 3 else "")
+                arg = f[3] if len(f) > 3 else ""
+                self.tree.argv(int(f[1]), int(f[2]), _unescape(arg.encode()).decode() if self.backend == "bpf" else arg)
             elif t == "W":  # bindsnoop.bt's walk to a working directory, innermost name first
                 self.walks.setdefault((int(f[1]), int(f[2])), []).append((int(f[3]), f[4] if len(f) > 4 else ""))
             elif t == "C":  # the working directory of an exec of a relative path (bindsnoop.bt: its walk's end)

@@ -146,6 +146,7 @@ class ImageState:
     held: list = field(default_factory=list)  # bindings seen before the program's name
     loaded: set = field(default_factory=set)  # names from this image's file= lines
     alone: bool = False  # relocated lazily with nothing loaded beside it: no libc, no runtime lines
+    relocating: str | None = None  # the object of the last "relocation processing" line, as ld.so names it
 
 
 @dataclass
@@ -213,6 +214,7 @@ class LdDebugFileParser:
                     return lines.index(raw)  # the first such line: an equal one before it would have been
             if fields is not None:
                 req, prov, sym, ver = fields
+                raw_req = req  # as ld.so names it (the main program by argv[0]), like "relocation processing"
                 pid_s = raw[:i]
                 # the line's own pid: a child forked without exec writes into
                 # its parent's file (the descriptor is inherited)
@@ -235,6 +237,10 @@ class LdDebugFileParser:
                     if prov == name:
                         prov = exe
                 runtime = img.runtime
+                if not runtime and img.relocating not in (None, raw_req) and raw_req != VDSO:
+                    # relocation binds the references of the object it processes: another object's binding
+                    # in its block is a call (an IFUNC resolver's, or an early initialiser's through a PLT slot)
+                    runtime = True
                 if not runtime and img.alone and exe is not None and req == exe:
                     # a PLT slot is never bound inside a lazy block: this one was called
                     slots = self.jump_slots(req) if os.sep in req else None
@@ -267,6 +273,7 @@ class LdDebugFileParser:
                 img = self.current
                 if r:
                     img.paths.add(r.group(1))
+                    img.relocating = r.group(1)
                 if r and img.name is None and not img.runtime and (os.sep not in r.group(1) or not img.loaded):
                     # the main program is relocated under its argv[0], libraries by path; with
                     # nothing loaded beside it (no DT_NEEDED, no preload) the first block is its own
