@@ -63,31 +63,26 @@ def interposed_lookups(parts: Callable[[list[str]], Iterable[pa.Table]], images:
     # objects its lookups name, a dlopen'ed one included (scope.lookup_images, as why replays it)
     named: dict[tuple, list[str]] = {}
     listed = pa.array(sorted(by_pid), pa.int64())
+    programs: dict[tuple, None] = {}  # (pid, exe) in the order the parts hold them
     for part in parts(["pid", "exe", "requester", "provider"]):
         part = _without(part, translators)
-        rest = part.filter(pc.invert(pc.fill_null(pc.is_in(part["pid"].cast(pa.int64()), value_set=listed), False)))
+        pairs = part.group_by(["pid", "exe"]).aggregate([])
+        programs.update(dict.fromkeys(zip(pairs["pid"].to_pylist(), pairs["exe"].to_pylist())))
+        rest = part.filter(pc.invert(pc.is_in(part["pid"].cast(pa.int64()), value_set=listed)))
         if rest.num_rows:
             for key, names in lookup_images(rest.to_pandas(), {}).items():
                 have = named.setdefault(key, [])
                 have += [n for n in names if n not in have]
-    for (pid, exe), names in named.items():
+    for pid, exe in programs:
+        if exe is None:
+            continue
+        objects = by_pid.get(pid) or named.get((pid, exe), [])
         env = env_of(pid, exe)
         program, = as_translator(host, pid, exe)  # a translator's own lookups: its scope, not the guest's
-        key = shape[(pid, exe)] = process_key(kept, pid, str(program), names, env)
+        key = shape[(pid, exe)] = process_key(kept, pid, str(program), objects, env)
         if key not in built:
-            proc = build_process(str(program), names, env, cwd, resolve=kept.for_pid(pid))
+            proc = build_process(str(program), objects, env, cwd, resolve=kept.for_pid(pid))
             built[key] = proc, _multiply_defined(proc)
-    for part in parts(["pid", "exe"]):
-        pairs = _without(part, translators).group_by(["pid", "exe"]).aggregate([])
-        for pid, exe in zip(pairs["pid"].to_pylist(), pairs["exe"].to_pylist()):
-            if exe is None or (pid, exe) in shape:
-                continue
-            env = env_of(pid, exe)
-            program, = as_translator(host, pid, exe)  # a translator's own lookups: its scope, not the guest's
-            key = shape[(pid, exe)] = process_key(kept, pid, str(program), by_pid.get(pid, []), env)
-            if key not in built:
-                proc = build_process(str(program), by_pid.get(pid, []), env, cwd, resolve=kept.for_pid(pid))
-                built[key] = proc, _multiply_defined(proc)
     if not shape:
         return None
     candidates = pa.array(sorted(set().union(*(m for _p, m in built.values()))), pa.string())

@@ -75,7 +75,8 @@ def why_library(s: Session, name: str, pid: int | None = None) -> dict[str, Any]
     top_env = dict(s.meta.get("loader_env") or {})
     cwd = s.meta.get("cwd")
     images = images_by_pid(frame_rows(s.images))
-    unlisted = lookup_images(programs_named(s.events, s.processes), images)  # a backend that lists no images: the objects the lookups name
+    # a backend that lists no images: the objects the lookups name
+    unlisted = lookup_images(programs_named(s.events, s.processes), images)
     processes = frame_rows(s.processes)
     env_of = loader_envs(processes, s.meta)
     kept = KeptObjects(s.path, cwd)

@@ -14,8 +14,7 @@ in practice.
 from __future__ import annotations
 
 from ..heavy import pa, pc
-
-VDSO_NAMES = ("linux-vdso.so.1", "linux-gate.so.1", "linux-vdso64.so.1")  # as analysis/scope.py names them
+from .object_keeper import VDSO
 
 
 class IfuncKinds:
@@ -29,7 +28,7 @@ class IfuncKinds:
         kinds = table.column("kind").cast(pa.string())
         # a requester the backend could not name (null: DTrace for Linux) is no vDSO (is_in gives false for it)
         suspect = pc.and_(pc.equal(kinds, "dlsym"),
-                          pc.is_in(table.column("requester").cast(pa.string()), value_set=pa.array(VDSO_NAMES)))
+                          pc.is_in(table.column("requester").cast(pa.string()), value_set=pa.array(VDSO)))
         if not pc.any(suspect).as_py():  # the common table: nothing to do
             self.before = table
             return table

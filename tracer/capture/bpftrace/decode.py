@@ -136,11 +136,12 @@ def _by_address(addrs: pa.Array) -> pa.Array:
 
 
 _FIELDS = {"N": 5, "A": 3, "E": 3, "C": 3, "W": 4}  # record type -> tab splits before its free-text field
+
+
 def _unescape(text: bytes) -> bytes:
     """An argument or environment piece as gotrace's BPF loader wrote it (csrc/bindload.c put_escaped: a
     newline as \\n, a backslash as \\\\), back to its bytes."""
     return re.sub(rb"\\(.)", lambda m: b"\n" if m[1] == b"n" else m[1], text, flags=re.S)
-
 
 
 @dataclass
