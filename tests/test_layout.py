@@ -107,6 +107,7 @@ FORBIDDEN = {
     "capture": {"commands", "render", "lldb_plugin", "goenv"},
     "goenv": {"commands", "render", "session", "analysis", "lldb_plugin"},
     "lldb_plugin": {"commands", "render"},
+    "loaderrors": {"session", "capture", "analysis", "commands", "render", "goenv", "lldb_plugin", "binary"},
 }
 
 
@@ -172,7 +173,8 @@ def test_every_room_is_a_package_the_readme_names():
     readme = (TRACER.parent / "README.md").read_text()
     layout = readme[readme.index("## Layout"):]
     rooms = sorted(p.name for p in TRACER.iterdir() if p.is_dir() and (p / "__init__.py").exists())
-    assert rooms == ["analysis", "binary", "capture", "commands", "csrc", "goenv", "lldb_plugin", "render", "session"]
+    assert rooms == ["analysis", "binary", "capture", "commands", "csrc", "goenv", "lldb_plugin", "loaderrors", "render",
+                     "session"]
     for r in rooms:
         assert f"`{r}/`" in layout, f"README's Layout section does not name {r}/"
     shared = sorted(p.stem for p in TRACER.glob("*.py") if not p.name.startswith("__"))

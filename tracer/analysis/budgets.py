@@ -24,6 +24,9 @@ A budget is a short text, so it fits a CI file and reads back as what it checks:
                     nowhere, or an undefined symbol)
   new-missing-library  a library found nowhere ("error while loading shared libraries") that the
                     baseline did not miss
+  load-errors+0     any more load errors (the session's errors table: dyld's "Library not loaded",
+                    "Symbol not found" …, glibc's fatal messages, from an imported log)
+  new-load-error    a load error (kind, requester, library, symbol) the baseline did not have
 
 Objects are named by file name, as `compare` lines them up, so a baseline
 recorded on another machine or in another directory still matches. A budget
@@ -45,7 +48,7 @@ from .failures import failed_lookups, loader_deaths
 from .objects import KeptObjects
 from .tally import FAILURE_KEY
 
-COUNTS = ("bindings", "failed", "fatal", "processes", "loader-deaths")
+COUNTS = ("bindings", "failed", "fatal", "processes", "loader-deaths", "load-errors")
 RESOLVER_STATS = ("resolver-wall", "resolver-oncpu", "resolver-median", "resolver-trimmed")
 TIMES = ("resolver", "relocation", *RESOLVER_STATS)
 TRIM = 0.01  # resolver-trimmed leaves out this share of the lookups, the slowest
@@ -56,13 +59,13 @@ LABELS = {
     "resolver-median": "median lookup latency",
     "resolver-trimmed": f"resolver time without the slowest {TRIM * 100:g} % of lookups",
 }
-NEW = ("new-provider", "new-version", "new-symbol", "new-fatal", "new-missing-library")
+NEW = ("new-provider", "new-version", "new-symbol", "new-fatal", "new-missing-library", "new-load-error")
 OUTCOMES = ("exit-status",)
 UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 _GROWTH = re.compile(r"^(?P<metric>[a-z]+(?:-[a-z]+)?)\+(?P<amount>\d+(?:\.\d+)?)(?P<unit>%|ns|us|µs|ms|s)?$")
-SYNTAX = ("bindings|failed|fatal|processes|loader-deaths+N or +P%, resolver|resolver-wall|resolver-oncpu|"
-          "resolver-median|resolver-trimmed|relocation+P% or +TIME (5ms), new-provider, new-version, new-symbol, "
-          "new-fatal, new-missing-library, exit-status")
+SYNTAX = ("bindings|failed|fatal|processes|loader-deaths|load-errors+N or +P%, resolver|resolver-wall|"
+          "resolver-oncpu|resolver-median|resolver-trimmed|relocation+P% or +TIME (5ms), new-provider, new-version, "
+          "new-symbol, new-fatal, new-missing-library, new-load-error, exit-status")
 FAILURES = ("failed", "fatal", "new-fatal")  # what an LD_DEBUG account cannot show
 # what needs the exit status of every process, not only the command's: ld-debug and dyld-print
 # learn the command's alone (their accounts are the loader's log, not the process tree's)
@@ -155,9 +158,24 @@ def measures(s: Session) -> dict[str, Any]:
         "backend": s.meta.get("backend"),
         "loader-deaths": len(deaths), "deaths": deaths,
         "missing_libraries": {d["library"]: d for d in deaths if d["library"]},
+        "load-errors": len(getattr(s, "errors", ()) if getattr(s, "errors", None) is not None else ()),
+        "load_errors": _load_error_keys(s),
         "exit_code": s.meta.get("exit_code"),
         "exit_code_unknown": bool(s.meta.get("exit_code_unknown")) or s.meta.get("exit_code") is None,
     }
+
+
+def _load_error_keys(s: Session) -> dict[tuple, str]:
+    """Each distinct load error, by what it is (files by name: another machine's paths still match)."""
+    errs = getattr(s, "errors", None)
+    out = {}
+    for e in frame_rows(errs) if errs is not None else []:
+        key = (e["kind"], object_name(e.get("requester")), object_name(e.get("library")), e.get("symbol"),
+               e.get("version"))
+        what = e.get("symbol") or e.get("library") or "?"
+        out.setdefault(key, f"{e['kind']} {what}" + (f" ({e['cause']})" if e.get("cause") else "")
+                       + (f", needed by {object_name(e['requester'])}" if e.get("requester") else ""))
+    return out
 
 
 def _resolver(ev) -> dict[str, Any]:
@@ -218,6 +236,9 @@ def _new_items(b: Budget, ma: dict, mb: dict) -> dict[str, Any]:
     elif b.metric == "new-missing-library":
         new = sorted(set(mb["missing_libraries"]) - set(ma["missing_libraries"]))
         culprits = [_death(mb["missing_libraries"][lib]) for lib in new]
+    elif b.metric == "new-load-error":
+        new = [k for k in mb["load_errors"] if k not in ma["load_errors"]]
+        culprits = [mb["load_errors"][k] for k in new]
     else:
         new = sorted(mb["fatal_keys"] - ma["fatal_keys"], key=lambda k: tuple(str(x) for x in k))
         culprits = [f"{sym}{'@' + ver if ver else ''} in {req} (process {exe})" for exe, req, sym, ver in new]

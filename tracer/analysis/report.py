@@ -30,7 +30,7 @@ REPORT_VERSION = 1
 
 def summarize(path: str | Path, meta: dict[str, Any], tally: EventTally, processes: list[dict],
               relocations: list[dict], top_n: int = 10, images: list[dict] | None = None,
-              damaged: list[dict] | None = None) -> dict[str, Any]:
+              damaged: list[dict] | None = None, errors: list[dict] | None = None) -> dict[str, Any]:
     """The report of one session from its parts: meta.json's dict, the events'
     tally, and processes, relocations and images as rows (dicts by column);
     ``damaged``: the events parts that could not be read (session/reader.py)."""
@@ -43,6 +43,7 @@ def summarize(path: str | Path, meta: dict[str, Any], tally: EventTally, process
     breakdown, fatal = failed_lookups(tally.failures, processes, top_n, kept)
     silent = meta.get("silent_processes") or []
     quiet = without_bindings(processes, tally.pids, silent, kept) if tally.total or processes else []
+    load_errors = grouped_errors(errors or [])
     return {
         "report_version": REPORT_VERSION,
         "session": {
@@ -74,6 +75,9 @@ def summarize(path: str | Path, meta: dict[str, Any], tally: EventTally, process
             "damaged_parts": list(damaged or []),
             "counts_lower_bound": lower_bound(meta, damaged),
         },
+        # what the loader refused (dyld's "Library not loaded" …, glibc's "error while loading shared
+        # libraries" …), alike messages grouped, each explained as `gotrace explain` does
+        "load_errors": load_errors,
         "processes": {
             "count": len({p["pid"] for p in processes}),
             "images": len(processes),
@@ -103,7 +107,8 @@ def summarize(path: str | Path, meta: dict[str, Any], tally: EventTally, process
         # the translator's own bindings, left out of every figure above (None when there are none
         # or when they were counted in: --include-translator)
         "translator_bindings": translator,
-        "notes": partial_notes(meta, damaged) + notes(meta, processes, guests, translator, events["bindings"]["total"])
+        "notes": partial_notes(meta, damaged) + notes(meta, processes, guests, translator, events["bindings"]["total"],
+                                                      bool(errors), bool(images))
         + failure_notes(meta, processes, fatal, breakdown, images or [], kept),
     }
 
@@ -142,8 +147,29 @@ def _is_go_wrapper(p: dict) -> bool:
     return exe.rsplit("/", 1)[-1].startswith("python") and "go" in names
 
 
+def grouped_errors(errors: list[dict]) -> list[dict]:
+    """Load errors, alike ones (same kind, cause, requester, library, symbol) once with their count
+    and pids, each explained; in the order they first appear."""
+    if not errors:
+        return []
+    from .explain import explain
+
+    groups: dict[tuple, dict] = {}
+    for e in errors:
+        key = tuple(str(e.get(k)) for k in ("source", "kind", "cause", "requester", "library", "symbol", "version"))
+        g = groups.get(key)
+        if g is None:
+            g = groups[key] = {"count": 0, "pids": [], "exes": [], **explain(e)}
+        g["count"] += 1
+        if e.get("pid") is not None and e["pid"] not in g["pids"]:
+            g["pids"].append(int(e["pid"]))
+        if e.get("exe") and e["exe"] not in g["exes"]:
+            g["exes"].append(e["exe"])
+    return list(groups.values())
+
+
 def notes(meta: dict[str, Any], processes: list[dict], guests: list[dict], translator: dict | None,
-          bindings: int = 0) -> list[str]:
+          bindings: int = 0, errors: bool = False, images: bool = False) -> list[str]:
     """What a reader of the figures must know to read them right, one sentence each."""
     out = []
     backend = meta.get("backend")
@@ -151,8 +177,16 @@ def notes(meta: dict[str, Any], processes: list[dict], guests: list[dict], trans
         out.append(f"incomplete: {meta['incomplete_reason']}")
     if not bindings and processes and not translator and not lower_bound(meta, None):
         if backend == "dyld-print":  # macOS has no static programs: silence is dyld's, not the program's
-            out.append("no binding at all: dyld wrote no line for these processes (a SIP-protected program "
-                       "drops DYLD_*, see the processes that left no account)")
+            if errors:
+                out.append("no binding: dyld stopped these processes at a load error (see the load errors)")
+            elif images:
+                out.append("no binding line: the log was captured without DYLD_PRINT_BINDINGS (it names the "
+                           "libraries loaded)")
+            elif meta.get("silent_processes"):
+                out.append("no binding at all: dyld wrote no line for these processes (a SIP-protected program "
+                           "drops DYLD_*, see the processes that left no account)")
+            else:
+                out.append("no binding at all: dyld wrote no binding line")
         else:
             out.append(_why_no_binding(meta, processes))
     if translator:
@@ -289,7 +323,7 @@ def report_session(path: str | Path, top_n: int = 10, include_translator: bool =
     for part in iter_event_parts(path, meta, COLUMNS, damaged):
         tally.add(part)
     return summarize(path, meta, tally, processes, read_rows(path, "relocations", optional=True), top_n,
-                     read_rows(path, "images", optional=True), damaged)
+                     read_rows(path, "images", optional=True), damaged, read_rows(path, "errors", optional=True))
 
 
 def build_report(session, top: int = 10, include_translator: bool = False) -> dict[str, Any]:
@@ -302,7 +336,9 @@ def build_report(session, top: int = 10, include_translator: bool = False) -> di
     if len(ev):
         tally.add(pa.Table.from_pandas(ev[[c for c in COLUMNS if c in ev.columns]], preserve_index=False))
     return summarize(session.path, session.meta, tally, processes, frame_rows(session.relocations), top,
-                     frame_rows(session.images), getattr(session, "damaged", None))
+                     frame_rows(session.images), getattr(session, "damaged", None),
+                     frame_rows(getattr(session, "errors", None)) if getattr(session, "errors", None) is not None
+                     else [])
 
 
 def _relocation(rows: Iterable[dict], top_n: int) -> dict[str, Any] | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,9 +76,17 @@ def import_logs(fmt: str, sources: list[str | os.PathLike], out: str | os.PathLi
     except BaseException:
         writer.finish(False, failure="import failed")
         raise
+    errors = stats.pop("_errors", [])
+    if not stats.pop("_read_anything", True) and not writer.events_written:
+        writer.finish(False, failure="nothing read")
+        shutil.rmtree(path, ignore_errors=True)
+        what = "dyld line (dyld: … or dyld[PID]: …) or loader error" if fmt == "dyld-print" else "LD_DEBUG line"
+        raise GotraceError(f"no {what} in {', '.join(map(str, files))}: nothing to import (is it the right file? "
+                           "gotrace explain reads a pasted error alone)", 1)
     writer.write_table("processes", processes)
     writer.write_table("images", images)
     writer.write_table("relocations", [])
+    writer.write_table("errors", errors)
     writer.finish(writer.write_error is None, end_ns=max(writer.events_written, 1), processes=len(processes),
                   lost_events=0, **stats)
     return ImportResult(path, writer.events_written, len(processes), stats.get("malformed_records", 0), writer.meta)
@@ -128,30 +137,87 @@ def _read(path: str):
 
 
 def _dyld_print(files: list[str], writer: SessionWriter) -> tuple[list, list, dict]:
+    from ..loaderrors.scan import scan
+    from .dyld_print.demux import PREFIX
+    from .dyld_print.dyld2 import Dyld2Log
     from .dyld_print.log import DyldLog, LogStats, event_columns
 
-    processes, images, total = [], [], LogStats()
-    seen_pids: set[int] = set()
-    position = 0
+    processes, images, errors, total = [], [], [], LogStats()
+    lines = dict(lines=0, dyld_read=0, dyld_unread=0, other=0, error_messages=0, error_lines=0)
+    samples: list[str] = []
+    position = pid_base = 0
     for f in files:
         log = DyldLog(first_position=position)
+        carry = b""
         for chunk in _read(f):
-            rows = log.feed(chunk, None)
+            data = carry + chunk
+            carry = b"\r" if data.endswith(b"\r") else b""  # CRLF split across reads
+            rows = log.feed((data[:-1] if carry else data).replace(b"\r\n", b"\n"), None)
             if rows:
                 writer.append_events(events_table(event_columns(rows), "dyld-print"))
         rows = log.close(None)
         if rows:
             writer.append_events(events_table(event_columns(rows), "dyld-print"))
-        position = log.position
-        procs = log.processes()
-        seen_pids |= {p["pid"] for p in procs}
-        processes += procs
-        images += log.images()
         s = log.stats()
-        for k in ("bodies", "unknown", "ambiguous", "lost", "stray", "prebuilt"):
+        for k in ("bodies", "unknown", "ambiguous", "lost", "stray", "prebuilt", "errors"):
             setattr(total, k, getattr(total, k) + getattr(s, k))
-    return processes, images, {"malformed_records": total.malformed, "dyld_print": {
-        "lines": total.bodies + total.malformed - total.unknown, "unknown_lines": total.unknown,
+        samples += log.unknown_samples()
+        # the same file line by line: load errors (several lines each), dyld2's pid-less lines, other text
+        text = b"".join(_read(f)).decode("utf-8", "replace").splitlines()
+        found = scan(text)
+        old = Dyld2Log()
+        for i, line in enumerate(text):
+            if i in found.lines:
+                continue
+            at = line.find("dyld: ")
+            if PREFIX.search(line.encode("utf-8", "replace")):
+                continue  # dyld4's: read by the demux above
+            if at >= 0 and not line[:at].strip():
+                if not old.take(line[at + 6:], position + i + 1) and len(samples) < 5:
+                    samples.append(line[at:])
+            elif line.strip():
+                lines["other"] += 1
+        lines["lines"] += len(text)
+        lines["error_messages"] += len(found.errors)
+        lines["error_lines"] += len(found.lines)
+        lines["dyld_read"] += old.read
+        lines["dyld_unread"] += len(old.unknown)
+        ev, procs2, images2 = old.rows()
+        for p in procs2:
+            p["pid"] += pid_base
+        for im in images2:
+            im["pid"] += pid_base
+        if ev:
+            writer.append_events(events_table(event_columns([(t, p + pid_base, *r) for t, p, *r in ev]),
+                                              "dyld-print"))
+        procs = log.processes()
+        exes = {p["pid"]: p["exe"] for p in procs}
+        for e in found.errors:
+            row = e.row()
+            if e.pid is None and procs2:  # dyld2: the process whose lines came last before the message
+                row["pid"] = max((p for p in procs2 if p["start_ns"] <= position + e.line),
+                                 key=lambda p: p["start_ns"], default=procs2[0])["pid"]
+            row["exe"] = exes.get(row["pid"]) or next((p["exe"] for p in procs2 if p["pid"] == row["pid"]), None) \
+                or e.program
+            rosetta = found.translated or (e.cause == "wrong-arch" and set(e.need) <= {"x86_64", "i386"}
+                                           and "arm64" in "".join(e.have))
+            for p in procs:
+                if p["pid"] == row["pid"] and rosetta:
+                    p["translator"] = p["translator"] or "rosetta"
+            errors.append({k: v for k, v in row.items() if k != "program"} | {"line": e.line})
+        pid_base += len(procs2)
+        position = log.position + len(text)
+        processes += procs + procs2
+        images += log.images() + [{**im, "load_base": None, "link_base": None, "slide": None} for im in images2]
+    lines["dyld_read"] += total.bodies - total.unknown
+    lines["dyld_unread"] += total.unknown
+    read_anything = lines["dyld_read"] or lines["error_messages"]
+    # stray text is program output, dyld2's lines or error messages: each counted where it was read above
+    return processes, images, {"malformed_records": lines["dyld_unread"] + total.ambiguous + total.lost,
+                               "_errors": errors, "_read_anything": bool(read_anything), "dyld_print": {
+        "lines": lines["lines"], "dyld_lines_read": lines["dyld_read"], "dyld_lines_unread": lines["dyld_unread"],
+        "unread_samples": samples[:5], "other_lines": lines["other"], "load_errors": lines["error_messages"],
+        "error_lines": lines["error_lines"], "unknown_lines": total.unknown,
         "ambiguous_lines": total.ambiguous, "lost_lines": total.lost, "stray_text": total.stray,
         "unnamed_binds": total.prebuilt}}
 
@@ -169,9 +235,16 @@ def _ld_debug(files: list[str], writer: SessionWriter) -> tuple[list, list, dict
             parsers[pid] = LdDebugFileParser(pid, search)
         return parsers[pid]
 
+    from ..loaderrors.scan import scan
+
+    errors: list[dict] = []
     for f in files:
         pid = log_pid(os.path.basename(f))
         data = b"".join(_read(f))
+        for e in scan(data.decode("utf-8", "replace")).errors:  # ld.so's fatal messages (a stderr capture)
+            row = e.row()
+            row["exe"] = row.pop("program")
+            errors.append(row)
         if pid is not None:  # one process's LD_DEBUG_OUTPUT file (its forked children write into it too)
             groups = {pid: data.decode("utf-8", "replace").splitlines()}
         else:  # a stderr capture: every process's lines, each with its pid (cut lines joined first)
@@ -196,7 +269,8 @@ def _ld_debug(files: list[str], writer: SessionWriter) -> tuple[list, list, dict
     from .translated.translation import annotate
 
     raw_images = [row for prs in parsers.values() for row in prs.image_rows()]
-    return annotate(processes_rows(parsers), os.getcwd(), None), image_rows(raw_images), {"malformed_records": 0}
+    return annotate(processes_rows(parsers), os.getcwd(), None), image_rows(raw_images), {"malformed_records": 0,
+                                                                                          "_errors": errors}
 
 
 def _ordered(rows: list[tuple], base: int) -> list[tuple]:

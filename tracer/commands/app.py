@@ -63,6 +63,7 @@ def _register() -> None:
     from .bind import bind_command
     from .check import check_command
     from .doctor import doctor_command
+    from .explain import explain_command
     from .importlog import import_command
     from .inspect import inspect_command, stubs_command
     from .libcheck import libcheck_command
@@ -78,7 +79,7 @@ def _register() -> None:
             ("stubs", stubs_command, None), ("doctor", doctor_command, None),
             ("libcheck", libcheck_command, passthrough), ("lldb-init", lldb_init_command, None),
             ("aslr", aslr_command, passthrough), ("import", import_command, None),
-            ("check", check_command, None), ("why", why_command, None)):
+            ("check", check_command, None), ("why", why_command, None), ("explain", explain_command, None)):
         app.command(name, help=help_text(func.__doc__), short_help=summary(func.__doc__),
                     context_settings=settings)(func)
 

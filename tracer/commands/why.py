@@ -51,6 +51,8 @@ def why_command(
                            "--library NAME), one of the two")
     s = load_session(session)
     warn_damaged(s)
+    if _load_errors_answer(s, symbol, library, pid, as_json):
+        return
     if library is not None and (s.meta.get("backend") == "dyld-print" or s.meta.get("os") == "Darwin"):
         raise GotraceError("--library follows glibc's search; this session is from macOS, where dyld loads each "
                            "library by the install name in its requester's LC_LOAD_DYLIB (@rpath, @loader_path): "
@@ -112,3 +114,34 @@ def _did_you_mean(s, symbol: str) -> str:
     names = [str(x) for x in (ev["symbol"].cat.categories if hasattr(ev["symbol"], "cat") else ev["symbol"].unique())]
     close = difflib.get_close_matches(symbol, names, n=3)
     return f"; did you mean {' or '.join(close)}?" if close else ""
+
+
+def _load_errors_answer(s, symbol: str | None, library: str | None, pid: int | None, as_json: bool) -> bool:
+    """A symbol or library a load error names is answered by that error (the loader never got to a
+    lookup or a search the session could replay): what failed, why, and what to try."""
+    import os
+
+    from ..session.reader import frame_rows
+
+    rows = frame_rows(s.errors) if len(s.errors) else []
+    if symbol is not None:
+        names = {symbol, "_" + symbol, symbol.removeprefix("_")}
+        hits = [r for r in rows if r.get("symbol") in names]
+    else:
+        hits = [r for r in rows if r.get("library") and (r["library"] == library or os.path.basename(
+            str(r["library"])) == os.path.basename(library))]
+    hits = [r for r in hits if pid is None or r.get("pid") == pid]
+    if not hits:
+        return False
+    from ..analysis.explain import explain
+
+    res = {"errors": [explain(r) for r in hits]}
+    if as_json:
+        sys.stdout.write(json.dumps(res, indent=2, default=str) + "\n")
+    else:
+        from rich.console import Console
+
+        from ..render.explain import render_explanations
+
+        render_explanations(res, Console(highlight=False, soft_wrap=True))
+    return True

@@ -57,6 +57,8 @@ def render_report(report: dict[str, Any], console: Console) -> None:
     else:
         console.print(f"[bold]command[/] {escape(' '.join(s['argv'] or []))}")
     console.print(escape(_processes_line(b, p, s)))
+    _log_lines(s, console, "")
+    _load_errors(report, console, full=True)
     if s["lost_events"]:
         console.print(f"[bold red]{s['lost_events']:,} events were lost[/] (perf buffer overflow or a full "
                       "binding map): counts are lower bounds")
@@ -194,6 +196,45 @@ def _guest_timing(g: dict) -> str:
             + (f"; {plural(len(unpaired), 'process')} left untimed (their counts disagree)" if unpaired else ""))
 
 
+def _log_lines(s: dict[str, Any], console: Console, lead: str) -> None:
+    """How much of an imported dyld log was read: every line is read or counted, never dropped."""
+    d = s.get("dyld_print") or {}
+    if "dyld_lines_read" not in d:
+        return
+    parts = [f"read {d['dyld_lines_read']:,} dyld line{'s' if d['dyld_lines_read'] != 1 else ''}"]
+    if d.get("load_errors"):
+        parts.append(f"{plural(d['load_errors'], 'load error')} ({d['error_lines']:,} lines)")
+    unread = d.get("dyld_lines_unread", 0) + d.get("ambiguous_lines", 0) + d.get("lost_lines", 0)
+    if unread:
+        parts.append(f"[yellow]{unread:,} not read[/]" + (f" ({d['ambiguous_lines']:,} could be more than one "
+                     "process's)" if d.get("ambiguous_lines") else ""))
+    if d.get("other_lines"):
+        parts.append(f"{d['other_lines']:,} other line{'s' if d['other_lines'] != 1 else ''} (not dyld's)")
+    console.print(lead + "; ".join(parts) + f" — of {d.get('lines', 0):,} lines")
+    for line in d.get("unread_samples") or ():
+        console.print(f"{lead}  not read: {escape(line[:200])}")
+
+
+def _load_errors(report: dict[str, Any], console: Console, full: bool) -> None:
+    """Load errors first: a process dyld or ld.so refused is the first thing to know."""
+    groups = report.get("load_errors") or []
+    if not groups:
+        return
+    if not full:
+        for g in groups:
+            who = f"{plural(len(g['pids']), 'process')}" if g["pids"] else "a process"
+            console.print(f"[bold red]gotrace: load error[/] ({escape(g['error']['kind'])}, "
+                          f"{escape(g['error']['cause'])}) in {who}: {escape(g['what'])}: {escape(g['why'])}")
+        console.print(f"[bold]gotrace:[/] gotrace explain {escape(report['session']['path'])} says what to try")
+        return
+    from .explain import render_explanations
+
+    console.print(f"[bold red]{plural(sum(g['count'] for g in groups), 'load error')}[/]"
+                  + (f" ({len(groups)} distinct)" if len(groups) > 1 else ""))
+    render_explanations({"errors": groups}, console)
+    console.print()
+
+
 def render_summary(report: dict[str, Any], console: Console, show_choice: bool = False) -> None:
     """The few lines `gotrace bind` prints when the command has finished."""
     s, b, p = report["session"], report["bindings"], report["processes"]
@@ -202,8 +243,10 @@ def render_summary(report: dict[str, Any], console: Console, show_choice: bool =
         console.print(f"[bold]gotrace:[/] {escape(s['backend_choice'])}")
     fl = report.get("failed_lookups") or {}
     fatal = f", {fl['fatal']:,} fatal" if fl.get("fatal") else ""
+    _load_errors(report, console, full=False)
     console.print(f"[bold]gotrace:[/] {_at_least(s)}{plural(b['total'], 'binding')} in {plural(p['count'], 'process')} "
                   f"({kinds}; {plural(b['failed'], 'failed lookup')}{fatal})")
+    _log_lines(s, console, "[bold]gotrace:[/] ")
     if p.get("translated"):
         console.print("[bold]gotrace:[/] translated: " + _translated(p))
     if s.get("guest_latency"):

@@ -29,6 +29,7 @@ STRING_COLUMNS = {
     "processes": ["exe"],
     "images": ["path"],
     "relocations": ["path"],
+    "errors": [],
 }
 
 
@@ -42,6 +43,7 @@ class Session:
     processes: pd.DataFrame
     images: pd.DataFrame
     relocations: pd.DataFrame = field(default_factory=lambda: schema.empty("relocations"))
+    errors: pd.DataFrame = field(default_factory=lambda: schema.empty("errors"))  # what the loader refused
     # events parts that could not be read, each {"file", "rows" (None: not recorded), "error"}
     damaged: list[dict] = field(default_factory=list)
 
@@ -255,5 +257,6 @@ def load_session(path: str | os.PathLike, event_columns: list[str] | None = None
         processes=_read(path, "processes", optional=not meta.get("complete", False)),
         images=_read(path, "images", optional=True),
         relocations=_read(path, "relocations", optional=True),
+        errors=_read(path, "errors", optional=True),
         damaged=damaged,
     )

@@ -16,9 +16,10 @@ from ..heavy import pa, pd
 
 FORMAT = "gotrace-session"  # meta.json's "format"
 META = "meta.json"
-SCHEMA_VERSION = 4  # 2: events gained latency_raw_ns (v1 sessions read with it = latency_ns)
+SCHEMA_VERSION = 5  # 2: events gained latency_raw_ns (v1 sessions read with it = latency_ns)
 # 3: processes gained arch and translator (older sessions read with them null)
 # 4: images gained uuid (older sessions read with it null)
+# 5: the errors table (older sessions read with none)
 
 LOADER_PREFIXES = ("LD_", "DYLD_")
 LOADER_NAMES = ("GLIBC_TUNABLES",)
@@ -194,6 +195,29 @@ def _build() -> dict:
         ]
     )
 
+    # What the loader refused, one row per error message (tracer/loaderrors/): dyld's "Library not
+    # loaded", "Symbol not found" …, glibc's "error while loading shared libraries" … The process is
+    # the one the message names (null where the text does not say).
+    ERRORS = pa.schema(
+        [
+            ("pid", pa.int32()),
+            ("exe", pa.string()),  # the process's program where known, else the program the message names
+            ("source", pa.string()),  # dyld | glibc
+            ("kind", pa.string()),  # loaderrors.record.KINDS
+            ("cause", pa.string()),  # loaderrors.record.CAUSES
+            ("requester", pa.string()),
+            ("library", pa.string()),  # what could not load, or where the symbol was expected
+            ("symbol", pa.string()),
+            ("version", pa.string()),
+            ("tried", pa.list_(pa.struct([("path", pa.string()), ("reason", pa.string())]))),
+            ("have", pa.list_(pa.string())),  # architectures (ELF classes) of the file found
+            ("need", pa.list_(pa.string())),  # those the process could load
+            ("via", pa.string()),  # launch | dlopen | call
+            ("line", pa.int64()),  # where in the log the message starts (1-based; imported logs)
+            ("message", pa.string()),  # verbatim
+        ]
+    )
+
     TABLES = {
         "events": EVENTS,
         "processes": PROCESSES,
@@ -202,14 +226,15 @@ def _build() -> dict:
         "objects": OBJECTS,
         "symbols": SYMBOLS,
         "loaded": LOADED,
+        "errors": ERRORS,
     }
-    return {"EVENTS": EVENTS, "PROCESSES": PROCESSES, "IMAGES": IMAGES,
+    return {"ERRORS": ERRORS, "EVENTS": EVENTS, "PROCESSES": PROCESSES, "IMAGES": IMAGES,
             "RELOCATIONS": RELOCATIONS, "OBJECTS": OBJECTS, "SYMBOLS": SYMBOLS, "LOADED": LOADED,
             "TABLES": TABLES}
 
 
 def __getattr__(name: str):
-    if name in ("EVENTS", "PROCESSES", "IMAGES", "RELOCATIONS", "OBJECTS", "SYMBOLS", "LOADED", "TABLES"):
+    if name in ("EVENTS", "PROCESSES", "IMAGES", "RELOCATIONS", "OBJECTS", "SYMBOLS", "LOADED", "ERRORS", "TABLES"):
         globals().update(_build())
         return globals()[name]
     raise AttributeError(name)

@@ -118,6 +118,8 @@ class ProcessAccount:
         self.programs: list[Program] = []
         self.last: tuple | None = None  # the previous body, parsed
         self.unknown = 0  # bodies no form matches
+        self.unknown_samples: list[str] = []  # the first few, verbatim
+        self.errors = 0  # first lines of load errors (the messages are read by tracer/loaderrors)
         # what lost lines (given up by the demux) leave unknown; each relaxes the checks that need it
         self.order_unknown = False  # the previous line: until one more line is taken
         self.awaiting_unknown = False  # which mapped image awaits its library line: until a Mapping or library line
@@ -331,6 +333,10 @@ class ProcessAccount:
             out.append((ts_ns, self.pid, prog.exe, None, "_" + p[1], provider, "dlsym", addr is not None))
         elif kind == L.UNKNOWN:
             self.unknown += 1
+            if len(self.unknown_samples) < 5:
+                self.unknown_samples.append(body)
+        elif kind == L.ERROR:
+            self.errors += 1
         self.last = p
         self.order_unknown = False
         if kind in (L.MAP, L.LIB):
@@ -346,7 +352,7 @@ class ProcessAccount:
             prog = self._new_program(position)
             if moved is not None:
                 self._library(moved.uuid, moved.path, position)
-        if prog.exe is None:
+        if prog.exe is None and not prog.opening:  # an image a pending dlopen loads is never the program
             prog.exe, prog.uuid, prog.first_line = path, uuid, position
         m = prog.by_path.get(path)
         if m is None:

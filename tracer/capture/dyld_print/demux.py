@@ -85,6 +85,11 @@ class Demux:
                     continue
             j = buf.find(b"\n", i, i + PIECE)
             if j >= 0:
+                k = buf.find(b"dyld[", i + 1, j)
+                if k > 0 and PREFIX.match(buf, k):  # a body printed without a newline ("dlerror()"), then a prefix
+                    self._piece(buf[i:k], True)
+                    i = k
+                    continue
                 self._piece(buf[i:j + 1], True)
                 i = j + 1
                 continue

@@ -44,16 +44,26 @@ DLOPEN_RESULT = re.compile(r"^      dlopen\((.*)\) => (?:0x([0-9a-f]+)|NULL, '(.
 DLSYM = re.compile(r'^dlsym\(0x([0-9a-f]+), "(.*)"\)$')
 DLSYM_RESULT = re.compile(r'^     dlsym\("(.*)"\) => (?:0x([0-9a-f]+)|NULL(.*))$')
 
+# The first line of a load error dyld halts with (its other lines carry no prefix: tracer/loaderrors reads them)
+ERROR_START = re.compile(r"^(?:Library not loaded: |Symbol not found: |symbol not found in flat namespace |"
+                         r"missing LC_UUID load command in |dyld cache '|terminating because inserted dylib |"
+                         r"lazy symbol binding failed: |missing symbol called|symbol '[^']*' missing from root )")
+
 # What a parsed body is (the first field of parse()'s tuple)
-LIB, BINDING, MISSING_WEAK, FIX, MAP, SEG, OPEN, OPENED, SYM, FOUND, IGNORED, UNKNOWN = range(12)
+LIB, BINDING, MISSING_WEAK, FIX, MAP, SEG, OPEN, OPENED, SYM, FOUND, IGNORED, UNKNOWN, ERROR = range(13)
 
 # Lines dyld prints under these variables that say nothing gotrace records (counted, never "unknown")
 IGNORED_STARTS = ("rebase: ", "bind:   ", "fixup: ", "running initializer ", "page-in link setup",
                   "unmapped 0x", "mprotect 0x", "cache singleton fixup", "objc-", " objc-mapped",
-                  "dlopen_preflight(", "      dlopen_preflight(", "_dyld_", " => 0x", "dlclose(",
+                  "dlopen_preflight(", "      dlopen_preflight(", "_dyld_", " => ", "dlclose(",
                   "dladdr(", "dlerror(", "NSAddImage", "NSLookup", "NSIsSymbol", "move ", "has interposing",
                   "skipping duplicate", "dlopen() within", "dyld_image_path_containing_address(",
-                  "dyld_shared_cache_", "dyld_get_", "dyld_program_", "dyld_sdk_", "dyld_minos_")
+                  "dyld_shared_cache_", "dyld_get_", "dyld_program_", "dyld_sdk_", "dyld_minos_",
+                  # DYLD_PRINT_SEARCHING, _INTERPOSING, page-in linking, the shared cache's own fixups (dyld-940 on)
+                  "find path \"", "  possible path(", "  found: ", "  not found: ", "  LC_RPATH '",
+                  "Setting up kernel page-in linking for ", "Setting up exclave page-in linking for ",
+                  "__map_with_linking_np(", "interpose: ", "   '", "cache fixup: ", "cache GOT fixup: ",
+                  "cache patch: ", "running terminator ", "dyld_image_", "dlsym_")
 
 # dlsym's special handles, as %p prints them (dlfcn.h)
 SPECIAL_HANDLES = {0xFFFFFFFFFFFFFFFF: "RTLD_NEXT", 0xFFFFFFFFFFFFFFFE: "RTLD_DEFAULT",
@@ -83,6 +93,10 @@ FORMS = regex.compile("|".join((
     rf"      dlopen\([^\n]*\) => (?:0x{_H}|NULL, '[^\n]*')",
     rf'dlsym\(0x{_H}, "[^\n]*"\)',
     rf'     dlsym\("[^\n]*"\) => (?:0x{_H}|NULL[^\n]*)',
+    r"(?:Library not loaded: |Symbol not found: |symbol not found in flat namespace |missing LC_UUID load command in "
+    r"|dyld cache '|terminating because inserted dylib |lazy symbol binding failed: |missing symbol called"
+    r"|symbol '[^'\n]*' missing from root )[^\n]*",
+    r"[^\n]* has interposed '[^\n]*",
     "(?:" + "|".join(regex.escape(s) for s in IGNORED_STARTS if s != "fixup: ") + ")[^\n]*",
 )))
 
@@ -103,6 +117,7 @@ def parse(body: str) -> tuple:
     · (MISSING_WEAK, leaf, n, symbol|None) · (FIX, leaf, n) · (MAP, how, path)
     · (SEG, name, prot, start, end) · (OPEN, path) · (OPENED, leaf, handle|None, error|None)
     · (SYM, handle, name) · (FOUND, name, addr|None, why_null) · (IGNORED,) · (UNKNOWN,)
+    · (ERROR,): the first line of a load error (tracer/loaderrors reads the message)
     """
     c = body[:1]
     if c == "<":
@@ -138,8 +153,10 @@ def parse(body: str) -> tuple:
     m = SEGMENT.match(body)
     if m:
         return (SEG, m.group(1), m.group(2), int(m.group(3), 16), int(m.group(4), 16))
-    if body.startswith(IGNORED_STARTS):
+    if body.startswith(IGNORED_STARTS) or " has interposed '" in body:
         return (IGNORED,)
+    if ERROR_START.match(body):
+        return (ERROR,)
     return (UNKNOWN,)
 
 

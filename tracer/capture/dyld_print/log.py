@@ -24,6 +24,7 @@ class LogStats:
     lost: int = 0  # bodies given up, and lines left unfinished at the end
     stray: int = 0  # text before any prefix
     prebuilt: int = 0  # bind lines without symbol names (PrebuiltLoader)
+    errors: int = 0  # first lines of load errors (tracer/loaderrors reads the messages)
 
     @property
     def malformed(self) -> int:
@@ -73,8 +74,13 @@ class DyldLog:
     def stats(self) -> LogStats:
         d = self.demux
         return LogStats(bodies=d.bodies, unknown=sum(a.unknown for a in self.accounts.values()),
+                        errors=sum(a.errors for a in self.accounts.values()),
                         ambiguous=d.ambiguous, lost=d.lost, stray=d.stray,
                         prebuilt=sum(a.prebuilt for a in self.accounts.values()))
+
+    def unknown_samples(self) -> list[str]:
+        """The first few bodies no form matched, verbatim."""
+        return [b for a in self.accounts.values() for b in a.unknown_samples][:5]
 
     def host_is_arm64(self) -> bool:
         """Whether the log shows an Apple Silicon host: Rosetta's segment, or any arm64 process."""
@@ -96,14 +102,18 @@ class DyldLog:
         return rows
 
     def images(self) -> list[dict]:
-        """The images table: every image with a __TEXT segment logged; link-time
-        __TEXT vmaddr and slide when the file is on this machine with the UUID dyld logged."""
+        """The images table: every image dyld logged (DYLD_PRINT_LIBRARIES or a __TEXT segment); where
+        its segments were logged, the load address, and the link-time __TEXT vmaddr and slide when the
+        file is on this machine with the UUID dyld logged."""
         rows = []
         for acc in self.accounts.values():
             for prog in acc.programs:
                 for m in prog.by_path.values():
                     text = next((s for s in m.segments if s[0] == "__TEXT"), None)
                     if text is None:
+                        if m.logged:  # DYLD_PRINT_LIBRARIES without DYLD_PRINT_SEGMENTS: where is not known
+                            rows.append({"pid": acc.pid, "path": m.path, "load_base": None, "link_base": None,
+                                         "slide": None, "uuid": m.uuid})
                         continue
                     link = None if m.cache else facts.macho_text_vmaddr(m.path, m.uuid, program_arch(prog))
                     load = text[1]

@@ -1,0 +1,88 @@
+"""Every load error in a text, and which of its lines they were.
+
+The text is anything a user holds: a dyld or LD_DEBUG log, a CI log, a crash report, a
+Python traceback; lines that are no loader's are left for the caller to count. CRLF line
+ends read as LF. A crash report's ``Process: NAME [PID]`` and ``Path:`` lines give the
+pid and program of the DYLD error under them, and ``(Translated)`` in its ``Code Type``
+says the process ran under Rosetta.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from . import dyld_text, glibc_text
+from .record import LoadError
+
+CRASH_PROCESS = re.compile(r"^Process:\s+(.+?) \[(\d+)\]\s*$")
+CRASH_PATH = re.compile(r"^Path:\s+(/.+?)\s*$")
+CRASH_CODE = re.compile(r"^Code Type:\s+(\S+)(?:\s+\((Translated|Native)\))?")
+
+
+@dataclass
+class Scan:
+    errors: list[LoadError] = field(default_factory=list)
+    lines: set[int] = field(default_factory=set)  # 0-based indexes of the lines the errors took
+    translated: bool = False  # a crash report said "(Translated)"
+
+
+def split(text: str) -> list[str]:
+    """Lines, whichever line ends the text used."""
+    return text.splitlines()
+
+
+# a message run onto the end of the one before it (dyld4 of macOS 12 gathers several, crash reports too)
+RUN_ON = re.compile(r"(?<=[)'])(?=(?:Library not loaded|Symbol not found): )")
+CUT_HEAD = re.compile(r"(?:Library not loaded|Symbol not found)\s*$")
+
+
+def _unrun(lines: list[str]) -> tuple[list[str], list[int]]:
+    """Lines with run-on messages split apart and a first line a terminal broke before its ": "
+    joined again; and, for each, the index of the input line it came from."""
+    out, origin = [], []
+    for i, line in enumerate(lines):
+        if out and line.startswith(": ") and CUT_HEAD.search(out[-1]):
+            out[-1] += line
+            continue
+        if out and out[-1].rstrip().endswith("error while loading shared libraries:") and line.strip():
+            out[-1] = out[-1].rstrip() + " " + line.strip()  # a terminal wrapped glibc's one line
+            continue
+        for piece in RUN_ON.split(line) if ("Library not loaded: " in line or "Symbol not found: " in line) else [line]:
+            out.append(piece)
+            origin.append(i)
+    return out, origin
+
+
+def scan(text: str | list[str]) -> Scan:
+    raw = split(text) if isinstance(text, str) else text
+    lines, origin = _unrun(raw)
+    out = Scan()
+    crash_pid, crash_prog = None, None
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith(("Process:", "Path:", "Code Type:")):
+            p, q, c = CRASH_PROCESS.match(line), CRASH_PATH.match(line), CRASH_CODE.match(line)
+            if p:
+                crash_pid = int(p.group(2))
+            elif q:
+                crash_prog = q.group(1)
+            elif c and c.group(2) == "Translated":
+                out.translated = True
+        d, m = dyld_text.find(line)
+        if d is not None or m is not None:
+            err, j = dyld_text.read(lines, i, d, m)
+            if err.pid is None and crash_pid is not None:
+                err.pid, err.program = crash_pid, err.program or crash_prog
+            err.line = origin[i] + 1
+            out.errors.append(err)
+            out.lines.update(origin[k] for k in range(i, j))
+            i = j
+            continue
+        err = glibc_text.find(line)
+        if err is not None:
+            err.line, err.message = origin[i] + 1, line.strip()
+            out.errors.append(err)
+            out.lines.add(origin[i])
+        i += 1
+    return out
