@@ -74,7 +74,7 @@ def test_a_library_found_nowhere(glibc_cases):
     e = x["error"]
     assert (e["source"], e["kind"], e["cause"], e["library"]) == ("glibc", "library-not-loaded", "missing", "libq.so.1")
     assert e["program"] == str(glibc_cases["dir"] / "prog_v")
-    assert "gotrace why --library libq.so.1" in " ".join(x["fixes"])
+    assert "`gotrace why SESSION --library libq.so.1`" in " ".join(x["fixes"])
 
 
 def _readelf_version_defs(path: Path) -> list[str]:

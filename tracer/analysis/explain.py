@@ -107,7 +107,8 @@ def _account(e: LoadError, translated: bool) -> tuple[str, str, str | None, list
         if not dyld:
             fixes = ["install the package that ships it, or add its directory: LD_LIBRARY_PATH=DIR to try, "
                      "-Wl,-rpath,DIR when linking (cgo: #cgo LDFLAGS: -Wl,-rpath,DIR), or ldconfig",
-                     f"`gotrace why --library {os.path.basename(lib)} -- PROGRAM` replays ld.so's search"]
+                     f"`gotrace bind -- PROGRAM`, then `gotrace why SESSION --library {os.path.basename(lib)}`, "
+                     "replays ld.so's search"]
             return what, why, "the library is not installed here, or not where the program's search looks", fixes
         if rpath:
             fixes = ["give the requester an LC_RPATH to the directory that holds it: "
@@ -140,7 +141,8 @@ def _account(e: LoadError, translated: bool) -> tuple[str, str, str | None, list
             return what, why, ("the library loaded is another build or an older version than the one linked "
                                "against; a Go program (1.21+) loading a plugin or C library that needs the "
                                "program's own symbols now needs -ldflags=-extldflags=-rdynamic"), [
-                f"`gotrace why {e.symbol or 'SYMBOL'} -- PROGRAM` shows every object searched",
+                f"`gotrace bind -- PROGRAM`, then `gotrace why SESSION {e.symbol or 'SYMBOL'}`, shows every "
+                "object searched",
                 "run with the library version it was built against, or rebuild against this one"]
         what = f"{req} needs {sym}, expected in {_q(e.library)}"
         why = ("dyld looked it up in that library (two-level namespace) and it does not export it"
