@@ -400,3 +400,37 @@ def test_published_errors_read_as_their_reader_counted(entry):
             assert [list(t) for t in g.tried] == [list(t) for t in w["tried"]]
         if w.get("have"):
             assert g.have == (w["have"] if isinstance(w["have"], list) else [w["have"]])
+
+
+@pytest.mark.parametrize("entry", [e for e in INDEX if not e["file"].startswith("glibc")],
+                         ids=[e["file"] for e in INDEX if not e["file"].startswith("glibc")])
+def test_published_logs_import_as_their_reader_counted(entry, tmp_path):
+    """`gotrace import dyld-print` of each published log: its libraries, bindings, processes and load
+    errors as a reader counted them (index.json), and every line read or counted."""
+    from tracer.session.reader import load_session
+
+    out = tmp_path / "s"
+    p = gotrace_cli("import", "dyld-print", str(LOGS / entry["file"]), "-o", str(out))
+    if entry["file"] in NOT_READ:
+        assert p.returncode == 1 and "nothing to import" in p.stderr and not out.exists()
+        return
+    assert p.returncode == 0, p.stderr
+    s = load_session(out)
+    binds = sum(entry["bindings"].values()) if isinstance(entry["bindings"], dict) else entry["bindings"]
+    assert len(s.events) == binds
+    assert len(s.errors) == len(entry["errors"] or [])
+    assert s.processes["pid"].nunique() == entry["pids"]
+    if entry["libraries"]:
+        assert len(s.images) == entry["libraries"]
+    d = s.meta["dyld_print"]
+    assert d["dyld_lines_unread"] == 0 and d["ambiguous_lines"] == 0 and d["lost_lines"] == 0
+    text = (LOGS / entry["file"]).read_bytes().decode("utf-8", "replace").splitlines()
+    blank = sum(1 for x in text if not x.strip())
+    assert d["lines"] == len(text) == entry["lines_total"]
+    # every line once: dyld's, a load error's, other text or blank — none dropped
+    k = d["line_kinds"]
+    assert k["dyld"] + k["error"] + k["other"] + k["blank"] == len(text) and k["blank"] == blank
+    if not entry.get("embedded_dyld_lines") and entry["dyld_lines"]:
+        assert k["dyld"] + k["error"] == entry["dyld_lines"]
+    if not entry.get("embedded_dyld_lines") and not entry["file"].split("-")[1] == "crash":
+        assert d["other_lines"] <= entry["other_lines"] + 1  # a shell prompt line the reader may have put apart

@@ -143,7 +143,8 @@ def _dyld_print(files: list[str], writer: SessionWriter) -> tuple[list, list, di
     from .dyld_print.log import DyldLog, LogStats, event_columns
 
     processes, images, errors, total = [], [], [], LogStats()
-    lines = dict(lines=0, dyld_read=0, dyld_unread=0, other=0, error_messages=0, error_lines=0)
+    lines = dict(lines=0, dyld_read=0, dyld_unread=0, other=0, error_messages=0, error_lines=0, dyld_physical=0,
+                 blank=0)
     samples: list[str] = []
     position = pid_base = 0
     for f in files:
@@ -171,18 +172,27 @@ def _dyld_print(files: list[str], writer: SessionWriter) -> tuple[list, list, di
                 continue
             at = line.find("dyld: ")
             if PREFIX.search(line.encode("utf-8", "replace")):
-                continue  # dyld4's: read by the demux above
-            if at >= 0 and not line[:at].strip():
+                lines["dyld_physical"] += 1  # dyld4's: read by the demux above
+            elif at >= 0 and not line[:at].strip():
+                lines["dyld_physical"] += 1
                 if not old.take(line[at + 6:], position + i + 1) and len(samples) < 5:
                     samples.append(line[at:])
+            elif old.take_bare(line):
+                lines["dyld_physical"] += 1
             elif line.strip():
                 lines["other"] += 1
+            else:
+                lines["blank"] += 1
         lines["lines"] += len(text)
         lines["error_messages"] += len(found.errors)
         lines["error_lines"] += len(found.lines)
         lines["dyld_read"] += old.read
         lines["dyld_unread"] += len(old.unknown)
-        ev, procs2, images2 = old.rows()
+        ev, procs2, images2 = old.rows()  # pid-less processes, numbered 0, 1 … within this file
+        if not procs2 and any(e.pid is None for e in found.errors):  # a pasted message alone: its process
+            first = next(e for e in found.errors if e.pid is None)
+            procs2 = [{"pid": 0, "exe": first.program or (first.requester if first.via == "launch" else None),
+                       "start_ns": position + first.line}]
         for p in procs2:
             p["pid"] += pid_base
         for im in images2:
@@ -190,25 +200,29 @@ def _dyld_print(files: list[str], writer: SessionWriter) -> tuple[list, list, di
         if ev:
             writer.append_events(events_table(event_columns([(t, p + pid_base, *r) for t, p, *r in ev]),
                                               "dyld-print"))
-        procs = log.processes()
+        procs = log.processes() + procs2
         exes = {p["pid"]: p["exe"] for p in procs}
         for e in found.errors:
             row = e.row()
-            if e.pid is None and procs2:  # dyld2: the process whose lines came last before the message
+            if e.pid is None and procs2:  # no pid: the pid-less process whose lines came last before the message
                 row["pid"] = max((p for p in procs2 if p["start_ns"] <= position + e.line),
                                  key=lambda p: p["start_ns"], default=procs2[0])["pid"]
-            row["exe"] = exes.get(row["pid"]) or next((p["exe"] for p in procs2 if p["pid"] == row["pid"]), None) \
-                or e.program
-            rosetta = found.translated or (e.cause == "wrong-arch" and set(e.need) <= {"x86_64", "i386"}
-                                           and "arm64" in "".join(e.have))
-            for p in procs:
-                if p["pid"] == row["pid"] and rosetta:
-                    p["translator"] = p["translator"] or "rosetta"
-            errors.append({k: v for k, v in row.items() if k != "program"} | {"line": e.line})
+            row["exe"] = exes.get(row["pid"]) or e.program
+            # Rosetta, from the report ("Code Type: X86-64 (Translated)") or dyld's own words: an arm64
+            # file refused for a process that can load x86_64 alone
+            if found.translated or (e.cause == "wrong-arch" and e.need and set(e.need) <= {"x86_64", "i386"}
+                                    and any(h.startswith("arm64") for h in e.have)):
+                for p in procs:
+                    if p["pid"] == row["pid"]:
+                        p["translator"] = p.get("translator") or "rosetta"
+            if row["pid"] is not None and row["pid"] not in exes:  # a process known from its error alone
+                procs.append({"pid": row["pid"], "exe": row["exe"], "start_ns": position + e.line})
+                exes[row["pid"]] = row["exe"]
+            errors.append({k: v for k, v in row.items() if k != "program"})
         pid_base += len(procs2)
         position = log.position + len(text)
-        processes += procs + procs2
-        images += log.images() + [{**im, "load_base": None, "link_base": None, "slide": None} for im in images2]
+        processes += procs
+        images += log.images() + [{**im, "link_base": None, "slide": None} for im in images2]
     lines["dyld_read"] += total.bodies - total.unknown
     lines["dyld_unread"] += total.unknown
     read_anything = lines["dyld_read"] or lines["error_messages"]
@@ -217,6 +231,9 @@ def _dyld_print(files: list[str], writer: SessionWriter) -> tuple[list, list, di
                                "_errors": errors, "_read_anything": bool(read_anything), "dyld_print": {
         "lines": lines["lines"], "dyld_lines_read": lines["dyld_read"], "dyld_lines_unread": lines["dyld_unread"],
         "unread_samples": samples[:5], "other_lines": lines["other"], "load_errors": lines["error_messages"],
+        # each line of the files once: dyld's, a load error's, other text, blank (they add up to "lines")
+        "line_kinds": {"dyld": lines["dyld_physical"], "error": lines["error_lines"], "other": lines["other"],
+                       "blank": lines["blank"]},
         "error_lines": lines["error_lines"], "unknown_lines": total.unknown,
         "ambiguous_lines": total.ambiguous, "lost_lines": total.lost, "stray_text": total.stray,
         "unnamed_binds": total.prebuilt}}

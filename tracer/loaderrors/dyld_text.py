@@ -51,6 +51,7 @@ MARKS = re.compile(r"\s*\b(Referenced from|Reason|Expected in):\s*")
 CONTINUES = re.compile(r"^[\s│|>#*]*(Referenced from|Reason|Expected in):\s*(.*?)\s*$")
 DID_FIND = re.compile(r"^\s*(/[^:]*|@[^:]*): (.+?)\s*$")
 IN_PROGRAM = re.compile(r"^\s+in (/.+?)\s*$")
+AGAIN = re.compile(r"^dyld\[\d+\]: tried: '")
 TERMINATED = re.compile(r"^\s*\(terminated at launch; ignore backtrace\)\s*$")
 UUID_PART = re.compile(r"^<[0-9A-Fa-f-]{36}>\s*")
 BUILT_FOR = re.compile(r"\s*\((?:which was )?built for [^)]*\)\s*$")
@@ -141,6 +142,8 @@ def read(lines: list[str], i: int, d: re.Match | None, m: re.Match | None) -> tu
             err.program = IN_PROGRAM.match(nxt).group(1)
         elif TERMINATED.match(nxt):
             pass
+        elif AGAIN.match(nxt) and err.via == "insert":  # dyld4 prints the inserted dylib's tried list again
+            pass
         else:
             break
         message.append(nxt.rstrip())
@@ -192,7 +195,12 @@ def _dyld3(err: LoadError, m: re.Match) -> None:
 
 
 def _unbalanced(text: str) -> bool:
-    return text.count("(") > text.count(")") or text.count("'") % 2 == 1
+    """Whether a Reason is cut short (a terminal or a page wrapped it): a bracket left open, or a
+    tried list that ends on its separator or inside a quoted path."""
+    t = text.rstrip()
+    if t.count("(") > t.count(")") or t.endswith((",", "tried:")):
+        return True
+    return t.startswith("tried:") and not t.endswith(")")
 
 
 def _path(text: str) -> str:

@@ -36,26 +36,32 @@ RUN_ON = re.compile(r"(?<=[)'])(?=(?:Library not loaded|Symbol not found): )")
 CUT_HEAD = re.compile(r"(?:Library not loaded|Symbol not found)\s*$")
 
 
-def _unrun(lines: list[str]) -> tuple[list[str], list[int]]:
+def _unrun(lines: list[str]) -> tuple[list[str], list[list[int]], set[int]]:
     """Lines with run-on messages split apart and a first line a terminal broke before its ": "
-    joined again; and, for each, the index of the input line it came from."""
-    out, origin = [], []
+    joined again; for each, the indexes of the input lines it came from; and which lines are run-on
+    pieces (a message that began at the end of another's line: the same process's)."""
+    out, origin, run_on = [], [], set()
     for i, line in enumerate(lines):
         if out and line.startswith(": ") and CUT_HEAD.search(out[-1]):
             out[-1] += line
+            origin[-1] = [*origin[-1], i]
             continue
         if out and out[-1].rstrip().endswith("error while loading shared libraries:") and line.strip():
             out[-1] = out[-1].rstrip() + " " + line.strip()  # a terminal wrapped glibc's one line
+            origin[-1] = [*origin[-1], i]
             continue
-        for piece in RUN_ON.split(line) if ("Library not loaded: " in line or "Symbol not found: " in line) else [line]:
+        pieces = RUN_ON.split(line) if ("Library not loaded: " in line or "Symbol not found: " in line) else [line]
+        for k, piece in enumerate(pieces):
+            if k:
+                run_on.add(len(out))
             out.append(piece)
-            origin.append(i)
-    return out, origin
+            origin.append([i])
+    return out, origin, run_on
 
 
 def scan(text: str | list[str]) -> Scan:
     raw = split(text) if isinstance(text, str) else text
-    lines, origin = _unrun(raw)
+    lines, origin, run_on = _unrun(raw)
     out = Scan()
     crash_pid, crash_prog = None, None
     i = 0
@@ -74,15 +80,17 @@ def scan(text: str | list[str]) -> Scan:
             err, j = dyld_text.read(lines, i, d, m)
             if err.pid is None and crash_pid is not None:
                 err.pid, err.program = crash_pid, err.program or crash_prog
-            err.line = origin[i] + 1
+            elif err.pid is None and i in run_on and out.errors:
+                err.pid = out.errors[-1].pid
+            err.line = origin[i][0] + 1
             out.errors.append(err)
-            out.lines.update(origin[k] for k in range(i, j))
+            out.lines.update(n for k in range(i, j) for n in origin[k])
             i = j
             continue
         err = glibc_text.find(line)
         if err is not None:
-            err.line, err.message = origin[i] + 1, line.strip()
+            err.line, err.message = origin[i][0] + 1, line.strip()
             out.errors.append(err)
-            out.lines.add(origin[i])
+            out.lines.update(origin[i])
         i += 1
     return out

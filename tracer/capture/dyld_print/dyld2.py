@@ -19,9 +19,21 @@ import re
 
 from . import lines as L
 
-LOADED = re.compile(rf"^loaded: (?:<({L.UUID}|no uuid)> )?(.+?)\s*$")
+LOADED = re.compile(rf"^(?:loaded: )?(?:<({L.UUID}|no uuid)> )(.+?)\s*$|^loaded: (.+?)\s*$")
 BARE_PATH = re.compile(r"^(/\S.*?)\s*$")
-BIND = re.compile(r"^(lazy |weak )?bind: (.+?):0x[0-9A-Fa-f]+ = (.+?):(\S+), \*0x[0-9A-Fa-f]+ = 0x[0-9A-Fa-f]+(.*)$")
+BIND = re.compile(r"^(lazy |weak |forced lazy )?bind: (.+?):0x[0-9A-Fa-f]+ = (.+?):(\S+), \*0x[0-9A-Fa-f]+ = "
+                  r"0x[0-9A-Fa-f]+(.*)$")
+# DYLD_PRINT_SEGMENTS (dyld-433 … 852): the image, then its segments on lines of their own, without the prefix
+MAPPED = re.compile(r"^(Main executable mapped|Using shared cached? for|Mapping) (/.+?)\s*$")
+SEGMENT = re.compile(r"^\s*(\S+) at 0x([0-9A-Fa-f]+)->0x([0-9A-Fa-f]+)(?: with permissions [r-][w-][x-]| \(zerofill\))?\s*$")
+# what dyld2 prints that says nothing gotrace records (read, not lost): rebases, the shared cache's
+# regions, crash reports' phase lines, DYLD_PRINT_APIS calls (printed without the prefix)
+IGNORED = re.compile(r"^(?:rebase: |re-using existing shared cache|launch, |calling |called initialzer |"
+                     r"bind indirect sym: |resolver at |interposing |dynamic interposing|weak bind|adjusting |"
+                     r"RPATH |warning: |unloaded: |unloaded but left mapped: |dlopen|dlsym|dlclose|dlerror|dladdr)")
+CACHE_REGION = re.compile(r"^\s+0x[0-9A-Fa-f]+->0x[0-9A-Fa-f]+ init=\d+, max=\d+\b|^re-using existing shared cache \(")
+API_CALL = re.compile(r"^(?:_dyld_\w+|_NSGet\w+|NS\w+|dl(?:open|sym|close|error|addr|open_preflight))\(.*\)\s*$|"
+                      r"^\s+dl(?:open|sym)\(.*\) (?:=>|failed)")
 NOT_PROGRAM = (".dylib", ".so", ".bundle")
 
 
@@ -36,6 +48,23 @@ class Dyld2Log:
         self.procs: list[dict] = []  # {"libs": [path...], "uuids": {path: uuid}, "events": [...], "start": line}
         self.read = 0
         self.unknown: list[str] = []  # bodies of no form this reader knows
+        self._mapping: tuple | None = None  # (process, image) whose segment lines follow
+        self.loads: dict = {}  # (id(process), path) -> __TEXT's start
+
+    def take_bare(self, text: str) -> bool:
+        """A line without the prefix that dyld2 prints all the same: a segment of the image being
+        mapped, a shared-cache region, a DYLD_PRINT_APIS call. Whether it was one."""
+        m = SEGMENT.match(text)
+        if m and self._mapping is not None:
+            proc, path = self._mapping
+            if m.group(1) == "__TEXT":
+                self.loads.setdefault((id(proc), path), int(m.group(2), 16))
+            self.read += 1
+            return True
+        if CACHE_REGION.match(text) or API_CALL.match(text):
+            self.read += 1
+            return True
+        return False
 
     def _proc(self, line: int) -> dict:
         if not self.procs:
@@ -46,14 +75,25 @@ class Dyld2Log:
         """Whether the body was read (else it is kept among ``unknown``)."""
         m = LOADED.match(body) or (BARE_PATH.match(body) if body.startswith("/") else None)
         if m:
-            uuid, path = (m.group(1), m.group(2)) if m.re is LOADED else (None, m.group(1))
+            uuid, path = ((m.group(1), m.group(2) or m.group(3)) if m.re is LOADED else (None, m.group(1)))
             self._loaded(None if uuid == "no uuid" else uuid, path, line)
+            self.read += 1
+            return True
+        m = MAPPED.match(body)
+        if m:
+            p = self._proc(line)
+            if m.group(2) not in p["uuids"] or m.group(1).startswith("Main"):
+                self._loaded(None, m.group(2), line)
+            self._mapping = (self.procs[-1], m.group(2))
+            self.read += 1
+            return True
+        if IGNORED.match(body):
             self.read += 1
             return True
         m = BIND.match(body)
         if m:
             how, req, target, sym = m.group(1), m.group(2), m.group(3), m.group(4)
-            kind = "lazy" if how == "lazy " else "eager"
+            kind = "lazy" if how == "lazy " else "eager"  # "forced lazy": a lazy pointer bound at launch
             missing = target == "<weak_import-missing>"
             self._proc(line)["events"].append((line, req, sym, None if missing else target, kind, not missing))
             self.read += 1
@@ -90,7 +130,8 @@ class Dyld2Log:
                 events.append((line, n, exe, by_leaf.get(req, req), sym,
                                None if target is None else by_leaf.get(target, target), kind, ok))
             procs.append({"pid": n, "exe": exe, "start_ns": p["start"]})
-            images += [{"pid": n, "path": path, "uuid": p["uuids"].get(path)} for path, _ in p["libs"]]
+            images += [{"pid": n, "path": path, "uuid": p["uuids"].get(path), "load_base": self.loads.get((id(p), path))}
+                       for path, _ in p["libs"]]
         events.sort(key=lambda e: e[0])
         return events, procs, images
 

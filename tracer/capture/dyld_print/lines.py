@@ -47,7 +47,7 @@ DLSYM_RESULT = re.compile(r'^     dlsym\("(.*)"\) => (?:0x([0-9a-f]+)|NULL(.*))$
 # The first line of a load error dyld halts with (its other lines carry no prefix: tracer/loaderrors reads them)
 ERROR_START = re.compile(r"^(?:Library not loaded: |Symbol not found: |symbol not found in flat namespace |"
                          r"missing LC_UUID load command in |dyld cache '|terminating because inserted dylib |"
-                         r"lazy symbol binding failed: |missing symbol called|symbol '[^']*' missing from root )")
+                         r"lazy symbol binding failed: |missing symbol called|symbol '[^']*' missing from root |tried: ')")
 
 # What a parsed body is (the first field of parse()'s tuple)
 LIB, BINDING, MISSING_WEAK, FIX, MAP, SEG, OPEN, OPENED, SYM, FOUND, IGNORED, UNKNOWN, ERROR = range(13)
@@ -95,7 +95,7 @@ FORMS = regex.compile("|".join((
     rf'     dlsym\("[^\n]*"\) => (?:0x{_H}|NULL[^\n]*)',
     r"(?:Library not loaded: |Symbol not found: |symbol not found in flat namespace |missing LC_UUID load command in "
     r"|dyld cache '|terminating because inserted dylib |lazy symbol binding failed: |missing symbol called"
-    r"|symbol '[^'\n]*' missing from root )[^\n]*",
+    r"|symbol '[^'\n]*' missing from root |tried: ')[^\n]*",
     r"[^\n]* has interposed '[^\n]*",
     "(?:" + "|".join(regex.escape(s) for s in IGNORED_STARTS if s != "fixup: ") + ")[^\n]*",
 )))
