@@ -434,3 +434,24 @@ def test_published_logs_import_as_their_reader_counted(entry, tmp_path):
         assert k["dyld"] + k["error"] == entry["dyld_lines"]
     if not entry.get("embedded_dyld_lines") and not entry["file"].split("-")[1] == "crash":
         assert d["other_lines"] <= entry["other_lines"] + 1  # a shell prompt line the reader may have put apart
+
+
+@pytest.mark.parametrize("backend", ["ld-debug", "bpf"])
+def test_explain_a_traced_run_the_loader_stopped(glibc_cases, backend, tmp_path):
+    """A live session of a program ld.so refused: explain SESSION names the library, from what the
+    capture saw (exit 127, the DT_NEEDED found nowhere), as ld.so's own stderr said it."""
+    if backend == "bpf":
+        from conftest import require_bpf
+
+        require_bpf()
+    d, p = glibc_cases["dir"], glibc_cases["missing"]
+    out = tmp_path / "s"
+    b = gotrace_cli("bind", "--backend", backend, "-o", str(out), "--", str(d / "prog_v"), env={
+        **__import__("os").environ, "LD_LIBRARY_PATH": ""})
+    assert b.returncode == p.returncode == 127, b.stderr
+    [said] = scan(p.stderr).errors  # ld.so's own words, from the untraced run
+    x = gotrace_cli("explain", str(out), "--json")
+    assert x.returncode == 0, x.stderr
+    [e] = [r["error"] for r in json.loads(x.stdout)["errors"]]
+    assert (e["kind"], e["library"]) == (said.kind, said.library) == ("library-not-loaded", "libq.so.1")
+    assert e["requester"] == str(d / "prog_v")

@@ -278,3 +278,31 @@ def _checks(e: LoadError, base: str | None) -> list[str]:
         except Exception:  # a file that reads as ELF but not as far as its versions: say nothing more
             pass
     return out
+
+
+def session_errors(s) -> list[dict]:
+    """A loaded session's load errors: its errors table (what a log said), and the processes a live
+    capture saw the dynamic linker stop (exit 127 with a library found nowhere, or a fatal undefined
+    symbol: analysis/failures.py), as glibc would have said them."""
+    from ..session.reader import frame_rows
+    from .budgets import measures
+
+    rows = frame_rows(s.errors) if len(s.errors) else []
+    said = {(r.get("pid"), r.get("library"), r.get("symbol")) for r in rows}
+    for d in measures(s)["deaths"]:
+        lib = d["library"]
+        if (d["pid"], lib, d["symbol"]) in said:
+            continue
+        if lib:
+            row = LoadError("glibc", "library-not-loaded", "missing", pid=d["pid"], requester=d["needed_by"],
+                            library=lib, message=f"{d['exe']}: error while loading shared libraries: {lib}: cannot "
+                            "open shared object file (seen by the capture: exit 127, found nowhere today)").row()
+        else:
+            row = LoadError("glibc", "symbol-not-found", "undefined", pid=d["pid"], requester=d["needed_by"],
+                            symbol=d["symbol"], version=d["version"], via="call",
+                            message=f"{d['exe']}: symbol lookup error: {d['needed_by']}: undefined symbol: "
+                            f"{d['symbol']} (seen by the capture: the lookup failed, exit 127)").row()
+        row["exe"] = d["exe"]
+        row.pop("program", None)
+        rows.append(row)
+    return rows

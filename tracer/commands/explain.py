@@ -48,10 +48,12 @@ def explain_command(
 
     look = not no_look
     if source is not None and os.path.isdir(source):
-        from ..session.reader import frame_rows, load_session
+        from ..session.reader import load_session
 
-        s = load_session(Path(source), event_columns=["pid"])
-        rows = frame_rows(s.errors)
+        from ..analysis.explain import session_errors
+
+        s = load_session(Path(source))
+        rows = session_errors(s)
         res = {"errors": [explain(r, look) for r in rows], "lines": 0, "error_lines": 0, "source": source}
         if not rows:
             raise GotraceError(f"{source} holds no load error (no process was refused by its loader)", 1)

@@ -42,6 +42,7 @@ def render_explain_summary(res: dict[str, Any], con: Console) -> None:
         kinds[x["error"]["kind"]] = kinds.get(x["error"]["kind"], 0) + 1
     what = ", ".join(f"{v} {k}" for k, v in kinds.items())
     src = res.get("source") or "the input"
+    of = (f"; {res['error_lines']} of {res['lines']} line{'s' if res['lines'] != 1 else ''} were the loader's"
+          if res.get("lines") else "")
     con.print(f"[dim]{n} load error{'s' if n != 1 else ''} in {escape(str(src))}"
-              + (f" ({escape(what)})" if what else "") + f"; {res['error_lines']} of {res['lines']} lines were "
-              "the loader's[/]")
+              + (f" ({escape(what)})" if what else "") + f"{of}[/]")
