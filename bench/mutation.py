@@ -57,6 +57,13 @@ COPIED = ["tracer", "tests", "dscripts", "examples", "bench", "scripts", "notebo
 TESTS: dict[str, list[str]] = {
     # analysis/: offline, from saved sessions
     "tracer/analysis/budgets.py": ["tests/test_oracle_budgets.py", "tests/test_budgets.py"],
+    # loader errors: messages of every loader, their explanation, the files it checks
+    "tracer/loaderrors/dyld_text.py": ["tests/test_loader_errors.py"],
+    "tracer/loaderrors/glibc_text.py": ["tests/test_loader_errors.py"],
+    "tracer/loaderrors/scan.py": ["tests/test_loader_errors.py"],
+    "tracer/analysis/explain.py": ["tests/test_loader_errors.py"],
+    "tracer/binary/load_facts.py": ["tests/test_loader_errors.py"],
+    "tracer/capture/dyld_print/dyld2.py": ["tests/test_loader_errors.py"],
     "tracer/analysis/compare.py": ["tests/test_oracle_compare.py", "tests/test_budgets.py", "tests/test_analysis.py",
                                    "tests/test_session_io.py -k damaged", "tests/test_translate.py -k reports_show"],
     "tracer/analysis/export.py": ["tests/test_oracle_export.py", "tests/test_analysis.py",

@@ -455,3 +455,178 @@ def test_explain_a_traced_run_the_loader_stopped(glibc_cases, backend, tmp_path)
     [e] = [r["error"] for r in json.loads(x.stdout)["errors"]]
     assert (e["kind"], e["library"]) == (said.kind, said.library) == ("library-not-loaded", "libq.so.1")
     assert e["requester"] == str(d / "prog_v")
+
+
+# -- Mach-O cases built here with clang and ld64.lld (tests/binaries.py's tools) -------------------------------------
+
+@pytest.fixture(scope="module")
+def macho_cases(tmp_path_factory) -> Path:
+    from binaries import CLANG, LLD
+
+    require(shutil.which(CLANG) is not None and shutil.which(LLD) is not None,
+            f"{CLANG} and {LLD} are not installed (bash scripts/setup.sh installs them)")
+    d = tmp_path_factory.mktemp("macho-loaderr")
+    tbd = Path(__file__).resolve().parent / "fixtures" / "macho" / "libSystem.tbd"
+
+    def cc(src: str, arch: str) -> Path:
+        obj = d / f"{src}-{arch}.o"
+        subprocess.run([CLANG, "-target", f"{arch}-apple-macos11", "-c", str(SRC / f"{src}.c"), "-o", str(obj)],
+                       check=True)
+        return obj
+
+    def ld(out: str, arch: str, *args) -> None:
+        subprocess.run([LLD, "-arch", arch, "-platform_version", "macos", "11.0", "11.0", "-o", str(d / out),
+                        *map(str, args)], check=True, capture_output=True)
+
+    for src in ("foo1", "foo2"):
+        for arch in ("x86_64", "arm64"):
+            ld(f"lib{src}-{arch}.dylib", arch, "-dylib", "-install_name", "@rpath/libfoo.dylib", cc(src, arch))
+    ld("usefoo", "x86_64", cc("usefoo", "x86_64"), d / "libfoo1-x86_64.dylib", tbd)
+    ld("usefoo-rpath", "x86_64", "-rpath", "@loader_path/lib", cc("usefoo", "x86_64"), d / "libfoo1-x86_64.dylib", tbd)
+    (d / "lib").mkdir()
+    return d
+
+
+def _objdump(path: Path) -> str:
+    return subprocess.run(["llvm-objdump", "--macho", "--all-headers", str(path)], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def test_an_rpath_name_and_no_lc_rpath(macho_cases):
+    d = macho_cases
+    head = _objdump(d / "usefoo")
+    assert "name @rpath/libfoo.dylib" in head and "LC_RPATH" not in head  # llvm-objdump: the facts explain checks
+    fmt = dict(_formats("err.library_not_loaded"))["dyld-1042.1"]
+    reason = dict(_formats("reason.no_lc_rpath"))["dyld-1122.1"]
+    text = "dyld[800]: " + _printf(fmt, "@rpath/libfoo.dylib", UUID, d / "usefoo", "", reason)
+    [x] = _explain(text)["errors"]
+    assert x["error"]["cause"] == "no-rpath"
+    assert "  it has no LC_RPATH: an @rpath name cannot be found" in x["checks"]
+    assert any(f.startswith("give the requester an LC_RPATH") for f in x["fixes"])
+    [bare] = _explain(text, "--no-look")["errors"]  # the same message without looking: the text alone
+    assert bare["checks"] == [] and bare["from_text_only"] and bare["why"] == x["why"]
+
+
+def test_an_arm64_library_for_an_x86_64_program(macho_cases):
+    d = macho_cases
+    rpaths = _objdump_rpaths(d / "usefoo-rpath")
+    assert rpaths == ["@loader_path/lib"]
+    target = d / "lib" / "libfoo.dylib"
+    tried = f"tried: '{target}' (no such file)"
+    text = f"dyld[801]: Library not loaded: @rpath/libfoo.dylib\n  Referenced from: <{UUID}> {d / 'usefoo-rpath'}\n  Reason: {tried}"
+    [x] = _explain(text)["errors"]
+    assert f"  its LC_RPATHs: {', '.join(rpaths)}" in x["checks"]
+    assert f"  @rpath → {target}: missing" in x["checks"]
+    shutil.copy(d / "libfoo1-arm64.dylib", target)
+    try:
+        assert _objdump_cpu(target) == "arm64"
+        reason = _printf(dict(_formats("reason.incompatible_arch"))["dyld-940"], "arm64", "x86_64")
+        [x] = _explain(text.replace("(no such file)", f"({reason})"))["errors"]
+        assert x["error"]["cause"] == "wrong-arch"
+        assert f"  @rpath → {target}: Mach-O; arm64; install name @rpath/libfoo.dylib" in x["checks"]
+        assert "  it has no slice for x86_64 (it has arm64)" in x["checks"]
+        assert "Rosetta" in x["likely"]
+    finally:
+        target.unlink()
+
+
+def test_a_symbol_the_library_no_longer_exports(macho_cases):
+    d = macho_cases
+    for lib, exported in (("libfoo1-x86_64.dylib", True), ("libfoo2-x86_64.dylib", False)):
+        nm = subprocess.run(["llvm-nm", "--extern-only", "--defined-only", "--just-symbol-name", str(d / lib)],
+                            capture_output=True, text=True, check=True).stdout.split()
+        assert ("_foo_new" in nm) == exported
+        fmt = dict(_formats("err.symbol_not_found"))["dyld-1042.1"]
+        text = "dyld[802]: " + _printf(fmt, "_foo_new", UUID, d / "usefoo", "", UUID, d / lib)
+        [x] = _explain(text)["errors"]
+        says = "  it exports _foo_new" if exported else "  it does not export _foo_new"
+        assert says in x["checks"], x["checks"]
+
+
+def test_a_reason_wrapped_by_a_terminal_or_a_page():
+    """A tried list broken inside a path (a fixed-width log) or after its separator (a page's wrap)."""
+    paths = ["/usr/local/opt/libomp/lib/libomp.dylib", "/System/Volumes/Preboot/Cryptexes/OS/usr/local/opt/libomp/lib/libomp.dylib",
+             "/usr/lib/libomp.dylib"]
+    whole = "tried: " + ", ".join(f"'{p}' (no such file)" for p in paths)
+    head = f"dyld[5]: Library not loaded: @rpath/libomp.dylib\n  Referenced from: <{UUID}> /Users/me/prog\n  Reason: "
+    for cut in (whole.index("Cryptexes") + 3, whole.index(", '/usr/lib") + 2, whole.index("(no such") + 4):
+        text = head + whole[:cut] + "\n" + whole[cut:].lstrip() + "\nprogram output\n"
+        s = scan(text)
+        [e] = s.errors
+        assert [p for p, _r in e.tried] == paths, (cut, e.tried)
+        assert all(r == "no such file" for _p, r in e.tried)
+        assert sorted(s.lines) == [0, 1, 2, 3]  # the last line is the program's
+
+
+# -- every DYLD_PRINT_* line of every dyld release is read (never counted as unknown) --------------------------------
+
+def _fill(fmt: str) -> str:
+    """A line dyld would print with this format: each conversion given a value of its kind, a %s one by
+    what stands around it (<UUID>, leaf/, /symbol, a path)."""
+    out, i, prot = [], 0, iter("rwxrwxrwx")
+    for m in re.finditer(r"%[-0-9.*]*(?:ll|l|h)?([sdiupxXc%])", fmt):
+        out.append(fmt[i:m.start()])
+        conv, before, after = m.group(1), fmt[:m.start()][-1:], fmt[m.end():m.end() + 1]
+        if conv == "%":
+            out.append("%")
+        elif conv == "s":
+            if after == "(" and not fmt[:m.start()].strip():  # dyld2's APIs print their own name: __func__
+                out.append("dlopen")
+            elif "*" in m.group(0) or re.match(r"%\d+s", m.group(0)):
+                out.append("__TEXT")
+            elif before == "<" and after == ">":
+                out.append(UUID)
+            elif after in "/+":
+                out.append("libfoo.dylib")
+            elif before == "/":
+                out.append("_foo")
+            else:
+                out.append("/usr/lib/libfoo.dylib")
+        elif conv == "c":
+            out.append(next(prot))
+        elif conv == "p":
+            out.append("0x10a2b")
+        elif conv in "xX":
+            out.append("1A2B" if conv == "X" else "1a2b")
+        else:
+            out.append("3")
+        i = m.end()
+    out.append(fmt[i:])
+    return "".join(out).rstrip("\n")
+
+
+def _print_forms(prefix):
+    skip = ("err.", "final.", "prefix.", "payload.", "decor.", "reason.", "env.")
+    for tag, entries in FORMATS["dyld"].items():
+        for e in entries:
+            if e["id"].startswith(skip) or "\n" in e["format"].rstrip("\n"):
+                continue
+            dyld4 = tag >= "dyld-9" or tag.startswith("dyld-1")
+            if prefix == "dyld4" and dyld4 and e.get("prefix") == "dyld[%d]: ":
+                yield tag, e
+            elif prefix == "dyld2" and not dyld4 and (e.get("prefix") == "dyld: " or e.get("enabled_by")):
+                yield tag, e
+
+
+def test_every_dyld4_print_line_is_read():
+    from tracer.capture.dyld_print import lines as L
+
+    unread = []
+    for tag, e in _print_forms("dyld4"):
+        body = _fill(e["format"])
+        if L.parse(body)[0] == L.UNKNOWN or not L.viable(body, complete=True):
+            unread.append((tag, e["id"], body))
+    assert unread == []
+
+
+def test_every_dyld2_print_line_is_read():
+    from tracer.capture.dyld_print.dyld2 import Dyld2Log
+
+    unread = []
+    for tag, e in _print_forms("dyld2"):
+        line = _fill(e["format"])
+        log = Dyld2Log()
+        ok = log.take(line[6:], 1) if line.startswith("dyld: ") else log.take_bare(line)
+        if not ok:
+            unread.append((tag, e["id"], line))
+    assert unread == []

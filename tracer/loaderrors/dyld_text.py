@@ -133,7 +133,9 @@ def read(lines: list[str], i: int, d: re.Match | None, m: re.Match | None) -> tu
             reason_open = c.group(1) == "Reason" and _unbalanced(c.group(2))
         elif reason_open and nxt.strip():
             name, value = fields[-1]
-            fields[-1] = (name, value + " " + nxt.strip())
+            # wrapped inside a quoted path: the break was no character of it; else at a space
+            sep = "" if _in_quote(value) else " "
+            fields[-1] = (name, value.rstrip() + sep + nxt.strip())
             reason_open = _unbalanced(fields[-1][1])
         elif did_find and DID_FIND.match(nxt) and nxt[:1].isspace():
             p = DID_FIND.match(nxt)
@@ -192,6 +194,19 @@ def _dyld3(err: LoadError, m: re.Match) -> None:
         err.kind, err.requester = "flat-namespace", g["flatreq"]
     else:
         err.library, err.requester = g.get("lib"), g.get("req") or g.get("weakreq")
+
+
+def _in_quote(text: str) -> bool:
+    """Whether a tried list ends inside one of its quoted paths (quotes outside brackets open and close them)."""
+    depth, inside = 0, False
+    for ch in text[text.find("tried:"):] if "tried:" in text else "":
+        if ch == "(" and not inside:
+            depth += 1
+        elif ch == ")" and not inside:
+            depth -= 1
+        elif ch == "'" and depth == 0:
+            inside = not inside
+    return inside
 
 
 def _unbalanced(text: str) -> bool:

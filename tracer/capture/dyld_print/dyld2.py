@@ -28,17 +28,27 @@ MAPPED = re.compile(r"^(Main executable mapped|Using shared cached? for|Mapping)
 SEGMENT = re.compile(r"^\s*(\S+) at 0x([0-9A-Fa-f]+)->0x([0-9A-Fa-f]+)(?: with permissions [r-][w-][x-]| \(zerofill\))?\s*$")
 # what dyld2 prints that says nothing gotrace records (read, not lost): rebases, the shared cache's
 # regions, crash reports' phase lines, DYLD_PRINT_APIS calls (printed without the prefix)
-IGNORED = re.compile(r"^(?:rebase: |re-using existing shared cache|launch, |calling |called initialzer |"
-                     r"bind indirect sym: |resolver at |interposing |dynamic interposing|weak bind|adjusting |"
-                     r"RPATH |warning: |unloaded: |unloaded but left mapped: |dlopen|dlsym|dlclose|dlerror|dladdr)")
-CACHE_REGION = re.compile(r"^\s+0x[0-9A-Fa-f]+->0x[0-9A-Fa-f]+ init=\d+, max=\d+\b|^re-using existing shared cache \(")
-API_CALL = re.compile(r"^(?:_dyld_\w+|_NSGet\w+|NS\w+|dl(?:open|sym|close|error|addr|open_preflight))\(.*\)\s*$|"
-                      r"^\s+dl(?:open|sym)\(.*\) (?:=>|failed)")
 NOT_PROGRAM = (".dylib", ".so", ".bundle")
-
-
-def is_line(text: str) -> bool:
-    return text.startswith("dyld: ")
+IGNORED = re.compile(r"^(?:rebase: |re-using |launch, |calling |called |bind indirect sym: |resolver at |interposing |"
+                     r"dynamic interposing|weak bind|weak binding |adjusting |RPATH |warning|unloaded|alter bind: |"
+                     r"cache fixup: |cache patch: |registering DOF section |shared cached |Mapping(?! /)|"
+                     r"code signature registration |dlopen|dlsym|dlclose|dlerror|dladdr|Failed registering code "
+                     r"signature |Registered code signature |image not prebound|image slid|dependent libraries changed|"
+                     r"image uses flat-namespace|environment variable disabled use of prebinding|closure )")
+# dyld2's lines printed without the prefix: segments' altered permissions, the shared cache's regions and
+# mapping, DYLD_PRINT_APIS calls and results, RPATH expansions, DYLD_PRINT_OPTS, DYLD_PRINT_STATISTICS,
+# DYLD_PRINT_CODE_SIGNATURES, terminators. (DYLD_PRINT_ENV's NAME=VALUE lines are not told from program output.)
+CACHE_REGION = re.compile(r"^\s+0x[0-9A-Fa-f]+->0x[0-9A-Fa-f]+\b|^re-using existing shared cache \(|"
+                          r"^mapped dyld cache file ")
+API_CALL = re.compile(r"^\s*(?:_dyld_\w+|_NSGet\w+|NS\w+|dl(?:open|sym|close|error|addr|open_preflight))\(.*\)"
+                      r"(?:\s*==?> .*| failed, error: .*|, running static terminators for .*)?\s*$")
+OTHER_BARE = re.compile(r"^(?:RPATH (?:successful expansion of|failed to expanding) |opt\[\d+\] = \"|dyld interposing: |"
+                        r"code signature invalid for '|code signature registration for shared cache failed|"
+                        r"termination function 0x[0-9a-f]+ not in mapped image|\s*total |(?:un)?registering DOF section |"
+                        r"LC_RPATH .+ being ignored in restricted program|"
+                        r"\s*\S+ \([r.][w.][x.]\) 0x[0-9A-Fa-f]+->0x[0-9A-Fa-f]+\s*$|"
+                        r"[^:]+:\s+\d+\.\d+ (?:milliseconds|seconds) \(\d+\.\d+%\))|"
+                        r"^\s*\S+ at 0x[0-9A-Fa-f]+->0x[0-9A-Fa-f]+ altered permissions to [r-][w-][x-]\s*$")
 
 
 class Dyld2Log:
@@ -55,13 +65,13 @@ class Dyld2Log:
         """A line without the prefix that dyld2 prints all the same: a segment of the image being
         mapped, a shared-cache region, a DYLD_PRINT_APIS call. Whether it was one."""
         m = SEGMENT.match(text)
-        if m and self._mapping is not None:
-            proc, path = self._mapping
-            if m.group(1) == "__TEXT":
+        if m:
+            if self._mapping is not None and m.group(1) == "__TEXT":
+                proc, path = self._mapping
                 self.loads.setdefault((id(proc), path), int(m.group(2), 16))
             self.read += 1
             return True
-        if CACHE_REGION.match(text) or API_CALL.match(text):
+        if CACHE_REGION.match(text) or API_CALL.match(text) or OTHER_BARE.match(text):
             self.read += 1
             return True
         return False

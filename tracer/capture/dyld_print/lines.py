@@ -63,7 +63,13 @@ IGNORED_STARTS = ("rebase: ", "bind:   ", "fixup: ", "running initializer ", "pa
                   "find path \"", "  possible path(", "  found: ", "  not found: ", "  LC_RPATH '",
                   "Setting up kernel page-in linking for ", "Setting up exclave page-in linking for ",
                   "__map_with_linking_np(", "interpose: ", "   '", "cache fixup: ", "cache GOT fixup: ",
-                  "cache patch: ", "running terminator ", "dyld_image_", "dlsym_")
+                  "cache patch: ", "running terminator ", "dyld_image_", "dlsym_",
+                  # the shared cache's mapping, loaders, DOF, destructors, AMFI notes, objc's duplicates (dyld-940 on)
+                  "mapped dyld cache file ", "re-using existing shared cache (", "Mapping the shared cache ",
+                  "main executable resides where dyld cache would be", "        0x", "adding DOF section ",
+                  "adding registrationID=", "using JustInTimeLoader ", "using PrebuiltLoader ",
+                  "registering old style destructor ", "called static terminator ", "  interpose replaced ",
+                  "Note: ", "Class ")
 
 # dlsym's special handles, as %p prints them (dlfcn.h)
 SPECIAL_HANDLES = {0xFFFFFFFFFFFFFFFF: "RTLD_NEXT", 0xFFFFFFFFFFFFFFFE: "RTLD_DEFAULT",
@@ -89,6 +95,7 @@ FORMS = regex.compile("|".join((
     r"(?:Mapping|Kernel mapped|Using mapping in dyld cache for) [^\n]+",
     rf" *[A-Za-z_][A-Za-z0-9_]{{0,15}} \([r.][w.][x.]\) 0x{_U}->0x{_U}(?: | \(fileOffset=[^\n]*\))?",
     rf"fixup: \*0x{_U} (?:= 0x{_U}|\(skipping missing weak bind\)) <{_LEAF}/(?:weak-)?bind#\d+>",
+    rf"fixup: \*0x{_U} = 0x{_U} <[^\n]*>",  # rebases, objc and Swift's own, function variants (read, not recorded)
     rf'dlopen\("[^\n]*", 0x{_U}\)',
     rf"      dlopen\([^\n]*\) => (?:0x{_H}|NULL, '[^\n]*')",
     rf'dlsym\(0x{_H}, "[^\n]*"\)',
@@ -131,7 +138,7 @@ def parse(body: str) -> tuple:
     if c == "f" and body.startswith("fixup: "):
         m = FIXUP.match(body)
         return (FIX, m.group(1), int(m.group(2))) if m else (IGNORED,)
-    if c in "MKU":
+    if c in "MKU" and not body.startswith("Mapping the shared cache "):
         m = MAPPING.match(body)
         if m:
             return (MAP, m.group(1), m.group(2))
