@@ -630,3 +630,22 @@ def test_every_dyld2_print_line_is_read():
         if not ok:
             unread.append((tag, e["id"], line))
     assert unread == []
+
+
+def test_an_ld_debug_capture_keeps_ld_sos_fatal_message(glibc_cases, tmp_path):
+    """glibc's LD_DEBUG on stderr with the failure at its end: import ld-debug keeps the error, and the
+    report leads with it."""
+    d = glibc_cases["dir"]
+    p = subprocess.run([str(d / "prog_v")], env={"PATH": "/usr/bin:/bin", "LD_LIBRARY_PATH": str(d / "r1"),
+                                                   "LD_DEBUG": "bindings"}, capture_output=True, text=True)
+    assert p.returncode != 0 and "binding file" in p.stderr
+    log = tmp_path / "stderr.log"
+    log.write_text(p.stderr)
+    out = tmp_path / "s"
+    r = gotrace_cli("import", "ld-debug", str(log), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "load error (version-not-found, old-version)" in r.stderr
+    rep = json.loads(gotrace_cli("report", str(out), "--json").stdout)
+    [g] = rep["load_errors"]
+    assert (g["error"]["version"], g["error"]["library"]) == ("Q_2", str(d / "r1/libq.so.1"))
+    assert rep["bindings"]["total"] > 0  # the bindings LD_DEBUG printed before ld.so gave up

@@ -35,11 +35,18 @@ def import_command(
       gotrace import ld-debug /tmp/ld -o ci-build
       gotrace report mac-build
 
-    dyld-print reads every process of one file (dyld appends their lines in
-    32-byte pieces; a line that could be more than one process's is counted,
-    never guessed). ld-debug gives what `gotrace bind --backend ld-debug`
-    records from the same files. Neither log has latencies or failed lookups;
-    meta.json's "imported" says what such a log cannot tell.
+    dyld-print reads every dyld: macOS 12 and later (dyld[PID]: lines, every
+    process of one file: dyld appends their lines in 32-byte pieces; a line
+    that could be more than one process's is counted, never guessed) and
+    older Macs' dyld: lines without a pid (one process unless a library loaded
+    again says another began). Load errors in the log ("Library not loaded",
+    "Symbol not found" …) become the session's errors table: report leads with
+    them, gotrace explain SESSION explains them. Every line is read or counted:
+    the summary says how many were not read, with the first few verbatim; a
+    file with no dyld line is refused (exit 1). ld-debug gives what `gotrace
+    bind --backend ld-debug` records from the same files, and ld.so's fatal
+    messages in a stderr capture as errors. Neither log has latencies or failed
+    lookups; meta.json's "imported" says what such a log cannot tell.
     """
     from ..capture.imported import import_logs
     from ..analysis.report import report_session
