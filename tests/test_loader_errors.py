@@ -649,3 +649,29 @@ def test_an_ld_debug_capture_keeps_ld_sos_fatal_message(glibc_cases, tmp_path):
     [g] = rep["load_errors"]
     assert (g["error"]["version"], g["error"]["library"]) == ("Q_2", str(d / "r1/libq.so.1"))
     assert rep["bindings"]["total"] > 0  # the bindings LD_DEBUG printed before ld.so gave up
+
+
+def test_a_failed_dlopen_in_dyld_print_apis(tmp_path):
+    """DYLD_PRINT_APIS: dlopen's NULL result carries dlerror()'s text (dyld-940's err.dlopen inside
+    api.dlopen_result): a load error of that process, with its program."""
+    from tracer.session.reader import load_session
+
+    call = _printf(dict(_formats("api.dlopen"))["dyld-940"], "/x/_ext.so", "00000002")
+    result_fmt = [f for t, f in _formats("api.dlopen_result") if "NULL" in f and t == "dyld-940"][0]
+    reason = _printf(dict(_formats("reason.incompatible_arch"))["dyld-940"], "x86_64", "arm64e' or 'arm64")
+    dlerror = _printf(dict(_formats("err.dlopen"))["dyld-940"], "/x/_ext.so", "0002", f"tried: '/x/_ext.so' ({reason})")
+    lines = [f"dyld[10]: <{UUID}> /usr/bin/python3", "dyld[10]: " + call,
+             "dyld[10]: " + _printf(result_fmt, "_ext.so", dlerror)]
+    p, out = _import(tmp_path, ("\n".join(lines) + "\n").encode())
+    assert p.returncode == 0, p.stderr
+    s = load_session(out)
+    [e] = frame_rows_of(s.errors)
+    assert (e["pid"], e["exe"], e["via"], e["library"], e["cause"]) == (10, "/usr/bin/python3", "dlopen", "/x/_ext.so",
+                                                                         "wrong-arch")
+    assert s.meta["dyld_print"]["dyld_lines_unread"] == 0
+
+
+def frame_rows_of(frame) -> list[dict]:
+    from tracer.session.reader import frame_rows
+
+    return frame_rows(frame)

@@ -28,7 +28,7 @@ import re
 from .record import LoadError
 
 PID = re.compile(r"dyld\[(\d+)\]:")
-DLOPEN = re.compile(r"dlopen\((.+?), (0x[0-9A-Fa-f]+|\d+)\): ")
+DLOPEN = re.compile(r"dlopen\(([^()]+?), (0x[0-9A-Fa-f]+|\d+)\): ")
 STARTS = re.compile(
     r"(?P<lib>Library not loaded: )"
     r"|(?P<lazy>lazy symbol binding failed: )?(?P<sym>Symbol not found: )"

@@ -203,7 +203,7 @@ def _log_lines(s: dict[str, Any], console: Console, lead: str) -> None:
         return
     parts = [f"read {d['dyld_lines_read']:,} dyld line{'s' if d['dyld_lines_read'] != 1 else ''}"]
     if d.get("load_errors"):
-        parts.append(f"{plural(d['load_errors'], 'load error')} ({d['error_lines']:,} lines)")
+        parts.append(f"{plural(d['load_errors'], 'load error')} ({plural(d['error_lines'], 'line')})")
     unread = d.get("dyld_lines_unread", 0) + d.get("ambiguous_lines", 0) + d.get("lost_lines", 0)
     if unread:
         parts.append(f"[yellow]{unread:,} not read[/]" + (f" ({d['ambiguous_lines']:,} could be more than one "
