@@ -21,8 +21,9 @@ LOOKUP = re.compile(r"^(?P<pre>.*?)(?P<prog>[^\s:][^:]*): symbol lookup error: (
                     r"undefined symbol: (?P<sym>[^\s,]+)(?:, version (?P<ver>\S+))?\s*$")
 VERSION = re.compile(r"^(?P<pre>.*?)(?:(?P<prog>[^\s:][^:]*): )?(?P<lib>/?[^\s:]+): version [`'](?P<ver>[^'`]+)' "
                      r"not found \(required by (?P<req>[^)]+)\)\s*$")
-RELOCATION = re.compile(r"^(?P<pre>.*?)(?P<prog>[^\s:][^:]*): relocation error: (?P<obj>[^:]+): symbol (?P<sym>\S+) "
-                        r"version (?P<ver>\S+) not defined in file (?P<lib>\S+) with link time reference\s*$")
+# glibc before 2.26: "symbol S, version V" (or without the comma), a full stop after it in some pastes
+RELOCATION = re.compile(r"^(?P<pre>.*?)(?P<prog>[^\s:][^:]*): relocation error: +(?P<obj>[^:]+): symbol (?P<sym>[^\s,]+),? "
+                        r"version (?P<ver>\S+) not defined in file (?P<lib>\S+) with link time reference\.?\s*$")
 DLERROR_OPEN = re.compile(r"(?:^|[\s:'\"(])(?P<lib>[^\s:'\"(]+\.so[^\s:'\"]*): (?P<msg>cannot open shared object file: "
                           r"[^'\"]+?|wrong ELF class: ELFCLASS\d+|invalid ELF header|file too short)['\")]?\s*$")
 DLERROR_UNDEF = re.compile(r"(?:^|[\s:'\"(])(?P<obj>/?[^\s:'\"(]+): undefined symbol: (?P<sym>[^\s,'\"]+)"

@@ -46,6 +46,11 @@ def _unrun(lines: list[str]) -> tuple[list[str], list[list[int]], set[int]]:
             out[-1] += line
             origin[-1] = [*origin[-1], i]
             continue
+        if (out and "relocation error: " in out[-1] and "with link time reference" not in out[-1]
+                and line.strip() and len(origin[-1]) < 4):  # glibc's one line, wrapped as published
+            out[-1] = out[-1].rstrip() + " " + line.strip()
+            origin[-1] = [*origin[-1], i]
+            continue
         if out and out[-1].rstrip().endswith("error while loading shared libraries:") and line.strip():
             out[-1] = out[-1].rstrip() + " " + line.strip()  # a terminal wrapped glibc's one line
             origin[-1] = [*origin[-1], i]
