@@ -680,3 +680,30 @@ def frame_rows_of(frame) -> list[dict]:
     from tracer.session.reader import frame_rows
 
     return frame_rows(frame)
+
+
+def test_rosetta_from_dyld_and_the_crash_report(tmp_path):
+    """A process is translated when its crash report says "(Translated)", or when dyld refused an arm64 file
+    for a process that loads x86_64 alone (dyld's own "need 'x86_64'")."""
+    from tracer.session.reader import load_session
+
+    for name in ("24-dyld4-dlopen-wrong-arch-rosetta-python.log", "32-crash-translated-empty-paths-rosetta.log"):
+        out = tmp_path / name
+        p = gotrace_cli("import", "dyld-print", str(LOGS / name), "-o", str(out))
+        assert p.returncode == 0, p.stderr
+        assert list(load_session(out).processes["translator"]) == ["rosetta"], name
+    # an arm64 process refusing an x86_64 file is not translated
+    out = tmp_path / "native"
+    p = gotrace_cli("import", "dyld-print", str(LOGS / "42-dyld4-dlopen-wrong-arch-need-or.log"), "-o", str(out))
+    assert p.returncode == 0 and load_session(out).processes["translator"].isna().all()
+
+
+def test_a_library_dlopen_loads_is_not_the_program(tmp_path):
+    from tracer.session.reader import load_session
+
+    lines = ['dyld[5]: dlopen("/x/libplug.dylib", 0x00000001)', f"dyld[5]: <{UUID}> /x/libplug.dylib",
+             "dyld[5]:       dlopen(libplug.dylib) => 0x10a2b"]
+    p, out = _import(tmp_path, ("\n".join(lines) + "\n").encode())
+    assert p.returncode == 0, p.stderr
+    s = load_session(out)
+    assert list(s.processes["exe"]) == [None] and list(s.images["path"]) == ["/x/libplug.dylib"]
