@@ -708,3 +708,48 @@ def test_a_library_dlopen_loads_is_not_the_program(tmp_path):
     s = load_session(out)
     assert len(s.processes) == 1 and s.processes["exe"].isna().all()
     assert list(s.images["path"]) == ["/x/libplug.dylib"]
+
+
+@pytest.mark.parametrize("tag", ["dyld-940", "dyld-1122.1", "dyld-1231.3", "dyld-1378"])
+def test_dyld_searches_from_its_own_account(tag, tmp_path):
+    """DYLD_PRINT_SEARCHING in each dyld4 release's own words: the searches table keeps every path in dyld's
+    order with how dyld came to it, and `why --library` answers from it (a search that found nothing
+    with its load error)."""
+    from tracer.session.reader import load_session
+
+    f = {e["id"] + "|" + e["format"]: e["format"] for e in FORMATS["dyld"][tag] if e["id"].startswith("search.")}
+    find = next(v for k, v in f.items() if k.startswith("search.find_path|"))
+    possible = next(v for k, v in f.items() if k.startswith("search.possible_path|"))
+    rpath = next(v for k, v in f.items() if k.startswith("search.lc_rpath|"))
+    disk = next(v for k, v in f.items() if k.startswith("search.found|") and "dylib-from-disk: " in v)
+    cache = next(v for k, v in f.items() if k.startswith("search.found|") and "dylib-from-cache: " in v)
+    none = next(v for k, v in f.items() if k.startswith("search.not_found|") and "%s" in v)
+    body = [f"<{UUID}> /Users/me/prog",
+            _printf(find, "@rpath/libfoo.dylib"), _printf(rpath, "@loader_path/../lib", "/Users/me/prog"),
+            _printf(possible, "@path expansion", "/Users/lib/libfoo.dylib"),
+            _printf(possible, "@path expansion", "/opt/lib/libfoo.dylib"), _printf(disk, "/opt/lib/libfoo.dylib"),
+            f"<{UUID}> /opt/lib/libfoo.dylib",
+            _printf(find, "/usr/lib/libSystem.B.dylib"), _printf(possible, "original path", "/usr/lib/libSystem.B.dylib"),
+            _printf(cache, "00A2", "/usr/lib/libSystem.B.dylib"),
+            _printf(find, "@rpath/libbar.dylib"), _printf(possible, "@path expansion", "/Users/lib/libbar.dylib"),
+            _printf(none, "@rpath/libbar.dylib"),
+            "Library not loaded: @rpath/libbar.dylib"]
+    text = "".join(f"dyld[20]: {b.rstrip(chr(10))}\n" for b in body)
+    text += f"  Referenced from: <{UUID}> /Users/me/prog\n  Reason: tried: '/Users/lib/libbar.dylib' (no such file)\n"
+    p, out = _import(tmp_path, text.encode())
+    assert p.returncode == 0, p.stderr
+    s = load_session(out)
+    assert s.meta["dyld_print"]["dyld_lines_unread"] == 0
+    rows = [(r["library"], r["path"], r["outcome"]) for r in frame_rows_of(s.searches.sort_values(["search", "step"]))]
+    assert rows == [("@rpath/libfoo.dylib", "/Users/lib/libfoo.dylib", "passed over"),
+                    ("@rpath/libfoo.dylib", "/opt/lib/libfoo.dylib", "found"),
+                    ("/usr/lib/libSystem.B.dylib", "/usr/lib/libSystem.B.dylib", "found"),
+                    ("@rpath/libbar.dylib", "/Users/lib/libbar.dylib", "not found")]
+    assert "LC_RPATH '@loader_path/../lib' from /Users/me/prog" in s.searches["via"].iloc[0]
+    w = gotrace_cli("why", str(out), "--library", "libfoo.dylib", "--json")
+    [sr] = json.loads(w.stdout)["searches"]
+    assert sr["found"] == "/opt/lib/libfoo.dylib" and [st["path"] for st in sr["steps"]] == [
+        "/Users/lib/libfoo.dylib", "/opt/lib/libfoo.dylib"]
+    w = gotrace_cli("why", str(out), "--library", "libbar.dylib")
+    assert w.returncode == 0 and "dyld searched @rpath/libbar.dylib: found nowhere" in w.stdout
+    assert "library-not-loaded" in w.stdout  # and its load error, explained

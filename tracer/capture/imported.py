@@ -76,7 +76,7 @@ def import_logs(fmt: str, sources: list[str | os.PathLike], out: str | os.PathLi
     except BaseException:
         writer.finish(False, failure="import failed")
         raise
-    errors = stats.pop("_errors", [])
+    errors, searches = stats.pop("_errors", []), stats.pop("_searches", [])
     if not stats.pop("_read_anything", True) and not writer.events_written:
         writer.finish(False, failure="nothing read")
         shutil.rmtree(path, ignore_errors=True)
@@ -87,6 +87,8 @@ def import_logs(fmt: str, sources: list[str | os.PathLike], out: str | os.PathLi
     writer.write_table("images", images)
     writer.write_table("relocations", [])
     writer.write_table("errors", errors)
+    if fmt == "dyld-print":
+        writer.write_table("searches", searches)
     writer.finish(writer.write_error is None, end_ns=max(writer.events_written, 1), processes=len(processes),
                   lost_events=0, **stats)
     return ImportResult(path, writer.events_written, len(processes), stats.get("malformed_records", 0), writer.meta)
@@ -142,7 +144,7 @@ def _dyld_print(files: list[str], writer: SessionWriter) -> tuple[list, list, di
     from .dyld_print.dyld2 import Dyld2Log
     from .dyld_print.log import DyldLog, LogStats, event_columns
 
-    processes, images, errors, total = [], [], [], LogStats()
+    processes, images, errors, searches, total = [], [], [], [], LogStats()
     lines = dict(lines=0, dyld_read=0, dyld_unread=0, other=0, error_messages=0, error_lines=0, dyld_physical=0,
                  blank=0)
     samples: list[str] = []
@@ -223,12 +225,14 @@ def _dyld_print(files: list[str], writer: SessionWriter) -> tuple[list, list, di
         position = log.position + len(text)
         processes += procs
         images += log.images() + [{**im, "link_base": None, "slide": None} for im in images2]
+        searches += log.searches()
     lines["dyld_read"] += total.bodies - total.unknown
     lines["dyld_unread"] += total.unknown
     read_anything = lines["dyld_read"] or lines["error_messages"]
     # stray text is program output, dyld2's lines or error messages: each counted where it was read above
     return processes, images, {"malformed_records": lines["dyld_unread"] + total.ambiguous + total.lost,
-                               "_errors": errors, "_read_anything": bool(read_anything), "dyld_print": {
+                               "_errors": errors, "_searches": searches, "_read_anything": bool(read_anything),
+                               "dyld_print": {
         "lines": lines["lines"], "dyld_lines_read": lines["dyld_read"], "dyld_lines_unread": lines["dyld_unread"],
         "unread_samples": samples[:5], "other_lines": lines["other"], "load_errors": lines["error_messages"],
         # each line of the files once: dyld's, a load error's, other text, blank (they add up to "lines")

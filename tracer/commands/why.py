@@ -34,6 +34,12 @@ def why_command(
       gotrace why sess malloc --pid 4242 --json
       gotrace why sess --library libssl.so.3
 
+    On a session imported from a Mac's DYLD_PRINT_SEARCHING log, --library
+    answers from dyld's own account: every path it considered in its order
+    (LC_RPATH expansions and which image gave them, the install name, the
+    cache) and where it ended; a symbol or library a load error names is
+    answered by that error, explained.
+
     --library: who needed it (DT_NEEDED of which object, LD_PRELOAD, dlopen),
     the places ld.so tried in its order (DT_RPATH up the loading chain,
     LD_LIBRARY_PATH, DT_RUNPATH, ld.so.cache, the default directories;
@@ -51,12 +57,24 @@ def why_command(
                            "--library NAME), one of the two")
     s = load_session(session)
     warn_damaged(s)
-    if _load_errors_answer(s, symbol, library, pid, as_json):
+    if not (library is not None and len(s.searches)) and _load_errors_answer(s, symbol, library, pid, as_json):
         return
+    if library is not None and len(s.searches):  # dyld's own account of its searches (DYLD_PRINT_SEARCHING)
+        from ..analysis.why_dyld_search import dyld_searches
+        from ..render.why import render_dyld_searches
+
+        res = dyld_searches(s, library, pid)
+        if res["searches"]:
+            if as_json:
+                sys.stdout.write(json.dumps(res, indent=2, default=str) + "\n")
+            else:
+                render_dyld_searches(res, stdout_console())
+            _load_errors_answer(s, None, library, pid, as_json)
+            return
     if library is not None and (s.meta.get("backend") == "dyld-print" or s.meta.get("os") == "Darwin"):
-        raise GotraceError("--library follows glibc's search; this session is from macOS, where dyld loads each "
-                           "library by the install name in its requester's LC_LOAD_DYLIB (@rpath, @loader_path): "
-                           "gotrace inspect FILE lists them")
+        raise GotraceError("--library follows glibc's search, or dyld's own account of it: this macOS session has "
+                           f"no search for {library} (capture with DYLD_PRINT_SEARCHING=1 to record dyld's; gotrace "
+                           "inspect FILE lists the install names and LC_RPATHs)")
     if pid is not None:
         _check_pid(s, session, pid, symbol)
     if library is not None:

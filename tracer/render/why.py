@@ -101,3 +101,17 @@ def render_why_library(res: dict[str, Any], con: Console) -> None:
                       "the files or the environment changed since the run", soft_wrap=True)
         if ld["note"]:
             con.print(escape(f"  note      {ld['note']}"), soft_wrap=True)
+
+
+def render_dyld_searches(res: dict[str, Any], con: Console) -> None:
+    """dyld's own account of each search: the paths in its order, how it came to each, where it ended."""
+    for i, sr in enumerate(res["searches"]):
+        if i:
+            con.print()
+        end = f"loaded from {sr['found']}" if sr["found"] else "found nowhere"
+        con.print(escape(f"process {sr['pid']}, {_b(sr['exe'])}: dyld searched {sr['library']}: {end}"))
+        for k, st in enumerate(sr["steps"], 1):
+            what = st["outcome"] or "?"
+            if st["error"]:
+                what += f" ({st['error']})"
+            con.print(escape(f"  {k}. {st['path']}  [{st['via'] or 'already loaded'}]: {what}"))

@@ -30,6 +30,7 @@ STRING_COLUMNS = {
     "images": ["path"],
     "relocations": ["path"],
     "errors": [],
+    "searches": [],
 }
 
 
@@ -44,6 +45,7 @@ class Session:
     images: pd.DataFrame
     relocations: pd.DataFrame = field(default_factory=lambda: schema.empty("relocations"))
     errors: pd.DataFrame = field(default_factory=lambda: schema.empty("errors"))  # what the loader refused
+    searches: pd.DataFrame = field(default_factory=lambda: schema.empty("searches"))  # dyld's library searches
     # events parts that could not be read, each {"file", "rows" (None: not recorded), "error"}
     damaged: list[dict] = field(default_factory=list)
 
@@ -258,5 +260,6 @@ def load_session(path: str | os.PathLike, event_columns: list[str] | None = None
         images=_read(path, "images", optional=True),
         relocations=_read(path, "relocations", optional=True),
         errors=_read(path, "errors", optional=True),
+        searches=_read(path, "searches", optional=True),
         damaged=damaged,
     )

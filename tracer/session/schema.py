@@ -19,7 +19,7 @@ META = "meta.json"
 SCHEMA_VERSION = 5  # 2: events gained latency_raw_ns (v1 sessions read with it = latency_ns)
 # 3: processes gained arch and translator (older sessions read with them null)
 # 4: images gained uuid (older sessions read with it null)
-# 5: the errors table (older sessions read with none)
+# 5: the errors and searches tables (older sessions read with none)
 
 LOADER_PREFIXES = ("LD_", "DYLD_")
 LOADER_NAMES = ("GLIBC_TUNABLES",)
@@ -218,6 +218,21 @@ def _build() -> dict:
         ]
     )
 
+    # dyld's library search (DYLD_PRINT_SEARCHING, imported logs): for each search, every path it
+    # considered in its order, how it came to that path, and how the search ended there
+    SEARCHES = pa.schema(
+        [
+            ("pid", pa.int32()),
+            ("library", pa.string()),  # the name searched, as the load command or dlopen wrote it (@rpath/…)
+            ("search", pa.int32()),  # the process's n-th search
+            ("step", pa.int32()),  # the path's place in it
+            ("path", pa.string()),  # null: the search printed no path
+            ("via", pa.string()),  # dyld's words: "original path", "@path expansion (LC_RPATH '…' from …)" …
+            ("outcome", pa.string()),  # found | error | passed over | not found (the search found nothing) | null
+            ("error", pa.string()),  # why a found file was refused
+        ]
+    )
+
     TABLES = {
         "events": EVENTS,
         "processes": PROCESSES,
@@ -227,14 +242,15 @@ def _build() -> dict:
         "symbols": SYMBOLS,
         "loaded": LOADED,
         "errors": ERRORS,
+        "searches": SEARCHES,
     }
-    return {"ERRORS": ERRORS, "EVENTS": EVENTS, "PROCESSES": PROCESSES, "IMAGES": IMAGES,
+    return {"ERRORS": ERRORS, "SEARCHES": SEARCHES, "EVENTS": EVENTS, "PROCESSES": PROCESSES, "IMAGES": IMAGES,
             "RELOCATIONS": RELOCATIONS, "OBJECTS": OBJECTS, "SYMBOLS": SYMBOLS, "LOADED": LOADED,
             "TABLES": TABLES}
 
 
 def __getattr__(name: str):
-    if name in ("EVENTS", "PROCESSES", "IMAGES", "RELOCATIONS", "OBJECTS", "SYMBOLS", "LOADED", "ERRORS", "TABLES"):
+    if name in ("EVENTS", "PROCESSES", "IMAGES", "RELOCATIONS", "OBJECTS", "SYMBOLS", "LOADED", "ERRORS", "SEARCHES", "TABLES"):
         globals().update(_build())
         return globals()[name]
     raise AttributeError(name)

@@ -120,6 +120,8 @@ class ProcessAccount:
         self.unknown = 0  # bodies no form matches
         self.unknown_samples: list[str] = []  # the first few, verbatim
         self.errors = 0  # first lines of load errors (the messages are read by tracer/loaderrors)
+        self.searches: list[dict] = []  # DYLD_PRINT_SEARCHING: {library, rows: [{path, via, outcome, error}]}
+        self.search: dict | None = None  # the search whose lines are being printed
         # what lost lines (given up by the demux) leave unknown; each relaxes the checks that need it
         self.order_unknown = False  # the previous line: until one more line is taken
         self.awaiting_unknown = False  # which mapped image awaits its library line: until a Mapping or library line
@@ -331,6 +333,26 @@ class ProcessAccount:
             addr = p[2]
             provider = (self.image_at(addr) or prog.handles.get(handle)) if addr is not None else None
             out.append((ts_ns, self.pid, prog.exe, None, "_" + p[1], provider, "dlsym", addr is not None))
+        elif kind == L.SEARCH:
+            self.search = {"library": p[1], "rows": [], "rpath": None}
+            self.searches.append(self.search)
+        elif kind == L.RPATH and self.search is not None:
+            self.search["rpath"] = f"LC_RPATH '{p[1]}' from {p[2]}"
+        elif kind == L.CANDIDATE and self.search is not None:
+            how = p[1] + (f" ({self.search['rpath']})" if self.search["rpath"] and "@" in p[1] else "")
+            self.search["rows"].append({"path": p[2], "via": how, "outcome": None, "error": None})
+        elif kind == L.SEARCHED and self.search is not None:
+            rows = self.search["rows"]
+            hit = next((r for r in reversed(rows) if r["path"] == p[1]), None) if p[1] else None
+            if hit is None and p[1]:  # found without a candidate line (an image already loaded)
+                hit = {"path": p[1], "via": None, "outcome": None, "error": None}
+                rows.append(hit)
+            if hit is not None:
+                hit["outcome"], hit["error"] = p[2], p[3]
+            else:
+                self.search["not_found"] = True
+            if p[2] != "error":
+                self.search = None
         elif kind == L.UNKNOWN:
             self.unknown += 1
             if len(self.unknown_samples) < 5:

@@ -49,8 +49,15 @@ ERROR_START = re.compile(r"^(?:Library not loaded: |Symbol not found: |symbol no
                          r"missing LC_UUID load command in |dyld cache '|terminating because inserted dylib |"
                          r"lazy symbol binding failed: |missing symbol called|symbol '[^']*' missing from root |tried: ')")
 
+# DYLD_PRINT_SEARCHING (dyld-940 on, Loader::getLoader): a search, each path it may take, how it ended
+FIND_PATH = re.compile(r'^find path "(.*)"$')
+POSSIBLE = re.compile(r'^  possible path\(([^)]*)\): "(.*)"$')
+SEARCH_NONE = re.compile(r'^  not found: "(.*)"$')
+SEARCH_RPATH = re.compile(r"^  LC_RPATH '(.*)' from '(.*)'$")
+
 # What a parsed body is (the first field of parse()'s tuple)
-LIB, BINDING, MISSING_WEAK, FIX, MAP, SEG, OPEN, OPENED, SYM, FOUND, IGNORED, UNKNOWN, ERROR = range(13)
+(LIB, BINDING, MISSING_WEAK, FIX, MAP, SEG, OPEN, OPENED, SYM, FOUND, IGNORED, UNKNOWN, ERROR, SEARCH, CANDIDATE,
+ SEARCHED, RPATH) = range(17)
 
 # Lines dyld prints under these variables that say nothing gotrace records (counted, never "unknown")
 IGNORED_STARTS = ("rebase: ", "bind:   ", "fixup: ", "running initializer ", "page-in link setup",
@@ -61,6 +68,7 @@ IGNORED_STARTS = ("rebase: ", "bind:   ", "fixup: ", "running initializer ", "pa
                   "dyld_shared_cache_", "dyld_get_", "dyld_program_", "dyld_sdk_", "dyld_minos_",
                   # DYLD_PRINT_SEARCHING, _INTERPOSING, page-in linking, the shared cache's own fixups (dyld-940 on)
                   "find path \"", "  possible path(", "  found: ", "  not found: ", "  LC_RPATH '",
+                  "  found existing image by install name: ", "  switch to realpath: ",
                   "Setting up kernel page-in linking for ", "Setting up exclave page-in linking for ",
                   "__map_with_linking_np(", "interpose: ", "   '", "cache fixup: ", "cache GOT fixup: ",
                   "cache patch: ", "running terminator ", "dyld_image_", "dlsym_",
@@ -125,8 +133,13 @@ def parse(body: str) -> tuple:
     · (SEG, name, prot, start, end) · (OPEN, path) · (OPENED, leaf, handle|None, error|None)
     · (SYM, handle, name) · (FOUND, name, addr|None, why_null) · (IGNORED,) · (UNKNOWN,)
     · (ERROR,): the first line of a load error (tracer/loaderrors reads the message)
+    · (SEARCH, name) · (CANDIDATE, how, path) · (SEARCHED, path|None, outcome, error|None) · (RPATH, rpath, image)
     """
     c = body[:1]
+    if (c == "f" and body.startswith("find path ")) or body.startswith("  "):
+        q = _search(body)
+        if q is not None:
+            return q
     if c == "<":
         m = BIND.match(body)
         if m:
@@ -165,6 +178,29 @@ def parse(body: str) -> tuple:
     if ERROR_START.match(body):
         return (ERROR,)
     return (UNKNOWN,)
+
+
+def _search(body: str) -> tuple | None:
+    m = FIND_PATH.match(body)
+    if m:
+        return (SEARCH, m.group(1))
+    m = POSSIBLE.match(body)
+    if m:
+        return (CANDIDATE, m.group(1), m.group(2))
+    if body.startswith("  found"):  # "  found: KIND: \"path\"", "… (0x00A2) \"path\"", "… => \"error\"", "… -> …"
+        rest = body[7:]
+        q = rest.find('"')
+        path = rest[q + 1:rest.find('"', q + 1)] if q >= 0 else rest.rsplit(": ", 1)[-1] or None
+        e = rest.find(' => "')
+        kind = rest.lstrip(": ").split(":", 1)[0]
+        return (SEARCHED, path, "error" if kind.endswith("-error") else "found", rest[e + 5:-1] if e >= 0 else None)
+    m = SEARCH_NONE.match(body)
+    if m:
+        return (SEARCHED, None, "not found", None)
+    m = SEARCH_RPATH.match(body)
+    if m:
+        return (RPATH, m.group(1), m.group(2))
+    return None
 
 
 def _bind(leaf: str, n: int, tail: str) -> tuple:

@@ -78,6 +78,22 @@ class DyldLog:
                         ambiguous=d.ambiguous, lost=d.lost, stray=d.stray,
                         prebuilt=sum(a.prebuilt for a in self.accounts.values()))
 
+    def searches(self) -> list[dict]:
+        """The searches table: each path dyld considered for a library, in its order, and how it ended."""
+        rows = []
+        for acc in self.accounts.values():
+            for n, sr in enumerate(acc.searches):
+                cands = sr["rows"] or [{"path": None, "via": None, "outcome": "not found" if sr.get("not_found")
+                                        else None, "error": None}]
+                found = any(r["outcome"] == "found" for r in cands)
+                for k, r in enumerate(cands):
+                    # a path the search went past: dyld says nothing of it (not a file, and not in the cache);
+                    # in a search that found nothing, every path is one where nothing was
+                    rows.append({"pid": acc.pid, "library": sr["library"], "search": n, "step": k, **r,
+                                 "outcome": r["outcome"] or ("passed over" if found else "not found"
+                                                             if sr.get("not_found") else None)})
+        return rows
+
     def unknown_samples(self) -> list[str]:
         """The first few bodies no form matched, verbatim."""
         return [b for a in self.accounts.values() for b in a.unknown_samples][:5]
