@@ -46,6 +46,9 @@ def glibc_cases(tmp_path_factory) -> dict:
     _gcc("-shared", "-fPIC", "-o", d / "u2/libq.so.1", "-Wl,-soname,libq.so.1", SRC / "q2.c")
     _gcc("-o", d / "prog_v", SRC / "prog.c", d / "r2/libq.so.1")
     _gcc("-o", d / "prog_u", SRC / "prog.c", d / "u2/libq.so.1", "-Wl,-z,lazy")
+    (d / "dl").mkdir()
+    _gcc("-shared", "-fPIC", "-o", d / "dl/libneedq.so", SRC / "needq.c", d / "r2/libq.so.1")  # needs q_new@Q_2
+    _gcc("-shared", "-fPIC", "-o", d / "dl/libundef.so", SRC / "needq.c", d / "u2/libq.so.1")  # nowhere(): nowhere
     subprocess.run(["as", "--32", "-o", d / "tiny32.o", SRC / "tiny32.s"], check=True)
     subprocess.run(["ld", "-m", "elf_i386", "-shared", "-o", d / "lib32.so", d / "tiny32.o"], check=True)
     runs = {
@@ -53,6 +56,11 @@ def glibc_cases(tmp_path_factory) -> dict:
         "version": ([str(d / "prog_v")], {"LD_LIBRARY_PATH": str(d / "r1")}),
         "undefined": ([str(d / "prog_u")], {"LD_LIBRARY_PATH": str(d / "u1")}),
         "class": ([sys.executable, "-c", f"import ctypes; ctypes.CDLL({str(d / 'lib32.so')!r})"], {}),
+        # dlopen's own words (dlerror through Python's ctypes, RTLD_NOW): a version, then an undefined symbol
+        "dl-version": ([sys.executable, "-c", f"import ctypes; ctypes.CDLL({str(d / 'dl/libneedq.so')!r})"],
+                       {"LD_LIBRARY_PATH": str(d / "r1")}),
+        "dl-undefined": ([sys.executable, "-c", f"import ctypes, os; ctypes.CDLL({str(d / 'dl/libundef.so')!r}, "
+                          "os.RTLD_NOW)"], {"LD_LIBRARY_PATH": str(d / "u2")}),
     }
     out = {"dir": d}
     for name, (argv, env) in runs.items():
@@ -121,6 +129,7 @@ def test_a_library_of_the_other_elf_class(glibc_cases):
     head = (d / "lib32.so").read_bytes()[:5]
     assert head[4] == 1  # EI_CLASS: ELFCLASS32, as the file is
     assert (e["kind"], e["cause"], e["have"], e["via"]) == ("library-not-loaded", "wrong-arch", ["ELFCLASS32"], "dlopen")
+    assert e["need"] == ["ELFCLASS64"] == [{1: "ELFCLASS32", 2: "ELFCLASS64"}[open(sys.executable, "rb").read(5)[4]]]
     assert f"tried: {d / 'lib32.so'}" not in x["checks"]
     assert any(c.startswith(f"library: {d / 'lib32.so'}: ELF; i386 ELFCLASS32") for c in x["checks"])
 
@@ -753,3 +762,34 @@ def test_dyld_searches_from_its_own_account(tag, tmp_path):
     w = gotrace_cli("why", str(out), "--library", "libbar.dylib")
     assert w.returncode == 0 and "dyld searched @rpath/libbar.dylib: found nowhere" in w.stdout
     assert "library-not-loaded" in w.stdout  # and its load error, explained
+
+
+def test_dlopens_own_words(glibc_cases):
+    """dlerror()'s text without a program in front (Python's OSError): a version a dlopen'ed library needs,
+    and a symbol defined nowhere (RTLD_NOW), each as glibc printed it."""
+    d = glibc_cases["dir"]
+    p = glibc_cases["dl-version"]
+    assert p.returncode != 0 and "OSError" in p.stderr
+    [e] = scan(p.stderr).errors
+    assert (e.kind, e.version, e.library, e.requester, e.program, e.via) == (
+        "version-not-found", "Q_2", str(d / "r1/libq.so.1"), str(d / "dl/libneedq.so"), None, "dlopen")
+    p = glibc_cases["dl-undefined"]
+    assert p.returncode != 0 and "OSError" in p.stderr
+    [e] = scan(p.stderr).errors
+    assert (e.kind, e.symbol, e.requester, e.via) == ("symbol-not-found", "nowhere", str(d / "dl/libundef.so"), "dlopen")
+    undefined = subprocess.run(["readelf", "--dyn-syms", "--wide", str(d / "dl/libundef.so")], capture_output=True,
+                               text=True).stdout
+    assert re.search(r"UND nowhere$", undefined, re.M)  # readelf: the library does reference it, undefined
+
+
+def test_reasons_dyld_words_alone_decide():
+    """A Reason in words gotrace has no rule for is "other", never nothing; one a terminal wrapped inside its
+    brackets still gives the architectures."""
+    [e] = scan("dyld[2]: Library not loaded: /x/a.dylib\n  Referenced from: /x/prog\n"
+               "  Reason: some words a later dyld may use\n").errors
+    assert (e.library, e.cause) == ("/x/a.dylib", "other")
+    text = (f"dyld[3]: Library not loaded: /opt/lib/libz.dylib\n  Referenced from: <{UUID}> /usr/local/prog\n"
+            "  Reason: mach-o file, but is an incompatible architecture (have\n'arm64', need 'x86_64')\nprompt$\n")
+    s = scan(text)
+    [e] = s.errors
+    assert (e.cause, e.have, e.need) == ("wrong-arch", ["arm64"], ["x86_64"]) and sorted(s.lines) == [0, 1, 2, 3]

@@ -164,7 +164,7 @@ def read(lines: list[str], i: int, d: re.Match | None, m: re.Match | None) -> tu
             cause, tried, have, need = _reason(value)
             err.cause, err.have, err.need = cause, have, need
             err.tried = tried + err.tried
-    if did_find and err.tried:
+    if err.tried:  # every path tried, from the Reason or dyld2's "Did find:" lines: the worst says why
         err.cause = _worst(r for _p, r in err.tried)
         for _p, r in err.tried:
             h, n = _archs(r)
@@ -308,7 +308,7 @@ def reason_cause(reason: str) -> str:
     if "not a mach-o file" in r or "not a file" in r or "file too short" in r or "malformed" in r:
         return "bad-file"
     if ("sandbox" in r or "hardened" in r or "security policy" in r or "not allowed" in r
-            or "protected system dylib" in r):
+            or "protected system dylib" in r or "restricted" in r):
         return "sandbox"
     if "no such file" in r or "image not found" in r or "not in dyld cache" in r or "file not found" in r:
         return "missing"

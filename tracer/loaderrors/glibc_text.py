@@ -24,6 +24,7 @@ VERSION = re.compile(r"^(?P<pre>.*?)(?:(?P<prog>[^\s:][^:]*): )?(?P<lib>/?[^\s:]
 # glibc before 2.26: "symbol S, version V" (or without the comma), a full stop after it in some pastes
 RELOCATION = re.compile(r"^(?P<pre>.*?)(?P<prog>[^\s:][^:]*): relocation error: +(?P<obj>[^:]+): symbol (?P<sym>[^\s,]+),? "
                         r"version (?P<ver>\S+) not defined in file (?P<lib>\S+) with link time reference\.?\s*$")
+EXCEPTION = re.compile(r"^(?:\w+\.)*[A-Z]\w*(?:Error|Exception)$")  # Python's OSError, ImportError …: no program
 DLERROR_OPEN = re.compile(r"(?:^|[\s:'\"(])(?P<lib>[^\s:'\"(]+\.so[^\s:'\"]*): (?P<msg>cannot open shared object file: "
                           r"[^'\"]+?|wrong ELF class: ELFCLASS\d+|invalid ELF header|file too short)['\")]?\s*$")
 DLERROR_UNDEF = re.compile(r"(?:^|[\s:'\"(])(?P<obj>/?[^\s:'\"(]+): undefined symbol: (?P<sym>[^\s,'\"]+)"
@@ -46,9 +47,11 @@ def find(line: str) -> LoadError | None:
     if "' not found (required by " in line:
         m = VERSION.match(line)
         if m:
-            return LoadError("glibc", "version-not-found", "old-version",
-                             program=(m.group("prog") or "").strip() or None, library=m.group("lib"),
-                             version=m.group("ver"), requester=m.group("req"))
+            prog = (m.group("prog") or "").strip() or None
+            dl = prog is not None and EXCEPTION.match(prog) is not None  # dlerror's text in a traceback
+            return LoadError("glibc", "version-not-found", "old-version", program=None if dl else prog,
+                             library=m.group("lib"), version=m.group("ver"), requester=m.group("req"),
+                             via="dlopen" if dl else "launch")
     if "relocation error: " in line:
         m = RELOCATION.match(line)
         if m:
@@ -79,7 +82,5 @@ def _open_message(err: LoadError, msg: str) -> None:
         err.need = ["ELFCLASS64" if have == "ELFCLASS32" else "ELFCLASS32"]
     elif msg.startswith(("invalid ELF header", "file too short", "ELF load command")):
         err.cause = "bad-file"
-    elif "version" in msg and "not found" in msg:
-        err.cause = "old-version"
     else:
         err.cause = "other"
