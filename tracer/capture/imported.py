@@ -39,6 +39,7 @@ LIMITS = {
                  "the environment each process had (loader_env null: LD_DEBUG does not print it)"],
 }
 LD_LINE = re.compile(r"^\s*(\d+):")
+DYLD4 = re.compile(r"dyld\[\d+\]: ")  # dyld4's prefix (demux.PREFIX, on text)
 
 
 @dataclass
@@ -140,7 +141,6 @@ def _read(path: str):
 
 def _dyld_print(files: list[str], writer: SessionWriter) -> tuple[list, list, dict]:
     from ..loaderrors.scan import scan
-    from .dyld_print.demux import PREFIX
     from .dyld_print.dyld2 import Dyld2Log
     from .dyld_print.log import DyldLog, LogStats, event_columns
 
@@ -173,7 +173,7 @@ def _dyld_print(files: list[str], writer: SessionWriter) -> tuple[list, list, di
             if i in found.lines:
                 continue
             at = line.find("dyld: ")
-            if PREFIX.search(line.encode("utf-8", "replace")):
+            if "dyld[" in line and DYLD4.search(line):
                 lines["dyld_physical"] += 1  # dyld4's: read by the demux above
             elif at >= 0 and not line[:at].strip():
                 lines["dyld_physical"] += 1

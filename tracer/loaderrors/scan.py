@@ -36,24 +36,49 @@ RUN_ON = re.compile(r"(?<=[)'])(?=(?:Library not loaded|Symbol not found): )")
 CUT_HEAD = re.compile(r"(?:Library not loaded|Symbol not found)\s*$")
 
 
+
+
+def _may_start(line: str) -> bool:
+    """Whether a loader's message (or a crash report's header) could begin on ``line``: a line without
+    any of these words is passed over on this test alone, as most lines of a log are (substring
+    tests: ten times faster than one regular expression of them)."""
+    return ("not " in line or "dlopen(" in line or "LC_UUID" in line or "dyld cache" in line or "inserted" in line
+            or "missing" in line or "error" in line or "undefined" in line or "cannot open" in line or "ELF" in line
+            or "too short" in line or "dependent" in line or line.startswith(("Process:", "Path:", "Code Type:")))
+# what a line must hold for the next one to be joined to it (a message a terminal or a page broke)
+JOINS = re.compile(r"Library not loaded\s*$|Symbol not found\s*$|relocation error: |error while loading shared "
+                   r"libraries:\s*$")
+
+
 def _unrun(lines: list[str]) -> tuple[list[str], list[list[int]], set[int]]:
     """Lines with run-on messages split apart and a first line a terminal broke before its ": "
     joined again; for each, the indexes of the input lines it came from; and which lines are run-on
     pieces (a message that began at the end of another's line: the same process's)."""
     out, origin, run_on = [], [], set()
+    joinable = False  # whether the last line is one a broken message could continue
     for i, line in enumerate(lines):
+        if not joinable and "Library not loaded: " not in line and "Symbol not found: " not in line:
+            out.append(line)
+            origin.append([i])
+            joinable = (("loaded" in line or "found" in line or "relocation error" in line or "libraries:" in line)
+                        and JOINS.search(line) is not None)
+            continue
+        joinable = False
         if out and line.startswith(": ") and CUT_HEAD.search(out[-1]):
             out[-1] += line
             origin[-1] = [*origin[-1], i]
+            joinable = JOINS.search(out[-1]) is not None
             continue
         if (out and "relocation error: " in out[-1] and "with link time reference" not in out[-1]
                 and line.strip() and len(origin[-1]) < 4):  # glibc's one line, wrapped as published
             out[-1] = out[-1].rstrip() + " " + line.strip()
             origin[-1] = [*origin[-1], i]
+            joinable = JOINS.search(out[-1]) is not None
             continue
         if out and out[-1].rstrip().endswith("error while loading shared libraries:") and line.strip():
             out[-1] = out[-1].rstrip() + " " + line.strip()  # a terminal wrapped glibc's one line
             origin[-1] = [*origin[-1], i]
+            joinable = JOINS.search(out[-1]) is not None
             continue
         pieces = RUN_ON.split(line) if ("Library not loaded: " in line or "Symbol not found: " in line) else [line]
         for k, piece in enumerate(pieces):
@@ -61,6 +86,7 @@ def _unrun(lines: list[str]) -> tuple[list[str], list[list[int]], set[int]]:
                 run_on.add(len(out))
             out.append(piece)
             origin.append([i])
+        joinable = JOINS.search(out[-1]) is not None
     return out, origin, run_on
 
 
@@ -72,6 +98,9 @@ def scan(text: str | list[str]) -> Scan:
     i = 0
     while i < len(lines):
         line = lines[i]
+        if not _may_start(line):
+            i += 1
+            continue
         if line.startswith(("Process:", "Path:", "Code Type:")):
             p, q, c = CRASH_PROCESS.match(line), CRASH_PATH.match(line), CRASH_CODE.match(line)
             if p:
