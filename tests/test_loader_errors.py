@@ -379,6 +379,10 @@ KIND = {"image-not-found": {"library-not-loaded"}, "cannot-open": {"library-not-
         "symbol-not-found": {"symbol-not-found", "flat-namespace"}, "flat-namespace": {"flat-namespace"},
         "version-not-found": {"version-not-found"}, "other": {"dyld-cache", "symbol-not-found"},
         "relocation-error": {"symbol-not-found"}}
+# the cause each kind the reader wrote down comes to (the rest depend on the message)
+CAUSE = {"image-not-found": "missing", "cannot-open": "missing", "wrong-arch": "wrong-arch",
+         "code-signature": "code-signature", "wrong-elf-class": "wrong-arch", "lazy-binding-failed": "lazy",
+         "flat-namespace": "undefined", "undefined-symbol": "undefined", "version-not-found": "old-version"}
 # what gotrace does not read yet, said here rather than passed over: Rosetta's own .ips JSON report
 NOT_READ = {"33-rosetta-termination-json-ips.log"}
 
@@ -394,6 +398,8 @@ def test_published_errors_read_as_their_reader_counted(entry):
     assert len(got) == len(want), [(g.kind, g.library, g.symbol) for g in got]
     for g, w in zip(got, want):
         assert g.kind in KIND[w["kind"]], (g.kind, w["kind"])
+        if w["kind"] in CAUSE:
+            assert g.cause == CAUSE[w["kind"]], (g.cause, w["kind"])
         if w["kind"] == "relocation-error":  # recorded field by field as gotrace names them
             assert (g.symbol, g.version, g.library, g.requester, g.program) == (
                 w["symbol"], w["version"], w["library"], w["requester"], w["program"])
@@ -793,3 +799,42 @@ def test_reasons_dyld_words_alone_decide():
     s = scan(text)
     [e] = s.errors
     assert (e.cause, e.have, e.need) == ("wrong-arch", ["arm64"], ["x86_64"]) and sorted(s.lines) == [0, 1, 2, 3]
+
+
+REASON_CAUSE = {"reason.at_path_security": "sandbox", "reason.built_for_simulator": "wrong-platform",
+                "reason.code_signature_invalid": "code-signature", "reason.code_signature_missing": "code-signature",
+                "reason.code_signature_not_valid_for_process": "code-signature", "reason.cpu_subtype": "wrong-arch",
+                "reason.fat_missing_arch": "wrong-arch", "reason.file_too_short": "bad-file",
+                "reason.image_not_found": "missing", "reason.incompatible_arch": "wrong-arch",
+                "reason.incompatible_platform": "wrong-platform", "reason.no_lc_rpath": "no-rpath",
+                "reason.no_such_file": "missing", "reason.not_a_file": "bad-file", "reason.not_in_dyld_cache": "missing",
+                "reason.not_macho": "bad-file", "reason.protected_system_dylib": "sandbox",
+                "reason.relative_path_hardened": "sandbox", "reason.relative_rpath_restricted": "sandbox",
+                "reason.sandbox_blocked": "sandbox"}
+
+
+def test_every_reason_of_every_dyld_has_its_cause():
+    """Each reason dyld gives (every form of every release, from its format strings) as the cause explain
+    works from: a file refused for its signature, architecture, platform or form, a sandbox, no rpath, nothing."""
+    wrong = []
+    for tag, entries in FORMATS["dyld"].items():
+        for e in entries:
+            fmt = e["format"]
+            if e["id"] not in REASON_CAUSE or fmt.startswith("dyld: warning"):
+                continue
+            reason = _fill(fmt).strip().lstrip(", ")
+            if e["id"] == "reason.not_in_dyld_cache":
+                reason = "no such file" + _fill(fmt)
+            if reason.startswith('"'):
+                continue  # DYLD_PRINT_SEARCHING's note ("/x" cannot override …), no Reason of a message
+            if reason.startswith("tried: "):
+                pass
+            elif reason.startswith("'"):
+                reason = "tried: " + reason
+            elif e["id"] not in ("reason.no_lc_rpath", "reason.image_not_found"):
+                reason = f"tried: '/x/libfoo.dylib' ({reason})"
+            text = f"dyld[1]: Library not loaded: @rpath/libfoo.dylib\n  Referenced from: /x/prog\n  Reason: {reason}\n"
+            [err] = scan(text).errors
+            if err.cause != REASON_CAUSE[e["id"]]:
+                wrong.append((tag, e["id"], reason, err.cause))
+    assert wrong == []

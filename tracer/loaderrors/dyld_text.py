@@ -269,7 +269,7 @@ def _reason(text: str) -> tuple[str, list, list, list]:
     if text.startswith("tried: "):
         tried, _rest = parse_tried(text[7:])
         cause = _worst(r for _p, r in tried) if tried else "other"
-    elif text.startswith("no LC_RPATH's found"):
+    elif text.startswith("no LC_RPATH's "):  # "found" (dyld-1122), "used.  They may be invalid …" (dyld-1231)
         cause = "no-rpath"
     elif "Incompatible library version" in text:
         cause = "old-version"
@@ -298,14 +298,15 @@ def _worst(reasons) -> str:
 
 def reason_cause(reason: str) -> str:
     r = reason.lower()
-    if "code signature" in r or "not valid for use in process" in r or "signature" in r:
+    if "signature" in r or "code signing" in r or "not valid for use in process" in r:
         return "code-signature"
     if ("incompatible architecture" in r or "wrong architecture" in r or "incompatible cpu" in r
             or "missing compatible architecture" in r or "no matching architecture" in r):
         return "wrong-arch"
-    if "platform" in r:
+    if "platform" in r or "simulator" in r:
         return "wrong-platform"
-    if "not a mach-o file" in r or "not a file" in r or "file too short" in r or "malformed" in r:
+    if ("not a mach-o file" in r or "not a file" in r or "file too short" in r or "malformed" in r
+            or "unknown file type" in r):
         return "bad-file"
     if ("sandbox" in r or "hardened" in r or "security policy" in r or "not allowed" in r
             or "protected system dylib" in r or "restricted" in r):
