@@ -779,6 +779,8 @@ def test_dlopens_own_words(glibc_cases):
     [e] = scan(p.stderr).errors
     assert (e.kind, e.version, e.library, e.requester, e.program, e.via) == (
         "version-not-found", "Q_2", str(d / "r1/libq.so.1"), str(d / "dl/libneedq.so"), None, "dlopen")
+    [bare] = scan(p.stderr.rsplit("OSError: ", 1)[1]).errors  # dlerror()'s words alone, as a C program prints them
+    assert (bare.kind, bare.version, bare.program, bare.via) == ("version-not-found", "Q_2", None, "launch")
     p = glibc_cases["dl-undefined"]
     assert p.returncode != 0 and "OSError" in p.stderr
     [e] = scan(p.stderr).errors

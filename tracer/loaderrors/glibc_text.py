@@ -77,7 +77,7 @@ def _open_message(err: LoadError, msg: str) -> None:
     if msg.startswith("cannot open shared object file"):
         err.cause = "missing" if "No such file" in msg else "other"
     elif msg.startswith("wrong ELF class: "):
-        have = msg.split(": ", 1)[1].strip()
+        have = msg.removeprefix("wrong ELF class: ").strip()
         err.cause, err.have = "wrong-arch", [have]
         err.need = ["ELFCLASS64" if have == "ELFCLASS32" else "ELFCLASS32"]
     elif msg.startswith(("invalid ELF header", "file too short", "ELF load command")):
