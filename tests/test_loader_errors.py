@@ -840,3 +840,14 @@ def test_every_reason_of_every_dyld_has_its_cause():
             if err.cause != REASON_CAUSE[e["id"]]:
                 wrong.append((tag, e["id"], reason, err.cause))
     assert wrong == []
+
+
+def test_the_summary_names_five_load_errors_and_counts_the_rest(tmp_path):
+    text = "".join(f"dyld[{100 + k}]: Library not loaded: /opt/lib/lib{k}.dylib\n  Referenced from: /x/prog{k}\n"
+                   f"  Reason: tried: '/opt/lib/lib{k}.dylib' (no such file)\n" for k in range(7))
+    p, out = _import(tmp_path, text.encode())
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.count("gotrace: load error (library-not-loaded, missing)") == 5
+    assert "and 2 other load errors" in p.stderr
+    rep = json.loads(gotrace_cli("report", str(out), "--json").stdout)
+    assert len(rep["load_errors"]) == 7 and sorted(g["pids"][0] for g in rep["load_errors"]) == list(range(100, 107))

@@ -196,6 +196,9 @@ def _guest_timing(g: dict) -> str:
             + (f"; {plural(len(unpaired), 'process')} left untimed (their counts disagree)" if unpaired else ""))
 
 
+SHOWN_ERRORS = 5  # distinct load errors bind's and import's summary names; report shows them all
+
+
 def _log_lines(s: dict[str, Any], console: Console, lead: str) -> None:
     """How much of an imported dyld log was read: every line is read or counted, never dropped."""
     d = s.get("dyld_print") or {}
@@ -221,10 +224,12 @@ def _load_errors(report: dict[str, Any], console: Console, full: bool) -> None:
     if not groups:
         return
     if not full:
-        for g in groups:
+        for g in groups[:SHOWN_ERRORS]:
             who = f"{plural(len(g['pids']), 'process')}" if g["pids"] else "a process"
             console.print(f"[bold red]gotrace: load error[/] ({escape(g['error']['kind'])}, "
                           f"{escape(g['error']['cause'])}) in {who}: {escape(g['what'])}: {escape(g['why'])}")
+        if len(groups) > SHOWN_ERRORS:
+            console.print(f"[bold red]gotrace:[/] and {plural(len(groups) - SHOWN_ERRORS, 'other load error')}")
         console.print(f"[bold]gotrace:[/] gotrace explain {escape(report['session']['path'])} says what to try")
         return
     from .explain import render_explanations
