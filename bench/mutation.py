@@ -311,23 +311,28 @@ def prepare_copy(dest: Path) -> None:
             shutil.copy2(src, dest / name)
 
 
-def run_tests(copy_root: Path, tests: list[str], timeout: float, lock: str | None = None) -> tuple[str, float, str]:
+def run_tests(copy_root: Path, tests: list[str], timeout: float, lock: str | None = None,
+              each: dict[str, float] | None = None) -> tuple[str, float, str]:
     """Each entry of ``tests`` in its own pytest run (an entry's ``-k`` selects in its file only), in
     order, up to the first failure: ("passed" | "failed" | "timeout" | "error …", seconds, what failed).
     With ``lock``, the whole run holds that file's exclusive flock: two mutation runs whose tests trace
     (bpftrace's uprobes on ld.so make lldb's and DTrace's probes refuse) then take turns, and no
-    mutant is counted killed by another run's tracer. Each pytest runs in its own session: a mutant
+    mutant is counted killed by another run's tracer. ``each``: a limit per entry (a test that takes a
+    second unmutated and spins for minutes under a mutant is a timeout long before the mutant's whole
+    limit). Each pytest runs in its own session: a mutant
     whose forked child signals its process group (ptrace_launch's `pid == 0` turned) ends that
     pytest, not this run."""
     if lock:
         with open(lock, "a") as held:
             fcntl.flock(held, fcntl.LOCK_EX)
-            return run_tests(copy_root, tests, timeout)
+            return run_tests(copy_root, tests, timeout, each=each)
     env = dict(os.environ, PYTHONPATH=str(copy_root), PYTHONDONTWRITEBYTECODE="1")
     env.pop("CI", None)  # a missing capability skips, as it would locally
     t0 = time.monotonic()
     for entry in tests:
         left = timeout - (time.monotonic() - t0)
+        if each and entry in each:
+            left = min(left, each[entry])
         # a session of its own: on a timeout the whole group goes, not only pytest (a mutant that spins
         # leaves `gotrace bind` children behind otherwise, spinning on the shared cores for good)
         proc = subprocess.Popen([sys.executable, "-m", "pytest", "-x", "-q", "--tb=no", "-p", "no:cacheprovider",
@@ -392,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
             timed.append((took, t))
         order = [t for _took, t in sorted(timed)]
         limit = 3 * sum(took for took, _t in timed) + 60
+        each = {t: 10 * took + 30 for took, t in timed}  # a test ten times its own time (and 30 s) is spinning
         print(f"{mod}: {len(found)} mutants; tests {', '.join(f'{t} ({took:.0f} s)' for took, t in sorted(timed))}; "
               f"limit {limit:.0f} s a mutant", flush=True)
         results = []
@@ -410,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             target.write_text(mutated)
             try:
-                status, m.seconds, m.failed = run_tests(root, order, timeout=limit, lock=args.lock)
+                status, m.seconds, m.failed = run_tests(root, order, timeout=limit, lock=args.lock, each=each)
             finally:
                 target.write_text(text)
             m.status = {"failed": "killed", "passed": "SURVIVED"}.get(status, status)
