@@ -181,11 +181,13 @@ def _arch_advice(e: LoadError, translated: bool) -> tuple[str, list[str]]:
                 ["install the library for the program's architecture (libfoo:amd64 / libfoo:i386)",
                  "or remove the other class's directory from LD_LIBRARY_PATH / the rpath"])
     if need & ROSETTA and have & ARM:
-        return ("the program runs as x86_64 — translated by Rosetta on an Apple Silicon Mac (an x86_64 Go "
-                "toolchain builds x86_64 programs) — and the library is arm64-only",
+        return ("the program runs as x86_64 — translated by Rosetta on an Apple Silicon Mac (an x86_64 build of "
+                "it: an Intel python or Homebrew, or what an x86_64 Go toolchain builds) — and the library is "
+                "arm64-only",
                 ["build the library for x86_64 too (universal: lipo -create), or install the x86_64 one "
                  "(Homebrew under /usr/local)",
-                 "or run native: an arm64 Go (go env GOARCH says arm64), GOARCH=arm64, and no `arch -x86_64`"])
+                 "or run native: an arm64 build of the program (Go: an arm64 Go, `go env GOARCH` says arm64, or "
+                 "GOARCH=arm64), and no `arch -x86_64`"])
     if need & ARM and have & ROSETTA:
         return ("the program is arm64 and the library was built for x86_64 (an Intel Homebrew under /usr/local, "
                 "an Intel wheel or artifact)",
