@@ -378,9 +378,9 @@ KIND = {"image-not-found": {"library-not-loaded"}, "cannot-open": {"library-not-
         "lazy-binding-failed": {"symbol-not-found"}, "undefined-symbol": {"symbol-not-found"},
         "symbol-not-found": {"symbol-not-found", "flat-namespace"}, "flat-namespace": {"flat-namespace"},
         "version-not-found": {"version-not-found"}, "other": {"dyld-cache", "symbol-not-found"},
-        "relocation-error": {"symbol-not-found"}}
+        "relocation-error": {"symbol-not-found"}, "missing-uuid": {"missing-uuid"}}
 # the cause each kind the reader wrote down comes to (the rest depend on the message)
-CAUSE = {"image-not-found": "missing", "cannot-open": "missing", "wrong-arch": "wrong-arch",
+CAUSE = {"missing-uuid": "bad-file", "image-not-found": "missing", "cannot-open": "missing", "wrong-arch": "wrong-arch",
          "code-signature": "code-signature", "wrong-elf-class": "wrong-arch", "lazy-binding-failed": "lazy",
          "flat-namespace": "undefined", "undefined-symbol": "undefined", "version-not-found": "old-version"}
 # what gotrace does not read yet, said here rather than passed over: Rosetta's own .ips JSON report

@@ -49,9 +49,10 @@ DYLD3_TRIED = re.compile(r"tried(?: but (?:didn't find|invalid))?: (.*)$")
 MARKS = re.compile(r"\s*\b(Referenced from|Reason|Expected in):\s*")
 # a continuation line, also behind the decoration a tool put before every line (│, >, #)
 CONTINUES = re.compile(r"^[\s│|>#*]*(Referenced from|Reason|Expected in):\s*(.*?)\s*$")
-DID_FIND = re.compile(r"^\s*(/[^:]*|@[^:]*): (.+?)\s*$")
+DID_FIND = re.compile(r"^\s+([^\s:][^:]*): (.+?)\s*$")  # dyld2's "\t%s: %s" under "Did find:" (tab or spaces)
 IN_PROGRAM = re.compile(r"^\s+in (/.+?)\s*$")
 AGAIN = re.compile(r"^dyld\[\d+\]: tried: '")
+UUID_AGAIN = re.compile(r"^(?:dyld\[\d+\]: )?missing LC_UUID load command\s*$")
 TERMINATED = re.compile(r"^\s*\(terminated at launch; ignore backtrace\)\s*$")
 UUID_PART = re.compile(r"^<[0-9A-Fa-f-]{36}>\s*")
 BUILT_FOR = re.compile(r"\s*\((?:which was )?built for [^)]*\)\s*$")
@@ -145,6 +146,8 @@ def read(lines: list[str], i: int, d: re.Match | None, m: re.Match | None) -> tu
         elif TERMINATED.match(nxt):
             pass
         elif AGAIN.match(nxt) and err.via == "insert":  # dyld4 prints the inserted dylib's tried list again
+            pass
+        elif err.kind == "missing-uuid" and UUID_AGAIN.match(nxt):  # and the LC_UUID error alone, again
             pass
         else:
             break
@@ -306,7 +309,7 @@ def reason_cause(reason: str) -> str:
     if "platform" in r or "simulator" in r:
         return "wrong-platform"
     if ("not a mach-o file" in r or "not a file" in r or "file too short" in r or "malformed" in r
-            or "unknown file type" in r):
+            or "unknown file type" in r or "load command" in r):
         return "bad-file"
     if ("sandbox" in r or "hardened" in r or "security policy" in r or "not allowed" in r
             or "protected system dylib" in r or "restricted" in r):

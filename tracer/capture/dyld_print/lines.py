@@ -46,7 +46,7 @@ DLSYM_RESULT = re.compile(r'^     dlsym\("(.*)"\) => (?:0x([0-9a-f]+)|NULL(.*))$
 
 # The first line of a load error dyld halts with (its other lines carry no prefix: tracer/loaderrors reads them)
 ERROR_START = re.compile(r"^(?:Library not loaded: |Symbol not found: |symbol not found in flat namespace |"
-                         r"missing LC_UUID load command in |dyld cache '|terminating because inserted dylib |"
+                         r"missing LC_UUID load command|dyld cache '|terminating because inserted dylib |"
                          r"lazy symbol binding failed: |missing symbol called|symbol '[^']*' missing from root |tried: ')")
 
 # DYLD_PRINT_SEARCHING (dyld-940 on, Loader::getLoader): a search, each path it may take, how it ended
@@ -108,7 +108,7 @@ FORMS = regex.compile("|".join((
     rf"      dlopen\([^\n]*\) => (?:0x{_H}|NULL, '[^\n]*')",
     rf'dlsym\(0x{_H}, "[^\n]*"\)',
     rf'     dlsym\("[^\n]*"\) => (?:0x{_H}|NULL[^\n]*)',
-    r"(?:Library not loaded: |Symbol not found: |symbol not found in flat namespace |missing LC_UUID load command in "
+    r"(?:Library not loaded: |Symbol not found: |symbol not found in flat namespace |missing LC_UUID load command"
     r"|dyld cache '|terminating because inserted dylib |lazy symbol binding failed: |missing symbol called"
     r"|symbol '[^'\n]*' missing from root |tried: ')[^\n]*",
     r"[^\n]* has interposed '[^\n]*",
