@@ -851,3 +851,12 @@ def test_the_summary_names_five_load_errors_and_counts_the_rest(tmp_path):
     assert "and 2 other load errors" in p.stderr
     rep = json.loads(gotrace_cli("report", str(out), "--json").stdout)
     assert len(rep["load_errors"]) == 7 and sorted(g["pids"][0] for g in rep["load_errors"]) == list(range(100, 107))
+
+
+def test_a_message_cut_after_have_still_says_what_the_file_had():
+    """A crash report or a page that cut dyld's words mid-reason (file 32 is one): what was printed is kept."""
+    text = ("Library not loaded: /opt/homebrew/lib/libz.dylib\nReferenced from: /usr/local/bin/prog\n"
+            "Reason: tried: '/opt/homebrew/lib/libz.dylib' (mach-o file, but is an incompatible architecture (have 'arm64'")
+    [e] = scan(text).errors
+    assert (e.cause, e.have, e.need) == ("wrong-arch", ["arm64"], [])
+    assert e.tried == [("/opt/homebrew/lib/libz.dylib", "mach-o file, but is an incompatible architecture (have 'arm64'")]

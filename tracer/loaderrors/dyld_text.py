@@ -320,8 +320,11 @@ def reason_cause(reason: str) -> str:
 
 
 def _archs(reason: str) -> tuple[list, list]:
+    """(have, need) of an architecture reason; a message cut after "have …" still says what the file had."""
     i = reason.find("have ")
-    j = reason.find("need ", i + 1) if i >= 0 else -1
-    if i < 0 or j < 0:
+    if i < 0:
         return [], []
-    return ARCH.findall(reason[i + 5:j]), ARCH.findall(reason[j + 5:])
+    j = reason.find("need ", i)
+    if j < 0:
+        return ARCH.findall(reason[i:]), []
+    return ARCH.findall(reason[i:j]), ARCH.findall(reason[j:])
