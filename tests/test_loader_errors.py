@@ -796,6 +796,7 @@ def test_reasons_dyld_words_alone_decide():
     [e] = scan("dyld[2]: Library not loaded: /x/a.dylib\n  Referenced from: /x/prog\n"
                "  Reason: some words a later dyld may use\n").errors
     assert (e.library, e.cause) == ("/x/a.dylib", "other")
+    assert scan("OSError: dlopen(/x/a.so, 0x0001): some words a later dyld may use\n").errors == []  # no claim
     text = (f"dyld[3]: Library not loaded: /opt/lib/libz.dylib\n  Referenced from: <{UUID}> /usr/local/prog\n"
             "  Reason: mach-o file, but is an incompatible architecture (have\n'arm64', need 'x86_64')\nprompt$\n")
     s = scan(text)

@@ -65,9 +65,7 @@ def find(line: str) -> tuple[re.Match | None, re.Match | None]:
     m = STARTS.search(line, d.end() if d else 0) or DYLD3_DEPENDENT.search(line) or DYLD3_SYMBOL.search(line)
     if m is None and d is None:
         return None, None
-    if d is not None and m is not None and m.start() != d.end():
-        m = None if line[d.end():m.start()].strip() else m
-    if d is not None and m is None:
+    if d is not None and m is None:  # dlopen's own reason: one of dyld's, or not a loader's message at all
         rest = line[d.end():]
         if not rest.startswith(("tried: ", "image not found", "no suitable image found", "Library not loaded",
                                 "Symbol not found", "symbol not found in flat", "file not found", "code signature")):
