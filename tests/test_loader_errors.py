@@ -861,3 +861,21 @@ def test_a_message_cut_after_have_still_says_what_the_file_had():
     [e] = scan(text).errors
     assert (e.cause, e.have, e.need) == ("wrong-arch", ["arm64"], [])
     assert e.tried == [("/opt/homebrew/lib/libz.dylib", "mach-o file, but is an incompatible architecture (have 'arm64'")]
+
+
+def test_compare_gates_on_load_errors(tmp_path):
+    """A CI gate: the new run's load error breaks new-load-error and load-errors+0; the baseline's own
+    errors, met again, break neither."""
+    ok = f"dyld[7]: <{UUID}> /Users/me/prog\ndyld[7]: <{UUID}> /usr/lib/libSystem.B.dylib\n"
+    broken = ok + ("dyld[8]: Library not loaded: @rpath/libfoo.dylib\n  Referenced from: /Users/me/prog\n"
+                   "  Reason: tried: '/usr/local/lib/libfoo.dylib' (no such file)\n")
+    _p, base = _import(tmp_path / "a", ok.encode())
+    _p, new = _import(tmp_path / "b", broken.encode())
+    _p, again = _import(tmp_path / "c", broken.encode())
+    r = gotrace_cli("compare", str(base), str(new), "--fail-on", "new-load-error,load-errors+0")
+    assert r.returncode == 1, r.stdout + r.stderr
+    said = r.stdout + r.stderr
+    assert "new-load-error: 1 new load error: library-not-loaded @rpath/libfoo.dylib (missing), needed by prog" in said
+    assert "load-errors+0: load-errors 0 → 1" in said
+    r = gotrace_cli("compare", str(new), str(again), "--fail-on", "new-load-error,load-errors+0")
+    assert r.returncode == 0, r.stdout + r.stderr
