@@ -28,6 +28,11 @@ import re
 from .record import LoadError
 
 PID = re.compile(r"dyld\[(\d+)\]:")
+# how the first line of each of dyld4's messages begins, after "dyld[PID]: " (the demux's grammar has them too)
+FIRST_WORDS = ("Library not loaded: ", "Symbol not found: ", "symbol not found in flat namespace ",
+               "missing LC_UUID load command", "dyld cache '", "terminating because inserted dylib ",
+               "lazy symbol binding failed: ", "missing symbol called", "tried: '")
+FIRST_PATTERN = "(?:" + "|".join(re.escape(w) for w in FIRST_WORDS) + r"|symbol '[^'\n]*' missing from root )"
 DLOPEN = re.compile(r"dlopen\(([^()]+?), (0x[0-9A-Fa-f]+|\d+)\): ")
 STARTS = re.compile(
     r"(?P<lib>Library not loaded: )"

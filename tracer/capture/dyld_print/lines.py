@@ -27,6 +27,8 @@ import re
 
 import regex
 
+from ...loaderrors.dyld_text import FIRST_PATTERN
+
 UUID = r"[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}"
 LIBRARY = re.compile(rf"^<({UUID}|no uuid)> (.+)$")
 BIND = re.compile(r"^<([^<>/]+)/bind#(\d+)(?:\(variant-table#\d+\))?> -> (.*)$")
@@ -45,9 +47,7 @@ DLSYM = re.compile(r'^dlsym\(0x([0-9a-f]+), "(.*)"\)$')
 DLSYM_RESULT = re.compile(r'^     dlsym\("(.*)"\) => (?:0x([0-9a-f]+)|NULL(.*))$')
 
 # The first line of a load error dyld halts with (its other lines carry no prefix: tracer/loaderrors reads them)
-ERROR_START = re.compile(r"^(?:Library not loaded: |Symbol not found: |symbol not found in flat namespace |"
-                         r"missing LC_UUID load command|dyld cache '|terminating because inserted dylib |"
-                         r"lazy symbol binding failed: |missing symbol called|symbol '[^']*' missing from root |tried: ')")
+ERROR_START = re.compile("^" + FIRST_PATTERN)
 
 # DYLD_PRINT_SEARCHING (dyld-940 on, Loader::getLoader): a search, each path it may take, how it ended
 FIND_PATH = re.compile(r'^find path "(.*)"$')
@@ -108,9 +108,7 @@ FORMS = regex.compile("|".join((
     rf"      dlopen\([^\n]*\) => (?:0x{_H}|NULL, '[^\n]*')",
     rf'dlsym\(0x{_H}, "[^\n]*"\)',
     rf'     dlsym\("[^\n]*"\) => (?:0x{_H}|NULL[^\n]*)',
-    r"(?:Library not loaded: |Symbol not found: |symbol not found in flat namespace |missing LC_UUID load command"
-    r"|dyld cache '|terminating because inserted dylib |lazy symbol binding failed: |missing symbol called"
-    r"|symbol '[^'\n]*' missing from root |tried: ')[^\n]*",
+    FIRST_PATTERN + "[^\n]*",
     r"[^\n]* has interposed '[^\n]*",
     "(?:" + "|".join(regex.escape(s) for s in IGNORED_STARTS if s != "fixup: ") + ")[^\n]*",
 )))
