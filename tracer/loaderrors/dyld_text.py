@@ -81,7 +81,7 @@ def find(line: str) -> tuple[re.Match | None, re.Match | None]:
 def read(lines: list[str], i: int, d: re.Match | None, m: re.Match | None) -> tuple[LoadError, int]:
     """The error that starts on ``lines[i]``; and the index of the line after it."""
     line = lines[i]
-    pid_m = PID.search(line, 0, (d or m).start() + 1)
+    pid_m = PID.search(line, 0, (d or m).start())  # "dyld[PID]: " ends where the message starts
     err = LoadError("dyld", "library-not-loaded", pid=int(pid_m.group(1)) if pid_m else None, line=i + 1,
                     via="dlopen" if d else "launch")
     start = (d or m).start()
