@@ -879,3 +879,15 @@ def test_compare_gates_on_load_errors(tmp_path):
     assert "load-errors+0: load-errors 0 → 1" in said
     r = gotrace_cli("compare", str(new), str(again), "--fail-on", "new-load-error,load-errors+0")
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_a_run_on_message_whose_first_line_was_cut():
+    """dyld4 of macOS 12 runs messages together; a terminal then broke the second one's first line before its
+    ': ' (files 15 and 39 show each alone): both messages come out, the second with the first's process."""
+    text = ("dyld[5]: Library not loaded: /x/liba.dylib\n  Referenced from: /x/prog\n"
+            "  Reason: tried: '/x/liba.dylib' (no such file)Library not loaded\n: /x/libb.dylib\n"
+            "  Referenced from: /x/prog\n  Reason: tried: '/x/libb.dylib' (no such file)\nzsh: abort\n")
+    s = scan(text)
+    assert [(e.library, e.pid, e.tried) for e in s.errors] == [
+        ("/x/liba.dylib", 5, [("/x/liba.dylib", "no such file")]), ("/x/libb.dylib", 5, [("/x/libb.dylib", "no such file")])]
+    assert sorted(s.lines) == [0, 1, 2, 3, 4, 5]

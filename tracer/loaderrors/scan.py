@@ -50,10 +50,26 @@ JOINS = re.compile(r"Library not loaded\s*$|Symbol not found\s*$|relocation erro
                    r"libraries:\s*$")
 
 
+def _joined(last: str, line: str, lines_in_last: int) -> str | None:
+    """``last`` and ``line`` as the one line a terminal or a page broke, or None: dyld's first line
+    cut before its ": " (``Library not loaded`` / ``: path``), glibc's relocation error wrapped over up
+    to four lines, glibc's "error while loading shared libraries:" wrapped after its colon."""
+    if line.startswith(": ") and CUT_HEAD.search(last):
+        return last + line
+    if not line.strip():
+        return None
+    if "relocation error: " in last and "with link time reference" not in last and lines_in_last < 4:
+        return last.rstrip() + " " + line.strip()
+    if last.rstrip().endswith("error while loading shared libraries:"):
+        return last.rstrip() + " " + line.strip()
+    return None
+
+
 def _unrun(lines: list[str]) -> tuple[list[str], list[list[int]], set[int]]:
-    """Lines with run-on messages split apart and a first line a terminal broke before its ": "
-    joined again; for each, the indexes of the input lines it came from; and which lines are run-on
-    pieces (a message that began at the end of another's line: the same process's)."""
+    """Lines with run-on messages split apart and messages a terminal broke joined again; for each,
+    the indexes of the input lines it came from; and which lines are run-on pieces (a message that
+    began at the end of another's line: the same process's). A line is joined first, then split: a
+    run-on message whose first line was cut comes out whole."""
     out, origin, run_on = [], [], set()
     joinable = False  # whether the last line is one a broken message could continue
     for i, line in enumerate(lines):
@@ -63,29 +79,19 @@ def _unrun(lines: list[str]) -> tuple[list[str], list[list[int]], set[int]]:
             joinable = (("loaded" in line or "found" in line or "relocation error" in line or "libraries:" in line)
                         and JOINS.search(line) is not None)
             continue
-        joinable = False
-        if out and line.startswith(": ") and CUT_HEAD.search(out[-1]):
-            out[-1] += line
-            origin[-1] = [*origin[-1], i]
-            joinable = JOINS.search(out[-1]) is not None
-            continue
-        if (out and "relocation error: " in out[-1] and "with link time reference" not in out[-1]
-                and line.strip() and len(origin[-1]) < 4):  # glibc's one line, wrapped as published
-            out[-1] = out[-1].rstrip() + " " + line.strip()
-            origin[-1] = [*origin[-1], i]
-            joinable = JOINS.search(out[-1]) is not None
-            continue
-        if out and out[-1].rstrip().endswith("error while loading shared libraries:") and line.strip():
-            out[-1] = out[-1].rstrip() + " " + line.strip()  # a terminal wrapped glibc's one line
-            origin[-1] = [*origin[-1], i]
-            joinable = JOINS.search(out[-1]) is not None
-            continue
+        came, was_run_on = [i], False
+        whole = _joined(out[-1], line, len(origin[-1])) if joinable else None
+        if whole is not None:  # the last line again, with this one: split below as one
+            line, came = whole, [*origin.pop(), i]
+            out.pop()
+            was_run_on = len(out) in run_on
+            run_on.discard(len(out))
         pieces = RUN_ON.split(line) if ("Library not loaded: " in line or "Symbol not found: " in line) else [line]
         for k, piece in enumerate(pieces):
-            if k:
+            if k or was_run_on:
                 run_on.add(len(out))
             out.append(piece)
-            origin.append([i])
+            origin.append(came if not k else [i])
         joinable = JOINS.search(out[-1]) is not None
     return out, origin, run_on
 
