@@ -891,3 +891,21 @@ def test_a_run_on_message_whose_first_line_was_cut():
     assert [(e.library, e.pid, e.tried) for e in s.errors] == [
         ("/x/liba.dylib", 5, [("/x/liba.dylib", "no such file")]), ("/x/libb.dylib", 5, [("/x/libb.dylib", "no such file")])]
     assert sorted(s.lines) == [0, 1, 2, 3, 4, 5]
+
+
+def test_a_whole_message_is_joined_to_nothing_after_it():
+    """Only a broken message takes the next line: a whole relocation error, a whole first line, keep theirs."""
+    text = ("./prog: relocation error: ./prog: symbol free, version GLIBC_2.2.5 not defined in file libc.so.6 with "
+            "link time reference\nnext output\n")
+    s = scan(text)
+    [e] = s.errors
+    assert (e.symbol, e.version, sorted(s.lines)) == ("free", "GLIBC_2.2.5", [0])
+    text = "dyld[3]: Library not loaded\n  Referenced from: /x/prog\n"  # cut, but no ": path" after it
+    assert scan(text).errors == []
+
+
+def test_an_empty_need_keeps_what_the_file_had():
+    """File 06 (published): dyld printed need '' for an inserted library; the file's arm64 is kept, the need
+    is empty, and the cause is still the architecture."""
+    [e] = scan((LOGS / "06-dyld4-inserted-dylib-wrong-arch-empty-need.log").read_text()).errors
+    assert (e.cause, e.have, e.need, e.via) == ("wrong-arch", ["arm64"], [], "insert")
