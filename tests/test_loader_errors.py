@@ -213,6 +213,12 @@ def test_dyld3_closure_errors():
     for tag, fmt in _formats("err.dyld3_dependent_not_found"):
         [e] = scan("dyld: " + _printf(fmt, "@rpath/libfoo.dylib", "/Users/me/prog", "")).errors
         assert (e.kind, e.library, e.requester) == ("library-not-loaded", "@rpath/libfoo.dylib", "/Users/me/prog"), tag
+    start = [v for _t, v in _formats("err.dyld3_tried_list_start")]
+    fmt = dict(_formats("err.dyld3_dependent_not_found"))["dyld-750.6"]
+    for words, cause in (("didn't find", "missing"), ("invalid", "bad-file")):
+        rest = next(v for v in start if words in v) + "'/a/libfoo.dylib' '/b/libfoo.dylib'"
+        [e] = scan("dyld: " + _printf(fmt, "@rpath/libfoo.dylib", "/Users/me/prog", rest)).errors
+        assert (e.cause, e.tried) == (cause, [("/a/libfoo.dylib", words), ("/b/libfoo.dylib", words)])
     for tag, fmt in _formats("err.symbol_not_found_dyld3"):
         [e] = scan("dyld: " + _printf(fmt, "_foo", "/usr/lib/libbar.dylib", "/Users/me/prog")).errors
         assert (e.kind, e.symbol, e.library, e.requester) == ("symbol-not-found", "_foo", "/usr/lib/libbar.dylib",
@@ -444,6 +450,10 @@ def test_published_logs_import_as_their_reader_counted(entry, tmp_path):
         assert len(s.images) == entry["libraries"]
     d = s.meta["dyld_print"]
     assert d["dyld_lines_unread"] == 0 and d["ambiguous_lines"] == 0 and d["lost_lines"] == 0
+    if not entry["pid_values"]:  # dyld2's lines, each read once
+        assert d["dyld_lines_read"] == d["line_kinds"]["dyld"]
+    if entry["file"].startswith("32-"):  # the crash reporter's '' paths: empty names, not quotes
+        assert [e for e in s.errors["library"]] == ["", "", ""]
     text = (LOGS / entry["file"]).read_bytes().decode("utf-8", "replace").splitlines()
     blank = sum(1 for x in text if not x.strip())
     assert d["lines"] == len(text) == entry["lines_total"]
@@ -909,3 +919,10 @@ def test_an_empty_need_keeps_what_the_file_had():
     is empty, and the cause is still the architecture."""
     [e] = scan((LOGS / "06-dyld4-inserted-dylib-wrong-arch-empty-need.log").read_text()).errors
     assert (e.cause, e.have, e.need, e.via) == ("wrong-arch", ["arm64"], [], "insert")
+
+
+def test_a_cut_relocation_error_takes_three_more_lines_at_most():
+    text = ("./p: relocation error: ./p: symbol\nnoise one\nnoise two\nnoise three\n"
+            "./p: error while loading shared libraries: libz.so.1: cannot open shared object file: No such file or directory\n")
+    errs = scan(text).errors
+    assert [(e.kind, e.library) for e in errs] == [("library-not-loaded", "libz.so.1")]  # the cut one reads as none

@@ -82,8 +82,8 @@ def read(lines: list[str], i: int, d: re.Match | None, m: re.Match | None) -> tu
     """The error that starts on ``lines[i]``; and the index of the line after it."""
     line = lines[i]
     pid_m = PID.search(line, 0, (d or m).start())  # "dyld[PID]: " ends where the message starts
-    err = LoadError("dyld", "library-not-loaded", pid=int(pid_m.group(1)) if pid_m else None, line=i + 1,
-                    via="dlopen" if d else "launch")
+    err = LoadError("dyld", "library-not-loaded", pid=int(pid_m.group(1)) if pid_m else None,
+                    via="dlopen" if d else "launch")  # its line: the caller's (scan knows the input's numbering)
     start = (d or m).start()
     body = line[start:]
     first = line[m.end():] if m else line[d.end():]
@@ -312,12 +312,13 @@ def reason_cause(reason: str) -> str:
     if "platform" in r or "simulator" in r:
         return "wrong-platform"
     if ("not a mach-o file" in r or "not a file" in r or "file too short" in r or "malformed" in r
-            or "unknown file type" in r or "load command" in r):
+            or "unknown file type" in r or "load command" in r or r == "invalid"):  # dyld3: "tried but invalid"
         return "bad-file"
     if ("sandbox" in r or "hardened" in r or "security policy" in r or "not allowed" in r
             or "protected system dylib" in r or "restricted" in r):
         return "sandbox"
-    if "no such file" in r or "image not found" in r or "not in dyld cache" in r or "file not found" in r:
+    if ("no such file" in r or "image not found" in r or "not in dyld cache" in r or "file not found" in r
+            or "didn't find" in r):
         return "missing"
     return "other"
 
