@@ -926,3 +926,34 @@ def test_a_cut_relocation_error_takes_three_more_lines_at_most():
             "./p: error while loading shared libraries: libz.so.1: cannot open shared object file: No such file or directory\n")
     errs = scan(text).errors
     assert [(e.kind, e.library) for e in errs] == [("library-not-loaded", "libz.so.1")]  # the cut one reads as none
+
+
+def test_dyld2_segments_give_images_and_their_load_addresses(tmp_path):
+    """File 19 (published, macOS 11): the main executable and two cache dylibs, each with the __TEXT address
+    dyld printed for it."""
+    from tracer.session.reader import load_session
+
+    out = tmp_path / "s"
+    p = gotrace_cli("import", "dyld-print", str(LOGS / "19-dyld2-segments-shared-cache-macos11-nix.log"), "-o", str(out))
+    assert p.returncode == 0, p.stderr
+    im = load_session(out).images
+    assert list(zip(im["path"], im["load_base"])) == [
+        ("/nix/store/0ly5lpwanagc5qpmnqrw8aqxb4ivw7kf-bash-5.2-p15/bin/bash", 0x10283E000),
+        ("/System/Library/Frameworks/CoreFoundation.framework/Versions/A/CoreFoundation", 0x7FFF2FF64000),
+        ("/usr/lib/libSystem.B.dylib", 0x7FFF66C4F000)]
+
+
+def test_a_missing_weak_import_in_dyld2_and_pids_not_lent(tmp_path):
+    from tracer.capture.dyld_print.dyld2 import Dyld2Log
+
+    log = Dyld2Log()
+    assert log.take("loaded: /x/prog", 1)
+    assert log.take("bind: prog:0x1000 = <weak_import-missing>:_maybe, *0x1000 = 0x0", 2)
+    [ev], _procs, _images = log.rows()
+    assert ev[3:] == ("/x/prog", "_maybe", None, "eager", False)  # requester, symbol, no provider, not resolved
+    # a message without a pid after one with a pid is no run-on piece: it keeps no pid
+    text = ("dyld[9]: Library not loaded: /a/x.dylib\n  Referenced from: /p\n  Reason: image not found\n"
+            "dyld: Library not loaded\n: libuuid.dylib\n  Referenced from: /q\n  Reason: image not found\n"
+            "dyld: Library not loaded: /b/y.dylib\n  Referenced from: /r\n  Reason: image not found\n")
+    assert [(e.library, e.pid) for e in scan(text).errors] == [("/a/x.dylib", 9), ("libuuid.dylib", None),
+                                                                ("/b/y.dylib", None)]
