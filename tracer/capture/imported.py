@@ -151,8 +151,9 @@ def _dyld_print(files: list[str], writer: SessionWriter) -> tuple[list, list, di
     position = pid_base = 0
     for f in files:
         log = DyldLog(first_position=position)
-        carry = b""
+        carry, kept = b"", []
         for chunk in _read(f):
+            kept.append(chunk)  # the line pass below reads the same bytes: the file is read once
             data = carry + chunk
             carry = b"\r" if data.endswith(b"\r") else b""  # CRLF split across reads
             rows = log.feed((data[:-1] if carry else data).replace(b"\r\n", b"\n"), None)
@@ -166,7 +167,8 @@ def _dyld_print(files: list[str], writer: SessionWriter) -> tuple[list, list, di
             setattr(total, k, getattr(total, k) + getattr(s, k))
         samples += log.unknown_samples()
         # the same file line by line: load errors (several lines each), dyld2's pid-less lines, other text
-        text = b"".join(_read(f)).decode("utf-8", "replace").splitlines()
+        text = b"".join(kept).decode("utf-8", "replace").splitlines()
+        del kept
         found = scan(text)
         old = Dyld2Log()
         for i, line in enumerate(text):
