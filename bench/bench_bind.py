@@ -11,6 +11,15 @@ W2  200 runs of the built cgo-hello binary from one shell, same three ways.
     is the gap between a backend and its floor. Each traced mode also reports the
     peak RSS of gotrace plus its tracer process (bpftrace, the BPF loader),
     sampled every 20 ms from /proc (VmHWM, the high-water mark of each).
+W3  40 runs of Debian's `python3 -c 'import ssl'` from one shell (~4,600 lookups each: the
+    per-lookup cost, where W2 is the per-process one).
+WG  a warm `go build` of examples/cgo-hello (its build cache filled once, untimed): the
+    edit-build-run loop, where each `gotrace bind`'s fixed cost is most of what is paid.
+    Each workload also has: bpf-empty, the loader with the same probes whose programs are empty
+    (the trap's cost alone: the floor a per-lookup program is measured against); bpf-agent,
+    `gotrace bind` through gotrace's agent (started before the run, stopped after it, neither
+    timed); untraced+agent, the untraced command while an agent is attached (what an always-on
+    agent costs every other process on the machine: its uprobes are on ld.so).
 I   ingest: bindsnoop records (as read from its BPF map) decoded into pandas,
     events/s (baseline: the same records unpacked by struct.iter_unpack, the
     cheapest pass Python itself can make).
@@ -18,8 +27,8 @@ M   peak RSS of gotrace capturing a 1,000,000-event session, printing its summar
     and reporting it again from disk (`gotrace report`), against the RSS of the
     same interpreter after importing the same libraries.
 
-Usage (as root for bpftrace):  .venv/bin/python bench/bench_bind.py [--rounds 3] [--only W1,W2,I,M]
-                               [--modes ld-debug-floor,ld-debug,bpftrace-floor,bpftrace,bpf-floor,bpf]
+Usage (as root for bpftrace):  .venv/bin/python bench/bench_bind.py [--rounds 5] [--only W1,W2,W3,WG,I,M]
+        [--modes ld-debug-floor,ld-debug,bpftrace-floor,bpftrace,bpf-empty,bpf-floor,bpf,bpf-agent,untraced+agent]
 Machines here are shared and noisy: read the ratios, not the seconds.
 """
 from __future__ import annotations
@@ -50,13 +59,31 @@ def go_env(cache: Path) -> dict[str, str]:
 
 def run(mode: str, argv: list[str], env: dict, cwd: Path, out: Path) -> tuple[float, int, int, int]:
     """Wall seconds, events captured, events lost, peak RSS (KiB, gotrace + its tracer) for one run."""
-    from tracer import load_session
-
     if mode == "bpftrace-floor":
         return (*bpftrace_floor(argv, env, cwd), 0)
-    if mode == "bpf-floor":
-        return (*bpf_floor(argv, env, cwd), 0)
-    if mode == "untraced":
+    if mode in ("bpf-floor", "bpf-empty"):
+        return (*bpf_floor(argv, env, cwd, empty=mode == "bpf-empty"), 0)
+    env = dict(env, GOTRACE_AGENT="off")
+    agent_socket = None
+    if mode in ("bpf-agent", "untraced+agent"):  # started before, stopped after: neither is timed
+        from tracer.capture.bpf import agent
+
+        agent_socket = str(Path(tempfile.mkdtemp(prefix="gotrace-bench-agent-")) / "agent.sock")
+        agent_pid = agent.start(agent_socket).pid
+        env["GOTRACE_AGENT"] = agent_socket
+    try:
+        return _run(mode, argv, env, cwd, out)
+    finally:
+        if agent_socket is not None:
+            AGENT_HWM[mode] = max(AGENT_HWM.get(mode, 0), PeakRss._hwm(agent_pid))
+            agent.stop(agent_socket)
+            shutil.rmtree(Path(agent_socket).parent, ignore_errors=True)
+
+
+def _run(mode: str, argv: list[str], env: dict, cwd: Path, out: Path) -> tuple[float, int, int, int]:
+    from tracer import load_session
+
+    if mode in ("untraced", "untraced+agent"):
         cmd = argv
     elif mode == "ld-debug-floor":  # the logs where gotrace puts them: tmpfs if there is room
         from tracer.capture.ld_debug.backend import LD_DEBUG_VALUE, tmpfs_dir
@@ -64,10 +91,11 @@ def run(mode: str, argv: list[str], env: dict, cwd: Path, out: Path) -> tuple[fl
         out = Path(tempfile.mkdtemp(prefix="gotrace-bench-ld-", dir=tmpfs_dir()))
         cmd, env = argv, dict(env, LD_DEBUG=LD_DEBUG_VALUE, LD_DEBUG_OUTPUT=str(out / "ld"))
     else:
-        cmd = [str(VENV_BIN / "gotrace"), "bind", "-q", "--force", "-o", str(out), "--backend", mode, "--", *argv]
+        backend = "bpf" if mode == "bpf-agent" else mode
+        cmd = [str(VENV_BIN / "gotrace"), "bind", "-q", "--force", "-o", str(out), "--backend", backend, "--", *argv]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    sampler = PeakRss(proc.pid) if mode in ("ld-debug", "bpftrace", "bpf") else None
+    sampler = PeakRss(proc.pid) if mode in ("ld-debug", "bpftrace", "bpf", "bpf-agent") else None
     _, stderr = proc.communicate()
     wall = time.perf_counter() - t0
     peak = sampler.stop() if sampler else 0
@@ -81,13 +109,16 @@ def run(mode: str, argv: list[str], env: dict, cwd: Path, out: Path) -> tuple[fl
         bound = sum(p.read_bytes().count(b"binding file ") for p in out.iterdir())
         shutil.rmtree(out)
         return wall, bound, 0, 0
-    if mode == "untraced":
+    if mode in ("untraced", "untraced+agent"):
         return wall, 0, 0, 0
     s = load_session(out)
+    if mode == "bpf-agent" and "agent" not in str(s.meta.get("bpf_started")):
+        raise SystemExit(f"bpf-agent run did not go through the agent: {s.meta.get('bpf_started')}")
     return wall, len(s.events), int(s.meta.get("lost_events") or 0), peak
 
 
 TRACERS = ("bpftrace", "bindload-")
+AGENT_HWM: dict[str, int] = {}  # the agent's own peak RSS (KiB) by mode, over a workload's runs
 
 
 class PeakRss:
@@ -221,12 +252,15 @@ def bpftrace_floor(argv: list[str], env: dict, cwd: Path) -> tuple[float, int, i
     return wall, made[0], 0
 
 
-def bpf_floor(argv: list[str], env: dict, cwd: Path) -> tuple[float, int, int]:
-    """gotrace's BPF loader alone: started, attached, its output read and dropped."""
+def bpf_floor(argv: list[str], env: dict, cwd: Path, empty: bool = False) -> tuple[float, int, int]:
+    """gotrace's BPF loader alone: started, attached, its output read and dropped (``empty``: the
+    same probes, each program empty)."""
     import threading
-    from tracer.capture.bpf.launch import artifacts, start_gated
+    from tracer.capture.bpf.launch import artifacts, empty_probes_object, start_gated
 
     built = artifacts(build=True)
+    if empty:
+        built = (empty_probes_object(), built[1])
     t0 = time.perf_counter()
     here = os.getcwd()
     os.chdir(cwd)  # the child's
@@ -270,6 +304,7 @@ def workload(name: str, modes: list[str], rounds: int, make) -> None:
     ratio (the run against the untraced run minutes from it); and of the
     fastest runs (noise on a shared machine only ever adds time)."""
     results: dict[str, list[tuple[float, int, int, int]]] = {m: [] for m in modes}
+    AGENT_HWM.clear()
     for r in range(rounds):
         order = modes[r % len(modes):] + modes[:r % len(modes)]
         for m in order:  # interleaved, so drift hits every mode alike
@@ -291,10 +326,25 @@ def workload(name: str, modes: list[str], rounds: int, make) -> None:
         rss = max(r[3] for r in results[m])
         print(f"  {m:14} {med:9.2f} {med / base:6.3f}x {paired:6.3f}x {min(walls) / min(untraced):6.3f}x "
               f"{max(walls) / max(untraced):6.3f}x {ev:9.0f} {lost:6d} {f'{rss / 1024:.0f} MB' if rss else '-':>9}")
+    if AGENT_HWM.get("bpf-agent"):
+        print(f"  the agent's own peak RSS over its bpf-agent runs: {AGENT_HWM['bpf-agent'] / 1024:.0f} MB "
+              "(bpf-agent's peak RSS above is gotrace bind's)")
 
 
 def w1(tmp: Path):
     return ["go", "build", "-o", str(tmp / "hello"), "."], go_env(tmp), EXAMPLE
+
+
+def w3(tmp: Path):
+    script = "for i in $(seq 40); do /usr/bin/python3 -c 'import ssl'; done"
+    return ["bash", "-c", script], dict(os.environ), tmp
+
+
+def wg_factory(cache: Path):
+    """A warm go build: the cache filled by the first (untimed) build, shared by every run."""
+    def make(tmp: Path):
+        return ["go", "build", "-o", str(tmp / "hello"), "."], go_env(cache), EXAMPLE
+    return make
 
 
 def w2_factory(binary: Path):
@@ -429,8 +479,8 @@ print(hwm())
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--only", default="W1,W2,I,M")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--only", default="W1,W2,W3,WG,I,M")
     ap.add_argument("--modes", default="", help="comma-separated subset of the modes (untraced is always run)")
     args = ap.parse_args()
     only = set(args.only.split(","))
@@ -440,7 +490,7 @@ def main() -> None:
     modes += ["bpftrace-floor", "bpftrace"] if BpftraceBackend().probe().ok else []
     from tracer.capture.bpf.backend import BpfBackend
 
-    modes += ["bpf-floor", "bpf"] if BpfBackend().probe().ok else []
+    modes += ["bpf-empty", "bpf-floor", "bpf", "bpf-agent", "untraced+agent"] if BpfBackend().probe().ok else []
     if args.modes:
         modes = ["untraced"] + [m for m in modes if m in args.modes.split(",") and m != "untraced"]
     if "bpftrace" not in modes and not args.modes:
@@ -454,6 +504,13 @@ def main() -> None:
             binary = Path(tmp) / "bin-hello"
             shutil.copy(Path(tmp) / "hello", binary)
             workload("W2 200 runs of the cgo-hello binary", modes, args.rounds, w2_factory(binary))
+    if "W3" in only:
+        workload("W3 40 runs of python3 -c 'import ssl'", modes, args.rounds, w3)
+    if "WG" in only:
+        with tempfile.TemporaryDirectory() as tmp:
+            argv, env, cwd = wg_factory(Path(tmp))(Path(tmp))
+            subprocess.run(argv, env=env, cwd=cwd, check=True)  # fills the cache: not timed
+            workload("WG warm go build of examples/cgo-hello", modes, args.rounds, wg_factory(Path(tmp)))
     if "I" in only:
         ingest()
     if "M" in only:

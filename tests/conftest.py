@@ -18,6 +18,10 @@ from pathlib import Path
 
 import pytest
 
+# an agent running on this machine (gotrace agent start) would take every bpf capture: tests that
+# want one start their own (test_agent.py)
+os.environ.setdefault("GOTRACE_AGENT", "off")
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 EXAMPLE = ROOT / "examples" / "cgo-hello"

@@ -168,7 +168,7 @@ def test_hosts_it_cannot_run_on_are_one_line(case, tmp_path, monkeypatch):
     monkeypatch.setattr(launch, "BTF", tmp_path / "missing" if case == "no-btf" else Path(__file__))
     problem = launch.host_problem()
     assert problem is not None and not problem.ok
-    expected = {"no-btf": "the kernel has no BTF", "old-kernel": "kernel 5.4.0-42-generic is older than 5.8",
+    expected = {"no-btf": "the kernel has no BTF", "old-kernel": "kernel 5.4.0-42-generic is older than 5.11",
                 "lockdown": "the kernel is locked down (confidentiality)", "not-root": "needs root"}[case]
     assert expected in problem.explain() and "\n" not in problem.explain()
     monkeypatch.setattr(launch, "BTF", Path(__file__))

@@ -12,7 +12,7 @@ import pytest
 from tracer.commands import helptext
 
 COMMANDS = ["bind", "report", "compare", "plot", "export", "bench-bind", "inspect", "stubs", "doctor",
-            "libcheck", "lldb-init", "aslr", "import", "check", "why", "explain"]
+            "libcheck", "lldb-init", "aslr", "import", "check", "why", "explain", "agent"]
 
 
 def _help(*args: str, columns: int) -> str:

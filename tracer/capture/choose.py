@@ -11,9 +11,12 @@ needs no root and works under Rosetta.
 from __future__ import annotations
 
 import platform
+from typing import TYPE_CHECKING
 
-from .backend import Backend
 from ..errors import BackendUnavailable
+
+if TYPE_CHECKING:  # the console's plain-bind scan imports NAMES: no backend module for it
+    from .backend import Backend
 
 NAMES = ("auto", "bpf", "bpftrace", "ld-debug", "lldb", "dyld-print", "dtrace")
 LINUX_PREFERENCE = ("bpf", "bpftrace", "ld-debug")  # auto's order on Linux: most recorded at least cost first

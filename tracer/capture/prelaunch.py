@@ -52,6 +52,11 @@ def start(command: list[str] | None, backend: str = "auto") -> None:
         return
     env = dict(os.environ)
     if backend in ("auto", "bpf"):
+        from .bpf.agent import socket_path
+
+        agent = socket_path()
+        if agent is not None and os.path.exists(agent):
+            return  # gotrace's agent has the program attached already: nothing to start (bpf/via_agent.py)
         from .bpf import launch as bpf_launch
 
         built = bpf_launch.artifacts(build=False) if bpf_launch.host_problem() is None else None
@@ -70,6 +75,15 @@ def start(command: list[str] | None, backend: str = "auto") -> None:
         except (GotraceError, OSError):
             return
         _pending = Launch("bpftrace", list(command), env, os.getcwd(), child, proc)
+
+
+def adopt(launch: Launch) -> None:
+    """A launch made elsewhere — the agent's bind server holds a client's gated child and agent
+    session (commands/bind_server.py) — taken by the backend as one started here would be."""
+    global _pending
+    if _pending is not None:
+        stop(_pending)
+    _pending = launch
 
 
 def take(backend: str, argv: list[str], env: dict[str, str]) -> Launch | None:

@@ -57,6 +57,7 @@ def root(version: bool = typer.Option(False, "--version", callback=_version, is_
 
 
 def _register() -> None:
+    from .agent import agent_command
     from .analysis import compare_command, export_command, plot_command
     from .aslr import aslr_command
     from .bench_bind import bench_bind_command
@@ -79,7 +80,8 @@ def _register() -> None:
             ("stubs", stubs_command, None), ("doctor", doctor_command, None),
             ("libcheck", libcheck_command, passthrough), ("lldb-init", lldb_init_command, None),
             ("aslr", aslr_command, passthrough), ("import", import_command, None),
-            ("check", check_command, None), ("why", why_command, None), ("explain", explain_command, None)):
+            ("check", check_command, None), ("why", why_command, None), ("explain", explain_command, None),
+            ("agent", agent_command, None)):
         app.command(name, help=help_text(func.__doc__), short_help=summary(func.__doc__),
                     context_settings=settings)(func)
 

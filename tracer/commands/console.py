@@ -11,9 +11,11 @@ cost or lands on a traced command's wall time:
   every binary they ship; Typer and rich take ~0.1 s to import, five times
   what ``readelf`` needs for a whole library;
 * a plain ``bind [-o D] [-b B] [-q] [--force] [--json] -- CMD`` (plain_bind.py)
-  — Typer and click would add ~40 ms before the command may start. For it,
-  the tracer (gotrace's BPF loader, or bpftrace) is started first of all, so it
-  attaches its probes while the rest loads (capture/prelaunch.py).
+  — Typer and click would add ~40 ms before the command may start. Where
+  gotrace's agent and its bind server run, the whole bind is handed to the
+  server, which has everything loaded (bind_client.py); otherwise the tracer
+  (gotrace's BPF loader, or bpftrace) is started first of all, so it attaches
+  its probes while the rest loads (capture/prelaunch.py).
 
 Every other command line, including any these scans are unsure of, goes to
 the Typer app (app.py), which owns the grammar, the help and usage errors.
@@ -49,6 +51,12 @@ def _run(argv: list[str], fast_paths: bool):
             from . import plain_bind
 
             plain = plain_bind.scan(argv)
+            if plain is not None and plain.backend in ("auto", "bpf"):
+                from . import bind_client
+
+                code = bind_client.run(argv, plain.command)  # the agent's bind server, if one runs
+                if code is not None:
+                    return code
             if plain is not None and plain.backend in plain_bind.PRELAUNCH_BACKENDS:
                 prelaunch.start(plain.command, plain.backend)  # the tracer attaches while the rest loads
             if plain is not None:  # no Typer: the command starts ~40 ms sooner

@@ -7,6 +7,12 @@ cached (CO-RE: one object for every kernel with BTF), the loader attaches in
 full, and the loader closes its output as soon as the last record is out,
 leaving the kernel's detach (~0.5 s) to the background. A full ring buffer is
 counted (`lost_events`), never silent.
+
+Where gotrace's agent runs (capture/bpf/agent.py), none of that is paid per
+command: the agent's program is attached already, and the command's records come
+from it (via_agent.py) — for any user, who is then shown only their own processes.
+Without one, or when it does not answer (one line says so), the loader is started
+for the command as always.
 """
 from __future__ import annotations
 
@@ -29,6 +35,7 @@ from ..bpftrace.lines import LineReader, capture_result
 from .. import prelaunch
 from ..ldso import ldso_path, ldso_problem
 from .launch import INSTALL, LIBBPF_HEADER, bpf_cc, artifacts, host_problem, start_gated
+from . import via_agent
 
 READY_TIMEOUT_S = 30
 DECODE_SECONDS = 0.1
@@ -42,6 +49,8 @@ class BpfBackend:
     def __init__(self) -> None:
         self._probe: Availability | None = None
         self._built: tuple[Path, Path] | None = None
+        self._agent = None  # the running agent's Status, when commands go through it
+        self._agent_note: str | None = None  # why an agent that is there is not used (said once)
 
     def probe(self) -> Availability:
         if self._probe is None:
@@ -49,6 +58,9 @@ class BpfBackend:
         return self._probe
 
     def _check(self) -> Availability:
+        self._agent, self._agent_note = via_agent.agent_for_bind()
+        if self._agent is not None:
+            return Availability(True, f"gotrace's agent (pid {self._agent.pid}) traces for this user")
         problem = host_problem()
         if problem is not None:
             return problem
@@ -68,18 +80,28 @@ class BpfBackend:
 
     def capture(self, request: CaptureRequest) -> CaptureResult:
         avail = self.probe()
-        if not avail.ok or self._built is None:
+        if not avail.ok or (self._built is None and self._agent is None):
             raise BackendUnavailable(f"bpf backend unavailable: {avail.explain()}")
+        if self._agent_note:
+            request.on_warning(self._agent_note)
         decoder = BpftraceDecoder(backend=self.name, tree=ProcessTree(on_exec=request.on_exec))
         early = prelaunch.take(self.name, request.argv, request.env)  # started while the CLI loaded
-        if early is not None and early.built == self._built:
+        started = "by the backend"
+        if early is not None and isinstance(early.proc, via_agent.AgentRun):  # the agent's bind server's
             child, proc = early.child, early.proc
+            started = (f"by gotrace's agent (pid {proc.pid}, {proc.socket}), attached before the command; "
+                       "finished by its bind server")
+        elif early is not None and early.built == self._built:
+            child, proc = early.child, early.proc
+            started = "by the console script, while the CLI loaded"
         else:
             if early is not None:
                 prelaunch.stop(early)
-                early = None
-            child, proc = start_gated(request.argv, request.env, self._built)
-        obj, loader = self._built
+            child, proc = self._start(request)
+            if isinstance(proc, via_agent.AgentRun):
+                started = f"by gotrace's agent (pid {proc.pid}, {proc.socket}), attached before the command"
+        program = Path(self._agent.program).name if isinstance(proc, via_agent.AgentRun) else self._built[0].name
+        loader = "bindload --agent" if isinstance(proc, via_agent.AgentRun) else self._built[1].name
         decoder.tree.root(child.pid, os.getpid(), request.argv, time.monotonic_ns())
         preload("pyarrow.csv")
         errors = _Stderr(proc.stderr)
@@ -121,12 +143,28 @@ class BpfBackend:
                 "ts_source": "CLOCK_MONOTONIC (bpf_ktime_get_ns)",
                 "latency_method": LATENCY_METHOD,
                 "string_limit_bytes": STRLEN - 1,
-                "bpf_program": obj.name, "bpf_loader": loader.name,
-                "bpf_started": "by the console script, while the CLI loaded" if early is not None else "by the backend",
+                "bpf_program": program, "bpf_loader": loader,
+                "bpf_started": started,
                 "bpf_stderr": errors.summary() or None,
                 "ring_buffer_lost": errors.lost,
             },
         )
+
+
+    def _start(self, request: CaptureRequest):
+        """The gated child and its tracer: the agent's session when an agent runs, else a loader of its own
+        (an agent that refuses is said in one line, and the command runs under its own loader)."""
+        if self._agent is not None:
+            try:
+                return via_agent.start_gated(request.argv, request.env, self._agent)
+            except via_agent.AgentRefused as exc:
+                if self._built is None and (host_problem() is not None or artifacts(build=False) is None):
+                    raise BackendUnavailable(f"bpf backend unavailable: {exc}") from None
+                request.on_warning(f"{exc}: tracing without the agent")
+                self._built = self._built or artifacts(build=False)
+        if self._built is None:
+            raise BackendUnavailable("bpf backend unavailable: gotrace's BPF program is not built")
+        return start_gated(request.argv, request.env, self._built)
 
 
 class _KeptFiles(threading.Thread):

@@ -28,7 +28,7 @@ from ..ldso import require_layout
 
 BTF = Path("/sys/kernel/btf/vmlinux")
 LOCKDOWN = Path("/sys/kernel/security/lockdown")
-MIN_KERNEL = (5, 8)  # the BPF ring buffer (5.8); tp_btf and bpf_probe_read_user_str came in 5.5
+MIN_KERNEL = (5, 11)  # task-local storage for tracing programs (5.11); the ring buffer came in 5.8
 BPF_CC = ("clang-14", "clang")
 BPF_FLAGS = ["-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_x86", "-I/usr/include/x86_64-linux-gnu", "-c"]
 LOADER_FLAGS = ["-O2"]
@@ -58,7 +58,8 @@ def host_problem() -> Availability | None:
         return problem
     release = platform.release()
     if _kernel_version(release) < MIN_KERNEL:
-        return Availability(False, f"kernel {release} is older than 5.8 (no BPF ring buffer)",
+        return Availability(False, f"kernel {release} is older than 5.11 (no BPF task-local storage for "
+                            "tracing programs)",
                             "use --backend bpftrace")
     if not BTF.exists():
         return Availability(False, f"the kernel has no BTF ({BTF} is missing): CO-RE cannot place the "
@@ -89,6 +90,16 @@ def artifacts(build: bool) -> tuple[Path, Path] | None:
         raise GotraceError(f"building gotrace's BPF loader needs libbpf's headers ({LIBBPF_HEADER}): {INSTALL}")
     loader = compile_cached("bindload", ["bindload.c"], "cc", LOADER_FLAGS, LOADER_LIBS, what="the BPF loader")
     return obj, loader
+
+
+def empty_probes_object() -> Path:
+    """The program with every probe where it is and each body empty (GOTRACE_EMPTY_PROBES): what
+    trapping into it costs, with nothing recorded — the bench's floor (bench/bench_bind.py)."""
+    from ...csrc.build import compile_cached
+
+    cc = bpf_cc() or BPF_CC[0]
+    return compile_cached("bindsnoop-bpf-empty", ["bindsnoop.bpf.c"], cc, [*BPF_FLAGS[:-1], "-DGOTRACE_EMPTY_PROBES",
+                          BPF_FLAGS[-1]], suffix=".o", what="gotrace's BPF program (empty probes)")
 
 
 def file_offset(path: str, vaddr: int) -> int | None:
@@ -142,6 +153,11 @@ def start_gated(argv: list[str], env: dict[str, str], built: tuple[Path, Path]) 
 
 
 def loader_pids() -> list[int]:
-    """Every bindload running (one told to stop still detaches its uprobes, ~0.5 s)."""
-    return [p for p in procfs.pids() if any(os.path.basename(a).startswith("bindload-")
-                                            for a in procfs.cmdline(p)[:1])]
+    """Every bindload started for one command (one told to stop still detaches its uprobes, ~0.5 s);
+    not the agent (``bindload --agent``), which stays."""
+    found = []
+    for p in procfs.pids():
+        argv = procfs.cmdline(p)
+        if argv and os.path.basename(argv[0]).startswith("bindload-") and argv[1:2] != ["--agent"]:
+            found.append(p)
+    return found

@@ -71,13 +71,13 @@ def start_gated(argv: list[str], env: dict[str, str], mark_pid: int | None = Non
 def bindsnoop_pids(loaders: bool = False) -> list[int]:
     """Every bpftrace running bindsnoop.bt — gotrace's or one run by hand (one
     that was told to stop keeps running while the kernel detaches its probes, ~1 s);
-    with ``loaders``, gotrace's BPF loaders too (csrc/bindload.c: ~0.5 s of detaching)."""
+    with ``loaders``, gotrace's BPF loaders too (csrc/bindload.c: ~0.5 s of detaching; not its agent)."""
     found = []
     for pid in procfs.pids():
         argv = procfs.cmdline(pid)  # [] if gone meanwhile
         name = os.path.basename(argv[0]) if argv else ""
         if (name == "bpftrace" and argv[1:2] and argv[1].endswith("bindsnoop.bt")) \
-                or (loaders and name.startswith("bindload-")):
+                or (loaders and name.startswith("bindload-") and argv[1:2] != ["--agent"]):
             found.append(pid)
     return found
 

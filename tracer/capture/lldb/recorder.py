@@ -39,8 +39,8 @@ def foreign_probe(pid: int) -> str:
     uprobe (bpftrace, perf, gotrace's bpf backend) takes the trap from lldb, and a breakpoint placed
     over it would save the trap as the instruction and leave it behind when lldb goes."""
     return (f"ld.so's _dl_lookup_symbol_x in process {pid} already has another tracer's breakpoint (a uprobe: "
-            "bpftrace, perf, gotrace -b bpf or bpftrace, or a debugger): lldb cannot share it without harm to "
-            "the process; run again once that tracer has stopped")
+            "bpftrace, perf, gotrace -b bpf or bpftrace, gotrace's agent, or a debugger): lldb cannot share it "
+            "without harm to the process; run again once that tracer has stopped (sudo gotrace agent stop)")
 CHUNK_EVENTS = 4096  # rows handed to the sink at a time
 
 
