@@ -215,6 +215,7 @@ def test_the_bind_server_finishes_a_plain_bind_as_gotrace_would(running, bins, t
     assert r.returncode == 3 and r.stdout.startswith("got hello\n"), r.stderr
     assert "-m tracer bind -o" in r.stdout  # the command's parent is the client itself
     assert "session saved" in r.stderr and "Traceback" not in r.stderr
+    assert f"backend bpf (auto: gotrace's agent (pid {running.pid}) runs its BPF program" in r.stderr
     ended = {}
     for mode, sock in (("agent", running.socket), ("own", None)):
         p = subprocess.Popen([sys.executable, "-m", "tracer", "bind", "-q", "-o", str(tmp_path / f"term-{mode}"),

@@ -87,7 +87,11 @@ def choose(name: str, attach: int | None = None, rosetta: bool = False) -> tuple
     if backend.name == "ld-debug":
         return backend, f"backend ld-debug (auto: {'; '.join(reasons)}; no latency without BPF)"
     said = f"; {'; '.join(reasons)}" if reasons else ""
-    return backend, f"backend {backend.name} (auto: {AUTO_WHY[backend.name]}{said})"
+    why = AUTO_WHY[backend.name]
+    agent = getattr(backend, "agent", None)
+    if agent is not None:  # the bpf backend through gotrace's agent (capture/bpf/agent.py): for any user
+        why = f"gotrace's agent (pid {agent.pid}) runs its BPF program: every lookup with its latency"
+    return backend, f"backend {backend.name} (auto: {why}{said})"
 
 
 def fall_back(failed: str, why: str) -> tuple[Backend, str] | None:

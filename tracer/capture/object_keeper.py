@@ -288,19 +288,24 @@ def _mappings(pid: int) -> list[tuple[int, int, str, str, bool]]:
 
 
 def _read_fd(fd: int):
-    """What ld.so reads of the object open on ``fd`` (None: not ELF or unreadable)."""
+    """What ld.so reads of the object open on ``fd`` (None: not ELF or unreadable). Read whole
+    (a file may be rewritten in place while it is parsed: a mapping would then kill gotrace with
+    SIGBUS), in one system call into one buffer: chunks joined cost a warm `go build` ~40 ms more."""
     try:
         size = os.fstat(fd).st_size
-        chunks, at = [], 0
-        while at < size:
-            chunk = os.pread(fd, min(size - at, 1 << 24), at)
-            if not chunk:
+        buf = bytearray(size)
+        view, got = memoryview(buf), 0
+        while got < size:  # one call but for files over 2 GiB (the kernel's limit per call)
+            n = os.preadv(fd, [view[got:]], got)
+            if n <= 0:
                 break
-            chunks.append(chunk)
-            at += len(chunk)
-    except OSError:
+            got += n
+        view.release()
+    except (OSError, MemoryError):
         return None
-    return facts.dyn_object_from_bytes(f"/proc/self/fd/{fd}", b"".join(chunks))
+    if got < size:
+        del buf[got:]
+    return facts.dyn_object_from_bytes(f"/proc/self/fd/{fd}", buf)
 
 
 def _tables(objects: dict, loaded: dict, real: dict, absolute) -> dict[str, pa.Table]:

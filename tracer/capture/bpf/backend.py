@@ -52,6 +52,11 @@ class BpfBackend:
         self._agent = None  # the running agent's Status, when commands go through it
         self._agent_note: str | None = None  # why an agent that is there is not used (said once)
 
+    @property
+    def agent(self):
+        """The running agent's Status when commands go through it (after probe), else None."""
+        return self._agent
+
     def probe(self) -> Availability:
         if self._probe is None:
             self._probe = self._check()
