@@ -20,6 +20,10 @@ WG  a warm `go build` of examples/cgo-hello (its build cache filled once, untime
     `gotrace bind` through gotrace's agent (started before the run, stopped after it, neither
     timed); untraced+agent, the untraced command while an agent is attached (what an always-on
     agent costs every other process on the machine: its uprobes are on ld.so).
+WT  `true`: a bind's fixed cost (read the seconds: the ratio to a 1 ms command means little).
+A   the agent at ~1 M events: 220 runs of `python3 -c 'import ssl'` from one shell, one bind
+    through the agent: the events, lost records, and the peak RSS of the agent and of gotrace
+    bind with its bind-server worker.
 I   ingest: bindsnoop records (as read from its BPF map) decoded into pandas,
     events/s (baseline: the same records unpacked by struct.iter_unpack, the
     cheapest pass Python itself can make).
@@ -27,7 +31,7 @@ M   peak RSS of gotrace capturing a 1,000,000-event session, printing its summar
     and reporting it again from disk (`gotrace report`), against the RSS of the
     same interpreter after importing the same libraries.
 
-Usage (as root for bpftrace):  .venv/bin/python bench/bench_bind.py [--rounds 5] [--only W1,W2,W3,WG,I,M]
+Usage (as root for bpftrace):  .venv/bin/python bench/bench_bind.py [--rounds 5] [--only W1,W2,W3,WG,WT,A,I,M]
         [--modes ld-debug-floor,ld-debug,bpftrace-floor,bpftrace,bpf-empty,bpf-floor,bpf,bpf-agent,untraced+agent]
 Machines here are shared and noisy: read the ratios, not the seconds.
 """
@@ -147,14 +151,24 @@ class PeakRss:
         return 0
 
     def _tracers(self) -> list[int]:
+        """Its tracer children, and the agent's bind-server workers (which do a bind's work for a
+        client: their peak counts the pages they share with the server, as RSS does)."""
         from tracer import procfs
 
         try:
             kids = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
         except OSError:
-            return []
-        return [int(k) for k in kids if any(os.path.basename((procfs.cmdline(int(k)) or [""])[0]).startswith(t)
-                                            for t in TRACERS)]
+            kids = []
+        found = [int(k) for k in kids if any(os.path.basename((procfs.cmdline(int(k)) or [""])[0]).startswith(t)
+                                             for t in TRACERS)]
+        for server in procfs.pids():
+            argv = procfs.cmdline(server)
+            if argv[1:5] == ["-m", "tracer", "agent", "serve"]:
+                try:
+                    found += [int(w) for w in Path(f"/proc/{server}/task/{server}/children").read_text().split()]
+                except OSError:
+                    pass
+        return found
 
     def _run(self) -> None:
         while not self._stop.wait(0.02):
@@ -328,7 +342,7 @@ def workload(name: str, modes: list[str], rounds: int, make) -> None:
               f"{max(walls) / max(untraced):6.3f}x {ev:9.0f} {lost:6d} {f'{rss / 1024:.0f} MB' if rss else '-':>9}")
     if AGENT_HWM.get("bpf-agent"):
         print(f"  the agent's own peak RSS over its bpf-agent runs: {AGENT_HWM['bpf-agent'] / 1024:.0f} MB "
-              "(bpf-agent's peak RSS above is gotrace bind's)")
+              "(bpf-agent's peak RSS above: gotrace bind's and its bind-server worker's)")
 
 
 def w1(tmp: Path):
@@ -345,6 +359,17 @@ def wg_factory(cache: Path):
     def make(tmp: Path):
         return ["go", "build", "-o", str(tmp / "hello"), "."], go_env(cache), EXAMPLE
     return make
+
+
+def agent_at_scale(runs: int = 220) -> None:
+    script = f"for i in $(seq {runs}); do /usr/bin/python3 -c 'import ssl'; done"
+    AGENT_HWM.clear()
+    with tempfile.TemporaryDirectory(prefix="gotrace-bench-") as tmp:
+        wall, events, lost, peak = run("bpf-agent", ["bash", "-c", script], dict(os.environ), Path(tmp),
+                                       Path(tmp) / "session")
+    print(f"\nA the agent at scale: {runs} runs of python3 -c 'import ssl', {wall:.1f} s: {events:,} events, "
+          f"{lost} lost; peak RSS: the agent {AGENT_HWM.get('bpf-agent', 0) / 1024:.0f} MB, gotrace bind with its "
+          f"bind-server worker {peak / 1024:.0f} MB")
 
 
 def w2_factory(binary: Path):
@@ -480,7 +505,7 @@ print(hwm())
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--only", default="W1,W2,W3,WG,I,M")
+    ap.add_argument("--only", default="W1,W2,W3,WG,WT,A,I,M")
     ap.add_argument("--modes", default="", help="comma-separated subset of the modes (untraced is always run)")
     args = ap.parse_args()
     only = set(args.only.split(","))
@@ -511,6 +536,10 @@ def main() -> None:
             argv, env, cwd = wg_factory(Path(tmp))(Path(tmp))
             subprocess.run(argv, env=env, cwd=cwd, check=True)  # fills the cache: not timed
             workload("WG warm go build of examples/cgo-hello", modes, args.rounds, wg_factory(Path(tmp)))
+    if "WT" in only:
+        workload("WT true", modes, args.rounds, lambda tmp: (["true"], dict(os.environ), tmp))
+    if "A" in only:
+        agent_at_scale()
     if "I" in only:
         ingest()
     if "M" in only:

@@ -100,6 +100,11 @@ TESTS: dict[str, list[str]] = {
     "tracer/capture/dyld_print/lines.py": ["tests/test_dyld_print.py", "tests/test_oracle_dyld.py"],
     "tracer/capture/dyld_print/account.py": ["tests/test_dyld_print.py", "tests/test_dyld_print_backend.py",
                                              "tests/test_import.py"],
+    # the agent: its lifecycle, a command through it, the bind server and its client
+    "tracer/capture/bpf/agent.py": ["tests/test_agent.py"],
+    "tracer/capture/bpf/via_agent.py": ["tests/test_agent.py"],
+    "tracer/commands/bind_client.py": ["tests/test_agent.py"],
+    "tracer/commands/bind_server.py": ["tests/test_agent.py"],
     "tracer/capture/bpftrace/decode.py": ["tests/test_golden_parsers.py", "tests/test_dscripts.py",
                                           "tests/test_oracle_kinds.py -k 'bpf or bpftrace'", "tests/test_odd_names.py",
                                           "tests/test_exec_facts.py -k bpf",

@@ -191,6 +191,7 @@ def test_agent_cli_start_status_stop(shared_dir):
     while time.monotonic() < deadline and not _zombie(doc["pid"]):
         time.sleep(0.02)
     assert _zombie(doc["pid"]) and not os.path.exists(path)
+    assert not os.path.exists(path.replace("cli.sock", "cli-bind.sock"))  # the bind server ended with it
     r = gotrace_cli("agent", "status", "--socket", path, "--json")
     assert r.returncode == 1 and json.loads(r.stdout)["running"] is False
     r = gotrace_cli("agent", "restart", "--socket", path)
@@ -247,6 +248,77 @@ def test_the_bind_server_serves_a_user_only_where_its_python_is_theirs_to_read(r
 def _readable_by(user, path: str) -> bool:
     r = _as(user, "test", "-r", path, "-a", "-x", path)
     return r.returncode == 0
+
+
+def test_json_through_the_bind_server_is_on_stdout_alone(running, tmp_path):
+    r = gotrace_cli("bind", "--json", "-o", str(tmp_path / "j"), "--", "sh", "-c", "echo to-stderr >&2",
+                    env=_env(running.socket))
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["session"]["path"] == str(tmp_path / "j") and "to-stderr" in r.stderr and "{" not in r.stderr
+    assert "bind server" in load_session(tmp_path / "j").meta["bpf_started"]
+
+
+def test_a_bind_server_worker_killed_mid_run_leaves_the_command_unharmed(running, tmp_path):
+    """The worker doing a client's bind dies (SIGKILL) while the command runs: the command runs to
+    its end, the client says in one line that the session may be lost and exits with its code."""
+    server = _server_pid(running.socket)
+    p = subprocess.Popen([sys.executable, "-m", "tracer", "bind", "-o", str(tmp_path / "k"), "--", "sh", "-c",
+                          "sleep 2; echo finished; exit 6"], env=_env(running.socket), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 10
+    workers: list[int] = []
+    while time.monotonic() < deadline and not workers:
+        workers = [int(w) for w in Path(f"/proc/{server}/task/{server}/children").read_text().split()]
+        time.sleep(0.05)
+    assert workers, "no worker started"
+    time.sleep(0.3)
+    for w in workers:
+        os.kill(w, signal.SIGKILL)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 6 and out == "finished\n", err
+    said = [line for line in err.splitlines() if "bind server" in line]
+    assert len(said) == 1 and "stopped before saving the session" in said[0] and "Traceback" not in err
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
+    except OSError:
+        return []
+
+
+def _server_pid(agent_socket: str) -> int:
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            argv = _cmdline(int(entry))
+            if argv[1:5] == ["-m", "tracer", "agent", "serve"] and agent_socket in argv:
+                return int(entry)
+    raise AssertionError("no bind server runs beside the agent")
+
+
+def test_no_agent_socket_and_a_stale_agent(running, tmp_path, monkeypatch):
+    """No socket where GOTRACE_AGENT points: bind runs as without an agent, silently. An agent whose
+    ld.so is not this machine's any more (libc6 upgraded under it): not used, in one line."""
+    from tracer.capture.bpf import via_agent
+
+    monkeypatch.setenv("GOTRACE_AGENT", str(tmp_path / "none.sock"))
+    said: list[str] = []
+    res = bind(["true"], out=tmp_path / "none", backend="bpf", on_warning=said.append)
+    s = load_session(res.session)
+    assert res.exit_code == 0 and said == [] and "agent" not in s.meta["bpf_started"] and len(s.events) > 0
+    monkeypatch.setenv("GOTRACE_AGENT", running.socket)
+    real = agent.status
+
+    def replaced(path=None):
+        st = real(path)
+        st.ldso_id = "0:1"
+        return st
+    monkeypatch.setattr(via_agent, "status", replaced)
+    res = bind(["true"], out=tmp_path / "stale", backend="bpf", on_warning=said.append)
+    s = load_session(res.session)
+    assert res.exit_code == 0 and "agent" not in s.meta["bpf_started"] and len(s.events) > 0
+    assert len(said) == 1 and "was replaced since the agent started" in said[0] and "restart it" in said[0]
 
 
 # ---- users other than root ----
@@ -313,12 +385,18 @@ def test_a_user_sees_only_their_own_tree(running, users, tmp_path):
     user 1's records hold user 1's processes only (each pid's owner as the process itself read it
     from /proc), and a setuid program in user 1's tree is not followed past its exec."""
     u1, u2 = users[USERS[0]], users[USERS[1]]
+    capped = users["out"] / "capped-python"  # a program with file capabilities runs in secure mode
+    if not capped.exists():
+        shutil.copy(os.path.realpath(SYSTEM_PYTHON), capped)
+        capped.chmod(0o755)
+        subprocess.run(["setcap", "cap_net_raw+ep", str(capped)], check=True, capture_output=True)
     loop = f"for i in 1 2 3 4 5 6; do {SYSTEM_PYTHON} -c \"{PIDS_SCRIPT}\"; done"
     # user 2: an untraced loop, and a traced one, both running while user 1's bind runs
     untraced = _as(u2, "sh", "-c", loop, wait=False, stdout=subprocess.PIPE, text=True)
     out2, traced2 = _trace_as(users, u2, running.socket, "u2", ["sh", "-c", loop], wait=False)
     out1, res1 = _trace_as(users, u1, running.socket, "u1",
-                           ["sh", "-c", f"{loop}; su --help >/dev/null; {SYSTEM_PYTHON} -c 'import ctypes'; exit 4"])
+                           ["sh", "-c", f"{loop}; su --help >/dev/null; {capped} -c 'import ctypes'; "
+                            f"{SYSTEM_PYTHON} -c 'import ctypes'; exit 4"])
     u2_untraced = untraced.communicate(timeout=300)[0]
     traced2_out, traced2_err = traced2.communicate(timeout=300)
     assert res1.returncode == 0, res1.stderr
@@ -340,9 +418,9 @@ def test_a_user_sees_only_their_own_tree(running, users, tmp_path):
     assert len(traced_theirs) == 6 and traced_theirs <= rec2["E"] & rec2["b"]  # user 2's own session has them
     # su is setuid root: forked (F) but never followed into its exec
     execs = [line.split("\t")[3] for line in out1.read_text().splitlines() if line.startswith("E\t")]
-    assert not any(e.endswith("/su") for e in execs) and any(e.endswith("python3") for e in execs)
+    assert not any(e.endswith(("/su", "capped-python")) for e in execs) and any(e.endswith("python3") for e in execs)
     forked = rec1["F"] - rec1["E"] - {min(rec1["E"])}
-    assert forked and not forked & rec1["b"]  # su's pid: no binding, no exec, nothing of it
+    assert len(forked) == 2 and not forked & rec1["b"]  # su's and capped-python's pids: nothing of them
 
 
 def test_a_user_cannot_have_what_is_not_theirs_traced(running, users):

@@ -79,24 +79,30 @@ def _follow(conn: socket.socket, child) -> int:
         except OSError:
             msg = ""
         kind, _, rest = msg.partition("\t")
-        if kind == "GO" and exit_code is None:
+        if kind in ("GO", "ABORT") and exit_code is None:
+            if kind == "GO":
+                try:
+                    child.release()
+                except Exception as exc:  # noqa: BLE001 — the exec failed: its one line is the server's to say
+                    sys.stderr.write(f"gotrace: {getattr(exc, 'message', exc)}\n")
+            else:
+                child.abort()
+            exit_code = child.wait()
             try:
-                child.release()
-            except Exception as exc:  # noqa: BLE001 — the exec failed: its one line is the server's to say
-                sys.stderr.write(f"gotrace: {getattr(exc, 'message', exc)}\n")
-            exit_code = child.wait()
-            conn.send(f"EXIT\t{exit_code}\t{child.interrupted}".encode())
-        elif kind == "ABORT" and exit_code is None:
-            child.abort()
-            exit_code = child.wait()
-            conn.send(f"EXIT\t{exit_code}\t{child.interrupted}".encode())
+                conn.send(f"EXIT\t{exit_code}\t{child.interrupted}".encode())
+            except OSError:
+                msg = ""  # the worker is gone: said below
+            else:
+                continue
         elif kind == "DONE" and rest.lstrip("-").isdigit():
             return int(rest)
-        elif not msg:  # the server's worker died: the command ran (or never will) all the same
-            if exit_code is None:
-                child.abort()
-                exit_code = child.wait()
-            sys.stderr.write("gotrace: the agent's bind server stopped before saving the session: "
-                             "what it captured may be lost; run the command again, or without the agent "
-                             "(GOTRACE_AGENT=off)\n")
-            return exit_code if exit_code else 1
+        elif msg:
+            continue  # nothing else is said on this connection
+        # the server's worker died: the command ran (or never will) all the same
+        if exit_code is None:
+            child.abort()
+            exit_code = child.wait()
+        sys.stderr.write("gotrace: the agent's bind server stopped before saving the session: "
+                         "what it captured may be lost; run the command again, or without the agent "
+                         "(GOTRACE_AGENT=off)\n")
+        return exit_code if exit_code else 1

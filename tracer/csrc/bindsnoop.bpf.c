@@ -10,7 +10,7 @@
  * one for a loader started for one command, one per client of gotrace's agent (bindload.c --agent),
  * which seeds each client's command and routes the records by session; a session of a user other
  * than root follows only processes running as that user (an exec that changes the effective uid or
- * gid — a setuid program — ends its following). An exec sends first what its new image holds — the argv
+ * gid — a setuid program — or runs in secure mode — file capabilities — ends its following). An exec sends first what its new image holds — the argv
  * and environment areas in one record (the loader keeps the dynamic linker's variables), and the
  * working directory when the path is relative — then E: a reader takes them for that exec. A full
  * ring buffer is counted in `lost`, never silent.
@@ -51,7 +51,7 @@ struct task_struct {
 	struct fs_struct *fs;
 	const struct cred *cred;
 } __attribute__((preserve_access_index));
-struct linux_binprm { const char *filename; } __attribute__((preserve_access_index));
+struct linux_binprm { const char *filename; unsigned int secureexec:1; } __attribute__((preserve_access_index));
 
 struct rec {
 	__u32 type, tid, sess, pad;
@@ -243,8 +243,11 @@ int BPF_PROG(on_exec, struct task_struct *p, int old_pid, struct linux_binprm *b
 	struct tstate *t = bpf_map_lookup_elem(&traced, &pid);
 	if (!t)
 		return 0;
-	if (t->uid && (BPF_CORE_READ(p, cred, euid.val) != t->uid || BPF_CORE_READ(p, cred, egid.val) != t->gid)) {
-		bpf_map_delete_elem(&traced, &pid);  /* a setuid/setgid program: not the session's user's to see */
+	/* a setuid or setgid program, or one with file capabilities (secureexec: glibc's secure mode, AT_SECURE),
+	   is not the session's user's to see */
+	if (t->uid && (BPF_CORE_READ(p, cred, euid.val) != t->uid || BPF_CORE_READ(p, cred, egid.val) != t->gid ||
+	               BPF_CORE_READ_BITFIELD_PROBED(bprm, secureexec))) {
+		bpf_map_delete_elem(&traced, &pid);
 		return 0;
 	}
 	__u64 now = bpf_ktime_get_ns();
