@@ -97,6 +97,47 @@ def go_env(tmp_path) -> dict[str, str]:
     return env
 
 
+TEST_AGENT_DIRS = b"/tmp/gotrace-agent-test-"  # test_agent.py's sockets live under these
+
+
+def _stop_test_agents(timeout: float = 15.0) -> None:
+    """Agents and bind servers a test started and never stopped (its pytest killed: a mutation
+    run's time limit): their uprobes on ld.so would make every lldb test after them refuse."""
+    import signal
+    import time
+
+    left = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if (b"--agent" in argv or b"serve" in argv) and any(a.startswith(TEST_AGENT_DIRS) for a in argv):
+            try:
+                os.kill(int(entry), signal.SIGTERM)
+                left.append(int(entry))
+            except OSError:
+                pass
+    deadline = time.monotonic() + timeout
+    for pid in left:  # until each is gone (its uprobes detached) or a zombie
+        while time.monotonic() < deadline:
+            try:
+                if Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][:1] in "ZX":
+                    break
+            except (OSError, IndexError):
+                break
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_test_agent_left():
+    _stop_test_agents()
+    yield
+    _stop_test_agents()
+
+
 @pytest.fixture(scope="session")
 def modes_bins(tmp_path_factory) -> dict[str, Path]:
     """tests/csrc/modes.c built lazy and -z now."""
