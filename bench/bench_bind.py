@@ -76,7 +76,7 @@ def run(mode: str, argv: list[str], env: dict, cwd: Path, out: Path) -> tuple[fl
         agent_pid = agent.start(agent_socket).pid
         env["GOTRACE_AGENT"] = agent_socket
     try:
-        return _run(mode, argv, env, cwd, out)
+        return _run(mode, argv, env, cwd, out, _bind_server(agent_socket) if agent_socket else None)
     finally:
         if agent_socket is not None:
             AGENT_HWM[mode] = max(AGENT_HWM.get(mode, 0), PeakRss._hwm(agent_pid))
@@ -84,7 +84,16 @@ def run(mode: str, argv: list[str], env: dict, cwd: Path, out: Path) -> tuple[fl
             shutil.rmtree(Path(agent_socket).parent, ignore_errors=True)
 
 
-def _run(mode: str, argv: list[str], env: dict, cwd: Path, out: Path) -> tuple[float, int, int, int]:
+def _bind_server(agent_socket: str) -> int | None:
+    """The pid of the bind server started beside the agent on ``agent_socket``."""
+    from tracer import procfs
+
+    return next((p for p in procfs.pids() if procfs.cmdline(p)[1:5] == ["-m", "tracer", "agent", "serve"]
+                 and agent_socket in procfs.cmdline(p)), None)
+
+
+def _run(mode: str, argv: list[str], env: dict, cwd: Path, out: Path,
+         server: int | None = None) -> tuple[float, int, int, int]:
     from tracer import load_session
 
     if mode in ("untraced", "untraced+agent"):
@@ -99,7 +108,7 @@ def _run(mode: str, argv: list[str], env: dict, cwd: Path, out: Path) -> tuple[f
         cmd = [str(VENV_BIN / "gotrace"), "bind", "-q", "--force", "-o", str(out), "--backend", backend, "--", *argv]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    sampler = PeakRss(proc.pid) if mode in ("ld-debug", "bpftrace", "bpf", "bpf-agent") else None
+    sampler = PeakRss(proc.pid, server) if mode in ("ld-debug", "bpftrace", "bpf", "bpf-agent") else None
     _, stderr = proc.communicate()
     wall = time.perf_counter() - t0
     peak = sampler.stop() if sampler else 0
@@ -130,10 +139,11 @@ class PeakRss:
     from /proc/PID/status (VmHWM: each process's own peak, so a short peak between two
     samples still counts as long as the process is alive at one of them)."""
 
-    def __init__(self, pid: int):
+    def __init__(self, pid: int, server: int | None = None):
         import threading
 
         self.pid = pid
+        self.server = server  # the agent's bind server, whose workers do a bind's work
         self.peaks: dict[int, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -161,13 +171,11 @@ class PeakRss:
             kids = []
         found = [int(k) for k in kids if any(os.path.basename((procfs.cmdline(int(k)) or [""])[0]).startswith(t)
                                              for t in TRACERS)]
-        for server in procfs.pids():
-            argv = procfs.cmdline(server)
-            if argv[1:5] == ["-m", "tracer", "agent", "serve"]:
-                try:
-                    found += [int(w) for w in Path(f"/proc/{server}/task/{server}/children").read_text().split()]
-                except OSError:
-                    pass
+        if self.server is not None:
+            try:
+                found += [int(w) for w in Path(f"/proc/{self.server}/task/{self.server}/children").read_text().split()]
+            except OSError:
+                pass
         return found
 
     def _run(self) -> None:

@@ -120,14 +120,11 @@ def _stop_test_agents(timeout: float = 15.0) -> None:
                 left.append(int(entry))
             except OSError:
                 pass
+    from tracer import procfs
+
     deadline = time.monotonic() + timeout
     for pid in left:  # until each is gone (its uprobes detached) or a zombie
-        while time.monotonic() < deadline:
-            try:
-                if Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][:1] in "ZX":
-                    break
-            except (OSError, IndexError):
-                break
+        while time.monotonic() < deadline and procfs.ending(pid) is None:
             time.sleep(0.05)
 
 

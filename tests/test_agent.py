@@ -14,10 +14,8 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import re
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -31,7 +29,7 @@ import pytest
 
 from conftest import ROOT, gotrace_cli, require, require_bpf
 from linkbins import build
-from tracer import bind, load_session
+from tracer import bind, load_session, procfs
 from tracer.capture.bpf import agent
 
 USERS = ("gotrace-agent-u1", "gotrace-agent-u2")
@@ -59,10 +57,8 @@ def running(shared_dir):
 
 
 def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
-    except OSError:
-        return True
+    """Ended (a zombie, or gone): procfs.ending's answer."""
+    return procfs.ending(pid) is not None
 
 
 def _env(sock: str | None) -> dict[str, str]:
@@ -207,7 +203,7 @@ def test_the_bind_server_finishes_a_plain_bind_as_gotrace_would(running, bins, t
     assert os.path.exists(running.socket.replace("agent.sock", "agent-bind.sock"))
     r = gotrace_cli("bind", "-q", "-o", str(tmp_path / "via"), "--", *_work(bins), env=_env(running.socket))
     assert r.returncode == 0, r.stderr
-    r2 = gotrace_cli("bind", "-q", "-o", str(tmp_path / "own"), "--", *_work(bins), env=_env(None))
+    gotrace_cli("bind", "-q", "-o", str(tmp_path / "own"), "--", *_work(bins), env=_env(None))
     via, own = load_session(tmp_path / "via"), load_session(tmp_path / "own")
     assert "bind server" in via.meta["bpf_started"] and via.meta["lost_events"] == 0 and via.complete
     assert _lookups(via) == _lookups(own)

@@ -55,12 +55,12 @@ def agent_command(
         raise GotraceError(f"unknown action {action!r}: use gotrace agent start, stop or status", 2)
     path = socket or agent.socket_path() or agent.DEFAULT_SOCKET
     if action == "serve":
-        from .bind_server import bind_socket, serve
+        from .bind_server import serve
 
-        serve(bind_socket(path), path)
+        serve(agent.bind_socket(path), path)
         return
     if action == "start" and foreground:
-        from .bind_server import bind_socket, serve
+        from .bind_server import serve
 
         try:
             running = agent.status(path)
@@ -71,7 +71,7 @@ def agent_command(
                                "(sudo gotrace agent stop)")
         agent.start(path, bind_server=False)
         try:
-            serve(bind_socket(path), path)
+            serve(agent.bind_socket(path), path)
         finally:
             agent.stop(path)
         return

@@ -19,9 +19,8 @@ import os
 import socket
 import sys
 
-from ..capture.bpf.agent import Unreachable, socket_path, stale, status
+from ..capture.bpf.agent import Unreachable, bind_socket, socket_path, stale, status
 from ..capture.bpf.via_agent import AgentRefused, start_gated
-from .bind_server import bind_socket
 
 
 def run(cli_argv: list[str], command: list[str]) -> int | None:

@@ -24,16 +24,12 @@ import signal
 import socket
 import struct
 import sys
-from pathlib import Path
+import time
+
+from .. import procfs
 
 SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)
 MAX_REQUEST = 1 << 20
-
-
-def bind_socket(agent_socket: str) -> str:
-    """Where the bind server listens, beside the agent's socket."""
-    p = Path(agent_socket)
-    return str(p.with_name(f"{p.stem}-bind.sock"))
 
 
 class RemoteChild:
@@ -49,8 +45,6 @@ class RemoteChild:
         self._exit_code: int | None = None
 
     def release(self) -> None:
-        import time
-
         self.start_ns = time.monotonic_ns()
         self.conn.send(b"GO")
 
@@ -62,8 +56,6 @@ class RemoteChild:
         self.wait()
 
     def wait(self) -> int:
-        import time
-
         if self._exit_code is not None:
             return self._exit_code
         try:
@@ -108,7 +100,7 @@ def serve(path: str, agent_socket: str) -> None:
     sys.stdout.write("READY\n")
     sys.stdout.flush()
     try:
-        while os.path.exists(f"/proc/{st.pid}") and not _zombie(st.pid):
+        while procfs.ending(st.pid) is None:  # until the agent has ended (a zombie counts)
             try:
                 conn, _ = srv.accept()
             except TimeoutError:
@@ -127,13 +119,6 @@ def serve(path: str, agent_socket: str) -> None:
             os.unlink(path)
         except OSError:
             pass
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].startswith(("Z", "X"))
-    except OSError:
-        return True
 
 
 def _preload() -> None:

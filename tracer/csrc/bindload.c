@@ -114,7 +114,6 @@ struct session {
 	gid_t gid;
 	gid_t *groups;               /* the client's supplementary groups (SO_PEERGROUPS) */
 	int ngroups;
-	pid_t root;
 	char *buf;                   /* output not written yet: buf[off .. len) */
 	size_t off, len, cap;
 	int gone;                    /* the client stopped reading: its output is dropped */
@@ -613,8 +612,8 @@ static void end_session(struct session *s, struct ring_buffer *rb)
 	close(s->out);
 	char tail[64];
 	int n = snprintf(tail, sizeof(tail), "LOST\t%llu\nEND\n", (unsigned long long)lost);
-	if (write(s->err, tail, n) < 0 && !agent_mode)
-		(void)0;
+	ssize_t written = write(s->err, tail, n);  /* a client gone: nobody to tell */
+	(void)written;
 	if (agent_mode) {
 		close(s->err);
 		if (s->ctl >= 0)
@@ -744,7 +743,6 @@ static void start_session(int ctl, const char *arg, int *fds, int nfds)
 	}
 	s->uid = who.uid;
 	s->gid = who.gid;
-	s->root = pid;
 	if (who.uid) {  /* the files it keeps are opened as this user, with their groups */
 		gid_t groups[256];
 		socklen_t glen = sizeof(groups);

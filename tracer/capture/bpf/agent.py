@@ -19,9 +19,10 @@ import os
 import socket
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from ... import procfs
 from ...errors import GotraceError
 
 DEFAULT_SOCKET = "/run/gotrace/agent.sock"
@@ -38,6 +39,12 @@ def socket_path() -> str | None:
     return value or DEFAULT_SOCKET
 
 
+def bind_socket(agent_socket: str) -> str:
+    """Where the agent's bind server (commands/bind_server.py) listens, beside the agent's socket."""
+    p = Path(agent_socket)
+    return str(p.with_name(f"{p.stem}-bind.sock"))
+
+
 @dataclass
 class Status:
     """What a running agent says of itself (its STATUS answer)."""
@@ -50,7 +57,6 @@ class Status:
     ldso: str
     ldso_id: str  # "dev:ino" of the ld.so its uprobes are on
     program: str  # the BPF object it loaded
-    raw: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"running": True, "socket": self.socket, "pid": self.pid, "sessions": self.sessions,
@@ -98,7 +104,7 @@ def status(path: str | None = None) -> Status | None:
     try:
         return Status(socket=path, pid=int(fields["pid"]), sessions=int(fields["sessions"]),
                       served=int(fields["served"]), up_s=int(fields["up_ms"]) / 1000, ldso=fields["ldso"],
-                      ldso_id=fields["ldso_id"], program=fields["program"], raw=fields)
+                      ldso_id=fields["ldso_id"], program=fields["program"])
     except (KeyError, ValueError):
         raise Unreachable(f"the agent at {path} answered {answer!r}") from None
 
@@ -213,25 +219,16 @@ def stop(path: str | None = None) -> Status | None:
     if not answer.startswith("OK"):
         raise GotraceError(f"the agent refused to stop: {answer.partition(chr(9))[2] or answer}")
     deadline = time.monotonic() + STOP_TIMEOUT_S
-    while time.monotonic() < deadline and _running(st.pid):
+    # until it has ended: a zombie counts (an agent whose parent is gone waits for init to reap it,
+    # and not every container's init does)
+    while time.monotonic() < deadline and procfs.ending(st.pid) is None:
         _reap(st.pid)
         time.sleep(0.02)
-    if _running(st.pid):
+    if procfs.ending(st.pid) is None:
         raise GotraceError(f"the agent (pid {st.pid}) did not stop within {STOP_TIMEOUT_S:.0f} s")
-    server = Path(path).with_name(f"{Path(path).stem}-bind.sock")  # it ends with the agent
-    while time.monotonic() < deadline and server.exists():
+    while time.monotonic() < deadline and os.path.exists(bind_socket(path)):  # it ends with the agent
         time.sleep(0.02)
     return st
-
-
-def _running(pid: int) -> bool:
-    """The process is there and not a zombie (an agent whose parent is gone waits for init to reap it,
-    and not every container's init does)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][:1]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 def _reap(pid: int) -> None:

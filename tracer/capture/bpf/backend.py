@@ -105,8 +105,10 @@ class BpfBackend:
             child, proc = self._start(request)
             if isinstance(proc, via_agent.AgentRun):
                 started = f"by gotrace's agent (pid {proc.pid}, {proc.socket}), attached before the command"
-        program = Path(self._agent.program).name if isinstance(proc, via_agent.AgentRun) else self._built[0].name
-        loader = "bindload --agent" if isinstance(proc, via_agent.AgentRun) else self._built[1].name
+        if isinstance(proc, via_agent.AgentRun):
+            program, loader = Path(self._agent.program).name, "bindload --agent"
+        else:
+            program, loader = self._built[0].name, self._built[1].name
         decoder.tree.root(child.pid, os.getpid(), request.argv, time.monotonic_ns())
         preload("pyarrow.csv")
         errors = _Stderr(proc.stderr)

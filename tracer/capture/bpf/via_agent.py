@@ -18,6 +18,7 @@ import fcntl
 import os
 import socket
 
+from ... import procfs
 from ..child import GatedChild
 from .agent import Unreachable, socket_path, stale, status
 
@@ -50,7 +51,6 @@ class AgentRun:
         self.kept_files = kept
         self.session = session
         self.socket = agent_socket
-        self.returncode: int | None = None
 
     def kill(self) -> None:
         self.stdin.close()
@@ -59,11 +59,10 @@ class AgentRun:
         self.stdin.close()
 
     def poll(self) -> int | None:
-        return None if os.path.exists(f"/proc/{self.pid}") else 0
+        return None if procfs.ending(self.pid) is None else 0
 
     def wait(self, timeout: float | None = None) -> int:
-        self.returncode = 0
-        return 0
+        return 0  # the agent stays: nothing to wait for
 
 
 class AgentRefused(Exception):
@@ -111,24 +110,20 @@ def start_gated(argv: list[str], env: dict[str, str], st) -> tuple[GatedChild, A
         ctl.connect(st.socket)
         socket.send_fds(ctl, [f"TRACE\t{child.pid}".encode()], [out_w, err_w, theirs.fileno()])
         answer = ctl.recv(4096).decode("utf-8", "replace")
+        kind, _, rest = answer.partition("\t")
+        refused = None if kind == "OK" and rest.isdigit() else f"the agent refused: {rest or answer or 'no answer'}"
     except OSError as exc:
-        for fd in (out_r, err_r):
-            os.close(fd)
-        ours.close()
-        ctl.close()
-        child.abort()
-        raise AgentRefused(f"the agent at {st.socket} did not answer ({exc.strerror or exc})") from None
+        refused = f"the agent at {st.socket} did not answer ({exc.strerror or exc})"
     finally:
         os.close(out_w)
         os.close(err_w)
         theirs.close()
-    kind, _, rest = answer.partition("\t")
-    if kind != "OK" or not rest.isdigit():
+    if refused is not None:
         for fd in (out_r, err_r):
             os.close(fd)
         ours.close()
         ctl.close()
         child.abort()
-        raise AgentRefused(f"the agent refused: {rest or answer or 'no answer'}")
+        raise AgentRefused(refused)
     ctl.settimeout(None)
     return child, AgentRun(st.pid, ctl, out_r, err_r, ours, int(rest), st.socket)
